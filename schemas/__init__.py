@@ -1,0 +1,38 @@
+"""driftsentinel's contracts: events in, alerts out, configuration.
+
+Pure data and validation (pydantic v2 and numpy only); imports nothing else of ours,
+so alert consumers and producers can depend on it alone.
+"""
+
+from schemas.alerts import SCHEMA_VERSION, DriftEvent, SourcePosition, WindowSummary
+from schemas.batch import FeatureBatch
+from schemas.config import (
+    ADWINConfig,
+    AlertPolicyConfig,
+    BankConfig,
+    ConfigError,
+    KafkaConfig,
+    PageHinkleyConfig,
+    SidecarConfig,
+    load_config,
+)
+from schemas.events import FeatureEvent, InvalidEvent, decode_event
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ADWINConfig",
+    "AlertPolicyConfig",
+    "BankConfig",
+    "ConfigError",
+    "DriftEvent",
+    "FeatureBatch",
+    "FeatureEvent",
+    "InvalidEvent",
+    "KafkaConfig",
+    "PageHinkleyConfig",
+    "SidecarConfig",
+    "SourcePosition",
+    "WindowSummary",
+    "decode_event",
+    "load_config",
+]

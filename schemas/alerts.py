@@ -1,0 +1,88 @@
+"""DriftEvent: one message of the alerts topic (key ``model/feature``).
+
+A ``drift`` event says a detector found that a feature's live data changed; the matching
+``resolved`` event says it looks like its reference again. ``event_id`` is derived from
+where in the input the decision was made, so a replay of the same input yields the same
+ids (consumers can de-duplicate on it).
+
+>>> ev = DriftEvent(event_id=make_event_id("g", "features", 0, 25031, "f0", "adwin", "drift"),
+...     model="m", feature="f0", detector="adwin", status="drift", severity="warning",
+...     statistic=1.02, statistic_name="mean_shift_sigma", threshold=None,
+...     source=SourcePosition(topic="features", partition=0, offset=25031),
+...     event_time=None, detected_at=0.0,
+...     window=WindowSummary(count=10, mean=1.0, std=1.0, quantiles={}, missing_ratio=0.0),
+...     reference=None)
+>>> ev.key
+'m/f0'
+>>> len(ev.event_id)
+32
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+Status = Literal["drift", "resolved"]
+Severity = Literal["info", "warning", "critical"]
+
+
+class SourcePosition(BaseModel):
+    """Where in the input the decision was made."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topic: str
+    partition: int
+    offset: int = Field(description="Offset of the event at which the detector decided.")
+
+
+class WindowSummary(BaseModel):
+    """Summary of a window of one feature's values (raw units)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    count: int = Field(description="Number of non-missing values.")
+    mean: float | None
+    std: float | None
+    quantiles: dict[str, float] = Field(description="e.g. {'p05': .., 'p50': .., 'p95': ..}")
+    missing_ratio: float | None = Field(description="Missing values / events in the window.")
+
+
+class DriftEvent(BaseModel):
+    """A drift decision about one feature of one model, with its evidence."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str = Field(description="Deterministic: hash of group, topic, partition, offset, feature, detector, status.")
+    schema_version: int = SCHEMA_VERSION
+    model: str
+    feature: str
+    detector: str = Field(description="adwin | page_hinkley | ... (open set; new detectors add names)")
+    status: Status
+    severity: Severity
+    statistic: float | None = Field(description="The detector's statistic at the decision.")
+    statistic_name: str = Field(description="What `statistic` measures, e.g. mean_shift_sigma, cusum.")
+    threshold: float | None = Field(description="The threshold the statistic was compared with, if any.")
+    source: SourcePosition
+    event_time: float | None = Field(description="ts of the event at `source` (epoch seconds).")
+    detected_at: float = Field(description="Wall-clock epoch seconds when the sidecar decided.")
+    window: WindowSummary = Field(description="The live window of the feature.")
+    reference: WindowSummary | None = Field(description="The baseline the live window is compared with.")
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: ``model/feature``."""
+        return f"{self.model}/{self.feature}"
+
+
+def make_event_id(
+    group: str, topic: str, partition: int, offset: int, feature: str, detector: str, status: str
+) -> str:
+    """Stable id of a decision: the same input position always gives the same id."""
+    raw = "\x1f".join([group, topic, str(partition), str(offset), feature, detector, status])
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]

@@ -1,0 +1,42 @@
+"""FeatureBatch: the columnar hand-over from the stream shell to the detector core.
+
+>>> import numpy as np
+>>> b = FeatureBatch(names=["a", "b"], values=np.array([[1.0, np.nan]]),
+...                  offsets=np.array([7]), event_times=np.array([np.nan]))
+>>> b.n_rows, b.n_features
+(1, 2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FeatureBatch:
+    """Events of one (partition, model) as a float64 matrix ``[rows, features]``.
+
+    ``values[i, j]`` is numeric feature ``names[j]`` of event ``i`` (NaN = missing or not
+    numeric); ``offsets[i]`` its Kafka offset; ``event_times[i]`` its ``ts`` (NaN if none).
+    """
+
+    names: list[str]
+    values: np.ndarray
+    offsets: np.ndarray
+    event_times: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.values.ndim != 2 or self.values.shape[1] != len(self.names):
+            raise ValueError(f"values shape {self.values.shape} does not match {len(self.names)} names")
+        if len(self.offsets) != self.values.shape[0] or len(self.event_times) != self.values.shape[0]:
+            raise ValueError("offsets/event_times must have one entry per row")
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return len(self.names)
