@@ -1,0 +1,348 @@
+"""DetectorBank: every feature of one model's stream, its change detectors and summaries.
+
+The bank is the functional core behind ``driftsentinel run`` and ``replay``: feed it
+:class:`schemas.FeatureBatch` objects in stream order, get back :class:`DriftSignal`
+objects (a detector's decision about a feature at a row of the batch). No I/O, no clock:
+the same batches always give the same signals.
+
+Per feature it keeps
+
+* a **reference**: the first ``warmup`` values (mean, std, exact quantiles). Change
+  detectors see values standardised by it, ``z = (x - mean) / std``, so their parameters
+  mean the same thing for every feature (a shift of 1 is one reference std);
+* **ADWIN** and **Page-Hinkley** over ``z`` (batch kernels, or river's classes with
+  ``backend="river"``);
+* a **live window**: summaries of the last one to two ``window_size`` events;
+* an **alert state** per detector: a detection opens a ``drift`` episode; it is
+  ``resolved`` once ``resolve_min_count`` values since the latest detection have a mean
+  within ``resolve_tolerance_sigma`` of the reference mean.
+
+>>> import numpy as np
+>>> from schemas import BankConfig, FeatureBatch
+>>> rng = np.random.default_rng(0)
+>>> x = rng.normal(size=(6000, 2)); x[3000:, 0] += 2.0
+>>> bank = DetectorBank(BankConfig(backend="river"))
+>>> sigs = bank.update(FeatureBatch(["a", "b"], x, np.arange(6000), np.full(6000, np.nan)))
+>>> sorted({(s.feature, s.detector, s.status) for s in sigs})
+[('a', 'adwin', 'drift'), ('a', 'page_hinkley', 'drift')]
+>>> all(3000 <= s.row < 3200 for s in sigs)
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from schemas import BankConfig, FeatureBatch, WindowSummary
+
+DETECTORS = ("adwin", "page_hinkley")
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+_RECENT = 100  # values before a detection that make up its "recent mean shift"
+
+
+@dataclass(frozen=True)
+class DriftSignal:
+    """One decision: ``detector`` says ``feature`` drifted (or recovered) at ``row``."""
+
+    row: int
+    feature: str
+    detector: str
+    status: Literal["drift", "resolved"]
+    statistic: float | None
+    statistic_name: str
+    threshold: float | None
+    window: WindowSummary
+    reference: WindowSummary | None
+
+
+@dataclass(frozen=True)
+class FeatureStatus:
+    """Read-outs of one feature, for gauges."""
+
+    feature: str
+    live_mean: float | None
+    missing_ratio: float | None
+    drift: dict[str, bool] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+    window_size: dict[str, int] = field(default_factory=dict)
+
+
+def _make_detectors(config: BankConfig, n_features: int) -> dict[str, Any]:
+    """Instantiate the enabled change detectors for ``n_features`` features."""
+    if config.backend == "river":
+        from detectors.river_backend import RiverADWIN as adwin_cls
+        from detectors.river_backend import RiverPageHinkley as ph_cls
+    else:
+        from detectors.adwin import ADWIN as adwin_cls
+        from detectors.page_hinkley import PageHinkley as ph_cls
+    out: dict[str, Any] = {}
+    if config.adwin.enabled:
+        out["adwin"] = adwin_cls(n_features=n_features, **config.adwin.model_dump(exclude={"enabled"}))
+    if config.page_hinkley.enabled:
+        out["page_hinkley"] = ph_cls(n_features=n_features, **config.page_hinkley.model_dump(exclude={"enabled"}))
+    return out
+
+
+class _LiveWindow:
+    """Tumbling windows of ``size`` events; summaries cover the previous and current one."""
+
+    def __init__(self, size: int) -> None:
+        from detectors.sketches import FeatureSketch
+
+        self._new = FeatureSketch
+        self.size = size
+        self.previous = FeatureSketch(n_features=0)
+        self.current = FeatureSketch(n_features=0)
+        self.rows_in_current = 0
+
+    def add_features(self, n: int) -> None:
+        self.previous.add_features(n)
+        self.current.add_features(n)
+
+    def update(self, x: np.ndarray) -> None:
+        self.current.update(x)
+        self.rows_in_current += x.shape[0]
+        if self.rows_in_current >= self.size:
+            self.previous = self.current
+            self.current = self._new(n_features=x.shape[1])
+            self.rows_in_current = 0
+
+    def merged(self) -> Any:
+        return self.previous.merged(self.current)
+
+
+class DetectorBank:
+    """Change detectors and summaries for every feature of one model's stream."""
+
+    def __init__(self, config: BankConfig | None = None) -> None:
+        self.config = config or BankConfig()
+        self.features: list[str] = []
+        self._index: dict[str, int] = {}
+        self._detectors = _make_detectors(self.config, 0)
+        self._live = _LiveWindow(self.config.window_size)
+        # reference (warm-up) per feature
+        self._ref_mean = np.zeros(0)
+        self._ref_std = np.ones(0)
+        self._ready = np.zeros(0, dtype=bool)
+        self._warm: list[list[np.ndarray] | None] = []
+        self._warm_events = np.zeros(0, dtype=np.int64)
+        self._warm_missing = np.zeros(0, dtype=np.int64)
+        self._reference: list[WindowSummary | None] = []
+        # alert state
+        self._active = {name: np.zeros(0, dtype=bool) for name in self._detectors}
+        self._since_n = np.zeros(0, dtype=np.int64)
+        self._since_sum = np.zeros(0)
+        self.n_rows = 0
+
+    # ------------------------------------------------------------------ features
+    def _accepts(self, name: str) -> bool:
+        cfg = self.config
+        if cfg.include is not None and name not in cfg.include:
+            return False
+        return name not in cfg.exclude and len(self.features) < cfg.max_features
+
+    def _add_features(self, names: list[str]) -> None:
+        n = len(names)
+        for name in names:
+            self._index[name] = len(self.features)
+            self.features.append(name)
+        for det in self._detectors.values():
+            det.add_features(n)
+        self._live.add_features(n)
+        self._ref_mean = np.concatenate([self._ref_mean, np.zeros(n)])
+        self._ref_std = np.concatenate([self._ref_std, np.ones(n)])
+        self._ready = np.concatenate([self._ready, np.zeros(n, dtype=bool)])
+        self._warm.extend([] for _ in range(n))
+        self._warm_events = np.concatenate([self._warm_events, np.zeros(n, dtype=np.int64)])
+        self._warm_missing = np.concatenate([self._warm_missing, np.zeros(n, dtype=np.int64)])
+        self._reference.extend([None] * n)
+        for key in self._active:
+            self._active[key] = np.concatenate([self._active[key], np.zeros(n, dtype=bool)])
+        self._since_n = np.concatenate([self._since_n, np.zeros(n, dtype=np.int64)])
+        self._since_sum = np.concatenate([self._since_sum, np.zeros(n)])
+
+    def _align(self, batch: FeatureBatch) -> np.ndarray:
+        """The batch as a ``[rows, len(self.features)]`` matrix, learning new features."""
+        if batch.names == self.features:
+            return np.ascontiguousarray(batch.values, dtype=np.float64)
+        new = [n for n in batch.names if n not in self._index and self._accepts(n)]
+        if new:
+            self._add_features(new)
+        x = np.full((batch.n_rows, len(self.features)), np.nan)
+        cols = [(j, self._index[n]) for j, n in enumerate(batch.names) if n in self._index]
+        if cols:
+            src, dst = (np.array(c) for c in zip(*cols))
+            x[:, dst] = batch.values[:, src]
+        return x
+
+    # ------------------------------------------------------------------ warm-up
+    def _warm_up(self, x: np.ndarray) -> np.ndarray:
+        """Feed warming features; return, per feature, the first row detectors may see."""
+        first_row = np.where(self._ready, 0, x.shape[0])
+        need = self.config.warmup
+        for j in np.flatnonzero(~self._ready):
+            col = x[:, j]
+            valid = np.flatnonzero(~np.isnan(col))
+            chunks = self._warm[j]
+            assert chunks is not None
+            have = sum(len(c) for c in chunks)
+            take = valid[: need - have]
+            if take.size:
+                chunks.append(col[take].copy())
+            if have + take.size < need:
+                self._warm_events[j] += x.shape[0]
+                self._warm_missing[j] += x.shape[0] - valid.size
+                continue
+            last = int(take[-1])
+            self._warm_events[j] += last + 1
+            self._warm_missing[j] += last + 1 - take.size
+            values = np.concatenate(chunks)
+            mean, std = float(values.mean()), float(values.std(ddof=1))
+            self._ref_mean[j] = mean
+            # A constant reference has no scale; fall back to its magnitude (or 1) so any
+            # change is still a large, finite shift.
+            self._ref_std[j] = std if std > 0 else (abs(mean) * 1e-3 or 1.0)
+            self._reference[j] = WindowSummary(
+                count=int(values.size),
+                mean=mean,
+                std=std,
+                quantiles=_quantiles(np.quantile(values, QUANTILES)),
+                missing_ratio=float(self._warm_missing[j] / max(self._warm_events[j], 1)),
+            )
+            self._warm[j] = None
+            self._ready[j] = True
+            first_row[j] = last + 1
+        return first_row
+
+    # ------------------------------------------------------------------ update
+    def update(self, batch: FeatureBatch) -> list[DriftSignal]:
+        """Process one batch (stream order); return the decisions made in it, by row."""
+        x = self._align(batch)
+        n, n_feat = x.shape
+        if n == 0 or n_feat == 0:
+            self.n_rows += n
+            return []
+        first_row = self._warm_up(x)
+        self._live.update(x)
+        z = (x - self._ref_mean) / self._ref_std
+        not_yet = np.arange(n)[:, None] < first_row[None, :]
+        if not_yet.any():
+            z[not_yet] = np.nan
+        hits = {name: det.update(z) for name, det in self._detectors.items()}
+        self.n_rows += n
+        return self._decide(z, hits)
+
+    def _decide(self, z: np.ndarray, hits: dict[str, np.ndarray]) -> list[DriftSignal]:
+        n = z.shape[0]
+        fired: dict[int, list[tuple[int, str]]] = {}
+        for name, h in hits.items():
+            for row, j in h:
+                fired.setdefault(int(j), []).append((int(row), name))
+        valid = ~np.isnan(z)
+        # mean-since-last-detection, the resolution criterion
+        quiet = np.ones(z.shape[1], dtype=bool)
+        quiet[list(fired)] = False
+        self._since_n[quiet] += valid[:, quiet].sum(axis=0)
+        self._since_sum[quiet] += np.where(valid[:, quiet], z[:, quiet], 0.0).sum(axis=0)
+        raw: list[tuple[int, int, str, str, float | None]] = []
+        for j, events in fired.items():
+            last = max(row for row, _ in events)
+            tail = z[last + 1 :, j]
+            tail = tail[~np.isnan(tail)]
+            self._since_n[j] = tail.size
+            self._since_sum[j] = float(tail.sum())
+            for row, name in sorted(events):
+                if self._active[name][j]:
+                    continue  # already in a drift episode: one event per episode
+                self._active[name][j] = True
+                recent = z[max(0, row - _RECENT + 1) : row + 1, j]
+                recent = recent[~np.isnan(recent)]
+                raw.append((row, j, name, "drift", float(recent.mean()) if recent.size else None))
+        any_active = np.zeros(z.shape[1], dtype=bool)
+        for flags in self._active.values():
+            any_active |= flags
+        with np.errstate(invalid="ignore", divide="ignore"):
+            since_mean = self._since_sum / self._since_n
+        recovered = (
+            any_active
+            & (self._since_n >= self.config.resolve_min_count)
+            & (np.abs(since_mean) <= self.config.resolve_tolerance_sigma)
+        )
+        for j in np.flatnonzero(recovered):
+            seen = np.flatnonzero(valid[:, j])
+            row = int(seen[-1]) if seen.size else n - 1
+            for name, flags in self._active.items():
+                if flags[j]:
+                    flags[j] = False
+                    raw.append((row, int(j), name, "resolved", float(since_mean[j])))
+        if not raw:
+            return []
+        live = self._live.merged()
+        raw.sort(key=lambda r: (r[0], r[1], DETECTORS.index(r[2]) if r[2] in DETECTORS else 99))
+        return [
+            DriftSignal(
+                row=row,
+                feature=self.features[j],
+                detector=name,
+                status=status,  # type: ignore[arg-type]
+                statistic=stat,
+                statistic_name="mean_shift_sigma",
+                threshold=self.config.resolve_tolerance_sigma if status == "resolved" else None,
+                window=self._summary(live, j),
+                reference=self._reference[j],
+            )
+            for row, j, name, status, stat in raw
+        ]
+
+    # ------------------------------------------------------------------ read-outs
+    def _summary(self, sketch: Any, j: int) -> WindowSummary:
+        count = int(sketch.count[j])
+        events = count + int(sketch.missing[j])
+        if count == 0:
+            return WindowSummary(count=0, mean=None, std=None, quantiles={}, missing_ratio=1.0 if events else None)
+        var = float(sketch.variance[j])
+        return WindowSummary(
+            count=count,
+            mean=float(sketch.mean[j]),
+            std=float(np.sqrt(var)) if np.isfinite(var) else None,
+            quantiles=_quantiles([float(sketch.quantile(q)[j]) for q in QUANTILES]),
+            missing_ratio=float(sketch.missing[j] / events),
+        )
+
+    def status(self) -> list[FeatureStatus]:
+        """Current read-outs of every feature (for gauges)."""
+        live = self._live.merged()
+        out = []
+        adwin = self._detectors.get("adwin")
+        ph = self._detectors.get("page_hinkley")
+        for j, name in enumerate(self.features):
+            count = int(live.count[j])
+            events = count + int(live.missing[j])
+            mean = float(live.mean[j]) if count else None
+            scores: dict[str, float] = {}
+            if self._ready[j] and mean is not None:
+                scores["mean_shift_sigma"] = (mean - self._ref_mean[j]) / self._ref_std[j]
+            window: dict[str, int] = {}
+            if adwin is not None:
+                window["adwin"] = int(adwin.width[j])
+            if ph is not None:
+                scores["page_hinkley_up"] = float(ph.test_increase[j])
+                scores["page_hinkley_down"] = float(ph.test_decrease[j])
+            out.append(
+                FeatureStatus(
+                    feature=name,
+                    live_mean=mean,
+                    missing_ratio=(live.missing[j] / events) if events else None,
+                    drift={k: bool(v[j]) for k, v in self._active.items()},
+                    scores=scores,
+                    window_size=window,
+                )
+            )
+        return out
+
+
+def _quantiles(values: Any) -> dict[str, float]:
+    return {f"p{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, values)}

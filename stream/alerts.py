@@ -1,0 +1,78 @@
+"""Alert policy: detector decisions -> DriftEvents (cooldown, severity, stable ids).
+
+>>> from detectors.bank import DriftSignal
+>>> from schemas import AlertPolicyConfig, WindowSummary
+>>> w = WindowSummary(count=1, mean=0.0, std=None, quantiles={}, missing_ratio=0.0)
+>>> sig = DriftSignal(row=0, feature="f0", detector="adwin", status="drift", statistic=1.3,
+...                   statistic_name="mean_shift_sigma", threshold=None, window=w, reference=w)
+>>> policy = AlertPolicy(AlertPolicyConfig(), group_id="g")
+>>> ev = policy.to_event(sig, model="m", topic="t", partition=0, offset=5, event_time=None, now=0.0)
+>>> ev.severity, ev.source.offset
+('critical', 5)
+"""
+
+from __future__ import annotations
+
+from detectors.bank import DriftSignal
+from schemas import AlertPolicyConfig, DriftEvent, SourcePosition
+from schemas.alerts import make_event_id
+
+
+class AlertPolicy:
+    """Decides which signals become events, and builds them."""
+
+    def __init__(self, config: AlertPolicyConfig, group_id: str) -> None:
+        self.config = config
+        self.group_id = group_id
+        # (topic, partition, model, feature, detector) -> offset of the last 'drift' event
+        self._last_drift: dict[tuple[str, int, str, str, str], int] = {}
+
+    def severity(self, statistic: float | None) -> str:
+        """'critical' / 'warning' / 'info' by the size of the mean shift (in reference stds)."""
+        size = abs(statistic) if statistic is not None else 0.0
+        if size >= self.config.critical_sigma:
+            return "critical"
+        if size >= self.config.warning_sigma:
+            return "warning"
+        return "info"
+
+    def admit(self, signal: DriftSignal, model: str, topic: str, partition: int, offset: int) -> bool:
+        """False when a 'drift' event for the same feature/detector is within the cooldown."""
+        if signal.status != "drift":
+            return True
+        key = (topic, partition, model, signal.feature, signal.detector)
+        last = self._last_drift.get(key)
+        if last is not None and offset - last < self.config.cooldown_events:
+            return False
+        self._last_drift[key] = offset
+        return True
+
+    def to_event(
+        self,
+        signal: DriftSignal,
+        *,
+        model: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        event_time: float | None,
+        now: float,
+    ) -> DriftEvent:
+        return DriftEvent(
+            event_id=make_event_id(
+                self.group_id, topic, partition, offset, f"{model}/{signal.feature}", signal.detector, signal.status
+            ),
+            model=model,
+            feature=signal.feature,
+            detector=signal.detector,
+            status=signal.status,
+            severity=self.severity(signal.statistic) if signal.status == "drift" else "info",  # type: ignore[arg-type]
+            statistic=signal.statistic,
+            statistic_name=signal.statistic_name,
+            threshold=signal.threshold,
+            source=SourcePosition(topic=topic, partition=partition, offset=offset),
+            event_time=event_time,
+            detected_at=now,
+            window=signal.window,
+            reference=signal.reference,
+        )

@@ -1,0 +1,171 @@
+"""``driftsentinel``: the command line.
+
+Subcommands: ``run`` (the sidecar), ``demo`` (synthetic stream with known drift),
+``replay`` (the same engine over a JSON Lines file, alerts as JSON lines),
+``schema`` (JSON Schemas of the contracts), ``local-kafka`` (a real single-node broker
+for development and tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from schemas import ConfigError, DriftEvent, FeatureEvent, SidecarConfig, load_config
+
+
+def _setup_logging(fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+
+        class JsonFormatter(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return json.dumps(
+                    {"ts": record.created, "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+                )
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def _config_from_args(args: argparse.Namespace) -> SidecarConfig:
+    overrides = {
+        "kafka.bootstrap_servers": args.bootstrap_servers,
+        "kafka.input_topic": args.input_topic,
+        "kafka.alerts_topic": args.alerts_topic,
+        "kafka.dlq_topic": args.dlq_topic,
+        "kafka.group_id": args.group_id,
+        "metrics_port": args.metrics_port,
+        "max_events": args.max_events,
+        "idle_exit": args.idle_exit,
+        "detectors.backend": args.backend,
+        "log_format": args.log_format,
+    }
+    return load_config(args.config, overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from stream.consumer import Sidecar, effective_config_line
+
+    try:
+        config = _config_from_args(args)
+    except ConfigError as exc:
+        print(f"driftsentinel: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(config.log_format)
+    logging.getLogger("driftsentinel").info("effective config %s", effective_config_line(config))
+    sidecar = Sidecar(config)
+    sidecar.install_signal_handlers()
+    return sidecar.run()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from stream.demo import produce_demo
+
+    drift_features = [f for f in args.drift_features.split(",") if f] if args.drift_features else []
+    try:
+        n = produce_demo(
+            args.bootstrap_servers,
+            args.topic,
+            args.events,
+            args.features,
+            args.drift_at,
+            drift_features,
+            args.shift,
+            args.seed,
+            model=args.model,
+            rate=args.rate,
+        )
+    except ValueError as exc:
+        print(f"driftsentinel demo: {exc}", file=sys.stderr)
+        return 2
+    print(f"produced {n} events to {args.topic} (drift at {args.drift_at} on {drift_features or 'none'})")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from stream.replay import replay_file
+
+    try:
+        config = load_config(args.config, {"detectors.backend": args.backend})
+    except ConfigError as exc:
+        print(f"driftsentinel: {exc}", file=sys.stderr)
+        return 2
+    out = sys.stdout if args.output == "-" else open(args.output, "w")  # noqa: SIM115
+    try:
+        stats = replay_file(Path(args.input), config, out)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(json.dumps(stats), file=sys.stderr)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    model = {"alert": DriftEvent, "event": FeatureEvent, "config": SidecarConfig}[args.which]
+    print(json.dumps(model.model_json_schema(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="driftsentinel", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the sidecar (flags override the config file)")
+    run.add_argument("--config", help="YAML config file")
+    run.add_argument("--bootstrap-servers")
+    run.add_argument("--input-topic")
+    run.add_argument("--alerts-topic")
+    run.add_argument("--dlq-topic")
+    run.add_argument("--group-id")
+    run.add_argument("--metrics-port", type=int)
+    run.add_argument("--max-events", type=int, help="stop after N input messages")
+    run.add_argument("--idle-exit", type=float, help="stop after SECONDS without input")
+    run.add_argument("--backend", choices=["kernel", "river"], help="detector implementation")
+    run.add_argument("--log-format", choices=["text", "json"])
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="produce a synthetic stream with known drift points")
+    demo.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
+    demo.add_argument("--topic", default="features")
+    demo.add_argument("--events", type=int, default=50_000)
+    demo.add_argument("--features", type=int, default=20)
+    demo.add_argument("--drift-at", type=int, default=25_000)
+    demo.add_argument("--drift-features", default="f0,f1,f2", help="comma-separated names ('' for none)")
+    demo.add_argument("--shift", type=float, default=1.0, help="mean shift in standard deviations")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--model", default="demo")
+    demo.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
+    demo.set_defaults(func=cmd_demo)
+
+    replay = sub.add_parser("replay", help="run the detectors over a JSON Lines file, alerts as JSON lines")
+    replay.add_argument("--input", required=True, help="JSON Lines file of FeatureEvents")
+    replay.add_argument("--output", default="-", help="where to write alerts (default stdout)")
+    replay.add_argument("--config", help="YAML config file")
+    replay.add_argument("--backend", choices=["kernel", "river"])
+    replay.set_defaults(func=cmd_replay)
+
+    schema = sub.add_parser("schema", help="print a contract's JSON Schema")
+    schema.add_argument("which", choices=["alert", "event", "config"])
+    schema.set_defaults(func=cmd_schema)
+
+    from stream import local_kafka
+
+    local_kafka.register_cli(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
