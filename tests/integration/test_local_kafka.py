@@ -1,0 +1,201 @@
+"""Real-broker tests: the session broker (whatever ``kafka_bootstrap`` found or started)
+serves plain and transactional traffic, and ``stream.local_kafka`` itself starts,
+reports and stops brokers, through its API and its command line.
+
+Every loop is bounded by a deadline; every address is 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer
+
+from stream import local_kafka
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _consume(bootstrap: str, topic: str, want: int, timeout: float = 30.0, **conf: str) -> list[tuple[bytes | None, bytes | None]]:
+    """Read ``topic`` from the beginning until ``want`` messages arrived or ``timeout`` passed."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **conf,
+        }
+    )
+    consumer.subscribe([topic])
+    got: list[tuple[bytes | None, bytes | None]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(got) < want and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=500, timeout=0.5):
+                if msg.error() is not None:
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise AssertionError(f"consumer error: {msg.error()}")
+                got.append((msg.key(), msg.value()))
+    finally:
+        consumer.close()
+    return got
+
+
+def _produce(producer: Producer, topic: str, items: list[tuple[bytes, bytes]]) -> None:
+    errors: list[str] = []
+
+    def on_delivery(err: KafkaError | None, _msg: object) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    for key, value in items:
+        producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+    remaining = producer.flush(30)
+    assert remaining == 0, f"{remaining} messages not delivered within 30s"
+    assert not errors, errors
+
+
+@pytest.mark.integration
+def test_produce_consume_round_trip(kafka_bootstrap: str, new_topic: Callable[..., str]) -> None:
+    topic = new_topic(partitions=3, prefix="roundtrip")
+    sent = [(f"k{i % 7}".encode(), json.dumps({"i": i}).encode()) for i in range(300)]
+    _produce(Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True}), topic, sent)
+
+    got = _consume(kafka_bootstrap, topic, want=len(sent))
+
+    assert sorted(got) == sorted(sent)
+    # Per-key order is kept: a key always lands on one partition.
+    for key in {k for k, _ in sent}:
+        assert [v for k, v in got if k == key] == [v for k, v in sent if k == key]
+
+
+@pytest.mark.integration
+def test_aborted_transaction_is_invisible_to_read_committed(
+    kafka_bootstrap: str, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(partitions=1, prefix="txn")
+    producer = Producer(
+        {"bootstrap.servers": kafka_bootstrap, "transactional.id": f"test-txn-{uuid.uuid4().hex[:8]}"}
+    )
+    producer.init_transactions(30)
+
+    for value, commit in ((b"committed-1", True), (b"aborted", False), (b"committed-2", True)):
+        producer.begin_transaction()
+        producer.produce(topic, key=b"k", value=value)
+        producer.flush(10)
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.abort_transaction(30)
+
+    committed = _consume(kafka_bootstrap, topic, want=2, **{"isolation.level": "read_committed"})
+    assert [v for _, v in committed] == [b"committed-1", b"committed-2"]
+
+    # The aborted record is in the log all the same: only the isolation level hides it.
+    everything = _consume(kafka_bootstrap, topic, want=3, **{"isolation.level": "read_uncommitted"})
+    assert [v for _, v in everything] == [b"committed-1", b"aborted", b"committed-2"]
+
+
+@pytest.mark.integration
+def test_api_start_is_idempotent_and_status_reports_running(tmp_path: Path) -> None:
+    data_dir = tmp_path / "broker"
+    port = local_kafka.free_port()
+    bootstrap = local_kafka.start(port=port, data_dir=data_dir, timeout=120)
+    try:
+        assert bootstrap == f"127.0.0.1:{port}"
+        assert (local_kafka.lib_dir() / ".." / ".complete").resolve().exists()
+
+        st = local_kafka.status(data_dir)
+        assert st.running and st.answers_metadata
+        assert st.bootstrap == bootstrap
+        assert st.pid is not None and st.pid == int((data_dir / "kafka.pid").read_text())
+
+        # A second start on the same data dir finds the running broker, starts no JVM.
+        assert local_kafka.start(port=port, data_dir=data_dir, timeout=30) == bootstrap
+        assert local_kafka.status(data_dir).pid == st.pid
+        with pytest.raises(local_kafka.LocalKafkaError, match="already runs"):
+            local_kafka.start(port=local_kafka.free_port(), data_dir=data_dir, timeout=30)
+    finally:
+        stopped = local_kafka.stop(data_dir)
+
+    assert stopped
+    after = local_kafka.status(data_dir)
+    assert not after.running and after.pid is None and not after.answers_metadata
+    assert not local_kafka.stop(data_dir)
+
+
+@pytest.mark.integration
+def test_start_on_a_taken_port_fails_fast(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        t0 = time.monotonic()
+        with pytest.raises(local_kafka.LocalKafkaError, match="in use"):
+            local_kafka.start(port=port, data_dir=tmp_path / "broker", timeout=30)
+        assert time.monotonic() - t0 < 20
+    assert not local_kafka.status(tmp_path / "broker").running
+
+
+def _cli(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "stream.local_kafka", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.integration
+def test_cli_start_status_stop_on_a_second_data_dir(tmp_path: Path) -> None:
+    data_dir = tmp_path / "cli-broker"
+    port = local_kafka.free_port()
+    try:
+        started = _cli("start", "--port", str(port), "--data-dir", str(data_dir))
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.strip() == f"127.0.0.1:{port}"
+
+        st = _cli("status", "--data-dir", str(data_dir), timeout=30)
+        assert st.returncode == 0, st.stderr
+        report = json.loads(st.stdout)
+        assert report["running"] is True
+        assert report["answers_metadata"] is True
+        assert report["bootstrap"] == f"127.0.0.1:{port}"
+    finally:
+        stopped = _cli("stop", "--data-dir", str(data_dir), timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+
+    st = _cli("status", "--data-dir", str(data_dir), timeout=30)
+    assert st.returncode == 3
+    assert json.loads(st.stdout)["running"] is False
+    # The port is released once stop returns.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", port))
+
+
+def test_register_cli_adds_local_kafka_subcommands() -> None:
+    parser = argparse.ArgumentParser(prog="driftsentinel")
+    local_kafka.register_cli(parser.add_subparsers(dest="command", required=True))
+
+    args = parser.parse_args(["local-kafka", "start", "--port", "19999", "--data-dir", "/tmp/x"])
+    assert args.port == 19999 and args.data_dir == Path("/tmp/x") and callable(args.func)
+    for cmd in ("stop", "status", "fetch"):
+        assert callable(parser.parse_args(["local-kafka", cmd]).func)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["local-kafka"])
