@@ -1,0 +1,158 @@
+"""Helpers for integration tests: run the real sidecar process, scrape it, read topics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SidecarProcess:
+    """``driftsentinel run`` as a child process, with its metrics port."""
+
+    def __init__(self, bootstrap: str, input_topic: str, *extra: str, config: dict | None = None,
+                 tmp: Path | None = None, group: str | None = None) -> None:
+        self.metrics_port = free_port()
+        self.alerts_topic = f"{input_topic}-alerts"
+        self.dlq_topic = f"{input_topic}-dlq"
+        self.group = group or f"{input_topic}-group"
+        args = [
+            sys.executable, "-m", "stream.cli", "run",
+            "--bootstrap-servers", bootstrap, "--input-topic", input_topic,
+            "--alerts-topic", self.alerts_topic, "--dlq-topic", self.dlq_topic,
+            "--group-id", self.group, "--metrics-port", str(self.metrics_port), *extra,
+        ]
+        if config is not None:
+            assert tmp is not None
+            path = tmp / f"config-{self.metrics_port}.json"
+            path.write_text(json.dumps(config))  # JSON is YAML
+            args += ["--config", str(path)]
+        self.log_path = (tmp or Path("/tmp")) / f"sidecar-{self.metrics_port}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(args, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        """Samples by (name, sorted labels); None when the endpoint does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        out = {}
+        for fam in text_string_to_metric_families(text):
+            for s in fam.samples:
+                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        return out
+
+    def probe(self, path: str) -> int | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}{path}", timeout=2) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return None
+
+    def wait_until(self, cond: Callable[[dict], bool], timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            snap = self.scrape()
+            if snap is not None and cond(snap):
+                return snap
+            if self.proc.poll() is not None:
+                raise AssertionError(f"sidecar exited ({self.proc.returncode}) early:\n{self.log()}")
+            time.sleep(0.1)
+        raise AssertionError(f"condition not met in {timeout}s; log tail:\n{self.log()[-3000:]}")
+
+    def terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._log.close()
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+def sample(snap: dict, name: str, **labels: str) -> float | None:
+    return snap.get((name, tuple(sorted(labels.items()))))
+
+
+def read_all(bootstrap: str, topic: str, expect: int | None = None, timeout: float = 30.0,
+             idle: float = 3.0) -> list[Message]:
+    """Every message of ``topic`` (all partitions) from the beginning, read_committed."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"reader-{time.monotonic_ns()}",
+        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+    })
+    meta = consumer.list_topics(topic, timeout=10).topics[topic]
+    consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = consumer.consume(1000, timeout=0.5)
+            good = [m for m in batch if m.error() is None]
+            out += good
+            if good:
+                last = time.monotonic()
+            if expect is not None and len(out) >= expect:
+                break
+            if expect is None and time.monotonic() - last > idle:
+                break
+    finally:
+        consumer.close()
+    return out
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes | None], key: bytes | None = b"demo") -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True})
+    for v in values:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=v)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        [tp] = consumer.committed([TopicPartition(topic, partition)], timeout=10)
+        return tp.offset
+    finally:
+        consumer.close()
