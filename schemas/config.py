@@ -43,10 +43,16 @@ class KafkaConfig(_Section):
 
 
 class ADWINConfig(_Section):
-    """river's ADWIN parameters (same names and meaning), run on standardised values."""
+    """river's ADWIN parameters (same names and meaning), run on standardised values.
+
+    ``delta`` defaults to 0.0002, not river's 0.002: on standardised stationary data
+    river's value gave 0.5 false detections per million values (10 in 20 x 1,000,000
+    measured), 0.0002 gave none in the same 20,000,000 values; a 1-sigma shift is still
+    found within about a hundred values. Set ``delta: 0.002`` for river's behaviour.
+    """
 
     enabled: bool = True
-    delta: float = Field(default=0.002, gt=0, lt=1)
+    delta: float = Field(default=0.0002, gt=0, lt=1)
     clock: int = Field(default=32, ge=1)
     max_buckets: int = Field(default=5, ge=2)
     min_window_length: int = Field(default=5, ge=1)

@@ -69,6 +69,7 @@ class Sidecar:
         self._stopping = False
         self._delivery = _Delivery()
         self._last_gauges = 0.0
+        self._last_probe = 0.0
         kafka = config.kafka
         common = {"bootstrap.servers": kafka.bootstrap_servers, "error_cb": self._on_kafka_error}
         self.consumer = Consumer(
@@ -122,6 +123,7 @@ class Sidecar:
                     return
             msgs = self.consumer.consume(num_messages=budget, timeout=cfg.batch_timeout_s)
             if not msgs:
+                self._probe_broker_when_not_ready()
                 if cfg.idle_exit is not None and time.monotonic() - last_input >= cfg.idle_exit:
                     log.info("no input for %.1fs: exiting (idle_exit)", cfg.idle_exit)
                     return
@@ -273,6 +275,17 @@ class Sidecar:
             _, high = self.consumer.get_watermark_offsets(tp, cached=True)
             if high >= 0 and tp.offset >= 0:
                 self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(high - tp.offset, 0))
+
+    def _probe_broker_when_not_ready(self) -> None:
+        """While idle and not ready, ask the broker for metadata (at most every 5 s)."""
+        if self.health.ready()[0] or time.monotonic() - self._last_probe < 5.0:
+            return
+        self._last_probe = time.monotonic()
+        try:
+            self.consumer.list_topics(self.config.kafka.input_topic, timeout=2)
+        except KafkaException:
+            return
+        self.health.set_ready(None)
 
     # ------------------------------------------------------------------ callbacks
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
