@@ -199,3 +199,41 @@ def test_register_cli_adds_local_kafka_subcommands() -> None:
         assert callable(parser.parse_args(["local-kafka", cmd]).func)
     with pytest.raises(SystemExit):
         parser.parse_args(["local-kafka"])
+
+
+def _fake_mvn(bin_dir: Path, body: str) -> None:
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    mvn = bin_dir / "mvn"
+    mvn.write_text("#!/bin/sh\n" + body)
+    mvn.chmod(0o755)
+
+
+def test_fetch_is_atomic_and_idempotent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Maven Central here: a stand-in ``mvn`` shows what fetch() does with its output."""
+    monkeypatch.setenv("DRIFTSENTINEL_CACHE_DIR", str(tmp_path / "cache"))
+    bin_dir = tmp_path / "bin"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    version = "9.9.9"
+
+    # A failed download leaves neither a lib dir nor the completion marker behind.
+    _fake_mvn(bin_dir, 'echo "Could not resolve dependencies" >&2\nexit 1\n')
+    with pytest.raises(local_kafka.LocalKafkaError, match="Could not resolve"):
+        local_kafka.fetch(version)
+    home = local_kafka.lib_dir(version).parent
+    assert not local_kafka.lib_dir(version).exists()
+    assert not (home / ".complete").exists()
+    assert [p.name for p in home.iterdir()] == []  # scratch dir cleaned up
+
+    # A good one: the jars land in lib/, the marker follows; a second call runs no Maven.
+    _fake_mvn(
+        bin_dir,
+        'for a in "$@"; do case "$a" in -DoutputDirectory=*) d="${a#-DoutputDirectory=}";; esac; done\n'
+        f'mkdir -p "$d" && touch "$d/kafka_2.13-{version}.jar" "$d/kafka-clients-{version}.jar"\n',
+    )
+    lib = local_kafka.fetch(version)
+    assert lib == local_kafka.lib_dir(version)
+    assert sorted(p.name for p in lib.iterdir()) == [f"kafka-clients-{version}.jar", f"kafka_2.13-{version}.jar"]
+    assert (home / ".complete").exists()
+
+    _fake_mvn(bin_dir, "exit 1\n")
+    assert local_kafka.fetch(version) == lib
