@@ -142,7 +142,7 @@ class DetectorBank:
         cfg = self.config
         if cfg.include is not None and name not in cfg.include:
             return False
-        return name not in cfg.exclude and len(self.features) < cfg.max_features
+        return name not in cfg.exclude
 
     def _add_features(self, names: list[str]) -> None:
         n = len(names)
@@ -168,7 +168,8 @@ class DetectorBank:
         """The batch as a ``[rows, len(self.features)]`` matrix, learning new features."""
         if batch.names == self.features:
             return np.ascontiguousarray(batch.values, dtype=np.float64)
-        new = [n for n in batch.names if n not in self._index and self._accepts(n)]
+        room = self.config.max_features - len(self.features)
+        new = [n for n in batch.names if n not in self._index and self._accepts(n)][: max(room, 0)]
         if new:
             self._add_features(new)
         x = np.full((batch.n_rows, len(self.features)), np.nan)
