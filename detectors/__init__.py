@@ -6,6 +6,6 @@ No I/O, no clock: the same input batches always give the same signals and state.
 from detectors.adwin import ADWIN
 from detectors.page_hinkley import PageHinkley
 from detectors.river_backend import RiverADWIN, RiverPageHinkley
-# FeatureSketch: added with detectors/sketches.py
+from detectors.sketches import FeatureSketch
 
-__all__ = ["ADWIN", "PageHinkley", "RiverADWIN", "RiverPageHinkley"]
+__all__ = ["ADWIN", "PageHinkley", "FeatureSketch", "RiverADWIN", "RiverPageHinkley"]

@@ -108,7 +108,7 @@ class RiverADWIN(_RiverBank):
     >>> X = np.r_[rng.normal(0, 1, 500), rng.normal(4, 1, 500)].reshape(-1, 1)
     >>> d = RiverADWIN(n_features=1)
     >>> d.update(X)[:, 0].tolist()
-    [543]
+    [511]
     """
 
     _defaults = _ADWIN_DEFAULTS
