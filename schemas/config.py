@@ -139,6 +139,7 @@ class SidecarConfig(_Section):
     max_events: int | None = Field(default=None, ge=1, description="Stop after this many input messages (tests).")
     idle_exit: float | None = Field(default=None, gt=0, description="Stop after this many seconds without input.")
     log_format: Literal["text", "json"] = "text"
+    log_interval_s: float = Field(default=30.0, gt=0, description="Seconds between throughput/lag log lines.")
 
 
 def format_validation_error(exc: ValidationError) -> str:

@@ -70,6 +70,8 @@ class Sidecar:
         self._delivery = _Delivery()
         self._last_gauges = 0.0
         self._last_probe = 0.0
+        self._last_report = (time.monotonic(), 0)
+        self._lag: dict[tuple[str, int], int] = {}
         kafka = config.kafka
         common = {"bootstrap.servers": kafka.bootstrap_servers, "error_cb": self._on_kafka_error}
         self.consumer = Consumer(
@@ -132,6 +134,7 @@ class Sidecar:
             started = time.perf_counter()
             self._process(msgs)
             self.metrics.batch_duration.observe(time.perf_counter() - started)
+            self._report_throughput()
 
     def _shutdown(self) -> None:
         self._stopping = True
@@ -274,7 +277,24 @@ class Sidecar:
         for tp in positions:
             _, high = self.consumer.get_watermark_offsets(tp, cached=True)
             if high >= 0 and tp.offset >= 0:
-                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(high - tp.offset, 0))
+                lag = max(high - tp.offset, 0)
+                self._lag[(tp.topic, tp.partition)] = lag
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def _report_throughput(self) -> None:
+        """One log line every ``log_interval_s``: messages, rate and lag since the last one."""
+        now = time.monotonic()
+        since, count = self._last_report
+        if now - since < self.config.log_interval_s:
+            return
+        self._last_report = (now, self.consumed)
+        log.info(
+            "throughput messages=%d rate=%.0f/s lag=%d partitions=%d",
+            self.consumed,
+            (self.consumed - count) / (now - since),
+            sum(self._lag.values()),
+            len(self._lag),
+        )
 
     def _probe_broker_when_not_ready(self) -> None:
         """While idle and not ready, ask the broker for metadata (at most every 5 s)."""
