@@ -31,6 +31,7 @@ True
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -111,7 +112,16 @@ class _LiveWindow:
             self.rows_in_current = 0
 
     def merged(self) -> Any:
-        return self.previous.merged(self.current)
+        """One sketch of both windows (a copy: the windows go on)."""
+        return copy.deepcopy(self.previous).merge(self.current)
+
+    def mean_and_missing(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per feature: (count, mean, missing) of both windows, without building a merged sketch."""
+        a, b = self.previous, self.current
+        count = a.count + b.count
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (a.count * a.mean + b.count * b.mean) / count
+        return count, mean, a.missing + b.missing
 
 
 class DetectorBank:
@@ -315,14 +325,14 @@ class DetectorBank:
 
     def status(self) -> list[FeatureStatus]:
         """Current read-outs of every feature (for gauges)."""
-        live = self._live.merged()
+        counts, means, missing = self._live.mean_and_missing()
         out = []
         adwin = self._detectors.get("adwin")
         ph = self._detectors.get("page_hinkley")
         for j, name in enumerate(self.features):
-            count = int(live.count[j])
-            events = count + int(live.missing[j])
-            mean = float(live.mean[j]) if count else None
+            count = int(counts[j])
+            events = count + int(missing[j])
+            mean = float(means[j]) if count else None
             scores: dict[str, float] = {}
             if self._ready[j] and mean is not None:
                 scores["mean_shift_sigma"] = (mean - self._ref_mean[j]) / self._ref_std[j]
@@ -336,7 +346,7 @@ class DetectorBank:
                 FeatureStatus(
                     feature=name,
                     live_mean=mean,
-                    missing_ratio=(live.missing[j] / events) if events else None,
+                    missing_ratio=float(missing[j] / events) if events else None,
                     drift={k: bool(v[j]) for k, v in self._active.items()},
                     scores=scores,
                     window_size=window,
