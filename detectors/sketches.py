@@ -155,7 +155,7 @@ class FeatureSketch:
         present = ~np.isnan(X)
         nb_ = present.sum(axis=0)
         self._missing += X.shape[0] - nb_
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             bmean = np.where(nb_ > 0, np.nansum(X, axis=0) / np.maximum(nb_, 1), 0.0)
             dev = np.where(present, X - bmean, 0.0)
             bm2 = np.einsum("ij,ij->j", dev, dev)
@@ -174,7 +174,7 @@ class FeatureSketch:
         na = self._count.astype(np.float64)
         nbf = nb_.astype(np.float64)
         n = na + nbf
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             delta = bmean - self._mean
             safe = np.where(n > 0, n, 1.0)
             mean = self._mean + delta * (nbf / safe)
@@ -225,7 +225,7 @@ class FeatureSketch:
     @property
     def missing_ratio(self) -> np.ndarray:
         total = self._count + self._missing
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             return np.where(total > 0, self._missing / np.maximum(total, 1), 0.0)
 
     @property
@@ -235,7 +235,7 @@ class FeatureSketch:
     @property
     def variance(self) -> np.ndarray:
         """Sample variance (ddof=1); NaN with fewer than 2 values."""
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             return np.where(self._count > 1, self._m2 / np.maximum(self._count - 1, 1), np.nan)
 
     @property
@@ -257,6 +257,10 @@ class FeatureSketch:
             raise ValueError("q must be in [0, 1]")
         out = np.full(self.n_features, np.nan)
         _quantile_kernel(self._pos, self._neg, self._zero, q, self._kmin, self._gamma, out)
+        if q == 0.0:
+            return self.min  # exact: the rank-0 value is the minimum
+        if q == 1.0:
+            return self.max
         with np.errstate(invalid="ignore"):
             return np.clip(out, self.min, self.max)
 
