@@ -24,6 +24,15 @@ Example::
 From the shell: ``python -m stream.local_kafka start --port 19092`` (prints the
 bootstrap address), ``status``, ``stop``, ``fetch``; the same commands are the
 ``driftsentinel local-kafka`` subcommand.
+
+SASL mode (``start(..., sasl_users={"alice": "secret"})``, or
+``start --sasl-user alice:secret``): the client port becomes a SASL_PLAINTEXT listener
+that accepts SCRAM-SHA-512 and PLAIN. SCRAM credentials live in the KRaft metadata log,
+so they are written when the storage is formatted (``StorageTool format --add-scram``);
+PLAIN users are listed in the listener's JAAS config. The broker talks to itself on a
+second, PLAINTEXT listener on 127.0.0.1 (``internal_port`` in ``broker.json``), which
+clients are not told about. ``client_config(data_dir)`` gives the librdkafka settings
+that reach a running broker (with the first user's credentials).
 """
 
 from __future__ import annotations
@@ -33,8 +42,10 @@ import base64
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -77,6 +88,12 @@ _LOG_DIR = "logs"
 _SERVER_LOG = "server.log"
 _KRAFT_DIR = "kraft-logs"
 _FETCH_MARKER = ".complete"
+
+#: Name of the client listener in SASL mode (also its security protocol).
+SASL_LISTENER = "SASL_PLAINTEXT"
+#: The broker's own listener in SASL mode: inter-broker traffic, never advertised to clients.
+_INTERNAL_LISTENER = "INTERNAL"
+SASL_MECHANISMS = ("SCRAM-SHA-512", "PLAIN")
 
 # The JVMs this process started, kept so stop() can reap them (no zombies, no
 # "subprocess still running" warnings).
@@ -210,18 +227,88 @@ def fetch(version: str = KAFKA_VERSION, quiet: bool = True) -> Path:
 # Configuration files
 
 
-def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
+_USER_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_PASSWORD_RE = re.compile(r"[A-Za-z0-9._~!@#$%^&*()+:;?/<>{}|-]{1,128}")
+
+
+def _check_sasl_users(sasl_users: dict[str, str] | None) -> dict[str, str] | None:
+    """Validate user names and passwords: they go unescaped into a JAAS string, a
+    properties file and the ``--add-scram`` syntax (``name=...,password=...]``)."""
+    if sasl_users is None:
+        return None
+    if not sasl_users:
+        raise LocalKafkaError("sasl_users is empty: give at least one user, or None for no SASL")
+    for user, password in sasl_users.items():
+        if not _USER_RE.fullmatch(user):
+            raise LocalKafkaError(f"SASL user name {user!r} must match {_USER_RE.pattern}")
+        if not _PASSWORD_RE.fullmatch(password):
+            # Do not echo the password.
+            raise LocalKafkaError(
+                f"the password of SASL user {user!r} must be 1-128 characters of {_PASSWORD_RE.pattern}"
+            )
+    return dict(sasl_users)
+
+
+def _users_digest(sasl_users: dict[str, str] | None) -> str | None:
+    """A salted-free but one-way fingerprint of the user set, to notice a changed set on restart."""
+    if not sasl_users:
+        return None
+    return hashlib.sha256(json.dumps(sorted(sasl_users.items())).encode()).hexdigest()
+
+
+def _listener_props(
+    port: int, controller_port: int, sasl_users: dict[str, str] | None, internal_port: int | None
+) -> dict[str, str | int]:
+    if not sasl_users:
+        return {
+            "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        }
+    assert internal_port is not None
+    name = SASL_LISTENER.lower()
+    plain_users = " ".join(f'user_{user}="{pw}"' for user, pw in sasl_users.items())
+    return {
+        "listeners": (
+            f"{SASL_LISTENER}://{HOST}:{port},{_INTERNAL_LISTENER}://{HOST}:{internal_port},"
+            f"CONTROLLER://{HOST}:{controller_port}"
+        ),
+        # The internal listener is advertised too (the broker finds itself through its
+        # registration), but clients bootstrapping on the SASL port only ever see the
+        # addresses of the listener they connected to.
+        "advertised.listeners": f"{SASL_LISTENER}://{HOST}:{port},{_INTERNAL_LISTENER}://{HOST}:{internal_port}",
+        "inter.broker.listener.name": _INTERNAL_LISTENER,
+        "listener.security.protocol.map": (
+            f"{SASL_LISTENER}:SASL_PLAINTEXT,{_INTERNAL_LISTENER}:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        ),
+        "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+        f"listener.name.{name}.sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+        # SCRAM users come from the metadata log (formatted in with --add-scram).
+        f"listener.name.{name}.scram-sha-512.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        ),
+        f"listener.name.{name}.plain.sasl.jaas.config": (
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+        ),
+    }
+
+
+def _server_properties(
+    data_dir: Path,
+    port: int,
+    controller_port: int,
+    sasl_users: dict[str, str] | None = None,
+    internal_port: int | None = None,
+) -> str:
     props: dict[str, str | int] = {
         "process.roles": "broker,controller",
         "node.id": NODE_ID,
         # A static voter set: the controller address is not written into the metadata
         # log, so a restart may pick another controller port if the old one is taken.
         "controller.quorum.voters": f"{NODE_ID}@{HOST}:{controller_port}",
-        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        **_listener_props(port, controller_port, sasl_users, internal_port),
         "log.dirs": str(data_dir / _KRAFT_DIR),
         "num.partitions": 1,
         "default.replication.factor": 1,
@@ -321,7 +408,10 @@ def _read_state(data_dir: Path) -> dict[str, Any]:
 
 def _write_state(data_dir: Path, state: dict[str, Any]) -> None:
     tmp = data_dir / (_STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    # 0600: in SASL mode the state holds the probe's credentials.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(state, indent=2) + "\n")
     os.replace(tmp, data_dir / _STATE_FILE)
 
 
@@ -390,7 +480,7 @@ def _logs_tail(data_dir: Path, lines: int = 40) -> str:
     )
 
 
-def _answers_metadata(bootstrap: str, timeout: float) -> bool:
+def _answers_metadata(bootstrap: str, timeout: float, security: dict[str, str] | None = None) -> bool:
     from confluent_kafka.admin import AdminClient
 
     host, _, port = bootstrap.rpartition(":")
@@ -400,7 +490,14 @@ def _answers_metadata(bootstrap: str, timeout: float) -> bool:
         socket.create_connection((host, int(port)), timeout=min(1.0, timeout)).close()
     except OSError:
         return False
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "socket.connection.setup.timeout.ms": 1000})
+    admin = AdminClient(
+        {
+            "bootstrap.servers": bootstrap,
+            "log_level": 0,
+            "socket.connection.setup.timeout.ms": 1000,
+            **(security or {}),
+        }
+    )
     try:
         md = admin.list_topics(timeout=timeout)
     except Exception:  # KafkaException on timeout / transport failure
@@ -408,7 +505,7 @@ def _answers_metadata(bootstrap: str, timeout: float) -> bool:
     return bool(md.brokers)
 
 
-def _transactions_ready(bootstrap: str, timeout: float) -> bool:
+def _transactions_ready(bootstrap: str, timeout: float, security: dict[str, str] | None = None) -> bool:
     """True once a transactional producer can init, i.e. the transaction coordinator serves."""
     from confluent_kafka import KafkaException, Producer
 
@@ -419,6 +516,7 @@ def _transactions_ready(bootstrap: str, timeout: float) -> bool:
             "transaction.timeout.ms": 10000,
             # "Coordinator load in progress: retrying" is expected while it starts.
             "log_level": 0,
+            **(security or {}),
         }
     )
     try:
@@ -434,13 +532,40 @@ def _transactions_ready(bootstrap: str, timeout: float) -> bool:
 # Public API
 
 
+def _security_settings(state: dict[str, Any]) -> dict[str, str]:
+    """librdkafka security settings for the broker described by ``state`` ({} without SASL)."""
+    sasl = state.get("sasl")
+    if not sasl:
+        return {}
+    return {
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": sasl["username"],
+        "sasl.password": sasl["password"],
+    }
+
+
+def client_config(data_dir: Path | None = None) -> dict[str, str]:
+    """librdkafka settings that reach the broker of ``data_dir``: ``bootstrap.servers``
+    and, in SASL mode, SCRAM-SHA-512 with the first user's credentials.
+
+    Raises ``LocalKafkaError`` if the data directory holds no started broker.
+    """
+    data_dir = Path(data_dir or default_data_dir()).expanduser().resolve()
+    state = _read_state(data_dir)
+    if not state.get("bootstrap"):
+        raise LocalKafkaError(f"no broker was started in {data_dir}")
+    return {"bootstrap.servers": state["bootstrap"], **_security_settings(state)}
+
+
 def status(data_dir: Path | None = None, probe_timeout: float = 3.0) -> BrokerStatus:
     """Report whether the broker of ``data_dir`` runs, its pid and address, and whether it answers."""
     data_dir = Path(data_dir or default_data_dir()).expanduser().resolve()
     pid = _read_pid(data_dir)
     running = pid is not None and _is_our_broker(pid, data_dir)
-    bootstrap = _read_state(data_dir).get("bootstrap") if running else None
-    answers = bool(bootstrap) and _answers_metadata(str(bootstrap), probe_timeout)
+    state = _read_state(data_dir)
+    bootstrap = state.get("bootstrap") if running else None
+    answers = bool(bootstrap) and _answers_metadata(str(bootstrap), probe_timeout, _security_settings(state))
     return BrokerStatus(
         data_dir=str(data_dir),
         running=running,
@@ -450,9 +575,19 @@ def status(data_dir: Path | None = None, probe_timeout: float = 3.0) -> BrokerSt
     )
 
 
-def _format_storage(data_dir: Path, version: str) -> None:
-    """Format the KRaft log directory once (``kafka.tools.StorageTool format``)."""
+def _format_storage(data_dir: Path, version: str, sasl_users: dict[str, str] | None = None) -> None:
+    """Format the KRaft log directory once (``kafka.tools.StorageTool format``).
+
+    SCRAM-SHA-512 credentials of ``sasl_users`` are written into the bootstrap metadata
+    (``--add-scram``); they can be set only here, at the first format.
+    """
     if (data_dir / _KRAFT_DIR / "meta.properties").exists():
+        formatted_with = _read_state(data_dir).get("sasl_users_digest")
+        if formatted_with != _users_digest(sasl_users):
+            raise LocalKafkaError(
+                f"the storage in {data_dir / _KRAFT_DIR} was formatted with other SASL users "
+                "(SCRAM credentials are fixed at format time): use a fresh data directory"
+            )
         return
     state = _read_state(data_dir)
     cluster_id = state.get("cluster_id") or _cluster_id()
@@ -472,13 +607,18 @@ def _format_storage(data_dir: Path, version: str) -> None:
         str(data_dir / "server.properties"),
         "--ignore-formatted",
     ]
+    for user, password in (sasl_users or {}).items():
+        cmd += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=data_dir, timeout=120)
     if proc.returncode != 0:
+        output = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+        for password in (sasl_users or {}).values():
+            output = output.replace(password, "***")
         raise LocalKafkaError(
-            f"formatting KRaft storage in {data_dir / _KRAFT_DIR} failed (exit {proc.returncode}):\n"
-            + "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+            f"formatting KRaft storage in {data_dir / _KRAFT_DIR} failed (exit {proc.returncode}):\n" + output
         )
     state["cluster_id"] = cluster_id
+    state["sasl_users_digest"] = _users_digest(sasl_users)
     _write_state(data_dir, state)
 
 
@@ -488,6 +628,7 @@ def start(
     timeout: float = 90,
     version: str = KAFKA_VERSION,
     wait_for_transactions: bool = True,
+    sasl_users: dict[str, str] | None = None,
 ) -> str:
     """Start the broker of ``data_dir`` on 127.0.0.1:``port`` and wait until it serves.
 
@@ -497,34 +638,53 @@ def start(
     broker of ``data_dir`` already runs on ``port``, returns at once. On failure or
     timeout the JVM is killed and ``LocalKafkaError`` carries the broker log's tail.
     Returns the bootstrap address ``"127.0.0.1:<port>"``.
+
+    ``sasl_users`` (user name -> password) turns ``port`` into a SASL_PLAINTEXT
+    listener for SCRAM-SHA-512 and PLAIN; the readiness probes then authenticate as the
+    first user (see :func:`client_config`). A data directory keeps the user set it was
+    first formatted with.
     """
+    sasl_users = _check_sasl_users(sasl_users)
     data_dir = Path(data_dir or default_data_dir()).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     bootstrap = f"{HOST}:{port}"
     with _locked(data_dir / ".lock"):
         pid = _read_pid(data_dir)
         if pid is not None and _is_our_broker(pid, data_dir):
-            running_at = _read_state(data_dir).get("bootstrap")
+            state = _read_state(data_dir)
+            running_at = state.get("bootstrap")
             if running_at != bootstrap:
                 raise LocalKafkaError(
                     f"the broker of {data_dir} already runs at {running_at} (pid {pid}), not {bootstrap}; stop it first"
                 )
-            _wait_ready(bootstrap, data_dir, None, timeout, wait_for_transactions)
+            if state.get("sasl_users_digest") != _users_digest(sasl_users):
+                raise LocalKafkaError(f"the broker of {data_dir} already runs (pid {pid}) with other SASL users")
+            _wait_ready(bootstrap, data_dir, None, timeout, wait_for_transactions, _security_settings(state))
             return bootstrap
 
         fetch(version)
         if not _port_free(port):
             raise LocalKafkaError(f"port {HOST}:{port} is already in use")
         state = _read_state(data_dir)
+        taken = {port}
         controller_port = state.get("controller_port") or port + 1
-        if controller_port == port or not _port_free(controller_port):
+        if controller_port in taken or not _port_free(controller_port):
             controller_port = free_port()
+        taken.add(controller_port)
+        internal_port: int | None = None
+        if sasl_users:
+            internal_port = state.get("internal_port") or free_port()
+            while internal_port in taken or not _port_free(internal_port):
+                internal_port = free_port()
         (data_dir / _LOG_DIR).mkdir(exist_ok=True)
-        (data_dir / "server.properties").write_text(_server_properties(data_dir, port, controller_port))
+        props_path = data_dir / "server.properties"
+        props_path.write_text(_server_properties(data_dir, port, controller_port, sasl_users, internal_port))
+        if sasl_users:
+            props_path.chmod(0o600)  # holds the PLAIN passwords
         (data_dir / "log4j2.properties").write_text(_log4j2_properties(data_dir))
-        _format_storage(data_dir, version)
+        _format_storage(data_dir, version, sasl_users)
 
-        cmd = [_java(), *_jvm_opts(data_dir), "-cp", _classpath(version), "kafka.Kafka", str(data_dir / "server.properties")]
+        cmd = [_java(), *_jvm_opts(data_dir), "-cp", _classpath(version), "kafka.Kafka", str(props_path)]
         with open(data_dir / _OUT_FILE, "ab") as out:
             proc = subprocess.Popen(
                 cmd,
@@ -543,13 +703,21 @@ def start(
                 "bootstrap": bootstrap,
                 "port": port,
                 "controller_port": controller_port,
+                "internal_port": internal_port,
                 "version": version,
                 "started_at": time.time(),
+                # The probes' (and client_config()'s) credentials; the file is 0600.
+                "sasl": (
+                    {"mechanisms": list(SASL_MECHANISMS), "username": next(iter(sasl_users)),
+                     "password": next(iter(sasl_users.values()))}
+                    if sasl_users
+                    else None
+                ),
             }
         )
         _write_state(data_dir, state)
         try:
-            _wait_ready(bootstrap, data_dir, proc, timeout, wait_for_transactions)
+            _wait_ready(bootstrap, data_dir, proc, timeout, wait_for_transactions, _security_settings(state))
         except BaseException:
             _kill(proc.pid, data_dir, grace=5)
             raise
@@ -562,6 +730,7 @@ def _wait_ready(
     proc: subprocess.Popen[bytes] | None,
     timeout: float,
     wait_for_transactions: bool,
+    security: dict[str, str] | None = None,
 ) -> None:
     deadline = time.monotonic() + timeout
     metadata_ok = False
@@ -573,15 +742,17 @@ def _wait_ready(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             what = "a transactional producer init" if metadata_ok else "a metadata request"
+            if security:
+                what += " (authenticated with SASL/SCRAM-SHA-512)"
             raise LocalKafkaError(
                 f"Kafka at {bootstrap} did not answer {what} within {timeout:.0f}s ({data_dir})\n{_logs_tail(data_dir)}"
             )
         if not metadata_ok:
-            metadata_ok = _answers_metadata(bootstrap, min(2.0, remaining))
+            metadata_ok = _answers_metadata(bootstrap, min(2.0, remaining), security)
             if not metadata_ok:
                 time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
                 continue
-        if not wait_for_transactions or _transactions_ready(bootstrap, min(10.0, remaining)):
+        if not wait_for_transactions or _transactions_ready(bootstrap, min(10.0, remaining), security):
             return
 
 
@@ -636,7 +807,7 @@ def stop(data_dir: Path | None = None, timeout: float = 30) -> bool:
 
 def _cmd_start(args: argparse.Namespace) -> int:
     try:
-        bootstrap = start(port=args.port, data_dir=args.data_dir, timeout=args.timeout)
+        bootstrap = start(port=args.port, data_dir=args.data_dir, timeout=args.timeout, sasl_users=args.sasl_users)
     except LocalKafkaError as exc:
         print(f"local-kafka: {exc}", file=sys.stderr)
         return 1
@@ -666,6 +837,18 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+class _SaslUserAction(argparse.Action):
+    """``--sasl-user alice:secret`` (repeatable) -> ``{"alice": "secret"}``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any, option: Any = None) -> None:
+        user, sep, password = str(value).partition(":")
+        if not sep or not user or not password:
+            parser.error(f"{option}: expected USER:PASSWORD")  # the value itself is not echoed
+        users = dict(getattr(namespace, self.dest) or {})
+        users[user] = password
+        setattr(namespace, self.dest, users)
+
+
 def _add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     def data_dir_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -678,6 +861,14 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p = sub.add_parser("start", help="start the broker and wait until it serves; prints the bootstrap address")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"PLAINTEXT port on {HOST} (default {DEFAULT_PORT})")
     p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the broker to be ready")
+    p.add_argument(
+        "--sasl-user",
+        dest="sasl_users",
+        action=_SaslUserAction,
+        metavar="USER:PASSWORD",
+        default=None,
+        help="make the port a SASL_PLAINTEXT listener (SCRAM-SHA-512 and PLAIN) with this user; repeatable",
+    )
     data_dir_arg(p)
     p.set_defaults(func=_cmd_start)
 
