@@ -91,6 +91,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from stream.progress import Progress
     from stream.replay import replay_file
 
     try:
@@ -98,12 +99,33 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"driftsentinel: {exc}", file=sys.stderr)
         return 2
+    path = Path(args.input)
+    if not path.is_file():
+        print(f"driftsentinel: no such input file: {path}", file=sys.stderr)
+        return 2
+    recorder = None
+    if args.plot or args.html:
+        from stream.report import ReplayRecorder
+
+        recorder = ReplayRecorder()
+    # --progress forces the bar; otherwise only when stderr is a terminal
+    progress = Progress(path.stat().st_size, sys.stderr, enabled=True if args.progress else None)
     out = sys.stdout if args.output == "-" else open(args.output, "w")  # noqa: SIM115
     try:
-        stats = replay_file(Path(args.input), config, out)
+        stats = replay_file(path, config, out, recorder=recorder, progress=progress)
     finally:
+        progress.close()
         if out is not sys.stdout:
             out.close()
+    if recorder is not None:
+        from stream.report import render_html, render_png
+
+        if args.plot:
+            render_png(recorder, args.plot, source=path.name)
+            print(f"plot: {args.plot}", file=sys.stderr)
+        if args.html:
+            render_html(recorder, args.html, stats, source=path.name)
+            print(f"report: {args.html}", file=sys.stderr)
     print(json.dumps(stats), file=sys.stderr)
     return 0
 
@@ -150,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--output", default="-", help="where to write alerts (default stdout)")
     replay.add_argument("--config", help="YAML config file")
     replay.add_argument("--backend", choices=["kernel", "river"])
+    replay.add_argument("--plot", metavar="PNG", help="draw the drifting features (live vs reference, detections)")
+    replay.add_argument("--html", metavar="HTML", help="write a self-contained report (feature table, plots)")
+    replay.add_argument("--progress", action="store_true", help="progress bar on stderr even when not a terminal")
     replay.set_defaults(func=cmd_replay)
 
     schema = sub.add_parser("schema", help="print a contract's JSON Schema")

@@ -2,6 +2,10 @@
 
 Offsets in the alerts are 0-based line numbers and the topic is the file's name, so a
 replay of the same file always yields the same alerts and event ids.
+
+A ``recorder`` (:class:`stream.report.ReplayRecorder`) sees every column batch, every
+alert and the banks at the end, for plots and the HTML report; a ``progress``
+(:class:`stream.progress.Progress`) is told the bytes read and events decoded.
 """
 
 from __future__ import annotations
@@ -9,15 +13,26 @@ from __future__ import annotations
 import time
 from collections import Counter
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from detectors.bank import DetectorBank
-from schemas import FeatureEvent, InvalidEvent, SidecarConfig, decode_event
+from schemas import DriftEvent, FeatureBatch, FeatureEvent, InvalidEvent, SidecarConfig, decode_event
 from stream.alerts import AlertPolicy
 from stream.columns import to_batches
 
 
-def replay_file(path: Path, config: SidecarConfig, out: IO[str], batch_size: int = 4096) -> dict[str, object]:
+class Recorder(Protocol):
+    def on_batch(self, model: str, batch: FeatureBatch) -> None: ...
+    def on_alert(self, event: DriftEvent) -> None: ...
+    def on_finish(self, banks: dict[str, DetectorBank]) -> None: ...
+
+
+class ProgressSink(Protocol):
+    def update(self, bytes_read: int, events: int) -> None: ...
+
+
+def replay_file(path: Path, config: SidecarConfig, out: IO[str], batch_size: int = 4096,
+                recorder: Recorder | None = None, progress: ProgressSink | None = None) -> dict[str, object]:
     """Replay ``path``; write one DriftEvent JSON per line to ``out``; return counts."""
     policy = AlertPolicy(config.alerts, config.kafka.group_id)
     banks: dict[str, DetectorBank] = {}
@@ -31,6 +46,8 @@ def replay_file(path: Path, config: SidecarConfig, out: IO[str], batch_size: int
         now = time.time()
         for model, batch in to_batches(events, config.default_model).items():
             bank = banks.setdefault(model, DetectorBank(config.detectors))
+            if recorder is not None:
+                recorder.on_batch(model, batch)
             for sig in bank.update(batch):
                 offset = int(batch.offsets[sig.row])
                 if not policy.admit(sig, model, topic, 0, offset):
@@ -42,10 +59,14 @@ def replay_file(path: Path, config: SidecarConfig, out: IO[str], batch_size: int
                 )
                 out.write(event.model_dump_json() + "\n")
                 alerts += 1
+                if recorder is not None:
+                    recorder.on_alert(event)
 
     pending: list[tuple[int, FeatureEvent]] = []
+    read = 0
     with path.open("rb") as fh:
         for line_no, line in enumerate(fh):
+            read += len(line)
             try:
                 pending.append((line_no, decode_event(line.rstrip(b"\r\n"))))
                 valid += 1
@@ -54,6 +75,12 @@ def replay_file(path: Path, config: SidecarConfig, out: IO[str], batch_size: int
             if len(pending) >= batch_size:
                 flush(pending)
                 pending = []
+            if progress is not None and line_no & 1023 == 1023:
+                progress.update(read, line_no + 1)
     if pending:
         flush(pending)
+    if progress is not None:
+        progress.update(read, valid + sum(invalid.values()))
+    if recorder is not None:
+        recorder.on_finish(banks)
     return {"events": valid, "invalid": dict(invalid), "alerts": alerts}
