@@ -115,6 +115,19 @@ class _LiveWindow:
         """One sketch of both windows (a copy: the windows go on)."""
         return copy.deepcopy(self.previous).merge(self.current)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "rows_in_current": self.rows_in_current,
+            "previous": self.previous.state_dict(),
+            "current": self.current.state_dict(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.rows_in_current = int(state["rows_in_current"])
+        self.previous = self._new.from_state(state["previous"])
+        self.current = self._new.from_state(state["current"])
+
     def mean_and_missing(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per feature: (count, mean, missing) of both windows, without building a merged sketch."""
         a, b = self.previous, self.current
@@ -146,6 +159,7 @@ class DetectorBank:
         self._since_n = np.zeros(0, dtype=np.int64)
         self._since_sum = np.zeros(0)
         self.n_rows = 0
+        self.values_dropped = 0
 
     # ------------------------------------------------------------------ features
     def _accepts(self, name: str) -> bool:
@@ -174,14 +188,34 @@ class DetectorBank:
         self._since_n = np.concatenate([self._since_n, np.zeros(n, dtype=np.int64)])
         self._since_sum = np.concatenate([self._since_sum, np.zeros(n)])
 
+    def admit(self, names: list[str]) -> list[str]:
+        """Which of ``names`` the bank monitors, learning new ones up to ``max_features``.
+
+        Known features come first, in the bank's order, then newly learned ones. Callers
+        build only these columns, so a producer inventing feature names cannot make
+        batches (or the bank) grow without bound.
+
+        >>> bank = DetectorBank(BankConfig(max_features=2, exclude=["id"]))
+        >>> bank.admit(["a", "id", "b", "c"]), bank.admit(["c", "b"])
+        (['a', 'b'], ['b'])
+        """
+        new = [n for n in dict.fromkeys(names) if n not in self._index and self._accepts(n)]
+        room = max(self.config.max_features - len(self.features), 0)
+        if new[:room]:
+            self._add_features(new[:room])
+        if len(names) == len(self.features) and names == self.features:
+            return list(names)
+        wanted = set(names)
+        return [f for f in self.features if f in wanted]
+
     def _align(self, batch: FeatureBatch) -> np.ndarray:
         """The batch as a ``[rows, len(self.features)]`` matrix, learning new features."""
         if batch.names == self.features:
             return np.ascontiguousarray(batch.values, dtype=np.float64)
-        room = self.config.max_features - len(self.features)
-        new = [n for n in batch.names if n not in self._index and self._accepts(n)][: max(room, 0)]
-        if new:
-            self._add_features(new)
+        admitted = set(self.admit(batch.names))
+        over_cap = [j for j, n in enumerate(batch.names) if n not in admitted and self._accepts(n)]
+        if over_cap:
+            self.values_dropped += int((~np.isnan(batch.values[:, over_cap])).sum())
         x = np.full((batch.n_rows, len(self.features)), np.nan)
         cols = [(j, self._index[n]) for j, n in enumerate(batch.names) if n in self._index]
         if cols:
@@ -307,6 +341,73 @@ class DetectorBank:
             )
             for row, j, name, status, stat in raw
         ]
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the bank knows, as plain dicts / numpy arrays / numbers (no pickle).
+
+        ``DetectorBank.from_state(bank.state_dict(), config)`` continues exactly where
+        ``bank`` stands: the same future batches give the same signals.
+        """
+        warm_lengths = np.array([-1 if w is None else sum(len(c) for c in w) for w in self._warm], dtype=np.int64)
+        chunks = [c for w in self._warm if w is not None for c in w]
+        return {
+            "kind": "detector_bank",
+            "version": 1,
+            "features": list(self.features),
+            "detectors": {name: det.state_dict() for name, det in self._detectors.items()},
+            "live": self._live.state_dict(),
+            "ref_mean": self._ref_mean.copy(),
+            "ref_std": self._ref_std.copy(),
+            "ready": self._ready.copy(),
+            "warm_lengths": warm_lengths,
+            "warm_values": np.concatenate(chunks) if chunks else np.zeros(0),
+            "warm_events": self._warm_events.copy(),
+            "warm_missing": self._warm_missing.copy(),
+            "reference": [None if r is None else r.model_dump() for r in self._reference],
+            "active": {name: flags.copy() for name, flags in self._active.items()},
+            "since_n": self._since_n.copy(),
+            "since_sum": self._since_sum.copy(),
+            "n_rows": self.n_rows,
+            "values_dropped": self.values_dropped,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], config: BankConfig | None = None) -> DetectorBank:
+        """Rebuild a bank from :meth:`state_dict` (arrays may come back as lists)."""
+        if state.get("kind") != "detector_bank" or state.get("version") != 1:
+            raise ValueError(f"not a version-1 detector bank state: {state.get('kind')!r} v{state.get('version')!r}")
+        bank = cls(config)
+        if set(state["detectors"]) != set(bank._detectors):
+            raise ValueError(
+                f"state has detectors {sorted(state['detectors'])}, config enables {sorted(bank._detectors)}"
+            )
+        det_cls = {name: type(det) for name, det in bank._detectors.items()}
+        bank._detectors = {name: det_cls[name].from_state(st) for name, st in state["detectors"].items()}
+        bank.features = list(state["features"])
+        bank._index = {name: i for i, name in enumerate(bank.features)}
+        bank._live.load_state(state["live"])
+        bank._ref_mean = np.asarray(state["ref_mean"], dtype=np.float64)
+        bank._ref_std = np.asarray(state["ref_std"], dtype=np.float64)
+        bank._ready = np.asarray(state["ready"], dtype=bool)
+        values = np.asarray(state["warm_values"], dtype=np.float64)
+        bank._warm = []
+        pos = 0
+        for length in np.asarray(state["warm_lengths"], dtype=np.int64):
+            if length < 0:
+                bank._warm.append(None)
+            else:
+                bank._warm.append([values[pos : pos + length]] if length else [])
+                pos += int(length)
+        bank._warm_events = np.asarray(state["warm_events"], dtype=np.int64)
+        bank._warm_missing = np.asarray(state["warm_missing"], dtype=np.int64)
+        bank._reference = [None if r is None else WindowSummary.model_validate(r) for r in state["reference"]]
+        bank._active = {name: np.asarray(flags, dtype=bool) for name, flags in state["active"].items()}
+        bank._since_n = np.asarray(state["since_n"], dtype=np.int64)
+        bank._since_sum = np.asarray(state["since_sum"], dtype=np.float64)
+        bank.n_rows = int(state["n_rows"])
+        bank.values_dropped = int(state["values_dropped"])
+        return bank
 
     # ------------------------------------------------------------------ read-outs
     def _summary(self, sketch: Any, j: int) -> WindowSummary:

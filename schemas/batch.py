@@ -26,6 +26,7 @@ class FeatureBatch:
     values: np.ndarray
     offsets: np.ndarray
     event_times: np.ndarray
+    dropped_values: int = 0  # values of features left out (over the feature cap)
 
     def __post_init__(self) -> None:
         if self.values.ndim != 2 or self.values.shape[1] != len(self.names):

@@ -34,12 +34,36 @@ class KafkaConfig(_Section):
     alerts_topic: str = Field(default="drift-alerts", min_length=1)
     dlq_topic: str = Field(default="features-dlq", min_length=1)
     group_id: str = Field(default="driftsentinel", min_length=1)
+    state_topic: str = Field(
+        default="driftsentinel-state", min_length=1, description="Compacted topic of detector checkpoints."
+    )
+    exactly_once: bool = Field(
+        default=True,
+        description="Commit alerts, DLQ records, checkpoints and input offsets in one Kafka transaction.",
+    )
+    instance_id: str | None = Field(
+        default=None,
+        description="Stable id of this sidecar (default: host name): static group membership and transactional.id.",
+    )
     consumer: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="Extra librdkafka consumer properties (override ours)."
     )
     producer: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="Extra librdkafka producer properties (override ours)."
     )
+
+
+class CheckpointConfig(_Section):
+    """How often each input partition's detector state is written to the state topic.
+
+    After a crash the sidecar restores the latest checkpoint and re-reads the events since
+    (alerts already published for them are not published again), so the interval bounds
+    the re-read work, not correctness.
+    """
+
+    enabled: bool = True
+    every_events: int = Field(default=100_000, ge=1, description="Events of a partition between checkpoints.")
+    every_s: float = Field(default=60.0, gt=0, description="Seconds between checkpoints of a busy partition.")
 
 
 class ADWINConfig(_Section):
@@ -131,6 +155,7 @@ class SidecarConfig(_Section):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     detectors: BankConfig = Field(default_factory=BankConfig)
     alerts: AlertPolicyConfig = Field(default_factory=AlertPolicyConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     default_model: str = Field(default="default", min_length=1, description="Model name for events without 'model'.")
     batch_size: int = Field(default=4096, ge=1, le=1_000_000)
     batch_timeout_s: float = Field(default=0.5, gt=0)

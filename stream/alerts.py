@@ -47,6 +47,21 @@ class AlertPolicy:
         self._last_drift[key] = offset
         return True
 
+    def export_partition(self, topic: str, partition: int) -> list[list[str | int]]:
+        """The cooldown state of one input partition, for its checkpoint."""
+        return [
+            [model, feature, detector, offset]
+            for (t, p, model, feature, detector), offset in self._last_drift.items()
+            if t == topic and p == partition
+        ]
+
+    def load_partition(self, topic: str, partition: int, entries: list[list[str | int]]) -> None:
+        """Replace one partition's cooldown state (from its checkpoint; ``[]`` to forget it)."""
+        for key in [k for k in self._last_drift if k[0] == topic and k[1] == partition]:
+            del self._last_drift[key]
+        for model, feature, detector, offset in entries:
+            self._last_drift[(topic, partition, str(model), str(feature), str(detector))] = int(offset)
+
     def to_event(
         self,
         signal: DriftSignal,

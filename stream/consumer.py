@@ -1,9 +1,24 @@
 """The sidecar loop: consume a batch, decode, detect, publish, commit.
 
-Delivery guarantee: at-least-once. Offsets are committed only after every alert and
-DLQ record of the batch is acknowledged by the broker (idempotent producer, acks=all);
-if the process dies in between, the batch is read again and yields the same
-``event_id``s, so consumers can de-duplicate.
+Exactly-once (``kafka.exactly_once``, the default): each batch is one Kafka transaction
+holding its alerts, its DLQ records, any due detector checkpoints and the input offsets
+(``send_offsets_to_transaction``). Either all of it becomes visible to
+``read_committed`` consumers, or none of it.
+
+Restart and rebalance: when a partition is assigned, its newest checkpoint is read from
+the compacted state topic, the detectors are rebuilt from it, and the partition is read
+from the checkpoint's offset. Events between the checkpoint and the committed offset are
+re-processed to bring the detectors up to date, but their alerts and DLQ records, which
+were already committed, are not produced again. The first transaction of every partition
+carries a checkpoint, so a committed offset always has a checkpoint at or before it.
+
+A transaction that cannot be committed (broker gone too long, coordinator aborted it)
+is aborted and every assigned partition is rewound the same way: nothing is lost, and
+nothing is said twice.
+
+With ``exactly_once: false`` the same happens without transactions (at-least-once):
+offsets are committed after every record of the batch is acknowledged, and a crash
+between the two repeats records with the same ``event_id``.
 """
 
 from __future__ import annotations
@@ -11,17 +26,28 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from detectors.bank import DetectorBank
 from schemas import DriftEvent, FeatureEvent, InvalidEvent, SidecarConfig, decode_event
 from stream.alerts import AlertPolicy
+from stream.checkpoint import MAX_STATE_BYTES, encode_state, ensure_state_topic, load_states, state_key
 from stream.columns import to_batches
 from stream.metrics import HealthState, Metrics, serve
 
@@ -34,9 +60,22 @@ H_TOPIC = "driftsentinel.source.topic"
 H_PARTITION = "driftsentinel.source.partition"
 H_OFFSET = "driftsentinel.source.offset"
 
+#: How long a transaction may keep failing with retriable errors (broker away) before
+#: the sidecar gives up and exits non-zero.
+TXN_RETRY_S = 300.0
+STARTUP_TIMEOUT_S = 30.0
+
 
 class DeliveryFailed(RuntimeError):
     """An alert or DLQ record was not acknowledged; offsets must not be committed."""
+
+
+class StartupError(RuntimeError):
+    """The sidecar cannot start (broker unreachable, authentication failed, ...)."""
+
+
+class _Abort(Exception):
+    """The current transaction must be aborted and the partitions rewound."""
 
 
 @dataclass
@@ -46,6 +85,19 @@ class _Delivery:
     def __call__(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self.failures.append(f"{msg.topic()}: {err}")
+
+
+@dataclass
+class _Partition:
+    """What the sidecar holds for one assigned input partition."""
+
+    topic: str
+    partition: int
+    banks: dict[str, DetectorBank] = field(default_factory=dict)
+    next_offset: int = -1  # next offset to process (-1: not known yet)
+    replay_until: int = -1  # alerts of offsets below this were already committed
+    since_checkpoint: int = 0
+    checkpointed_at: float = 0.0  # monotonic time; 0 = never in this assignment
 
 
 class Sidecar:
@@ -63,7 +115,7 @@ class Sidecar:
         self.health = health or HealthState()
         self.on_alert = on_alert
         self.policy = AlertPolicy(config.alerts, config.kafka.group_id)
-        self.banks: dict[tuple[str, int, str], DetectorBank] = {}
+        self.partitions: dict[tuple[str, int], _Partition] = {}
         self.consumed = 0
         self.http_port: int | None = None
         self._stopping = False
@@ -72,25 +124,47 @@ class Sidecar:
         self._last_probe = 0.0
         self._last_report = (time.monotonic(), 0)
         self._lag: dict[tuple[str, int], int] = {}
+        self._fatal: KafkaError | None = None
         kafka = config.kafka
-        common = {"bootstrap.servers": kafka.bootstrap_servers, "error_cb": self._on_kafka_error}
+        self.instance_id = kafka.instance_id or socket.gethostname()
+        self.checkpointing = config.checkpoint.enabled and config.detectors.backend == "kernel"
+        if config.checkpoint.enabled and not self.checkpointing:
+            log.warning("checkpoints need detectors.backend=kernel; state is kept in memory only")
+        self._common = {"bootstrap.servers": kafka.bootstrap_servers}
+        # Security settings (SASL/TLS) are shared by every client: take them from the
+        # consumer section's keys that are not consumer-specific as well.
         self.consumer = Consumer(
             {
-                **common,
+                **self._common,
+                "error_cb": self._on_kafka_error,
                 "group.id": kafka.group_id,
+                "group.instance.id": f"{self.instance_id}",
+                "session.timeout.ms": 10_000,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
                 "enable.partition.eof": False,
                 **kafka.consumer,
             }
         )
-        self.producer = Producer(
-            {**common, "enable.idempotence": True, "acks": "all", "linger.ms": 5, **kafka.producer}
-        )
+        producer_conf: dict[str, Any] = {
+            **self._common,
+            "error_cb": self._on_kafka_error,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "message.max.bytes": MAX_STATE_BYTES + 1024 * 1024,
+            "compression.type": "lz4",
+        }
+        if kafka.exactly_once:
+            producer_conf["transactional.id"] = f"driftsentinel.{kafka.group_id}.{self.instance_id}"
+            producer_conf["transaction.timeout.ms"] = 60_000
+        self.producer = Producer({**producer_conf, **kafka.producer})
+        self._admin_conf = {**self._common, **{k: v for k, v in kafka.consumer.items() if _is_client_setting(k)}}
 
     # ------------------------------------------------------------------ lifecycle
     def request_stop(self, *_: Any) -> None:
-        """Finish the current batch, flush, commit, exit (SIGTERM/SIGINT handler)."""
+        """Finish the current batch, commit, exit (SIGTERM/SIGINT handler)."""
         self._stopping = True
 
     def install_signal_handlers(self) -> None:
@@ -104,19 +178,62 @@ class Sidecar:
         self.http_port = server.server_address[1]
         log.info("metrics on http://%s:%d/metrics", cfg.metrics_host, self.http_port)
         try:
-            self._ensure_output_topics()
+            self._start_up()
             self.consumer.subscribe([cfg.kafka.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
             self._loop()
-        finally:
-            self._shutdown()
+        except StartupError as exc:
+            log.error("cannot start: %s", exc)
+            self.consumer.close()
             server.shutdown()
+            return 3
+        except KafkaException as exc:
+            log.error("fatal Kafka error, exiting: %s", exc.args[0].str() if exc.args else exc)
+            server.shutdown()
+            return 1
+        self._shutdown()
+        server.shutdown()
         return 0
+
+    def _start_up(self) -> None:
+        """Reach the broker, create output topics, initialise transactions — or fail clearly."""
+        kafka = self.config.kafka
+        admin = AdminClient({**self._admin_conf, "error_cb": self._on_kafka_error})
+        try:
+            existing = admin.list_topics(timeout=STARTUP_TIMEOUT_S).topics
+        except KafkaException as exc:
+            raise StartupError(self._explain(exc.args[0])) from None
+        if self._fatal is not None:
+            raise StartupError(self._explain(self._fatal))
+        wanted = [t for t in (kafka.alerts_topic, kafka.dlq_topic) if t not in existing]
+        if wanted:
+            futures = admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=-1) for t in wanted])
+            for name, fut in futures.items():
+                try:
+                    fut.result(timeout=30)
+                    log.info("created topic %s", name)
+                except KafkaException as exc:
+                    if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                        raise StartupError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+        if self.checkpointing:
+            ensure_state_topic(admin, kafka.state_topic)
+        if kafka.exactly_once:
+            try:
+                self.producer.init_transactions(STARTUP_TIMEOUT_S)
+            except KafkaException as exc:
+                raise StartupError(f"cannot initialise transactions: {self._explain(exc.args[0])}") from None
+
+    def _explain(self, err: KafkaError) -> str:
+        if err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
+            return f"authentication failed: {err.str()}"
+        return f"broker {self.config.kafka.bootstrap_servers} not usable: {err.str()}"
 
     def _loop(self) -> None:
         cfg = self.config
         last_input = time.monotonic()
         while not self._stopping:
             self.health.beat()
+            if self._fatal is not None:
+                raise KafkaException(self._fatal)
             budget = cfg.batch_size
             if cfg.max_events is not None:
                 budget = min(budget, cfg.max_events - self.consumed)
@@ -132,77 +249,90 @@ class Sidecar:
                 continue
             last_input = time.monotonic()
             started = time.perf_counter()
-            self._process(msgs)
+            self._process_batch(msgs)
             self.metrics.batch_duration.observe(time.perf_counter() - started)
             self._report_throughput()
 
     def _shutdown(self) -> None:
         self._stopping = True
-        try:
-            self.producer.flush(30)
-            self._update_gauges(force=True)
-        finally:
-            self.consumer.close()  # leaves the group at once; offsets were committed per batch
+        self._update_gauges(force=True)
+        self.consumer.close()  # revokes: the revoked partitions' state is checkpointed
+        self.producer.flush(30)
         log.info("stopped after %d messages", self.consumed)
 
     # ------------------------------------------------------------------ batch
-    def _process(self, msgs: list[Message]) -> None:
-        topic_name = self.config.kafka.input_topic
-        per_partition: dict[int, list[tuple[int, FeatureEvent]]] = {}
-        next_offsets: dict[tuple[str, int], int] = {}
+    def _process_batch(self, msgs: list[Message]) -> None:
+        try:
+            self._begin()
+            touched = self._process(msgs)
+            self._checkpoint(touched, force=False)
+            self._finish({key: self.partitions[key].next_offset for key in touched})
+        except _Abort as exc:
+            log.warning("transaction aborted (%s): rewinding to the last checkpoint", exc)
+            self._abort()
+            self._rewind()
+
+    def _process(self, msgs: list[Message]) -> list[tuple[str, int]]:
+        """Decode, detect, produce; returns the partitions the batch touched."""
+        per_partition: dict[tuple[str, int], list[tuple[int, FeatureEvent]]] = {}
         for msg in msgs:
             err = msg.error()
             if err is not None:
                 self._on_consume_error(err)
                 continue
-            partition, offset = msg.partition(), msg.offset()
-            next_offsets[(msg.topic(), partition)] = offset + 1
+            key = (msg.topic(), msg.partition())
+            part = self.partitions.get(key)
+            if part is None:  # a stale message of a partition revoked meanwhile
+                continue
+            offset = msg.offset()
+            part.next_offset = offset + 1
+            part.since_checkpoint += 1
             self.consumed += 1
             try:
                 event = decode_event(msg.value())
             except InvalidEvent as exc:
-                self._dead_letter(msg, exc)
+                if offset >= part.replay_until:
+                    self._dead_letter(msg, exc)
                 continue
-            per_partition.setdefault(partition, []).append((offset, event))
-            ts = event.ts
-            if ts is not None:
-                self.metrics.last_event_ts.labels(topic_name, str(partition)).set(ts)
+            per_partition.setdefault(key, []).append((offset, event))
+            if event.ts is not None:
+                self.metrics.last_event_ts.labels(key[0], str(key[1])).set(event.ts)
         now = time.time()
         signalled = False
-        for partition, events in per_partition.items():
-            for model, batch in to_batches(events, self.config.default_model).items():
-                self.metrics.events.labels(model).inc(batch.n_rows)
-                bank = self.banks.get((topic_name, partition, model))
-                if bank is None:
-                    bank = self.banks[(topic_name, partition, model)] = DetectorBank(self.config.detectors)
+        for key, events in per_partition.items():
+            part = self.partitions[key]
+            batches = to_batches(events, self.config.default_model, admit=lambda m, names: self._bank(part, m).admit(names))
+            for model, batch in batches.items():
+                bank = self._bank(part, model)
+                live = batch.offsets >= part.replay_until
+                self.metrics.events.labels(model).inc(int(live.sum()))
+                if batch.dropped_values:
+                    self.metrics.features_dropped.labels(model).inc(batch.dropped_values)
                 for sig in bank.update(batch):
                     offset = int(batch.offsets[sig.row])
-                    if not self.policy.admit(sig, model, topic_name, partition, offset):
+                    if not self.policy.admit(sig, model, part.topic, part.partition, offset):
                         continue
+                    if offset < part.replay_until:
+                        continue  # committed before the restart
                     ts = float(batch.event_times[sig.row])
-                    event = self.policy.to_event(
-                        sig,
-                        model=model,
-                        topic=topic_name,
-                        partition=partition,
-                        offset=offset,
-                        event_time=None if ts != ts else ts,
-                        now=now,
+                    self._publish(
+                        self.policy.to_event(
+                            sig, model=model, topic=part.topic, partition=part.partition, offset=offset,
+                            event_time=None if ts != ts else ts, now=now,
+                        )
                     )
-                    self._publish(event)
                     signalled = True
-        self._commit(next_offsets)
         self._update_gauges(force=signalled)
-        self._update_lag()
+        return [key for key in {(m.topic(), m.partition()) for m in msgs if m.error() is None} if key in self.partitions]
+
+    def _bank(self, part: _Partition, model: str) -> DetectorBank:
+        bank = part.banks.get(model)
+        if bank is None:
+            bank = part.banks[model] = DetectorBank(self.config.detectors)
+        return bank
 
     def _publish(self, event: DriftEvent) -> None:
-        self.producer.produce(
-            self.config.kafka.alerts_topic,
-            key=event.key.encode(),
-            value=event.model_dump_json().encode(),
-            on_delivery=self._delivery,
-        )
-        self.producer.poll(0)
+        self._produce(self.config.kafka.alerts_topic, event.key.encode(), event.model_dump_json().encode(), None)
         self.metrics.alerts.labels(event.model, event.feature, event.detector, event.status).inc()
         self.metrics.drift_detected.labels(event.model, event.feature, event.detector).set(
             1 if event.status == "drift" else 0
@@ -220,30 +350,188 @@ class Sidecar:
             (H_PARTITION, str(msg.partition()).encode()),
             (H_OFFSET, str(msg.offset()).encode()),
         ]
-        self._produce_with_retry(self.config.kafka.dlq_topic, msg.key(), msg.value(), headers)
+        self._produce(self.config.kafka.dlq_topic, msg.key(), msg.value(), headers)
         self.metrics.invalid_events.labels(exc.reason).inc()
 
-    def _produce_with_retry(self, topic: str, key: bytes | None, value: bytes | None, headers: list) -> None:
-        for _ in range(1000):  # bounded: ~10 s of a full local queue
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None, headers: list | None) -> None:
+        deadline = time.monotonic() + 60
+        while True:
             try:
                 self.producer.produce(topic, key=key, value=value, headers=headers, on_delivery=self._delivery)
                 self.producer.poll(0)
                 return
-            except BufferError:
-                self.producer.poll(0.01)
-        raise DeliveryFailed(f"producer queue stayed full while writing to {topic}")
+            except BufferError:  # local queue full: let deliveries drain
+                if time.monotonic() > deadline:
+                    raise _Abort(f"producer queue stayed full while writing to {topic}") from None
+                self.producer.poll(0.05)
+                self.health.beat()
+            except KafkaException as exc:
+                raise _Abort(exc.args[0].str()) from None
 
-    def _commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
-        """Commit only after every record of the batch was acknowledged."""
-        remaining = self.producer.flush(60)
-        if remaining or self._delivery.failures:
-            failures, self._delivery.failures = self._delivery.failures, []
-            raise DeliveryFailed(f"{remaining} undelivered, failures: {failures[:5]}")
-        if next_offsets:
-            self.consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()], asynchronous=False
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint(self, keys: list[tuple[str, int]], force: bool) -> None:
+        if not self.checkpointing:
+            return
+        cfg = self.config.checkpoint
+        now = time.monotonic()
+        for key in keys:
+            part = self.partitions[key]
+            due = (
+                force
+                or part.checkpointed_at == 0.0
+                or part.since_checkpoint >= cfg.every_events
+                or now - part.checkpointed_at >= cfg.every_s
             )
+            if not due or part.next_offset < 0:
+                continue
+            doc = {
+                "version": 1,
+                "group": self.config.kafka.group_id,
+                "topic": part.topic,
+                "partition": part.partition,
+                "next_offset": part.next_offset,
+                "banks": {model: bank.state_dict() for model, bank in part.banks.items()},
+                "policy": self.policy.export_partition(part.topic, part.partition),
+            }
+            blob = encode_state(doc)
+            self._produce(self.config.kafka.state_topic, state_key(self.config.kafka.group_id, *key), blob, None)
+            part.since_checkpoint = 0
+            part.checkpointed_at = now
+
+    def _restore(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        """Rebuild each partition from its checkpoint; return where to read each from."""
+        group = self.config.kafka.group_id
+        committed = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(tps, timeout=30)}
+        states = {}
+        if self.checkpointing:
+            keys = {state_key(group, tp.topic, tp.partition): (tp.topic, tp.partition) for tp in tps}
+            states = {keys[k]: v for k, v in load_states(self._admin_conf, self.config.kafka.state_topic, set(keys)).items()}
+        out = []
+        for tp in tps:
+            key = (tp.topic, tp.partition)
+            done = committed.get(key, OFFSET_INVALID)
+            part = _Partition(tp.topic, tp.partition, replay_until=max(done, 0))
+            start = done if done >= 0 else OFFSET_BEGINNING
+            self.policy.load_partition(tp.topic, tp.partition, [])
+            found = states.get(key)
+            if found is not None and done >= 0 and found.next_offset <= done:
+                try:
+                    part.banks = {
+                        model: DetectorBank.from_state(st, self.config.detectors)
+                        for model, st in found.state["banks"].items()
+                    }
+                    self.policy.load_partition(tp.topic, tp.partition, found.state.get("policy", []))
+                    start = found.next_offset
+                    part.next_offset = start
+                    part.checkpointed_at = time.monotonic()
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("checkpoint of %s[%d] not usable (%s): starting without state", *key, exc)
+                    part.banks = {}
+            elif done >= 0:
+                log.warning("no checkpoint for %s[%d]: detectors start fresh at offset %d", *key, done)
+            self.partitions[key] = part
+            log.info(
+                "partition %s[%d]: committed %s, reading from %s, alerts from %d",
+                tp.topic, tp.partition, done, start, part.replay_until,
+            )
+            out.append(TopicPartition(tp.topic, tp.partition, start))
+        return out
+
+    # ------------------------------------------------------------------ transactions
+    def _begin(self) -> None:
+        if self.config.kafka.exactly_once:
+            self._txn(self.producer.begin_transaction)
+
+    def _finish(self, next_offsets: dict[tuple[str, int], int]) -> None:
+        offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items() if o >= 0]
+        if self.config.kafka.exactly_once:
+            if offsets:
+                meta = self.consumer.consumer_group_metadata()
+                self._txn(lambda: self.producer.send_offsets_to_transaction(offsets, meta, 30))
+            self._txn(lambda: self.producer.commit_transaction(30))
+            if self._delivery.failures:  # cannot happen after a successful commit, but never hide it
+                failures, self._delivery.failures = self._delivery.failures, []
+                log.error("deliveries failed inside a committed transaction: %s", failures[:5])
+        else:
+            remaining = self.producer.flush(60)
+            if remaining or self._delivery.failures:
+                failures, self._delivery.failures = self._delivery.failures, []
+                raise _Abort(f"{remaining} undelivered, failures: {failures[:5]}")
+            if offsets:
+                try:
+                    self.consumer.commit(offsets=offsets, asynchronous=False)
+                except KafkaException as exc:
+                    raise _Abort(f"offset commit failed: {exc.args[0].str()}") from None
         self.health.set_ready(None)
+
+    def _txn(self, call: Callable[[], Any]) -> None:
+        """Run a transactional call: retry retriable errors, abort abortable ones, raise fatal ones."""
+        deadline = time.monotonic() + TXN_RETRY_S
+        while True:
+            try:
+                call()
+                return
+            except KafkaException as exc:
+                err: KafkaError = exc.args[0]
+                if err.fatal():
+                    raise
+                if err.txn_requires_abort():
+                    raise _Abort(err.str()) from None
+                if not err.retriable() or time.monotonic() > deadline:
+                    raise
+                self.health.set_ready(f"transaction retrying: {err.str()}")
+                self.health.beat()
+                log.warning("transaction call failed, retrying: %s", err.str())
+                time.sleep(0.5)
+
+    def _abort(self) -> None:
+        self._delivery.failures = []
+        if not self.config.kafka.exactly_once:
+            return
+        deadline = time.monotonic() + TXN_RETRY_S
+        while True:
+            try:
+                self.producer.abort_transaction(30)
+                return
+            except KafkaException as exc:
+                if exc.args[0].fatal() or time.monotonic() > deadline:
+                    raise
+                self.health.beat()
+                time.sleep(0.5)
+
+    def _rewind(self) -> None:
+        """After an abort: rebuild every assigned partition from its checkpoint and seek there."""
+        assigned = list(self.consumer.assignment())
+        for tp in self._restore(assigned):
+            self.consumer.seek(tp)
+
+    # ------------------------------------------------------------------ rebalance
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
+        consumer.assign(self._restore(partitions))
+        self.health.set_ready(None)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(p.topic, p.partition) for p in partitions if (p.topic, p.partition) in self.partitions]
+        # Offsets are committed per batch; checkpoint the state so the next owner
+        # does not have to re-read events since the last periodic checkpoint.
+        if keys and self.checkpointing and self._fatal is None:
+            try:
+                self._begin()
+                self._checkpoint(keys, force=True)
+                self._finish({k: self.partitions[k].next_offset for k in keys})
+            except (_Abort, KafkaException) as exc:
+                log.warning("could not checkpoint revoked partitions (%s); the next owner re-reads more", exc)
+                try:
+                    self._abort()
+                except KafkaException:
+                    pass
+        for key in keys:
+            del self.partitions[key]
+            self.policy.load_partition(key[0], key[1], [])
+            self._lag.pop(key, None)
+        consumer.unassign()
+        log.info("revoked %s", keys)
 
     # ------------------------------------------------------------------ read-outs
     def _update_gauges(self, force: bool = False) -> None:
@@ -253,18 +541,19 @@ class Sidecar:
         self._last_gauges = now
         m = self.metrics
         drift: dict[tuple[str, str, str], bool] = {}
-        for (_, _, model), bank in self.banks.items():
-            for st in bank.status():
-                if st.live_mean is not None:
-                    m.feature_mean.labels(model, st.feature).set(st.live_mean)
-                if st.missing_ratio is not None:
-                    m.missing_ratio.labels(model, st.feature).set(st.missing_ratio)
-                for stat, value in st.scores.items():
-                    m.drift_score.labels(model, st.feature, stat).set(value)
-                for det, size in st.window_size.items():
-                    m.window_size.labels(model, st.feature, det).set(size)
-                for det, flag in st.drift.items():
-                    drift[(model, st.feature, det)] = drift.get((model, st.feature, det), False) or flag
+        for part in self.partitions.values():
+            for model, bank in part.banks.items():
+                for st in bank.status():
+                    if st.live_mean is not None:
+                        m.feature_mean.labels(model, st.feature).set(st.live_mean)
+                    if st.missing_ratio is not None:
+                        m.missing_ratio.labels(model, st.feature).set(st.missing_ratio)
+                    for stat, value in st.scores.items():
+                        m.drift_score.labels(model, st.feature, stat).set(value)
+                    for det, size in st.window_size.items():
+                        m.window_size.labels(model, st.feature, det).set(size)
+                    for det, flag in st.drift.items():
+                        drift[(model, st.feature, det)] = drift.get((model, st.feature, det), False) or flag
         for labels, flag in drift.items():
             m.drift_detected.labels(*labels).set(1 if flag else 0)
 
@@ -282,7 +571,8 @@ class Sidecar:
                 self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
     def _report_throughput(self) -> None:
-        """One log line every ``log_interval_s``: messages, rate and lag since the last one."""
+        """Lag gauges after each batch; one log line every ``log_interval_s``."""
+        self._update_lag()
         now = time.monotonic()
         since, count = self._last_report
         if now - since < self.config.log_interval_s:
@@ -308,20 +598,11 @@ class Sidecar:
         self.health.set_ready(None)
 
     # ------------------------------------------------------------------ callbacks
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        log.info("assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
-        self.health.set_ready(None)
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Offsets are committed at the end of every batch, so nothing is pending here.
-        revoked = {(p.topic, p.partition) for p in partitions}
-        for key in [k for k in self.banks if (k[0], k[1]) in revoked]:
-            del self.banks[key]
-        log.info("revoked %s", sorted(revoked))
-
     def _on_kafka_error(self, err: KafkaError) -> None:
         if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
             self.health.set_ready(f"broker unreachable: {err.str()}")
+        if err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED) or err.fatal():
+            self._fatal = err
         log.warning("kafka: %s", err.str())
 
     def _on_consume_error(self, err: KafkaError) -> None:
@@ -329,21 +610,10 @@ class Sidecar:
             raise KafkaException(err)
         log.warning("consume error: %s", err.str())
 
-    def _ensure_output_topics(self) -> None:
-        kafka = self.config.kafka
-        admin = AdminClient({"bootstrap.servers": kafka.bootstrap_servers})
-        existing = admin.list_topics(timeout=10).topics
-        wanted = [t for t in (kafka.alerts_topic, kafka.dlq_topic) if t not in existing]
-        if not wanted:
-            return
-        futures = admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=-1) for t in wanted])
-        for name, fut in futures.items():
-            try:
-                fut.result(timeout=30)
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise
-            log.info("created topic %s", name)
+
+def _is_client_setting(key: str) -> bool:
+    """Settings every client needs (security, DNS), as opposed to consumer-only ones."""
+    return key.startswith(("security.", "sasl.", "ssl.", "client.dns", "socket.", "broker.address"))
 
 
 def effective_config_line(config: SidecarConfig) -> str:
@@ -351,6 +621,6 @@ def effective_config_line(config: SidecarConfig) -> str:
     data = config.model_dump()
     for section in ("consumer", "producer"):
         for key in list(data["kafka"][section]):
-            if any(s in key.lower() for s in ("password", "secret", "sasl.oauthbearer", "key")):
+            if any(s in key.lower() for s in ("password", "secret", "sasl.oauthbearer", "key", "jaas")):
                 data["kafka"][section][key] = "***"
     return json.dumps(data, sort_keys=True)

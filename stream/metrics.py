@@ -28,6 +28,12 @@ class Metrics:
         self.invalid_events = Counter(
             f"{PREFIX}_invalid_events", "Malformed events sent to the DLQ, by reason.", ["reason"], registry=r
         )
+        self.features_dropped = Counter(
+            f"{PREFIX}_features_dropped",
+            "Feature values not monitored: the model is at detectors.max_features, or include/exclude left them out.",
+            ["model"],
+            registry=r,
+        )
         self.alerts = Counter(
             f"{PREFIX}_alerts", "DriftEvents published.", ["model", "feature", "detector", "status"], registry=r
         )
