@@ -10,8 +10,14 @@ Quantile error bound: with relative accuracy ``alpha`` (default 0.01), for any
 ``|x̂ - x| <= alpha * |x|`` whenever ``min_value <= |x| <= max_value``; values with
 ``|x| < min_value`` are summarised as 0 (absolute error < ``min_value``), values with
 ``|x| > max_value`` share the outermost bucket (the estimate is then clamped into the
-exact ``[min, max]``, which also bounds it). Merging is exact for the bucket counts, so
-merged sketches obey the same bound as a sketch of the concatenated stream.
+exact ``[min, max]``, which also bounds it; ``q`` = 0 and 1 return the exact min and max).
+Merging is exact for the bucket counts, so merged sketches obey the same bound as a sketch
+of the concatenated stream. Bucket keys come from a piecewise-linear log2 read off the
+float's exponent and mantissa bits (DDSketch's linearly interpolated mapping): no
+logarithm per value, and the multiplier is chosen so that no bucket spans more than a
+factor ``gamma = (1 + alpha) / (1 - alpha)``. Memory: two dense int64 arrays of about
+``50 * log2(max_value / min_value)`` buckets per feature for alpha=0.01 (~70 KB); the
+state dict stores only the non-empty buckets.
 
 >>> import numpy as np
 >>> from detectors import FeatureSketch
@@ -39,20 +45,41 @@ from detectors._state import STATE_VERSION, as_array, as_matrix, check_kind, to_
 __all__ = ["FeatureSketch"]
 
 
+_MANT_MASK = (1 << 52) - 1
+_ABS_MASK = (1 << 63) - 1
+_MANT_SCALE = 2.0 ** -52
+
+
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _bin_kernel(X, pos, neg, zero, kmin, inv_log_gamma, min_value):  # pragma: no cover - numba
+def _update_kernel(X, Xbits, count, missing, mean, m2, mn, mx, zero, pos, neg, bsum, bcnt, bm2,
+                   mult, kmin, min_value):  # pragma: no cover - numba
+    """One batch: moments (batch mean/M2, then Chan), extremes and DDSketch bucket counts."""
     rows, F = X.shape
     K = pos.shape[1]
+    for f in range(F):
+        bsum[f] = 0.0
+        bcnt[f] = 0
+        bm2[f] = 0.0
     for i in range(rows):
         for f in range(F):
             x = X[i, f]
             if x != x:
                 continue
-            a = abs(x)
-            if a < min_value:
+            bsum[f] += x
+            bcnt[f] += 1
+            if x < mn[f]:
+                mn[f] = x
+            if x > mx[f]:
+                mx[f] = x
+            if abs(x) < min_value:
                 zero[f] += 1
                 continue
-            k = int(math.ceil(math.log(a) * inv_log_gamma)) - kmin if a < 1.7e308 else K - 1
+            # key = ceil(mult * L(|x|)) with L the piecewise-linear log2 read off the float's bits:
+            # L(m * 2**e) = e + (m - 1) for m in [1, 2); monotone, and d L / d ln x = m in [1, 2),
+            # so with mult = 1 / ln(gamma) no bucket spans more than a factor gamma.
+            b = Xbits[i, f] & _ABS_MASK
+            lg = float((b >> 52) - 1023) + float(b & _MANT_MASK) * _MANT_SCALE
+            k = int(math.ceil(lg * mult)) - kmin
             if k < 0:
                 k = 0
             elif k >= K:
@@ -61,10 +88,43 @@ def _bin_kernel(X, pos, neg, zero, kmin, inv_log_gamma, min_value):  # pragma: n
                 pos[f, k] += 1
             else:
                 neg[f, k] += 1
+    for f in range(F):
+        if bcnt[f] > 0:
+            bsum[f] = bsum[f] / bcnt[f]  # now the batch mean
+    for i in range(rows):
+        for f in range(F):
+            x = X[i, f]
+            if x == x:
+                d = x - bsum[f]
+                bm2[f] += d * d
+    for f in range(F):
+        nb_ = bcnt[f]
+        missing[f] += rows - nb_
+        if nb_ == 0:
+            continue
+        na = float(count[f])
+        nbf = float(nb_)
+        n = na + nbf
+        delta = bsum[f] - mean[f]
+        mean[f] = mean[f] + delta * (nbf / n)
+        m2[f] = m2[f] + bm2[f] + delta * delta * (na * nbf / n)
+        count[f] += nb_
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _quantile_kernel(pos, neg, zero, q, kmin, gamma, out):  # pragma: no cover - numba
+def _key_value(key, mult):  # pragma: no cover - numba
+    """Representative of bucket ``key``: minimises the worst relative error over the bucket."""
+    y_hi = key / mult
+    y_lo = (key - 1) / mult
+    e_hi = math.floor(y_hi)
+    e_lo = math.floor(y_lo)
+    hi = math.ldexp(1.0 + (y_hi - e_hi), int(e_hi))
+    lo = math.ldexp(1.0 + (y_lo - e_lo), int(e_lo))
+    return 2.0 * lo * hi / (lo + hi)
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True)
+def _quantile_kernel(pos, neg, zero, q, kmin, mult, out):  # pragma: no cover - numba
     F, K = pos.shape
     for f in range(F):
         n = zero[f]
@@ -79,7 +139,7 @@ def _quantile_kernel(pos, neg, zero, q, kmin, gamma, out):  # pragma: no cover -
         for k in range(K - 1, -1, -1):  # most negative first
             cum += neg[f, k]
             if cum > rank:
-                out[f] = -2.0 * gamma ** (k + kmin) / (gamma + 1.0)
+                out[f] = -_key_value(k + kmin, mult)
                 found = True
                 break
         if found:
@@ -91,7 +151,7 @@ def _quantile_kernel(pos, neg, zero, q, kmin, gamma, out):  # pragma: no cover -
         for k in range(K):
             cum += pos[f, k]
             if cum > rank:
-                out[f] = 2.0 * gamma ** (k + kmin) / (gamma + 1.0)
+                out[f] = _key_value(k + kmin, mult)
                 break
 
 
@@ -122,10 +182,10 @@ class FeatureSketch:
         self.alpha = float(alpha)
         self.min_value = float(min_value)
         self.max_value = float(max_value)
-        self._gamma = (1.0 + self.alpha) / (1.0 - self.alpha)
-        self._inv_log_gamma = 1.0 / math.log(self._gamma)
-        self._kmin = int(math.ceil(math.log(self.min_value) * self._inv_log_gamma))
-        kmax = int(math.ceil(math.log(self.max_value) * self._inv_log_gamma))
+        gamma = (1.0 + self.alpha) / (1.0 - self.alpha)
+        self._mult = 1.0 / math.log(gamma)
+        self._kmin = int(math.floor(math.log2(self.min_value) * self._mult))
+        kmax = int(math.ceil((math.log2(self.max_value) + 1.0) * self._mult))
         self._K = kmax - self._kmin + 1
         self._alloc(int(n_features))
 
@@ -152,22 +212,10 @@ class FeatureSketch:
         X = np.ascontiguousarray(as_matrix(X, self.n_features))
         if X.shape[0] == 0 or self.n_features == 0:
             return
-        present = ~np.isnan(X)
-        nb_ = present.sum(axis=0)
-        self._missing += X.shape[0] - nb_
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            bmean = np.where(nb_ > 0, np.nansum(X, axis=0) / np.maximum(nb_, 1), 0.0)
-            dev = np.where(present, X - bmean, 0.0)
-            bm2 = np.einsum("ij,ij->j", dev, dev)
-        self._combine(nb_, bmean, bm2)
-        has = nb_ > 0
-        if has.any():
-            with np.errstate(invalid="ignore"):
-                self._min = np.where(has, np.fmin(self._min, np.nanmin(np.where(present, X, np.inf), axis=0)),
-                                     self._min)
-                self._max = np.where(has, np.fmax(self._max, np.nanmax(np.where(present, X, -np.inf), axis=0)),
-                                     self._max)
-        _bin_kernel(X, self._pos, self._neg, self._zero, self._kmin, self._inv_log_gamma, self.min_value)
+        F = self.n_features
+        _update_kernel(X, X.view(np.int64), self._count, self._missing, self._mean, self._m2, self._min,
+                       self._max, self._zero, self._pos, self._neg, np.empty(F), np.empty(F, np.int64),
+                       np.empty(F), self._mult, self._kmin, self.min_value)
 
     def _combine(self, nb_: np.ndarray, bmean: np.ndarray, bm2: np.ndarray) -> None:
         # Chan, Golub & LeVeque pairwise update
@@ -256,7 +304,7 @@ class FeatureSketch:
         if not 0.0 <= q <= 1.0:
             raise ValueError("q must be in [0, 1]")
         out = np.full(self.n_features, np.nan)
-        _quantile_kernel(self._pos, self._neg, self._zero, q, self._kmin, self._gamma, out)
+        _quantile_kernel(self._pos, self._neg, self._zero, q, self._kmin, self._mult, out)
         if q == 0.0:
             return self.min  # exact: the rank-0 value is the minimum
         if q == 1.0:
