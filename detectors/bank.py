@@ -104,12 +104,15 @@ class _LiveWindow:
         self.current.add_features(n)
 
     def update(self, x: np.ndarray) -> None:
-        self.current.update(x)
-        self.rows_in_current += x.shape[0]
-        if self.rows_in_current >= self.size:
-            self.previous = self.current
-            self.current = self._new(n_features=x.shape[1])
-            self.rows_in_current = 0
+        while x.shape[0]:
+            take = min(self.size - self.rows_in_current, x.shape[0])
+            self.current.update(x[:take])
+            self.rows_in_current += take
+            x = x[take:]
+            if self.rows_in_current >= self.size:
+                self.previous = self.current
+                self.current = self._new(n_features=self.previous.n_features)
+                self.rows_in_current = 0
 
     def merged(self) -> Any:
         """One sketch of both windows (a copy: the windows go on)."""
@@ -160,6 +163,7 @@ class DetectorBank:
         self._since_sum = np.zeros(0)
         self.n_rows = 0
         self.values_dropped = 0
+        self._recent = np.zeros((0, 0))  # the last _RECENT rows of standardised values
 
     # ------------------------------------------------------------------ features
     def _accepts(self, name: str) -> bool:
@@ -187,6 +191,7 @@ class DetectorBank:
             self._active[key] = np.concatenate([self._active[key], np.zeros(n, dtype=bool)])
         self._since_n = np.concatenate([self._since_n, np.zeros(n, dtype=np.int64)])
         self._since_sum = np.concatenate([self._since_sum, np.zeros(n)])
+        self._recent = np.concatenate([self._recent, np.full((self._recent.shape[0], n), np.nan)], axis=1)
 
     def admit(self, names: list[str]) -> list[str]:
         """Which of ``names`` the bank monitors, learning new ones up to ``max_features``.
@@ -264,83 +269,115 @@ class DetectorBank:
 
     # ------------------------------------------------------------------ update
     def update(self, batch: FeatureBatch) -> list[DriftSignal]:
-        """Process one batch (stream order); return the decisions made in it, by row."""
+        """Process one batch (stream order); return the decisions made in it, by row.
+
+        Decisions and their evidence do not depend on how the stream is cut into
+        batches: a restored bank fed differently sized batches says the same things.
+        """
         x = self._align(batch)
         n, n_feat = x.shape
         if n == 0 or n_feat == 0:
             self.n_rows += n
             return []
         first_row = self._warm_up(x)
-        self._live.update(x)
         z = (x - self._ref_mean) / self._ref_std
         not_yet = np.arange(n)[:, None] < first_row[None, :]
         if not_yet.any():
             z[not_yet] = np.nan
         hits = {name: det.update(z) for name, det in self._detectors.items()}
+        decisions = self._decide(z, hits)
+        self._recent = np.concatenate([self._recent, z])[-_RECENT:]
         self.n_rows += n
-        return self._decide(z, hits)
+        # The live window is fed up to each decision's row, so its evidence is as of that row.
+        signals: list[DriftSignal] = []
+        done = 0
+        live = None
+        for row, j, name, status, stat in decisions:
+            if row + 1 > done:
+                self._live.update(x[done : row + 1])
+                done, live = row + 1, None
+            if live is None:
+                live = self._live.merged()
+            signals.append(
+                DriftSignal(
+                    row=row,
+                    feature=self.features[j],
+                    detector=name,
+                    status=status,  # type: ignore[arg-type]
+                    statistic=stat,
+                    statistic_name="mean_shift_sigma",
+                    threshold=self.config.resolve_tolerance_sigma if status == "resolved" else None,
+                    window=self._summary(live, j),
+                    reference=self._reference[j],
+                )
+            )
+        if done < n:
+            self._live.update(x[done:])
+        return signals
 
-    def _decide(self, z: np.ndarray, hits: dict[str, np.ndarray]) -> list[DriftSignal]:
-        n = z.shape[0]
+    def _decide(self, z: np.ndarray, hits: dict[str, np.ndarray]) -> list[tuple[int, int, str, str, float | None]]:
+        """Turn detector hits into episode decisions, row by row: (row, feature, detector, status, stat)."""
         fired: dict[int, list[tuple[int, str]]] = {}
         for name, h in hits.items():
             for row, j in h:
                 fired.setdefault(int(j), []).append((int(row), name))
-        valid = ~np.isnan(z)
-        # mean-since-last-detection, the resolution criterion
-        quiet = np.ones(z.shape[1], dtype=bool)
-        quiet[list(fired)] = False
-        self._since_n[quiet] += valid[:, quiet].sum(axis=0)
-        self._since_sum[quiet] += np.where(valid[:, quiet], z[:, quiet], 0.0).sum(axis=0)
-        raw: list[tuple[int, int, str, str, float | None]] = []
-        for j, events in fired.items():
-            last = max(row for row, _ in events)
-            tail = z[last + 1 :, j]
-            tail = tail[~np.isnan(tail)]
-            self._since_n[j] = tail.size
-            self._since_sum[j] = float(tail.sum())
-            for row, name in sorted(events):
-                if self._active[name][j]:
-                    continue  # already in a drift episode: one event per episode
-                self._active[name][j] = True
-                recent = z[max(0, row - _RECENT + 1) : row + 1, j]
-                recent = recent[~np.isnan(recent)]
-                raw.append((row, j, name, "drift", float(recent.mean()) if recent.size else None))
         any_active = np.zeros(z.shape[1], dtype=bool)
         for flags in self._active.values():
             any_active |= flags
-        with np.errstate(invalid="ignore", divide="ignore"):
-            since_mean = self._since_sum / self._since_n
-        recovered = (
-            any_active
-            & (self._since_n >= self.config.resolve_min_count)
-            & (np.abs(since_mean) <= self.config.resolve_tolerance_sigma)
-        )
-        for j in np.flatnonzero(recovered):
-            seen = np.flatnonzero(valid[:, j])
-            row = int(seen[-1]) if seen.size else n - 1
-            for name, flags in self._active.items():
-                if flags[j]:
-                    flags[j] = False
-                    raw.append((row, int(j), name, "resolved", float(since_mean[j])))
-        if not raw:
-            return []
-        live = self._live.merged()
-        raw.sort(key=lambda r: (r[0], r[1], DETECTORS.index(r[2]) if r[2] in DETECTORS else 99))
-        return [
-            DriftSignal(
-                row=row,
-                feature=self.features[j],
-                detector=name,
-                status=status,  # type: ignore[arg-type]
-                statistic=stat,
-                statistic_name="mean_shift_sigma",
-                threshold=self.config.resolve_tolerance_sigma if status == "resolved" else None,
-                window=self._summary(live, j),
-                reference=self._reference[j],
-            )
-            for row, j, name, status, stat in raw
-        ]
+        busy = any_active.copy()
+        busy[list(fired)] = True
+        quiet = ~busy
+        if quiet.any():  # the common case: nothing happens, just keep the since-stats going
+            zq = z[:, quiet]
+            ok = ~np.isnan(zq)
+            self._since_n[quiet] += ok.sum(axis=0)
+            self._since_sum[quiet] += np.where(ok, zq, 0.0).sum(axis=0)
+        out: list[tuple[int, int, str, str, float | None]] = []
+        for j in np.flatnonzero(busy):
+            j = int(j)
+            events = sorted(fired.get(j, []), key=lambda e: (e[0], DETECTORS.index(e[1])))
+            start = 0
+            for row, name in events:
+                self._resolve_segment(z, j, start, row, out)
+                self._since_n[j] = 0  # a detection restarts the "since" statistics
+                self._since_sum[j] = 0.0
+                start = row + 1
+                if not self._active[name][j]:  # one event per detector and episode
+                    self._active[name][j] = True
+                    out.append((row, j, name, "drift", self._recent_mean(z, j, row)))
+            self._resolve_segment(z, j, start, z.shape[0], out)
+        out.sort(key=lambda r: (r[0], r[1], DETECTORS.index(r[2]), r[3]))
+        return out
+
+    def _resolve_segment(self, z: np.ndarray, j: int, a: int, b: int, out: list) -> None:
+        """Accumulate rows [a, b) of feature j; resolve an open episode at the first row that qualifies."""
+        if b <= a:
+            return
+        seg = z[a:b, j]
+        ok = ~np.isnan(seg)
+        cn = self._since_n[j] + np.cumsum(ok)
+        cs = self._since_sum[j] + np.cumsum(np.where(ok, seg, 0.0))
+        active = [name for name, flags in self._active.items() if flags[j]]
+        if active:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                good = ok & (cn >= self.config.resolve_min_count) & (np.abs(cs / cn) <= self.config.resolve_tolerance_sigma)
+            first = int(np.argmax(good))
+            if good[first]:
+                for name in active:
+                    self._active[name][j] = False
+                    out.append((a + first, j, name, "resolved", float(cs[first] / cn[first])))
+        self._since_n[j] = int(cn[-1])
+        self._since_sum[j] = float(cs[-1])
+
+    def _recent_mean(self, z: np.ndarray, j: int, row: int) -> float | None:
+        """Mean of the valid standardised values among the last ``_RECENT`` events up to ``row``."""
+        lo = row + 1 - _RECENT
+        parts = [z[max(lo, 0) : row + 1, j]]
+        if lo < 0 and self._recent.shape[0]:
+            parts.insert(0, self._recent[lo:, j] if -lo <= self._recent.shape[0] else self._recent[:, j])
+        vals = np.concatenate(parts)
+        vals = vals[~np.isnan(vals)]
+        return float(vals.mean()) if vals.size else None
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -370,6 +407,7 @@ class DetectorBank:
             "since_sum": self._since_sum.copy(),
             "n_rows": self.n_rows,
             "values_dropped": self.values_dropped,
+            "recent": self._recent.copy(),
         }
 
     @classmethod
@@ -407,6 +445,8 @@ class DetectorBank:
         bank._since_sum = np.asarray(state["since_sum"], dtype=np.float64)
         bank.n_rows = int(state["n_rows"])
         bank.values_dropped = int(state["values_dropped"])
+        recent = np.asarray(state["recent"], dtype=np.float64)
+        bank._recent = recent.reshape(recent.shape[0] if recent.ndim == 2 else 0, len(bank.features))
         return bank
 
     # ------------------------------------------------------------------ read-outs
