@@ -29,9 +29,9 @@ class SidecarProcess:
     """``driftsentinel run`` as a child process, with its metrics port."""
 
     def __init__(self, bootstrap: str, input_topic: str, *extra: str, config: dict | None = None,
-                 tmp: Path | None = None, group: str | None = None) -> None:
+                 tmp: Path | None = None, group: str | None = None, alerts_topic: str | None = None) -> None:
         self.metrics_port = free_port()
-        self.alerts_topic = f"{input_topic}-alerts"
+        self.alerts_topic = alerts_topic or f"{input_topic}-alerts"
         self.dlq_topic = f"{input_topic}-dlq"
         self.group = group or f"{input_topic}-group"
         args = [
