@@ -237,3 +237,41 @@ def test_fetch_is_atomic_and_idempotent(tmp_path: Path, monkeypatch: pytest.Monk
 
     _fake_mvn(bin_dir, "exit 1\n")
     assert local_kafka.fetch(version) == lib
+
+
+def test_sasl_server_properties_and_cli_option(tmp_path: Path) -> None:
+    """SASL mode without a broker: what goes into server.properties, and how the CLI reads users."""
+    props = local_kafka._server_properties(tmp_path, 29092, 29093, {"alice": "s3cret", "bob": "pw2"}, 29094)
+    lines = dict(line.split("=", 1) for line in props.splitlines())
+    assert lines["listeners"] == (
+        "SASL_PLAINTEXT://127.0.0.1:29092,INTERNAL://127.0.0.1:29094,CONTROLLER://127.0.0.1:29093"
+    )
+    assert lines["inter.broker.listener.name"] == "INTERNAL"
+    assert lines["listener.security.protocol.map"].startswith("SASL_PLAINTEXT:SASL_PLAINTEXT,INTERNAL:PLAINTEXT")
+    assert lines["sasl.enabled.mechanisms"] == "SCRAM-SHA-512,PLAIN"
+    assert "ScramLoginModule required;" in lines["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"]
+    plain = lines["listener.name.sasl_plaintext.plain.sasl.jaas.config"]
+    assert 'user_alice="s3cret"' in plain and 'user_bob="pw2"' in plain
+    # Without users: the plain single listener, as before.
+    assert "SASL" not in local_kafka._server_properties(tmp_path, 29092, 29093)
+
+    parser = argparse.ArgumentParser(prog="driftsentinel")
+    local_kafka.register_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["local-kafka", "start", "--sasl-user", "alice:a:b", "--sasl-user", "bob:pw"])
+    assert args.sasl_users == {"alice": "a:b", "bob": "pw"}
+    assert parser.parse_args(["local-kafka", "start"]).sasl_users is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["local-kafka", "start", "--sasl-user", "nopassword"])
+
+
+@pytest.mark.parametrize(
+    "users",
+    [{}, {"al ice": "pw"}, {"alice": ""}, {"alice": 'p"w'}, {"alice": "p,w]"}, {"alice": "p\\w"}],
+)
+def test_sasl_users_that_would_break_the_config_are_refused(tmp_path: Path, users: dict[str, str]) -> None:
+    with pytest.raises(local_kafka.LocalKafkaError) as info:
+        local_kafka.start(port=local_kafka.free_port(), data_dir=tmp_path / "b", timeout=5, sasl_users=users)
+    for password in users.values():
+        if password:
+            assert password not in str(info.value)  # never echoed
+    assert not (tmp_path / "b").exists()
