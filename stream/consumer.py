@@ -27,6 +27,7 @@ import json
 import logging
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,10 +122,10 @@ class Sidecar:
         self._stopping = False
         self._delivery = _Delivery()
         self._last_gauges = 0.0
-        self._last_probe = 0.0
         self._last_report = (time.monotonic(), 0)
         self._lag: dict[tuple[str, int], int] = {}
         self._fatal: KafkaError | None = None
+        self._error_log: dict[int, tuple[float, int]] = {}
         kafka = config.kafka
         self.instance_id = kafka.instance_id or socket.gethostname()
         self.checkpointing = config.checkpoint.enabled and config.detectors.backend == "kernel"
@@ -179,6 +180,7 @@ class Sidecar:
         log.info("metrics on http://%s:%d/metrics", cfg.metrics_host, self.http_port)
         try:
             self._start_up()
+            threading.Thread(target=self._watch_broker, name="broker-watch", daemon=True).start()
             self.consumer.subscribe([cfg.kafka.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
             self._loop()
         except StartupError as exc:
@@ -193,6 +195,18 @@ class Sidecar:
         self._shutdown()
         server.shutdown()
         return 0
+
+    def _watch_broker(self, interval_s: float = 1.0) -> None:
+        """Background thread: is the broker answering? (The main loop may be blocked in a
+        transaction while it is away, so readiness cannot depend on the loop.)"""
+        admin = AdminClient(self._admin_conf)
+        while not self._stopping:
+            try:
+                admin.list_topics(timeout=2)
+                self.health.set_broker(None)
+            except KafkaException as exc:
+                self.health.set_broker(f"broker unreachable: {exc.args[0].str()}")
+            time.sleep(interval_s)
 
     def _start_up(self) -> None:
         """Reach the broker, create output topics, initialise transactions — or fail clearly."""
@@ -242,7 +256,6 @@ class Sidecar:
                     return
             msgs = self.consumer.consume(num_messages=budget, timeout=cfg.batch_timeout_s)
             if not msgs:
-                self._probe_broker_when_not_ready()
                 if cfg.idle_exit is not None and time.monotonic() - last_input >= cfg.idle_exit:
                     log.info("no input for %.1fs: exiting (idle_exit)", cfg.idle_exit)
                     return
@@ -586,24 +599,21 @@ class Sidecar:
             len(self._lag),
         )
 
-    def _probe_broker_when_not_ready(self) -> None:
-        """While idle and not ready, ask the broker for metadata (at most every 5 s)."""
-        if self.health.ready()[0] or time.monotonic() - self._last_probe < 5.0:
-            return
-        self._last_probe = time.monotonic()
-        try:
-            self.consumer.list_topics(self.config.kafka.input_topic, timeout=2)
-        except KafkaException:
-            return
-        self.health.set_ready(None)
-
     # ------------------------------------------------------------------ callbacks
     def _on_kafka_error(self, err: KafkaError) -> None:
         if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
             self.health.set_ready(f"broker unreachable: {err.str()}")
         if err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED) or err.fatal():
             self._fatal = err
-        log.warning("kafka: %s", err.str())
+        # librdkafka repeats connection errors several times a second while a broker is
+        # away: log each kind at most every 10 s, with how many were suppressed.
+        now = time.monotonic()
+        last, suppressed = self._error_log.get(err.code(), (0.0, 0))
+        if now - last < 10.0:
+            self._error_log[err.code()] = (last, suppressed + 1)
+            return
+        self._error_log[err.code()] = (now, 0)
+        log.warning("kafka: %s%s", err.str(), f" ({suppressed} similar suppressed)" if suppressed else "")
 
     def _on_consume_error(self, err: KafkaError) -> None:
         if err.fatal():

@@ -85,6 +85,7 @@ class HealthState:
         self._lock = threading.Lock()
         self._heartbeat = time.monotonic()
         self._ready_reason = "starting"
+        self._broker_reason = ""
         self.stall_after_s = stall_after_s
 
     def beat(self) -> None:
@@ -96,6 +97,11 @@ class HealthState:
         with self._lock:
             self._ready_reason = reason or ""
 
+    def set_broker(self, reason: str | None) -> None:
+        """The broker watch's verdict: ``None`` = the broker answers."""
+        with self._lock:
+            self._broker_reason = reason or ""
+
     def healthy(self) -> tuple[bool, str]:
         with self._lock:
             age = time.monotonic() - self._heartbeat
@@ -104,7 +110,7 @@ class HealthState:
 
     def ready(self) -> tuple[bool, str]:
         with self._lock:
-            reason = self._ready_reason
+            reason = self._broker_reason or self._ready_reason
         return (not reason), (reason or "ready")
 
 
