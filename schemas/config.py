@@ -45,6 +45,10 @@ class KafkaConfig(_Section):
         default=None,
         description="Stable id of this sidecar (default: host name): static group membership and transactional.id.",
     )
+    common: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="librdkafka properties for every client: security.protocol, sasl.*, ssl.*, client.id, ...",
+    )
     consumer: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="Extra librdkafka consumer properties (override ours)."
     )

@@ -131,9 +131,9 @@ class Sidecar:
         self.checkpointing = config.checkpoint.enabled and config.detectors.backend == "kernel"
         if config.checkpoint.enabled and not self.checkpointing:
             log.warning("checkpoints need detectors.backend=kernel; state is kept in memory only")
-        self._common = {"bootstrap.servers": kafka.bootstrap_servers}
-        # Security settings (SASL/TLS) are shared by every client: take them from the
-        # consumer section's keys that are not consumer-specific as well.
+        # Security settings (SASL/TLS) go to every client: kafka.common; the consumer
+        # section's client-level keys also reach the admin client, so either place works.
+        self._common = {"bootstrap.servers": kafka.bootstrap_servers, **kafka.common}
         self.consumer = Consumer(
             {
                 **self._common,
@@ -629,7 +629,7 @@ def _is_client_setting(key: str) -> bool:
 def effective_config_line(config: SidecarConfig) -> str:
     """The start-up log line: the effective config, secrets redacted."""
     data = config.model_dump()
-    for section in ("consumer", "producer"):
+    for section in ("common", "consumer", "producer"):
         for key in list(data["kafka"][section]):
             if any(s in key.lower() for s in ("password", "secret", "sasl.oauthbearer", "key", "jaas")):
                 data["kafka"][section][key] = "***"
