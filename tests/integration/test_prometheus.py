@@ -29,9 +29,9 @@ from tests.integration.sidecar_helpers import REPO, SidecarProcess, free_port
 pytestmark = pytest.mark.integration
 
 RULES = REPO / "deploy" / "rules" / "driftsentinel.rules.yml"
-EVENTS = 12_000
-DRIFT_AT = 4_000
-RATE = 1_000.0  # events/s: the stream lasts ~12 s, a dozen scrapes
+EVENTS = 14_000
+DRIFT_AT = 6_000
+RATE = 1_000.0  # events/s: the stream lasts ~14 s, a dozen scrapes; the shift comes after ~6 s
 
 
 def _binary(name: str) -> str:
@@ -160,7 +160,7 @@ def test_prometheus_scrapes_drift_and_fires_the_rule(prometheus_binaries: None, 
             lambda: [a for a in prom.get("/api/v1/alerts")["alerts"]
                      if a["labels"]["alertname"] == "DriftSentinelFeatureDrift" and a["state"] == "firing"],
             timeout=30, diag=diag)
-        assert {(a["labels"]["model"], a["labels"]["feature"]) for a in firing} == {("demo", "f0")}
+        assert {(a["labels"]["model"], a["labels"]["feature"]) for a in firing} == {("demo", "f0")}, diag()
         assert firing[0]["labels"]["severity"] == "warning"
         assert "f0" in firing[0]["annotations"]["summary"]
         assert prom.query('ALERTS{alertname="DriftSentinelFeatureDrift", alertstate="firing", feature="f0"}')
@@ -187,8 +187,8 @@ def test_prometheus_scrapes_drift_and_fires_the_rule(prometheus_binaries: None, 
                           start=f"{started:.3f}", end=f"{end:.3f}", step="1s")["result"]
         values = {s["metric"]["feature"]: [float(v) for _, v in s["values"]] for s in series}
         assert set(values) == {"f0", "f1", "f2", "f3"}, values.keys()
-        assert values["f0"][0] == 0.0 and values["f0"][-1] == 1.0, values["f0"]
-        assert all(max(values[f]) == 0.0 for f in ("f1", "f2", "f3")), values
+        assert values["f0"][0] == 0.0 and values["f0"][-1] == 1.0, f"{values['f0']}\n{diag()}"
+        assert all(max(values[f]) == 0.0 for f in ("f1", "f2", "f3")), f"{values}\n{diag()}"
         assert not [a for a in prom.get("/api/v1/alerts")["alerts"] if a["labels"]["alertname"] == "DriftSentinelDown"]
         [total] = prom.query('driftsentinel_events_total{model="demo"}')
         assert float(total["value"][1]) > DRIFT_AT
