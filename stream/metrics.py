@@ -73,6 +73,19 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        # train/serve skew (stream/skew_loop.py)
+        self.feature_skew_ratio = Gauge(
+            f"{PREFIX}_feature_skew_ratio",
+            "Share of joined serving/offline pairs whose values differ beyond tolerance (last join window).",
+            ["model", "feature"],
+            registry=r,
+        )
+        self.join_unmatched = Counter(
+            f"{PREFIX}_join_unmatched",
+            "Ids evicted from the skew join window without a partner, by the side they were seen on.",
+            ["model", "side"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
