@@ -1,0 +1,357 @@
+"""Train/serve skew: compare the serving and offline values of the same entities.
+
+Detects a feature computed differently by the serving and the training pipeline (seconds
+vs milliseconds, a swapped category encoding, a stale lookup) by comparing, pair by pair,
+the two values of joined events. Per feature and per tumbling window of ``window_pairs``
+joined pairs (arrival order, or whatever order the caller passes them in):
+
+- exact-match rate and within-tolerance rate (``abs_tol``/``rel_tol`` per feature),
+- mean signed difference (serving - offline) and the ratio serving / offline (geometric
+  mean over pairs with both values non-zero and of the same sign: "off by 1000x"),
+- for categorical features (strings, booleans, or ``categorical: true``) the top
+  mismatching ``(serving, offline)`` pairs and the swapped ones (``a->b`` and ``b->a``),
+- a bounded sample of mismatching ids with both values.
+
+A feature is skewed when its mismatch share (1 - within-tolerance rate) exceeds its
+threshold: one ``drift`` signal when an episode starts, one ``resolved`` when a later
+window is back under it. No I/O, no clock: the same pairs give the same signals.
+
+>>> from schemas.skew import SkewConfig
+>>> det = SkewDetector(SkewConfig(window_pairs=100, min_pairs=10))
+>>> ids = [str(i) for i in range(100)]
+>>> serving = [{"latency": 1000.0 * (i % 7 + 1), "plan": "pro" if i % 2 else "basic"} for i in range(100)]
+>>> offline = [{"latency": float(i % 7 + 1), "plan": "basic" if i % 2 else "pro"} for i in range(100)]
+>>> [result] = det.update(ids, serving, offline)
+>>> sorted((s.feature, s.status) for s in result.signals)
+[('latency', 'drift'), ('plan', 'drift')]
+>>> round(result.reports["latency"].ratio, 6)
+1000.0
+>>> result.reports["plan"].swapped
+[('basic', 'pro', 50, 50)]
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from schemas.alerts import WindowSummary
+from schemas.skew import SkewConfig
+
+_QUANTILES = {"p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
+#: Text of a value in evidence (category pairs, samples): bounded, so one huge string cannot bloat an alert.
+_MAX_VALUE_CHARS = 200
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _show(value: Any) -> Any:
+    """A value as it goes into evidence: numbers and None as is, the rest as bounded text."""
+    if value is None or _is_number(value) or isinstance(value, bool):
+        return None if _is_missing(value) else value
+    return str(value)[:_MAX_VALUE_CHARS]
+
+
+def summarize(values: Sequence[float], missing: int) -> WindowSummary:
+    """Count, mean, std and quantiles of numeric values; ``missing`` values are not among them.
+
+    >>> summarize([1.0, 2.0, 3.0], missing=1).mean, summarize([], 2).missing_ratio
+    (2.0, 1.0)
+    """
+    total = len(values) + missing
+    ratio = missing / total if total else None
+    if not values:
+        return WindowSummary(count=0, mean=None, std=None, quantiles={}, missing_ratio=ratio)
+    arr = np.asarray(values, dtype=np.float64)
+    qs = np.quantile(arr, list(_QUANTILES.values()))
+    return WindowSummary(
+        count=int(arr.size),
+        mean=float(arr.mean()),
+        std=float(arr.std(ddof=1)) if arr.size > 1 else None,
+        quantiles={k: float(q) for k, q in zip(_QUANTILES, qs, strict=True)},
+        missing_ratio=ratio,
+    )
+
+
+@dataclass(frozen=True)
+class FeatureSkewReport:
+    """One feature's comparison over one window of joined pairs."""
+
+    feature: str
+    kind: Literal["numeric", "categorical"]
+    pairs: int
+    mismatches: int
+    exact_match_rate: float
+    within_tolerance_rate: float
+    one_side_missing: int
+    mean_signed_difference: float | None
+    ratio: float | None
+    top_pairs: list[tuple[Any, Any, int]]
+    swapped: list[tuple[Any, Any, int, int]]
+    samples: list[dict[str, Any]]
+    serving: WindowSummary
+    offline: WindowSummary
+
+    @property
+    def mismatch_rate(self) -> float:
+        """Share of pairs out of tolerance (1 - within-tolerance rate)."""
+        return self.mismatches / self.pairs if self.pairs else 0.0
+
+    def evidence(self) -> dict[str, Any]:
+        """JSON-ready evidence for an alert."""
+        return {
+            "kind": self.kind,
+            "pairs": self.pairs,
+            "mismatches": self.mismatches,
+            "exact_match_rate": self.exact_match_rate,
+            "within_tolerance_rate": self.within_tolerance_rate,
+            "one_side_missing": self.one_side_missing,
+            "mean_signed_difference": self.mean_signed_difference,
+            "ratio": self.ratio,
+            "top_mismatching_pairs": [{"serving": s, "offline": o, "count": c} for s, o, c in self.top_pairs],
+            "swapped_pairs": [{"a": a, "b": b, "a_to_b": ab, "b_to_a": ba} for a, b, ab, ba in self.swapped],
+            "sample": self.samples,
+        }
+
+
+@dataclass(frozen=True)
+class SkewSignal:
+    """A decision: ``feature`` became skewed (``drift``) or is back in tolerance (``resolved``).
+
+    ``row`` is the index, in the ``update`` call's pairs, of the pair that closed the window
+    (-1 for a window closed by :meth:`SkewDetector.flush`).
+    """
+
+    row: int
+    feature: str
+    status: Literal["drift", "resolved"]
+    statistic: float
+    threshold: float
+    report: FeatureSkewReport
+    detector: str = "skew"
+    statistic_name: str = "mismatch_rate"
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """A closed window: every compared feature's report, and the decisions it led to."""
+
+    row: int
+    pairs: int
+    reports: dict[str, FeatureSkewReport]
+    signals: list[SkewSignal]
+
+
+@dataclass
+class _FeatureWindow:
+    """Running sums of one feature within the current window (bounded by ``window_pairs``)."""
+
+    pairs: int = 0
+    exact: int = 0
+    within: int = 0
+    one_missing: int = 0
+    categorical: int = 0
+    diff_sum: float = 0.0
+    diff_n: int = 0
+    log_ratio_sum: float = 0.0
+    ratio_n: int = 0
+    serving_values: list[float] = field(default_factory=list)
+    offline_values: list[float] = field(default_factory=list)
+    serving_missing: int = 0
+    offline_missing: int = 0
+    pair_counts: Counter[tuple[Any, Any]] = field(default_factory=Counter)
+    other_pairs: int = 0
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SkewDetector:
+    """Per-feature comparison of joined serving/offline pairs, window by window.
+
+    Memory is bounded by ``window_pairs`` values per feature, ``max_features`` features,
+    ``max_tracked_pairs`` category pairs and ``sample_size`` samples per feature.
+    """
+
+    def __init__(self, config: SkewConfig) -> None:
+        self.config = config
+        self._features: dict[str, _FeatureWindow] = {}
+        self._known: list[str] = []
+        self._in_skew: dict[str, bool] = {}
+        self._window_pairs = 0
+        self.dropped_features = 0
+
+    # ------------------------------------------------------------------ input
+    def update(
+        self, ids: Sequence[str], serving: Sequence[Mapping[str, Any]], offline: Sequence[Mapping[str, Any]]
+    ) -> list[WindowResult]:
+        """Add joined pairs (``ids[i]`` has features ``serving[i]`` and ``offline[i]``).
+
+        Returns the windows this closed (usually none or one).
+        """
+        if not len(ids) == len(serving) == len(offline):
+            raise ValueError("ids, serving and offline must have the same length")
+        results: list[WindowResult] = []
+        for row, (key, s_feats, o_feats) in enumerate(zip(ids, serving, offline, strict=True)):
+            self._add_pair(key, s_feats, o_feats)
+            self._window_pairs += 1
+            if self._window_pairs >= self.config.window_pairs:
+                results.append(self._close(row))
+        return results
+
+    def flush(self) -> WindowResult | None:
+        """Close the current window early (time boundary, idle, exit) if it has ``min_pairs`` pairs."""
+        if self._window_pairs < self.config.min_pairs:
+            return None
+        return self._close(-1)
+
+    @property
+    def pending_pairs(self) -> int:
+        """Pairs in the current, not yet evaluated window."""
+        return self._window_pairs
+
+    def _admitted(self, name: str) -> bool:
+        cfg = self.config
+        if (cfg.include is not None and name not in cfg.include) or name in cfg.exclude:
+            return False
+        if name in self._features:
+            return True
+        if len(self._known) >= cfg.max_features:
+            self.dropped_features += 1
+            return False
+        self._known.append(name)
+        self._features[name] = _FeatureWindow()
+        return True
+
+    def _add_pair(self, key: str, s_feats: Mapping[str, Any], o_feats: Mapping[str, Any]) -> None:
+        names = list(s_feats)
+        names += [n for n in o_feats if n not in s_feats]
+        for name in names:
+            if self._admitted(name):
+                self._compare(name, key, s_feats.get(name), o_feats.get(name))
+
+    def _compare(self, name: str, key: str, s: Any, o: Any) -> None:
+        acc = self._features[name]
+        tol = self.config.tolerance(name)
+        acc.pairs += 1
+        s_missing, o_missing = _is_missing(s), _is_missing(o)
+        acc.serving_missing += s_missing
+        acc.offline_missing += o_missing
+        if s_missing or o_missing:
+            if s_missing and o_missing:
+                acc.exact += 1
+                acc.within += 1
+                return
+            acc.one_missing += 1
+            if not s_missing and _is_number(s):
+                acc.serving_values.append(float(s))
+            if not o_missing and _is_number(o):
+                acc.offline_values.append(float(o))
+            self._mismatch(acc, key, s, o, categorical=tol.categorical or not (_is_number(s) or _is_number(o)))
+            return
+        if _is_number(s) and _is_number(o) and not tol.categorical:
+            sf, of = float(s), float(o)
+            acc.serving_values.append(sf)
+            acc.offline_values.append(of)
+            acc.diff_sum += sf - of
+            acc.diff_n += 1
+            if sf != 0.0 and of != 0.0 and (sf > 0) == (of > 0):
+                acc.log_ratio_sum += math.log(sf / of)
+                acc.ratio_n += 1
+            if sf == of:
+                acc.exact += 1
+                acc.within += 1
+            elif math.isclose(sf, of, rel_tol=tol.rel_tol, abs_tol=tol.abs_tol):
+                acc.within += 1
+            else:
+                self._mismatch(acc, key, s, o, categorical=False)
+            return
+        acc.categorical += 1
+        if _is_number(s) and _is_number(o):
+            acc.serving_values.append(float(s))
+            acc.offline_values.append(float(o))
+        if s == o and type(s) is type(o):
+            acc.exact += 1
+            acc.within += 1
+        else:
+            self._mismatch(acc, key, s, o, categorical=True)
+
+    def _mismatch(self, acc: _FeatureWindow, key: str, s: Any, o: Any, categorical: bool) -> None:
+        if len(acc.samples) < self.config.sample_size:
+            acc.samples.append({"id": str(key)[:_MAX_VALUE_CHARS], "serving": _show(s), "offline": _show(o)})
+        if not categorical:
+            return
+        pair = (_show(s), _show(o))
+        if pair in acc.pair_counts or len(acc.pair_counts) < self.config.max_tracked_pairs:
+            acc.pair_counts[pair] += 1
+        else:
+            acc.other_pairs += 1
+
+    # ------------------------------------------------------------------ decisions
+    def _close(self, row: int) -> WindowResult:
+        reports: dict[str, FeatureSkewReport] = {}
+        signals: list[SkewSignal] = []
+        for name in self._known:
+            acc = self._features[name]
+            if acc.pairs == 0:
+                continue
+            report = self._report(name, acc)
+            reports[name] = report
+            threshold = self.config.threshold(name)
+            skewed = report.mismatch_rate > threshold
+            if skewed != self._in_skew.get(name, False):
+                self._in_skew[name] = skewed
+                signals.append(
+                    SkewSignal(
+                        row=row,
+                        feature=name,
+                        status="drift" if skewed else "resolved",
+                        statistic=report.mismatch_rate,
+                        threshold=threshold,
+                        report=report,
+                    )
+                )
+            self._features[name] = _FeatureWindow()
+        pairs, self._window_pairs = self._window_pairs, 0
+        return WindowResult(row=row, pairs=pairs, reports=reports, signals=signals)
+
+    def _report(self, name: str, acc: _FeatureWindow) -> FeatureSkewReport:
+        top = [(s, o, c) for (s, o), c in acc.pair_counts.most_common(self.config.top_pairs)]
+        swapped = []
+        for (a, b), ab in acc.pair_counts.items():
+            ba = acc.pair_counts.get((b, a), 0)
+            if ba and str(a) < str(b):
+                swapped.append((a, b, ab, ba))
+        swapped.sort(key=lambda t: (-min(t[2], t[3]), str(t[0]), str(t[1])))
+        kind: Literal["numeric", "categorical"] = (
+            "categorical" if acc.categorical or self.config.tolerance(name).categorical else "numeric"
+        )
+        return FeatureSkewReport(
+            feature=name,
+            kind=kind,
+            pairs=acc.pairs,
+            mismatches=acc.pairs - acc.within,
+            exact_match_rate=acc.exact / acc.pairs,
+            within_tolerance_rate=acc.within / acc.pairs,
+            one_side_missing=acc.one_missing,
+            mean_signed_difference=acc.diff_sum / acc.diff_n if acc.diff_n else None,
+            ratio=math.exp(acc.log_ratio_sum / acc.ratio_n) if acc.ratio_n else None,
+            top_pairs=top,
+            swapped=swapped[: self.config.top_pairs],
+            samples=list(acc.samples),
+            serving=summarize(acc.serving_values, acc.serving_missing),
+            offline=summarize(acc.offline_values, acc.offline_missing),
+        )
+
+    def in_skew(self, feature: str) -> bool:
+        """Whether ``feature`` is in a skew episode now."""
+        return self._in_skew.get(feature, False)
