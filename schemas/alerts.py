@@ -21,7 +21,7 @@ ids (consumers can de-duplicate on it).
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,6 +73,13 @@ class DriftEvent(BaseModel):
     detected_at: float = Field(description="Wall-clock epoch seconds when the sidecar decided.")
     window: WindowSummary = Field(description="The live window of the feature.")
     reference: WindowSummary | None = Field(description="The baseline the live window is compared with.")
+    evidence: dict[str, Any] | None = Field(
+        default=None,
+        description="Detector-specific evidence beyond the summaries (skew: sample ids with both values, "
+        "ratio, swapped category pairs; shadow_divergence: agreement, distance, error distribution). "
+        "null for adwin/page_hinkley.",
+    )
+    """Optional, JSON-ready detail of a ``skew`` or ``shadow_divergence`` decision; ``None`` otherwise."""
 
     @property
     def key(self) -> str:
