@@ -70,27 +70,72 @@ class FeatureEvent(BaseModel):
     @field_validator("ts", mode="before")
     @classmethod
     def _parse_ts(cls, value: Any) -> float | None:
-        if value is None or isinstance(value, bool):
-            if isinstance(value, bool):
-                raise ValueError("ts must be epoch seconds or an RFC 3339 string")
-            return None
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            text = value.strip()
-            if text.endswith("Z"):
-                text = text[:-1] + "+00:00"
-            try:
-                return datetime.fromisoformat(text).timestamp()
-            except ValueError as exc:
-                raise ValueError(f"ts is not RFC 3339: {value!r}") from exc
+        return parse_ts(value)
+
+
+def parse_ts(value: Any) -> float | None:
+    """Epoch seconds from a number or an RFC 3339 string; ``ValueError`` otherwise.
+
+    >>> parse_ts("1970-01-01T00:01:00Z"), parse_ts(5), parse_ts(None)
+    (60.0, 5.0, None)
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
         raise ValueError("ts must be epoch seconds or an RFC 3339 string")
+    if isinstance(value, (int, float)):
+        try:
+            ts = float(value)
+        except OverflowError:
+            raise ValueError("ts is beyond float range") from None
+        if ts - ts != 0.0:
+            raise ValueError("ts must be finite")
+        return ts
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            return datetime.fromisoformat(text).timestamp()
+        except ValueError as exc:
+            raise ValueError(f"ts is not RFC 3339: {value!r}") from exc
+    raise ValueError("ts must be epoch seconds or an RFC 3339 string")
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isinf(value)
+    return isinstance(value, int) and not isinstance(value, bool) and not -_MAX_FLOAT <= value <= _MAX_FLOAT
 
 
 def _reject_non_finite(obj: dict[str, Any]) -> None:
-    for name, value in obj.get("features", {}).items():
-        if isinstance(value, float) and math.isinf(value):
-            raise InvalidEvent("non_finite_value", f"feature {name!r} is infinite")
+    features = obj.get("features")
+    for name, value in (features.items() if isinstance(features, dict) else ()):
+        if _non_finite(value):
+            raise InvalidEvent("non_finite_value", f"feature {name!r} is infinite or beyond float range")
+    for name in ("prediction", "label"):
+        if _non_finite(obj.get(name)):
+            raise InvalidEvent("non_finite_value", f"{name} is infinite or beyond float range")
+
+
+def _reject_surrogates(obj: Any) -> None:
+    """JSON may escape lone UTF-16 surrogates (``"\\ud800"``): valid syntax, but no text."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidEvent("not_utf8", "string with a lone surrogate escape") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+_MAX_FLOAT = 1.7976931348623157e308
 
 
 def decode_event(raw: bytes | None) -> FeatureEvent:
@@ -109,14 +154,15 @@ def decode_event(raw: bytes | None) -> FeatureEvent:
         raise InvalidEvent("not_utf8", str(exc)) from None
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an int of > 4300 digits
         raise InvalidEvent("not_json", str(exc)[:200]) from None
+    if "\\u" in text:
+        _reject_surrogates(obj)
     if not isinstance(obj, dict):
         raise InvalidEvent("not_object", f"top level is {type(obj).__name__}")
     if "features" not in obj:
         raise InvalidEvent("missing_features", "no 'features' field")
-    if isinstance(obj["features"], dict):
-        _reject_non_finite(obj)
+    _reject_non_finite(obj)
     try:
         event = FeatureEvent.model_validate(obj)
     except ValidationError as exc:

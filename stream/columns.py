@@ -1,8 +1,7 @@
 """Turn decoded events into column batches, one per model.
 
->>> from schemas import FeatureEvent
->>> evs = [(10, FeatureEvent(model="m", features={"a": 1, "b": None})),
-...        (11, FeatureEvent(model="m", features={"a": 2.5, "c": "DE"}))]
+>>> evs = [(10, EventView(model="m", features={"a": 1, "b": None})),
+...        (11, EventView(model="m", features={"a": 2.5, "c": "DE"}))]
 >>> [(m, b.names, b.values.tolist()) for m, b in to_batches(evs, "default").items()]
 [('m', ['a', 'b'], [[1.0, nan], [2.5, nan]])]
 """
@@ -13,11 +12,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from schemas import FeatureBatch, FeatureEvent
+from schemas import FeatureBatch
+from schemas.fastdecode import EventView
 
 
 def to_batches(
-    events: list[tuple[int, FeatureEvent]],
+    events: list[tuple[int, EventView]],
     default_model: str,
     admit: Callable[[str, list[str]], list[str]] | None = None,
 ) -> dict[str, FeatureBatch]:
@@ -29,7 +29,7 @@ def to_batches(
     ``admit(model, names)`` chooses the columns to build (the detector bank's feature
     cap); values of the others are counted in ``dropped_values``.
     """
-    by_model: dict[str, list[tuple[int, FeatureEvent]]] = {}
+    by_model: dict[str, list[tuple[int, EventView]]] = {}
     for offset, event in events:
         by_model.setdefault(event.model or default_model, []).append((offset, event))
     out: dict[str, FeatureBatch] = {}

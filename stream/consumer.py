@@ -46,7 +46,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from detectors.bank import DetectorBank
-from schemas import DriftEvent, FeatureEvent, InvalidEvent, SidecarConfig, decode_event
+from schemas import DriftEvent, InvalidEvent, SidecarConfig
+from schemas.fastdecode import EventView, decode_event_fast
 from stream.alerts import AlertPolicy
 from stream.checkpoint import MAX_STATE_BYTES, encode_state, ensure_state_topic, load_states, state_key
 from stream.columns import to_batches
@@ -65,6 +66,27 @@ H_OFFSET = "driftsentinel.source.offset"
 #: the sidecar gives up and exits non-zero.
 TXN_RETRY_S = 300.0
 STARTUP_TIMEOUT_S = 30.0
+
+
+class _RateLimit(logging.Filter):
+    """librdkafka repeats connection failures several times a second: one line per kind per 10 s."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = record.getMessage().split(":", 1)[0][:80]
+        now = time.monotonic()
+        if now - self._last.get(kind, -1e9) < self.every_s:
+            return False
+        self._last[kind] = now
+        return True
+
+
+_rdkafka_log = logging.getLogger("driftsentinel.rdkafka")
+_rdkafka_log.addFilter(_RateLimit())
 
 
 class DeliveryFailed(RuntimeError):
@@ -133,7 +155,7 @@ class Sidecar:
             log.warning("checkpoints need detectors.backend=kernel; state is kept in memory only")
         # Security settings (SASL/TLS) go to every client: kafka.common; the consumer
         # section's client-level keys also reach the admin client, so either place works.
-        self._common = {"bootstrap.servers": kafka.bootstrap_servers, **kafka.common}
+        self._common = {"bootstrap.servers": kafka.bootstrap_servers, "logger": _rdkafka_log, **kafka.common}
         self.consumer = Consumer(
             {
                 **self._common,
@@ -212,10 +234,18 @@ class Sidecar:
         """Reach the broker, create output topics, initialise transactions — or fail clearly."""
         kafka = self.config.kafka
         admin = AdminClient({**self._admin_conf, "error_cb": self._on_kafka_error})
-        try:
-            existing = admin.list_topics(timeout=STARTUP_TIMEOUT_S).topics
-        except KafkaException as exc:
-            raise StartupError(self._explain(exc.args[0])) from None
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        existing: dict[str, Any] = {}
+        while True:  # short slices, so an authentication error (via error_cb) ends the wait at once
+            try:
+                existing = admin.list_topics(timeout=1).topics
+                break
+            except KafkaException as exc:
+                admin.poll(0.1)
+                if self._fatal is not None:
+                    raise StartupError(self._explain(self._fatal)) from None
+                if time.monotonic() > deadline:
+                    raise StartupError(self._explain(exc.args[0])) from None
         if self._fatal is not None:
             raise StartupError(self._explain(self._fatal))
         wanted = [t for t in (kafka.alerts_topic, kafka.dlq_topic) if t not in existing]
@@ -287,7 +317,7 @@ class Sidecar:
 
     def _process(self, msgs: list[Message]) -> list[tuple[str, int]]:
         """Decode, detect, produce; returns the partitions the batch touched."""
-        per_partition: dict[tuple[str, int], list[tuple[int, FeatureEvent]]] = {}
+        per_partition: dict[tuple[str, int], list[tuple[int, EventView]]] = {}
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -302,7 +332,7 @@ class Sidecar:
             part.since_checkpoint += 1
             self.consumed += 1
             try:
-                event = decode_event(msg.value())
+                event = decode_event_fast(msg.value())
             except InvalidEvent as exc:
                 if offset >= part.replay_until:
                     self._dead_letter(msg, exc)

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from detectors.bank import DetectorBank
-from schemas import DriftEvent, FeatureBatch, FeatureEvent, InvalidEvent, SidecarConfig, decode_event
+from schemas import DriftEvent, FeatureBatch, InvalidEvent, SidecarConfig
+from schemas.fastdecode import EventView, decode_event_fast
 from stream.alerts import AlertPolicy
 from stream.columns import to_batches
 
@@ -41,7 +42,7 @@ def replay_file(path: Path, config: SidecarConfig, out: IO[str], batch_size: int
     valid = 0
     topic = path.name
 
-    def flush(events: list[tuple[int, FeatureEvent]]) -> None:
+    def flush(events: list[tuple[int, EventView]]) -> None:
         nonlocal alerts
         now = time.time()
         for model, batch in to_batches(events, config.default_model).items():
@@ -62,13 +63,13 @@ def replay_file(path: Path, config: SidecarConfig, out: IO[str], batch_size: int
                 if recorder is not None:
                     recorder.on_alert(event)
 
-    pending: list[tuple[int, FeatureEvent]] = []
+    pending: list[tuple[int, EventView]] = []
     read = 0
     with path.open("rb") as fh:
         for line_no, line in enumerate(fh):
             read += len(line)
             try:
-                pending.append((line_no, decode_event(line.rstrip(b"\r\n"))))
+                pending.append((line_no, decode_event_fast(line.rstrip(b"\r\n"))))
                 valid += 1
             except InvalidEvent as exc:
                 invalid[exc.reason] += 1

@@ -1,0 +1,71 @@
+"""The sidecar's hot decode path: msgspec instead of json + pydantic, same verdicts.
+
+:func:`decode_event_fast` accepts exactly the events :func:`schemas.events.decode_event`
+accepts, with the same field values, and rejects the others with the same reason (tests
+prove the agreement over generated inputs). It decodes and type-checks in C (msgspec);
+anything msgspec refuses — including JSON's ``NaN`` token, which our contract reads as a
+missing value — is handed to the reference decoder, which decides. Malformed input is
+rare in a healthy stream, so the slow path costs nothing in steady state.
+
+>>> ev = decode_event_fast(b'{"model": "m", "ts": "1970-01-01T00:00:10Z", "features": {"x": 1, "c": "DE"}}')
+>>> ev.model, ev.ts, ev.features
+('m', 10.0, {'x': 1, 'c': 'DE'})
+>>> decode_event_fast(b'{"features": {"x": NaN}}').features["x"] != 0  # via the reference path
+True
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from schemas.events import MAX_EVENT_BYTES, FeatureEvent, InvalidEvent, decode_event, parse_ts
+
+
+class EventView(msgspec.Struct, frozen=True):
+    """The fields of a FeatureEvent the sidecar reads (same names and meaning)."""
+
+    features: dict[str, float | int | bool | str | None]
+    model: str | None = None
+    ts: float | str | None = None
+    id: str | None = None
+    prediction: float | str | None = None
+    label: float | str | None = None
+
+
+_decoder = msgspec.json.Decoder(EventView)
+_MAX = 1.7976931348623157e308
+
+
+def _from_model(event: FeatureEvent) -> EventView:
+    return EventView(
+        features=dict(event.features),
+        model=event.model,
+        ts=event.ts,
+        id=event.id,
+        prediction=event.prediction,
+        label=event.label,
+    )
+
+
+def decode_event_fast(raw: bytes | None) -> EventView:
+    """Decode one message value; raises :class:`InvalidEvent` like ``decode_event``."""
+    if not raw or len(raw) > MAX_EVENT_BYTES:
+        return _from_model(decode_event(raw))  # raises with the reason
+    try:
+        event = _decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return _from_model(decode_event(raw))
+    for value in event.features.values():
+        cls = value.__class__
+        if (cls is float and value - value != 0.0) or (cls is int and not -_MAX <= value <= _MAX):
+            return _from_model(decode_event(raw))  # inf (never NaN from msgspec), or an int beyond float
+    for value in (event.prediction, event.label):
+        if value.__class__ is float and value - value != 0.0:
+            return _from_model(decode_event(raw))
+    ts = event.ts
+    if ts.__class__ is str:  # RFC 3339; ints arrive as float already (msgspec widens)
+        try:
+            return msgspec.structs.replace(event, ts=parse_ts(ts))
+        except ValueError:
+            return _from_model(decode_event(raw))
+    return event
