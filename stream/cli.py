@@ -184,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     from stream import local_kafka
 
     local_kafka.register_cli(sub)
+    __import__("stream.skew_loop", fromlist=["register_cli"]).register_cli(sub)  # driftsentinel skew
     return parser
 
 
