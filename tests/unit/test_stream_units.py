@@ -28,11 +28,25 @@ def test_batches_split_by_model_keep_order_and_missing() -> None:
     out = to_batches(events, default_model="dflt")
     assert sorted(out) == ["a", "b", "dflt"]
     a = out["a"]
-    assert a.names == ["x", "y", "z"]
+    assert a.names == ["x", "z"] and a.cat_names == ["y"]  # booleans are categorical
     np.testing.assert_array_equal(a.offsets, [0, 3])
-    np.testing.assert_array_equal(a.values, [[1.0, 1.0, np.nan], [np.nan, np.nan, 3.0]])
+    np.testing.assert_array_equal(a.values, [[1.0, np.nan], [np.nan, 3.0]])
+    assert a.cat_values.tolist() == [["true"], [None]]
     assert a.event_times[0] == 5.0 and np.isnan(a.event_times[1])
-    assert out["dflt"].names == ["x"] and np.isnan(out["dflt"].values[0, 0])
+    assert out["dflt"].names == [] and out["dflt"].cat_names == ["c"]
+
+
+def test_prediction_and_label_travel_as_features() -> None:
+    ev = FeatureEvent(model="m", features={"x": 1.0}, prediction=0.7, label="yes")
+    [batch] = to_batches([(0, ev)], "d").values()
+    assert batch.names == ["x", "@prediction"] and batch.cat_names == ["@label"]
+
+
+def test_mixed_types_give_both_columns() -> None:
+    evs = [(0, FeatureEvent(features={"v": 1.0})), (1, FeatureEvent(features={"v": "oops"}))]
+    [batch] = to_batches(evs, "d").values()
+    assert batch.names == ["v"] and batch.cat_names == ["v"]
+    assert np.isnan(batch.values[1, 0]) and batch.cat_values[1, 0] == "oops"
 
 
 def _signal(stat: float | None, status: str = "drift") -> DriftSignal:
