@@ -1,0 +1,181 @@
+"""detectors.skew: value-by-value comparison of joined serving/offline pairs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from detectors.skew import SkewDetector, WindowResult, summarize
+from schemas.skew import FeatureTolerance, SkewConfig
+
+PLANS = ["free", "basic", "pro", "enterprise"]
+
+
+def entities(n: int, seed: int = 7) -> tuple[list[str], list[dict], list[dict]]:
+    """The issue's scenario: latency ms vs s, plan with 'basic'<->'pro' swapped, 18 noisy equal features."""
+    rng = np.random.default_rng(seed)
+    ids, serving, offline = [], [], []
+    for i in range(n):
+        off = {f"f{k}": float(rng.normal(10 * k, 1 + k)) for k in range(18)}
+        off["latency"] = float(rng.gamma(2.0, 0.05))
+        off["plan"] = PLANS[int(rng.integers(0, 4))]
+        on = {k: v * (1 + 1e-12) if isinstance(v, float) else v for k, v in off.items()}
+        on["latency"] = off["latency"] * 1000.0
+        on["plan"] = {"basic": "pro", "pro": "basic"}.get(off["plan"], off["plan"])
+        ids.append(f"e{i}")
+        serving.append(on)
+        offline.append(off)
+    return ids, serving, offline
+
+
+def all_signals(results: list[WindowResult]) -> list[tuple[str, str]]:
+    return [(s.feature, s.status) for r in results for s in r.signals]
+
+
+def test_issue_scenario_flags_exactly_latency_and_plan() -> None:
+    ids, serving, offline = entities(20_000)
+    det = SkewDetector(SkewConfig(window_pairs=5000))
+    results = det.update(ids, serving, offline)
+    assert len(results) == 4
+    assert sorted(all_signals(results)) == [("latency", "drift"), ("plan", "drift")]  # once per episode
+    for result in results:
+        assert len(result.reports) == 20
+        for name, rep in result.reports.items():
+            if name in ("latency", "plan"):
+                continue
+            assert rep.within_tolerance_rate == 1.0, name
+            assert rep.mismatch_rate == 0.0
+            assert rep.ratio == pytest.approx(1.0, abs=1e-9)
+    first = {s.feature: s for s in results[0].signals}
+    lat = first["latency"].report
+    assert lat.kind == "numeric" and lat.mismatch_rate == 1.0
+    assert lat.ratio == pytest.approx(1000.0, rel=1e-9)
+    assert lat.mean_signed_difference is not None and lat.mean_signed_difference > 0
+    assert lat.serving.mean == pytest.approx(1000 * lat.offline.mean)
+    assert len(lat.samples) == 10
+    for sample in lat.samples:
+        assert sample["serving"] == pytest.approx(1000 * sample["offline"])
+    plan = first["plan"].report
+    assert plan.kind == "categorical"
+    assert 0.4 < plan.mismatch_rate < 0.6
+    assert [(a, b) for a, b, _, _ in plan.swapped] == [("basic", "pro")]
+    assert {(s, o) for s, o, _ in plan.top_pairs} == {("basic", "pro"), ("pro", "basic")}
+    ev = plan.evidence()
+    assert ev["swapped_pairs"][0]["a"] == "basic" and ev["swapped_pairs"][0]["b_to_a"] > 0
+    assert first["latency"].statistic_name == "mismatch_rate" and first["latency"].threshold == 0.01
+
+
+def test_batch_boundaries_do_not_change_decisions() -> None:
+    ids, serving, offline = entities(3000)
+    one = SkewDetector(SkewConfig(window_pairs=1000))
+    many = SkewDetector(SkewConfig(window_pairs=1000))
+    a = one.update(ids, serving, offline)
+    b = []
+    for lo in range(0, 3000, 137):
+        b += many.update(ids[lo : lo + 137], serving[lo : lo + 137], offline[lo : lo + 137])
+    assert [(r.pairs, sorted(r.reports)) for r in a] == [(r.pairs, sorted(r.reports)) for r in b]
+    assert [(s.feature, s.status, s.statistic) for r in a for s in r.signals] == [
+        (s.feature, s.status, s.statistic) for r in b for s in r.signals
+    ]
+    assert [r.reports["latency"].evidence() for r in a] == [r.reports["latency"].evidence() for r in b]
+
+
+def test_tolerances_per_feature() -> None:
+    cfg = SkewConfig(
+        window_pairs=100,
+        tolerances={"a": FeatureTolerance(abs_tol=0.5), "r": FeatureTolerance(rel_tol=0.01, abs_tol=0)},
+    )
+    det = SkewDetector(cfg)
+    ids = [str(i) for i in range(100)]
+    serving = [{"a": 1.4, "r": 101.0, "x": 1.4} for _ in ids]
+    offline = [{"a": 1.0, "r": 100.0, "x": 1.0} for _ in ids]
+    [res] = det.update(ids, serving, offline)
+    assert res.reports["a"].within_tolerance_rate == 1.0 and res.reports["a"].exact_match_rate == 0.0
+    assert res.reports["r"].within_tolerance_rate == 1.0
+    assert res.reports["x"].within_tolerance_rate == 0.0
+    assert res.reports["x"].mean_signed_difference == pytest.approx(0.4)
+    assert [s.feature for s in res.signals] == ["x"]
+
+
+def test_per_feature_threshold_and_missing_values() -> None:
+    cfg = SkewConfig(window_pairs=100, tolerances={"m": FeatureTolerance(mismatch_threshold=0.5)})
+    det = SkewDetector(cfg)
+    ids = [str(i) for i in range(100)]
+    # m: 30% missing on the serving side only -> 0.3 mismatch, under its own 0.5 threshold
+    serving = [{"m": None if i < 30 else 1.0, "both": None, "n": math.nan if i < 5 else 2.0} for i in range(100)]
+    offline = [{"m": 1.0, "both": None, "n": 2.0} for _ in ids]
+    [res] = det.update(ids, serving, offline)
+    assert res.reports["m"].mismatch_rate == pytest.approx(0.3)
+    assert res.reports["m"].one_side_missing == 30
+    assert res.reports["m"].serving.missing_ratio == pytest.approx(0.3)
+    assert res.reports["both"].within_tolerance_rate == 1.0  # both missing agree
+    assert res.reports["n"].mismatch_rate == pytest.approx(0.05)
+    assert sorted(s.feature for s in res.signals) == ["n"]
+
+
+def test_integer_codes_as_categories_and_bounded_pair_tracking() -> None:
+    cfg = SkewConfig(
+        window_pairs=1000, max_tracked_pairs=3, top_pairs=2,
+        tolerances={"code": FeatureTolerance(categorical=True)},
+    )
+    det = SkewDetector(cfg)
+    ids = [str(i) for i in range(1000)]
+    serving = [{"code": {1: 2, 2: 1}.get(i % 10, i % 10)} for i in range(1000)]
+    offline = [{"code": i % 10} for i in range(1000)]
+    [res] = det.update(ids, serving, offline)
+    rep = res.reports["code"]
+    assert rep.kind == "categorical" and rep.mismatch_rate == pytest.approx(0.2)
+    assert rep.swapped == [(1, 2, 100, 100)]
+    assert len(rep.top_pairs) == 2
+    # many distinct mismatching pairs: counted, but only max_tracked_pairs kept
+    det2 = SkewDetector(cfg)
+    [res2] = det2.update(ids, [{"c": f"s{i}"} for i in range(1000)], [{"c": f"o{i}"} for i in range(1000)])
+    assert res2.reports["c"].mismatches == 1000 and len(res2.reports["c"].top_pairs) == 2
+
+
+def test_resolved_after_the_fix_and_flush() -> None:
+    det = SkewDetector(SkewConfig(window_pairs=100, min_pairs=50))
+    ids = [str(i) for i in range(100)]
+    bad = det.update(ids, [{"x": 2.0}] * 100, [{"x": 1.0}] * 100)
+    assert all_signals(bad) == [("x", "drift")]
+    assert det.in_skew("x")
+    good = det.update(ids, [{"x": 1.0}] * 100, [{"x": 1.0}] * 100)
+    assert all_signals(good) == [("x", "resolved")]
+    det.update(ids[:40], [{"x": 2.0}] * 40, [{"x": 1.0}] * 40)
+    assert det.flush() is None  # under min_pairs
+    det.update(ids[:20], [{"x": 2.0}] * 20, [{"x": 1.0}] * 20)
+    flushed = det.flush()
+    assert flushed is not None and flushed.row == -1 and all_signals([flushed]) == [("x", "drift")]
+    assert det.pending_pairs == 0
+
+
+def test_feature_selection_and_cap() -> None:
+    det = SkewDetector(SkewConfig(window_pairs=10, include=["a", "b", "c"], exclude=["b"], max_features=1))
+    ids = [str(i) for i in range(10)]
+    [res] = det.update(ids, [{"a": 1, "b": 2, "c": 3, "d": 4}] * 10, [{"a": 1, "b": 0, "c": 0, "d": 0}] * 10)
+    assert list(res.reports) == ["a"]
+    assert det.dropped_features > 0
+
+
+def test_evidence_is_bounded_and_json_ready() -> None:
+    import json
+
+    det = SkewDetector(SkewConfig(window_pairs=100, sample_size=3))
+    ids = [f"id-{i}" for i in range(100)]
+    [res] = det.update(ids, [{"s": "x" * 10_000}] * 100, [{"s": "y"}] * 100)
+    ev = res.reports["s"].evidence()
+    assert len(ev["sample"]) == 3 and len(ev["sample"][0]["serving"]) == 200
+    json.dumps(ev)
+
+
+def test_summarize() -> None:
+    s = summarize([1.0, 2.0, 3.0, 4.0], missing=4)
+    assert s.count == 4 and s.missing_ratio == 0.5 and s.quantiles["p50"] == 2.5
+    assert summarize([], 0).missing_ratio is None
+
+
+def test_length_mismatch_rejected() -> None:
+    with pytest.raises(ValueError):
+        SkewDetector(SkewConfig()).update(["a"], [], [{}])
