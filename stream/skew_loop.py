@@ -147,6 +147,8 @@ class SkewSidecar:
             else None
         )
         self.model = src.model or config.default_model
+        # without an offline side there is nothing to join serving events with
+        self._skew_on = config.skew.enabled and bool(src.offline_topic or src.offline_file)
         self.consumed = 0
         self.published = 0
         self.invalid = 0
@@ -352,7 +354,7 @@ class SkewSidecar:
                         s_pairs.append(got)
                     if version == shadow.candidate:
                         continue  # the candidate's features are the baseline's: no skew pairing
-            if src.model is not None and model != src.model:
+            if not self._skew_on or (src.model is not None and model != src.model):
                 continue
             pair = self.join.add(SERVING, event.id, (dict(event.features), pos), t)
             if pair is not None:
