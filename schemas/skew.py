@@ -74,7 +74,13 @@ class SkewConfig(_Section):
         default=5000, ge=10, description="Joined pairs per evaluation (tumbling window, arrival order)."
     )
     min_pairs: int = Field(
-        default=500, ge=1, description="A partial window (at idle or exit) is evaluated only with this many pairs."
+        default=500, ge=1, description="A partial window (on time, or at exit) is evaluated only with this many pairs."
+    )
+    window_s: float | None = Field(
+        default=300.0,
+        gt=0,
+        description="Also evaluate the current window after this many seconds (arrival clock) when it holds "
+        "min_pairs pairs, so slow streams are not judged hours late. null: by count only.",
     )
     mismatch_threshold: float = Field(
         default=0.01, ge=0, le=1, description="A feature is skewed when its share of out-of-tolerance pairs exceeds this."

@@ -100,7 +100,7 @@ def read_offline_file(path: Path) -> Iterator[tuple[str, dict[str, Any]] | None]
     Yields ``None`` for a row that cannot be used (no id, not JSON), so callers can count it.
     """
     if path.suffix.lower() == ".csv":
-        with path.open(newline="") as fh:
+        with path.open(newline="", encoding="utf-8", errors="replace") as fh:
             reader = csv.DictReader(fh)
             if reader.fieldnames is None or "id" not in reader.fieldnames:
                 raise ValueError(f"{path}: CSV needs a header with an 'id' column")
@@ -111,7 +111,7 @@ def read_offline_file(path: Path) -> Iterator[tuple[str, dict[str, Any]] | None]
                     continue
                 yield key, {k: _csv_value(v or "") for k, v in row.items() if k not in ("ts", "model")}
         return
-    with path.open() as fh:
+    with path.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
             if not line.strip():
                 continue
@@ -157,6 +157,7 @@ class SkewSidecar:
         self._last_pair: _Position | None = None
         self._last_shadow: _Position | None = None
         self._stopping = False
+        self._window_started = time.monotonic()
         self._file: Iterator[tuple[str, dict[str, Any]] | None] | None = None
         self._file_done = src.offline_file is None
         common = {"bootstrap.servers": src.bootstrap_servers, **src.common}
@@ -251,6 +252,7 @@ class SkewSidecar:
             elif fed:
                 last_input = now
             self._expire(now)
+            self._evaluate_on_time(now)
             self._check_deliveries()
             if msgs and now - last_commit >= 1.0:
                 self._commit()
@@ -281,7 +283,8 @@ class SkewSidecar:
         """Read offline file rows ahead while the join has room (bounded per iteration)."""
         if self._file_done or self._file is None:
             return 0
-        room = max(self.config.skew.window.max_pending // 2 - self.join.pending(OFFLINE), 0)
+        # leave half the window to ids read ahead of their serving partner
+        room = max(max(self.config.skew.window.max_pending // 2, 1) - self.join.pending(OFFLINE), 0)
         fed = 0
         now = time.monotonic()
         ids: list[str] = []
@@ -370,6 +373,8 @@ class SkewSidecar:
         positions = [p[0][1] for p in pairs]
         results = self.skew.update(ids, [p[0][0] for p in pairs], [p[1] for p in pairs])
         self._last_pair = positions[-1]
+        if results:
+            self._window_started = time.monotonic()
         for result in results:
             self._on_skew_window(result, positions)
 
@@ -380,6 +385,20 @@ class SkewSidecar:
         self._last_shadow = positions[-1]
         for result in results:
             self._on_shadow_window(result, positions)
+
+    def _evaluate_on_time(self, now: float) -> None:
+        """Close a partial skew/shadow window once ``skew.window_s`` has passed (slow streams)."""
+        window_s = self.config.skew.window_s
+        if window_s is None or now - self._window_started < window_s:
+            return
+        self._window_started = now
+        result = self.skew.flush()
+        if result is not None:
+            self._on_skew_window(result, [])
+        if self.shadow is not None:
+            shadow_result = self.shadow.flush(min_pairs=self.config.skew.min_pairs)
+            if shadow_result is not None:
+                self._on_shadow_window(shadow_result, [])
 
     def _on_skew_window(self, result: WindowResult, positions: list[_Position]) -> None:
         pos = positions[result.row] if result.row >= 0 else self._last_pair

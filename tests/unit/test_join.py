@@ -101,22 +101,22 @@ def test_a_million_ids_that_never_match_stay_within_the_window() -> None:
 
 
 def test_structure_size_is_the_same_after_10x_more_ids() -> None:
-    """Allocated bytes (tracemalloc) after 20k and after 200k never-matching ids per side."""
+    """Allocated bytes (tracemalloc) after 10k and after 100k never-matching ids per side."""
 
     def held(n: int) -> int:
         gc.collect()
         tracemalloc.start()
         try:
             base = tracemalloc.get_traced_memory()[0]
-            join = StreamJoin(("serving", "offline"), max_pending=2_000, max_age_s=1e9)
+            join = StreamJoin(("serving", "offline"), max_pending=1_000, max_age_s=1e9)
             for i in range(n):
                 join.add("serving", f"s{i}", None, 0.0)
                 join.add("offline", f"o{i}", None, 0.0)
             size = tracemalloc.get_traced_memory()[0] - base
-            assert join.pending("serving") == 2_000
+            assert join.pending("serving") == 1_000
             return size
         finally:
             tracemalloc.stop()
 
-    small, large = held(20_000), held(200_000)
+    small, large = held(10_000), held(100_000)
     assert large < 1.2 * small + 100_000, (small, large)
