@@ -1,0 +1,443 @@
+"""End-to-end throughput through a real Kafka broker: `python -m benchmarks.pipeline [--quick]`.
+
+Prints ONE JSON object. In one run it
+
+1. pre-loads a topic with ``--events`` FeatureEvents of ``--features`` numeric features
+   (JSON as producers send it; +1 sigma shift on f0..f2 half way, so alerts happen);
+2. measures, each in a fresh child process (so peak RSS is the measured path's own):
+   * ``events_per_s``: the real sidecar (``stream.consumer.Sidecar``, default config:
+     ADWIN + Page-Hinkley + live-window sketches, exactly-once transactions, checkpoints,
+     metrics), from the start of the first batch (first fetch returned) to the end of the
+     last commit;
+   * ``naive_events_per_s``: confluent-kafka ``poll()`` per message, pydantic
+     ``FeatureEvent.model_validate_json``, river ADWIN + PageHinkley per feature per event,
+     on a prefix of ``--naive-events`` events (said in ``naive_events``);
+   * ``decode_ceiling_events_per_s``: ``consume()`` batches + ``msgspec.json.decode``, nothing else;
+3. latency: a sidecar on a fresh topic fed by a rate-limited producer at half the measured
+   ``events_per_s``, with drift switched on and off; for each alert, its arrival on the alerts
+   topic (``read_committed`` consumer) minus the triggering event's ``ts`` (its produce time);
+4. scale: the sidecar at 200 and 1,000 features (events/s, feature-values/s), bytes per feature
+   of DetectorBank state, and peak RSS at 10,000 features (default batch size and a small one).
+
+The broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else a private one on a free port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+
+from benchmarks import _kafka
+
+GOALS = {"events_per_s": 100_000, "ratio_vs_naive": 8, "share_of_ceiling": 0.6, "latency_p99_s": 1.0}
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _rss_now() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _array_bytes(obj: Any, seen: set[int] | None = None) -> int:
+    """numpy bytes reachable from a bank's state (dicts, lists, objects' __dict__)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, dict):
+        return sum(_array_bytes(v, seen) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_array_bytes(v, seen) for v in obj)
+    if hasattr(obj, "__dict__"):
+        return _array_bytes(vars(obj), seen)
+    return 0
+
+
+# ---------------------------------------------------------------------- workers (child processes)
+def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
+    import logging
+
+    from schemas.config import load_config
+    from stream.checkpoint import encode_state
+    from stream.consumer import Sidecar
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    tag = uuid.uuid4().hex[:8]
+    overrides: dict[str, Any] = {
+        "kafka.bootstrap_servers": a.bootstrap,
+        "kafka.input_topic": a.topic,
+        "kafka.alerts_topic": a.alerts_topic or f"{a.topic}-alerts-{tag}",
+        "kafka.dlq_topic": f"{a.topic}-dlq-{tag}",
+        "kafka.group_id": f"bench-{tag}",
+        "kafka.instance_id": f"bench-{tag}",
+        "metrics_host": "127.0.0.1",
+        "metrics_port": 0,
+        "batch_size": a.batch_size,
+        "max_events": a.max_events,
+        "idle_exit": a.idle_exit,
+    }
+    config = load_config(None, overrides)
+    rss_before = _rss_now()
+    alerts = 0
+
+    def on_alert(_: Any) -> None:
+        nonlocal alerts
+        alerts += 1
+
+    sidecar = Sidecar(config, on_alert=on_alert)
+    sidecar.install_signal_handlers()
+    times: dict[str, float] = {}
+    banks: dict[str, Any] = {}
+    batches = 0
+    inner = sidecar._process_batch
+
+    def timed_batch(msgs: list) -> None:
+        nonlocal batches
+        t = time.perf_counter()
+        times.setdefault("first", t)
+        inner(msgs)
+        times["last"] = time.perf_counter()
+        batches += 1
+        if batches == 1 and a.ready_signal:
+            print("READY", file=sys.stderr, flush=True)
+        for part in sidecar.partitions.values():
+            banks.update(part.banks)
+
+    sidecar._process_batch = timed_batch  # type: ignore[method-assign]
+    profiler = None
+    if a.profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.001)
+        profiler.start()
+    code = sidecar.run()
+    if profiler is not None:
+        profiler.stop()
+        with open(a.profile, "w") as f:
+            f.write(profiler.output_text(unicode=False, color=False, show_all=False))
+    secs = times.get("last", 0.0) - times.get("first", 0.0)
+    n = sidecar.consumed
+    n_features = sum(len(b.features) for b in banks.values())
+    mem = sum(_array_bytes(b) for b in banks.values())
+    ckpt = sum(len(encode_state({"banks": {m: b.state_dict()}})) for m, b in banks.items())
+    return {
+        "exit_code": code,
+        "events": n,
+        "batches": batches,
+        "seconds": round(secs, 3),
+        "events_per_s": round(n / secs) if secs > 0 else None,
+        "alerts": alerts,
+        "features": n_features,
+        "peak_rss_bytes": _peak_rss(),
+        "rss_before_run_bytes": rss_before,
+        "bank_array_bytes": mem,
+        "bank_checkpoint_bytes": ckpt,
+        "bank_array_bytes_per_feature": round(mem / n_features) if n_features else None,
+        "bank_checkpoint_bytes_per_feature": round(ckpt / n_features) if n_features else None,
+    }
+
+
+def _assigned_consumer(bootstrap: str, topic: str, **extra: Any):  # type: ignore[no-untyped-def]
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+                  "enable.auto.commit": False, "isolation.level": "read_committed", **extra})
+    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    return c
+
+
+def worker_ceiling(a: argparse.Namespace) -> dict[str, Any]:
+    import msgspec
+
+    decode = msgspec.json.decode
+    c = _assigned_consumer(a.bootstrap, a.topic)
+    n, first, last = 0, 0.0, 0.0
+    while n < a.max_events:
+        msgs = c.consume(num_messages=min(a.batch_size, a.max_events - n), timeout=5.0)
+        if not msgs:
+            break
+        if not first:
+            first = time.perf_counter()
+        for m in msgs:
+            if m.error() is None:
+                decode(m.value())
+                n += 1
+        last = time.perf_counter()
+    c.close()
+    return {"events": n, "seconds": round(last - first, 3), "events_per_s": round(n / (last - first)),
+            "decoder": "msgspec.json.decode (untyped)", "peak_rss_bytes": _peak_rss()}
+
+
+def worker_naive(a: argparse.Namespace) -> dict[str, Any]:
+    from river.drift import ADWIN, PageHinkley
+
+    from schemas import BankConfig
+    from schemas.events import FeatureEvent
+
+    cfg = BankConfig()
+    adwin_kw = cfg.adwin.model_dump(exclude={"enabled"})
+    ph_kw = cfg.page_hinkley.model_dump(exclude={"enabled"})
+    detectors: dict[str, tuple[Any, Any]] = {}
+    c = _assigned_consumer(a.bootstrap, a.topic, **{"enable.auto.commit": True})
+    n, drifts, first = 0, 0, 0.0
+    while n < a.max_events:
+        msg = c.poll(5.0)
+        if msg is None:
+            break
+        if msg.error() is not None:
+            continue
+        if not first:
+            first = time.perf_counter()
+        event = FeatureEvent.model_validate_json(msg.value())
+        for name, value in event.features.items():
+            if value is None or isinstance(value, str):
+                continue
+            pair = detectors.get(name)
+            if pair is None:
+                pair = detectors[name] = (ADWIN(**adwin_kw), PageHinkley(**ph_kw))
+            for det in pair:
+                det.update(float(value))
+                if det.drift_detected:
+                    drifts += 1
+        n += 1
+    secs = time.perf_counter() - first
+    c.close()
+    return {"events": n, "seconds": round(secs, 3), "events_per_s": round(n / secs), "drifts": drifts,
+            "peak_rss_bytes": _peak_rss()}
+
+
+WORKERS = {"sidecar": worker_sidecar, "ceiling": worker_ceiling, "naive": worker_naive}
+
+
+def _worker_cmd(kind: str, bootstrap: str, topic: str, max_events: int | None, **kw: Any) -> list[str]:
+    cmd = [sys.executable, "-m", "benchmarks.pipeline", "--worker", kind, "--bootstrap", bootstrap, "--topic", topic]
+    if max_events is not None:
+        cmd += ["--max-events", str(max_events)]
+    for k, v in kw.items():
+        if v is None or v is False:
+            continue
+        cmd += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
+    return cmd
+
+
+def run_worker(kind: str, bootstrap: str, topic: str, max_events: int | None, **kw: Any) -> dict[str, Any]:
+    cmd = _worker_cmd(kind, bootstrap, topic, max_events, **kw)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if res.returncode != 0 or not res.stdout.strip():
+        raise RuntimeError(f"worker {kind} failed ({res.returncode}): {res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------- latency
+def measure_latency(bootstrap: str, rate: float, seconds: float, features: int, period_s: float) -> dict[str, Any]:
+    """A sidecar fed at ``rate`` events/s; drift (+2 sigma on half the features) switched on
+    and off every ``period_s``; latency = alert arrival (read_committed) - triggering event's ts."""
+    from confluent_kafka import Producer
+
+    topic = _kafka.new_topic(bootstrap, "bench-lat")
+    alerts_topic = _kafka.new_topic(bootstrap, "bench-lat-alerts")
+    pay = _kafka.Payloads(features, seed=11)
+    n_pool = 20_000
+    shift = np.zeros(features)
+    shift[: max(features // 2, 1)] = 2.0
+    pools = [pay.feature_blobs(n_pool), pay.feature_blobs(n_pool, shift)]
+    producer = Producer({"bootstrap.servers": bootstrap, **_kafka.PRODUCER_CONF, "linger.ms": 5})
+    key = _kafka.MODEL.encode()
+    # Warm-up (references need 1,000 values per feature), before the sidecar starts.
+    for i in range(3000):
+        producer.produce(topic, pay.message(i, pools[0][i], time.time()), key)
+    producer.flush(30)
+    proc = subprocess.Popen(
+        _worker_cmd("sidecar", bootstrap, topic, None, alerts_topic=alerts_topic, idle_exit=8, ready_signal=True),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            if line.strip() == "READY":
+                break
+        else:
+            raise RuntimeError("latency sidecar did not start")
+        threading.Thread(target=lambda: proc.stderr.read(), daemon=True).start()  # type: ignore[union-attr]
+        samples: list[tuple[float, str]] = []
+        stop = threading.Event()
+        ready = threading.Event()
+
+        def read_alerts() -> None:
+            c = _assigned_consumer(bootstrap, alerts_topic, **{"fetch.wait.max.ms": 10})
+            ready.set()
+            while not stop.is_set():
+                msg = c.poll(0.05)
+                if msg is None or msg.error() is not None:
+                    continue
+                arrived = time.time()
+                doc = json.loads(msg.value())
+                if doc.get("event_time") is not None:
+                    samples.append((arrived - doc["event_time"], doc["status"]))
+            c.close()
+
+        reader = threading.Thread(target=read_alerts, daemon=True)
+        reader.start()
+        ready.wait(10)
+        sent = 3000
+        t0 = time.monotonic()
+        while True:
+            elapsed = time.monotonic() - t0
+            if elapsed >= seconds:
+                break
+            phase = int(elapsed / period_s) % 2  # 0 normal, 1 drifted
+            target = 3000 + int(elapsed * rate)
+            pool = pools[phase]
+            while sent < target:
+                try:
+                    producer.produce(topic, pay.message(sent, pool[sent % n_pool], time.time()), key)
+                except BufferError:
+                    producer.poll(0.01)
+                    continue
+                sent += 1
+            producer.poll(0)
+            time.sleep(0.001)
+        producer.flush(30)
+        produced_s = time.monotonic() - t0
+        time.sleep(5.0)  # alerts of the last events
+        stop.set()
+        reader.join(10)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lat = np.array([s for s, _ in samples])
+    res: dict[str, Any] = {
+        "target_rate_events_per_s": round(rate),
+        "achieved_rate_events_per_s": round((sent - 3000) / produced_s),
+        "seconds": round(produced_s, 1),
+        "alerts": len(samples),
+        "alerts_drift": sum(1 for _, s in samples if s == "drift"),
+        "alerts_resolved": sum(1 for _, s in samples if s == "resolved"),
+    }
+    if lat.size:
+        res.update(p50_s=round(float(np.percentile(lat, 50)), 4), p99_s=round(float(np.percentile(lat, 99)), 4),
+                   max_s=round(float(lat.max()), 4))
+    try:
+        res["sidecar"] = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        pass
+    _kafka.delete_topics(bootstrap, [topic, alerts_topic])
+    return res
+
+
+# ---------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--features", type=int, default=20)
+    p.add_argument("--naive-events", type=int, default=20_000)
+    p.add_argument("--latency-seconds", type=float, default=30.0)
+    p.add_argument("--scale-features", default="200,1000", help="comma-separated; '' to skip")
+    p.add_argument("--scale-values", type=int, default=10_000_000, help="feature values per scale run")
+    p.add_argument("--big-features", type=int, default=10_000, help="memory check at this many features (0: skip)")
+    p.add_argument("--big-events", type=int, default=2_500)
+    p.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not the measurement)")
+    p.add_argument("--profile", help="write a pyinstrument text profile of the sidecar run here")
+    # worker mode (internal)
+    p.add_argument("--worker", choices=sorted(WORKERS))
+    p.add_argument("--bootstrap")
+    p.add_argument("--topic")
+    p.add_argument("--alerts-topic")
+    p.add_argument("--max-events", type=int)
+    p.add_argument("--idle-exit", type=float)
+    p.add_argument("--batch-size", type=int, default=4096)
+    p.add_argument("--ready-signal", action="store_true")
+    a = p.parse_args(argv)
+    if a.worker:
+        print(json.dumps(WORKERS[a.worker](a)), flush=True)
+        return 0
+    if a.quick:
+        a.events, a.naive_events, a.latency_seconds = min(a.events, 30_000), min(a.naive_events, 2_000), 6.0
+        a.scale_features, a.scale_values, a.big_features = "200", 1_000_000, 0
+
+    started = time.monotonic()
+    out: dict[str, Any] = {"benchmark": "pipeline", "quick": a.quick, "events": a.events, "features": a.features,
+                           "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
+    with _kafka.broker() as (bootstrap, own):
+        out["broker"] = "started by the benchmark (stream.local_kafka)" if own else "KAFKA_BOOTSTRAP_SERVERS"
+        topics = []
+        topic = _kafka.new_topic(bootstrap, "bench-in")
+        topics.append(topic)
+        out["preload"] = _kafka.preload(bootstrap, topic, a.events, a.features, drift_at=a.events // 2)
+
+        sc = run_worker("sidecar", bootstrap, topic, a.events, profile=a.profile)
+        ceiling = run_worker("ceiling", bootstrap, topic, a.events)
+        naive = run_worker("naive", bootstrap, topic, a.naive_events)
+        eps = sc["events_per_s"]
+        out.update(
+            events_per_s=eps,
+            feature_values_per_s=eps * a.features,
+            naive_events_per_s=naive["events_per_s"],
+            naive_events=naive["events"],
+            naive_note="naive measured on the first naive_events events of the same topic",
+            decode_ceiling_events_per_s=ceiling["events_per_s"],
+            ratio_vs_naive=round(eps / naive["events_per_s"], 1),
+            share_of_ceiling=round(eps / ceiling["events_per_s"], 3),
+            peak_rss_bytes=sc["peak_rss_bytes"],
+            sidecar=sc,
+            ceiling=ceiling,
+            naive=naive,
+        )
+        lat = measure_latency(bootstrap, eps / 2, a.latency_seconds, a.features, period_s=min(5.0, a.latency_seconds / 3))
+        out["latency"] = lat
+        out["latency_p50_s"] = lat.get("p50_s")
+        out["latency_p99_s"] = lat.get("p99_s")
+
+        scale: dict[str, Any] = {}
+        for f in [int(x) for x in a.scale_features.split(",") if x.strip()]:
+            n = max(a.scale_values // f, 5_000)
+            t = _kafka.new_topic(bootstrap, f"bench-f{f}")
+            topics.append(t)
+            pre = _kafka.preload(bootstrap, t, n, f, drift_at=n // 2)
+            r = run_worker("sidecar", bootstrap, t, n)
+            scale[str(f)] = {"events": n, "events_per_s": r["events_per_s"],
+                             "feature_values_per_s": r["events_per_s"] * f,
+                             "peak_rss_bytes": r["peak_rss_bytes"], "mean_message_bytes": pre["mean_message_bytes"],
+                             "bank_array_bytes_per_feature": r["bank_array_bytes_per_feature"],
+                             "bank_checkpoint_bytes_per_feature": r["bank_checkpoint_bytes_per_feature"]}
+        if a.big_features:
+            f, n = a.big_features, a.big_events
+            t = _kafka.new_topic(bootstrap, f"bench-f{f}")
+            topics.append(t)
+            pre = _kafka.preload(bootstrap, t, n, f, drift_at=None)
+            big: dict[str, Any] = {"events": n, "mean_message_bytes": pre["mean_message_bytes"]}
+            for bs in (4096, 128):
+                r = run_worker("sidecar", bootstrap, t, n, batch_size=bs)
+                big[f"batch_size_{bs}"] = {"peak_rss_bytes": r["peak_rss_bytes"], "events_per_s": r["events_per_s"],
+                                           "fits_1gib": r["peak_rss_bytes"] < 2**30,
+                                           "bank_array_bytes_per_feature": r["bank_array_bytes_per_feature"]}
+            scale[str(f)] = big
+        out["scale"] = scale
+        _kafka.delete_topics(bootstrap, topics)
+    out["goals"] = {k: {"goal": g, "measured": out.get(k), "met": out.get(k) is not None and (
+        out[k] <= g if k == "latency_p99_s" else out[k] >= g)} for k, g in GOALS.items()}
+    out["total_seconds"] = round(time.monotonic() - started, 1)
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
