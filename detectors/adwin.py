@@ -7,19 +7,29 @@ part W1; when their means differ by more than the Hoeffding-style bound epsilon_
 drops the oldest bucket(s) and signals drift (Bifet & Gavaldà, 2007). Parameters are
 river's ``drift.ADWIN`` names and defaults.
 
-Exactness: this is river's ``AdaptiveWindowing`` (river 0.26, ``rust_src/adwin.rs``,
-itself a port of ``adwin_c.pyx``) with the same floating-point operations in the same
-order, so windows, variances and detections are bit-identical. Like river's wrapper,
-a detector is reset completely on the update *after* a detection. What differs is the
-bookkeeping, not the arithmetic:
+Exactness: every number river's ``AdaptiveWindowing`` computes (river 0.26,
+``rust_src/adwin.rs``, itself a port of ``adwin_c.pyx``) is computed here with the same
+floating-point operations in the same order, so windows, variances and detections are
+bit-identical. Like river's wrapper, a detector is reset completely on the update
+*after* a detection. What differs is the bookkeeping:
 
-* each bucket level is a ring buffer, so merging two buckets never shifts arrays;
-* divisions by a bucket size (a power of two) are multiplications by its exact inverse,
-  which IEEE-754 makes bit-identical;
-* a cut-point scan first runs a division-free *sound* filter (see ``_FILTER_NOTE``):
-  only when some cut could pass river's test does the exact river scan run. The filter
-  keeps margins ~1e6 times larger than the rounding errors it covers, so it can say
-  "maybe" too often (costing time), never "no" wrongly.
+* Between two resets ADWIN never deletes, so the window holds every value since the
+  reset and its bucket *shape* is a function of the count ``n`` alone: level ``k`` has
+  received ``a_k`` buckets (``a_0 = n``) and merged ``m_k = max(0, (a_k - mb + 1) // 2)``
+  pairs away (``a_{k+1} = m_k``); its live buckets are the ``a_k - 2 m_k`` newest. The
+  ``j``-th level-``k`` bucket always covers values ``[j 2^k, (j+1) 2^k)`` and is the merge
+  of level-``k-1`` buckets ``2j`` and ``2j+1``. So buckets live in per-level rings indexed
+  by ``j``, merges are replayed block-wise with no per-value branching, and nothing shifts.
+* Width, total and variance follow a per-value recurrence independent of the buckets: a
+  first pass computes it for all features at once (features innermost, so the CPU
+  vectorises the two divisions per value); a detection (rare) recomputes its feature's tail.
+* Divisions by a bucket size (a power of two) are multiplications by its exact inverse,
+  which IEEE-754 makes bit-identical.
+* A cut-point scan first runs a division-free *sound* filter (see ``_FILTER_NOTE``) on
+  each bucket's running total; only when some cut could pass river's test does river's
+  exact scan (and its deletions) run. The filter's margins are orders of magnitude above
+  the rounding errors it covers: it may say "maybe" needlessly (costing time), never
+  "no" wrongly. ``ADWIN(..., use_filter=False)`` runs the exact scan every time.
 
 >>> import numpy as np
 >>> from detectors import ADWIN
@@ -46,220 +56,322 @@ __all__ = ["ADWIN"]
 
 _DEFAULTS: dict[str, Any] = dict(delta=0.002, clock=32, max_buckets=5, min_window_length=5, grace_period=10)
 _MAX_LEVELS = 64
+_BLOCK = 32  # values inserted between two merge replays (or fewer: a scan forces one)
+_TILE = 256  # rows per pass-1 / pass-2 round: per-row results stay in L1/L2
 _POW2 = np.array([float(2**i) for i in range(_MAX_LEVELS)], dtype=np.float64)
 _POW2INV = np.array([2.0 ** -i for i in range(_MAX_LEVELS)], dtype=np.float64)
 
-# One monolithic kernel on purpose: in numba, a non-inlined call that passes arrays pays
-# atomic reference-count updates per array (~100 ns here), more than the work itself.
+
+def _ring_size(max_buckets: int) -> int:
+    # a level's ring must hold its <= max_buckets live buckets plus one block of new ones
+    need = int(max_buckets) + _BLOCK + 2
+    return 1 << (need - 1).bit_length()
+
+
+def _shape(n: int, mb: int) -> list[tuple[int, int]]:
+    """River's bucket shape after ``n`` inserts since a reset: ``[(lo_k, hi_k)]`` per level."""
+    out = [(0, 0)] if n == 0 else []
+    a = n
+    while a > 0:
+        g = max(0, (a - mb + 1) // 2)
+        out.append((2 * g, a))
+        a = g
+    return out
+
+
+# Few, big kernels on purpose: in numba, a call that passes arrays pays atomic
+# reference-count updates per array (~100 ns here), more than the work for one value, so
+# calls happen once per tile of rows, never per value.
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _adwin_kernel(XT, delta, clock, max_buckets, mwl, grace, tot, var, head, cnt, nlev, total, variance,
-                  width, tick, pending, n_det, flags, pow2, pow2inv, use_filter):  # pragma: no cover - numba
-    F, rows = XT.shape
-    C = tot.shape[2]
+def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev, Wa, Ta, Va, Aa,
+                  pending, n_det, flags, Trow, Vrow, Arow, p1, lo, hi, pow2, pow2inv, use_filter,
+                  block, tile):  # pragma: no cover - numba
+    rows = X.shape[0]
+    n_hits = 0
+    for r0 in range(0, rows, tile):
+        r1 = min(rows, r0 + tile)
+        n_hits += _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev,
+                        Wa, Ta, Va, Aa, pending, n_det, flags, Trow, Vrow, Arow, p1, lo, hi, pow2, pow2inv,
+                        use_filter, block)
+    return n_hits
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True)
+def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev, Wa, Ta, Va, Aa,
+          pending, n_det, flags, Trow, Vrow, Arow, p1, lo, hi, pow2, pow2inv, use_filter,
+          block):  # pragma: no cover - numba
+    F = X.shape[1]
+    R = tot.shape[2]
+    rmask = R - 1
+    # ---- pass 1 over rows [r0, r1): width / total / variance (river's insert_element
+    # arithmetic) and sum |x|, features innermost so the divisions vectorise; it assumes no
+    # detection in the tile (pass 2 redoes a feature's tail after one). Tiles keep the
+    # per-row results in cache for pass 2.
+    for f in range(F):
+        p1[f] = pending[f]
+    for i in range(r0, r1):
+        ir = i - r0
+        for f in range(F):
+            x = X[i, f]
+            ok = x == x
+            p = p1[f]
+            w0 = 0.0 if p else Wa[f]
+            t0 = 0.0 if p else Ta[f]
+            v0 = 0.0 if p else Va[f]
+            a0 = 0.0 if p else Aa[f]
+            w = w0 + 1.0
+            dv = x - t0 / (w - 1.0)
+            inc = (w - 1.0) * dv * dv / w
+            inc = inc if w > 1.0 else 0.0
+            v = v0 + inc
+            t = t0 + x
+            a = a0 + abs(x)
+            Trow[ir, f] = t
+            Vrow[ir, f] = v
+            Arow[ir, f] = a
+            Wa[f] = w if ok else Wa[f]
+            Ta[f] = t if ok else Ta[f]
+            Va[f] = v if ok else Va[f]
+            Aa[f] = a if ok else Aa[f]
+            p1[f] = p and not ok
+    # ---- pass 2: per feature, buckets (merge replay) and cut-point scans
     n_hits = 0
     for f in range(F):
-        dlt = delta[f]
-        ck = clock[f]
         mb = max_buckets[f]
+        ck = clock[f]
+        dlt = delta[f]
         mw = mwl[f]
         gr = grace[f]
         filt = use_filter and mw >= 1.0
-        # the feature's scalars live in registers while its rows are processed
-        W = width[f]
-        T = total[f]
-        V = variance[f]
-        tk = tick[f]
+        totf = tot[f]
+        varf = var[f]
+        tendf = tend[f]
+        tot0 = totf[0]
+        tend0 = tendf[0]
+        n = nins[f]
+        nl = nlev[f]
         pend = pending[f]
-        for i in range(rows):
-            x = XT[f, i]
-            if x != x:  # missing: this feature's detector does not see the row
-                continue
+        blk = n
+        nxt_scan = (n // ck + 1) * ck
+        i = r0
+        while True:
             if pend:  # river resets on the update after a detection
-                pend = False
-                nlev[f] = 1
-                head[f, 0] = 0
-                cnt[f, 0] = 0
-                W = 0.0
-                T = 0.0
-                V = 0.0
-                tk = 0
-            # ---- insert_element (river's operation order)
-            W = W + 1.0
-            inc = 0.0
-            if W > 1.0:
-                dv = x - T / (W - 1.0)
-                inc = (W - 1.0) * dv * dv / W
-            V += inc
-            T += x
-            pos = head[f, 0] + cnt[f, 0]
-            if pos >= C:
-                pos -= C
-            tot[f, 0, pos] = x
-            var[f, 0, pos] = 0.0
-            cnt[f, 0] += 1
-            # ---- compress_buckets
-            idx = 0
-            while cnt[f, idx] == mb + 1:
-                h0 = head[f, idx]
-                h1 = h0 + 1
-                if h1 >= C:
-                    h1 -= C
-                t0 = tot[f, idx, h0]
-                t1 = tot[f, idx, h1]
-                v0 = var[f, idx, h0]
-                v1 = var[f, idx, h1]
-                inv = pow2inv[idx]
-                n1 = pow2[idx]
-                mu1 = t0 * inv  # == t0 / n1 bit for bit: n1 is a power of two
-                mu2 = t1 * inv
-                total12 = t0 + t1
-                temp = n1 * 0.5 * (mu1 - mu2) * (mu1 - mu2)
-                v12 = v0 + v1 + temp
-                nxt = idx + 1
-                if nxt >= nlev[f]:
-                    nlev[f] = nxt + 1
-                    head[f, nxt] = 0
-                    cnt[f, nxt] = 0
-                p = head[f, nxt] + cnt[f, nxt]
-                if p >= C:
-                    p -= C
-                tot[f, nxt, p] = total12
-                var[f, nxt, p] = v12
-                cnt[f, nxt] += 1
-                h2 = h0 + 2
-                if h2 >= C:
-                    h2 -= C
-                head[f, idx] = h2
-                cnt[f, idx] -= 2
-                if cnt[f, nxt] <= mb:
+                while i < r1 and X[i, f] != X[i, f]:
+                    i += 1
+                if i == r1:
                     break
-                idx = nxt
-            # ---- detect_change
-            tk += 1
-            change = False
-            if tk % ck == 0 and W > gr:
-                reduce_width = True
-                while reduce_width:
-                    reduce_width = False
-                    delta_prime = math.log(2.0 * math.log(W) / dlt)
-                    vw = V / W
-                    L = nlev[f]
-                    if filt:
-                        # Sound, division-free pre-check; see _FILTER_NOTE. False => no cut can fire.
-                        maybe = False
-                        B = (2.0 / 3.0) * delta_prime * W
-                        A = 2.0 * vw * delta_prime
-                        if not (math.isfinite(A) and math.isfinite(B)):
-                            maybe = True
-                        else:
-                            B = B * (1.0 - 1e-9)
-                            AW = A * W * (1.0 - 1e-9)
-                            fn0 = 0.0
-                            fu0 = 0.0
-                            absT = abs(T)
-                            absum = 0.0
-                            done = False
-                            for idx in range(L - 1, -1, -1):
-                                bs = pow2[idx]
-                                c = cnt[f, idx]
-                                j = head[f, idx]
-                                for k in range(c):
-                                    t = tot[f, idx, j]
-                                    j += 1
-                                    if j == C:
-                                        j = 0
-                                    fn0 += bs
-                                    fu0 += t
-                                    absum += abs(t)
-                                    fn1 = W - fn0
-                                    if fn1 < mw:
-                                        done = True  # n1 only shrinks: no further cut is tested
-                                        break
-                                    if fn0 < mw:
-                                        continue
-                                    D = fu0 * W - T * fn0
-                                    g = abs(D) + 1e-9 * (absum + absT) * W + 1e-300 - B
-                                    if g > 0.0:
-                                        if g * g >= AW * fn0 * fn1:
-                                            maybe = True
-                                            done = True
-                                            break
-                                    elif not (g == g):
+                pend = False
+                n = 0
+                nl = 1
+                blk = 0
+                nxt_scan = ck
+            # insert values (level-0 buckets) until a merge replay or a scan is due
+            stop = nxt_scan if nxt_scan < blk + block else blk + block
+            while i < r1 and n < stop:
+                x = X[i, f]
+                if x == x:
+                    s = n & rmask
+                    tot0[s] = x  # level-0 variances are 0.0: not stored
+                    tend0[s] = Trow[i - r0, f]
+                    n += 1
+                i += 1
+            if n > blk:
+                # river's compress_buckets, replayed for the inserts since the last replay
+                a_old = blk
+                a_new = n
+                k = 0
+                while True:
+                    mo = a_old - mb + 1
+                    mo = (mo >> 1) if mo > 0 else 0
+                    mn = a_new - mb + 1
+                    mn = (mn >> 1) if mn > 0 else 0
+                    if mn == mo:
+                        break
+                    if nl < k + 2:
+                        nl = k + 2
+                    if k == 0:
+                        for j in range(mo, mn):
+                            c0 = (2 * j) & rmask
+                            c1 = (2 * j + 1) & rmask
+                            d = j & rmask
+                            t0 = tot0[c0]
+                            t1 = tot0[c1]
+                            totf[1, d] = t0 + t1
+                            varf[1, d] = 0.0 + 0.0 + 1.0 * 0.5 * (t0 - t1) * (t0 - t1)
+                            tendf[1, d] = tend0[c1]
+                    else:
+                        inv = pow2inv[k]
+                        h = pow2[k] * 0.5
+                        for j in range(mo, mn):
+                            c0 = (2 * j) & rmask
+                            c1 = (2 * j + 1) & rmask
+                            d = j & rmask
+                            t0 = totf[k, c0]
+                            t1 = totf[k, c1]
+                            mu1 = t0 * inv  # == t0 / 2**k bit for bit
+                            mu2 = t1 * inv
+                            totf[k + 1, d] = t0 + t1
+                            varf[k + 1, d] = varf[k, c0] + varf[k, c1] + h * (mu1 - mu2) * (mu1 - mu2)
+                            tendf[k + 1, d] = tendf[k, c1]
+                    a_old = mo
+                    a_new = mn
+                    k += 1
+                blk = n
+            if n != nxt_scan:
+                if i == r1:
+                    break
+                continue
+            nxt_scan += ck
+            W = float(n)
+            if not W > gr:
+                if i == r1:
+                    break
+                continue
+            i -= 1  # the row of the value just inserted
+            # ---- detect_change at this value: live bucket ranges from the shape
+            Tc = Trow[i - r0, f]
+            Vc = Vrow[i - r0, f]
+            a_ = n
+            for k in range(nl):
+                g_ = a_ - mb + 1
+                g_ = (g_ >> 1) if g_ > 0 else 0
+                lo[k] = 2 * g_
+                hi[k] = a_
+                a_ = g_
+            maybe = True
+            if filt:
+                dp = math.log(2.0 * math.log(W) / dlt)
+                B = (2.0 / 3.0) * dp * W
+                AW = 2.0 * (Vc / W) * dp * W
+                if math.isfinite(B) and math.isfinite(AW):
+                    maybe = False
+                    Bm = B * (1.0 - 1e-9)
+                    AWm = AW * (1.0 - 1e-9)
+                    M = (1e-12 + 1e-15 * W) * (Arow[i - r0, f] + abs(Tc)) * W + 1e-300
+                    for k in range(nl):
+                        bs = pow2[k]
+                        for j in range(lo[k], hi[k]):
+                            pp = (j + 1) * bs
+                            n1 = W - pp
+                            if pp >= mw and n1 >= mw:
+                                g = abs(tend[f, k, j & rmask] * W - Tc * pp) + M - Bm
+                                if g > 0.0:
+                                    if g * g >= AWm * pp * n1:
                                         maybe = True
-                                        done = True
-                                        break
-                                if done:
+                                elif not (g == g):
+                                    maybe = True
+                        if maybe:
+                            break
+            if not maybe:
+                i += 1
+                if i == r1:
+                    break
+                continue
+            # ---- river's exact scan, with its deletions (on local copies of the ranges)
+            Wx = W
+            Tx = Tc
+            Vx = Vc
+            nlx = nl
+            change = False
+            reduce_width = True
+            while reduce_width:
+                reduce_width = False
+                delta_prime = math.log(2.0 * math.log(Wx) / dlt)
+                vw = Vx / Wx
+                n0 = 0.0
+                n1 = Wx
+                u0 = 0.0
+                u1 = Tx
+                stop = False
+                for idx in range(nlx - 1, -1, -1):
+                    bs = pow2[idx]
+                    c = hi[idx] - lo[idx]
+                    for kk in range(c):
+                        t = tot[f, idx, (lo[idx] + kk) & rmask]
+                        n0 += bs
+                        n1 -= bs
+                        u0 += t
+                        u1 -= t
+                        if idx == 0 and kk == c - 1:
+                            stop = True
+                            break
+                        if n1 >= mw and n0 >= mw:
+                            delta_mean = (u0 / n0) - (u1 / n1)
+                            m_recip = 1.0 / (n0 - mw + 1.0) + 1.0 / (n1 - mw + 1.0)
+                            epsilon = math.sqrt(2.0 * m_recip * vw * delta_prime) \
+                                + 2.0 / 3.0 * delta_prime * m_recip
+                            if abs(delta_mean) > epsilon:
+                                reduce_width = True
+                                change = True
+                                if Wx > 0.0:
+                                    # delete_element: drop the oldest bucket
+                                    last = nlx - 1
+                                    nn = pow2[last]
+                                    cu = 0.0
+                                    cv = 0.0
+                                    has = hi[last] > lo[last]
+                                    if has:
+                                        q = lo[last] & rmask
+                                        cu = tot[f, last, q]
+                                        cv = var[f, last, q] if last > 0 else 0.0
+                                    mu = cu * pow2inv[last]
+                                    Wx = Wx - nn
+                                    Tx = Tx - cu
+                                    mu_window = Tx / Wx
+                                    Vx -= cv + nn * Wx * (mu - mu_window) * (mu - mu_window) / (nn + Wx)
+                                    if has:
+                                        lo[last] += 1
+                                    if hi[last] == lo[last] and last > 0:
+                                        nlx = last
+                                    stop = True
                                     break
-                        if not maybe:
-                            break
-                    # ---- river's exact cut scan
-                    n0 = 0.0
-                    n1 = W
-                    u0 = 0.0
-                    u1 = T
-                    exit_flag = False
-                    deleted = False
-                    for idx in range(L - 1, -1, -1):
-                        if exit_flag or deleted:
-                            break
-                        bs = pow2[idx]
-                        c = cnt[f, idx]
-                        j = head[f, idx]
-                        for k in range(c):
-                            n0 += bs
-                            n1 -= bs
-                            t = tot[f, idx, j]
-                            j += 1
-                            if j == C:
-                                j = 0
-                            u0 += t
-                            u1 -= t
-                            if idx == 0 and k == c - 1:
-                                exit_flag = True
-                                break
-                            if n1 >= mw and n0 >= mw:
-                                delta_mean = (u0 / n0) - (u1 / n1)
-                                m_recip = 1.0 / (n0 - mw + 1.0) + 1.0 / (n1 - mw + 1.0)
-                                epsilon = math.sqrt(2.0 * m_recip * vw * delta_prime) \
-                                    + 2.0 / 3.0 * delta_prime * m_recip
-                                if abs(delta_mean) > epsilon:
-                                    reduce_width = True
-                                    change = True
-                                    if W > 0.0:
-                                        # ---- delete_element: drop the oldest bucket
-                                        last = nlev[f] - 1
-                                        nn = pow2[last]
-                                        cu = 0.0
-                                        cv = 0.0
-                                        cl = cnt[f, last]
-                                        hl = head[f, last]
-                                        if cl > 0:
-                                            cu = tot[f, last, hl]
-                                            cv = var[f, last, hl]
-                                        mu = cu * pow2inv[last]
-                                        W = W - nn
-                                        T = T - cu
-                                        mu_window = T / W
-                                        V -= cv + nn * W * (mu - mu_window) * (mu - mu_window) / (nn + W)
-                                        if cl > 0:
-                                            hl += 1
-                                            if hl >= C:
-                                                hl -= C
-                                            head[f, last] = hl
-                                            cnt[f, last] = cl - 1
-                                        if cnt[f, last] == 0 and last > 0:
-                                            nlev[f] = last
-                                        deleted = True
-                                        break
-            if change:
-                pend = True
-                n_det[f] += 1
-                flags[i, f] = True
-                n_hits += 1
-        width[f] = W
-        total[f] = T
-        variance[f] = V
-        tick[f] = tk
+                    if stop:
+                        break
+            if not change:
+                i += 1
+                if i == r1:
+                    break
+                continue
+            pend = True
+            n_det[f] += 1
+            flags[i, f] = True
+            n_hits += 1
+            # pass 1 assumed no reset: redo this feature's running stats after row i
+            pr = True
+            w_ = Wx
+            t_ = Tx
+            v_ = Vx
+            s_ = Arow[i - r0, f]
+            for i2 in range(i + 1, r1):
+                x2 = X[i2, f]
+                if x2 != x2:
+                    continue
+                if pr:
+                    pr = False
+                    w_ = 0.0
+                    t_ = 0.0
+                    v_ = 0.0
+                    s_ = 0.0
+                w_ += 1.0
+                inc = 0.0
+                if w_ > 1.0:
+                    dv = x2 - t_ / (w_ - 1.0)
+                    inc = (w_ - 1.0) * dv * dv / w_
+                v_ += inc
+                t_ += x2
+                s_ += abs(x2)
+                Trow[i2 - r0, f] = t_
+                Vrow[i2 - r0, f] = v_
+                Arow[i2 - r0, f] = s_
+            Wa[f] = w_
+            Ta[f] = t_
+            Va[f] = v_
+            Aa[f] = s_
+            i += 1
+            if i == r1:
+                break
+        nins[f] = n
+        nlev[f] = nl
         pending[f] = pend
     return n_hits
 
@@ -275,10 +387,13 @@ With mwl >= 1, m >= 1/n0 + 1/n1 = W/(n0 n1) =: q, so (for dp >= 0) a fire needs
     |D| > n0 n1 (sqrt(2 q (v/W) dp) + (2/3) dp q) = sqrt(2 (v/W) dp n0 n1 W) + (2/3) dp W
 
 with D = u0 n1 - u1 n0 = u0 W - T n0; i.e. with g = |D| - (2/3) dp W: g > 0 and
-g^2 > 2 (v/W) dp n0 n1 W. The check adds 1e-9 * (sum|t| + |T|) * W to |D| and shrinks
-the right-hand sides by 1e-9 relative: far more than the rounding of either computation
-(~1e-13 relative for windows of 1e6 buckets' worth of additions). dp < 0, v < 0 or
-non-finite values make the check pass, and the exact scan decides.
+g^2 > 2 (v/W) dp n0 n1 W. Between resets a cut after bucket j sits at n0 = (j+1) 2^k and
+u0 is, up to rounding, the running total T at that value, kept with the bucket ("tend").
+Both that running sum and river's sums of bucket totals are within W * 2^-53 * S of the
+exact prefix sum (S = sum |x| over the window), and river's u1 and divisions add a few
+more ulps of (S + |T|) W. The check adds (1e-12 + 1e-15 W) (S + |T|) W to |D| and shrinks
+the right-hand sides by 1e-9 relative: far more than those errors. dp < 0 or non-finite
+values make the check pass, and the exact scan decides.
 """
 
 
@@ -294,7 +409,11 @@ class ADWIN:
 
     Read-outs (length ``n_features``): ``width``, ``total``, ``estimation`` (window mean,
     0 when empty), ``variance`` (river's: sum of squared deviations in the window),
-    ``n_detections`` (cumulative since construction) and ``drift_detected``.
+    ``n_detections`` (cumulative since construction; river's own counter lives in a helper
+    it rebuilds after each detection) and ``drift_detected``.
+
+    Note: river 0.26.1 itself panics for ``max_buckets=1`` on some streams (a deletion
+    that empties two bucket levels); this kernel carries on instead.
 
     >>> import json
     >>> import numpy as np
@@ -322,7 +441,7 @@ class ADWIN:
         self._grace, self._scalars["grace_period"] = per_feature(grace_period, F, np.float64, "grace_period")
         self._check_params()
         self.use_filter = bool(use_filter)
-        self._alloc_state(F, levels=4)
+        self._alloc_state(F, levels=8)
 
     def _check_params(self) -> None:
         if np.any(self._clock < 1):
@@ -331,55 +450,60 @@ class ADWIN:
             raise ValueError("max_buckets must be >= 1")
 
     def _alloc_state(self, F: int, levels: int) -> None:
-        C = int(self._mb.max()) + 1 if F else 2
-        self._tot = np.zeros((F, levels, C))
-        self._var = np.zeros((F, levels, C))
-        self._head = np.zeros((F, levels), dtype=np.int64)
-        self._cnt = np.zeros((F, levels), dtype=np.int64)
+        R = _ring_size(int(self._mb.max()) if F else 1)
+        self._tot = np.zeros((F, levels, R))
+        self._var = np.zeros((F, levels, R))
+        self._tend = np.zeros((F, levels, R))
+        self._nins = np.zeros(F, dtype=np.int64)
         self._nlev = np.ones(F, dtype=np.int64)
-        self._total = np.zeros(F)
-        self._variance = np.zeros(F)
-        self._width = np.zeros(F)
-        self._tick = np.zeros(F, dtype=np.int64)
+        self._W = np.zeros(F)
+        self._T = np.zeros(F)
+        self._V = np.zeros(F)
+        self._A = np.zeros(F)
         self._pending = np.zeros(F, dtype=np.bool_)
         self._n_det = np.zeros(F, dtype=np.int64)
+        self._scratch: tuple[np.ndarray, ...] | None = None
 
     def _ensure_levels(self, n_new: int) -> None:
-        # A level-i bucket holds 2**i values, so a window of w values has < bit_length(w) + 1 levels.
-        if self.n_features == 0:
-            return
-        w = int(self._width.max()) + int(n_new)
+        # a level-k bucket holds 2**k values: a window of w values has < bit_length(w) + 1 levels
+        w = int(self._nins.max()) + int(n_new)
         need = min(_MAX_LEVELS, w.bit_length() + 2)
-        L = self._tot.shape[1]
+        F, L, R = self._tot.shape
         if need > L:
-            F, _, C = self._tot.shape
-            grow = need + 2
-            for name in ("_tot", "_var"):
-                a = np.zeros((F, grow, C))
+            grow = min(_MAX_LEVELS, need + 2)
+            for name in ("_tot", "_var", "_tend"):
+                a = np.zeros((F, grow, R))
                 a[:, :L] = getattr(self, name)
                 setattr(self, name, a)
-            for name in ("_head", "_cnt"):
-                a = np.zeros((F, grow), dtype=np.int64)
-                a[:, :L] = getattr(self, name)
-                setattr(self, name, a)
+
+    def _buffers(self, rows: int) -> tuple[np.ndarray, ...]:
+        F, L, _ = self._tot.shape
+        sc = self._scratch
+        if sc is None or sc[0].shape[1] != F or sc[4].shape[0] < L:
+            cap = _TILE
+            sc = (np.empty((cap, F)), np.empty((cap, F)), np.empty((cap, F)), np.empty(F, np.bool_),
+                  np.empty(L, np.int64), np.empty(L, np.int64))
+            self._scratch = sc
+        return sc
 
     # ------------------------------------------------------------------ API
     @property
     def n_features(self) -> int:
-        return len(self._width)
+        return len(self._W)
 
     def update(self, X: Any) -> np.ndarray:
         """Feed a batch ``[n, n_features]`` (NaN = missing); return hits ``[k, 2]`` (row, feature)."""
-        X = as_matrix(X, self.n_features)
-        if X.shape[0] == 0 or self.n_features == 0:
+        X = np.ascontiguousarray(as_matrix(X, self.n_features))
+        rows = X.shape[0]
+        if rows == 0 or self.n_features == 0:
             return np.empty((0, 2), dtype=np.int64)
-        self._ensure_levels(X.shape[0])
-        XT = np.ascontiguousarray(X.T)
+        self._ensure_levels(rows)
+        Trow, Vrow, Arow, p1, lo, hi = self._buffers(rows)
         flags = np.zeros(X.shape, dtype=np.bool_)
-        k = _adwin_kernel(XT, self._delta, self._clock, self._mb, self._mwl, self._grace,
-                          self._tot, self._var, self._head, self._cnt, self._nlev, self._total,
-                          self._variance, self._width, self._tick, self._pending, self._n_det, flags,
-                          _POW2, _POW2INV, self.use_filter)
+        k = _adwin_kernel(X, self._delta, self._clock, self._mb, self._mwl, self._grace,
+                          self._tot, self._var, self._tend, self._nins, self._nlev,
+                          self._W, self._T, self._V, self._A, self._pending, self._n_det, flags,
+                          Trow, Vrow, Arow, p1, lo, hi, _POW2, _POW2INV, self.use_filter, _BLOCK, _TILE)
         if k == 0:
             return np.empty((0, 2), dtype=np.int64)
         return np.argwhere(flags).astype(np.int64, copy=False)
@@ -398,44 +522,40 @@ class ADWIN:
         self._mwl = np.r_[self._mwl, np.full(n, fill["min_window_length"], dtype=np.float64)]
         self._grace = np.r_[self._grace, np.full(n, fill["grace_period"], dtype=np.float64)]
         self._check_params()
-        self._alloc_state(F + n, levels=max(4, self._tot.shape[1]))
+        self._alloc_state(F + n, levels=self._tot.shape[1])
         self._load_windows(state, F)
 
     def reset(self, feature_mask: Any = None) -> None:
         """Restart the detectors of the selected features (all by default); detection counts are kept."""
         mask = np.ones(self.n_features, bool) if feature_mask is None else np.asarray(feature_mask, bool)
+        for name in ("_nins", "_W", "_T", "_V", "_A"):
+            getattr(self, name)[mask] = 0
         self._nlev[mask] = 1
-        self._head[mask] = 0
-        self._cnt[mask] = 0
-        self._total[mask] = 0.0
-        self._variance[mask] = 0.0
-        self._width[mask] = 0.0
-        self._tick[mask] = 0
         self._pending[mask] = False
 
     # ------------------------------------------------------------ read-outs
     @property
     def width(self) -> np.ndarray:
-        return self._width.copy()
+        return self._W.copy()
 
     @property
     def total(self) -> np.ndarray:
-        return self._total.copy()
+        return self._T.copy()
 
     @property
     def estimation(self) -> np.ndarray:
-        w = self._width
+        w = self._W
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(w == 0, 0.0, self._total / np.where(w == 0, 1.0, w))
+            return np.where(w == 0, 0.0, self._T / np.where(w == 0, 1.0, w))
 
     @property
     def variance(self) -> np.ndarray:
-        return self._variance.copy()
+        return self._V.copy()
 
     @property
     def variance_in_window(self) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return self._variance / self._width
+            return self._V / self._W
 
     @property
     def n_detections(self) -> np.ndarray:
@@ -447,32 +567,37 @@ class ADWIN:
 
     @property
     def n_buckets(self) -> np.ndarray:
-        """Number of bucket summaries held per feature (memory is O(max_buckets * log2(width)))."""
-        L = self._cnt.shape[1]
-        live = np.arange(L)[None, :] < self._nlev[:, None]
-        return (self._cnt * live).sum(axis=1)
+        """Bucket summaries in each window: O(max_buckets * log2(width)). (Right after a
+        detection, until the next value, this is the count before river's deletions.)"""
+        return np.array([sum(h - lo for lo, h in _shape(int(n), int(mb)))
+                         for n, mb in zip(self._nins, self._mb)], dtype=np.int64)
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict:
         """Plain dict of numpy arrays / Python values (no pickle), O(max_buckets*log(width)) per feature.
 
-        Bucket summaries are stored ragged, oldest first: ``level_counts`` holds the
-        counts of each feature's levels (``n_levels[f]`` of them, concatenated), and
-        ``bucket_totals`` / ``bucket_variances`` the summaries in the same order.
+        Bucket summaries are stored ragged, oldest first within each level: ``level_counts``
+        holds the counts of each feature's levels (``n_levels[f]`` of them, concatenated),
+        and ``bucket_totals`` / ``bucket_variances`` the summaries in the same order. A
+        feature whose last value was a detection stores no buckets (it restarts next value).
         """
         F = self.n_features
+        R = self._tot.shape[2]
         counts: list[int] = []
-        totals: list[float] = []
-        variances: list[float] = []
-        C = self._tot.shape[2] if F else 1
+        totals: list[np.ndarray] = []
+        variances: list[np.ndarray] = []
+        nlev = np.ones(F, dtype=np.int64)
         for f in range(F):
-            for lev in range(int(self._nlev[f])):
-                c = int(self._cnt[f, lev])
-                h = int(self._head[f, lev])
-                idx = (h + np.arange(c)) % C
-                counts.append(c)
-                totals.extend(self._tot[f, lev, idx].tolist())
-                variances.extend(self._var[f, lev, idx].tolist())
+            if self._pending[f]:
+                counts.append(0)
+                continue
+            shape = _shape(int(self._nins[f]), int(self._mb[f]))
+            nlev[f] = len(shape)
+            for lev, (lo, hi) in enumerate(shape):
+                idx = np.arange(lo, hi) & (R - 1)
+                counts.append(hi - lo)
+                totals.append(self._tot[f, lev, idx])
+                variances.append(self._var[f, lev, idx] if lev > 0 else np.zeros(hi - lo))
         return {
             "kind": "adwin",
             "version": STATE_VERSION,
@@ -484,16 +609,17 @@ class ADWIN:
             "max_buckets": self._mb.copy(),
             "min_window_length": self._mwl.copy(),
             "grace_period": self._grace.copy(),
-            "total": self._total.copy(),
-            "variance": self._variance.copy(),
-            "width": self._width.copy(),
-            "tick": self._tick.copy(),
+            "total": self._T.copy(),
+            "variance": self._V.copy(),
+            "width": self._W.copy(),
+            "abs_total": self._A.copy(),
+            "tick": self._nins.copy(),
             "pending_reset": self._pending.copy(),
             "n_detections": self._n_det.copy(),
-            "n_levels": self._nlev.copy(),
+            "n_levels": nlev,
             "level_counts": np.array(counts, dtype=np.int64),
-            "bucket_totals": np.array(totals, dtype=np.float64),
-            "bucket_variances": np.array(variances, dtype=np.float64),
+            "bucket_totals": np.concatenate(totals) if totals else np.zeros(0),
+            "bucket_variances": np.concatenate(variances) if variances else np.zeros(0),
         }
 
     def to_builtin_state(self) -> dict:
@@ -502,41 +628,47 @@ class ADWIN:
 
     def _load_windows(self, state: dict, n: int) -> None:
         shp = (n,)
-        self._total[:n] = as_array(state["total"], np.float64, shp)
-        self._variance[:n] = as_array(state["variance"], np.float64, shp)
-        self._width[:n] = as_array(state["width"], np.float64, shp)
-        self._tick[:n] = as_array(state["tick"], np.int64, shp)
+        self._T[:n] = as_array(state["total"], np.float64, shp)
+        self._V[:n] = as_array(state["variance"], np.float64, shp)
+        self._W[:n] = as_array(state["width"], np.float64, shp)
+        self._A[:n] = as_array(state["abs_total"], np.float64, shp)
+        self._nins[:n] = as_array(state["tick"], np.int64, shp)
         self._pending[:n] = as_array(state["pending_reset"], np.bool_, shp)
         self._n_det[:n] = as_array(state["n_detections"], np.int64, shp)
         nlev = as_array(state["n_levels"], np.int64, shp)
         counts = as_array(state["level_counts"], np.int64)
         totals = as_array(state["bucket_totals"], np.float64)
         variances = as_array(state["bucket_variances"], np.float64)
-        if np.any(nlev < 1) or np.any(nlev > _MAX_LEVELS) or counts.size != int(nlev.sum()):
-            raise ValueError("inconsistent ADWIN state: n_levels / level_counts")
-        C = self._tot.shape[2]
-        if np.any(counts < 0) or np.any(counts > C - 1) or totals.size != int(counts.sum()) \
-                or variances.size != totals.size:
-            raise ValueError("inconsistent ADWIN state: bucket counts")
-        L = max(self._tot.shape[1], int(nlev.max()) + 2 if n else 0)
-        if L > self._tot.shape[1]:
-            F = self.n_features
-            self._tot = np.zeros((F, L, C))
-            self._var = np.zeros((F, L, C))
-            self._head = np.zeros((F, L), dtype=np.int64)
-            self._cnt = np.zeros((F, L), dtype=np.int64)
-        self._nlev[:n] = nlev
-        ci = 0
-        vi = 0
+        if np.any(self._nins[:n] < 0) or counts.size != int(nlev.sum()) or np.any(counts < 0) \
+                or totals.size != int(counts.sum()) or variances.size != totals.size:
+            raise ValueError("inconsistent ADWIN state: n_levels / level_counts / buckets")
+        self._ensure_levels(0)
+        R = self._tot.shape[2]
+        ci = vi = 0
         for f in range(n):
-            for lev in range(int(nlev[f])):
-                c = int(counts[ci])
-                ci += 1
-                self._head[f, lev] = 0
-                self._cnt[f, lev] = c
-                self._tot[f, lev, :c] = totals[vi:vi + c]
-                self._var[f, lev, :c] = variances[vi:vi + c]
-                vi += c
+            c = counts[ci:ci + int(nlev[f])]
+            ci += int(nlev[f])
+            if self._pending[f]:
+                self._nlev[f] = 1
+                vi += int(c.sum())
+                continue
+            shape = _shape(int(self._nins[f]), int(self._mb[f]))
+            if c.tolist() != [hi - lo for lo, hi in shape] or self._W[f] != self._nins[f]:
+                raise ValueError(f"ADWIN state of feature {f} does not match river's bucket shape")
+            self._nlev[f] = len(shape)
+            run = 0.0
+            for lev in range(len(shape) - 1, -1, -1):  # oldest level first
+                lo, hi = shape[lev]
+                off = vi + sum(hi_ - lo_ for lo_, hi_ in shape[:lev])
+                idx = np.arange(lo, hi) & (R - 1)
+                t = totals[off:off + hi - lo]
+                self._tot[f, lev, idx] = t
+                self._var[f, lev, idx] = variances[off:off + hi - lo]
+                # running totals at bucket ends: any value within the filter's error margin will do
+                ends = run + np.cumsum(t)
+                self._tend[f, lev, idx] = ends
+                run = float(ends[-1]) if ends.size else run
+            vi += int(c.sum())
 
     @classmethod
     def from_state(cls, state: dict) -> ADWIN:
@@ -552,6 +684,6 @@ class ADWIN:
         self._mwl = as_array(state["min_window_length"], np.float64, shp)
         self._grace = as_array(state["grace_period"], np.float64, shp)
         self._check_params()
-        self._alloc_state(F, levels=4)
+        self._alloc_state(F, levels=8)
         self._load_windows(state, F)
         return self
