@@ -214,8 +214,8 @@ class ShadowDetector:
             )
         return ShadowResult(row=row, report=report, signals=signals)
 
-    def _numeric_summary(self, values: list[Any]) -> WindowSummary:
-        return summarize([float(v) for v in values if _is_number(v)], 0)
+    def _class_summary(self, labels: list[str], values: list[Any]) -> WindowSummary:
+        return summarize([float(v) for v in values if _is_number(v)], 0, len(labels), Counter(labels))
 
     def _classes(self, ids: list[str], base: list[Any], cand: list[Any], missing: int) -> ShadowReport:
         cfg = self.config
@@ -252,8 +252,8 @@ class ShadowDetector:
             error=None,
             top_disagreements=[(b, c, k) for (b, c), k in disagree.most_common(5)],
             samples=samples,
-            baseline=self._numeric_summary(base),
-            candidate=self._numeric_summary(cand),
+            baseline=self._class_summary(lb, base),
+            candidate=self._class_summary(lc, cand),
         )
 
     def _scores(self, ids: list[str], base: list[Any], cand: list[Any], missing: int) -> ShadowReport:

@@ -63,24 +63,38 @@ def _show(value: Any) -> Any:
     return str(value)[:_MAX_VALUE_CHARS]
 
 
-def summarize(values: Sequence[float], missing: int) -> WindowSummary:
-    """Count, mean, std and quantiles of numeric values; ``missing`` values are not among them.
+#: WindowSummary.categories is newer than WindowSummary; fill it only where the schema has it.
+_HAS_CATEGORIES = "categories" in WindowSummary.model_fields
+
+
+def summarize(
+    values: Sequence[float], missing: int, present: int | None = None, categories: Counter[Any] | None = None
+) -> WindowSummary:
+    """Summary of a window: count of ``present`` (non-missing) values, mean, std and quantiles
+    of the numeric ``values``, missing ratio, and shares of the top 10 ``categories``.
 
     >>> summarize([1.0, 2.0, 3.0], missing=1).mean, summarize([], 2).missing_ratio
     (2.0, 1.0)
+    >>> summarize([], 1, present=3, categories=Counter({"pro": 2, "free": 1})).count
+    3
     """
-    total = len(values) + missing
+    count = len(values) if present is None else present
+    total = count + missing
     ratio = missing / total if total else None
+    extra: dict[str, Any] = {}
+    if _HAS_CATEGORIES and categories and count:
+        extra["categories"] = {str(k): n / count for k, n in categories.most_common(10)}
     if not values:
-        return WindowSummary(count=0, mean=None, std=None, quantiles={}, missing_ratio=ratio)
+        return WindowSummary(count=count, mean=None, std=None, quantiles={}, missing_ratio=ratio, **extra)
     arr = np.asarray(values, dtype=np.float64)
     qs = np.quantile(arr, list(_QUANTILES.values()))
     return WindowSummary(
-        count=int(arr.size),
+        count=count,
         mean=float(arr.mean()),
         std=float(arr.std(ddof=1)) if arr.size > 1 else None,
         quantiles={k: float(q) for k, q in zip(_QUANTILES, qs, strict=True)},
         missing_ratio=ratio,
+        **extra,
     )
 
 
@@ -170,6 +184,8 @@ class _FeatureWindow:
     offline_values: list[float] = field(default_factory=list)
     serving_missing: int = 0
     offline_missing: int = 0
+    serving_categories: Counter[Any] = field(default_factory=Counter)
+    offline_categories: Counter[Any] = field(default_factory=Counter)
     pair_counts: Counter[tuple[Any, Any]] = field(default_factory=Counter)
     other_pairs: int = 0
     samples: list[dict[str, Any]] = field(default_factory=list)
@@ -252,11 +268,13 @@ class SkewDetector:
                 acc.within += 1
                 return
             acc.one_missing += 1
-            if not s_missing and _is_number(s):
-                acc.serving_values.append(float(s))
-            if not o_missing and _is_number(o):
-                acc.offline_values.append(float(o))
-            self._mismatch(acc, key, s, o, categorical=tol.categorical or not (_is_number(s) or _is_number(o)))
+            present = o if s_missing else s
+            categorical = tol.categorical or not _is_number(present)
+            if categorical:
+                self._count_category(acc.offline_categories if s_missing else acc.serving_categories, present)
+            if _is_number(present):
+                (acc.offline_values if s_missing else acc.serving_values).append(float(present))
+            self._mismatch(acc, key, s, o, categorical=categorical)
             return
         if _is_number(s) and _is_number(o) and not tol.categorical:
             sf, of = float(s), float(o)
@@ -276,6 +294,8 @@ class SkewDetector:
                 self._mismatch(acc, key, s, o, categorical=False)
             return
         acc.categorical += 1
+        self._count_category(acc.serving_categories, s)
+        self._count_category(acc.offline_categories, o)
         if _is_number(s) and _is_number(o):
             acc.serving_values.append(float(s))
             acc.offline_values.append(float(o))
@@ -284,6 +304,11 @@ class SkewDetector:
             acc.within += 1
         else:
             self._mismatch(acc, key, s, o, categorical=True)
+
+    def _count_category(self, counts: Counter[Any], value: Any) -> None:
+        shown = _show(value)
+        if shown in counts or len(counts) < self.config.max_tracked_pairs:
+            counts[shown] += 1
 
     def _mismatch(self, acc: _FeatureWindow, key: str, s: Any, o: Any, categorical: bool) -> None:
         if len(acc.samples) < self.config.sample_size:
@@ -348,8 +373,12 @@ class SkewDetector:
             top_pairs=top,
             swapped=swapped[: self.config.top_pairs],
             samples=list(acc.samples),
-            serving=summarize(acc.serving_values, acc.serving_missing),
-            offline=summarize(acc.offline_values, acc.offline_missing),
+            serving=summarize(
+                acc.serving_values, acc.serving_missing, acc.pairs - acc.serving_missing, acc.serving_categories
+            ),
+            offline=summarize(
+                acc.offline_values, acc.offline_missing, acc.pairs - acc.offline_missing, acc.offline_categories
+            ),
         )
 
     def in_skew(self, feature: str) -> bool:

@@ -62,6 +62,10 @@ def test_issue_scenario_flags_exactly_latency_and_plan() -> None:
     assert 0.4 < plan.mismatch_rate < 0.6
     assert [(a, b) for a, b, _, _ in plan.swapped] == [("basic", "pro")]
     assert {(s, o) for s, o, _ in plan.top_pairs} == {("basic", "pro"), ("pro", "basic")}
+    assert plan.serving.count == plan.pairs == 5000 and plan.serving.missing_ratio == 0.0
+    cats = getattr(plan.serving, "categories", None)  # WindowSummary.categories, where the schema has it
+    if cats is not None:
+        assert set(cats) == set(PLANS) and sum(cats.values()) == pytest.approx(1.0)
     ev = plan.evidence()
     assert ev["swapped_pairs"][0]["a"] == "basic" and ev["swapped_pairs"][0]["b_to_a"] > 0
     assert first["latency"].statistic_name == "mismatch_rate" and first["latency"].threshold == 0.01
