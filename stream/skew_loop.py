@@ -154,6 +154,9 @@ class SkewSidecar:
         self.invalid = 0
         self.no_id = 0
         self._reported_unmatched = {SERVING: 0, OFFLINE: 0}
+        if self._skew_on:
+            for side in (SERVING, OFFLINE):  # exported from the start, at 0
+                self.metrics.join_unmatched.labels(self.model, side)
         self._last_pair: _Position | None = None
         self._last_shadow: _Position | None = None
         self._stopping = False
