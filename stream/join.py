@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any
 
@@ -57,7 +58,7 @@ class StreamJoin:
         the same side is dropped and counted in ``duplicates``.
         """
         other = self._other(side)
-        if t > self._watermark:
+        if math.isfinite(t) and t > self._watermark:
             self._watermark = t
         partner = self._pending[other].pop(key, None)
         if partner is not None:
@@ -101,6 +102,11 @@ class StreamJoin:
             waiting.clear()
             self.unmatched[side] += evicted[side]
         return evicted
+
+    @property
+    def watermark(self) -> float:
+        """The newest finite ``t`` seen (``-inf`` before any)."""
+        return self._watermark
 
     def pending(self, side: str) -> int:
         """Ids waiting on ``side``."""

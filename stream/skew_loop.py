@@ -19,9 +19,9 @@ partner are not paired (their partners count as unmatched).
 Decoding of files, for the replay mode:
 
 >>> parse_offline_line('{"id": "u1", "features": {"latency": 0.25, "plan": "pro"}}')
-('u1', {'latency': 0.25, 'plan': 'pro'})
+('u1', {'latency': 0.25, 'plan': 'pro'}, None)
 >>> parse_offline_line('{"id": 7, "latency": 0.25, "ts": 3}')
-('7', {'latency': 0.25})
+('7', {'latency': 0.25}, 3.0)
 >>> _csv_value("0.5"), _csv_value("12"), _csv_value(""), _csv_value("pro")
 (0.5, 12, None, 'pro')
 """
@@ -84,17 +84,26 @@ def _csv_value(text: str) -> Any:
     return text
 
 
-def parse_offline_line(line: str) -> tuple[str, dict[str, Any]] | None:
+#: One offline row: id, features, event time (epoch seconds, when the row has a numeric ``ts``).
+OfflineRow = tuple[str, dict[str, Any], float | None]
+
+
+def _ts(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def parse_offline_line(line: str) -> OfflineRow | None:
     """One JSON Lines row: a FeatureEvent, or a flat object ``{"id": .., feature: value, ..}``."""
     obj = json.loads(line)
     if not isinstance(obj, dict) or obj.get("id") is None:
         return None
     if isinstance(obj.get("features"), dict):
-        return str(obj["id"]), obj["features"]
-    return str(obj["id"]), {k: v for k, v in obj.items() if k not in ("id", "ts", "model", "prediction", "label")}
+        return str(obj["id"]), obj["features"], _ts(obj.get("ts"))
+    feats = {k: v for k, v in obj.items() if k not in ("id", "ts", "model", "prediction", "label")}
+    return str(obj["id"]), feats, _ts(obj.get("ts"))
 
 
-def read_offline_file(path: Path) -> Iterator[tuple[str, dict[str, Any]] | None]:
+def read_offline_file(path: Path) -> Iterator[OfflineRow | None]:
     """Rows of a ``.csv`` (header with an ``id`` column) or JSON Lines file, in file order.
 
     Yields ``None`` for a row that cannot be used (no id, not JSON), so callers can count it.
@@ -109,7 +118,8 @@ def read_offline_file(path: Path) -> Iterator[tuple[str, dict[str, Any]] | None]
                 if not key:
                     yield None
                     continue
-                yield key, {k: _csv_value(v or "") for k, v in row.items() if k not in ("ts", "model")}
+                ts = _ts(_csv_value(row.pop("ts", None) or ""))
+                yield key, {k: _csv_value(v or "") for k, v in row.items() if k != "model"}, ts
         return
     with path.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
@@ -161,7 +171,7 @@ class SkewSidecar:
         self._last_shadow: _Position | None = None
         self._stopping = False
         self._window_started = time.monotonic()
-        self._file: Iterator[tuple[str, dict[str, Any]] | None] | None = None
+        self._file: Iterator[OfflineRow | None] | None = None
         self._file_done = src.offline_file is None
         common = {"bootstrap.servers": src.bootstrap_servers, **src.common}
         self._admin_conf = common
@@ -302,8 +312,8 @@ class SkewSidecar:
             if row is None:
                 self.invalid += 1
                 continue
-            key, feats = row  # type: ignore[misc]
-            pair = self.join.add(OFFLINE, key, feats, self._join_time(now, None))
+            key, feats, ts = row  # type: ignore[misc]
+            pair = self.join.add(OFFLINE, key, feats, self._join_time(now, ts))
             if pair is not None:
                 ids.append(key)
                 pairs.append(pair)
@@ -312,9 +322,16 @@ class SkewSidecar:
         return fed
 
     def _join_time(self, arrival: float, ts: float | None) -> float:
-        if self.config.skew.window.clock == "event" and ts is not None:
+        """The join's clock: arrival time, or with ``clock: event`` the event's ``ts``.
+
+        Under the event clock an event without ``ts`` takes the newest ``ts`` seen (the
+        watermark), or, before any, no time limit (the count limit still holds).
+        """
+        if self.config.skew.window.clock == "arrival":
+            return arrival
+        if ts is not None:
             return ts
-        return arrival
+        return self.join.watermark if math.isfinite(self.join.watermark) else math.inf
 
     def _process(self, msgs: list[Message]) -> None:
         src = self.config.sources

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gc
+import math
 import os
 import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +122,37 @@ def test_structure_size_is_the_same_after_10x_more_ids() -> None:
 
     small, large = held(10_000), held(100_000)
     assert large < 1.2 * small + 100_000, (small, large)
+
+
+def test_infinite_times_do_not_move_the_watermark() -> None:
+    join = StreamJoin(("a", "b"), max_pending=10, max_age_s=5)
+    join.add("a", "no-ts", 1, math.inf)  # no time limit, only the count limit
+    join.add("a", "k", 1, 100.0)
+    assert join.watermark == 100.0
+    assert join.expire() == {"a": 0, "b": 0}  # the front entry is timeless: eviction stops there
+    assert join.pending("a") == 2
+
+
+def test_offline_files_csv_and_json_lines(tmp_path: Path) -> None:
+    from stream.skew_loop import read_offline_file
+
+    csv_path = tmp_path / "off.csv"
+    csv_path.write_text("id,ts,latency,plan,clicks\nu1,10,0.25,pro,3\n,11,1,x,1\nu2,,,basic,\n")
+    assert list(read_offline_file(csv_path)) == [
+        ("u1", {"latency": 0.25, "plan": "pro", "clicks": 3}, 10.0),
+        None,  # no id
+        ("u2", {"latency": None, "plan": "basic", "clicks": None}, None),
+    ]
+    jsonl = tmp_path / "off.jsonl"
+    jsonl.write_bytes(
+        b'{"id": "a", "features": {"x": 1}}\n\nnot json\n[1]\n{"id": "b", "x": 2, "model": "m", "ts": 5}\n\xff{"id":1}\n'
+    )
+    rows = list(read_offline_file(jsonl))
+    assert rows[0] == ("a", {"x": 1}, None)
+    assert rows[1] is None and rows[2] is None  # not JSON, not an object
+    assert rows[3] == ("b", {"x": 2}, 5.0)
+    assert rows[4] is None  # undecodable bytes are replaced, the line is then not JSON
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user,x\n1,2\n")
+    with pytest.raises(ValueError):
+        list(read_offline_file(bad))
