@@ -37,7 +37,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from detectors.concept import ConceptDriftMonitor
+from detectors.reference_monitor import ReferenceMonitor, reference_summary
 from schemas import BankConfig, FeatureBatch, WindowSummary
+from schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 
 DETECTORS = ("adwin", "page_hinkley")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -143,8 +146,18 @@ class _LiveWindow:
 class DetectorBank:
     """Change detectors and summaries for every feature of one model's stream."""
 
-    def __init__(self, config: BankConfig | None = None) -> None:
+    def __init__(self, config: BankConfig | None = None, profile: ReferenceProfile | None = None) -> None:
         self.config = config or BankConfig()
+        self.profile = profile
+        self.monitor = ReferenceMonitor(profile, self.config.window_tests) if profile is not None else None
+        self.concept = (
+            ConceptDriftMonitor(self.config.concept_drift.delta, backend=self.config.backend)
+            if self.config.concept_drift.enabled
+            else None
+        )
+        self._categorical = {n for n, t in self.config.types.items() if t == "categorical"}
+        if profile is not None:
+            self._categorical |= {n for n, p in profile.features.items() if isinstance(p, CategoricalProfile)}
         self.features: list[str] = []
         self._index: dict[str, int] = {}
         self._detectors = _make_detectors(self.config, 0)
@@ -164,11 +177,17 @@ class DetectorBank:
         self.n_rows = 0
         self.values_dropped = 0
         self._recent = np.zeros((0, 0))  # the last _RECENT rows of standardised values
+        if profile is not None:  # the profile's numeric features are known from the start
+            self._add_features([n for n, p in profile.features.items() if isinstance(p, NumericProfile)
+                                and self._accepts(n)][: self.config.max_features])
 
     # ------------------------------------------------------------------ features
     def _accepts(self, name: str) -> bool:
+        """May ``name`` become a numeric feature of the change detectors?"""
         cfg = self.config
-        if cfg.include is not None and name not in cfg.include:
+        if name == "@label" or name in self._categorical:
+            return False
+        if cfg.include is not None and name not in cfg.include and name != "@prediction":
             return False
         return name not in cfg.exclude
 
@@ -187,6 +206,15 @@ class DetectorBank:
         self._warm_events = np.concatenate([self._warm_events, np.zeros(n, dtype=np.int64)])
         self._warm_missing = np.concatenate([self._warm_missing, np.zeros(n, dtype=np.int64)])
         self._reference.extend([None] * n)
+        if self.profile is not None:  # standardise by the training data, no warm-up
+            for j in range(len(self.features) - n, len(self.features)):
+                prof = self.profile.features.get(self.features[j])
+                if isinstance(prof, NumericProfile):
+                    self._ref_mean[j] = prof.mean
+                    self._ref_std[j] = prof.std if prof.std > 0 else (abs(prof.mean) * 1e-3 or 1.0)
+                    self._ready[j] = True
+                    self._warm[j] = None
+                    self._reference[j] = reference_summary(prof)
         for key in self._active:
             self._active[key] = np.concatenate([self._active[key], np.zeros(n, dtype=bool)])
         self._since_n = np.concatenate([self._since_n, np.zeros(n, dtype=np.int64)])
@@ -194,31 +222,37 @@ class DetectorBank:
         self._recent = np.concatenate([self._recent, np.full((self._recent.shape[0], n), np.nan)], axis=1)
 
     def admit(self, names: list[str]) -> list[str]:
-        """Which of ``names`` the bank monitors, learning new ones up to ``max_features``.
+        """Which of ``names`` are worth building columns for.
 
-        Known features come first, in the bank's order, then newly learned ones. Callers
-        build only these columns, so a producer inventing feature names cannot make
-        batches (or the bank) grow without bound.
+        Known features, profiled features and ``@prediction``/``@label`` always; new
+        names while the model is under ``max_features``. Callers build only these
+        columns, so a producer inventing feature names cannot make batches grow without
+        bound. (New features are registered by :meth:`update`.)
 
         >>> bank = DetectorBank(BankConfig(max_features=2, exclude=["id"]))
-        >>> bank.admit(["a", "id", "b", "c"]), bank.admit(["c", "b"])
-        (['a', 'b'], ['b'])
+        >>> bank.admit(["a", "id", "b", "c"])
+        ['a', 'b']
         """
-        new = [n for n in dict.fromkeys(names) if n not in self._index and self._accepts(n)]
-        room = max(self.config.max_features - len(self.features), 0)
-        if new[:room]:
-            self._add_features(new[:room])
-        if len(names) == len(self.features) and names == self.features:
-            return list(names)
-        wanted = set(names)
-        return [f for f in self.features if f in wanted]
+        room = self.config.max_features - len(self.features)
+        always = self.profile.features.keys() if self.profile is not None else ()
+        out = []
+        for name in dict.fromkeys(names):
+            if name in self._index or name in always or name in ("@prediction", "@label"):
+                out.append(name)
+            elif self._accepts(name) and room > 0:
+                out.append(name)
+                room -= 1
+        return out
 
     def _align(self, batch: FeatureBatch) -> np.ndarray:
         """The batch as a ``[rows, len(self.features)]`` matrix, learning new features."""
         if batch.names == self.features:
             return np.ascontiguousarray(batch.values, dtype=np.float64)
-        admitted = set(self.admit(batch.names))
-        over_cap = [j for j, n in enumerate(batch.names) if n not in admitted and self._accepts(n)]
+        room = max(self.config.max_features - len(self.features), 0)
+        new = [n for n in dict.fromkeys(batch.names) if n not in self._index and self._accepts(n)]
+        if new[:room]:
+            self._add_features(new[:room])
+        over_cap = [j for j, n in enumerate(batch.names) if n in set(new[room:])]
         if over_cap:
             self.values_dropped += int((~np.isnan(batch.values[:, over_cap])).sum())
         x = np.full((batch.n_rows, len(self.features)), np.nan)
@@ -276,9 +310,19 @@ class DetectorBank:
         """
         x = self._align(batch)
         n, n_feat = x.shape
+        extra: list[DriftSignal] = []
+        if self.monitor is not None:
+            extra += [
+                DriftSignal(d.row, d.feature, d.detector, d.status, d.statistic, d.detector, d.threshold,  # type: ignore[arg-type]
+                            d.window, d.reference)
+                for d in self.monitor.update(batch.names, batch.values, batch.cat_names, batch.cat_values,
+                                             batch.event_times)
+            ]
+        if self.concept is not None:
+            extra += self.concept.update(batch)
         if n == 0 or n_feat == 0:
             self.n_rows += n
-            return []
+            return sorted(extra, key=_signal_order)
         first_row = self._warm_up(x)
         z = (x - self._ref_mean) / self._ref_std
         not_yet = np.arange(n)[:, None] < first_row[None, :]
@@ -313,6 +357,8 @@ class DetectorBank:
             )
         if done < n:
             self._live.update(x[done:])
+        if extra:
+            signals = sorted(signals + extra, key=_signal_order)
         return signals
 
     def _decide(self, z: np.ndarray, hits: dict[str, np.ndarray]) -> list[tuple[int, int, str, str, float | None]]:
@@ -408,14 +454,20 @@ class DetectorBank:
             "n_rows": self.n_rows,
             "values_dropped": self.values_dropped,
             "recent": self._recent.copy(),
+            "monitor": self.monitor.state_dict() if self.monitor is not None else None,
+            "concept": self.concept.state_dict() if self.concept is not None else None,
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], config: BankConfig | None = None) -> DetectorBank:
+    def from_state(
+        cls, state: dict[str, Any], config: BankConfig | None = None, profile: ReferenceProfile | None = None
+    ) -> DetectorBank:
         """Rebuild a bank from :meth:`state_dict` (arrays may come back as lists)."""
         if state.get("kind") != "detector_bank" or state.get("version") != 1:
             raise ValueError(f"not a version-1 detector bank state: {state.get('kind')!r} v{state.get('version')!r}")
-        bank = cls(config)
+        bank = cls(config, profile)
+        if (state.get("monitor") is None) != (bank.monitor is None):
+            raise ValueError("state and configuration disagree on the reference profile")
         if set(state["detectors"]) != set(bank._detectors):
             raise ValueError(
                 f"state has detectors {sorted(state['detectors'])}, config enables {sorted(bank._detectors)}"
@@ -447,6 +499,10 @@ class DetectorBank:
         bank.values_dropped = int(state["values_dropped"])
         recent = np.asarray(state["recent"], dtype=np.float64)
         bank._recent = recent.reshape(recent.shape[0] if recent.ndim == 2 else 0, len(bank.features))
+        if bank.monitor is not None:
+            bank.monitor.load_state(state["monitor"])
+        if bank.concept is not None and state.get("concept") is not None:
+            bank.concept.load_state(state["concept"])
         return bank
 
     # ------------------------------------------------------------------ read-outs
@@ -483,17 +539,36 @@ class DetectorBank:
             if ph is not None:
                 scores["page_hinkley_up"] = float(ph.test_increase[j])
                 scores["page_hinkley_down"] = float(ph.test_decrease[j])
+            drift = {k: bool(v[j]) for k, v in self._active.items()}
+            if self.monitor is not None:
+                scores.update(self.monitor.scores.get(name, {}))
+                drift.update({t: on for (f, t), on in self.monitor.active.items() if f == name})
             out.append(
                 FeatureStatus(
                     feature=name,
                     live_mean=mean,
                     missing_ratio=float(missing[j] / events) if events else None,
-                    drift={k: bool(v[j]) for k, v in self._active.items()},
+                    drift=drift,
                     scores=scores,
                     window_size=window,
                 )
             )
+        if self.monitor is not None:  # categorical features live only in the monitor
+            for name in self.monitor.categorical:
+                out.append(
+                    FeatureStatus(
+                        feature=name,
+                        live_mean=None,
+                        missing_ratio=self.monitor.last_missing.get(name),
+                        drift={t: on for (f, t), on in self.monitor.active.items() if f == name},
+                        scores=dict(self.monitor.scores.get(name, {})),
+                    )
+                )
         return out
+
+
+def _signal_order(sig: DriftSignal) -> tuple[int, str, str, str]:
+    return (sig.row, sig.feature, sig.detector, sig.status)
 
 
 def _quantiles(values: Any) -> dict[str, float]:

@@ -11,10 +11,12 @@ from schemas.config import (
     AlertPolicyConfig,
     BankConfig,
     CheckpointConfig,
+    ConceptDriftConfig,
     ConfigError,
     KafkaConfig,
     PageHinkleyConfig,
     SidecarConfig,
+    WindowTestConfig,
     load_config,
 )
 from schemas.events import FeatureEvent, InvalidEvent, decode_event
@@ -25,6 +27,7 @@ __all__ = [
     "AlertPolicyConfig",
     "BankConfig",
     "CheckpointConfig",
+    "ConceptDriftConfig",
     "ConfigError",
     "DriftEvent",
     "FeatureBatch",
@@ -35,6 +38,7 @@ __all__ = [
     "SidecarConfig",
     "SourcePosition",
     "WindowSummary",
+    "WindowTestConfig",
     "decode_event",
     "load_config",
 ]

@@ -51,6 +51,9 @@ class WindowSummary(BaseModel):
     std: float | None
     quantiles: dict[str, float] = Field(description="e.g. {'p05': .., 'p50': .., 'p95': ..}")
     missing_ratio: float | None = Field(description="Missing values / events in the window.")
+    categories: dict[str, float] | None = Field(
+        default=None, description="Categorical features: share of the most frequent categories (top 10)."
+    )
 
 
 class DriftEvent(BaseModel):

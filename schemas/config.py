@@ -106,6 +106,47 @@ class PageHinkleyConfig(_Section):
     mode: Literal["up", "down", "both"] = "both"
 
 
+class WindowTestConfig(_Section):
+    """Tests of tumbling live windows against a reference profile (``--reference``).
+
+    Each test alerts when its distance passes the threshold *and* the noise floor of the
+    window's size (see detectors/window_tests.py); thresholds are distances, so they mean
+    the same at 500 and at 1,000,000 values per window.
+    """
+
+    enabled: bool = True
+    window_events: int = Field(default=5000, ge=10, description="Events per tumbling window (count windows).")
+    window_seconds: float | None = Field(
+        default=None, gt=0, description="Event-time windows of this length (by `ts`) instead of count windows."
+    )
+    min_count: int = Field(default=100, ge=1, description="A feature needs this many values in a window to be tested.")
+    numeric_tests: list[Literal["psi", "ks", "js", "wasserstein"]] = Field(
+        default_factory=lambda: ["psi", "ks", "js", "wasserstein"]
+    )
+    categorical_tests: list[Literal["chi2", "js", "new_category"]] = Field(
+        default_factory=lambda: ["chi2", "js", "new_category"]
+    )
+    quality_tests: list[Literal["missing_rate", "out_of_range", "type_error"]] = Field(
+        default_factory=lambda: ["missing_rate", "out_of_range", "type_error"]
+    )
+    psi: float = Field(default=0.25, gt=0, description="PSI > 0.25: major shift (0.1-0.25 moderate).")
+    ks: float = Field(default=0.1, gt=0, le=1, description="Kolmogorov-Smirnov distance.")
+    js: float = Field(default=0.1, gt=0, le=1, description="Jensen-Shannon distance (base 2).")
+    wasserstein: float = Field(default=0.25, gt=0, description="Wasserstein-1, in reference standard deviations.")
+    chi2: float = Field(default=0.1, gt=0, le=1, description="Cramér's V of the chi-square test.")
+    new_category: float = Field(default=0.01, gt=0, le=1, description="Share of values never seen in training.")
+    missing_rate: float = Field(default=0.05, gt=0, le=1, description="Rise of the missing share over the reference's.")
+    out_of_range: float = Field(default=0.01, gt=0, le=1, description="Share of values outside the training [min, max].")
+    type_error: float = Field(default=0.01, gt=0, le=1, description="Share of values of the wrong type.")
+
+
+class ConceptDriftConfig(_Section):
+    """The model's error (needs ``prediction`` and ``label`` in events) under an ADWIN per model."""
+
+    enabled: bool = True
+    delta: float = Field(default=0.002, gt=0, lt=1, description="ADWIN's delta on the error stream (values in [0, 1] for classes).")
+
+
 class BankConfig(_Section):
     """Per-feature detectors and the summaries that go into alerts as evidence."""
 
@@ -131,6 +172,12 @@ class BankConfig(_Section):
     max_features: int = Field(default=10_000, ge=1, description="Auto-discovery stops at this many features per model.")
     adwin: ADWINConfig = Field(default_factory=ADWINConfig)
     page_hinkley: PageHinkleyConfig = Field(default_factory=PageHinkleyConfig)
+    window_tests: WindowTestConfig = Field(default_factory=WindowTestConfig)
+    concept_drift: ConceptDriftConfig = Field(default_factory=ConceptDriftConfig)
+    types: dict[str, Literal["numeric", "categorical"]] = Field(
+        default_factory=dict, description="Pin feature types (baseline inference and live checks)."
+    )
+    max_categories: int = Field(default=1000, ge=2, description="Distinct categories tracked per feature.")
 
 
 class AlertPolicyConfig(_Section):
@@ -160,6 +207,7 @@ class SidecarConfig(_Section):
     detectors: BankConfig = Field(default_factory=BankConfig)
     alerts: AlertPolicyConfig = Field(default_factory=AlertPolicyConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    reference: str | None = Field(default=None, description="Path of a reference profile (driftsentinel baseline).")
     default_model: str = Field(default="default", min_length=1, description="Model name for events without 'model'.")
     batch_size: int = Field(default=4096, ge=1, le=1_000_000)
     batch_timeout_s: float = Field(default=0.5, gt=0)

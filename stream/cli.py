@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from schemas import ConfigError, DriftEvent, FeatureEvent, SidecarConfig, load_config
+from schemas.profile import ProfileError, ReferenceProfile, load_profile
 
 
 def _setup_logging(fmt: str) -> None:
@@ -47,6 +48,8 @@ def _config_from_args(args: argparse.Namespace) -> SidecarConfig:
         "idle_exit": args.idle_exit,
         "detectors.backend": args.backend,
         "log_format": args.log_format,
+        "reference": args.reference,
+        "kafka.instance_id": args.instance_id,
     }
     return load_config(args.config, overrides)
 
@@ -56,12 +59,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         config = _config_from_args(args)
-    except ConfigError as exc:
+        sidecar = Sidecar(config)
+    except (ConfigError, ProfileError) as exc:
         print(f"driftsentinel: {exc}", file=sys.stderr)
         return 2
     _setup_logging(config.log_format)
     logging.getLogger("driftsentinel").info("effective config %s", effective_config_line(config))
-    sidecar = Sidecar(config)
     sidecar.install_signal_handlers()
     return sidecar.run()
 
@@ -95,8 +98,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from stream.replay import replay_file
 
     try:
-        config = load_config(args.config, {"detectors.backend": args.backend})
-    except ConfigError as exc:
+        config = load_config(args.config, {"detectors.backend": args.backend, "reference": args.reference})
+        if config.reference:
+            load_profile(config.reference)  # fail here, clearly, not mid-replay
+    except (ConfigError, ProfileError) as exc:
         print(f"driftsentinel: {exc}", file=sys.stderr)
         return 2
     path = Path(args.input)
@@ -130,8 +135,36 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from stream.baseline import make_profile, parse_time, read_rows, rows_from_topic
+
+    try:
+        config = load_config(args.config, {"kafka.bootstrap_servers": args.bootstrap_servers})
+        if args.from_topic:
+            if not (args.from_time and args.to_time):
+                raise ValueError("--from-topic needs --from-time and --to-time")
+            start, end = parse_time(args.from_time), parse_time(args.to_time)
+            conf = {"bootstrap.servers": config.kafka.bootstrap_servers, **config.kafka.common}
+            rows = rows_from_topic(conf, args.from_topic, start, end)
+            source = f"kafka:{args.from_topic}[{args.from_time},{args.to_time})"
+        elif args.input:
+            path = Path(args.input)
+            rows, source = read_rows(path), path.name
+        else:
+            raise ValueError("give --input FILE or --from-topic T --from-time .. --to-time ..")
+        profile = make_profile(rows, source, types=config.detectors.types)
+    except (ConfigError, ValueError, OSError) as exc:
+        print(f"driftsentinel baseline: {exc}", file=sys.stderr)
+        return 2
+    Path(args.out).write_text(profile.model_dump_json(indent=1))
+    kinds = [p.kind for p in profile.features.values()]
+    print(f"profile of {profile.n_rows} rows: {kinds.count('numeric')} numeric, "
+          f"{kinds.count('categorical')} categorical features -> {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
-    model = {"alert": DriftEvent, "event": FeatureEvent, "config": SidecarConfig}[args.which]
+    model = {"alert": DriftEvent, "event": FeatureEvent, "config": SidecarConfig, "profile": ReferenceProfile}[args.which]
     print(json.dumps(model.model_json_schema(), indent=2))
     return 0
 
@@ -152,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--idle-exit", type=float, help="stop after SECONDS without input")
     run.add_argument("--backend", choices=["kernel", "river"], help="detector implementation")
     run.add_argument("--log-format", choices=["text", "json"])
+    run.add_argument("--reference", help="reference profile (driftsentinel baseline)")
+    run.add_argument("--instance-id", help="stable id of this sidecar (default: host name)")
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="produce a synthetic stream with known drift points")
@@ -172,13 +207,24 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--output", default="-", help="where to write alerts (default stdout)")
     replay.add_argument("--config", help="YAML config file")
     replay.add_argument("--backend", choices=["kernel", "river"])
+    replay.add_argument("--reference", help="reference profile (driftsentinel baseline)")
     replay.add_argument("--plot", metavar="PNG", help="draw the drifting features (live vs reference, detections)")
     replay.add_argument("--html", metavar="HTML", help="write a self-contained report (feature table, plots)")
     replay.add_argument("--progress", action="store_true", help="progress bar on stderr even when not a terminal")
     replay.set_defaults(func=cmd_replay)
 
+    base = sub.add_parser("baseline", help="build a reference profile from training data")
+    base.add_argument("--input", help="CSV, JSON Lines or Parquet file of training rows")
+    base.add_argument("--from-topic", help="read FeatureEvents from this Kafka topic instead")
+    base.add_argument("--from-time", help="start (epoch seconds or RFC 3339), with --from-topic")
+    base.add_argument("--to-time", help="end (exclusive), with --from-topic")
+    base.add_argument("--bootstrap-servers")
+    base.add_argument("--config", help="YAML config (detectors.types pins feature types)")
+    base.add_argument("--out", required=True, help="where to write the profile (JSON)")
+    base.set_defaults(func=cmd_baseline)
+
     schema = sub.add_parser("schema", help="print a contract's JSON Schema")
-    schema.add_argument("which", choices=["alert", "event", "config"])
+    schema.add_argument("which", choices=["alert", "event", "config", "profile"])
     schema.set_defaults(func=cmd_schema)
 
     from stream import local_kafka

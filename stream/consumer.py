@@ -48,6 +48,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from detectors.bank import DetectorBank
 from schemas import DriftEvent, InvalidEvent, SidecarConfig
 from schemas.fastdecode import EventView, decode_event_fast
+from schemas.profile import load_profile
 from stream.alerts import AlertPolicy
 from stream.checkpoint import MAX_STATE_BYTES, encode_state, ensure_state_topic, load_states, state_key
 from stream.columns import to_batches
@@ -138,6 +139,7 @@ class Sidecar:
         self.health = health or HealthState()
         self.on_alert = on_alert
         self.policy = AlertPolicy(config.alerts, config.kafka.group_id)
+        self.profile = load_profile(config.reference) if config.reference else None
         self.partitions: dict[tuple[str, int], _Partition] = {}
         self.consumed = 0
         self.http_port: int | None = None
@@ -375,7 +377,7 @@ class Sidecar:
     def _bank(self, part: _Partition, model: str) -> DetectorBank:
         bank = part.banks.get(model)
         if bank is None:
-            bank = part.banks[model] = DetectorBank(self.config.detectors)
+            bank = part.banks[model] = DetectorBank(self.config.detectors, self.profile)
         return bank
 
     def _publish(self, event: DriftEvent) -> None:
@@ -464,7 +466,7 @@ class Sidecar:
             if found is not None and done >= 0 and found.next_offset <= done:
                 try:
                     part.banks = {
-                        model: DetectorBank.from_state(st, self.config.detectors)
+                        model: DetectorBank.from_state(st, self.config.detectors, self.profile)
                         for model, st in found.state["banks"].items()
                     }
                     self.policy.load_partition(tp.topic, tp.partition, found.state.get("policy", []))

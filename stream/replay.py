@@ -18,6 +18,7 @@ from typing import IO, Protocol
 from detectors.bank import DetectorBank
 from schemas import DriftEvent, FeatureBatch, InvalidEvent, SidecarConfig
 from schemas.fastdecode import EventView, decode_event_fast
+from schemas.profile import load_profile
 from stream.alerts import AlertPolicy
 from stream.columns import to_batches
 
@@ -36,6 +37,7 @@ def replay_file(path: Path, config: SidecarConfig, out: IO[str], batch_size: int
                 recorder: Recorder | None = None, progress: ProgressSink | None = None) -> dict[str, object]:
     """Replay ``path``; write one DriftEvent JSON per line to ``out``; return counts."""
     policy = AlertPolicy(config.alerts, config.kafka.group_id)
+    profile = load_profile(config.reference) if config.reference else None
     banks: dict[str, DetectorBank] = {}
     invalid: Counter[str] = Counter()
     alerts = 0
@@ -45,8 +47,17 @@ def replay_file(path: Path, config: SidecarConfig, out: IO[str], batch_size: int
     def flush(events: list[tuple[int, EventView]]) -> None:
         nonlocal alerts
         now = time.time()
-        for model, batch in to_batches(events, config.default_model).items():
-            bank = banks.setdefault(model, DetectorBank(config.detectors))
+        def admit(model: str, names: list[str]) -> list[str]:
+            return bank_of(model).admit(names)
+
+        def bank_of(model: str) -> DetectorBank:
+            bank = banks.get(model)
+            if bank is None:
+                bank = banks[model] = DetectorBank(config.detectors, profile)
+            return bank
+
+        for model, batch in to_batches(events, config.default_model, admit=admit).items():
+            bank = bank_of(model)
             if recorder is not None:
                 recorder.on_batch(model, batch)
             for sig in bank.update(batch):

@@ -1,0 +1,299 @@
+"""ReferenceMonitor: tumbling live windows tested against a training profile.
+
+Per window (``window_events`` events, or ``window_seconds`` of event time) and feature:
+the distribution tests of :mod:`detectors.window_tests` and data-quality checks
+(``missing_rate``, ``out_of_range``, ``type_error``, ``new_category``). A test that
+passes its threshold opens an episode (one ``drift`` decision); the first later window
+below the threshold closes it (``resolved``). Decisions are made at the last event of a
+count window, or at the first event of the next event-time window (the one that shows
+the window is complete), so they do not depend on batch boundaries.
+
+>>> import numpy as np
+>>> from detectors.profile import build_profile
+>>> from schemas import WindowTestConfig
+>>> rng = np.random.default_rng(0)
+>>> prof = build_profile({"x": rng.normal(size=20_000).tolist()}, source="train")
+>>> mon = ReferenceMonitor(prof, WindowTestConfig(window_events=1000))
+>>> live = np.r_[rng.normal(size=3000), rng.normal(size=3000) * 3].reshape(-1, 1)
+>>> out = mon.update(["x"], live, [], None, np.full(6000, np.nan))
+>>> sorted({(d.detector, d.status) for d in out})[:3]
+[('js', 'drift'), ('ks', 'drift'), ('out_of_range', 'drift')]
+>>> min(d.row for d in out)
+3999
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from detectors.categories import canonical
+from detectors.window_tests import Z_ALPHA, NumericGrid, categorical_probs, cramers_v, js_distance, noise_floor, psi
+from schemas import WindowSummary, WindowTestConfig
+from schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
+
+QUANTILE_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+@dataclass(frozen=True)
+class WindowDecision:
+    """A window test's decision about a feature, with its evidence."""
+
+    row: int
+    feature: str
+    detector: str
+    status: str
+    statistic: float
+    threshold: float
+    window: WindowSummary
+    reference: WindowSummary
+
+
+def reference_summary(prof: NumericProfile | CategoricalProfile) -> WindowSummary:
+    """The profile of a feature as a WindowSummary (the ``reference`` of alerts)."""
+    if isinstance(prof, NumericProfile):
+        q = np.asarray(prof.quantiles)
+        levels = np.linspace(0, 1, q.size)
+        quant = {f"p{round(p * 100):02d}": float(np.interp(p, levels, q)) for p in QUANTILE_LEVELS}
+        return WindowSummary(count=prof.count, mean=prof.mean, std=prof.std, quantiles=quant,
+                             missing_ratio=prof.missing_ratio)
+    top = dict(sorted(prof.frequencies.items(), key=lambda kv: -kv[1])[:10])
+    return WindowSummary(count=prof.count, mean=None, std=None, quantiles={}, missing_ratio=prof.missing_ratio,
+                         categories=top)
+
+
+class ReferenceMonitor:
+    """Window tests for every profiled feature of one model's stream."""
+
+    def __init__(self, profile: ReferenceProfile, config: WindowTestConfig | None = None) -> None:
+        self.profile = profile
+        self.config = config or WindowTestConfig()
+        self.numeric = {n: p for n, p in profile.features.items() if isinstance(p, NumericProfile)}
+        self.categorical = {n: p for n, p in profile.features.items() if isinstance(p, CategoricalProfile)}
+        self._grids = {n: NumericGrid(np.asarray(p.quantiles), p.count, p.std) for n, p in self.numeric.items()}
+        self._seen = {n: set(p.seen) for n, p in self.categorical.items()}
+        self._refs = {n: reference_summary(p) for n, p in profile.features.items()}
+        self.active: dict[tuple[str, str], bool] = {}
+        self.scores: dict[str, dict[str, float]] = {}
+        self.last_missing: dict[str, float] = {}
+        self._reset_window()
+        self.bucket: float | None = None  # event-time window id (window_seconds)
+
+    # ------------------------------------------------------------------ window state
+    def _reset_window(self) -> None:
+        self.rows = 0
+        self.counts = {n: np.zeros(g.n_bins, dtype=np.int64) for n, g in self._grids.items()}
+        self.moments = {n: np.zeros(2) for n in self.numeric}  # sum, sum of squares
+        self.cat_counts: dict[str, Counter[str]] = {n: Counter() for n in self.categorical}
+        self.present = dict.fromkeys(self.profile.features, 0)
+        self.out_of_range = dict.fromkeys(self.numeric, 0)
+        self.type_errors = dict.fromkeys(self.profile.features, 0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "bucket": self.bucket,
+            "counts": {n: c.copy() for n, c in self.counts.items()},
+            "moments": {n: m.copy() for n, m in self.moments.items()},
+            "cat_counts": {n: [list(c.keys()), list(c.values())] for n, c in self.cat_counts.items()},
+            "present": dict(self.present),
+            "out_of_range": dict(self.out_of_range),
+            "type_errors": dict(self.type_errors),
+            "active": [[f, t] for (f, t), on in self.active.items() if on],
+            "scores": {f: dict(s) for f, s in self.scores.items()},
+            "last_missing": dict(self.last_missing),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.rows = int(state["rows"])
+        self.bucket = state["bucket"]
+        self.counts = {n: np.asarray(c, dtype=np.int64) for n, c in state["counts"].items()}
+        self.moments = {n: np.asarray(m, dtype=np.float64) for n, m in state["moments"].items()}
+        self.cat_counts = {n: Counter(dict(zip(k, v))) for n, (k, v) in state["cat_counts"].items()}
+        self.present = {n: int(v) for n, v in state["present"].items()}
+        self.out_of_range = {n: int(v) for n, v in state["out_of_range"].items()}
+        self.type_errors = {n: int(v) for n, v in state["type_errors"].items()}
+        self.active = {(f, t): True for f, t in state["active"]}
+        self.scores = {f: dict(s) for f, s in state["scores"].items()}
+        self.last_missing = dict(state["last_missing"])
+
+    # ------------------------------------------------------------------ update
+    def update(
+        self,
+        num_names: list[str],
+        x: np.ndarray,
+        cat_names: list[str],
+        cats: np.ndarray | None,
+        event_times: np.ndarray,
+    ) -> list[WindowDecision]:
+        """Feed a batch (numeric matrix by ``num_names``, categorical by ``cat_names``)."""
+        if not self.config.enabled:
+            return []
+        n = x.shape[0] if x.ndim == 2 else 0
+        num_idx = {name: j for j, name in enumerate(num_names)}
+        cat_idx = {name: k for k, name in enumerate(cat_names)}
+        out: list[WindowDecision] = []
+        start = 0
+        for cut, decision_row in self._cuts(n, event_times):
+            self._accumulate(x, cats, num_idx, cat_idx, start, cut)
+            start = cut
+            out += self._evaluate(decision_row)
+            self._reset_window()
+        self._accumulate(x, cats, num_idx, cat_idx, start, n)
+        return out
+
+    def _cuts(self, n: int, event_times: np.ndarray) -> list[tuple[int, int]]:
+        """Where windows close in this batch: (rows before the cut, row of the decision)."""
+        cuts: list[tuple[int, int]] = []
+        sec = self.config.window_seconds
+        if sec is None:
+            need = self.config.window_events - self.rows
+            pos = need
+            while pos <= n:
+                cuts.append((pos, pos - 1))
+                pos += self.config.window_events
+            return cuts
+        buckets = np.floor(np.asarray(event_times, dtype=np.float64) / sec)
+        current = self.bucket
+        last = 0
+        for i in np.flatnonzero(np.isfinite(buckets)).tolist():
+            b = float(buckets[i])
+            if current is None:
+                current = b
+            elif b > current:  # the first event of a later window closes the current one
+                if (0 if cuts else self.rows) + (i - last) > 0:
+                    cuts.append((i, i))
+                    last = i
+                current = b
+        self.bucket = current
+        return cuts
+
+    def _accumulate(self, x: np.ndarray, cats: np.ndarray | None, num_idx: dict[str, int],
+                    cat_idx: dict[str, int], a: int, b: int) -> None:
+        if b <= a:
+            return
+        self.rows += b - a
+        for name, grid in self._grids.items():
+            j = num_idx.get(name)
+            if j is not None:
+                col = x[a:b, j]
+                ok = col[np.isfinite(col)]
+                if ok.size:
+                    self.counts[name] += grid.counts(ok)
+                    self.moments[name] += (ok.sum(), np.square(ok).sum())
+                    prof = self.numeric[name]
+                    self.out_of_range[name] += int(((ok < prof.min) | (ok > prof.max)).sum())
+                    self.present[name] += int(ok.size)
+            k = cat_idx.get(name)
+            if k is not None and cats is not None:  # a string where training had numbers
+                self.type_errors[name] += int(sum(v is not None for v in cats[a:b, k]))
+        for name in self.categorical:
+            counter = self.cat_counts[name]
+            k = cat_idx.get(name)
+            if k is not None and cats is not None:
+                vals = [canonical(v) for v in cats[a:b, k] if v is not None]
+                counter.update(vals)
+                self.present[name] += len(vals)
+            j = num_idx.get(name)
+            if j is not None:  # numbers for a categorical feature: the same category spelled as a number
+                col = x[a:b, j]
+                vals = [canonical(float(v)) for v in col[np.isfinite(col)]]
+                counter.update(vals)
+                self.present[name] += len(vals)
+
+    # ------------------------------------------------------------------ decisions
+    def _evaluate(self, row: int) -> list[WindowDecision]:
+        cfg = self.config
+        out: list[WindowDecision] = []
+        rows = self.rows
+        for name, prof in self.profile.features.items():
+            present = self.present[name]
+            results: dict[str, tuple[float, float, bool]] = {}  # test -> (value, threshold, exceeded)
+            if rows >= cfg.min_count and "missing_rate" in cfg.quality_tests:
+                miss = 1.0 - present / rows
+                self.last_missing[name] = miss
+                p = min(max(prof.missing_ratio, 1.0 / rows), 0.5)
+                floor = Z_ALPHA * math.sqrt(p * (1 - p) / rows)
+                diff = miss - prof.missing_ratio
+                results["missing_rate"] = (diff, cfg.missing_rate, diff > cfg.missing_rate and diff > floor)
+            if rows >= cfg.min_count and "type_error" in cfg.quality_tests:
+                share = self.type_errors[name] / rows
+                results["type_error"] = (share, cfg.type_error, share > cfg.type_error)
+            if present >= cfg.min_count:
+                if isinstance(prof, NumericProfile):
+                    results.update(self._numeric_tests(name, prof, present))
+                else:
+                    results.update(self._categorical_tests(name, prof, present))
+            if not results:
+                continue
+            self.scores[name] = {test: value for test, (value, _, _) in results.items()}
+            window = self._window_summary(name, prof, present, rows)
+            for test, (value, threshold, exceeded) in results.items():
+                key = (name, test)
+                was = self.active.get(key, False)
+                if exceeded and not was:
+                    self.active[key] = True
+                    out.append(WindowDecision(row, name, test, "drift", value, threshold, window, self._refs[name]))
+                elif was and value <= threshold:
+                    self.active[key] = False
+                    out.append(WindowDecision(row, name, test, "resolved", value, threshold, window, self._refs[name]))
+        return out
+
+    def _numeric_tests(self, name: str, prof: NumericProfile, n: int) -> dict[str, tuple[float, float, bool]]:
+        cfg, grid, counts = self.config, self._grids[name], self.counts[name]
+        m = prof.count
+        out: dict[str, tuple[float, float, bool]] = {}
+        tests = set(cfg.numeric_tests)
+        if tests & {"psi", "js"}:
+            live, ref = grid.decile_probs(counts)
+            bins = live.size
+            if "psi" in tests:
+                v = psi(live, ref)
+                out["psi"] = (v, cfg.psi, v > cfg.psi and v > noise_floor("psi", n, m, bins))
+            if "js" in tests:
+                v = js_distance(live, ref)
+                out["js"] = (v, cfg.js, v > cfg.js and v > noise_floor("js", n, m, bins))
+        if "ks" in tests:
+            v = grid.ks(counts)
+            out["ks"] = (v, cfg.ks, v > cfg.ks and v > noise_floor("ks", n, m, 0))
+        if "wasserstein" in tests:
+            v = grid.wasserstein(counts)
+            out["wasserstein"] = (v, cfg.wasserstein, v > cfg.wasserstein and v > noise_floor("wasserstein", n, m, 0))
+        if "out_of_range" in cfg.quality_tests:
+            v = self.out_of_range[name] / n
+            out["out_of_range"] = (v, cfg.out_of_range, v > cfg.out_of_range)
+        return out
+
+    def _categorical_tests(self, name: str, prof: CategoricalProfile, n: int) -> dict[str, tuple[float, float, bool]]:
+        cfg = self.config
+        live, ref, new_share = categorical_probs(dict(self.cat_counts[name]), prof.frequencies, prof.other_share,
+                                                 self._seen[name])
+        bins = int((ref > 0).sum()) + (1 if new_share > 0 else 0)
+        out: dict[str, tuple[float, float, bool]] = {}
+        if "chi2" in cfg.categorical_tests:
+            v = cramers_v(live, ref, n)
+            out["chi2"] = (v, cfg.chi2, v > cfg.chi2 and v > noise_floor("chi2", n, prof.count, max(bins, 2)))
+        if "js" in cfg.categorical_tests:
+            v = js_distance(live, ref)
+            out["js"] = (v, cfg.js, v > cfg.js and v > noise_floor("js", n, prof.count, max(bins, 2)))
+        if "new_category" in cfg.categorical_tests and self._seen[name]:
+            out["new_category"] = (new_share, cfg.new_category, new_share > cfg.new_category)
+        return out
+
+    def _window_summary(self, name: str, prof: Any, present: int, rows: int) -> WindowSummary:
+        missing = 1.0 - present / rows if rows else None
+        if isinstance(prof, NumericProfile):
+            s1, s2 = self.moments[name]
+            mean = s1 / present if present else None
+            var = (s2 - s1 * s1 / present) / (present - 1) if present > 1 else None
+            grid, counts = self._grids[name], self.counts[name]
+            quant = {f"p{round(p * 100):02d}": grid.quantile(counts, p) for p in QUANTILE_LEVELS} if present else {}
+            return WindowSummary(count=present, mean=mean, std=math.sqrt(max(var, 0.0)) if var is not None else None,
+                                 quantiles=quant, missing_ratio=missing)
+        counter = self.cat_counts[name]
+        top = {c: k / present for c, k in counter.most_common(10)} if present else {}
+        return WindowSummary(count=present, mean=None, std=None, quantiles={}, missing_ratio=missing, categories=top)
