@@ -149,7 +149,7 @@ def test_skew_join_flags_latency_and_plan_only(kafka_bootstrap: str, new_topic: 
         "skew": {"window_pairs": 5000, "min_pairs": 500, "window": {"max_pending": 50_000, "max_age_s": 6}},
     }
     started = time.monotonic()
-    proc = SkewProcess(kafka_bootstrap, tmp_path, config, "--idle-exit", "10")
+    proc = SkewProcess(kafka_bootstrap, tmp_path, config, "--idle-exit", "8")
     try:
         one_sided = N_ENTITIES // 40  # per side
         snap = proc.wait_metrics(
