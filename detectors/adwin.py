@@ -84,21 +84,21 @@ def _shape(n: int, mb: int) -> list[tuple[int, int]]:
 # calls happen once per tile of rows, never per value.
 @nb.njit(cache=True, error_model="numpy", nogil=True)
 def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev, Wa, Ta, Va, Aa,
-                  pending, n_det, flags, Trow, Vrow, Arow, p1, lo, hi, pow2, pow2inv, use_filter,
-                  block, tile):  # pragma: no cover - numba
+                  pending, n_det, flags, Trow, Vrow, Arow, p1, lo, hi, cachef, cachea, pow2, pow2inv,
+                  use_filter, block, tile):  # pragma: no cover - numba
     rows = X.shape[0]
     n_hits = 0
     for r0 in range(0, rows, tile):
         r1 = min(rows, r0 + tile)
         n_hits += _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev,
-                        Wa, Ta, Va, Aa, pending, n_det, flags, Trow, Vrow, Arow, p1, lo, hi, pow2, pow2inv,
-                        use_filter, block)
+                        Wa, Ta, Va, Aa, pending, n_det, flags, Trow, Vrow, Arow, p1, lo, hi, cachef, cachea,
+                        pow2, pow2inv, use_filter, block)
     return n_hits
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
 def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev, Wa, Ta, Va, Aa,
-          pending, n_det, flags, Trow, Vrow, Arow, p1, lo, hi, pow2, pow2inv, use_filter,
+          pending, n_det, flags, Trow, Vrow, Arow, p1, lo, hi, cachef, cachea, pow2, pow2inv, use_filter,
           block):  # pragma: no cover - numba
     F = X.shape[1]
     R = tot.shape[2]
@@ -165,6 +165,8 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
                 nl = 1
                 blk = 0
                 nxt_scan = ck
+                for k in range(cachea.shape[1]):
+                    cachea[f, k] = -1
             # insert values (level-0 buckets) until a merge replay or a scan is due
             stop = nxt_scan if nxt_scan < blk + block else blk + block
             while i < r1 and n < stop:
@@ -243,25 +245,76 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
                 dp = math.log(2.0 * math.log(W) / dlt)
                 B = (2.0 / 3.0) * dp * W
                 AW = 2.0 * (Vc / W) * dp * W
-                if math.isfinite(B) and math.isfinite(AW):
+                if dp > 0.0 and math.isfinite(B) and math.isfinite(AW) and AW >= 0.0:
                     maybe = False
                     Bm = B * (1.0 - 1e-9)
                     AWm = AW * (1.0 - 1e-9)
                     M = (1e-12 + 1e-15 * W) * (Arow[i - r0, f] + abs(Tc)) * W + 1e-300
+                    MB = M - Bm
+                    cf = cachef[f]
+                    ca = cachea[f]
                     for k in range(nl):
+                        stable = ca[k] == hi[k]
+                        if stable and W < cf[k, 6] and cf[k, 3] > 0.0:
+                            # no bucket added since this level was last checked and the bound
+                            # only grows: it stays safe while |D| + M cannot have caught up
+                            grow = cf[k, 4] * (W - cf[k, 0]) + cf[k, 5] * abs(Tc - cf[k, 1]) * (1.0 + 1e-12) \
+                                + (M - cf[k, 2])
+                            if grow < cf[k, 3] * (1.0 - 1e-12):
+                                continue
                         bs = pow2[k]
-                        for j in range(lo[k], hi[k]):
+                        # cuts with n0 >= mwl and n1 >= mwl: a contiguous range of j
+                        j0 = lo[k]
+                        jmin = int(math.ceil(mw / bs)) - 1
+                        if jmin > j0:
+                            j0 = jmin
+                        j1 = hi[k]
+                        jmax = int(math.floor((W - mw) / bs))  # (j+1) bs <= W - mw
+                        wake = np.inf
+                        if jmax < j1:
+                            jw = jmax if jmax > j0 else j0
+                            if jw < j1:
+                                wake = (jw + 1) * bs + mw  # W at which that cut becomes testable
+                            j1 = jmax
+                        if not stable:
+                            # a level that just changed (the low ones, every scan): cheap test
+                            ca[k] = hi[k]
+                            cf[k, 3] = -1.0  # no bound cached yet
+                            hit = False
+                            for j in range(j0, j1):
+                                pp = (j + 1) * bs
+                                g = abs(tendf[k, j & rmask] * W - Tc * pp) + MB
+                                hit |= ((g > 0.0) & (g * g >= AWm * pp * (W - pp))) | (g != g)
+                            if hit:
+                                maybe = True
+                                break
+                            continue
+                        # a level unchanged for a scan: cache its smallest margin to the bound
+                        margin = np.inf
+                        tmax = 0.0
+                        pmax = 0.0
+                        for j in range(j0, j1):
                             pp = (j + 1) * bs
-                            n1 = W - pp
-                            if pp >= mw and n1 >= mw:
-                                g = abs(tend[f, k, j & rmask] * W - Tc * pp) + M - Bm
-                                if g > 0.0:
-                                    if g * g >= AWm * pp * n1:
-                                        maybe = True
-                                elif not (g == g):
-                                    maybe = True
+                            te = tendf[k, j & rmask]
+                            mj = math.sqrt(AWm * pp * (W - pp)) - abs(te * W - Tc * pp) - MB
+                            if not (mj > 0.0):  # also NaN
+                                maybe = True
+                                break
+                            if mj < margin:
+                                margin = mj
+                            if abs(te) > tmax:
+                                tmax = abs(te)
+                            if pp > pmax:
+                                pmax = pp
                         if maybe:
                             break
+                        cf[k, 0] = W
+                        cf[k, 1] = Tc
+                        cf[k, 2] = M
+                        cf[k, 3] = margin
+                        cf[k, 4] = tmax
+                        cf[k, 5] = pmax
+                        cf[k, 6] = wake
             if not maybe:
                 i += 1
                 if i == r1:
@@ -454,6 +507,8 @@ class ADWIN:
         self._tot = np.zeros((F, levels, R))
         self._var = np.zeros((F, levels, R))
         self._tend = np.zeros((F, levels, R))
+        self._cachef = np.zeros((F, levels, 7))  # per-level filter results; see _FILTER_NOTE
+        self._cachea = np.full((F, levels), -1, dtype=np.int64)
         self._nins = np.zeros(F, dtype=np.int64)
         self._nlev = np.ones(F, dtype=np.int64)
         self._W = np.zeros(F)
@@ -475,6 +530,8 @@ class ADWIN:
                 a = np.zeros((F, grow, R))
                 a[:, :L] = getattr(self, name)
                 setattr(self, name, a)
+            self._cachef = np.zeros((F, grow, 7))
+            self._cachea = np.full((F, grow), -1, dtype=np.int64)
 
     def _buffers(self, rows: int) -> tuple[np.ndarray, ...]:
         F, L, _ = self._tot.shape
@@ -503,7 +560,8 @@ class ADWIN:
         k = _adwin_kernel(X, self._delta, self._clock, self._mb, self._mwl, self._grace,
                           self._tot, self._var, self._tend, self._nins, self._nlev,
                           self._W, self._T, self._V, self._A, self._pending, self._n_det, flags,
-                          Trow, Vrow, Arow, p1, lo, hi, _POW2, _POW2INV, self.use_filter, _BLOCK, _TILE)
+                          Trow, Vrow, Arow, p1, lo, hi, self._cachef, self._cachea, _POW2, _POW2INV,
+                          self.use_filter, _BLOCK, _TILE)
         if k == 0:
             return np.empty((0, 2), dtype=np.int64)
         return np.argwhere(flags).astype(np.int64, copy=False)
@@ -532,6 +590,7 @@ class ADWIN:
             getattr(self, name)[mask] = 0
         self._nlev[mask] = 1
         self._pending[mask] = False
+        self._cachea[mask] = -1
 
     # ------------------------------------------------------------ read-outs
     @property
