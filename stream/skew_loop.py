@@ -182,6 +182,7 @@ class SkewSidecar:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "enable.partition.eof": False,
+                "isolation.level": "read_committed",  # transactional producers' aborted records are not features
             }
         )
         self.producer = Producer({**common, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
