@@ -84,21 +84,21 @@ def _shape(n: int, mb: int) -> list[tuple[int, int]]:
 # calls happen once per tile of rows, never per value.
 @nb.njit(cache=True, error_model="numpy", nogil=True)
 def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev, Wa, Ta, Va, Aa,
-                  pending, n_det, flags, Trow, Vrow, Arow, p1, lo, hi, cachef, cachea, pow2, pow2inv,
+                  pending, n_det, flags, Trow, Vrow, Arow, lo, hi, cachef, cachea, pow2, pow2inv,
                   use_filter, block, tile):  # pragma: no cover - numba
     rows = X.shape[0]
     n_hits = 0
     for r0 in range(0, rows, tile):
         r1 = min(rows, r0 + tile)
         n_hits += _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev,
-                        Wa, Ta, Va, Aa, pending, n_det, flags, Trow, Vrow, Arow, p1, lo, hi, cachef, cachea,
+                        Wa, Ta, Va, Aa, pending, n_det, flags, Trow, Vrow, Arow, lo, hi, cachef, cachea,
                         pow2, pow2inv, use_filter, block)
     return n_hits
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
 def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev, Wa, Ta, Va, Aa,
-          pending, n_det, flags, Trow, Vrow, Arow, p1, lo, hi, cachef, cachea, pow2, pow2inv, use_filter,
+          pending, n_det, flags, Trow, Vrow, Arow, lo, hi, cachef, cachea, pow2, pow2inv, use_filter,
           block):  # pragma: no cover - numba
     F = X.shape[1]
     R = tot.shape[2]
@@ -107,18 +107,25 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
     # arithmetic) and sum |x|, features innermost so the divisions vectorise; it assumes no
     # detection in the tile (pass 2 redoes a feature's tail after one). Tiles keep the
     # per-row results in cache for pass 2.
-    for f in range(F):
-        p1[f] = pending[f]
+    # a feature due for river's reset starts from zero (rows before its next value are
+    # missing for it, so they leave that zero state alone)
+    w_ = np.where(pending, 0.0, Wa)
+    t_ = np.where(pending, 0.0, Ta)
+    v_ = np.where(pending, 0.0, Va)
+    a_ = np.where(pending, 0.0, Aa)
+    c_ = np.zeros(F, dtype=np.int64)
     for i in range(r0, r1):
-        ir = i - r0
+        xr = X[i]
+        tr = Trow[i - r0]
+        vr = Vrow[i - r0]
+        ar = Arow[i - r0]
         for f in range(F):
-            x = X[i, f]
+            x = xr[f]
             ok = x == x
-            p = p1[f]
-            w0 = 0.0 if p else Wa[f]
-            t0 = 0.0 if p else Ta[f]
-            v0 = 0.0 if p else Va[f]
-            a0 = 0.0 if p else Aa[f]
+            w0 = w_[f]
+            t0 = t_[f]
+            v0 = v_[f]
+            a0 = a_[f]
             w = w0 + 1.0
             dv = x - t0 / (w - 1.0)
             inc = (w - 1.0) * dv * dv / w
@@ -126,14 +133,20 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
             v = v0 + inc
             t = t0 + x
             a = a0 + abs(x)
-            Trow[ir, f] = t
-            Vrow[ir, f] = v
-            Arow[ir, f] = a
-            Wa[f] = w if ok else Wa[f]
-            Ta[f] = t if ok else Ta[f]
-            Va[f] = v if ok else Va[f]
-            Aa[f] = a if ok else Aa[f]
-            p1[f] = p and not ok
+            tr[f] = t
+            vr[f] = v
+            ar[f] = a
+            w_[f] = w if ok else w0
+            t_[f] = t if ok else t0
+            v_[f] = v if ok else v0
+            a_[f] = a if ok else a0
+            c_[f] += ok
+    for f in range(F):
+        if c_[f] > 0:  # else keep the read-outs (a pending feature's post-detection window)
+            Wa[f] = w_[f]
+            Ta[f] = t_[f]
+            Va[f] = v_[f]
+            Aa[f] = a_[f]
     # ---- pass 2: per feature, buckets (merge replay) and cut-point scans
     n_hits = 0
     for f in range(F):
@@ -536,10 +549,10 @@ class ADWIN:
     def _buffers(self, rows: int) -> tuple[np.ndarray, ...]:
         F, L, _ = self._tot.shape
         sc = self._scratch
-        if sc is None or sc[0].shape[1] != F or sc[4].shape[0] < L:
+        if sc is None or sc[0].shape[1] != F or sc[3].shape[0] < L:
             cap = _TILE
-            sc = (np.empty((cap, F)), np.empty((cap, F)), np.empty((cap, F)), np.empty(F, np.bool_),
-                  np.empty(L, np.int64), np.empty(L, np.int64))
+            sc = (np.empty((cap, F)), np.empty((cap, F)), np.empty((cap, F)), np.empty(L, np.int64),
+                  np.empty(L, np.int64))
             self._scratch = sc
         return sc
 
@@ -555,12 +568,12 @@ class ADWIN:
         if rows == 0 or self.n_features == 0:
             return np.empty((0, 2), dtype=np.int64)
         self._ensure_levels(rows)
-        Trow, Vrow, Arow, p1, lo, hi = self._buffers(rows)
+        Trow, Vrow, Arow, lo, hi = self._buffers(rows)
         flags = np.zeros(X.shape, dtype=np.bool_)
         k = _adwin_kernel(X, self._delta, self._clock, self._mb, self._mwl, self._grace,
                           self._tot, self._var, self._tend, self._nins, self._nlev,
                           self._W, self._T, self._V, self._A, self._pending, self._n_det, flags,
-                          Trow, Vrow, Arow, p1, lo, hi, self._cachef, self._cachea, _POW2, _POW2INV,
+                          Trow, Vrow, Arow, lo, hi, self._cachef, self._cachea, _POW2, _POW2INV,
                           self.use_filter, _BLOCK, _TILE)
         if k == 0:
             return np.empty((0, 2), dtype=np.int64)

@@ -207,3 +207,35 @@ def test_input_validation():
         ADWIN.from_state({"kind": "page_hinkley", "version": 1})
     assert ADWIN(0).update(np.zeros((5, 0))).shape == (0, 2)
     assert ADWIN(3).update(np.zeros((0, 3))).shape == (0, 2)
+
+
+def test_reset_is_a_fresh_start_and_state_right_after_a_detection():
+    X = make_stream(21, 8000, 3, "abrupt")
+    d = ADWIN(3)
+    d.update(X[:3000])
+    d.reset(np.array([True, False, True]))
+    fresh, kept = ADWIN(3), ADWIN(3)
+    kept.update(X[:3000])
+    hd = d.update(X[3000:])
+    hf = fresh.update(X[3000:])
+    hk = kept.update(X[3000:])
+    np.testing.assert_array_equal(hd[hd[:, 1] != 1], hf[hf[:, 1] != 1])
+    np.testing.assert_array_equal(hd[hd[:, 1] == 1], hk[hk[:, 1] == 1])
+    # a checkpoint taken exactly at a detection restores river's post-deletion window
+    # and resets on the next value
+    row = int(ADWIN(3).update(X)[0, 0])
+    a = ADWIN(3)
+    a.update(X[:row + 1])
+    assert a.drift_detected.any()
+    b = ADWIN.from_state(_roundtrip(a.state_dict(), "json"))
+    for name in ("width", "variance", "estimation", "drift_detected"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_array_equal(a.update(X[row + 1:]), b.update(X[row + 1:]))
+
+
+def test_filter_never_changes_results():
+    X = make_stream(33, 30_000, 4, "mixed", nan_rate=0.05)
+    params = dict(delta=[0.002, 0.3, 1e-4, 0.05], clock=[32, 1, 5, 64], min_window_length=[5, 1, 10, 2])
+    a, b = ADWIN(4, **params), ADWIN(4, use_filter=False, **params)
+    np.testing.assert_array_equal(run(a, X, [100, 5000]), run(b, X, [7]))
+    np.testing.assert_array_equal(a.variance, b.variance)
