@@ -48,6 +48,28 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _gc_clock() -> dict[str, Any]:
+    """Wall time spent in the cyclic garbage collector from now on (gc.callbacks)."""
+    import gc
+
+    acc: dict[str, Any] = {"seconds": 0.0, "count": [0, 0, 0], "t": 0.0}
+
+    def cb(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            acc["t"] = time.perf_counter()
+        else:
+            acc["seconds"] += time.perf_counter() - acc["t"]
+            acc["count"][info["generation"]] += 1
+
+    gc.callbacks.append(cb)
+    return acc
+
+
 def _rss_now() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -111,9 +133,10 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
     def timed_batch(msgs: list) -> None:
         nonlocal batches
         t = time.perf_counter()
-        times.setdefault("first", t)
+        if "first" not in times:
+            times["first"], times["cpu_first"] = t, _cpu_s()
         inner(msgs)
-        times["last"] = time.perf_counter()
+        times["last"], times["cpu_last"] = time.perf_counter(), _cpu_s()
         batches += 1
         if batches == 1 and a.ready_signal:
             print("READY", file=sys.stderr, flush=True)
@@ -121,17 +144,8 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
             banks.update(part.banks)
 
     sidecar._process_batch = timed_batch  # type: ignore[method-assign]
-    profiler = None
-    if a.profile:
-        from pyinstrument import Profiler
-
-        profiler = Profiler(interval=0.001)
-        profiler.start()
+    gc_time = _gc_clock()
     code = sidecar.run()
-    if profiler is not None:
-        profiler.stop()
-        with open(a.profile, "w") as f:
-            f.write(profiler.output_text(unicode=False, color=False, show_all=False))
     secs = times.get("last", 0.0) - times.get("first", 0.0)
     n = sidecar.consumed
     n_features = sum(len(b.features) for b in banks.values())
@@ -143,6 +157,9 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
         "batches": batches,
         "seconds": round(secs, 3),
         "events_per_s": round(n / secs) if secs > 0 else None,
+        "cpu_seconds": round(times.get("cpu_last", 0.0) - times.get("cpu_first", 0.0), 3),
+        "gc_seconds": round(gc_time["seconds"], 3),
+        "gc_collections_by_generation": gc_time["count"],
         "alerts": alerts,
         "features": n_features,
         "peak_rss_bytes": _peak_rss(),
@@ -168,20 +185,22 @@ def worker_ceiling(a: argparse.Namespace) -> dict[str, Any]:
 
     decode = msgspec.json.decode
     c = _assigned_consumer(a.bootstrap, a.topic)
-    n, first, last = 0, 0.0, 0.0
+    n, first, last, cpu0, cpu = 0, 0.0, 0.0, 0.0, 0.0
     while n < a.max_events:
         msgs = c.consume(num_messages=min(a.batch_size, a.max_events - n), timeout=5.0)
         if not msgs:
             break
         if not first:
-            first = time.perf_counter()
+            first, cpu0 = time.perf_counter(), _cpu_s()
         for m in msgs:
             if m.error() is None:
                 decode(m.value())
                 n += 1
         last = time.perf_counter()
+        cpu = _cpu_s() - cpu0
     c.close()
     return {"events": n, "seconds": round(last - first, 3), "events_per_s": round(n / (last - first)),
+            "cpu_seconds": round(cpu, 3),
             "decoder": "msgspec.json.decode (untyped)", "peak_rss_bytes": _peak_rss()}
 
 
@@ -196,7 +215,7 @@ def worker_naive(a: argparse.Namespace) -> dict[str, Any]:
     ph_kw = cfg.page_hinkley.model_dump(exclude={"enabled"})
     detectors: dict[str, tuple[Any, Any]] = {}
     c = _assigned_consumer(a.bootstrap, a.topic, **{"enable.auto.commit": True})
-    n, drifts, first = 0, 0, 0.0
+    n, drifts, first, cpu0 = 0, 0, 0.0, 0.0
     while n < a.max_events:
         msg = c.poll(5.0)
         if msg is None:
@@ -204,7 +223,7 @@ def worker_naive(a: argparse.Namespace) -> dict[str, Any]:
         if msg.error() is not None:
             continue
         if not first:
-            first = time.perf_counter()
+            first, cpu0 = time.perf_counter(), _cpu_s()
         event = FeatureEvent.model_validate_json(msg.value())
         for name, value in event.features.items():
             if value is None or isinstance(value, str):
@@ -217,9 +236,10 @@ def worker_naive(a: argparse.Namespace) -> dict[str, Any]:
                 if det.drift_detected:
                     drifts += 1
         n += 1
-    secs = time.perf_counter() - first
+    secs, cpu = time.perf_counter() - first, _cpu_s() - cpu0
     c.close()
     return {"events": n, "seconds": round(secs, 3), "events_per_s": round(n / secs), "drifts": drifts,
+            "cpu_seconds": round(cpu, 3),
             "peak_rss_bytes": _peak_rss()}
 
 
@@ -237,12 +257,16 @@ def _worker_cmd(kind: str, bootstrap: str, topic: str, max_events: int | None, *
     return cmd
 
 
-def run_worker(kind: str, bootstrap: str, topic: str, max_events: int | None, **kw: Any) -> dict[str, Any]:
+def run_worker(kind: str, bootstrap: str, topic: str, max_events: int | None, py_spy: str | None = None,
+               **kw: Any) -> dict[str, Any]:
     cmd = _worker_cmd(kind, bootstrap, topic, max_events, **kw)
+    if py_spy:  # sampling profiler (no tracing overhead, unlike setprofile-based ones)
+        cmd = ["py-spy", "record", "--rate", "250", "--format", "raw", "--nonblocking", "-o", py_spy, "--", *cmd]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    if res.returncode != 0 or not res.stdout.strip():
-        raise RuntimeError(f"worker {kind} failed ({res.returncode}): {res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode != 0 or not lines:
+        raise RuntimeError(f"worker {kind} failed ({res.returncode}): {res.stdout[-1000:]} {res.stderr[-3000:]}")
+    return json.loads(lines[-1])
 
 
 # ---------------------------------------------------------------------- latency
@@ -343,19 +367,44 @@ def measure_latency(bootstrap: str, rate: float, seconds: float, features: int, 
     return res
 
 
+def summarise_profile(path: str, top: int = 15) -> dict[str, Any]:
+    """Share of the main thread's samples per function (inclusive) and per line (self), from
+    py-spy's collapsed stacks, counted from the sidecar loop down."""
+    incl: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    with open(path) as f:
+        for line in f:
+            stack, _, count = line.rstrip().rpartition(" ")
+            if "_loop (stream/consumer.py" not in stack:
+                continue  # start-up, shutdown, other threads
+            n = int(count)
+            total += n
+            frames = stack.split(";")
+            frames = frames[next(i for i, fr in enumerate(frames) if "_loop (stream/consumer.py" in fr):]
+            for fn in {fr.split(" (")[0] + " (" + fr.split(" (")[1].split(":")[0] + ")" for fr in frames if " (" in fr}:
+                incl[fn] = incl.get(fn, 0) + n
+            own[frames[-1]] = own.get(frames[-1], 0) + n
+
+    def pick(d: dict[str, int]) -> dict[str, float]:
+        return {k: round(v / total, 3) for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]}
+
+    return {"samples_in_loop": total, "inclusive_share": pick(incl), "self_share_by_line": pick(own)}
+
+
 # ---------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--features", type=int, default=20)
-    p.add_argument("--naive-events", type=int, default=20_000)
+    p.add_argument("--naive-events", type=int, default=50_000)
     p.add_argument("--latency-seconds", type=float, default=30.0)
     p.add_argument("--scale-features", default="200,1000", help="comma-separated; '' to skip")
     p.add_argument("--scale-values", type=int, default=10_000_000, help="feature values per scale run")
     p.add_argument("--big-features", type=int, default=10_000, help="memory check at this many features (0: skip)")
     p.add_argument("--big-events", type=int, default=2_500)
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not the measurement)")
-    p.add_argument("--profile", help="write a pyinstrument text profile of the sidecar run here")
+    p.add_argument("--profile", help="py-spy the sidecar run: collapsed stacks to this file, summary in the JSON")
     # worker mode (internal)
     p.add_argument("--worker", choices=sorted(WORKERS))
     p.add_argument("--bootstrap")
@@ -369,13 +418,15 @@ def main(argv: list[str] | None = None) -> int:
     if a.worker:
         print(json.dumps(WORKERS[a.worker](a)), flush=True)
         return 0
-    if a.quick:
-        a.events, a.naive_events, a.latency_seconds = min(a.events, 30_000), min(a.naive_events, 2_000), 6.0
-        a.scale_features, a.scale_values, a.big_features = "200", 1_000_000, 0
+    if a.quick:  # smaller defaults; flags given explicitly still win
+        p.set_defaults(events=30_000, naive_events=2_000, latency_seconds=6.0, scale_features="200",
+                       scale_values=1_000_000, big_features=0)
+        a = p.parse_args(argv)
 
     started = time.monotonic()
     out: dict[str, Any] = {"benchmark": "pipeline", "quick": a.quick, "events": a.events, "features": a.features,
-                           "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
+                           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                       "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}}
     with _kafka.broker() as (bootstrap, own):
         out["broker"] = "started by the benchmark (stream.local_kafka)" if own else "KAFKA_BOOTSTRAP_SERVERS"
         topics = []
@@ -383,7 +434,9 @@ def main(argv: list[str] | None = None) -> int:
         topics.append(topic)
         out["preload"] = _kafka.preload(bootstrap, topic, a.events, a.features, drift_at=a.events // 2)
 
-        sc = run_worker("sidecar", bootstrap, topic, a.events, profile=a.profile)
+        sc = run_worker("sidecar", bootstrap, topic, a.events, py_spy=a.profile)
+        if a.profile:
+            out["profile"] = summarise_profile(a.profile)
         ceiling = run_worker("ceiling", bootstrap, topic, a.events)
         naive = run_worker("naive", bootstrap, topic, a.naive_events)
         eps = sc["events_per_s"]
@@ -395,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
             naive_note="naive measured on the first naive_events events of the same topic",
             decode_ceiling_events_per_s=ceiling["events_per_s"],
             ratio_vs_naive=round(eps / naive["events_per_s"], 1),
+            events_per_cpu_s=round(sc["events"] / sc["cpu_seconds"]),
+            naive_events_per_cpu_s=round(naive["events"] / naive["cpu_seconds"]),
+            decode_ceiling_events_per_cpu_s=round(ceiling["events"] / ceiling["cpu_seconds"]),
             share_of_ceiling=round(eps / ceiling["events_per_s"], 3),
             peak_rss_bytes=sc["peak_rss_bytes"],
             sidecar=sc,
@@ -434,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         _kafka.delete_topics(bootstrap, topics)
     out["goals"] = {k: {"goal": g, "measured": out.get(k), "met": out.get(k) is not None and (
         out[k] <= g if k == "latency_p99_s" else out[k] >= g)} for k, g in GOALS.items()}
+    out["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out["total_seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(out), flush=True)
     return 0

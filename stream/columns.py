@@ -6,10 +6,10 @@
 [('m', ['a'], [[1.0], [2.5]], ['c'], [[None], ['DE']])]
 
 Speed: a stream's events usually share one layout (the same feature names in the same
-order, all numbers). Each row's layout is taken once as ``(names, types)``; a row whose
-names are exactly the batch's numeric columns, in order, with only float/int values, is
-copied as a whole (``list(dict.values())``, one ``np.array`` call for all such rows)
-instead of value by value. Other rows take the general path. The result is the same.
+order, all numbers). A row whose names are exactly the batch's numeric columns, in
+order, with only float/int values, is copied as a whole (its ``dict.values()`` into one
+flat list, one ``np.array`` call for all such rows) instead of value by value. Other rows
+take the general path. The result is the same.
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ import numpy as np
 
 from schemas import FeatureBatch
 from schemas.fastdecode import EventView
-
-_NUMERIC = (float, int)  # exact classes: bool is categorical
-
 
 def to_batches(
     events: list[tuple[int, EventView]],
@@ -44,24 +41,29 @@ def to_batches(
     out: dict[str, FeatureBatch] = {}
     for model, items in by_model.items():
         rows = [_features(event) for _, event in items]
-        # Each row's layout: (names, value classes). Consecutive rows with the same
-        # layout add no columns, so discovery looks at a layout only when it changes.
-        keys = [list(feats) for feats in rows]
-        types = [tuple(map(type, feats.values())) for feats in rows]
+        # Each row's layout is (names, value classes). Consecutive rows of the same layout
+        # add no columns, so discovery looks at a layout only when it changes. Only ints
+        # are kept per row (a layout number): objects kept per row would be tracked by the
+        # garbage collector, whose passes over them cost more than the rest of this loop.
         index: dict[str, int] = {}
         cat_index: dict[str, int] = {}
+        layouts: list[tuple[list[str], tuple[type, ...]]] = []
+        row_layout: list[int] = []
         last_keys: list[str] | None = None
         last_types: tuple[type, ...] | None = None
-        for feats, ks, ts in zip(rows, keys, types):
-            if ts == last_types and ks == last_keys:
-                continue
-            last_keys, last_types = ks, ts
-            for name, cls in zip(ks, ts):
-                if cls is float or cls is int:
-                    if name not in index:
-                        index[name] = len(index)
-                elif (cls is str or cls is bool) and name not in cat_index:
-                    cat_index[name] = len(cat_index)
+        for feats in rows:
+            ks = list(feats)
+            ts = tuple(map(type, feats.values()))
+            if ts != last_types or ks != last_keys:
+                last_keys, last_types = ks, ts
+                layouts.append((ks, ts))
+                for name, cls in zip(ks, ts):
+                    if cls is float or cls is int:
+                        if name not in index:
+                            index[name] = len(index)
+                    elif (cls is str or cls is bool) and name not in cat_index:
+                        cat_index[name] = len(cat_index)
+            row_layout.append(len(layouts) - 1)
         if admit is not None:
             names = admit(model, list(dict.fromkeys([*index, *cat_index])))
             if len(names) != len(index) + len(cat_index) - len(index.keys() & cat_index.keys()):
@@ -69,21 +71,23 @@ def to_batches(
                 index = {n: j for j, n in enumerate(n for n in index if n in keep)}
                 cat_index = {n: j for j, n in enumerate(n for n in cat_index if n in keep)}
         columns = list(index)
-        numeric_only: dict[tuple[type, ...], bool] = {}
-        fast_rows: list[int] = []
-        slow_rows: list[int] = []
-        for i, (ks, ts) in enumerate(zip(keys, types)):
-            ok = numeric_only.get(ts)
-            if ok is None:
-                ok = numeric_only[ts] = all(t in _NUMERIC for t in ts)
-            (fast_rows if ok and ks == columns else slow_rows).append(i)
+        whole = [bool(columns) and ks == columns and all(t is float or t is int for t in ts) for ks, ts in layouts]
         n_rows = len(items)
-        if not slow_rows and columns:
-            values = np.array([list(feats.values()) for feats in rows], dtype=np.float64).reshape(n_rows, len(columns))
+        if all(whole):  # the common case: every row is a full row of numbers, in column order
+            flat: list[float] = []
+            for feats in rows:
+                flat.extend(feats.values())
+            values = np.array(flat, dtype=np.float64).reshape(n_rows, len(columns))
+            slow_rows: list[int] = []
         else:
             values = np.full((n_rows, len(index)), np.nan)
-            if fast_rows and columns:
-                values[fast_rows] = np.array([list(rows[i].values()) for i in fast_rows], dtype=np.float64)
+            fast_rows = [i for i, k in enumerate(row_layout) if whole[k]]
+            slow_rows = [i for i, k in enumerate(row_layout) if not whole[k]]
+            if fast_rows:
+                flat = []
+                for i in fast_rows:
+                    flat.extend(rows[i].values())
+                values[fast_rows] = np.array(flat, dtype=np.float64).reshape(len(fast_rows), len(columns))
         cats = np.full((n_rows, len(cat_index)), None, dtype=object) if cat_index else None
         dropped = 0
         for i in slow_rows:

@@ -1,0 +1,48 @@
+"""Smoke test of `python -m benchmarks.pipeline`: a tiny run against the test broker.
+
+Checks that the benchmark runs end to end and prints one JSON object with every key the
+performance report relies on. It does not check speed: timings on a shared CI machine
+mean nothing, and the goals are judged from a full run (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+KEYS = {
+    "events_per_s", "feature_values_per_s", "naive_events_per_s", "naive_events", "decode_ceiling_events_per_s",
+    "ratio_vs_naive", "share_of_ceiling", "peak_rss_bytes", "latency_p50_s", "latency_p99_s", "latency",
+    "events_per_cpu_s", "sidecar", "naive", "ceiling", "scale", "goals", "preload", "total_seconds",
+}
+
+
+def test_pipeline_benchmark_tiny_run_prints_one_json_object(kafka_bootstrap: str) -> None:
+    cmd = [
+        sys.executable, "-m", "benchmarks.pipeline", "--quick", "--events", "3000", "--naive-events", "300",
+        "--latency-seconds", "4", "--scale-features", "50", "--scale-values", "250000",
+    ]
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap})
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stdout[-3000:]
+    out = json.loads(lines[0])
+    assert KEYS <= out.keys(), sorted(KEYS - out.keys())
+    assert out["sidecar"]["events"] == 3000 and out["sidecar"]["exit_code"] == 0
+    assert out["naive_events"] == 300
+    assert out["ceiling"]["events"] == 3000
+    assert out["events_per_s"] > 0 and out["naive_events_per_s"] > 0 and out["decode_ceiling_events_per_s"] > 0
+    assert out["latency"]["alerts"] > 0, out["latency"]  # drift was injected, so alerts arrived
+    assert out["latency_p99_s"] is not None and out["latency_p99_s"] >= out["latency_p50_s"]
+    assert set(out["scale"]) == {"50"} and out["scale"]["50"]["feature_values_per_s"] > 0
+    assert set(out["goals"]) == {"events_per_s", "ratio_vs_naive", "share_of_ceiling", "latency_p99_s"}
