@@ -74,6 +74,22 @@ class FeatureStatus:
     window_size: dict[str, int] = field(default_factory=dict)
 
 
+def clip_bounds(p01: float, p99: float, mean: float, std: float) -> tuple[float, float]:
+    """Winsorising bounds in standardised units from the reference's 1st/99th percentiles.
+
+    Change detectors see ``z`` clipped to ``[z(p01) - w, z(p99) + w]`` with ``w`` a quarter
+    of that range (about +-3.5 for normal data): single extreme values (heavy tails) no
+    longer trip ADWIN or Page-Hinkley, while a shift of the bulk moves the clipped mean
+    as much as before. Values outside the training range are ``out_of_range``'s job.
+
+    >>> [round(b, 1) for b in clip_bounds(-2.33, 2.33, 0.0, 1.0)]
+    [-3.5, 3.5]
+    """
+    lo, hi = (p01 - mean) / std, (p99 - mean) / std
+    w = (hi - lo) / 4.0 if hi > lo else 1.0
+    return lo - w, hi + w
+
+
 def _make_detectors(config: BankConfig, n_features: int) -> dict[str, Any]:
     """Instantiate the enabled change detectors for ``n_features`` features."""
     if config.backend == "river":
@@ -165,6 +181,8 @@ class DetectorBank:
         # reference (warm-up) per feature
         self._ref_mean = np.zeros(0)
         self._ref_std = np.ones(0)
+        self._clip_lo = np.zeros(0)
+        self._clip_hi = np.zeros(0)
         self._ready = np.zeros(0, dtype=bool)
         self._warm: list[list[np.ndarray] | None] = []
         self._warm_events = np.zeros(0, dtype=np.int64)
@@ -177,9 +195,13 @@ class DetectorBank:
         self.n_rows = 0
         self.values_dropped = 0
         self._recent = np.zeros((0, 0))  # the last _RECENT rows of standardised values
-        if profile is not None:  # the profile's numeric features are known from the start
-            self._add_features([n for n, p in profile.features.items() if isinstance(p, NumericProfile)
-                                and self._accepts(n)][: self.config.max_features])
+        # The profile's numeric features, and those with their own parameters, are known from the start.
+        initial = [n for n, p in (profile.features.items() if profile is not None else ()) if isinstance(p, NumericProfile)]
+        initial += [n for n in self.config.per_feature if n not in initial]
+        initial = [n for n in initial if self._accepts(n)][: self.config.max_features]
+        if initial:
+            self._add_features(initial)
+            self._apply_per_feature_params()
 
     # ------------------------------------------------------------------ features
     def _accepts(self, name: str) -> bool:
@@ -201,6 +223,8 @@ class DetectorBank:
         self._live.add_features(n)
         self._ref_mean = np.concatenate([self._ref_mean, np.zeros(n)])
         self._ref_std = np.concatenate([self._ref_std, np.ones(n)])
+        self._clip_lo = np.concatenate([self._clip_lo, np.full(n, -np.inf)])
+        self._clip_hi = np.concatenate([self._clip_hi, np.full(n, np.inf)])
         self._ready = np.concatenate([self._ready, np.zeros(n, dtype=bool)])
         self._warm.extend([] for _ in range(n))
         self._warm_events = np.concatenate([self._warm_events, np.zeros(n, dtype=np.int64)])
@@ -212,6 +236,8 @@ class DetectorBank:
                 if isinstance(prof, NumericProfile):
                     self._ref_mean[j] = prof.mean
                     self._ref_std[j] = prof.std if prof.std > 0 else (abs(prof.mean) * 1e-3 or 1.0)
+                    q = prof.quantiles
+                    self._set_clip(j, q[round(0.01 * (len(q) - 1))], q[round(0.99 * (len(q) - 1))])
                     self._ready[j] = True
                     self._warm[j] = None
                     self._reference[j] = reference_summary(prof)
@@ -220,6 +246,25 @@ class DetectorBank:
         self._since_n = np.concatenate([self._since_n, np.zeros(n, dtype=np.int64)])
         self._since_sum = np.concatenate([self._since_sum, np.zeros(n)])
         self._recent = np.concatenate([self._recent, np.full((self._recent.shape[0], n), np.nan)], axis=1)
+
+    def _apply_per_feature_params(self) -> None:
+        """Set ``config.per_feature`` parameters (through the kernels' plain state dicts)."""
+        keys = {"adwin": {"adwin_delta": "delta"},
+                "page_hinkley": {"page_hinkley_threshold": "threshold", "page_hinkley_delta": "delta"}}
+        for det_name, det in list(self._detectors.items()):
+            state = det.state_dict()
+            changed = False
+            for feature, params in self.config.per_feature.items():
+                j = self._index.get(feature)
+                if j is None:
+                    continue
+                for field, key in keys[det_name].items():
+                    value = getattr(params, field)
+                    if value is not None:
+                        state[key][j] = value
+                        changed = True
+            if changed:
+                self._detectors[det_name] = type(det).from_state(state)
 
     def admit(self, names: list[str]) -> list[str]:
         """Which of ``names`` are worth building columns for.
@@ -262,6 +307,10 @@ class DetectorBank:
             x[:, dst] = batch.values[:, src]
         return x
 
+    def _set_clip(self, j: int, p01: float, p99: float) -> None:
+        if self.config.winsorize:
+            self._clip_lo[j], self._clip_hi[j] = clip_bounds(p01, p99, self._ref_mean[j], self._ref_std[j])
+
     # ------------------------------------------------------------------ warm-up
     def _warm_up(self, x: np.ndarray) -> np.ndarray:
         """Feed warming features; return, per feature, the first row detectors may see."""
@@ -289,6 +338,8 @@ class DetectorBank:
             # A constant reference has no scale; fall back to its magnitude (or 1) so any
             # change is still a large, finite shift.
             self._ref_std[j] = std if std > 0 else (abs(mean) * 1e-3 or 1.0)
+            p01, p99 = np.quantile(values, [0.01, 0.99])
+            self._set_clip(j, float(p01), float(p99))
             self._reference[j] = WindowSummary(
                 count=int(values.size),
                 mean=mean,
@@ -324,7 +375,7 @@ class DetectorBank:
             self.n_rows += n
             return sorted(extra, key=_signal_order)
         first_row = self._warm_up(x)
-        z = (x - self._ref_mean) / self._ref_std
+        z = np.clip((x - self._ref_mean) / self._ref_std, self._clip_lo, self._clip_hi)
         not_yet = np.arange(n)[:, None] < first_row[None, :]
         if not_yet.any():
             z[not_yet] = np.nan
@@ -442,6 +493,8 @@ class DetectorBank:
             "live": self._live.state_dict(),
             "ref_mean": self._ref_mean.copy(),
             "ref_std": self._ref_std.copy(),
+            "clip_lo": self._clip_lo.copy(),
+            "clip_hi": self._clip_hi.copy(),
             "ready": self._ready.copy(),
             "warm_lengths": warm_lengths,
             "warm_values": np.concatenate(chunks) if chunks else np.zeros(0),
@@ -479,6 +532,8 @@ class DetectorBank:
         bank._live.load_state(state["live"])
         bank._ref_mean = np.asarray(state["ref_mean"], dtype=np.float64)
         bank._ref_std = np.asarray(state["ref_std"], dtype=np.float64)
+        bank._clip_lo = np.asarray(state["clip_lo"], dtype=np.float64)
+        bank._clip_hi = np.asarray(state["clip_hi"], dtype=np.float64)
         bank._ready = np.asarray(state["ready"], dtype=bool)
         values = np.asarray(state["warm_values"], dtype=np.float64)
         bank._warm = []

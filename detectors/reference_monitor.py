@@ -32,7 +32,15 @@ from typing import Any
 import numpy as np
 
 from detectors.categories import canonical
-from detectors.window_tests import Z_ALPHA, NumericGrid, categorical_probs, cramers_v, js_distance, noise_floor, psi
+from detectors.window_tests import (
+    NumericGrid,
+    categorical_probs,
+    cramers_v,
+    family_passes,
+    js_distance,
+    p_value,
+    psi,
+)
 from schemas import WindowSummary, WindowTestConfig
 from schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 
@@ -208,80 +216,85 @@ class ReferenceMonitor:
     # ------------------------------------------------------------------ decisions
     def _evaluate(self, row: int) -> list[WindowDecision]:
         cfg = self.config
-        out: list[WindowDecision] = []
         rows = self.rows
+        # (feature, test) -> (value, threshold, over the threshold, p-value under "no change")
+        results: dict[tuple[str, str], tuple[float, float, bool, float]] = {}
         for name, prof in self.profile.features.items():
             present = self.present[name]
-            results: dict[str, tuple[float, float, bool]] = {}  # test -> (value, threshold, exceeded)
             if rows >= cfg.min_count and "missing_rate" in cfg.quality_tests:
                 miss = 1.0 - present / rows
                 self.last_missing[name] = miss
                 p = min(max(prof.missing_ratio, 1.0 / rows), 0.5)
-                floor = Z_ALPHA * math.sqrt(p * (1 - p) / rows)
                 diff = miss - prof.missing_ratio
-                results["missing_rate"] = (diff, cfg.missing_rate, diff > cfg.missing_rate and diff > floor)
+                z = diff / math.sqrt(p * (1 - p) / rows)
+                results[(name, "missing_rate")] = (diff, cfg.missing_rate, diff > cfg.missing_rate,
+                                                   0.5 * math.erfc(z / math.sqrt(2.0)))
             if rows >= cfg.min_count and "type_error" in cfg.quality_tests:
                 share = self.type_errors[name] / rows
-                results["type_error"] = (share, cfg.type_error, share > cfg.type_error)
+                results[(name, "type_error")] = (share, cfg.type_error, share > cfg.type_error, 0.0)
             if present >= cfg.min_count:
-                if isinstance(prof, NumericProfile):
-                    results.update(self._numeric_tests(name, prof, present))
-                else:
-                    results.update(self._categorical_tests(name, prof, present))
-            if not results:
+                tests = (self._numeric_tests(name, prof, present) if isinstance(prof, NumericProfile)
+                         else self._categorical_tests(name, prof, present))
+                results.update({(name, test): r for test, r in tests.items()})
+        keys = list(results)
+        significant = dict(zip(keys, family_passes([results[k][3] for k in keys], cfg.alpha, cfg.family)))
+        out: list[WindowDecision] = []
+        windows: dict[str, WindowSummary] = {}
+        for (name, test), (value, threshold, over, _) in results.items():
+            self.scores.setdefault(name, {})[test] = value
+            was = self.active.get((name, test), False)
+            if over and significant[(name, test)] and not was:
+                status = "drift"
+            elif was and value <= threshold * cfg.resolve_ratio:
+                status = "resolved"
+            else:
                 continue
-            self.scores[name] = {test: value for test, (value, _, _) in results.items()}
-            window = self._window_summary(name, prof, present, rows)
-            for test, (value, threshold, exceeded) in results.items():
-                key = (name, test)
-                was = self.active.get(key, False)
-                if exceeded and not was:
-                    self.active[key] = True
-                    out.append(WindowDecision(row, name, test, "drift", value, threshold, window, self._refs[name]))
-                elif was and value <= threshold:
-                    self.active[key] = False
-                    out.append(WindowDecision(row, name, test, "resolved", value, threshold, window, self._refs[name]))
+            self.active[(name, test)] = status == "drift"
+            if name not in windows:
+                windows[name] = self._window_summary(name, self.profile.features[name], self.present[name], rows)
+            out.append(WindowDecision(row, name, test, status, value, threshold, windows[name], self._refs[name]))
         return out
 
-    def _numeric_tests(self, name: str, prof: NumericProfile, n: int) -> dict[str, tuple[float, float, bool]]:
+    def _numeric_tests(self, name: str, prof: NumericProfile, n: int) -> dict[str, tuple[float, float, bool, float]]:
         cfg, grid, counts = self.config, self._grids[name], self.counts[name]
         m = prof.count
-        out: dict[str, tuple[float, float, bool]] = {}
+        out: dict[str, tuple[float, float, bool, float]] = {}
         tests = set(cfg.numeric_tests)
         if tests & {"psi", "js"}:
             live, ref = grid.decile_probs(counts)
-            bins = live.size
             if "psi" in tests:
                 v = psi(live, ref)
-                out["psi"] = (v, cfg.psi, v > cfg.psi and v > noise_floor("psi", n, m, bins))
+                out["psi"] = (v, cfg.psi, v > cfg.psi, p_value("psi", v, n, m, live.size))
             if "js" in tests:
                 v = js_distance(live, ref)
-                out["js"] = (v, cfg.js, v > cfg.js and v > noise_floor("js", n, m, bins))
+                out["js"] = (v, cfg.js, v > cfg.js, p_value("js", v, n, m, live.size))
         if "ks" in tests:
             v = grid.ks(counts)
-            out["ks"] = (v, cfg.ks, v > cfg.ks and v > noise_floor("ks", n, m, 0))
+            out["ks"] = (v, cfg.ks, v > cfg.ks, p_value("ks", v, n, m, 0))
         if "wasserstein" in tests:
             v = grid.wasserstein(counts)
-            out["wasserstein"] = (v, cfg.wasserstein, v > cfg.wasserstein and v > noise_floor("wasserstein", n, m, 0))
+            out["wasserstein"] = (v, cfg.wasserstein, v > cfg.wasserstein, p_value("wasserstein", v, n, m, 0))
         if "out_of_range" in cfg.quality_tests:
             v = self.out_of_range[name] / n
-            out["out_of_range"] = (v, cfg.out_of_range, v > cfg.out_of_range)
+            out["out_of_range"] = (v, cfg.out_of_range, v > cfg.out_of_range, 0.0)
         return out
 
-    def _categorical_tests(self, name: str, prof: CategoricalProfile, n: int) -> dict[str, tuple[float, float, bool]]:
+    def _categorical_tests(
+        self, name: str, prof: CategoricalProfile, n: int
+    ) -> dict[str, tuple[float, float, bool, float]]:
         cfg = self.config
         live, ref, new_share = categorical_probs(dict(self.cat_counts[name]), prof.frequencies, prof.other_share,
                                                  self._seen[name])
-        bins = int((ref > 0).sum()) + (1 if new_share > 0 else 0)
-        out: dict[str, tuple[float, float, bool]] = {}
+        bins = max(int((ref > 0).sum()) + (1 if new_share > 0 else 0), 2)
+        out: dict[str, tuple[float, float, bool, float]] = {}
         if "chi2" in cfg.categorical_tests:
             v = cramers_v(live, ref, n)
-            out["chi2"] = (v, cfg.chi2, v > cfg.chi2 and v > noise_floor("chi2", n, prof.count, max(bins, 2)))
+            out["chi2"] = (v, cfg.chi2, v > cfg.chi2, p_value("chi2", v, n, prof.count, bins))
         if "js" in cfg.categorical_tests:
             v = js_distance(live, ref)
-            out["js"] = (v, cfg.js, v > cfg.js and v > noise_floor("js", n, prof.count, max(bins, 2)))
+            out["js"] = (v, cfg.js, v > cfg.js, p_value("js", v, n, prof.count, bins))
         if "new_category" in cfg.categorical_tests and self._seen[name]:
-            out["new_category"] = (new_share, cfg.new_category, new_share > cfg.new_category)
+            out["new_category"] = (new_share, cfg.new_category, new_share > cfg.new_category, 0.0)
         return out
 
     def _window_summary(self, name: str, prof: Any, present: int, rows: int) -> WindowSummary:

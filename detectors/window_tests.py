@@ -1,9 +1,10 @@
 """Window tests: a window of live values against the training reference.
 
 Every test reports a *distance* and decides with two bars: the distance must pass its
-threshold (an effect size that matters, independent of window size) **and** the noise
-floor of a window that small (a one-in-a-million false-positive bound per window and test
-under "same distribution": small windows come by the thousand, so 0.1 % would page).
+threshold (an effect size that matters, independent of window size) **and** be
+significant for a window that small (p-value under "same distribution" below
+``alpha``, one in a million by default, corrected across the model's features by
+Bonferroni or Benjamini-Hochberg: small windows come by the thousand, so 0.1 % would page).
 p-value tests alone flag every negligible difference once windows are large (the trap
 Evidently describes); distances alone are noisy on small windows. With both, the
 tests behave the same from 500 to 1,000,000 values per window.
@@ -37,19 +38,6 @@ import math
 import numpy as np
 
 EPS = 1e-4  # smoothing of empty bins (PSI, JS)
-ALPHA = 1e-6  # false-positive probability of a noise floor, per window and test
-Z_ALPHA = 4.753  # one-sided normal quantile of ALPHA
-
-
-def chi2_critical(df: int, z: float = Z_ALPHA) -> float:
-    """Upper quantile of chi-square(df) (Wilson-Hilferty); e.g. ~28.1 for df=9 at z=3.09 (exact: 27.88).
-
-    >>> round(chi2_critical(9, 3.090), 1)
-    28.1
-    """
-    df = max(df, 1)
-    a = 2.0 / (9.0 * df)
-    return df * (1.0 - a + z * math.sqrt(a)) ** 3
 
 
 def _smooth(p: np.ndarray) -> np.ndarray:
@@ -71,26 +59,69 @@ def js_distance(live: np.ndarray, ref: np.ndarray) -> float:
     return float(math.sqrt(max(div, 0.0)))
 
 
-def noise_floor(test: str, n: int, m: int, bins: int) -> float:
-    """Value of the distance that sampling noise alone exceeds with probability ~``ALPHA``.
+def chi2_sf(x: float, df: int) -> float:
+    """Upper tail of chi-square(df) at ``x`` (Wilson-Hilferty normal approximation).
 
-    ``n`` live values, ``m`` reference values, ``bins`` categories or bins.
+    >>> round(chi2_sf(27.88, 9), 4)  # exact: 0.0010
+    0.0011
+    """
+    df = max(df, 1)
+    if x <= 0:
+        return 1.0
+    a = 2.0 / (9.0 * df)
+    z = ((x / df) ** (1.0 / 3.0) - (1.0 - a)) / math.sqrt(a)
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def p_value(test: str, value: float, n: int, m: int, bins: int) -> float:
+    """Probability that sampling noise alone gives a distance at least ``value``.
+
+    ``n`` live values, ``m`` reference values (0 = exact reference), ``bins`` categories or
+    bins. Asymptotic: Kolmogorov's tail for ``ks``; n*PSI, 8 n ln2 JS and the Pearson
+    statistic behind Cramér's V are ~chi-square(bins - 1); for ``wasserstein`` a
+    sub-Gaussian tail in sqrt(n) W1 (a heuristic, conservative for light tails). Tests
+    without a noise model (shares) return 0: their threshold alone decides.
+
+    >>> p_value("ks", 0.02, 5000, 100_000, 0) > 0.01, p_value("ks", 0.1, 5000, 100_000, 0) < 1e-9
+    (True, True)
     """
     if n <= 0:
-        return math.inf
+        return 1.0
     inv = 1.0 / n + (1.0 / m if m > 0 else 0.0)
-    crit = chi2_critical(bins - 1)
+    df = max(bins - 1, 1)
     if test == "ks":
-        return math.sqrt(-0.5 * math.log(ALPHA / 2.0)) * math.sqrt(inv)  # Kolmogorov tail bound
+        return min(1.0, 2.0 * math.exp(-2.0 * value * value / inv))
     if test == "psi":
-        return crit * inv  # n * PSI ~ chi-square(bins - 1)
+        return chi2_sf(value / inv, df)
     if test == "js":
-        return math.sqrt(crit * inv / (8.0 * math.log(2.0)))  # JS ~ chi-square / (8 n), in bits
-    if test == "wasserstein":
-        return 5.0 * math.sqrt(inv)  # W1 / sigma ~ O(1/sqrt(n)); a generous multiple of its scale
+        return chi2_sf(value * value * 8.0 * math.log(2.0) / inv, df)
     if test == "chi2":
-        return math.sqrt(crit * inv * n / (n * max(bins - 1, 1)))  # Cramér's V at the critical chi-square
+        return chi2_sf(value * value * df / inv, df)
+    if test == "wasserstein":
+        return min(1.0, math.exp(-value * value / inv / 1.81))  # 1e-6 at 5 sqrt(inv)
     return 0.0
+
+
+def family_passes(p_values: list[float], alpha: float, method: str) -> list[bool]:
+    """Which of one window's p-values (all tests of all features) are significant.
+
+    >>> family_passes([1e-9, 5e-7, 0.5], 1e-6, "bonferroni"), family_passes([1e-9, 5e-7, 0.5], 1e-6, "bh")
+    ([True, False, False], [True, True, False])
+    """
+    k = len(p_values)
+    if method == "none" or k == 0:
+        return [p < alpha for p in p_values]
+    if method == "bonferroni":
+        return [p < alpha / k for p in p_values]
+    order = sorted(range(k), key=lambda i: p_values[i])
+    cutoff = -1
+    for rank, i in enumerate(order, 1):
+        if p_values[i] <= alpha * rank / k:
+            cutoff = rank
+    passed = [False] * k
+    for rank, i in enumerate(order, 1):
+        passed[i] = rank <= cutoff
+    return passed
 
 
 class NumericGrid:

@@ -120,6 +120,17 @@ class WindowTestConfig(_Section):
         default=None, gt=0, description="Event-time windows of this length (by `ts`) instead of count windows."
     )
     min_count: int = Field(default=100, ge=1, description="A feature needs this many values in a window to be tested.")
+    alpha: float = Field(
+        default=1e-6, gt=0, lt=1,
+        description="False-positive probability of a test's noise floor, per window (before the family-wise correction).",
+    )
+    family: Literal["none", "bonferroni", "bh"] = Field(
+        default="bonferroni",
+        description="Across a model's features per window: none, Bonferroni (alpha / tests), Benjamini-Hochberg (FDR alpha).",
+    )
+    resolve_ratio: float = Field(
+        default=0.8, gt=0, le=1, description="An episode ends when the distance falls to threshold x this (hysteresis)."
+    )
     numeric_tests: list[Literal["psi", "ks", "js", "wasserstein"]] = Field(
         default_factory=lambda: ["psi", "ks", "js", "wasserstein"]
     )
@@ -147,6 +158,14 @@ class ConceptDriftConfig(_Section):
     delta: float = Field(default=0.002, gt=0, lt=1, description="ADWIN's delta on the error stream (values in [0, 1] for classes).")
 
 
+class FeatureParams(_Section):
+    """Per-feature detector parameters (``driftsentinel calibrate`` writes these)."""
+
+    adwin_delta: float | None = Field(default=None, gt=0, lt=1)
+    page_hinkley_threshold: float | None = Field(default=None, gt=0)
+    page_hinkley_delta: float | None = Field(default=None, ge=0)
+
+
 class BankConfig(_Section):
     """Per-feature detectors and the summaries that go into alerts as evidence."""
 
@@ -159,6 +178,11 @@ class BankConfig(_Section):
         description="Values per feature used to standardise it (mean/std) before the change detectors see it.",
     )
     window_size: int = Field(default=5000, ge=10, description="Events per tumbling live-summary window.")
+    winsorize: bool = Field(
+        default=True,
+        description="Clip standardised values to the reference's 1st-99th percentile range widened by half "
+        "(about +-3.5 sd for normal data) before the change detectors see them: heavy tails stop paging.",
+    )
     resolve_min_count: int = Field(
         default=2000, ge=1, description="Values after a detection before a feature may be declared resolved."
     )
@@ -178,6 +202,15 @@ class BankConfig(_Section):
         default_factory=dict, description="Pin feature types (baseline inference and live checks)."
     )
     max_categories: int = Field(default=1000, ge=2, description="Distinct categories tracked per feature.")
+    per_feature: dict[str, FeatureParams] = Field(
+        default_factory=dict, description="Per-feature parameters, e.g. calibrated thresholds."
+    )
+
+    @model_validator(mode="after")
+    def _per_feature_needs_kernels(self) -> BankConfig:
+        if self.per_feature and self.backend != "kernel":
+            raise ValueError("per_feature parameters need backend 'kernel'")
+        return self
 
 
 class AlertPolicyConfig(_Section):
@@ -192,6 +225,9 @@ class AlertPolicyConfig(_Section):
         default=1.0, gt=0, description="A mean shift of at least this many reference stds is 'critical'."
     )
     warning_sigma: float = Field(default=0.25, gt=0, description="...of at least this many is 'warning', else 'info'.")
+    critical_ratio: float = Field(
+        default=2.0, gt=1, description="Window tests: statistic >= threshold x this is 'critical' (else 'warning')."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> AlertPolicyConfig:

@@ -27,8 +27,15 @@ class AlertPolicy:
         # (topic, partition, model, feature, detector) -> offset of the last 'drift' event
         self._last_drift: dict[tuple[str, int, str, str, str], int] = {}
 
-    def severity(self, statistic: float | None) -> str:
-        """'critical' / 'warning' / 'info' by the size of the mean shift (in reference stds)."""
+    def severity(self, statistic: float | None, threshold: float | None = None, name: str = "mean_shift_sigma") -> str:
+        """'critical' / 'warning' / 'info', growing with the statistic.
+
+        Mean shifts (change detectors) by their size in reference stds; window tests and
+        concept drift by the statistic over its threshold (>= ``critical_ratio`` x is critical).
+        """
+        if name != "mean_shift_sigma" and threshold:
+            ratio = abs(statistic or 0.0) / abs(threshold)
+            return "critical" if ratio >= self.config.critical_ratio else "warning"
         size = abs(statistic) if statistic is not None else 0.0
         if size >= self.config.critical_sigma:
             return "critical"
@@ -81,7 +88,11 @@ class AlertPolicy:
             feature=signal.feature,
             detector=signal.detector,
             status=signal.status,
-            severity=self.severity(signal.statistic) if signal.status == "drift" else "info",  # type: ignore[arg-type]
+            severity=(  # type: ignore[arg-type]
+                self.severity(signal.statistic, signal.threshold, signal.statistic_name)
+                if signal.status == "drift"
+                else "info"
+            ),
             statistic=signal.statistic,
             statistic_name=signal.statistic_name,
             threshold=signal.threshold,

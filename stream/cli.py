@@ -163,6 +163,31 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import yaml
+
+    from detectors.calibration import calibrate
+
+    try:
+        config = load_config(args.config)
+        profile = load_profile(args.reference)
+    except (ConfigError, ProfileError) as exc:
+        print(f"driftsentinel calibrate: {exc}", file=sys.stderr)
+        return 2
+    params = calibrate(profile, config.detectors, args.false_alarms_per_million, values=args.values, seed=args.seed)
+    data = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
+    data = data or {}
+    data["reference"] = str(args.reference)
+    data.setdefault("detectors", {})["per_feature"] = params
+    SidecarConfig.model_validate(data)  # what we write must load
+    Path(args.out).write_text(
+        f"# driftsentinel calibrate: <= {args.false_alarms_per_million} false alarms per million events per feature\n"
+        + yaml.safe_dump(data, sort_keys=False)
+    )
+    print(f"calibrated {len(params)} features -> {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     model = {"alert": DriftEvent, "event": FeatureEvent, "config": SidecarConfig, "profile": ReferenceProfile}[args.which]
     print(json.dumps(model.model_json_schema(), indent=2))
@@ -222,6 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--config", help="YAML config (detectors.types pins feature types)")
     base.add_argument("--out", required=True, help="where to write the profile (JSON)")
     base.set_defaults(func=cmd_baseline)
+
+    cal = sub.add_parser("calibrate", help="set per-feature thresholds for a false-alarm rate, from a profile")
+    cal.add_argument("--reference", required=True, help="reference profile (driftsentinel baseline)")
+    cal.add_argument("--false-alarms-per-million", type=float, default=1.0,
+                     help="target false drift events per million events per feature (default 1)")
+    cal.add_argument("--config", help="config to extend (default: zero-config)")
+    cal.add_argument("--out", required=True, help="config file to write (YAML)")
+    cal.add_argument("--values", type=int, default=1_000_000, help="simulated values per feature")
+    cal.add_argument("--seed", type=int, default=0)
+    cal.set_defaults(func=cmd_calibrate)
 
     schema = sub.add_parser("schema", help="print a contract's JSON Schema")
     schema.add_argument("which", choices=["alert", "event", "config", "profile"])

@@ -60,6 +60,7 @@ def test_severity_grows_with_the_shift() -> None:
     assert policy.severity(-0.7) == "warning"
     assert policy.severity(2.5) == "critical"
     assert policy.severity(None) == "info"
+    assert policy.severity(0.3, 0.1, "ks") == "critical" and policy.severity(0.15, 0.1, "ks") == "warning"
 
 
 def test_cooldown_suppresses_repeated_drift_events() -> None:
