@@ -123,6 +123,16 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
         nonlocal alerts
         alerts += 1
 
+    if a.gc_freeze:  # what-if (not the shipped configuration): start-up objects out of the GC's view
+        import gc
+
+        start_up = Sidecar._start_up
+
+        def frozen_start_up(self: Sidecar) -> None:
+            start_up(self)
+            gc.freeze()
+
+        Sidecar._start_up = frozen_start_up  # type: ignore[method-assign]
     sidecar = Sidecar(config, on_alert=on_alert)
     sidecar.install_signal_handlers()
     times: dict[str, float] = {}
@@ -414,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle-exit", type=float)
     p.add_argument("--batch-size", type=int, default=4096)
     p.add_argument("--ready-signal", action="store_true")
+    p.add_argument("--gc-freeze", action="store_true", help="worker: gc.freeze() after start-up (what-if)")
+    p.add_argument("--no-what-if", action="store_true", help="skip the gc.freeze() what-if run")
     a = p.parse_args(argv)
     if a.worker:
         print(json.dumps(WORKERS[a.worker](a)), flush=True)
@@ -457,6 +469,13 @@ def main(argv: list[str] | None = None) -> int:
             ceiling=ceiling,
             naive=naive,
         )
+        if not a.no_what_if:
+            wi = run_worker("sidecar", bootstrap, topic, a.events, gc_freeze=True)
+            out["what_if_gc_freeze_after_startup"] = {
+                "note": "NOT the shipped sidecar: the same run with gc.freeze() after start-up (see docs/performance.md)",
+                "events_per_s": wi["events_per_s"], "events_per_cpu_s": round(wi["events"] / wi["cpu_seconds"]),
+                "gc_seconds": wi["gc_seconds"], "share_of_ceiling": round(wi["events_per_s"] / ceiling["events_per_s"], 3),
+            }
         lat = measure_latency(bootstrap, eps / 2, a.latency_seconds, a.features, period_s=min(5.0, a.latency_seconds / 3))
         out["latency"] = lat
         out["latency_p50_s"] = lat.get("p50_s")

@@ -29,7 +29,7 @@ KEYS = {
 def test_pipeline_benchmark_tiny_run_prints_one_json_object(kafka_bootstrap: str) -> None:
     cmd = [
         sys.executable, "-m", "benchmarks.pipeline", "--quick", "--events", "3000", "--naive-events", "300",
-        "--latency-seconds", "4", "--scale-features", "50", "--scale-values", "250000",
+        "--latency-seconds", "4", "--scale-features", "50", "--scale-values", "250000", "--no-what-if",
     ]
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
                          env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap})
