@@ -103,6 +103,8 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
     F = X.shape[1]
     R = tot.shape[2]
     rmask = R - 1
+    dpw = cachef[:, 0, 7]  # window width at which delta_prime was last computed ...
+    dpv = cachef[:, 1, 7]  # ... and its value
     # ---- pass 1 over rows [r0, r1): width / total / variance (river's insert_element
     # arithmetic) and sum |x|, features innermost so the divisions vectorise; it assumes no
     # detection in the tile (pass 2 redoes a feature's tail after one). Tiles keep the
@@ -255,7 +257,12 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
                 a_ = g_
             maybe = True
             if filt:
-                dp = math.log(2.0 * math.log(W) / dlt)
+                # a lower bound of delta_prime is enough here (the bound grows with it), so
+                # it is recomputed only when the window has grown by a quarter
+                if not (W >= dpw[f] and W <= 1.25 * dpw[f]):
+                    dpw[f] = W
+                    dpv[f] = math.log(2.0 * math.log(W) / dlt)
+                dp = dpv[f]
                 B = (2.0 / 3.0) * dp * W
                 AW = 2.0 * (Vc / W) * dp * W
                 if dp > 0.0 and math.isfinite(B) and math.isfinite(AW) and AW >= 0.0:
@@ -276,32 +283,34 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
                             if grow < cf[k, 3] * (1.0 - 1e-12):
                                 continue
                         bs = pow2[k]
+                        if not stable:
+                            # a level that just changed (the low ones, every scan): cheap test
+                            # of its cuts with n0 >= mwl and n1 >= mwl
+                            ca[k] = hi[k]
+                            cf[k, 3] = -1.0  # no bound cached yet
+                            hit = False
+                            for j in range(lo[k], hi[k]):
+                                pp = (j + 1) * bs
+                                n1 = W - pp
+                                g = abs(tendf[k, j & rmask] * W - Tc * pp) + MB
+                                hit |= (pp >= mw) & (n1 >= mw) & (((g > 0.0) & (g * g >= AWm * pp * n1)) | (g != g))
+                            if hit:
+                                maybe = True
+                                break
+                            continue
                         # cuts with n0 >= mwl and n1 >= mwl: a contiguous range of j
                         j0 = lo[k]
-                        jmin = int(math.ceil(mw / bs)) - 1
+                        jmin = int(math.ceil(mw * pow2inv[k])) - 1
                         if jmin > j0:
                             j0 = jmin
                         j1 = hi[k]
-                        jmax = int(math.floor((W - mw) / bs))  # (j+1) bs <= W - mw
+                        jmax = int(math.floor((W - mw) * pow2inv[k]))  # (j+1) bs <= W - mw
                         wake = np.inf
                         if jmax < j1:
                             jw = jmax if jmax > j0 else j0
                             if jw < j1:
                                 wake = (jw + 1) * bs + mw  # W at which that cut becomes testable
                             j1 = jmax
-                        if not stable:
-                            # a level that just changed (the low ones, every scan): cheap test
-                            ca[k] = hi[k]
-                            cf[k, 3] = -1.0  # no bound cached yet
-                            hit = False
-                            for j in range(j0, j1):
-                                pp = (j + 1) * bs
-                                g = abs(tendf[k, j & rmask] * W - Tc * pp) + MB
-                                hit |= ((g > 0.0) & (g * g >= AWm * pp * (W - pp))) | (g != g)
-                            if hit:
-                                maybe = True
-                                break
-                            continue
                         # a level unchanged for a scan: cache its smallest margin to the bound
                         margin = np.inf
                         tmax = 0.0
@@ -520,7 +529,7 @@ class ADWIN:
         self._tot = np.zeros((F, levels, R))
         self._var = np.zeros((F, levels, R))
         self._tend = np.zeros((F, levels, R))
-        self._cachef = np.zeros((F, levels, 7))  # per-level filter results; see _FILTER_NOTE
+        self._cachef = np.zeros((F, levels, 8))  # per-level filter results; see _FILTER_NOTE
         self._cachea = np.full((F, levels), -1, dtype=np.int64)
         self._nins = np.zeros(F, dtype=np.int64)
         self._nlev = np.ones(F, dtype=np.int64)
@@ -543,7 +552,7 @@ class ADWIN:
                 a = np.zeros((F, grow, R))
                 a[:, :L] = getattr(self, name)
                 setattr(self, name, a)
-            self._cachef = np.zeros((F, grow, 7))
+            self._cachef = np.zeros((F, grow, 8))
             self._cachea = np.full((F, grow), -1, dtype=np.int64)
 
     def _buffers(self, rows: int) -> tuple[np.ndarray, ...]:
