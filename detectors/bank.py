@@ -44,7 +44,7 @@ from schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 
 DETECTORS = ("adwin", "page_hinkley")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-_RECENT = 100  # values before a detection that make up its "recent mean shift"
+_RECENT = 50  # events up to a detection that make up its "recent mean shift"
 
 
 @dataclass(frozen=True)
