@@ -51,43 +51,66 @@ _MANT_SCALE = 2.0 ** -52
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _update_kernel(X, Xbits, count, missing, mean, m2, mn, mx, zero, pos, neg, bsum, bcnt, bm2,
-                   mult, kmin, min_value):  # pragma: no cover - numba
+def _update_kernel(X, Xbits, count, missing, mean, m2, mn, mx, zero, bins, bsum, bcnt, bm2,
+                   mult, kmin, min_value, keys):  # pragma: no cover - numba
     """One batch: moments (batch mean/M2, then Chan), extremes and DDSketch bucket counts."""
     rows, F = X.shape
-    K = pos.shape[1]
-    for f in range(F):
-        bsum[f] = 0.0
-        bcnt[f] = 0
-        bm2[f] = 0.0
+    K = bins.shape[2]
+    # in-kernel copies: LLVM then knows they alias nothing (with the caller's arrays it
+    # reloaded them around every store, which cost ~5 ns per value)
+    lmn = mn.copy()
+    lmx = mx.copy()
+    lsum = np.zeros(F)
+    lcnt = np.zeros(F, dtype=np.int64)
+    lzero = np.zeros(F, dtype=np.int64)
     for i in range(rows):
+        xr = X[i]
+        br = Xbits[i]
+        kr = keys[i]
         for f in range(F):
-            x = X[i, f]
-            if x != x:
-                continue
-            bsum[f] += x
-            bcnt[f] += 1
-            if x < mn[f]:
-                mn[f] = x
-            if x > mx[f]:
-                mx[f] = x
-            if abs(x) < min_value:
-                zero[f] += 1
-                continue
-            # key = ceil(mult * L(|x|)) with L the piecewise-linear log2 read off the float's bits:
-            # L(m * 2**e) = e + (m - 1) for m in [1, 2); monotone, and d L / d ln x = m in [1, 2),
-            # so with mult = 1 / ln(gamma) no bucket spans more than a factor gamma.
-            b = Xbits[i, f] & _ABS_MASK
-            lg = float((b >> 52) - 1023) + float(b & _MANT_MASK) * _MANT_SCALE
-            k = int(math.ceil(lg * mult)) - kmin
-            if k < 0:
-                k = 0
-            elif k >= K:
-                k = K - 1
-            if x > 0:
-                pos[f, k] += 1
-            else:
-                neg[f, k] += 1
+            x = xr[f]
+            kk = -1
+            if x == x:
+                lsum[f] += x
+                lcnt[f] += 1
+                if abs(x) < min_value:
+                    lzero[f] += 1
+                else:
+                    # key = ceil(mult * L(|x|)) with L the piecewise-linear log2 read off the
+                    # float's bits: L(m * 2**e) = e + (m - 1) for m in [1, 2); monotone, and
+                    # d L / d ln x = m in [1, 2), so with mult = 1 / ln(gamma) no bucket spans
+                    # more than a factor gamma.
+                    b = br[f] & _ABS_MASK
+                    lg = float((b >> 52) - 1023) + float(b & _MANT_MASK) * _MANT_SCALE
+                    k = int(math.ceil(lg * mult)) - kmin
+                    if k < 0:
+                        k = 0
+                    elif k >= K:
+                        k = K - 1
+                    kk = k + K * int(x < 0.0)  # [f, 0] positive, [f, 1] negative
+            kr[f] = kk
+    for i in range(rows):  # extremes in their own branch-free loop (NaN compares false)
+        xr = X[i]
+        for f in range(F):
+            x = xr[f]
+            m0 = lmn[f]
+            m1 = lmx[f]
+            lmn[f] = x if x < m0 else m0
+            lmx[f] = x if x > m1 else m1
+    for f in range(F):
+        mn[f] = lmn[f]
+        mx[f] = lmx[f]
+        bsum[f] = lsum[f]
+        bcnt[f] = lcnt[f]
+        bm2[f] = 0.0
+        zero[f] += lzero[f]
+    # counting per feature: that feature's buckets stay in L1
+    for f in range(F):
+        bf = bins[f].reshape(2 * K)
+        for i in range(rows):
+            kk = keys[i, f]
+            if kk >= 0:
+                bf[kk] += 1
     for f in range(F):
         if bcnt[f] > 0:
             bsum[f] = bsum[f] / bcnt[f]  # now the batch mean
@@ -197,10 +220,17 @@ class FeatureSketch:
         self._min = np.full(F, np.inf)
         self._max = np.full(F, -np.inf)
         self._zero = np.zeros(F, dtype=np.int64)
-        self._pos = np.zeros((F, self._K), dtype=np.int64)
-        self._neg = np.zeros((F, self._K), dtype=np.int64)
+        self._bins = np.zeros((F, 2, self._K), dtype=np.int64)  # [:, 0] positive, [:, 1] negative
 
-    _FIELDS = ("_count", "_missing", "_mean", "_m2", "_min", "_max", "_zero", "_pos", "_neg")
+    _FIELDS = ("_count", "_missing", "_mean", "_m2", "_min", "_max", "_zero", "_bins")
+
+    @property
+    def _pos(self) -> np.ndarray:
+        return self._bins[:, 0]
+
+    @property
+    def _neg(self) -> np.ndarray:
+        return self._bins[:, 1]
 
     @property
     def n_features(self) -> int:
@@ -214,8 +244,9 @@ class FeatureSketch:
             return
         F = self.n_features
         _update_kernel(X, X.view(np.int64), self._count, self._missing, self._mean, self._m2, self._min,
-                       self._max, self._zero, self._pos, self._neg, np.empty(F), np.empty(F, np.int64),
-                       np.empty(F), self._mult, self._kmin, self.min_value)
+                       self._max, self._zero, self._bins, np.empty(F), np.empty(F, np.int64),
+                       np.empty(F), self._mult, self._kmin, self.min_value,
+                       np.empty(X.shape, dtype=np.int32))
 
     def _combine(self, nb_: np.ndarray, bmean: np.ndarray, bm2: np.ndarray) -> None:
         # Chan, Golub & LeVeque pairwise update
@@ -243,8 +274,7 @@ class FeatureSketch:
         self._min = np.fmin(self._min, other._min)
         self._max = np.fmax(self._max, other._max)
         self._zero = self._zero + other._zero
-        self._pos = self._pos + other._pos
-        self._neg = self._neg + other._neg
+        self._bins = self._bins + other._bins
         return self
 
     def reset(self, feature_mask: Any = None) -> None:
@@ -362,7 +392,5 @@ class FeatureSketch:
             c = as_array(state[f"{sign}_count"], np.int64)
             if not (f.shape == k.shape == c.shape) or np.any((f < 0) | (f >= F) | (k < 0) | (k >= self._K)):
                 raise ValueError(f"inconsistent sketch state: {sign} buckets")
-            arr = np.zeros((F, self._K), dtype=np.int64)
-            np.add.at(arr, (f, k), c)
-            setattr(self, f"_{sign}", arr)
+            np.add.at(self._bins, (f, 0 if sign == "pos" else 1, k), c)
         return self
