@@ -12,10 +12,13 @@ Every section forbids unknown keys, so a typo fails at start-up with the field's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(ValueError):
@@ -264,11 +267,12 @@ def format_validation_error(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SidecarConfig:
-    """Read a YAML file (optional), apply dotted-key overrides, validate.
+def load_model(
+    model: type[M], path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> M:
+    """Read a YAML file (optional), apply dotted-key overrides (``None`` = not given), validate ``model``.
 
-    >>> load_config(None, {"kafka.input_topic": "t", "metrics_port": 9100}).kafka.input_topic
-    't'
+    Every problem raises :class:`ConfigError` naming the file or the field.
     """
     data: dict[str, Any] = {}
     if path is not None:
@@ -290,6 +294,15 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             node = node.setdefault(part, {})
         node[leaf] = value
     try:
-        return SidecarConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SidecarConfig:
+    """The sidecar's config: YAML file (optional) + dotted-key overrides (CLI flags).
+
+    >>> load_config(None, {"kafka.input_topic": "t", "metrics_port": 9100}).kafka.input_topic
+    't'
+    """
+    return load_model(SidecarConfig, path, overrides)

@@ -23,10 +23,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.config import ConfigError, format_validation_error
+from schemas.config import ConfigError, load_model
 
 
 class _Section(BaseModel):
@@ -190,26 +189,4 @@ def load_skew_config(path: str | Path | None = None, overrides: dict[str, Any] |
     >>> load_skew_config(None, {"sources.serving_topic": "t", "metrics_port": 0}).sources.serving_topic
     't'
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path}: top level must be a mapping")
-        data = loaded or {}
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = data
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    try:
-        return SkewSidecarConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+    return load_model(SkewSidecarConfig, path, overrides)
