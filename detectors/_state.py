@@ -8,6 +8,7 @@ here ever executes what it reads: a state topic is writable by others.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -30,17 +31,39 @@ def per_feature(value: Any, n_features: int, dtype: Any, name: str) -> tuple[np.
     return np.array(arr, dtype=dtype), None
 
 
+_NONFINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _num(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if v != v else _NONFINITE[v]
+    return v
+
+
 def to_builtin(obj: Any) -> Any:
-    """Recursively turn numpy arrays/scalars into lists/Python numbers (JSON/msgpack-ready)."""
+    """Recursively turn numpy arrays/scalars into lists/Python numbers (JSON/msgpack-ready).
+
+    Non-finite floats become the strings ``"Infinity"``, ``"-Infinity"``, ``"NaN"`` so the
+    result is strict JSON (``json.dumps(..., allow_nan=False)`` works); ``from_state``
+    reads them back as floats.
+
+    >>> import json, numpy as np
+    >>> json.dumps(to_builtin({"a": np.array([1.5, np.inf])}), allow_nan=False)
+    '{"a": [1.5, "Infinity"]}'
+    >>> as_array(["Infinity", 2.0], np.float64).tolist()
+    [inf, 2.0]
+    """
     if isinstance(obj, dict):
         return {str(k): to_builtin(v) for k, v in obj.items()}
     if isinstance(obj, np.ndarray):
+        if obj.dtype.kind == "f" and not np.all(np.isfinite(obj)):
+            return to_builtin(obj.tolist())
         return obj.tolist()
     if isinstance(obj, np.generic):
-        return obj.item()
+        return _num(obj.item())
     if isinstance(obj, (list, tuple)):
         return [to_builtin(v) for v in obj]
-    return obj
+    return _num(obj)
 
 
 def as_array(value: Any, dtype: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:

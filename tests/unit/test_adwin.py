@@ -140,7 +140,7 @@ def _roundtrip(state: dict, codec: str) -> dict:
     from detectors._state import to_builtin
 
     if codec == "json":
-        return json.loads(json.dumps(to_builtin(state)))
+        return json.loads(json.dumps(to_builtin(state), allow_nan=False))
     if codec == "msgpack":
         return msgpack.unpackb(msgpack.packb(to_builtin(state)), raw=False)
     return state

@@ -76,7 +76,7 @@ def test_state_round_trip(seed, split, codec, n, params):
     h1 = b.update(X[:s])
     state = b.state_dict()
     if codec == "json":
-        state = json.loads(json.dumps(to_builtin(state)))
+        state = json.loads(json.dumps(to_builtin(state), allow_nan=False))
     elif codec == "msgpack":
         state = msgpack.unpackb(msgpack.packb(to_builtin(state)), raw=False)
     c = PageHinkley.from_state(state)

@@ -73,7 +73,7 @@ def test_state_round_trip(codec):
     s.update(X[:1000])
     state = s.state_dict()
     if codec == "json":
-        state = json.loads(json.dumps(to_builtin(state)))
+        state = json.loads(json.dumps(to_builtin(state), allow_nan=False))
     elif codec == "msgpack":
         state = msgpack.unpackb(msgpack.packb(to_builtin(state)), raw=False)
     t = FeatureSketch.from_state(state)
