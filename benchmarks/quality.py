@@ -353,6 +353,63 @@ def goals(change: dict[str, Any], stationary: dict[str, Any]) -> dict[str, Any]:
     return g
 
 
+# ---------------------------------------------------------------------------- markdown
+def _fmt(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}" if abs(v) < 100 else f"{v:,.0f}"
+    return f"{v:,}"
+
+
+def _cell_delay(r: dict[str, Any]) -> str:
+    return f"{_fmt(r['delay_median'], 0)} / {_fmt(r['delay_p90'], 0)}" if r["detected"] else "—"
+
+
+def markdown(out: dict[str, Any]) -> str:
+    """The tables of docs/quality.md, from one run's JSON."""
+    s = out["setup"]
+    lines = [
+        f"Change streams: {s['seeds']} seeds x {s['features_per_model']} features per scenario; change at event "
+        f"{s['change_at']:,} + a random phase of up to {s['window_events']:,}; missed = no drift event within "
+        f"{s['horizon']:,} events. Stationary: {s['stationary_models']} models x {s['features_per_model']} features x "
+        f"{s['stationary_events']:,} events per distribution. Delays in events, median / p90.",
+        "",
+        "| stream | driftsentinel: false alarms per M | delay | missed | river ADWIN: false alarms per M | delay | missed "
+        "| river Page-Hinkley: false alarms per M | delay | missed |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, sc in out["change"].items():
+        cells = [name.replace("_", " ")]
+        for m in METHODS:
+            r = sc[m]
+            if r is None:
+                cells += ["n/a (river takes numbers)", "", ""]
+            else:
+                cells += [_fmt(r["false_alarms_per_million"], 2), _cell_delay(r), f"{r['missed']}/{r['series']}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Which driftsentinel detector catches what (median delay, detectors that caught at least half "
+              "the series):", "", "| stream | detectors |", "|---|---|"]
+    for name, sc in out["change"].items():
+        by = sc["driftsentinel"]["by_detector"]
+        best = sorted((r["delay_median"], d) for d, r in by.items() if r["detected"] * 2 >= r["series"])
+        lines.append(f"| {name.replace('_', ' ')} | " + (", ".join(f"{d} {_fmt(v, 0)}" for v, d in best) or "—") + " |")
+    lines += ["", "Stationary streams: false alarms per million feature values (count):", "",
+              "| distribution | driftsentinel | river ADWIN | river Page-Hinkley | driftsentinel alarms by detector |",
+              "|---|---|---|---|---|"]
+    for name, st in out["stationary"].items():
+        cells = [name.replace("_", " ")]
+        cells += [f"{_fmt(st[m]['false_alarms_per_million'], 2)} ({st[m]['false_alarms']:,})" for m in METHODS]
+        by = st["driftsentinel"]["by_detector"]
+        cells.append(", ".join(f"{d} {r['false_alarms']} on {r['features_with_alarms']} features"
+                               for d, r in by.items() if r["false_alarms"]) or "none")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| goal | met |", "|---|---|"]
+    for g, r in out["goals"].items():
+        lines.append(f"| {g.replace('_', ' ')} | {'yes' if r['pass'] else '**no**'} |")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -363,14 +420,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--after", type=int, default=None, help="events after the change (default 15000; quick 2500)")
     p.add_argument("--horizon", type=int, default=None, help="missed = no drift event this long after (default 10000; quick 2000)")
     p.add_argument("--stationary-events", type=int, default=None, help="events per stationary stream (default 1,000,000; quick 20,000)")
-    p.add_argument("--stationary-banks", type=int, default=None, help="models per stationary distribution (default 3; quick 1)")
+    p.add_argument("--stationary-banks", type=int, default=None, help="models per stationary distribution (default 6; quick 1)")
     p.add_argument("--reference-size", type=int, default=None, help="reference sample per feature (default 50,000; quick 5,000)")
     p.add_argument("--calibration-values", type=int, default=None,
                    help="values simulated per feature by calibrate (default 1,000,000 as the CLI; quick 50,000)")
     p.add_argument("--window-events", type=int, default=None, help="window tests' window (default: the config's 5,000; quick 500)")
     p.add_argument("--parity-rows", type=int, default=None, help="rows of the river parity check (default 20,000; quick 2,000)")
     p.add_argument("--seed", type=int, default=20260)
+    p.add_argument("--markdown", metavar="JSON", help="print the tables of docs/quality.md from a run's JSON and exit")
     args = p.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown) as fh:
+            print(markdown(json.load(fh)))
+        return 0
 
     q = args.quick
     seeds = args.seeds or (2 if q else 50)
@@ -379,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     after = args.after or (2500 if q else 15000)
     horizon = args.horizon or (2000 if q else 10000)
     st_events = args.stationary_events or (20_000 if q else 1_000_000)
-    st_banks = args.stationary_banks or (1 if q else 3)
+    st_banks = args.stationary_banks or (1 if q else 6)
     ref_size = args.reference_size or (5_000 if q else 50_000)
     calib_values = args.calibration_values or (50_000 if q else 1_000_000)
     parity_rows = args.parity_rows or (2_000 if q else 20_000)
