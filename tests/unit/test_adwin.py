@@ -87,7 +87,7 @@ def scenario(draw):
     return F, n, params, kind, nan_rate, cuts, seed
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(scenario())
 def test_parity_with_river(sc):
     F, n, params, kind, nan_rate, cuts, seed = sc

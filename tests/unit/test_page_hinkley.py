@@ -47,7 +47,7 @@ def scenario(draw):
     return F, n, params, kind, nan_rate, cuts, draw(st.integers(0, 2**32 - 1))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(scenario())
 def test_parity_with_river(sc):
     F, n, params, kind, nan_rate, cuts, seed = sc
