@@ -53,3 +53,16 @@ def test_interface():
         RiverADWIN.from_state({})
     with pytest.raises(TypeError):
         RiverADWIN(1, nonsense=3)
+
+
+def test_zero_features_everywhere():
+    import json
+
+    from detectors import ADWIN, FeatureSketch, PageHinkley
+
+    for cls in (ADWIN, PageHinkley, FeatureSketch):
+        d = cls.from_state(json.loads(json.dumps(cls(0).to_builtin_state())))
+        d.update(np.zeros((5, 0)))
+        d.add_features(2)
+        d.update(np.ones((40, 2)))
+        assert d.n_features == 2
