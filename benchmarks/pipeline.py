@@ -148,12 +148,23 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
         inner(msgs)
         times["last"], times["cpu_last"] = time.perf_counter(), _cpu_s()
         batches += 1
+        if batches == 1:  # after the first batch: numba cache loads, first checkpoint, warm-up are behind
+            times["steady_from"], times["steady_events"] = times["last"], sidecar.consumed
         if batches == 1 and a.ready_signal:
             print("READY", file=sys.stderr, flush=True)
         for part in sidecar.partitions.values():
             banks.update(part.banks)
 
     sidecar._process_batch = timed_batch  # type: ignore[method-assign]
+    aborts = 0
+    inner_abort = sidecar._abort
+
+    def counted_abort() -> None:
+        nonlocal aborts
+        aborts += 1
+        inner_abort()
+
+    sidecar._abort = counted_abort  # type: ignore[method-assign]
     gc_time = _gc_clock()
     code = sidecar.run()
     secs = times.get("last", 0.0) - times.get("first", 0.0)
@@ -167,10 +178,13 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
         "batches": batches,
         "seconds": round(secs, 3),
         "events_per_s": round(n / secs) if secs > 0 else None,
+        "steady_events_per_s": (round((n - times["steady_events"]) / (times["last"] - times["steady_from"]))
+                                if batches > 1 else None),
         "cpu_seconds": round(times.get("cpu_last", 0.0) - times.get("cpu_first", 0.0), 3),
         "gc_seconds": round(gc_time["seconds"], 3),
         "gc_collections_by_generation": gc_time["count"],
         "alerts": alerts,
+        "aborted_transactions": aborts,
         "features": n_features,
         "peak_rss_bytes": _peak_rss(),
         "rss_before_run_bytes": rss_before,
@@ -488,8 +502,11 @@ def main(argv: list[str] | None = None) -> int:
             topics.append(t)
             pre = _kafka.preload(bootstrap, t, n, f, drift_at=n // 2)
             r = run_worker("sidecar", bootstrap, t, n)
-            scale[str(f)] = {"events": n, "events_per_s": r["events_per_s"],
+            scale[str(f)] = {"events": n, "batches": r["batches"], "events_per_s": r["events_per_s"],
                              "feature_values_per_s": r["events_per_s"] * f,
+                             "steady_events_per_s": r["steady_events_per_s"],
+                             "steady_feature_values_per_s": (r["steady_events_per_s"] or 0) * f,
+                             "gc_seconds": r["gc_seconds"], "cpu_seconds": r["cpu_seconds"],
                              "peak_rss_bytes": r["peak_rss_bytes"], "mean_message_bytes": pre["mean_message_bytes"],
                              "bank_array_bytes_per_feature": r["bank_array_bytes_per_feature"],
                              "bank_checkpoint_bytes_per_feature": r["bank_checkpoint_bytes_per_feature"]}
@@ -502,6 +519,10 @@ def main(argv: list[str] | None = None) -> int:
             for bs in (4096, 128):
                 r = run_worker("sidecar", bootstrap, t, n, batch_size=bs)
                 big[f"batch_size_{bs}"] = {"peak_rss_bytes": r["peak_rss_bytes"], "events_per_s": r["events_per_s"],
+                                           "feature_values_per_s": r["events_per_s"] * f,
+                                           "bank_array_bytes": r["bank_array_bytes"],
+                                           "aborted_transactions": r["aborted_transactions"],
+                                           "bank_checkpoint_bytes": r["bank_checkpoint_bytes"],
                                            "fits_1gib": r["peak_rss_bytes"] < 2**30,
                                            "bank_array_bytes_per_feature": r["bank_array_bytes_per_feature"]}
             scale[str(f)] = big
