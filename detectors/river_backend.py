@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from river import drift
 
 from detectors._state import as_matrix, per_feature
 
@@ -116,6 +115,8 @@ class RiverADWIN(_RiverBank):
                    min_window_length=np.int64, grace_period=np.int64)
 
     def _make(self, i: int) -> Any:
+        from river import drift  # imported on first use: river takes ~0.7 s to import
+
         return drift.ADWIN(**self._kwargs(i))
 
     @property
@@ -143,6 +144,8 @@ class RiverPageHinkley(_RiverBank):
                    alpha=np.float64, mode=object)
 
     def _make(self, i: int) -> Any:
+        from river import drift
+
         kw = self._kwargs(i)
         kw["mode"] = str(kw["mode"])
         return drift.PageHinkley(**kw)
