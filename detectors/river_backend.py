@@ -3,7 +3,7 @@
 ``RiverADWIN`` and ``RiverPageHinkley`` expose the same interface as the numba
 kernels in :mod:`detectors.adwin` and :mod:`detectors.page_hinkley` (constructor,
 ``update(X) -> hits``, read-outs, ``add_features``), but feed every non-missing value
-to one ``river.drift`` detector per feature. They are slow (~1 µs per value) and
+to one ``river.drift`` detector per feature. They are slow (0.2-1 µs per value) and
 exist to be the ground truth for parity tests and ``backend="river"``.
 
 ``n_detections`` is the cumulative number of detections since construction. (river's
