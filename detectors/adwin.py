@@ -163,6 +163,9 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
         tendf = tend[f]
         tot0 = totf[0]
         tend0 = tendf[0]
+        tot1 = totf[1]
+        var1 = varf[1]
+        tend1 = tendf[1]
         n = nins[f]
         nl = nlev[f]
         pend = pending[f]
@@ -182,14 +185,24 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
                 nxt_scan = ck
                 for k in range(cachea.shape[1]):
                     cachea[f, k] = -1
-            # insert values (level-0 buckets) until a merge replay or a scan is due
+            # insert values (level-0 buckets) until a merge replay or a scan is due; each pair
+            # of values (2j, 2j+1) is merged into level-1 bucket j right away: its value does
+            # not depend on when river merges it (the replay below starts at level 1)
             stop = nxt_scan if nxt_scan < blk + block else blk + block
+            prev = tot0[(n - 1) & rmask]
             while i < r1 and n < stop:
                 x = X[i, f]
                 if x == x:
                     s = n & rmask
                     tot0[s] = x  # level-0 variances are 0.0: not stored
-                    tend0[s] = Trow[i - r0, f]
+                    te = Trow[i - r0, f]
+                    tend0[s] = te
+                    if n & 1:
+                        d = (n >> 1) & rmask
+                        tot1[d] = prev + x
+                        var1[d] = 0.0 + 0.0 + 1.0 * 0.5 * (prev - x) * (prev - x)
+                        tend1[d] = te
+                    prev = x
                     n += 1
                 i += 1
             if n > blk:
@@ -207,15 +220,7 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
                     if nl < k + 2:
                         nl = k + 2
                     if k == 0:
-                        for j in range(mo, mn):
-                            c0 = (2 * j) & rmask
-                            c1 = (2 * j + 1) & rmask
-                            d = j & rmask
-                            t0 = tot0[c0]
-                            t1 = tot0[c1]
-                            totf[1, d] = t0 + t1
-                            varf[1, d] = 0.0 + 0.0 + 1.0 * 0.5 * (t0 - t1) * (t0 - t1)
-                            tendf[1, d] = tend0[c1]
+                        pass  # level-1 buckets were made at insertion
                     else:
                         inv = pow2inv[k]
                         h = pow2[k] * 0.5
