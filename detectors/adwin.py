@@ -754,6 +754,17 @@ class ADWIN:
                 ends = run + np.cumsum(t)
                 self._tend[f, lev, idx] = ends
                 run = float(ends[-1]) if ends.size else run
+            # the kernel merges each pair of values into its level-1 bucket at insertion,
+            # before river does: rebuild those from the live level-0 buckets
+            n_ = int(self._nins[f])
+            m0 = shape[0][0] // 2
+            for j in range(m0, n_ // 2):
+                a, b = (2 * j) & (R - 1), (2 * j + 1) & (R - 1)
+                x0 = float(self._tot[f, 0, a])
+                x1 = float(self._tot[f, 0, b])
+                self._tot[f, 1, j & (R - 1)] = x0 + x1
+                self._var[f, 1, j & (R - 1)] = 0.0 + 0.0 + 1.0 * 0.5 * (x0 - x1) * (x0 - x1)
+                self._tend[f, 1, j & (R - 1)] = self._tend[f, 0, b]
             vi += int(c.sum())
 
     @classmethod
