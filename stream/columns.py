@@ -35,9 +35,13 @@ def to_batches(
     ``admit(model, names)`` chooses the numeric and categorical columns to build (the
     detector bank's feature cap); values of the others are counted in ``dropped_values``.
     """
+    models = {event.model for _, event in events}
     by_model: dict[str, list[tuple[int, EventView]]] = {}
-    for offset, event in events:
-        by_model.setdefault(event.model or default_model, []).append((offset, event))
+    if len(models) == 1:  # one model per partition is the documented way to key events
+        by_model[next(iter(models)) or default_model] = events
+    else:
+        for item in events:  # the caller's pairs, not new ones (fewer objects for the GC)
+            by_model.setdefault(item[1].model or default_model, []).append(item)
     out: dict[str, FeatureBatch] = {}
     for model, items in by_model.items():
         rows = [_features(event) for _, event in items]
