@@ -9,7 +9,8 @@ running maximum (a decrease). Parameters are river's ``drift.PageHinkley`` names
 Exactness: the arithmetic is river's, in river's order: ``stats.Mean.update`` is
 ``n += 1.0; mean += (1.0 / n) * (x - mean)``, and the detector is reset on the update
 *after* a detection, exactly like river. Rows are the outer loop and features the inner
-one, so the dependent chains of different features overlap in the CPU.
+one, so the dependent chains of different features overlap in the CPU, and each value is
+processed without branches (missing values and resets are selects).
 
 >>> import numpy as np
 >>> from detectors import PageHinkley
@@ -41,50 +42,64 @@ _DEFAULTS: dict[str, Any] = dict(min_instances=30, delta=0.005, threshold=50.0, 
 def _ph_kernel(X, min_inst, delta, threshold, alpha, mode,
                n, mean, s_inc, s_dec, min_inc, max_dec, pending, n_det, flags):  # pragma: no cover - numba
     rows, F = X.shape
-    n_hits = 0
+    # Branch-free per value, on in-kernel copies of the state (LLVM then knows they alias
+    # nothing): a missing value or a reset only changes which values are selected.
+    ln = n.copy()
+    lm = mean.copy()
+    lsi = s_inc.copy()
+    lsd = s_dec.copy()
+    lmi = min_inc.copy()
+    lmd = max_dec.copy()
+    lp = pending.copy()
+    up = np.empty(F, np.bool_)
+    down = np.empty(F, np.bool_)
+    for f in range(F):
+        up[f] = mode[f] != 1  # "up" or "both"
+        down[f] = mode[f] != 0  # "down" or "both"
+    hits = np.zeros(F, np.int64)
     for i in range(rows):
+        xr = X[i]
+        fr = flags[i]
         for f in range(F):
-            x = X[i, f]
-            if x != x:  # missing: the feature's detector does not see the row
-                continue
-            if pending[f]:
-                pending[f] = False
-                n[f] = 0.0
-                mean[f] = 0.0
-                s_inc[f] = 0.0
-                s_dec[f] = 0.0
-                min_inc[f] = np.inf
-                max_dec[f] = -1.0
-            nn = n[f] + 1.0
-            n[f] = nn
-            m = mean[f]
-            m = m + (1.0 / nn) * (x - m)
-            mean[f] = m
+            x = xr[f]
+            ok = x == x  # missing: the feature's detector does not see the row
+            p = lp[f]  # river resets on the update after a detection
+            n0 = 0.0 if p else ln[f]
+            m0 = 0.0 if p else lm[f]
+            si0 = 0.0 if p else lsi[f]
+            sd0 = 0.0 if p else lsd[f]
+            mi0 = np.inf if p else lmi[f]
+            md0 = -1.0 if p else lmd[f]
+            nn = n0 + 1.0
+            m = m0 + (1.0 / nn) * (x - m0)  # river's stats.Mean.update with w = 1.0
             dev = x - m
             a = alpha[f]
-            si = a * s_inc[f] + dev - delta[f]
-            sd = a * s_dec[f] + dev + delta[f]
-            s_inc[f] = si
-            s_dec[f] = sd
-            if si < min_inc[f]:
-                min_inc[f] = si
-            if sd > max_dec[f]:
-                max_dec[f] = sd
-            if nn >= min_inst[f]:
-                ti = si - min_inc[f]
-                td = max_dec[f] - sd
-                md = mode[f]
-                if md == 0:
-                    hit = ti > threshold[f]
-                elif md == 1:
-                    hit = td > threshold[f]
-                else:
-                    hit = ti > threshold[f] or td > threshold[f]
-                if hit:
-                    pending[f] = True
-                    n_det[f] += 1
-                    flags[i, f] = True
-                    n_hits += 1
+            si = a * si0 + dev - delta[f]
+            sd = a * sd0 + dev + delta[f]
+            mi = si if si < mi0 else mi0
+            md = sd if sd > md0 else md0
+            th = threshold[f]
+            hit = ok & (nn >= min_inst[f]) & ((up[f] & ((si - mi) > th)) | (down[f] & ((md - sd) > th)))
+            ln[f] = nn if ok else ln[f]
+            lm[f] = m if ok else lm[f]
+            lsi[f] = si if ok else lsi[f]
+            lsd[f] = sd if ok else lsd[f]
+            lmi[f] = mi if ok else lmi[f]
+            lmd[f] = md if ok else lmd[f]
+            lp[f] = hit if ok else p
+            fr[f] = hit
+            hits[f] += hit
+    n_hits = 0
+    for f in range(F):
+        n[f] = ln[f]
+        mean[f] = lm[f]
+        s_inc[f] = lsi[f]
+        s_dec[f] = lsd[f]
+        min_inc[f] = lmi[f]
+        max_dec[f] = lmd[f]
+        pending[f] = lp[f]
+        n_det[f] += hits[f]
+        n_hits += hits[f]
     return n_hits
 
 
