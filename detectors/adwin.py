@@ -20,6 +20,7 @@ bit-identical. Like river's wrapper, a detector is reset completely on the updat
   ``j``-th level-``k`` bucket always covers values ``[j 2^k, (j+1) 2^k)`` and is the merge
   of level-``k-1`` buckets ``2j`` and ``2j+1``. So buckets live in per-level rings indexed
   by ``j``, merges are replayed block-wise with no per-value branching, and nothing shifts.
+  (Level-1 buckets, pairs of values, are even made as the second value arrives.)
 * Width, total and variance follow a per-value recurrence independent of the buckets: a
   first pass computes it for all features at once (features innermost, so the CPU
   vectorises the two divisions per value); a detection (rare) recomputes its feature's tail.
