@@ -20,7 +20,8 @@ bit-identical. Like river's wrapper, a detector is reset completely on the updat
   ``j``-th level-``k`` bucket always covers values ``[j 2^k, (j+1) 2^k)`` and is the merge
   of level-``k-1`` buckets ``2j`` and ``2j+1``. So buckets live in per-level rings indexed
   by ``j``, merges are replayed block-wise with no per-value branching, and nothing shifts.
-  (Level-1 buckets, pairs of values, are even made as the second value arrives.)
+  (Level-1 and level-2 buckets, of 2 and 4 values, are even made as their last value
+  arrives.)
 * Width, total and variance follow a per-value recurrence independent of the buckets: a
   first pass computes it for all features at once (features innermost, so the CPU
   vectorises the two divisions per value); a detection (rare) recomputes its feature's tail.
@@ -167,6 +168,9 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
         tot1 = totf[1]
         var1 = varf[1]
         tend1 = tendf[1]
+        tot2 = totf[2]
+        var2 = varf[2]
+        tend2 = tendf[2]
         n = nins[f]
         nl = nlev[f]
         pend = pending[f]
@@ -191,6 +195,9 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
             # not depend on when river merges it (the replay below starts at level 1)
             stop = nxt_scan if nxt_scan < blk + block else blk + block
             prev = tot0[(n - 1) & rmask]
+            q1 = ((n >> 1) - 1) & rmask
+            prev1_t = tot1[q1]
+            prev1_v = var1[q1]
             while i < r1 and n < stop:
                 x = X[i, f]
                 if x == x:
@@ -199,10 +206,22 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
                     te = Trow[i - r0, f]
                     tend0[s] = te
                     if n & 1:
-                        d = (n >> 1) & rmask
-                        tot1[d] = prev + x
-                        var1[d] = 0.0 + 0.0 + 1.0 * 0.5 * (prev - x) * (prev - x)
+                        j1 = n >> 1
+                        d = j1 & rmask
+                        t1_ = prev + x
+                        v1_ = 0.0 + 0.0 + 1.0 * 0.5 * (prev - x) * (prev - x)
+                        tot1[d] = t1_
+                        var1[d] = v1_
                         tend1[d] = te
+                        if j1 & 1:  # and each pair of level-1 buckets into level 2
+                            d2 = (j1 >> 1) & rmask
+                            mu1 = prev1_t * 0.5
+                            mu2 = t1_ * 0.5
+                            tot2[d2] = prev1_t + t1_
+                            var2[d2] = prev1_v + v1_ + 1.0 * (mu1 - mu2) * (mu1 - mu2)
+                            tend2[d2] = te
+                        prev1_t = t1_
+                        prev1_v = v1_
                     prev = x
                     n += 1
                 i += 1
@@ -220,8 +239,8 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
                         break
                     if nl < k + 2:
                         nl = k + 2
-                    if k == 0:
-                        pass  # level-1 buckets were made at insertion
+                    if k <= 1:
+                        pass  # level-1 and level-2 buckets were made at insertion
                     else:
                         inv = pow2inv[k]
                         h = pow2[k] * 0.5
@@ -766,6 +785,18 @@ class ADWIN:
                 self._tot[f, 1, j & (R - 1)] = x0 + x1
                 self._var[f, 1, j & (R - 1)] = 0.0 + 0.0 + 1.0 * 0.5 * (x0 - x1) * (x0 - x1)
                 self._tend[f, 1, j & (R - 1)] = self._tend[f, 0, b]
+            # ... and likewise level-2 buckets from level 1 (live or just rebuilt)
+            m1 = shape[1][0] // 2 if len(shape) > 1 else 0
+            for j in range(m1, n_ // 4):
+                a, b = (2 * j) & (R - 1), (2 * j + 1) & (R - 1)
+                t0 = float(self._tot[f, 1, a])
+                t1 = float(self._tot[f, 1, b])
+                mu1 = t0 * 0.5
+                mu2 = t1 * 0.5
+                self._tot[f, 2, j & (R - 1)] = t0 + t1
+                self._var[f, 2, j & (R - 1)] = float(self._var[f, 1, a]) + float(self._var[f, 1, b]) \
+                    + 1.0 * (mu1 - mu2) * (mu1 - mu2)
+                self._tend[f, 2, j & (R - 1)] = self._tend[f, 1, b]
             vi += int(c.sum())
 
     @classmethod
