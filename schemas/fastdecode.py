@@ -52,9 +52,11 @@ def decode_event_fast(raw: bytes | None) -> EventView:
     if not raw or len(raw) > MAX_EVENT_BYTES:
         return _from_model(decode_event(raw))  # raises with the reason
     try:
+        if not raw.isascii():
+            raw.decode("utf-8")  # msgspec skips unknown fields without checking their text
         event = _decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        return _from_model(decode_event(raw))
+    except Exception:  # DecodeError, ValidationError, UnicodeDecodeError, RecursionError, ...
+        return _from_model(decode_event(raw))  # the reference decides, and gives the reason
     for value in event.features.values():
         cls = value.__class__
         if (cls is float and value - value != 0.0) or (cls is int and not -_MAX <= value <= _MAX):

@@ -63,7 +63,8 @@ def test_agree_on_arbitrary_bytes(raw: bytes) -> None:
     b'{"features": {}, "ts": NaN}', b'{"features": {}, "ts": 1e400}', b'{"features": {"n": ' + b"9" * 500 + b"}}",
     b"[" * 5000 + b"]" * 5000, b'{"features": ' + b'{"a":' * 3000 + b"1" + b"}" * 3001,
     b'{"features": {"x": 1.0}, "prediction": 3, "label": "yes", "id": "r"}', b'{"features": {"x": 1}, "id": 5}',
-    b'\xef\xbb\xbf{"features": {}}',
+    b'\xef\xbb\xbf{"features": {}}', b'"\x80"', b'{"features": {"a": "\x80\x81"}}', b'{"m\xff": 1, "features": {}}',
+    b'{"features": {"\xc3\x28": 1}}', b'{"model": "\xed\xa0\x80", "features": {}}',
 ])
 def test_agree_on_edge_cases(raw) -> None:
     assert_agree(raw)
