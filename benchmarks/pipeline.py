@@ -425,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-seconds", type=float, default=30.0)
     p.add_argument("--scale-features", default="200,1000", help="comma-separated; '' to skip")
     p.add_argument("--scale-values", type=int, default=10_000_000, help="feature values per scale run")
+    p.add_argument("--naive-values", type=int, default=2_000_000, help="feature values for the naive run at each scale")
     p.add_argument("--big-features", type=int, default=10_000, help="memory check at this many features (0: skip)")
     p.add_argument("--big-events", type=int, default=2_500)
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not the measurement)")
@@ -510,7 +511,10 @@ def main(argv: list[str] | None = None) -> int:
             topics.append(t)
             pre = _kafka.preload(bootstrap, t, n, f, drift_at=n // 2)
             r = run_worker("sidecar", bootstrap, t, n)
+            nv = run_worker("naive", bootstrap, t, min(n, max(a.naive_values // f, 500)))
             scale[str(f)] = {"events": n, "batches": r["batches"], "events_per_s": r["events_per_s"],
+                             "naive_events_per_s": nv["events_per_s"], "naive_events": nv["events"],
+                             "ratio_vs_naive": round(r["events_per_s"] / nv["events_per_s"], 1),
                              "feature_values_per_s": r["events_per_s"] * f,
                              "steady_events_per_s": r["steady_events_per_s"],
                              "steady_feature_values_per_s": (r["steady_events_per_s"] or 0) * f,
