@@ -66,6 +66,8 @@ def new_topic(bootstrap: str, prefix: str, partitions: int = 1) -> str:
 
 
 def delete_topics(bootstrap: str, names: list[str]) -> None:
+    if not names:
+        return
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for fut in admin.delete_topics(names, operation_timeout=10).values():
         with contextlib.suppress(Exception):

@@ -107,6 +107,7 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
         "kafka.input_topic": a.topic,
         "kafka.alerts_topic": a.alerts_topic or f"{a.topic}-alerts-{tag}",
         "kafka.dlq_topic": f"{a.topic}-dlq-{tag}",
+        "kafka.state_topic": f"{a.topic}-state-{tag}",
         "kafka.group_id": f"bench-{tag}",
         "kafka.instance_id": f"bench-{tag}",
         "metrics_host": "127.0.0.1",
@@ -174,6 +175,7 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
     ckpt = sum(len(encode_state({"banks": {m: b.state_dict()}})) for m, b in banks.items())
     return {
         "exit_code": code,
+        "topics": [config.kafka.alerts_topic, config.kafka.dlq_topic, config.kafka.state_topic],
         "events": n,
         "batches": batches,
         "seconds": round(secs, 3),
@@ -290,7 +292,13 @@ def run_worker(kind: str, bootstrap: str, topic: str, max_events: int | None, py
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     if res.returncode != 0 or not lines:
         raise RuntimeError(f"worker {kind} failed ({res.returncode}): {res.stdout[-1000:]} {res.stderr[-3000:]}")
-    return json.loads(lines[-1])
+    out = json.loads(lines[-1])
+    CREATED.extend(out.pop("topics", []))
+    return out
+
+
+#: Topics the sidecar runs created (alerts, DLQ, state), deleted at the end of the run.
+CREATED: list[str] = []
 
 
 # ---------------------------------------------------------------------- latency
@@ -385,6 +393,7 @@ def measure_latency(bootstrap: str, rate: float, seconds: float, features: int, 
                    max_s=round(float(lat.max()), 4))
     try:
         res["sidecar"] = json.loads(out.strip().splitlines()[-1])
+        CREATED.extend(res["sidecar"].pop("topics", []))
     except (ValueError, IndexError):
         pass
     _kafka.delete_topics(bootstrap, [topic, alerts_topic])
@@ -539,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
                                            "bank_array_bytes_per_feature": r["bank_array_bytes_per_feature"]}
             scale[str(f)] = big
         out["scale"] = scale
-        _kafka.delete_topics(bootstrap, topics)
+        _kafka.delete_topics(bootstrap, topics + sorted(set(CREATED) - {None}))
     out["goals"] = {k: {"goal": g, "measured": out.get(k), "met": out.get(k) is not None and (
         out[k] <= g if k == "latency_p99_s" else out[k] >= g)} for k, g in GOALS.items()}
     out["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
