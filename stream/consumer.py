@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -66,6 +68,10 @@ H_OFFSET = "driftsentinel.source.offset"
 #: How long a transaction may keep failing with retriable errors (broker away) before
 #: the sidecar gives up and exits non-zero.
 TXN_RETRY_S = 300.0
+#: A transactional call that has not returned after this long is stuck inside librdkafka
+#: (send_offsets_to_transaction can ignore its timeout: librdkafka #5456, #5511); the
+#: process then re-executes itself and recovers from its checkpoints.
+TXN_STUCK_S = 45.0
 STARTUP_TIMEOUT_S = 30.0
 
 
@@ -150,6 +156,7 @@ class Sidecar:
         self._lag: dict[tuple[str, int], int] = {}
         self._fatal: KafkaError | None = None
         self._error_log: dict[int, tuple[float, int]] = {}
+        self._txn_started: float | None = None
         kafka = config.kafka
         self.instance_id = kafka.instance_id or socket.gethostname()
         self.checkpointing = config.checkpoint.enabled and config.detectors.backend == "kernel"
@@ -220,7 +227,7 @@ class Sidecar:
         server.shutdown()
         return 0
 
-    def _watch_broker(self, interval_s: float = 1.0) -> None:
+    def _watch_broker(self, interval_s: float = 0.5) -> None:
         """Background thread: is the broker answering? (The main loop may be blocked in a
         transaction while it is away, so readiness cannot depend on the loop.)"""
         admin = AdminClient(self._admin_conf)
@@ -230,7 +237,22 @@ class Sidecar:
                 self.health.set_broker(None)
             except KafkaException as exc:
                 self.health.set_broker(f"broker unreachable: {exc.args[0].str()}")
+            started = self._txn_started
+            if started is not None and time.monotonic() - started > TXN_STUCK_S:
+                self._restart_in_place(f"a transactional call has not returned for {TXN_STUCK_S:.0f}s")
             time.sleep(interval_s)
+
+    def _restart_in_place(self, why: str) -> None:
+        """Re-execute this process: a fresh Kafka client, state restored from checkpoints.
+
+        Exactly-once makes this safe: the open transaction is aborted when the new producer
+        (same transactional.id) initialises, and the partitions are rewound to their
+        checkpoints as after any crash.
+        """
+        log.error("%s (librdkafka bug); restarting in place to recover", why)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
     def _start_up(self) -> None:
         """Reach the broker, create output topics, initialise transactions — or fail clearly."""
@@ -496,6 +518,7 @@ class Sidecar:
         if self.config.kafka.exactly_once:
             if offsets:
                 meta = self.consumer.consumer_group_metadata()
+                self._await_broker()
                 self._txn(lambda: self.producer.send_offsets_to_transaction(offsets, meta, 30))
             self._txn(lambda: self.producer.commit_transaction(30))
             if self._delivery.failures:  # cannot happen after a successful commit, but never hide it
@@ -513,12 +536,28 @@ class Sidecar:
                     raise _Abort(f"offset commit failed: {exc.args[0].str()}") from None
         self.health.set_ready(None)
 
+    def _await_broker(self) -> None:
+        """Wait (bounded) while the broker watch sees the broker away.
+
+        librdkafka's send_offsets_to_transaction ignores its timeout and can hang for good
+        when the group coordinator is down at the call (librdkafka issues #5456, #5511), so
+        it is not called while the broker is known to be away.
+        """
+        deadline = time.monotonic() + TXN_RETRY_S
+        while not self.health.broker_ok() and time.monotonic() < deadline:
+            self.health.beat()
+            time.sleep(0.2)
+
     def _txn(self, call: Callable[[], Any]) -> None:
         """Run a transactional call: retry retriable errors, abort abortable ones, raise fatal ones."""
         deadline = time.monotonic() + TXN_RETRY_S
         while True:
             try:
-                call()
+                self._txn_started = time.monotonic()
+                try:
+                    call()
+                finally:
+                    self._txn_started = None
                 return
             except KafkaException as exc:
                 err: KafkaError = exc.args[0]

@@ -115,6 +115,10 @@ class HealthState:
         with self._lock:
             self._broker_reason = reason or ""
 
+    def broker_ok(self) -> bool:
+        with self._lock:
+            return not self._broker_reason
+
     def healthy(self) -> tuple[bool, str]:
         with self._lock:
             age = time.monotonic() - self._heartbeat
