@@ -207,7 +207,6 @@ def test_broker_restart_mid_stream(tmp_path: Path) -> None:
 def test_scale_out_kill_one_of_three(kafka_bootstrap: str, new_topic, tmp_path: Path) -> None:
     """Three sidecars, six partitions; one dies for good; the others take over from its checkpoints."""
     topic = new_topic(partitions=6)
-    values = produce_partitions(kafka_bootstrap, topic, 6, 30_000)
     group = f"{topic}-group"
     cfg = {**checkpoint_config(every_events=5_000), "batch_size": 500}
     sidecars = [
@@ -216,17 +215,23 @@ def test_scale_out_kill_one_of_three(kafka_bootstrap: str, new_topic, tmp_path: 
         for i in range(3)
     ]
     try:
-        # Let all three join and work a little, then kill one for good.
-        sidecars[0].wait_until(lambda s: (sum(v for (n, _), v in s.items() if n == "driftsentinel_events_total")) > 2_000, 120)
-        time.sleep(2)
-        sidecars[1].kill()
+        # All three in the group, two partitions each, before any data arrives.
+        deadline = time.monotonic() + 120
+        while not all(s.log().count("partition ") >= 2 for s in sidecars):
+            assert time.monotonic() < deadline, [s.log()[-1500:] for s in sidecars]
+            assert all(s.proc.poll() is None for s in sidecars)
+            time.sleep(0.5)
+        values = produce_partitions(kafka_bootstrap, topic, 6, 30_000)
+        victim = sidecars[1]
+        victim.wait_until(lambda s: (sum(v for (n, _), v in s.items() if n == "driftsentinel_events_total")) > 2_000, 120)
+        victim.kill()  # SIGKILL, never restarted: its partitions move after the session timeout
         for s in (sidecars[0], sidecars[2]):
             assert s.wait(300) == 0, s.log()[-3000:]
     finally:
         for s in sidecars:
             s.kill()
     logs = sidecars[0].log() + sidecars[2].log()
-    assert "reading from" in logs
+    assert logs.count("assigned") >= 3, "the survivors never took over the victim's partitions"
     got = alert_keys(kafka_bootstrap, sidecars[0].alerts_topic)
     want = offline_expected(values, group, topic)
     assert per_key(got) == per_key(want)
