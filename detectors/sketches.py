@@ -15,9 +15,10 @@ Merging is exact for the bucket counts, so merged sketches obey the same bound a
 of the concatenated stream. Bucket keys come from a piecewise-linear log2 read off the
 float's exponent and mantissa bits (DDSketch's linearly interpolated mapping): no
 logarithm per value, and the multiplier is chosen so that no bucket spans more than a
-factor ``gamma = (1 + alpha) / (1 - alpha)``. Memory: two dense int64 arrays of about
-``50 * log2(max_value / min_value)`` buckets per feature for alpha=0.01 (~70 KB); the
-state dict stores only the non-empty buckets.
+factor ``gamma = (1 + alpha) / (1 - alpha)``. Memory: two dense int32 arrays of about
+``50 * log2(max_value / min_value)`` buckets per feature for alpha=0.01 (~36 KB; half that
+at alpha=0.02); a bucket holds fewer than 2**31 values. The state dict stores only the
+non-empty buckets.
 
 >>> import numpy as np
 >>> from detectors import FeatureSketch
@@ -220,7 +221,7 @@ class FeatureSketch:
         self._min = np.full(F, np.inf)
         self._max = np.full(F, -np.inf)
         self._zero = np.zeros(F, dtype=np.int64)
-        self._bins = np.zeros((F, 2, self._K), dtype=np.int64)  # [:, 0] positive, [:, 1] negative
+        self._bins = np.zeros((F, 2, self._K), dtype=np.int32)  # [:, 0] positive, [:, 1] negative; < 2**31 per bin
 
     _FIELDS = ("_count", "_missing", "_mean", "_m2", "_min", "_max", "_zero", "_bins")
 

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import zlib
+
 import msgpack
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -72,14 +74,18 @@ def _unpack(obj: Any) -> Any:
 
 
 def encode_state(state: dict[str, Any]) -> bytes:
-    """Serialise a state dict (numbers, strings, lists, dicts, numeric numpy arrays)."""
-    return msgpack.packb({"codec": CODEC_VERSION, "state": _pack(state)}, use_bin_type=True)
+    """Serialise a state dict (numbers, strings, lists, dicts, numeric numpy arrays), zlib-compressed."""
+    return zlib.compress(msgpack.packb({"codec": CODEC_VERSION, "state": _pack(state)}, use_bin_type=True), 1)
 
 
 def decode_state(blob: bytes) -> dict[str, Any]:
     """Inverse of :func:`encode_state`; raises :class:`StateFormatError` on anything else."""
     try:
-        doc = msgpack.unpackb(blob, raw=False, strict_map_key=True, max_bin_len=MAX_STATE_BYTES)
+        raw = zlib.decompressobj().decompress(blob, MAX_STATE_BYTES * 8)
+    except zlib.error as exc:
+        raise StateFormatError(f"not a compressed state record: {exc}") from None
+    try:
+        doc = msgpack.unpackb(raw, raw=False, strict_map_key=True, max_bin_len=MAX_STATE_BYTES * 8)
     except Exception as exc:  # msgpack raises several unrelated types
         raise StateFormatError(f"not a msgpack state record: {exc}") from None
     if not isinstance(doc, dict) or doc.get("codec") != CODEC_VERSION or not isinstance(doc.get("state"), dict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import msgpack
 import numpy as np
 import pytest
@@ -69,11 +71,13 @@ def test_codec_never_executes_or_accepts_foreign_records() -> None:
     with pytest.raises(StateFormatError):
         decode_state(b"\x80\x04\x95 pickle-ish bytes")
     with pytest.raises(StateFormatError):
-        decode_state(msgpack.packb({"codec": 99, "state": {}}))
-    evil = msgpack.packb({"codec": 1, "state": {"x": {"__ndarray__": "|O", "shape": [1], "data": b"\0" * 8}}})
+        decode_state(zlib.compress(msgpack.packb({"codec": 99, "state": {}})))
+    with pytest.raises(StateFormatError):
+        decode_state(msgpack.packb({"codec": 1, "state": {}}))  # not compressed
+    evil = zlib.compress(msgpack.packb({"codec": 1, "state": {"x": {"__ndarray__": "|O", "shape": [1], "data": b"\0" * 8}}}))
     with pytest.raises(StateFormatError, match="not allowed"):
         decode_state(evil)
-    short = msgpack.packb({"codec": 1, "state": {"x": {"__ndarray__": "<f8", "shape": [4], "data": b"\0" * 8}}})
+    short = zlib.compress(msgpack.packb({"codec": 1, "state": {"x": {"__ndarray__": "<f8", "shape": [4], "data": b"\0" * 8}}}))
     with pytest.raises(StateFormatError, match="shape"):
         decode_state(short)
     with pytest.raises(TypeError):
