@@ -104,10 +104,22 @@ def parse_offline_line(line: str) -> OfflineRow | None:
 
 
 def read_offline_file(path: Path) -> Iterator[OfflineRow | None]:
-    """Rows of a ``.csv`` (header with an ``id`` column) or JSON Lines file, in file order.
+    """Rows of a ``.csv`` (header with an ``id`` column), Parquet or JSON Lines file, in file order.
 
     Yields ``None`` for a row that cannot be used (no id, not JSON), so callers can count it.
+    Parquet needs pyarrow (``pip install 'driftsentinel[parquet]'``).
     """
+    if path.suffix.lower() in (".parquet", ".pq"):
+        from stream.baseline import read_rows
+
+        for row in read_rows(path):
+            key = row.pop("id", None)
+            if key is None:
+                yield None
+                continue
+            ts = _ts(row.pop("ts", None))
+            yield str(key), {k: v for k, v in row.items() if k != "model"}, ts
+        return
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8", errors="replace") as fh:
             reader = csv.DictReader(fh)

@@ -34,3 +34,28 @@ def test_sidecar_with_reference_reports_the_three_changed_features(kafka_bootstr
     assert by_feature["x1"] & {"ks", "psi", "js", "wasserstein"}
     assert "new_category" in by_feature["country"] and "missing_rate" in by_feature["income"]
     assert all(a["source"]["offset"] >= 10_000 for a in alerts)
+
+
+def test_baseline_from_a_topic_between_two_times(kafka_bootstrap: str, new_topic, tmp_path: Path) -> None:
+    import time as _time
+
+    from confluent_kafka import Producer
+
+    topic = new_topic(partitions=2)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    now_ms = int(_time.time() * 1000)
+    # 300 events an hour ago (x ~ 0), 200 events now (x ~ 100): only the old ones are training data
+    for i in range(500):
+        old = i < 300
+        ts_ms = now_ms - 3_600_000 if old else now_ms
+        doc = {"model": "m", "features": {"x": float(i % 7) + (0.0 if old else 100.0), "c": "a" if old else "z"}}
+        producer.produce(topic, json.dumps(doc).encode(), timestamp=ts_ms, partition=i % 2)
+    assert producer.flush(30) == 0
+    out = tmp_path / "p.json"
+    code = main(["baseline", "--from-topic", topic, "--bootstrap-servers", kafka_bootstrap,
+                 "--from-time", str((now_ms - 4_000_000) / 1000), "--to-time", str((now_ms - 1_000_000) / 1000),
+                 "--out", str(out)])
+    assert code == 0
+    prof = json.loads(out.read_text())
+    assert prof["n_rows"] == 300
+    assert prof["features"]["x"]["max"] < 10 and prof["features"]["c"]["frequencies"] == {"a": 1.0}

@@ -220,3 +220,26 @@ def test_readers_csv_jsonl(tmp_path: Path) -> None:
     assert rows == [{"n": 1, "@prediction": 0.5}, {"n": 2}]
     with pytest.raises(ValueError, match="unknown format"):
         read_rows(tmp_path / "x.txt")
+
+
+def test_parquet_training_data(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(11)
+    table = pa.table({"x": rng.normal(size=1000), "c": rng.choice(["a", "b"], 1000), "flag": rng.random(1000) < 0.5})
+    pq.write_table(table, tmp_path / "t.parquet")
+    assert main(["baseline", "--input", str(tmp_path / "t.parquet"), "--out", str(tmp_path / "p.json")]) == 0
+    prof = load_profile(tmp_path / "p.json")
+    assert {n: p.kind for n, p in prof.features.items()} == {"x": "numeric", "c": "categorical", "flag": "categorical"}
+    assert set(prof.features["flag"].frequencies) == {"true", "false"}
+
+
+def test_offline_parquet_rows_for_skew(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from stream.skew_loop import read_offline_file
+
+    pq.write_table(pa.table({"id": ["a", "b"], "ts": [1.0, 2.0], "latency": [0.5, 0.7]}), tmp_path / "o.parquet")
+    assert list(read_offline_file(tmp_path / "o.parquet")) == [("a", {"latency": 0.5}, 1.0), ("b", {"latency": 0.7}, 2.0)]
