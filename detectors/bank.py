@@ -170,7 +170,11 @@ class DetectorBank:
     def __init__(self, config: BankConfig | None = None, profile: ReferenceProfile | None = None) -> None:
         self.config = config or BankConfig()
         self.profile = profile
-        self.monitor = ReferenceMonitor(profile, self.config.window_tests) if profile is not None else None
+        self.monitor = (
+            ReferenceMonitor(profile, self.config.window_tests, self.config.max_categories)
+            if profile is not None
+            else None
+        )
         self.concept = (
             ConceptDriftMonitor(self.config.concept_drift.delta, backend=self.config.backend)
             if self.config.concept_drift.enabled

@@ -22,8 +22,22 @@ MISSING = -1
 OVERFLOW = -2  # a category beyond the vocabulary's capacity
 
 
-def canonical(value: Any) -> str | None:
-    """The canonical category string of a value (None stays missing)."""
+BOOLEAN = frozenset({"true", "false"})
+_AS_BOOL = {"1": "true", "0": "false", "true": "true", "false": "false"}
+
+
+def canonical(value: Any, boolean: bool = False) -> str | None:
+    """The canonical category string of a value (None stays missing).
+
+    For a boolean feature (``boolean=True``) 1/0 also read as true/false, so a CSV column
+    of 0/1 and JSON booleans get the same codes.
+
+    >>> canonical(1, boolean=True), canonical("0", boolean=True), canonical(1)
+    ('true', 'false', '1')
+    """
+    if boolean:
+        text = canonical(value)
+        return _AS_BOOL.get(text, text) if text is not None else None
     if value is None:
         return None
     if isinstance(value, bool):

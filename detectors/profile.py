@@ -55,6 +55,9 @@ def numeric_profile(values: np.ndarray, n_quantiles: int = N_QUANTILES) -> Numer
 def categorical_profile(values: Sequence[Any], top_k: int = TOP_K) -> CategoricalProfile:
     """Profile of a column of categories (None = missing)."""
     canon = [canonical(v) for v in values]
+    if {c for c in canon if c is not None} <= {"true", "false", "0", "1"}:
+        # a boolean column (true/false, True/False, 0/1): one spelling for training and live
+        canon = [canonical(v, boolean=True) for v in values]
     present = [c for c in canon if c is not None]
     counts = Counter(present)
     total = len(present)

@@ -25,13 +25,12 @@ the window is complete), so they do not depend on batch boundaries.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from detectors.categories import canonical
+from detectors.categories import BOOLEAN, OVERFLOW, Vocabulary, canonical
 from detectors.window_tests import (
     NumericGrid,
     categorical_probs,
@@ -77,13 +76,21 @@ def reference_summary(prof: NumericProfile | CategoricalProfile) -> WindowSummar
 class ReferenceMonitor:
     """Window tests for every profiled feature of one model's stream."""
 
-    def __init__(self, profile: ReferenceProfile, config: WindowTestConfig | None = None) -> None:
+    def __init__(self, profile: ReferenceProfile, config: WindowTestConfig | None = None,
+                 max_categories: int = 1000) -> None:
         self.profile = profile
         self.config = config or WindowTestConfig()
         self.numeric = {n: p for n, p in profile.features.items() if isinstance(p, NumericProfile)}
         self.categorical = {n: p for n, p in profile.features.items() if isinstance(p, CategoricalProfile)}
         self._grids = {n: NumericGrid(np.asarray(p.quantiles), p.count, p.std) for n, p in self.numeric.items()}
         self._seen = {n: set(p.seen) for n, p in self.categorical.items()}
+        self._boolean = {n for n, p in self.categorical.items() if p.frequencies and set(p.frequencies) <= BOOLEAN}
+        # Stable integer codes per categorical feature: training categories first (so every
+        # one has a code), then live ones as they come; beyond max_categories -> OVERFLOW.
+        self.vocab = {
+            n: Vocabulary(list(dict.fromkeys([*p.frequencies, *p.seen])), max_size=max(max_categories, len(p.seen) + len(p.frequencies)))
+            for n, p in self.categorical.items()
+        }
         self._refs = {n: reference_summary(p) for n, p in profile.features.items()}
         self.active: dict[tuple[str, str], bool] = {}
         self.scores: dict[str, dict[str, float]] = {}
@@ -96,7 +103,8 @@ class ReferenceMonitor:
         self.rows = 0
         self.counts = {n: np.zeros(g.n_bins, dtype=np.int64) for n, g in self._grids.items()}
         self.moments = {n: np.zeros(2) for n in self.numeric}  # sum, sum of squares
-        self.cat_counts: dict[str, Counter[str]] = {n: Counter() for n in self.categorical}
+        self.code_counts = {n: np.zeros(len(v.index) + 1, dtype=np.int64) for n, v in self.vocab.items()}
+        self.overflow = dict.fromkeys(self.categorical, 0)
         self.present = dict.fromkeys(self.profile.features, 0)
         self.out_of_range = dict.fromkeys(self.numeric, 0)
         self.type_errors = dict.fromkeys(self.profile.features, 0)
@@ -107,7 +115,9 @@ class ReferenceMonitor:
             "bucket": self.bucket,
             "counts": {n: c.copy() for n, c in self.counts.items()},
             "moments": {n: m.copy() for n, m in self.moments.items()},
-            "cat_counts": {n: [list(c.keys()), list(c.values())] for n, c in self.cat_counts.items()},
+            "vocab": {n: v.categories for n, v in self.vocab.items()},
+            "code_counts": {n: c.copy() for n, c in self.code_counts.items()},
+            "overflow": dict(self.overflow),
             "present": dict(self.present),
             "out_of_range": dict(self.out_of_range),
             "type_errors": dict(self.type_errors),
@@ -121,7 +131,10 @@ class ReferenceMonitor:
         self.bucket = state["bucket"]
         self.counts = {n: np.asarray(c, dtype=np.int64) for n, c in state["counts"].items()}
         self.moments = {n: np.asarray(m, dtype=np.float64) for n, m in state["moments"].items()}
-        self.cat_counts = {n: Counter(dict(zip(k, v))) for n, (k, v) in state["cat_counts"].items()}
+        for n, cats in state["vocab"].items():
+            self.vocab[n] = Vocabulary(list(cats), max_size=self.vocab[n].max_size)
+        self.code_counts = {n: np.asarray(c, dtype=np.int64) for n, c in state["code_counts"].items()}
+        self.overflow = {n: int(v) for n, v in state["overflow"].items()}
         self.present = {n: int(v) for n, v in state["present"].items()}
         self.out_of_range = {n: int(v) for n, v in state["out_of_range"].items()}
         self.type_errors = {n: int(v) for n, v in state["type_errors"].items()}
@@ -200,18 +213,37 @@ class ReferenceMonitor:
             if k is not None and cats is not None:  # a string where training had numbers
                 self.type_errors[name] += int(sum(v is not None for v in cats[a:b, k]))
         for name in self.categorical:
-            counter = self.cat_counts[name]
+            boolean = name in self._boolean
+            vals: list[str | None] = []
             k = cat_idx.get(name)
             if k is not None and cats is not None:
-                vals = [canonical(v) for v in cats[a:b, k] if v is not None]
-                counter.update(vals)
-                self.present[name] += len(vals)
+                vals += [canonical(v, boolean) for v in cats[a:b, k] if v is not None]
             j = num_idx.get(name)
             if j is not None:  # numbers for a categorical feature: the same category spelled as a number
                 col = x[a:b, j]
-                vals = [canonical(float(v)) for v in col[np.isfinite(col)]]
-                counter.update(vals)
-                self.present[name] += len(vals)
+                vals += [canonical(float(v), boolean) for v in col[np.isfinite(col)]]
+            if vals:
+                self._count_codes(name, self.vocab[name].codes(vals))
+
+    def _count_codes(self, name: str, codes: np.ndarray) -> None:
+        self.present[name] += int(codes.size)
+        over = codes == OVERFLOW
+        self.overflow[name] += int(over.sum())
+        counts = np.bincount(codes[~over], minlength=len(self.vocab[name].index))
+        have = self.code_counts[name]
+        if counts.size > have.size:
+            have = np.concatenate([have, np.zeros(counts.size - have.size, dtype=np.int64)])
+        have[: counts.size] += counts
+        self.code_counts[name] = have
+
+    def category_counts(self, name: str) -> dict[str, int]:
+        """This window's counts per category (overflowing, never-seen categories under one key)."""
+        cats = self.vocab[name].categories
+        counts = self.code_counts[name]
+        out = {cats[i]: int(c) for i, c in enumerate(counts[: len(cats)]) if c}
+        if self.overflow[name]:
+            out["\u2026overflow"] = self.overflow[name]
+        return out
 
     # ------------------------------------------------------------------ decisions
     def _evaluate(self, row: int) -> list[WindowDecision]:
@@ -283,7 +315,7 @@ class ReferenceMonitor:
         self, name: str, prof: CategoricalProfile, n: int
     ) -> dict[str, tuple[float, float, bool, float]]:
         cfg = self.config
-        live, ref, new_share = categorical_probs(dict(self.cat_counts[name]), prof.frequencies, prof.other_share,
+        live, ref, new_share = categorical_probs(self.category_counts(name), prof.frequencies, prof.other_share,
                                                  self._seen[name])
         bins = max(int((ref > 0).sum()) + (1 if new_share > 0 else 0), 2)
         out: dict[str, tuple[float, float, bool, float]] = {}
@@ -307,6 +339,6 @@ class ReferenceMonitor:
             quant = {f"p{round(p * 100):02d}": grid.quantile(counts, p) for p in QUANTILE_LEVELS} if present else {}
             return WindowSummary(count=present, mean=mean, std=math.sqrt(max(var, 0.0)) if var is not None else None,
                                  quantiles=quant, missing_ratio=missing)
-        counter = self.cat_counts[name]
-        top = {c: k / present for c, k in counter.most_common(10)} if present else {}
+        counts = sorted(self.category_counts(name).items(), key=lambda kv: -kv[1])[:10]
+        top = {c: k / present for c, k in counts} if present else {}
         return WindowSummary(count=present, mean=None, std=None, quantiles={}, missing_ratio=missing, categories=top)

@@ -243,3 +243,21 @@ def test_offline_parquet_rows_for_skew(tmp_path: Path) -> None:
 
     pq.write_table(pa.table({"id": ["a", "b"], "ts": [1.0, 2.0], "latency": [0.5, 0.7]}), tmp_path / "o.parquet")
     assert list(read_offline_file(tmp_path / "o.parquet")) == [("a", {"latency": 0.5}, 1.0), ("b", {"latency": 0.7}, 2.0)]
+
+
+def test_booleans_spelled_any_way_get_the_same_codes(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("flag,vip\n" + "".join(f"{i % 2},{'True' if i % 3 else 'False'}\n" for i in range(3000)))
+    (tmp_path / "c.yaml").write_text("detectors:\n  types: {flag: categorical}\n")
+    assert main(["baseline", "--input", str(tmp_path / "t.csv"), "--config", str(tmp_path / "c.yaml"),
+                 "--out", str(tmp_path / "p.json")]) == 0
+    prof = load_profile(tmp_path / "p.json")
+    assert set(prof.features["flag"].frequencies) == {"true", "false"} == set(prof.features["vip"].frequencies)
+    bank = DetectorBank(BankConfig(window_tests=WindowTestConfig(window_events=1000)), prof)
+    n = 3000
+    cats = np.empty((n, 2), dtype=object)
+    cats[:, 0] = ["true" if i % 2 else "false" for i in range(n)]  # JSON booleans arrive as "true"/"false"
+    cats[:, 1] = ["true" if i % 3 else "false" for i in range(n)]
+    sigs = bank.update(FeatureBatch([], np.zeros((n, 0)), np.arange(n), np.full(n, np.nan),
+                                    cat_names=["flag", "vip"], cat_values=cats))
+    assert sigs == []
+    assert bank.monitor.vocab["flag"].categories[:2] == list(prof.features["flag"].frequencies)
