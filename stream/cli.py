@@ -1,9 +1,10 @@
-"""``driftsentinel``: the command line.
+"""driftsentinel: streaming drift detection for ML feature streams on Kafka.
 
 Subcommands: ``run`` (the sidecar), ``demo`` (synthetic stream with known drift),
-``replay`` (the same engine over a JSON Lines file, alerts as JSON lines),
-``schema`` (JSON Schemas of the contracts), ``local-kafka`` (a real single-node broker
-for development and tests).
+``replay`` (the same engine over a JSON Lines file, alerts as JSON lines), ``baseline``
+(reference profile from training data), ``calibrate`` (thresholds for a false-alarm rate),
+``skew`` (train/serve skew by join, shadow models), ``schema`` (JSON Schemas of the
+contracts), ``local-kafka`` (a real single-node broker for development and tests).
 """
 
 from __future__ import annotations
