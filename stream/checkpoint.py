@@ -98,6 +98,16 @@ def state_key(group: str, topic: str, partition: int) -> bytes:
     return f"{group}/{topic}/{partition}".encode()
 
 
+def progress_key(group: str, topic: str, partition: int) -> bytes:
+    """The compaction key of one input partition's progress marker.
+
+    Every transaction writes, with its alerts, a tiny record of how far the partition has
+    been processed. On restore it bounds what was already published even when the group's
+    committed offset reads stale (the marker is committed atomically with the alerts).
+    """
+    return state_key(group, topic, partition) + b"#progress"
+
+
 @dataclass(frozen=True)
 class PartitionState:
     """What a checkpoint holds for one input partition."""

@@ -53,7 +53,14 @@ from schemas import DriftEvent, InvalidEvent, SidecarConfig
 from schemas.fastdecode import EventView, decode_event_fast
 from schemas.profile import load_profile
 from stream.alerts import AlertPolicy
-from stream.checkpoint import MAX_STATE_BYTES, encode_state, ensure_state_topic, load_states, state_key
+from stream.checkpoint import (
+    MAX_STATE_BYTES,
+    encode_state,
+    ensure_state_topic,
+    load_states,
+    progress_key,
+    state_key,
+)
 from stream.columns import to_batches
 from stream.metrics import HealthState, Metrics, serve
 
@@ -489,14 +496,21 @@ class Sidecar:
         """Rebuild each partition from its checkpoint; return where to read each from."""
         group = self.config.kafka.group_id
         committed = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(tps, timeout=30)}
-        states = {}
+        states: dict[tuple[str, int], Any] = {}
+        progress: dict[tuple[str, int], int] = {}
         if self.checkpointing:
             keys = {state_key(group, tp.topic, tp.partition): (tp.topic, tp.partition) for tp in tps}
-            states = {keys[k]: v for k, v in load_states(self._admin_conf, self.config.kafka.state_topic, set(keys)).items()}
+            marks = {progress_key(group, tp.topic, tp.partition): (tp.topic, tp.partition) for tp in tps}
+            found_all = load_states(self._admin_conf, self.config.kafka.state_topic, set(keys) | set(marks))
+            states = {keys[k]: v for k, v in found_all.items() if k in keys}
+            progress = {marks[k]: v.next_offset for k, v in found_all.items() if k in marks}
         out = []
         for tp in tps:
             key = (tp.topic, tp.partition)
-            done = committed.get(key, OFFSET_INVALID)
+            done = max(committed.get(key, OFFSET_INVALID), progress.get(key, OFFSET_INVALID))
+            if done > committed.get(key, OFFSET_INVALID):
+                log.warning("%s[%d]: committed offset %s is behind the progress marker %d; using the marker",
+                            *key, committed.get(key), done)
             part = _Partition(tp.topic, tp.partition, replay_until=max(done, 0))
             start = done if done >= 0 else OFFSET_BEGINNING
             self.policy.load_partition(tp.topic, tp.partition, [])
@@ -532,6 +546,10 @@ class Sidecar:
     def _finish(self, next_offsets: dict[tuple[str, int], int]) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items() if o >= 0]
         if self.config.kafka.exactly_once:
+            if self.checkpointing:
+                for tp in offsets:  # how far each partition got, committed with its alerts
+                    self._produce(self.config.kafka.state_topic, progress_key(self.config.kafka.group_id, tp.topic,
+                                  tp.partition), encode_state({"next_offset": tp.offset}), None)
             if offsets:
                 meta = self.consumer.consumer_group_metadata()
                 self._await_broker()
