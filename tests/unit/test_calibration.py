@@ -75,7 +75,7 @@ def test_calibrate_command_writes_a_config_that_runs(tmp_path) -> None:
     assert cfg.reference == str(tmp_path / "p.json")
     assert set(cfg.detectors.per_feature) == {"a"}
     assert 10 <= cfg.detectors.per_feature["a"].page_hinkley_threshold <= 500
-    assert yaml.safe_load((tmp_path / "c.yaml").read_text())["detectors"]["per_feature"]["a"]["adwin_delta"] <= 0.0002
+    assert yaml.safe_load((tmp_path / "c.yaml").read_text())["detectors"]["per_feature"]["a"]["adwin_delta"] <= 0.002  # never looser than river's default
 
 
 def test_per_feature_parameters_need_the_kernels() -> None:
