@@ -267,8 +267,8 @@ class DetectorBank:
                 j = self._index.get(feature)
                 if j is None:
                     continue
-                for field, key in keys[det_name].items():
-                    value = getattr(params, field)
+                for param, key in keys[det_name].items():
+                    value = getattr(params, param)
                     if value is not None:
                         state[key][j] = value
                         changed = True

@@ -36,7 +36,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from schemas import DriftEvent
 from stream import local_kafka
 from stream.demo import demo_values
-from tests.integration.sidecar_helpers import REPO, free_port, sample
+from tests.integration.sidecar_helpers import REPO, free_port
 
 pytestmark = pytest.mark.integration
 
