@@ -239,14 +239,9 @@ class AlertPolicyConfig(_Section):
         return self
 
 
-class SidecarConfig(_Section):
-    """Everything `driftsentinel run` needs; zero-config works."""
+class RunConfig(_Section):
+    """What every long-running command shares: batching, the metrics endpoint, bounded runs."""
 
-    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
-    detectors: BankConfig = Field(default_factory=BankConfig)
-    alerts: AlertPolicyConfig = Field(default_factory=AlertPolicyConfig)
-    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
-    reference: str | None = Field(default=None, description="Path of a reference profile (driftsentinel baseline).")
     default_model: str = Field(default="default", min_length=1, description="Model name for events without 'model'.")
     batch_size: int = Field(default=4096, ge=1, le=1_000_000)
     batch_timeout_s: float = Field(default=0.5, gt=0)
@@ -254,6 +249,16 @@ class SidecarConfig(_Section):
     metrics_port: int = Field(default=8000, ge=0, le=65535)
     max_events: int | None = Field(default=None, ge=1, description="Stop after this many input messages (tests).")
     idle_exit: float | None = Field(default=None, gt=0, description="Stop after this many seconds without input.")
+
+
+class SidecarConfig(RunConfig):
+    """Everything `driftsentinel run` needs; zero-config works."""
+
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    detectors: BankConfig = Field(default_factory=BankConfig)
+    alerts: AlertPolicyConfig = Field(default_factory=AlertPolicyConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    reference: str | None = Field(default=None, description="Path of a reference profile (driftsentinel baseline).")
     log_format: Literal["text", "json"] = "text"
     log_interval_s: float = Field(default=30.0, gt=0, description="Seconds between throughput/lag log lines.")
 

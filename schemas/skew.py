@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.config import ConfigError, load_model  # noqa: F401 (ConfigError: part of this module's API)
+from schemas.config import ConfigError, RunConfig, load_model  # noqa: F401 (ConfigError: part of this module's API)
 
 
 class _Section(BaseModel):
@@ -168,19 +168,12 @@ class SkewSources(_Section):
         return self
 
 
-class SkewSidecarConfig(_Section):
+class SkewSidecarConfig(RunConfig):
     """Everything ``driftsentinel skew`` needs."""
 
     sources: SkewSources = Field(default_factory=SkewSources)
     skew: SkewConfig = Field(default_factory=SkewConfig)
     shadow: ShadowConfig | None = None
-    default_model: str = Field(default="default", min_length=1, description="Model name for events without 'model'.")
-    batch_size: int = Field(default=4096, ge=1, le=1_000_000)
-    batch_timeout_s: float = Field(default=0.5, gt=0)
-    metrics_host: str = "0.0.0.0"
-    metrics_port: int = Field(default=8000, ge=0, le=65535)
-    idle_exit: float | None = Field(default=None, gt=0, description="Stop after this many seconds without input.")
-    max_events: int | None = Field(default=None, ge=1, description="Stop after this many input messages.")
 
 
 def load_skew_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SkewSidecarConfig:

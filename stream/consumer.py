@@ -106,10 +106,6 @@ _rdkafka_log = logging.getLogger("driftsentinel.rdkafka")
 _rdkafka_log.addFilter(_RateLimit())
 
 
-class DeliveryFailed(RuntimeError):
-    """An alert or DLQ record was not acknowledged; offsets must not be committed."""
-
-
 class StartupError(RuntimeError):
     """The sidecar cannot start (broker unreachable, authentication failed, ...)."""
 
