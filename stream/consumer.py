@@ -86,7 +86,11 @@ STARTUP_TIMEOUT_S = 30.0
 
 
 class _RateLimit(logging.Filter):
-    """librdkafka repeats connection failures several times a second: one line per kind per 10 s."""
+    """librdkafka repeats connection failures several times a second: one line per kind per 10 s.
+
+    The kind is the record's ``kind`` extra (an error code name), else the text before
+    the first colon (librdkafka's log facility).
+    """
 
     def __init__(self, every_s: float = 10.0) -> None:
         super().__init__()
@@ -94,7 +98,7 @@ class _RateLimit(logging.Filter):
         self._last: dict[str, float] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        kind = record.getMessage().split(":", 1)[0][:80]
+        kind = getattr(record, "kind", None) or record.getMessage().split(":", 1)[0][:80]
         now = time.monotonic()
         if now - self._last.get(kind, -1e9) < self.every_s:
             return False
@@ -161,7 +165,6 @@ class Sidecar:
         self._last_report = (time.monotonic(), 0)
         self._lag: dict[tuple[str, int], int] = {}
         self._fatal: KafkaError | None = None
-        self._error_log: dict[int, tuple[float, int]] = {}
         self._txn_started: float | None = None
         kafka = config.kafka
         self.instance_id = kafka.instance_id or socket.gethostname()
@@ -710,15 +713,7 @@ class Sidecar:
             self.health.set_ready(f"broker unreachable: {err.str()}")
         if err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED) or err.fatal():
             self._fatal = err
-        # librdkafka repeats connection errors several times a second while a broker is
-        # away: log each kind at most every 10 s, with how many were suppressed.
-        now = time.monotonic()
-        last, suppressed = self._error_log.get(err.code(), (0.0, 0))
-        if now - last < 10.0:
-            self._error_log[err.code()] = (last, suppressed + 1)
-            return
-        self._error_log[err.code()] = (now, 0)
-        log.warning("kafka: %s%s", err.str(), f" ({suppressed} similar suppressed)" if suppressed else "")
+        _rdkafka_log.warning("kafka: %s", err.str(), extra={"kind": err.name()})
 
     def _on_consume_error(self, err: KafkaError) -> None:
         if err.fatal():
