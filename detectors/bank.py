@@ -31,7 +31,6 @@ True
 
 from __future__ import annotations
 
-import copy
 import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -136,9 +135,9 @@ class _LiveWindow:
                 self.current = self._new(n_features=self.previous.n_features)
                 self.rows_in_current = 0
 
-    def merged(self) -> Any:
-        """One sketch of both windows (a copy: the windows go on)."""
-        return copy.deepcopy(self.previous).merge(self.current)
+    def feature(self, j: int) -> Any:
+        """One sketch of both windows for feature ``j`` alone (the windows go on)."""
+        return self.previous.take([j]).merge(self.current.take([j]))
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -287,26 +286,26 @@ class DetectorBank:
         >>> bank.admit(["a", "id", "b", "c"])
         ['a', 'b']
         """
-        room = self.config.max_features - len(self.features)
-        always = self.profile.features.keys() if self.profile is not None else ()
-        out = []
-        for name in dict.fromkeys(names):
-            if name in self._index or name in always or name in ("@prediction", "@label"):
-                out.append(name)
-            elif self._accepts(name) and room > 0:
-                out.append(name)
-                room -= 1
-        return out
+        fits, _ = self._new_names(names)
+        keep = set(fits) | {"@prediction", "@label"}
+        if self.profile is not None:
+            keep |= self.profile.features.keys()
+        return [n for n in dict.fromkeys(names) if n in self._index or n in keep]
+
+    def _new_names(self, names: list[str]) -> tuple[list[str], set[str]]:
+        """Unknown names the change detectors would take: (those under ``max_features``, those over)."""
+        room = max(self.config.max_features - len(self.features), 0)
+        new = [n for n in dict.fromkeys(names) if n not in self._index and self._accepts(n)]
+        return new[:room], set(new[room:])
 
     def _align(self, batch: FeatureBatch) -> np.ndarray:
         """The batch as a ``[rows, len(self.features)]`` matrix, learning new features."""
         if batch.names == self.features:
             return np.ascontiguousarray(batch.values, dtype=np.float64)
-        room = max(self.config.max_features - len(self.features), 0)
-        new = [n for n in dict.fromkeys(batch.names) if n not in self._index and self._accepts(n)]
-        if new[:room]:
-            self._add_features(new[:room])
-        over_cap = [j for j, n in enumerate(batch.names) if n in set(new[room:])]
+        fits, over = self._new_names(batch.names)
+        if fits:
+            self._add_features(fits)
+        over_cap = [j for j, n in enumerate(batch.names) if n in over]
         if over_cap:
             self.values_dropped += int((~np.isnan(batch.values[:, over_cap])).sum())
         x = np.full((batch.n_rows, len(self.features)), np.nan)
@@ -395,13 +394,10 @@ class DetectorBank:
         # The live window is fed up to each decision's row, so its evidence is as of that row.
         signals: list[DriftSignal] = []
         done = 0
-        live = None
         for row, j, name, status, stat in decisions:
             if row + 1 > done:
                 self._live.update(x[done : row + 1])
-                done, live = row + 1, None
-            if live is None:
-                live = self._live.merged()
+                done = row + 1
             signals.append(
                 DriftSignal(
                     row=row,
@@ -411,7 +407,7 @@ class DetectorBank:
                     statistic=stat,
                     statistic_name="mean_shift_sigma",
                     threshold=self.config.resolve_tolerance_sigma if status == "resolved" else None,
-                    window=self._summary(live, j),
+                    window=self._summary(self._live.feature(j), 0),
                     reference=self._reference[j],
                 )
             )

@@ -278,6 +278,18 @@ class FeatureSketch:
         self._bins = self._bins + other._bins
         return self
 
+    def take(self, features: Any) -> FeatureSketch:
+        """A new sketch of just the selected features (indices or a mask); ``self`` is unchanged.
+
+        >>> s = FeatureSketch(n_features=3); s.update(np.arange(6.0).reshape(2, 3))
+        >>> s.take([2]).mean.tolist()
+        [3.5]
+        """
+        out = FeatureSketch(0, self.alpha, self.min_value, self.max_value)
+        for name in self._FIELDS:
+            setattr(out, name, getattr(self, name)[features].copy())
+        return out
+
     def reset(self, feature_mask: Any = None) -> None:
         """Forget everything about the selected features (all by default)."""
         mask = np.ones(self.n_features, bool) if feature_mask is None else np.asarray(feature_mask, bool)
