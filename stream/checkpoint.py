@@ -101,9 +101,10 @@ def state_key(group: str, topic: str, partition: int) -> bytes:
 def progress_key(group: str, topic: str, partition: int) -> bytes:
     """The compaction key of one input partition's progress marker.
 
-    Every transaction writes, with its alerts, a tiny record of how far the partition has
-    been processed. On restore it bounds what was already published even when the group's
-    committed offset reads stale (the marker is committed atomically with the alerts).
+    Every transaction that publishes alerts or DLQ records of the partition writes with them
+    a tiny record of how far the partition has been processed. On restore it bounds what was
+    already published even when the group's committed offset reads stale (the marker is
+    committed atomically with the alerts).
     """
     return state_key(group, topic, partition) + b"#progress"
 

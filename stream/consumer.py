@@ -138,6 +138,7 @@ class _Partition:
     replay_until: int = -1  # alerts of offsets below this were already committed
     since_checkpoint: int = 0
     checkpointed_at: float = 0.0  # monotonic time; 0 = never in this assignment
+    published: bool = False  # this transaction holds alerts or DLQ records of the partition
 
 
 class Sidecar:
@@ -356,6 +357,7 @@ class Sidecar:
         """Decode, detect, produce; returns the partitions the batch touched."""
         per_partition: dict[tuple[str, int], list[tuple[int, EventView]]] = {}
         newest_ts: dict[tuple[str, int], float] = {}
+        touched: dict[tuple[str, int], None] = {}
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -365,6 +367,7 @@ class Sidecar:
             part = self.partitions.get(key)
             if part is None:  # a stale message of a partition revoked meanwhile
                 continue
+            touched[key] = None
             offset = msg.offset()
             part.next_offset = offset + 1
             part.since_checkpoint += 1
@@ -374,6 +377,7 @@ class Sidecar:
             except InvalidEvent as exc:
                 if offset >= part.replay_until:
                     self._dead_letter(msg, exc)
+                    part.published = True
                 continue
             per_partition.setdefault(key, []).append((offset, event))
             if event.ts is not None:
@@ -405,9 +409,9 @@ class Sidecar:
                             event_time=None if ts != ts else ts, now=now,
                         )
                     )
-                    signalled = True
+                    part.published = signalled = True
         self._update_gauges(force=signalled)
-        return [key for key in {(m.topic(), m.partition()) for m in msgs if m.error() is None} if key in self.partitions]
+        return list(touched)
 
     def _widest_bank(self) -> int:
         """Features of the widest bank: batches shrink so that one matrix stays ~32 MB."""
@@ -546,9 +550,15 @@ class Sidecar:
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_offsets.items() if o >= 0]
         if self.config.kafka.exactly_once:
             if self.checkpointing:
-                for tp in offsets:  # how far each partition got, committed with its alerts
-                    self._produce(self.config.kafka.state_topic, progress_key(self.config.kafka.group_id, tp.topic,
-                                  tp.partition), encode_state({"next_offset": tp.offset}), None)
+                # How far a partition got, committed with its alerts: only transactions that
+                # publish something need it (it bounds what a restart must not repeat).
+                for tp in offsets:
+                    part = self.partitions[(tp.topic, tp.partition)]
+                    if part.published:
+                        part.published = False
+                        self._produce(self.config.kafka.state_topic,
+                                      progress_key(self.config.kafka.group_id, tp.topic, tp.partition),
+                                      encode_state({"next_offset": tp.offset}), None)
             if offsets:
                 meta = self.consumer.consumer_group_metadata()
                 self._await_broker()
