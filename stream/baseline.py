@@ -23,6 +23,7 @@ from detectors.profile import build_profile
 from schemas import InvalidEvent
 from schemas.fastdecode import decode_event_fast
 from schemas.profile import ReferenceProfile
+from stream.columns import event_features
 
 
 def _cell(text: str) -> Any:
@@ -48,7 +49,7 @@ def _rows_csv(path: Path) -> Iterator[dict[str, Any]]:
             yield {k: _cell(v) for k, v in row.items() if k is not None}
 
 
-def _event_features(obj: dict[str, Any]) -> dict[str, Any]:
+def _row_features(obj: dict[str, Any]) -> dict[str, Any]:
     if isinstance(obj.get("features"), dict):
         feats = dict(obj["features"])
         if obj.get("prediction") is not None:
@@ -70,7 +71,7 @@ def _rows_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 raise ValueError(f"{path}:{no}: not JSON: {exc}") from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{path}:{no}: not a JSON object")
-            yield _event_features(obj)
+            yield _row_features(obj)
 
 
 def _rows_parquet(path: Path) -> Iterator[dict[str, Any]]:
@@ -145,12 +146,7 @@ def rows_from_topic(
                     ev = decode_event_fast(msg.value())
                 except InvalidEvent:
                     continue
-                feats = dict(ev.features)
-                if ev.prediction is not None:
-                    feats["@prediction"] = ev.prediction
-                if ev.label is not None:
-                    feats["@label"] = ev.label
-                yield feats
+                yield event_features(ev)
     finally:
         consumer.close()
 

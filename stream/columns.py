@@ -44,7 +44,7 @@ def to_batches(
             by_model.setdefault(item[1].model or default_model, []).append(item)
     out: dict[str, FeatureBatch] = {}
     for model, items in by_model.items():
-        rows = [_features(event) for _, event in items]
+        rows = [event_features(event) for _, event in items]
         # Each row's layout is (names, value classes). Consecutive rows of the same layout
         # add no columns, so discovery looks at a layout only when it changes. Only ints
         # are kept per row (a layout number): objects kept per row would be tracked by the
@@ -122,7 +122,7 @@ def to_batches(
     return out
 
 
-def _features(event: EventView) -> dict:
+def event_features(event: EventView) -> dict:
     """The event's features, plus ``@prediction`` / ``@label`` when present."""
     if event.prediction is None and event.label is None:
         return event.features

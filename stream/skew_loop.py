@@ -289,13 +289,7 @@ class SkewSidecar:
 
     def _finish_input(self) -> None:
         """End of the run: partial windows are evaluated, waiting ids count as unmatched."""
-        result = self.skew.flush()
-        if result is not None:
-            self._on_skew_window(result, [])
-        if self.shadow is not None:
-            shadow_result = self.shadow.flush(min_pairs=self.config.skew.min_pairs)
-            if shadow_result is not None:
-                self._on_shadow_window(shadow_result, [])
+        self._flush_windows()
         self.join.drain()
         if self.shadow_join is not None:
             self.shadow_join.drain()
@@ -419,12 +413,8 @@ class SkewSidecar:
         for result in results:
             self._on_shadow_window(result, positions)
 
-    def _evaluate_on_time(self, now: float) -> None:
-        """Close a partial skew/shadow window once ``skew.window_s`` has passed (slow streams)."""
-        window_s = self.config.skew.window_s
-        if window_s is None or now - self._window_started < window_s:
-            return
-        self._window_started = now
+    def _flush_windows(self) -> None:
+        """Evaluate the partial skew and shadow windows now."""
         result = self.skew.flush()
         if result is not None:
             self._on_skew_window(result, [])
@@ -432,6 +422,14 @@ class SkewSidecar:
             shadow_result = self.shadow.flush(min_pairs=self.config.skew.min_pairs)
             if shadow_result is not None:
                 self._on_shadow_window(shadow_result, [])
+
+    def _evaluate_on_time(self, now: float) -> None:
+        """Close a partial skew/shadow window once ``skew.window_s`` has passed (slow streams)."""
+        window_s = self.config.skew.window_s
+        if window_s is None or now - self._window_started < window_s:
+            return
+        self._window_started = now
+        self._flush_windows()
 
     def _on_skew_window(self, result: WindowResult, positions: list[_Position]) -> None:
         pos = positions[result.row] if result.row >= 0 else self._last_pair
