@@ -17,13 +17,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from detectors.profile import build_profile
 from schemas import InvalidEvent
 from schemas.fastdecode import decode_event_fast
 from schemas.profile import ReferenceProfile
 from stream.columns import event_features
+from stream.topic_reader import read_to_end
 
 
 def _cell(text: str) -> Any:
@@ -129,24 +130,13 @@ def rows_from_topic(
         live = [tp for tp in starts if tp.offset >= 0]
         if not live:
             return
-        consumer.assign(live)
-        pending = {tp.partition for tp in live}
-        deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, timeout=0.5):
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                    continue
-                if msg.timestamp()[1] >= to_time * 1000:
-                    pending.discard(msg.partition())
-                    continue
-                try:
-                    ev = decode_event_fast(msg.value())
-                except InvalidEvent:
-                    continue
-                yield event_features(ev)
+        past_end = to_time * 1000
+        for msg in read_to_end(consumer, live, timeout_s, stop=lambda m: m.timestamp()[1] >= past_end, strict=False):
+            try:
+                ev = decode_event_fast(msg.value())
+            except InvalidEvent:
+                continue
+            yield event_features(ev)
     finally:
         consumer.close()
 

@@ -14,16 +14,16 @@ numeric dtype, rebuilt with ``numpy.frombuffer``.
 from __future__ import annotations
 
 import logging
-import time
+import zlib
 from dataclasses import dataclass
 from typing import Any
-
-import zlib
 
 import msgpack
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from stream.topic_reader import read_to_end
 
 log = logging.getLogger("driftsentinel.checkpoint")
 
@@ -159,25 +159,13 @@ def load_states(
         if meta is None or meta.error is not None:
             return {}
         parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
-        consumer.assign(parts)
-        pending = {p.partition for p in parts}
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"state topic {topic} not read to its end within {timeout}s")
-            for msg in consumer.consume(1000, timeout=0.5):
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                        continue
-                    raise KafkaException(err)
-                key = msg.key()
-                if key in keys:
-                    if msg.value() is None:
-                        found.pop(key, None)  # tombstone
-                    else:
-                        found[key] = msg.value()
+        for msg in read_to_end(consumer, parts, timeout):
+            key = msg.key()
+            if key in keys:
+                if msg.value() is None:
+                    found.pop(key, None)  # tombstone
+                else:
+                    found[key] = msg.value()
     finally:
         consumer.close()
     out: dict[bytes, PartitionState] = {}
