@@ -386,7 +386,6 @@ class Sidecar:
         for (topic, partition), ts in newest_ts.items():
             self.metrics.last_event_ts.labels(topic, str(partition)).set(ts)
         now = time.time()
-        signalled = False
         for key, events in per_partition.items():
             part = self.partitions[key]
             batches = to_batches(events, self.config.default_model, admit=lambda m, names: self._bank(part, m).admit(names))
@@ -409,8 +408,8 @@ class Sidecar:
                             event_time=None if ts != ts else ts, now=now,
                         )
                     )
-                    part.published = signalled = True
-        self._update_gauges(force=signalled)
+                    part.published = True
+        self._update_gauges()  # drift gauges flip in _publish; the rest once a second
         return list(touched)
 
     def _widest_bank(self) -> int:
@@ -687,6 +686,7 @@ class Sidecar:
                         drift[(model, st.feature, det)] = drift.get((model, st.feature, det), False) or flag
         for labels, flag in drift.items():
             m.drift_detected.labels(*labels).set(1 if flag else 0)
+        self._update_lag()
 
     def _update_lag(self) -> None:
         try:
@@ -702,8 +702,7 @@ class Sidecar:
                 self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
     def _report_throughput(self) -> None:
-        """Lag gauges after each batch; one log line every ``log_interval_s``."""
-        self._update_lag()
+        """One log line every ``log_interval_s`` (lag as of the last gauge update)."""
         now = time.monotonic()
         since, count = self._last_report
         if now - since < self.config.log_interval_s:
