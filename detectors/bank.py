@@ -389,7 +389,7 @@ class DetectorBank:
             z[not_yet] = np.nan
         hits = {name: det.update(z) for name, det in self._detectors.items()}
         decisions = self._decide(z, hits)
-        self._recent = np.concatenate([self._recent, z])[-_RECENT:]
+        self._recent = np.concatenate([self._recent, z[-_RECENT:]])[-_RECENT:]
         self.n_rows += n
         # The live window is fed up to each decision's row, so its evidence is as of that row.
         signals: list[DriftSignal] = []
