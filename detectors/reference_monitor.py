@@ -237,13 +237,10 @@ class ReferenceMonitor:
         self.code_counts[name] = have
 
     def category_counts(self, name: str) -> dict[str, int]:
-        """This window's counts per category (overflowing, never-seen categories under one key)."""
+        """This window's counts per category (without the overflow past the vocabulary)."""
         cats = self.vocab[name].categories
         counts = self.code_counts[name]
-        out = {cats[i]: int(c) for i, c in enumerate(counts[: len(cats)]) if c}
-        if self.overflow[name]:
-            out["\u2026overflow"] = self.overflow[name]
-        return out
+        return {cats[i]: int(c) for i, c in enumerate(counts[: len(cats)]) if c}
 
     # ------------------------------------------------------------------ decisions
     def _evaluate(self, row: int) -> list[WindowDecision]:
@@ -316,7 +313,7 @@ class ReferenceMonitor:
     ) -> dict[str, tuple[float, float, bool, float]]:
         cfg = self.config
         live, ref, new_share = categorical_probs(self.category_counts(name), prof.frequencies, prof.other_share,
-                                                 self._seen[name])
+                                                 self._seen[name], self.overflow[name])
         bins = max(int((ref > 0).sum()) + (1 if new_share > 0 else 0), 2)
         out: dict[str, tuple[float, float, bool, float]] = {}
         if "chi2" in cfg.categorical_tests:
@@ -339,6 +336,9 @@ class ReferenceMonitor:
             quant = {f"p{round(p * 100):02d}": grid.quantile(counts, p) for p in QUANTILE_LEVELS} if present else {}
             return WindowSummary(count=present, mean=mean, std=math.sqrt(max(var, 0.0)) if var is not None else None,
                                  quantiles=quant, missing_ratio=missing)
-        counts = sorted(self.category_counts(name).items(), key=lambda kv: -kv[1])[:10]
+        shown = self.category_counts(name)
+        if self.overflow[name]:
+            shown["\u2026overflow"] = self.overflow[name]  # categories past max_categories, as one
+        counts = sorted(shown.items(), key=lambda kv: -kv[1])[:10]
         top = {c: k / present for c, k in counts} if present else {}
         return WindowSummary(count=present, mean=None, std=None, quantiles={}, missing_ratio=missing, categories=top)

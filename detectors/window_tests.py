@@ -182,9 +182,12 @@ class NumericGrid:
 
 
 def categorical_probs(
-    live_counts: dict[str, int], ref_freqs: dict[str, float], ref_other: float, seen: set[str]
+    live_counts: dict[str, int], ref_freqs: dict[str, float], ref_other: float, seen: set[str], overflow: int = 0
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """(live, reference) probabilities over [top categories..., other, new] and the new share.
+
+    ``overflow`` counts values whose category was past the vocabulary's capacity: never
+    seen in training when ``seen`` lists every training category, else "other".
 
     >>> live, ref, new = categorical_probs({"a": 50, "b": 30, "z": 20}, {"a": 0.6, "b": 0.4}, 0.0, {"a", "b"})
     >>> live.tolist(), ref.tolist(), new
@@ -201,6 +204,8 @@ def categorical_probs(
             live[-1] += k  # never seen in training
         else:
             live[-2] += k  # "other" (without a full list, beyond the top K, new and other look alike)
+    live[-1 if seen else -2] += overflow
+    n += overflow
     ref = np.array([*ref_freqs.values(), ref_other, 0.0])
     live = live / n if n else live
     return live, ref, float(live[-1])
