@@ -324,6 +324,8 @@ class Sidecar:
                     return
             msgs = self.consumer.consume(num_messages=budget, timeout=cfg.batch_timeout_s)
             if not msgs:
+                if not self.health.broker_ok():
+                    last_input = time.monotonic()  # no input because the broker is away is not idleness
                 if cfg.idle_exit is not None and time.monotonic() - last_input >= cfg.idle_exit:
                     log.info("no input for %.1fs: exiting (idle_exit)", cfg.idle_exit)
                     return
