@@ -38,6 +38,30 @@ def _column(batch: FeatureBatch, name: str) -> tuple[np.ndarray | None, np.ndarr
     return num, cat
 
 
+def pair_error(prediction: Any, label: Any) -> float:
+    """The model's error on one request: 0/1 for classes, the absolute error for numbers.
+
+    A boolean label (``True``, or the strings "true"/"false") against a numeric score
+    counts as 1/0, so a score against a true/false label gives ``|score - label|``.
+
+    >>> pair_error("fraud", "fraud"), pair_error("fraud", "ok"), pair_error(0.8, True), pair_error(3.0, 5)
+    (0.0, 1.0, 0.19999999999999996, 2.0)
+    >>> pair_error("True", True), pair_error(True, 0.0)
+    (0.0, 1.0)
+    """
+    if isinstance(label, bool):
+        label = "true" if label else "false"
+    if isinstance(prediction, bool):
+        prediction = "true" if prediction else "false"
+    if isinstance(label, str) and canonical(label) in ("true", "false") and not isinstance(prediction, str):
+        label = 1.0 if canonical(label) == "true" else 0.0
+    if isinstance(prediction, str) and canonical(prediction) in ("true", "false") and not isinstance(label, str):
+        prediction = 1.0 if canonical(prediction) == "true" else 0.0
+    if isinstance(prediction, str) or isinstance(label, str):
+        return 0.0 if canonical(prediction) == canonical(label) else 1.0
+    return abs(float(prediction) - float(label))
+
+
 def errors(batch: FeatureBatch) -> np.ndarray:
     """Per row: the model's error, NaN where prediction or label is missing."""
     n = batch.n_rows
@@ -49,14 +73,8 @@ def errors(batch: FeatureBatch) -> np.ndarray:
     for i in range(n):
         p = p_num[i] if p_num is not None and p_num[i] == p_num[i] else (p_cat[i] if p_cat is not None else None)
         lab: Any = l_num[i] if l_num is not None and l_num[i] == l_num[i] else (l_cat[i] if l_cat is not None else None)
-        if p is None or lab is None:
-            continue
-        if isinstance(lab, str) and canonical(lab) in ("true", "false") and not isinstance(p, str):
-            lab = 1.0 if canonical(lab) == "true" else 0.0
-        if isinstance(p, str) or isinstance(lab, str):
-            out[i] = 0.0 if canonical(p) == canonical(lab) else 1.0
-        else:
-            out[i] = abs(float(p) - float(lab))
+        if p is not None and lab is not None:
+            out[i] = pair_error(p, lab)
     return out
 
 
@@ -74,9 +92,21 @@ class ConceptDriftMonitor:
         self.since_sum = 0.0
 
     def update(self, batch: FeatureBatch) -> list[Any]:
+        """Signals from the events that carry both prediction and label; ``row`` is the batch row."""
+        return self.update_errors(errors(batch))
+
+    def update_errors(self, err: np.ndarray) -> list[Any]:
+        """Feed errors (NaN = none for that row); signals' ``row`` index ``err``.
+
+        >>> m = ConceptDriftMonitor()
+        >>> rng = np.random.default_rng(1)
+        >>> e = np.r_[rng.random(4000) < 0.1, rng.random(4000) < 0.4].astype(float)
+        >>> [s.row >= 4000 for s in m.update_errors(e)]
+        [True]
+        """
         from detectors.bank import DriftSignal
 
-        err = errors(batch)
+        err = np.asarray(err, dtype=np.float64)
         ok = ~np.isnan(err)
         if not ok.any():
             return []

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -40,6 +40,14 @@ class KafkaConfig(_Section):
     state_topic: str = Field(
         default="driftsentinel-state", min_length=1, description="Compacted topic of detector checkpoints."
     )
+    labels_topic: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Topic of LabelEvents ({id, label}) that arrive after the prediction; joined to the input "
+            "events by id for concept drift. Partitioned like input_topic: same count, same key per request."
+        ),
+    )
     exactly_once: bool = Field(
         default=True,
         description="Commit alerts, DLQ records, checkpoints and input offsets in one Kafka transaction.",
@@ -58,6 +66,14 @@ class KafkaConfig(_Section):
     producer: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="Extra librdkafka producer properties (override ours)."
     )
+
+    @field_validator("labels_topic")
+    @classmethod
+    def _labels_topic_is_its_own(cls, value: str | None, info: ValidationInfo) -> str | None:
+        others = {info.data.get(k) for k in ("input_topic", "alerts_topic", "dlq_topic", "state_topic")}
+        if value is not None and value in others:
+            raise ValueError(f"{value!r} must differ from the input, alerts, DLQ and state topics")
+        return value
 
 
 class CheckpointConfig(_Section):
@@ -155,10 +171,24 @@ class WindowTestConfig(_Section):
 
 
 class ConceptDriftConfig(_Section):
-    """The model's error (needs ``prediction`` and ``label`` in events) under an ADWIN per model."""
+    """The model's error under an ADWIN per model.
+
+    Errors come from events that carry both ``prediction`` and ``label``, and — with
+    ``kafka.labels_topic`` — from labels that arrive later, joined to their prediction by
+    ``id``. A prediction waits for its label at most ``label_wait_events`` predictions (per
+    input partition) and ``label_wait_s`` seconds of message time; a label waits as long
+    for a prediction that has not arrived yet. Past either limit the id is given up and
+    counted in ``driftsentinel_labels_unmatched_total``.
+    """
 
     enabled: bool = True
     delta: float = Field(default=0.002, gt=0, lt=1, description="ADWIN's delta on the error stream (values in [0, 1] for classes).")
+    label_wait_events: int = Field(
+        default=100_000, ge=1, le=10_000_000, description="Predictions per input partition that wait for a label."
+    )
+    label_wait_s: float = Field(
+        default=86_400.0, gt=0, description="Longest wait, in message time, between a prediction and its label."
+    )
 
 
 class FeatureParams(_Section):

@@ -38,6 +38,8 @@ InvalidReason = Literal[
     "missing_features",
     "wrong_type",
     "non_finite_value",
+    "missing_id",
+    "missing_label",
 ]
 
 #: Events larger than this are rejected before parsing (a 10 MB value must not stall the loop).

@@ -43,6 +43,7 @@ def _config_from_args(args: argparse.Namespace) -> SidecarConfig:
         "kafka.input_topic": args.input_topic,
         "kafka.alerts_topic": args.alerts_topic,
         "kafka.dlq_topic": args.dlq_topic,
+        "kafka.labels_topic": args.labels_topic,
         "kafka.group_id": args.group_id,
         "metrics_port": args.metrics_port,
         "max_events": args.max_events,
@@ -205,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input-topic")
     run.add_argument("--alerts-topic")
     run.add_argument("--dlq-topic")
+    run.add_argument("--labels-topic", help="topic of late labels ({id, label}), joined to predictions by id")
     run.add_argument("--group-id")
     run.add_argument("--metrics-port", type=int)
     run.add_argument("--max-events", type=int, help="stop after N input messages")

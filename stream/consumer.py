@@ -38,6 +38,7 @@ from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
     OFFSET_INVALID,
     Consumer,
     KafkaError,
@@ -49,8 +50,10 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from detectors.bank import DetectorBank
+from detectors.concept import pair_error
 from schemas import DriftEvent, InvalidEvent, SidecarConfig
 from schemas.fastdecode import EventView, decode_event_fast
+from schemas.labels import decode_label
 from schemas.profile import load_profile
 from stream.alerts import AlertPolicy
 from stream.checkpoint import (
@@ -62,6 +65,7 @@ from stream.checkpoint import (
     state_key,
 )
 from stream.columns import to_batches
+from stream.labels import JoinedLabel, LabelJoin
 from stream.metrics import HealthState, Metrics, serve
 
 log = logging.getLogger("driftsentinel")
@@ -139,6 +143,18 @@ class _Partition:
     since_checkpoint: int = 0
     checkpointed_at: float = 0.0  # monotonic time; 0 = never in this assignment
     published: bool = False  # this transaction holds alerts or DLQ records of the partition
+    labels: LabelJoin | None = None  # predictions waiting for late labels (kafka.labels_topic)
+    force_checkpoint: bool = False  # checkpoint in this transaction (a late-label alert was published)
+
+
+@dataclass
+class _LabelPartition:
+    """A partition of the labels topic; its predictions live in the same-numbered input partition."""
+
+    partition: int
+    next_offset: int = OFFSET_BEGINNING  # where the next label is read (OFFSET_BEGINNING: from the start)
+    replay_until: int = -1  # alerts of labels below this were already committed
+    published: bool = False
 
 
 class Sidecar:
@@ -158,6 +174,10 @@ class Sidecar:
         self.policy = AlertPolicy(config.alerts, config.kafka.group_id)
         self.profile = load_profile(config.reference) if config.reference else None
         self.partitions: dict[tuple[str, int], _Partition] = {}
+        self.label_parts: dict[int, _LabelPartition] = {}
+        self.labels_topic = config.kafka.labels_topic if config.detectors.concept_drift.enabled else None
+        if config.kafka.labels_topic and self.labels_topic is None:
+            log.warning("kafka.labels_topic is set but detectors.concept_drift is disabled: labels are not read")
         self.consumed = 0
         self.http_port: int | None = None
         self._stopping = False
@@ -186,6 +206,9 @@ class Sidecar:
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
                 "enable.partition.eof": False,
+                # Late labels meet their predictions only if partition i of both topics goes
+                # to the same member: the range assignor does that for equal partition counts.
+                **({"partition.assignment.strategy": "range"} if self.labels_topic else {}),
                 **kafka.consumer,
             }
         )
@@ -226,7 +249,8 @@ class Sidecar:
             # (measured: +15-28 % events per CPU second, docs/performance.md).
             gc.freeze()
             threading.Thread(target=self._watch_broker, name="broker-watch", daemon=True).start()
-            self.consumer.subscribe([cfg.kafka.input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+            topics = [cfg.kafka.input_topic] + ([self.labels_topic] if self.labels_topic else [])
+            self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
             self._loop()
         except StartupError as exc:
             log.error("cannot start: %s", exc)
@@ -286,6 +310,8 @@ class Sidecar:
                     raise StartupError(self._explain(exc.args[0])) from None
         if self._fatal is not None:
             raise StartupError(self._explain(self._fatal))
+        if self.labels_topic:
+            self._check_labels_topic(existing)
         wanted = [t for t in (kafka.alerts_topic, kafka.dlq_topic) if t not in existing]
         if wanted:
             futures = admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=-1) for t in wanted])
@@ -303,6 +329,25 @@ class Sidecar:
                 self.producer.init_transactions(STARTUP_TIMEOUT_S)
             except KafkaException as exc:
                 raise StartupError(f"cannot initialise transactions: {self._explain(exc.args[0])}") from None
+
+    def _check_labels_topic(self, existing: dict[str, Any]) -> None:
+        """The labels topic must exist and be partitioned like the input topic."""
+        kafka = self.config.kafka
+        if self.labels_topic not in existing:
+            raise StartupError(f"kafka.labels_topic: topic {self.labels_topic!r} does not exist")
+        strategy = str(kafka.consumer.get("partition.assignment.strategy", "range"))
+        if strategy != "range":
+            raise StartupError(
+                f"kafka.consumer.partition.assignment.strategy: {strategy!r} with kafka.labels_topic; only 'range' "
+                "keeps partition i of the input and labels topics on the same sidecar"
+            )
+        n_labels = len(existing[self.labels_topic].partitions)
+        n_input = len(existing[kafka.input_topic].partitions) if kafka.input_topic in existing else None
+        if n_input is not None and n_input != n_labels:
+            raise StartupError(
+                f"kafka.labels_topic: {self.labels_topic!r} has {n_labels} partitions, input topic "
+                f"{kafka.input_topic!r} has {n_input}; they must be equal, each label in its request's partition number"
+            )
 
     def _explain(self, err: KafkaError) -> str:
         if err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
@@ -349,7 +394,7 @@ class Sidecar:
             self._begin()
             touched = self._process(msgs)
             self._checkpoint(touched, force=False)
-            self._finish({key: self.partitions[key].next_offset for key in touched})
+            self._finish({**{key: self.partitions[key].next_offset for key in touched}, **self._label_offsets()})
         except _Abort as exc:
             log.warning("transaction aborted (%s): rewinding to the last checkpoint", exc)
             self._abort()
@@ -360,10 +405,14 @@ class Sidecar:
         per_partition: dict[tuple[str, int], list[tuple[int, EventView]]] = {}
         newest_ts: dict[tuple[str, int], float] = {}
         touched: dict[tuple[str, int], None] = {}
+        joined: dict[tuple[str, int], list[JoinedLabel]] = {}
         for msg in msgs:
             err = msg.error()
             if err is not None:
                 self._on_consume_error(err)
+                continue
+            if self.labels_topic is not None and msg.topic() == self.labels_topic:
+                self._take_label(msg, joined, touched)
                 continue
             key = (msg.topic(), msg.partition())
             part = self.partitions.get(key)
@@ -384,6 +433,12 @@ class Sidecar:
             per_partition.setdefault(key, []).append((offset, event))
             if event.ts is not None:
                 newest_ts[key] = event.ts
+            if part.labels is not None and event.id is not None and event.prediction is not None and event.label is None:
+                hit = part.labels.add_prediction(
+                    event.id, event.model or self.config.default_model, event.prediction, _message_time(msg)
+                )
+                if hit is not None:
+                    joined.setdefault(key, []).append(hit)
         # One gauge update per partition and batch (per event it cost ~20% of the loop).
         for (topic, partition), ts in newest_ts.items():
             self.metrics.last_event_ts.labels(topic, str(partition)).set(ts)
@@ -411,8 +466,83 @@ class Sidecar:
                         )
                     )
                     part.published = True
+        for key, hits in joined.items():
+            self._concept_from_labels(self.partitions[key], hits, now)
+        if self.labels_topic is not None:
+            for key in touched:
+                self._expire_labels(self.partitions[key])
         self._update_gauges()  # drift gauges flip in _publish; the rest once a second
         return list(touched)
+
+    # ------------------------------------------------------------------ late labels
+    def _take_label(self, msg: Message, joined: dict[tuple[str, int], list[JoinedLabel]],
+                    touched: dict[tuple[str, int], None]) -> None:
+        """One labels-topic message: DLQ if malformed, else offered to its partition's join."""
+        lp = self.label_parts.get(msg.partition())
+        if lp is None:  # a stale message of a partition revoked meanwhile
+            return
+        offset = msg.offset()
+        lp.next_offset = offset + 1
+        self.consumed += 1
+        key = (self.config.kafka.input_topic, msg.partition())
+        part = self.partitions.get(key)
+        try:
+            event = decode_label(msg.value())
+        except InvalidEvent as exc:
+            if offset >= lp.replay_until:
+                self._dead_letter(msg, exc)
+                lp.published = True
+            return
+        if part is None or part.labels is None:
+            self.metrics.labels_unmatched.labels("label").inc()
+            log.error("label at %s[%d]@%d has no input partition %s[%d] here: are the topics co-partitioned?",
+                      self.labels_topic, msg.partition(), offset, *key)
+            return
+        touched[key] = None
+        part.since_checkpoint += 1  # labels move the partition's state too
+        hit = part.labels.add_label(event, offset, _message_time(msg))
+        if hit is not None:
+            joined.setdefault(key, []).append(hit)
+
+    def _concept_from_labels(self, part: _Partition, hits: list[JoinedLabel], now: float) -> None:
+        """Joined (prediction, label) pairs -> each model's concept-drift ADWIN -> alerts."""
+        lp = self.label_parts.get(part.partition)
+        topic = self.labels_topic or ""
+        by_model: dict[str, list[JoinedLabel]] = {}
+        for hit in hits:
+            by_model.setdefault(hit.model, []).append(hit)
+        for model, pairs in by_model.items():
+            self.metrics.labels_joined.labels(model).inc(len(pairs))
+            bank = self._bank(part, model)
+            if bank.concept is None:
+                continue
+            for sig in bank.concept.update_errors([pair_error(h.prediction, h.label) for h in pairs]):
+                hit = pairs[sig.row]
+                if not self.policy.admit(sig, model, topic, part.partition, hit.offset):
+                    continue
+                if lp is None or hit.offset < lp.replay_until:
+                    continue  # committed before the restart
+                self._publish(self.policy.to_event(sig, model=model, topic=topic, partition=part.partition,
+                                                   offset=hit.offset, event_time=hit.ts, now=now))
+                lp.published = True
+                # The two topics interleave differently after a restart: never let a replay
+                # cross a published late-label alert (it could land on a new offset).
+                part.force_checkpoint = True
+
+    def _expire_labels(self, part: _Partition) -> None:
+        if part.labels is None:
+            return
+        part.labels.expire()
+        for side, n in part.labels.take_unmatched().items():
+            if n:
+                self.metrics.labels_unmatched.labels(side).inc(n)
+
+    def _label_offsets(self, partitions: list[int] | None = None) -> dict[tuple[str, int], int]:
+        """Next offsets of the labels partitions (all, or the given numbers), for the commit."""
+        if self.labels_topic is None:
+            return {}
+        wanted = self.label_parts if partitions is None else partitions
+        return {(self.labels_topic, p): self.label_parts[p].next_offset for p in wanted if p in self.label_parts}
 
     def _widest_bank(self) -> int:
         """Features of the widest bank: batches shrink so that one matrix stays ~32 MB."""
@@ -471,6 +601,7 @@ class Sidecar:
             part = self.partitions[key]
             due = (
                 force
+                or part.force_checkpoint
                 or part.checkpointed_at == 0.0
                 or part.since_checkpoint >= cfg.every_events
                 or now - part.checkpointed_at >= cfg.every_s
@@ -486,7 +617,15 @@ class Sidecar:
                 "banks": {model: bank.state_dict() for model, bank in part.banks.items()},
                 "policy": self.policy.export_partition(part.topic, part.partition),
             }
+            if part.labels is not None and self.labels_topic is not None:
+                lp = self.label_parts.get(part.partition)
+                doc["labels"] = {
+                    "next_offset": lp.next_offset if lp is not None else None,
+                    "join": part.labels.state_dict(),
+                    "policy": self.policy.export_partition(self.labels_topic, part.partition),
+                }
             blob = encode_state(doc)
+            part.force_checkpoint = False
             part.since_checkpoint = 0
             part.checkpointed_at = now
             if len(blob) > MAX_STATE_BYTES:
@@ -509,7 +648,10 @@ class Sidecar:
             states = {keys[k]: v for k, v in found_all.items() if k in keys}
             progress = {marks[k]: v.next_offset for k, v in found_all.items() if k in marks}
         out = []
+        label_starts: dict[int, int | None] = {}  # labels partition -> offset its checkpoint was taken at
         for tp in tps:
+            if tp.topic == self.labels_topic:
+                continue
             key = (tp.topic, tp.partition)
             done = max(committed.get(key, OFFSET_INVALID), progress.get(key, OFFSET_INVALID))
             if done > committed.get(key, OFFSET_INVALID):
@@ -526,6 +668,7 @@ class Sidecar:
                         for model, st in found.state["banks"].items()
                     }
                     self.policy.load_partition(tp.topic, tp.partition, found.state.get("policy", []))
+                    label_starts[tp.partition] = self._restore_labels(part, found.state.get("labels"))
                     start = found.next_offset
                     part.next_offset = start
                     part.checkpointed_at = time.monotonic()
@@ -534,13 +677,42 @@ class Sidecar:
                     part.banks = {}
             elif done >= 0:
                 log.warning("no checkpoint for %s[%d]: detectors start fresh at offset %d", *key, done)
+            if self.labels_topic is not None and part.labels is None:
+                label_starts[tp.partition] = self._restore_labels(part, None)
             self.partitions[key] = part
             log.info(
                 "partition %s[%d]: committed %s, reading from %s, alerts from %d",
                 tp.topic, tp.partition, done, start, part.replay_until,
             )
             out.append(TopicPartition(tp.topic, tp.partition, start))
+        for tp in tps:
+            if tp.topic != self.labels_topic:
+                continue
+            key = (tp.topic, tp.partition)
+            done = max(committed.get(key, OFFSET_INVALID), progress.get(key, OFFSET_INVALID))
+            lp = _LabelPartition(tp.partition, replay_until=max(done, 0))
+            at_checkpoint = label_starts.get(tp.partition)
+            if at_checkpoint is not None and (done < 0 or at_checkpoint <= done):
+                lp.next_offset = at_checkpoint  # re-read the labels since the checkpoint, alerts suppressed
+            else:
+                lp.next_offset = done if done >= 0 else OFFSET_BEGINNING
+            self.label_parts[tp.partition] = lp
+            log.info("labels %s[%d]: committed %s, reading from %s", *key, done, lp.next_offset)
+            out.append(TopicPartition(tp.topic, tp.partition, lp.next_offset))
         return out
+
+    def _restore_labels(self, part: _Partition, state: dict[str, Any] | None) -> int | None:
+        """The partition's label join from its checkpoint (or empty); returns the labels offset it matches."""
+        if self.labels_topic is None:
+            return None
+        cfg = self.config.detectors.concept_drift
+        self.policy.load_partition(self.labels_topic, part.partition, state.get("policy", []) if state else [])
+        if state is None:
+            part.labels = LabelJoin(cfg.label_wait_events, cfg.label_wait_s)
+            return None
+        part.labels = LabelJoin.from_state(state["join"], cfg.label_wait_events, cfg.label_wait_s)
+        offset = state.get("next_offset")
+        return None if offset is None else int(offset)
 
     # ------------------------------------------------------------------ transactions
     def _begin(self) -> None:
@@ -554,8 +726,8 @@ class Sidecar:
                 # How far a partition got, committed with its alerts: only transactions that
                 # publish something need it (it bounds what a restart must not repeat).
                 for tp in offsets:
-                    part = self.partitions[(tp.topic, tp.partition)]
-                    if part.published:
+                    part = self._holder(tp.topic, tp.partition)
+                    if part is not None and part.published:
                         part.published = False
                         self._produce(self.config.kafka.state_topic,
                                       progress_key(self.config.kafka.group_id, tp.topic, tp.partition),
@@ -579,6 +751,11 @@ class Sidecar:
                 except KafkaException as exc:
                     raise _Abort(f"offset commit failed: {exc.args[0].str()}") from None
         self.health.set_ready(None)
+
+    def _holder(self, topic: str, partition: int) -> _Partition | _LabelPartition | None:
+        if topic == self.labels_topic:
+            return self.label_parts.get(partition)
+        return self.partitions.get((topic, partition))
 
     def _await_broker(self) -> None:
         """Wait (bounded) while the broker watch sees the broker away.
@@ -640,18 +817,25 @@ class Sidecar:
     # ------------------------------------------------------------------ rebalance
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
+        if self.labels_topic is not None:
+            inputs = {p.partition for p in partitions if p.topic != self.labels_topic}
+            labels = {p.partition for p in partitions if p.topic == self.labels_topic}
+            if inputs != labels:
+                log.error("input partitions %s but labels partitions %s: labels without their partition are lost",
+                          sorted(inputs), sorted(labels))
         consumer.assign(self._restore(partitions))
         self.health.set_ready(None)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions if (p.topic, p.partition) in self.partitions]
+        label_keys = [p.partition for p in partitions if p.topic == self.labels_topic and p.partition in self.label_parts]
         # Offsets are committed per batch; checkpoint the state so the next owner
         # does not have to re-read events since the last periodic checkpoint.
         if keys and self.checkpointing and self._fatal is None:
             try:
                 self._begin()
                 self._checkpoint(keys, force=True)
-                self._finish({k: self.partitions[k].next_offset for k in keys})
+                self._finish({**{k: self.partitions[k].next_offset for k in keys}, **self._label_offsets(label_keys)})
             except (_Abort, KafkaException) as exc:
                 log.warning("could not checkpoint revoked partitions (%s); the next owner re-reads more", exc)
                 try:
@@ -662,6 +846,10 @@ class Sidecar:
             del self.partitions[key]
             self.policy.load_partition(key[0], key[1], [])
             self._lag.pop(key, None)
+        for number in label_keys:
+            del self.label_parts[number]
+            self.policy.load_partition(self.labels_topic or "", number, [])
+            self._lag.pop((self.labels_topic or "", number), None)
         consumer.unassign()
         log.info("revoked %s", keys)
 
@@ -688,6 +876,13 @@ class Sidecar:
                         drift[(model, st.feature, det)] = drift.get((model, st.feature, det), False) or flag
         for labels, flag in drift.items():
             m.drift_detected.labels(*labels).set(1 if flag else 0)
+        if self.labels_topic is not None:
+            pending = {"prediction": 0, "label": 0}
+            for part in self.partitions.values():
+                for side, n in (part.labels.pending().items() if part.labels is not None else ()):
+                    pending[side] += n
+            for side, n in pending.items():
+                m.labels_pending.labels(side).set(n)
         self._update_lag()
 
     def _update_lag(self) -> None:
@@ -730,6 +925,12 @@ class Sidecar:
         if err.fatal():
             raise KafkaException(err)
         log.warning("consume error: %s", err.str())
+
+
+def _message_time(msg: Message) -> float:
+    """The message's Kafka timestamp in seconds (the join's clock: the same on a re-read)."""
+    kind, ms = msg.timestamp()
+    return ms / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE else time.time()
 
 
 def _is_client_setting(key: str) -> bool:

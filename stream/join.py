@@ -112,6 +112,47 @@ class StreamJoin:
         """Ids waiting on ``side``."""
         return len(self._pending[side])
 
+    def state_dict(self) -> dict[str, Any]:
+        """Plain lists and numbers (msgpack/JSON-safe): the waiting ids in order, and the counters.
+
+        >>> j = StreamJoin(("a", "b"), max_pending=5, max_age_s=9.0)
+        >>> _ = j.add("a", "k", [1, "x"], t=2.0)
+        >>> j2 = StreamJoin.from_state(j.state_dict())
+        >>> j2.add("b", "k", 7, t=3.0), j2.matched
+        (([1, 'x'], 7), 1)
+        """
+        return {
+            "sides": list(self.sides),
+            "max_pending": self.max_pending,
+            "max_age_s": self.max_age_s,
+            "pending": {s: [[k, t, v] for k, (t, v) in w.items()] for s, w in self._pending.items()},
+            "unmatched": dict(self.unmatched),
+            "duplicates": dict(self.duplicates),
+            "matched": self.matched,
+            "watermark": self._watermark if math.isfinite(self._watermark) else None,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], max_pending: int | None = None,
+                   max_age_s: float | None = None) -> StreamJoin:
+        """Rebuild from :meth:`state_dict` (limits may be overridden: a changed config applies)."""
+        sides = tuple(state["sides"])
+        join = cls((sides[0], sides[1]), max_pending or int(state["max_pending"]),
+                   max_age_s or float(state["max_age_s"]))
+        for side in sides:
+            waiting = join._pending[side]
+            for key, t, value in state["pending"][side]:
+                waiting[key] = (float(t), value)
+            while len(waiting) > join.max_pending:
+                waiting.popitem(last=False)
+                join.unmatched[side] += 1
+        for side in sides:
+            join.unmatched[side] += int(state["unmatched"][side])
+            join.duplicates[side] = int(state["duplicates"][side])
+        join.matched = int(state["matched"])
+        join._watermark = float("-inf") if state["watermark"] is None else float(state["watermark"])
+        return join
+
     def stats(self) -> dict[str, Any]:
         """Counters for logs and tests."""
         return {

@@ -87,6 +87,22 @@ class Metrics:
             registry=r,
         )
 
+        # late labels (kafka.labels_topic)
+        self.labels_joined = Counter(
+            f"{PREFIX}_labels_joined", "Labels joined to their prediction by id (concept drift input).", ["model"],
+            registry=r,
+        )
+        self.labels_unmatched = Counter(
+            f"{PREFIX}_labels_unmatched",
+            "Predictions that got no label, and labels that found no prediction, within the wait limits.",
+            ["side"],
+            registry=r,
+        )
+        self.labels_pending = Gauge(
+            f"{PREFIX}_labels_pending", "Predictions waiting for a label, and labels waiting for a prediction.",
+            ["side"], registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -1,0 +1,97 @@
+"""LabelEvent: the true outcome of a served request, arriving later on a labels topic.
+
+Labels often come minutes or days after the prediction (a chargeback, a click, a human
+review). A labels producer sends the request's ``id`` — the same ``id`` as the
+FeatureEvent that carried the prediction — and the label::
+
+    {"id": "req-1", "label": 1, "model": "fraud-v3", "ts": 1767229200}
+
+``model`` and ``ts`` are optional (the prediction's event knows its model). The labels
+topic must be partitioned like the input topic: the same partition count, and each label
+in the same partition number as its FeatureEvent (produce both with the same key).
+
+>>> decode_label(b'{"id": "req-1", "label": true}').label
+True
+>>> try:
+...     decode_label(b'{"label": 1}')
+... except InvalidEvent as exc:
+...     print(exc.reason)
+missing_id
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from schemas.events import MAX_EVENT_BYTES, InvalidEvent, _reject_surrogates, parse_ts
+
+
+class LabelEvent(BaseModel):
+    """One request's true outcome, joined to its prediction by ``id``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(min_length=1, description="The request id of the FeatureEvent that carried the prediction.")
+    label: bool | float | str = Field(description="The true class, number or boolean.")
+    model: str | None = Field(default=None, description="Model name (informational; the prediction's wins).")
+    ts: float | None = Field(default=None, description="When the label became known, epoch seconds.")
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _parse_ts(cls, value: Any) -> float | None:
+        return parse_ts(value)
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        if isinstance(value, float) and value - value != 0.0:
+            raise ValueError("label must be finite")
+        if isinstance(value, int) and not isinstance(value, bool):
+            try:
+                return float(value)
+            except OverflowError:
+                raise ValueError("label is beyond float range") from None
+        return value
+
+
+def decode_label(raw: bytes | None) -> LabelEvent:
+    """Decode and validate one labels-topic message value.
+
+    Raises :class:`InvalidEvent` (reasons ``empty``, ``too_large``, ``not_utf8``,
+    ``not_json``, ``not_object``, ``missing_id``, ``missing_label``, ``wrong_type``,
+    ``non_finite_value``): such messages go to the DLQ like bad feature events.
+    """
+    if not raw:
+        raise InvalidEvent("empty", "message has no value")
+    if len(raw) > MAX_EVENT_BYTES:
+        raise InvalidEvent("too_large", f"{len(raw)} bytes > {MAX_EVENT_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent("not_utf8", str(exc)) from None
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidEvent("not_json", str(exc)[:200]) from None
+    if "\\u" in text:
+        _reject_surrogates(obj)
+    if not isinstance(obj, dict):
+        raise InvalidEvent("not_object", f"top level is {type(obj).__name__}")
+    if obj.get("id") in (None, ""):
+        raise InvalidEvent("missing_id", "no 'id' field: a label is joined to its prediction by id")
+    if obj.get("label") is None:
+        raise InvalidEvent("missing_label", "no 'label' field")
+    label = obj["label"]
+    if isinstance(label, float) and label - label != 0.0:
+        raise InvalidEvent("non_finite_value", "label is not finite")
+    if isinstance(label, int) and not isinstance(label, bool) and not -1.7976931348623157e308 <= label <= 1.7976931348623157e308:
+        raise InvalidEvent("non_finite_value", "label is beyond float range")
+    try:
+        return LabelEvent.model_validate(obj)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidEvent("wrong_type", f"{where}: {first['msg']}"[:200]) from None
