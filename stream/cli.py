@@ -110,6 +110,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"driftsentinel: no such input file: {path}", file=sys.stderr)
         return 2
+    if args.labels and not Path(args.labels).is_file():
+        print(f"driftsentinel: no such labels file: {args.labels}", file=sys.stderr)
+        return 2
     recorder = None
     if args.plot or args.html:
         from stream.report import ReplayRecorder
@@ -119,7 +122,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     progress = Progress(path.stat().st_size, sys.stderr, enabled=True if args.progress else None)
     out = sys.stdout if args.output == "-" else open(args.output, "w")  # noqa: SIM115
     try:
-        stats = replay_file(path, config, out, recorder=recorder, progress=progress)
+        stats = replay_file(path, config, out, recorder=recorder, progress=progress,
+                            labels=Path(args.labels) if args.labels else None)
     finally:
         progress.close()
         if out is not sys.stdout:
@@ -236,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", help="YAML config file")
     replay.add_argument("--backend", choices=["kernel", "river"])
     replay.add_argument("--reference", help="reference profile (driftsentinel baseline)")
+    replay.add_argument("--labels", help="JSON Lines file of late LabelEvents, joined to the events by id")
     replay.add_argument("--plot", metavar="PNG", help="draw the drifting features (live vs reference, detections)")
     replay.add_argument("--html", metavar="HTML", help="write a self-contained report (feature table, plots)")
     replay.add_argument("--progress", action="store_true", help="progress bar on stderr even when not a terminal")

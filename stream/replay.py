@@ -3,6 +3,11 @@
 Offsets in the alerts are 0-based line numbers and the topic is the file's name, so a
 replay of the same file always yields the same alerts and event ids.
 
+With ``labels`` (a JSON Lines file of LabelEvents), each event that carries a
+prediction but no label gets the label with its ``id``, as if it had arrived in the
+event: the model's error is then backtested in serving order, and concept-drift alerts
+point at the event's line.
+
 A ``recorder`` (:class:`stream.report.ReplayRecorder`) sees every column batch, every
 alert and the banks at the end, for plots and the HTML report; a ``progress``
 (:class:`stream.progress.Progress`) is told the bytes read and events decoded.
@@ -12,12 +17,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
+
+import msgspec
 
 from detectors.bank import DetectorBank
 from schemas import DriftEvent, FeatureBatch, InvalidEvent, SidecarConfig
 from schemas.fastdecode import EventView, decode_event_fast
+from schemas.labels import decode_label
 from schemas.profile import load_profile
 from stream.alerts import AlertPolicy
 from stream.columns import to_batches
@@ -33,9 +42,41 @@ class ProgressSink(Protocol):
     def update(self, bytes_read: int, events: int) -> None: ...
 
 
+@dataclass
+class _Labels:
+    by_id: dict[str, float | str]
+    invalid: Counter[str]
+    joined: int = 0
+
+    @classmethod
+    def read(cls, path: Path) -> _Labels:
+        by_id: dict[str, float | str] = {}
+        invalid: Counter[str] = Counter()
+        with path.open("rb") as fh:
+            for line in fh:
+                try:
+                    ev = decode_label(line.rstrip(b"\r\n"))
+                except InvalidEvent as exc:
+                    invalid[exc.reason] += 1
+                    continue
+                by_id[ev.id] = ("true" if ev.label else "false") if isinstance(ev.label, bool) else ev.label
+        return cls(by_id, invalid)
+
+    def attach(self, event: EventView) -> EventView:
+        if event.id is None or event.prediction is None or event.label is not None:
+            return event
+        label = self.by_id.pop(event.id, None)
+        if label is None:
+            return event
+        self.joined += 1
+        return msgspec.structs.replace(event, label=label)
+
+
 def replay_file(path: Path, config: SidecarConfig, out: IO[str], batch_size: int = 4096,
-                recorder: Recorder | None = None, progress: ProgressSink | None = None) -> dict[str, object]:
+                recorder: Recorder | None = None, progress: ProgressSink | None = None,
+                labels: Path | None = None) -> dict[str, object]:
     """Replay ``path``; write one DriftEvent JSON per line to ``out``; return counts."""
+    late = _Labels.read(labels) if labels is not None else None
     policy = AlertPolicy(config.alerts, config.kafka.group_id)
     profile = load_profile(config.reference) if config.reference else None
     banks: dict[str, DetectorBank] = {}
@@ -80,7 +121,8 @@ def replay_file(path: Path, config: SidecarConfig, out: IO[str], batch_size: int
         for line_no, line in enumerate(fh):
             read += len(line)
             try:
-                pending.append((line_no, decode_event_fast(line.rstrip(b"\r\n"))))
+                event = decode_event_fast(line.rstrip(b"\r\n"))
+                pending.append((line_no, event if late is None else late.attach(event)))
                 valid += 1
             except InvalidEvent as exc:
                 invalid[exc.reason] += 1
@@ -95,4 +137,7 @@ def replay_file(path: Path, config: SidecarConfig, out: IO[str], batch_size: int
         progress.update(read, valid + sum(invalid.values()))
     if recorder is not None:
         recorder.on_finish(banks)
-    return {"events": valid, "invalid": dict(invalid), "alerts": alerts}
+    stats: dict[str, object] = {"events": valid, "invalid": dict(invalid), "alerts": alerts}
+    if late is not None:
+        stats["labels"] = {"joined": late.joined, "unmatched": len(late.by_id), "invalid": dict(late.invalid)}
+    return stats

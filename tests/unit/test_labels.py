@@ -105,3 +105,36 @@ def test_errors_fed_one_by_one_or_in_a_batch_decide_alike() -> None:
     one = ConceptDriftMonitor()
     split = [s.row + 1000 * k for k in range(8) for s in one.update_errors(err[1000 * k:1000 * (k + 1)])]
     assert [s.row for s in batch] == split and len(batch) == 1 and batch[0].row >= 4000
+
+
+def test_replay_joins_a_labels_file_by_id(tmp_path) -> None:
+    from stream.cli import main
+
+    rng = np.random.default_rng(9)
+    events, labels = [], []
+    for i in range(20_000):
+        events.append(json.dumps({"model": "m", "id": f"r{i}", "features": {"x": float(rng.normal())},
+                                  "prediction": True}))
+        wrong = rng.random() < (0.1 if i < 10_000 else 0.3)
+        labels.append(json.dumps({"id": f"r{i}", "label": not wrong}))
+    labels.reverse()  # arrival order of labels does not matter offline
+    labels.append('{"label": true}')
+    (tmp_path / "events.jsonl").write_text("\n".join(events) + "\n")
+    (tmp_path / "labels.jsonl").write_text("\n".join(labels) + "\n")
+    out = tmp_path / "alerts.jsonl"
+    assert main(["replay", "--input", str(tmp_path / "events.jsonl"), "--labels", str(tmp_path / "labels.jsonl"),
+                 "--output", str(out)]) == 0
+    alerts = [json.loads(a) for a in out.read_text().splitlines()]
+    concept = [a for a in alerts if a["detector"] == "concept_drift"]
+    assert len(concept) == 1 and 10_000 <= concept[0]["source"]["offset"] < 12_000, concept
+    assert main(["replay", "--input", str(tmp_path / "events.jsonl"), "--labels", str(tmp_path / "nope.jsonl")]) == 2
+
+
+def test_replay_reports_how_many_labels_joined(tmp_path, capsys) -> None:
+    from stream.cli import main
+
+    (tmp_path / "e.jsonl").write_text('{"id": "a", "features": {}, "prediction": 1}\n{"features": {}}\n')
+    (tmp_path / "l.jsonl").write_text('{"id": "a", "label": 0}\n{"id": "zz", "label": 1}\n{"id": "q"}\n')
+    assert main(["replay", "--input", str(tmp_path / "e.jsonl"), "--labels", str(tmp_path / "l.jsonl")]) == 0
+    stats = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert stats["labels"] == {"joined": 1, "unmatched": 1, "invalid": {"missing_label": 1}}
