@@ -59,7 +59,8 @@ __all__ = ["ADWIN"]
 _DEFAULTS: dict[str, Any] = dict(delta=0.002, clock=32, max_buckets=5, min_window_length=5, grace_period=10)
 _MAX_LEVELS = 64
 _BLOCK = 32  # values inserted between two merge replays (or fewer: a scan forces one)
-_TILE = 256  # rows per pass-1 / pass-2 round: per-row results stay in L1/L2
+_TILE = 128  # rows per pass-1 / pass-2 round: per-row results stay in L1/L2
+_CHUNK = 32  # features per pass-1 block (the block's row stride is a compile-time constant)
 _POW2 = np.array([float(2**i) for i in range(_MAX_LEVELS)], dtype=np.float64)
 _POW2INV = np.array([2.0 ** -i for i in range(_MAX_LEVELS)], dtype=np.float64)
 
@@ -86,23 +87,37 @@ def _shape(n: int, mb: int) -> list[tuple[int, int]]:
 # calls happen once per tile of rows, never per value.
 @nb.njit(cache=True, error_model="numpy", nogil=True)
 def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev, Wa, Ta, Va, Aa,
-                  pending, n_det, flags, Trow, Vrow, Arow, lo, hi, cachef, cachea, pow2, pow2inv,
-                  use_filter, block, tile):  # pragma: no cover - numba
-    rows = X.shape[0]
+                  pending, n_det, flags, lo, hi, cachef, cachea, pow2, pow2inv,
+                  use_filter, block):  # pragma: no cover - numba
+    # Returns the hits as (row, feature) pairs in stream order; ``flags`` is a zeroed
+    # scratch [rows, F] (only the cells of hits are written, and read back).
+    rows, F = X.shape
+    row_hits = np.zeros(rows, np.int64)
     n_hits = 0
-    for r0 in range(0, rows, tile):
-        r1 = min(rows, r0 + tile)
-        n_hits += _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev,
-                        Wa, Ta, Va, Aa, pending, n_det, flags, Trow, Vrow, Arow, lo, hi, cachef, cachea,
-                        pow2, pow2inv, use_filter, block)
-    return n_hits
+    for c0 in range(0, F, _CHUNK):
+        nf = min(_CHUNK, F - c0)
+        for r0 in range(0, rows, _TILE):
+            r1 = min(rows, r0 + _TILE)
+            n_hits += _tile(X, c0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins,
+                            nlev, Wa, Ta, Va, Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea,
+                            pow2, pow2inv, use_filter, block)
+    out = np.empty((n_hits, 2), np.int64)
+    k = 0
+    for i in range(rows):
+        if row_hits[i]:
+            fr = flags[i]
+            for f in range(F):
+                if fr[f]:
+                    out[k, 0] = i
+                    out[k, 1] = f
+                    k += 1
+    return out
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev, Wa, Ta, Va, Aa,
-          pending, n_det, flags, Trow, Vrow, Arow, lo, hi, cachef, cachea, pow2, pow2inv, use_filter,
+def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev, Wa, Ta, Va,
+          Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea, pow2, pow2inv, use_filter,
           block):  # pragma: no cover - numba
-    F = X.shape[1]
     R = tot.shape[2]
     rmask = R - 1
     dpw = cachef[:, 0, 7]  # window width at which delta_prime was last computed ...
@@ -113,23 +128,29 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
     # per-row results in cache for pass 2.
     # a feature due for river's reset starts from zero (rows before its next value are
     # missing for it, so they leave that zero state alone)
-    w_ = np.where(pending, 0.0, Wa)
-    t_ = np.where(pending, 0.0, Ta)
-    v_ = np.where(pending, 0.0, Va)
-    a_ = np.where(pending, 0.0, Aa)
-    c_ = np.zeros(F, dtype=np.int64)
+    # State and per-row results live in in-kernel blocks of constant row stride (S, and
+    # RB = running total / variance / sum |x| per row): with few distinct arrays LLVM's
+    # run-time alias checks are cheap and it vectorises the feature loop for few features.
+    S = np.empty((5, _CHUNK))
+    RB = np.empty((3, _TILE, _CHUNK))
+    for j in range(nf):
+        f = fc0 + j
+        p = pending[f]
+        S[0, j] = 0.0 if p else Wa[f]
+        S[1, j] = 0.0 if p else Ta[f]
+        S[2, j] = 0.0 if p else Va[f]
+        S[3, j] = 0.0 if p else Aa[f]
+        S[4, j] = 0.0
     for i in range(r0, r1):
-        xr = X[i]
-        tr = Trow[i - r0]
-        vr = Vrow[i - r0]
-        ar = Arow[i - r0]
-        for f in range(F):
+        xr = X[i, fc0:fc0 + nf]
+        ii = i - r0
+        for f in range(nf):
             x = xr[f]
             ok = x == x
-            w0 = w_[f]
-            t0 = t_[f]
-            v0 = v_[f]
-            a0 = a_[f]
+            w0 = S[0, f]
+            t0 = S[1, f]
+            v0 = S[2, f]
+            a0 = S[3, f]
             w = w0 + 1.0
             dv = x - t0 / (w - 1.0)
             inc = (w - 1.0) * dv * dv / w
@@ -137,23 +158,25 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
             v = v0 + inc
             t = t0 + x
             a = a0 + abs(x)
-            tr[f] = t
-            vr[f] = v
-            ar[f] = a
-            w_[f] = w if ok else w0
-            t_[f] = t if ok else t0
-            v_[f] = v if ok else v0
-            a_[f] = a if ok else a0
-            c_[f] += ok
-    for f in range(F):
-        if c_[f] > 0:  # else keep the read-outs (a pending feature's post-detection window)
-            Wa[f] = w_[f]
-            Ta[f] = t_[f]
-            Va[f] = v_[f]
-            Aa[f] = a_[f]
+            RB[0, ii, f] = t
+            RB[1, ii, f] = v
+            RB[2, ii, f] = a
+            S[0, f] = w if ok else w0
+            S[1, f] = t if ok else t0
+            S[2, f] = v if ok else v0
+            S[3, f] = a if ok else a0
+            S[4, f] += 1.0 if ok else 0.0
+    for j in range(nf):
+        if S[4, j] > 0.0:  # else keep the read-outs (a pending feature's post-detection window)
+            f = fc0 + j
+            Wa[f] = S[0, j]
+            Ta[f] = S[1, j]
+            Va[f] = S[2, j]
+            Aa[f] = S[3, j]
     # ---- pass 2: per feature, buckets (merge replay) and cut-point scans
     n_hits = 0
-    for f in range(F):
+    for jf in range(nf):
+        f = fc0 + jf
         mb = max_buckets[f]
         ck = clock[f]
         dlt = delta[f]
@@ -203,7 +226,7 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
                 if x == x:
                     s = n & rmask
                     tot0[s] = x  # level-0 variances are 0.0: not stored
-                    te = Trow[i - r0, f]
+                    te = RB[0, i - r0, jf]
                     tend0[s] = te
                     if n & 1:
                         j1 = n >> 1
@@ -271,8 +294,8 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
                 continue
             i -= 1  # the row of the value just inserted
             # ---- detect_change at this value: live bucket ranges from the shape
-            Tc = Trow[i - r0, f]
-            Vc = Vrow[i - r0, f]
+            Tc = RB[0, i - r0, jf]
+            Vc = RB[1, i - r0, jf]
             a_ = n
             for k in range(nl):
                 g_ = a_ - mb + 1
@@ -294,7 +317,7 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
                     maybe = False
                     Bm = B * (1.0 - 1e-9)
                     AWm = AW * (1.0 - 1e-9)
-                    M = (1e-12 + 1e-15 * W) * (Arow[i - r0, f] + abs(Tc)) * W + 1e-300
+                    M = (1e-12 + 1e-15 * W) * (RB[2, i - r0, jf] + abs(Tc)) * W + 1e-300
                     MB = M - Bm
                     cf = cachef[f]
                     ca = cachea[f]
@@ -435,13 +458,14 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
             pend = True
             n_det[f] += 1
             flags[i, f] = True
+            row_hits[i] += 1
             n_hits += 1
             # pass 1 assumed no reset: redo this feature's running stats after row i
             pr = True
             w_ = Wx
             t_ = Tx
             v_ = Vx
-            s_ = Arow[i - r0, f]
+            s_ = RB[2, i - r0, jf]
             for i2 in range(i + 1, r1):
                 x2 = X[i2, f]
                 if x2 != x2:
@@ -460,9 +484,9 @@ def _tile(X, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
                 v_ += inc
                 t_ += x2
                 s_ += abs(x2)
-                Trow[i2 - r0, f] = t_
-                Vrow[i2 - r0, f] = v_
-                Arow[i2 - r0, f] = s_
+                RB[0, i2 - r0, jf] = t_
+                RB[1, i2 - r0, jf] = v_
+                RB[2, i2 - r0, jf] = s_
             Wa[f] = w_
             Ta[f] = t_
             Va[f] = v_
@@ -580,13 +604,11 @@ class ADWIN:
             self._cachef = np.zeros((F, grow, 8))
             self._cachea = np.full((F, grow), -1, dtype=np.int64)
 
-    def _buffers(self, rows: int) -> tuple[np.ndarray, ...]:
-        F, L, _ = self._tot.shape
+    def _buffers(self) -> tuple[np.ndarray, ...]:
+        L = self._tot.shape[1]
         sc = self._scratch
-        if sc is None or sc[0].shape[1] != F or sc[3].shape[0] < L:
-            cap = _TILE
-            sc = (np.empty((cap, F)), np.empty((cap, F)), np.empty((cap, F)), np.empty(L, np.int64),
-                  np.empty(L, np.int64))
+        if sc is None or sc[0].shape[0] < L:
+            sc = (np.empty(L, np.int64), np.empty(L, np.int64))
             self._scratch = sc
         return sc
 
@@ -602,16 +624,12 @@ class ADWIN:
         if rows == 0 or self.n_features == 0:
             return np.empty((0, 2), dtype=np.int64)
         self._ensure_levels(rows)
-        Trow, Vrow, Arow, lo, hi = self._buffers(rows)
+        lo, hi = self._buffers()
         flags = np.zeros(X.shape, dtype=np.bool_)
-        k = _adwin_kernel(X, self._delta, self._clock, self._mb, self._mwl, self._grace,
-                          self._tot, self._var, self._tend, self._nins, self._nlev,
-                          self._W, self._T, self._V, self._A, self._pending, self._n_det, flags,
-                          Trow, Vrow, Arow, lo, hi, self._cachef, self._cachea, _POW2, _POW2INV,
-                          self.use_filter, _BLOCK, _TILE)
-        if k == 0:
-            return np.empty((0, 2), dtype=np.int64)
-        return np.argwhere(flags).astype(np.int64, copy=False)
+        return _adwin_kernel(X, self._delta, self._clock, self._mb, self._mwl, self._grace,
+                             self._tot, self._var, self._tend, self._nins, self._nlev,
+                             self._W, self._T, self._V, self._A, self._pending, self._n_det, flags,
+                             lo, hi, self._cachef, self._cachea, _POW2, _POW2INV, self.use_filter, _BLOCK)
 
     def add_features(self, n: int) -> None:
         """Append ``n`` fresh features (construction-time scalars, else river's defaults)."""
