@@ -317,7 +317,8 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                     maybe = False
                     Bm = B * (1.0 - 1e-9)
                     AWm = AW * (1.0 - 1e-9)
-                    M = (1e-12 + 1e-15 * W) * (RB[2, i - r0, jf] + abs(Tc)) * W + 1e-300
+                    Sabs = RB[2, i - r0, jf] + abs(Tc)
+                    M = (1e-12 + 1e-15 * W) * Sabs * W + 1e-300
                     MB = M - Bm
                     cf = cachef[f]
                     ca = cachea[f]
@@ -325,8 +326,14 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                         stable = ca[k] == hi[k]
                         if stable and W < cf[k, 6] and cf[k, 3] > 0.0:
                             # no bucket added since this level was last checked and the bound
-                            # only grows: it stays safe while |D| + M cannot have caught up
-                            grow = cf[k, 4] * (W - cf[k, 0]) + cf[k, 5] * abs(Tc - cf[k, 1]) * (1.0 + 1e-12) \
+                            # only grows: it stays safe while |D| + M cannot have caught up.
+                            # D = te W - T pp moves by te dW - pp dT
+                            #   = (te - pp mu) dW - pp (dT - mu dW)   (mu: the mean then),
+                            # so a stream whose mean stays put barely moves D, whatever mu is
+                            dW = W - cf[k, 0]
+                            dT = Tc - cf[k, 1]
+                            mu = cf[k, 1] / cf[k, 0]
+                            grow = cf[k, 4] * dW + cf[k, 5] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) \
                                 + (M - cf[k, 2])
                             if grow < cf[k, 3] * (1.0 - 1e-12):
                                 continue
@@ -361,19 +368,20 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                             j1 = jmax
                         # a level unchanged for a scan: cache its smallest margin to the bound
                         margin = np.inf
-                        tmax = 0.0
+                        dmax = 0.0
                         pmax = 0.0
                         for j in range(j0, j1):
                             pp = (j + 1) * bs
                             te = tendf[k, j & rmask]
-                            mj = math.sqrt(AWm * pp * (W - pp)) - abs(te * W - Tc * pp) - MB
+                            dj = abs(te * W - Tc * pp)
+                            mj = math.sqrt(AWm * pp * (W - pp)) - dj - MB
                             if not (mj > 0.0):  # also NaN
                                 maybe = True
                                 break
                             if mj < margin:
                                 margin = mj
-                            if abs(te) > tmax:
-                                tmax = abs(te)
+                            if dj > dmax:
+                                dmax = dj
                             if pp > pmax:
                                 pmax = pp
                         if maybe:
@@ -382,7 +390,9 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                         cf[k, 1] = Tc
                         cf[k, 2] = M
                         cf[k, 3] = margin
-                        cf[k, 4] = tmax
+                        # max |te - pp mu| = max |D| / W, plus rounding slack (of D's terms,
+                        # <= (S + |T|) W, and of mu)
+                        cf[k, 4] = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(Tc / W))
                         cf[k, 5] = pmax
                         cf[k, 6] = wake
             if not maybe:
