@@ -58,7 +58,6 @@ __all__ = ["ADWIN"]
 
 _DEFAULTS: dict[str, Any] = dict(delta=0.002, clock=32, max_buckets=5, min_window_length=5, grace_period=10)
 _MAX_LEVELS = 64
-_BLOCK = 32  # values inserted between two merge replays (or fewer: a scan forces one)
 _TILE = 128  # rows per pass-1 / pass-2 round: per-row results stay in L1/L2
 _CHUNK = 32  # features per pass-1 block (the block's row stride is a compile-time constant)
 _POW2 = np.array([float(2**i) for i in range(_MAX_LEVELS)], dtype=np.float64)
@@ -66,8 +65,10 @@ _POW2INV = np.array([2.0 ** -i for i in range(_MAX_LEVELS)], dtype=np.float64)
 
 
 def _ring_size(max_buckets: int) -> int:
-    # a level's ring must hold its <= max_buckets live buckets plus one block of new ones
-    need = int(max_buckets) + _BLOCK + 2
+    # A level's ring holds river's live buckets of that level plus the ones made early
+    # (before river merges them): at most 2 max_buckets - 1 consecutive indices (checked
+    # for every count up to 2**15 and max_buckets 1..33 in the tests).
+    need = 2 * int(max_buckets) + 1
     return 1 << (need - 1).bit_length()
 
 
@@ -88,7 +89,7 @@ def _shape(n: int, mb: int) -> list[tuple[int, int]]:
 @nb.njit(cache=True, error_model="numpy", nogil=True)
 def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev, Wa, Ta, Va, Aa,
                   pending, n_det, flags, lo, hi, cachef, cachea, pow2, pow2inv,
-                  use_filter, block):  # pragma: no cover - numba
+                  use_filter):  # pragma: no cover - numba
     # Returns the hits as (row, feature) pairs in stream order; ``flags`` is a zeroed
     # scratch [rows, F] (only the cells of hits are written, and read back).
     rows, F = X.shape
@@ -100,7 +101,7 @@ def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
             r1 = min(rows, r0 + _TILE)
             n_hits += _tile(X, c0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins,
                             nlev, Wa, Ta, Va, Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea,
-                            pow2, pow2inv, use_filter, block)
+                            pow2, pow2inv, use_filter)
     out = np.empty((n_hits, 2), np.int64)
     k = 0
     for i in range(rows):
@@ -117,7 +118,7 @@ def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
 @nb.njit(cache=True, error_model="numpy", nogil=True)
 def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev, Wa, Ta, Va,
           Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea, pow2, pow2inv, use_filter,
-          block):  # pragma: no cover - numba
+          ):  # pragma: no cover - numba
     R = tot.shape[2]
     rmask = R - 1
     dpw = cachef[:, 0, 7]  # window width at which delta_prime was last computed ...
@@ -197,7 +198,6 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
         n = nins[f]
         nl = nlev[f]
         pend = pending[f]
-        blk = n
         nxt_scan = (n // ck + 1) * ck
         i = r0
         while True:
@@ -209,14 +209,13 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                 pend = False
                 n = 0
                 nl = 1
-                blk = 0
                 nxt_scan = ck
                 for k in range(cachea.shape[1]):
                     cachea[f, k] = -1
-            # insert values (level-0 buckets) until a merge replay or a scan is due; each pair
-            # of values (2j, 2j+1) is merged into level-1 bucket j right away: its value does
-            # not depend on when river merges it (the replay below starts at level 1)
-            stop = nxt_scan if nxt_scan < blk + block else blk + block
+            # insert values (level-0 buckets) until a scan is due; a bucket of any level is
+            # made as soon as its last value arrives (level-k bucket j from level-(k-1)
+            # buckets 2j and 2j+1): its value does not depend on when river merges it
+            stop = nxt_scan
             prev = tot0[(n - 1) & rmask]
             q1 = ((n >> 1) - 1) & rmask
             prev1_t = tot1[q1]
@@ -237,51 +236,35 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                         var1[d] = v1_
                         tend1[d] = te
                         if j1 & 1:  # and each pair of level-1 buckets into level 2
-                            d2 = (j1 >> 1) & rmask
+                            j2 = j1 >> 1
+                            d2 = j2 & rmask
                             mu1 = prev1_t * 0.5
                             mu2 = t1_ * 0.5
                             tot2[d2] = prev1_t + t1_
                             var2[d2] = prev1_v + v1_ + 1.0 * (mu1 - mu2) * (mu1 - mu2)
                             tend2[d2] = te
+                            # ... and so on up (a binary counter: one merge per value on average)
+                            kk = 2
+                            while j2 & 1:
+                                c0 = (j2 - 1) & rmask
+                                c1 = j2 & rmask
+                                d = (j2 >> 1) & rmask
+                                inv = pow2inv[kk]
+                                h = pow2[kk] * 0.5
+                                t0 = totf[kk, c0]
+                                t1 = totf[kk, c1]
+                                mu1 = t0 * inv  # == t0 / 2**k bit for bit
+                                mu2 = t1 * inv
+                                totf[kk + 1, d] = t0 + t1
+                                varf[kk + 1, d] = varf[kk, c0] + varf[kk, c1] + h * (mu1 - mu2) * (mu1 - mu2)
+                                tendf[kk + 1, d] = te
+                                j2 >>= 1
+                                kk += 1
                         prev1_t = t1_
                         prev1_v = v1_
                     prev = x
                     n += 1
                 i += 1
-            if n > blk:
-                # river's compress_buckets, replayed for the inserts since the last replay
-                a_old = blk
-                a_new = n
-                k = 0
-                while True:
-                    mo = a_old - mb + 1
-                    mo = (mo >> 1) if mo > 0 else 0
-                    mn = a_new - mb + 1
-                    mn = (mn >> 1) if mn > 0 else 0
-                    if mn == mo:
-                        break
-                    if nl < k + 2:
-                        nl = k + 2
-                    if k <= 1:
-                        pass  # level-1 and level-2 buckets were made at insertion
-                    else:
-                        inv = pow2inv[k]
-                        h = pow2[k] * 0.5
-                        for j in range(mo, mn):
-                            c0 = (2 * j) & rmask
-                            c1 = (2 * j + 1) & rmask
-                            d = j & rmask
-                            t0 = totf[k, c0]
-                            t1 = totf[k, c1]
-                            mu1 = t0 * inv  # == t0 / 2**k bit for bit
-                            mu2 = t1 * inv
-                            totf[k + 1, d] = t0 + t1
-                            varf[k + 1, d] = varf[k, c0] + varf[k, c1] + h * (mu1 - mu2) * (mu1 - mu2)
-                            tendf[k + 1, d] = tendf[k, c1]
-                    a_old = mo
-                    a_new = mn
-                    k += 1
-                blk = n
             if n != nxt_scan:
                 if i == r1:
                     break
@@ -296,13 +279,17 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
             # ---- detect_change at this value: live bucket ranges from the shape
             Tc = RB[0, i - r0, jf]
             Vc = RB[1, i - r0, jf]
+            # river's levels: level k has received a_k buckets (a_0 = n) and merged
+            # g_k = a_{k+1} pairs away; it exists while a_k > 0
             a_ = n
-            for k in range(nl):
+            nl = 0
+            while a_ > 0:
                 g_ = a_ - mb + 1
                 g_ = (g_ >> 1) if g_ > 0 else 0
-                lo[k] = 2 * g_
-                hi[k] = a_
+                lo[nl] = 2 * g_
+                hi[nl] = a_
                 a_ = g_
+                nl += 1
             maybe = True
             if filt:
                 # a lower bound of delta_prime is enough here (the bound grows with it), so
@@ -639,7 +626,7 @@ class ADWIN:
         return _adwin_kernel(X, self._delta, self._clock, self._mb, self._mwl, self._grace,
                              self._tot, self._var, self._tend, self._nins, self._nlev,
                              self._W, self._T, self._V, self._A, self._pending, self._n_det, flags,
-                             lo, hi, self._cachef, self._cachea, _POW2, _POW2INV, self.use_filter, _BLOCK)
+                             lo, hi, self._cachef, self._cachea, _POW2, _POW2INV, self.use_filter)
 
     def add_features(self, n: int) -> None:
         """Append ``n`` fresh features (construction-time scalars, else river's defaults)."""
@@ -802,29 +789,24 @@ class ADWIN:
                 ends = run + np.cumsum(t)
                 self._tend[f, lev, idx] = ends
                 run = float(ends[-1]) if ends.size else run
-            # the kernel merges each pair of values into its level-1 bucket at insertion,
-            # before river does: rebuild those from the live level-0 buckets
+            # the kernel makes each bucket as soon as its last value arrives, before river
+            # merges it: rebuild those (level k, indices a_k .. n >> k - 1) bottom-up
             n_ = int(self._nins[f])
-            m0 = shape[0][0] // 2
-            for j in range(m0, n_ // 2):
-                a, b = (2 * j) & (R - 1), (2 * j + 1) & (R - 1)
-                x0 = float(self._tot[f, 0, a])
-                x1 = float(self._tot[f, 0, b])
-                self._tot[f, 1, j & (R - 1)] = x0 + x1
-                self._var[f, 1, j & (R - 1)] = 0.0 + 0.0 + 1.0 * 0.5 * (x0 - x1) * (x0 - x1)
-                self._tend[f, 1, j & (R - 1)] = self._tend[f, 0, b]
-            # ... and likewise level-2 buckets from level 1 (live or just rebuilt)
-            m1 = shape[1][0] // 2 if len(shape) > 1 else 0
-            for j in range(m1, n_ // 4):
-                a, b = (2 * j) & (R - 1), (2 * j + 1) & (R - 1)
-                t0 = float(self._tot[f, 1, a])
-                t1 = float(self._tot[f, 1, b])
-                mu1 = t0 * 0.5
-                mu2 = t1 * 0.5
-                self._tot[f, 2, j & (R - 1)] = t0 + t1
-                self._var[f, 2, j & (R - 1)] = float(self._var[f, 1, a]) + float(self._var[f, 1, b]) \
-                    + 1.0 * (mu1 - mu2) * (mu1 - mu2)
-                self._tend[f, 2, j & (R - 1)] = self._tend[f, 1, b]
+            for lev in range(1, n_.bit_length()):
+                j_lo = shape[lev][1] if lev < len(shape) else 0
+                inv = float(_POW2INV[lev - 1])
+                h = float(_POW2[lev - 1]) * 0.5
+                for j in range(j_lo, n_ >> lev):
+                    a, b = (2 * j) & (R - 1), (2 * j + 1) & (R - 1)
+                    t0 = float(self._tot[f, lev - 1, a])
+                    t1 = float(self._tot[f, lev - 1, b])
+                    v0 = float(self._var[f, lev - 1, a]) if lev > 1 else 0.0
+                    v1 = float(self._var[f, lev - 1, b]) if lev > 1 else 0.0
+                    mu1 = t0 * inv
+                    mu2 = t1 * inv
+                    self._tot[f, lev, j & (R - 1)] = t0 + t1
+                    self._var[f, lev, j & (R - 1)] = v0 + v1 + h * (mu1 - mu2) * (mu1 - mu2)
+                    self._tend[f, lev, j & (R - 1)] = self._tend[f, lev - 1, b]
             vi += int(c.sum())
 
     @classmethod
