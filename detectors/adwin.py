@@ -590,10 +590,10 @@ class ADWIN:
     def _ensure_levels(self, n_new: int) -> None:
         # a level-k bucket holds 2**k values: a window of w values has < bit_length(w) + 1 levels
         w = (int(self._nins.max()) if self._nins.size else 0) + int(n_new)
-        need = min(_MAX_LEVELS, w.bit_length() + 2)
+        need = min(_MAX_LEVELS, w.bit_length() + 1)
         F, L, R = self._tot.shape
         if need > L:
-            grow = min(_MAX_LEVELS, need + 2)
+            grow = min(_MAX_LEVELS, need + 1)
             for name in ("_tot", "_var", "_tend"):
                 a = np.zeros((F, grow, R))
                 a[:, :L] = getattr(self, name)

@@ -239,3 +239,75 @@ def test_filter_never_changes_results():
     a, b = ADWIN(4, **params), ADWIN(4, use_filter=False, **params)
     np.testing.assert_array_equal(run(a, X, [100, 5000]), run(b, X, [7]))
     np.testing.assert_array_equal(a.variance, b.variance)
+
+
+@pytest.mark.parametrize("mb", [1, 2, 3, 5, 8, 33])
+def test_ring_holds_live_and_early_buckets(mb):
+    """Buckets are made as their last value arrives; a level's ring must hold river's live
+    buckets plus those early ones: at most 2 mb - 1 consecutive indices, for every count."""
+    from detectors.adwin import _ring_size, _shape
+
+    worst = 0
+    for n in range(1, 1 << 12):
+        sh = _shape(n, mb)
+        for k in range(n.bit_length()):
+            lo = sh[k][0] if k < len(sh) else 0
+            worst = max(worst, (n >> k) - lo)
+    assert worst <= 2 * mb - 1 <= _ring_size(mb)
+
+
+def test_filter_cache_on_offset_streams_near_the_bound():
+    """The cached per-level bounds are centred on the window mean: streams far from zero,
+    with drifts barely above / below ADWIN's bound, checked against river and the exact scan."""
+    rng = np.random.default_rng(5)
+    n, F = 30_000, 4
+    X = rng.normal(0.0, 1.0, (n, F))
+    X[:, 0] += 1e6
+    X[:, 1] = 1e9 + 1e-3 * X[:, 1]
+    X[:, 2] = -5e3 + X[:, 2]
+    X[:, 3] = 7.0 + np.round(X[:, 3] * 3)
+    for f, step in enumerate([0.12, 1.2e-4, 0.1, 0.4]):  # small shifts: near the bound
+        for at in (7_000, 15_000, 22_000):
+            X[at:, f] += step * (1 if at != 15_000 else -1)
+    X[rng.random((n, F)) < 0.02] = np.nan
+    params = dict(delta=[0.002, 0.05, 0.3, 1e-4], clock=[32, 1, 5, 16], min_window_length=[5, 1, 10, 2])
+    a, b, r = ADWIN(F, **params), ADWIN(F, use_filter=False, **params), RiverADWIN(F, **params)
+    ha, hb, hr = run(a, X, [4096, 9000, 20000]), run(b, X, [17]), run(r, X, [])
+    assert len(hr) > 0
+    np.testing.assert_array_equal(ha, hb)
+    assert_same(a, r, ha, hr)
+
+
+@pytest.mark.parametrize("F", [33, 65])
+def test_feature_chunks_with_own_nan_patterns(F):
+    """Features are processed in chunks of 32: widths past a chunk, per-feature parameters,
+    every feature with its own NaN pattern (so its own bucket shape)."""
+    X = make_stream(40 + F, 6000, F, "mixed")
+    rng = np.random.default_rng(F)
+    for f in range(F):
+        X[rng.random(len(X)) < rng.uniform(0, 0.5), f] = np.nan
+    params = dict(delta=rng.choice([0.002, 0.05, 0.3], F), clock=rng.choice([1, 5, 32], F),
+                  max_buckets=rng.choice([2, 5], F))
+    k, r = ADWIN(F, **params), RiverADWIN(F, **params)
+    hk, hr = run(k, X, [1000, 4100]), run(r, X, [])
+    assert len(hr) > 0
+    assert_same(k, r, hk, hr)
+
+
+@pytest.mark.parametrize("mb", [1, 2, 3, 5])
+def test_state_round_trip_around_powers_of_two(mb):
+    """Checkpoints right before, at and after counts where a new bucket level appears: the
+    early-made buckets of every level are rebuilt from river's live ones."""
+    X = make_stream(9, 4200, 2, "abrupt")
+    params = dict(max_buckets=mb, delta=1e-9, clock=1, grace_period=0)  # no detection: shapes grow
+    whole = ADWIN(2, **params)
+    hw = whole.update(X)
+    for s in (1, 2, 3, 4, 7, 8, 9, 63, 64, 65, 1023, 1024, 1025, 4095, 4096, 4097):
+        a = ADWIN(2, **params)
+        h1 = a.update(X[:s])
+        b = ADWIN.from_state(_roundtrip(a.state_dict(), "json"))
+        h2 = b.update(X[s:]) + [s, 0]
+        np.testing.assert_array_equal(hw, np.concatenate([h1, h2]))
+        for name in ("width", "estimation", "variance"):
+            np.testing.assert_array_equal(getattr(whole, name), getattr(b, name))
+        assert b.state_dict()["bucket_totals"].tolist() == whole.state_dict()["bucket_totals"].tolist()
