@@ -18,13 +18,15 @@ bit-identical. Like river's wrapper, a detector is reset completely on the updat
   received ``a_k`` buckets (``a_0 = n``) and merged ``m_k = max(0, (a_k - mb + 1) // 2)``
   pairs away (``a_{k+1} = m_k``); its live buckets are the ``a_k - 2 m_k`` newest. The
   ``j``-th level-``k`` bucket always covers values ``[j 2^k, (j+1) 2^k)`` and is the merge
-  of level-``k-1`` buckets ``2j`` and ``2j+1``. So buckets live in per-level rings indexed
-  by ``j``, merges are replayed block-wise with no per-value branching, and nothing shifts.
-  (Level-1 and level-2 buckets, of 2 and 4 values, are even made as their last value
-  arrives.)
+  of level-``k-1`` buckets ``2j`` and ``2j+1``. So every bucket is made as soon as its last
+  value arrives (a binary counter: one merge per value on average), it lives in a
+  per-level ring indexed by ``j`` (``2 max_buckets - 1`` slots hold river's live buckets and
+  the early ones), and nothing shifts. River's live range of each level is computed from
+  ``n`` at each scan.
 * Width, total and variance follow a per-value recurrence independent of the buckets: a
-  first pass computes it for all features at once (features innermost, so the CPU
-  vectorises the two divisions per value); a detection (rare) recomputes its feature's tail.
+  first pass computes it for a chunk of 32 features at once (features innermost, on
+  in-kernel blocks of constant stride, so the CPU vectorises the two divisions per value);
+  a detection (rare) recomputes its feature's tail.
 * Divisions by a bucket size (a power of two) are multiplications by its exact inverse,
   which IEEE-754 makes bit-identical.
 * A cut-point scan first runs a division-free *sound* filter (see ``_FILTER_NOTE``) on
@@ -515,6 +517,13 @@ exact prefix sum (S = sum |x| over the window), and river's u1 and divisions add
 more ulps of (S + |T|) W. The check adds (1e-12 + 1e-15 W) (S + |T|) W to |D| and shrinks
 the right-hand sides by 1e-9 relative: far more than those errors. dp < 0 or non-finite
 values make the check pass, and the exact scan decides.
+
+A level whose buckets did not change since its last check keeps a cached certificate: the
+smallest margin RHS - |D| - M over its cuts at (W_k, T_k). The right-hand side only grows
+between resets, and D = te W - T pp moves by te dW - pp dT = (te - pp mu) dW - pp (dT - mu dW)
+with mu = T_k / W_k, so the level stays safe while max|te - pp mu| dW + max(pp) |dT - mu dW|
++ (M - M_k) is below that margin (each term padded by 1e-12 relative for its rounding).
+Centring on mu makes the certificate last on streams with any mean.
 """
 
 
