@@ -16,8 +16,9 @@ Prints ONE JSON object. In one run it
 3. latency: a sidecar on a fresh topic fed by a rate-limited producer at half the measured
    ``events_per_s``, with drift switched on and off; for each alert, its arrival on the alerts
    topic (``read_committed`` consumer) minus the triggering event's ``ts`` (its produce time);
-4. scale: the sidecar at 200 and 1,000 features (events/s, feature-values/s), bytes per feature
-   of DetectorBank state, and peak RSS at 10,000 features (default batch size and a small one).
+4. scale: the sidecar at 200 and 1,000 features (events/s, feature-values/s, peak RSS), bytes
+   per feature of DetectorBank state (by part), and peak RSS at 10,000 features with the
+   default configuration (goal: under 1 GiB; docs/performance.md).
 
 The broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else a private one on a free port.
 """
@@ -45,6 +46,20 @@ GOALS = {"events_per_s": 100_000, "ratio_vs_naive": 8, "share_of_ceiling": 0.6, 
 
 
 def _peak_rss() -> int:
+    """Peak RSS of this process since it started (VmHWM of its own address space).
+
+    Not ``getrusage().ru_maxrss``: Linux carries the pre-exec high-water mark over an exec,
+    and ``subprocess`` starts workers by vfork, so a worker's ``ru_maxrss`` is at least the
+    benchmark parent's RSS at that moment (which holds the pre-loaded payloads: it read
+    917 MB for a 387 MB sidecar at 200 features).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
@@ -90,6 +105,21 @@ def _array_bytes(obj: Any, seen: set[int] | None = None) -> int:
     if hasattr(obj, "__dict__"):
         return _array_bytes(vars(obj), seen)
     return 0
+
+
+def _bank_parts(banks: list[Any]) -> dict[str, int]:
+    """numpy bytes of the banks by part: each change detector, the live windows, the window
+    tests' monitor, and the rest (reference, warm-up values, recent rows, alert state)."""
+    parts: dict[str, int] = {}
+    for bank in banks:
+        seen: set[int] = set()
+        for name, det in bank._detectors.items():
+            parts[name] = parts.get(name, 0) + _array_bytes(det, seen)
+        parts["live_windows"] = parts.get("live_windows", 0) + _array_bytes(bank._live, seen)
+        if bank.monitor is not None:
+            parts["window_tests"] = parts.get("window_tests", 0) + _array_bytes(bank.monitor, seen)
+        parts["other"] = parts.get("other", 0) + _array_bytes(bank, seen)
+    return parts
 
 
 # ---------------------------------------------------------------------- workers (child processes)
@@ -168,10 +198,12 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
     sidecar._abort = counted_abort  # type: ignore[method-assign]
     gc_time = _gc_clock()
     code = sidecar.run()
+    peak_rss = _peak_rss()  # the sidecar's own; the size checks below encode another checkpoint
     secs = times.get("last", 0.0) - times.get("first", 0.0)
     n = sidecar.consumed
     n_features = sum(len(b.features) for b in banks.values())
     mem = sum(_array_bytes(b) for b in banks.values())
+    parts = _bank_parts(list(banks.values()))
     ckpt = sum(len(encode_state({"banks": {m: b.state_dict()}})) for m, b in banks.items())
     return {
         "exit_code": code,
@@ -188,11 +220,12 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
         "alerts": alerts,
         "aborted_transactions": aborts,
         "features": n_features,
-        "peak_rss_bytes": _peak_rss(),
+        "peak_rss_bytes": peak_rss,
         "rss_before_run_bytes": rss_before,
         "bank_array_bytes": mem,
         "bank_checkpoint_bytes": ckpt,
         "bank_array_bytes_per_feature": round(mem / n_features) if n_features else None,
+        "bank_bytes_per_feature_by_part": {k: round(v / n_features) for k, v in parts.items()} if n_features else {},
         "bank_checkpoint_bytes_per_feature": round(ckpt / n_features) if n_features else None,
     }
 
@@ -528,25 +561,26 @@ def main(argv: list[str] | None = None) -> int:
                              "steady_events_per_s": r["steady_events_per_s"],
                              "steady_feature_values_per_s": (r["steady_events_per_s"] or 0) * f,
                              "gc_seconds": r["gc_seconds"], "cpu_seconds": r["cpu_seconds"],
+                             "bank_bytes_per_feature_by_part": r["bank_bytes_per_feature_by_part"],
                              "peak_rss_bytes": r["peak_rss_bytes"], "mean_message_bytes": pre["mean_message_bytes"],
                              "bank_array_bytes_per_feature": r["bank_array_bytes_per_feature"],
                              "bank_checkpoint_bytes_per_feature": r["bank_checkpoint_bytes_per_feature"]}
-        if a.big_features:
+        if a.big_features:  # the default configuration (no batch-size or other flags), as `driftsentinel run`
             f, n = a.big_features, a.big_events
             t = _kafka.new_topic(bootstrap, f"bench-f{f}")
             topics.append(t)
             pre = _kafka.preload(bootstrap, t, n, f, drift_at=None)
-            big: dict[str, Any] = {"events": n, "mean_message_bytes": pre["mean_message_bytes"]}
-            for bs in (4096, 128):
-                r = run_worker("sidecar", bootstrap, t, n, batch_size=bs)
-                big[f"batch_size_{bs}"] = {"peak_rss_bytes": r["peak_rss_bytes"], "events_per_s": r["events_per_s"],
-                                           "feature_values_per_s": r["events_per_s"] * f,
-                                           "bank_array_bytes": r["bank_array_bytes"],
-                                           "aborted_transactions": r["aborted_transactions"],
-                                           "bank_checkpoint_bytes": r["bank_checkpoint_bytes"],
-                                           "fits_1gib": r["peak_rss_bytes"] < 2**30,
-                                           "bank_array_bytes_per_feature": r["bank_array_bytes_per_feature"]}
-            scale[str(f)] = big
+            r = run_worker("sidecar", bootstrap, t, n)
+            scale[str(f)] = {"events": n, "batches": r["batches"], "mean_message_bytes": pre["mean_message_bytes"],
+                             "peak_rss_bytes": r["peak_rss_bytes"], "fits_1gib": r["peak_rss_bytes"] < 2**30,
+                             "peak_rss_bytes_per_feature": round(r["peak_rss_bytes"] / f),
+                             "rss_before_run_bytes": r["rss_before_run_bytes"],
+                             "events_per_s": r["events_per_s"], "feature_values_per_s": r["events_per_s"] * f,
+                             "bank_array_bytes": r["bank_array_bytes"],
+                             "bank_array_bytes_per_feature": r["bank_array_bytes_per_feature"],
+                             "bank_bytes_per_feature_by_part": r["bank_bytes_per_feature_by_part"],
+                             "bank_checkpoint_bytes": r["bank_checkpoint_bytes"],
+                             "aborted_transactions": r["aborted_transactions"]}
         out["scale"] = scale
         _kafka.delete_topics(bootstrap, topics + sorted(set(CREATED) - {None}))
     out["goals"] = {k: {"goal": g, "measured": out.get(k), "met": out.get(k) is not None and (

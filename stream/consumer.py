@@ -64,7 +64,7 @@ from stream.checkpoint import (
     progress_key,
     state_key,
 )
-from stream.columns import to_batches
+from stream.columns import BatchBudget, to_batches
 from stream.labels import JoinedLabel, LabelJoin
 from stream.metrics import HealthState, Metrics, serve
 
@@ -185,6 +185,8 @@ class Sidecar:
         self._last_gauges = 0.0
         self._last_report = (time.monotonic(), 0)
         self._lag: dict[tuple[str, int], int] = {}
+        # events per batch: batch_size, and bounded by matrix cells and message bytes (wide events)
+        self._budget = BatchBudget(max_cells=MAX_BATCH_CELLS)
         self._fatal: KafkaError | None = None
         self._txn_started: float | None = None
         kafka = config.kafka
@@ -361,13 +363,14 @@ class Sidecar:
             self.health.beat()
             if self._fatal is not None:
                 raise KafkaException(self._fatal)
-            budget = min(cfg.batch_size, max(16, MAX_BATCH_CELLS // max(self._widest_bank(), 1)))
+            budget = self._budget.events(cfg.batch_size, self._widest_bank())
             if cfg.max_events is not None:
                 budget = min(budget, cfg.max_events - self.consumed)
                 if budget <= 0:
                     log.info("max_events=%d reached", cfg.max_events)
                     return
             msgs = self.consumer.consume(num_messages=budget, timeout=cfg.batch_timeout_s)
+            self._budget.observe(msgs)
             if not msgs:
                 if not self.health.broker_ok():
                     last_input = time.monotonic()  # no input because the broker is away is not idleness
