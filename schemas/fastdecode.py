@@ -51,6 +51,26 @@ def _from_model(event: FeatureEvent) -> EventView:
     )
 
 
+def _all_finite(features: dict[str, float | int | bool | str | None]) -> bool:
+    """No infinite float and no int beyond float range among the values.
+
+    One C-level float sum decides the common all-numeric event (a finite sum of floats
+    proves every term finite; an int beyond float range raises OverflowError); strings,
+    nulls, or a sum that overflowed fall back to the per-value check.
+    """
+    try:
+        total = sum(features.values(), 0.0)
+        if total - total == 0.0:
+            return True
+    except (TypeError, OverflowError):
+        pass
+    for value in features.values():
+        cls = value.__class__
+        if (cls is float and value - value != 0.0) or (cls is int and not -_MAX <= value <= _MAX):
+            return False
+    return True
+
+
 def decode_event_fast(raw: bytes | None) -> EventView:
     """Decode one message value; raises :class:`InvalidEvent` like ``decode_event``."""
     if not raw or len(raw) > MAX_EVENT_BYTES:
@@ -61,10 +81,8 @@ def decode_event_fast(raw: bytes | None) -> EventView:
         event = _decoder.decode(raw)
     except Exception:  # DecodeError, ValidationError, UnicodeDecodeError, RecursionError, ...
         return _from_model(decode_event(raw))  # the reference decides, and gives the reason
-    for value in event.features.values():
-        cls = value.__class__
-        if (cls is float and value - value != 0.0) or (cls is int and not -_MAX <= value <= _MAX):
-            return _from_model(decode_event(raw))  # inf (never NaN from msgspec), or an int beyond float
+    if not _all_finite(event.features):
+        return _from_model(decode_event(raw))  # inf (never NaN from msgspec), or an int beyond float
     for value in (event.prediction, event.label):
         if value.__class__ is float and value - value != 0.0:
             return _from_model(decode_event(raw))
