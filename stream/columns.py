@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from schemas import FeatureBatch
-from schemas.fastdecode import EventView
+from schemas.fastdecode import EventView, NumericEventView
 
 #: Message bytes per consumed batch at most (~3x that in decoded objects and columns).
 MAX_BATCH_BYTES = 32 * 1024 * 1024
@@ -93,6 +93,8 @@ def to_batches(
     out: dict[str, FeatureBatch] = {}
     for model, items in by_model.items():
         rows = [event_features(event) for _, event in items]
+        # rows whose values are all numbers, known from the decoder (no per-value type scan)
+        numeric = [_is_numeric(event) for _, event in items]
         # Each row's layout is (names, value classes). Consecutive rows of the same layout
         # add no columns, so discovery looks at a layout only when it changes. Only ints
         # are kept per row (a layout number): objects kept per row would be tracked by the
@@ -103,13 +105,19 @@ def to_batches(
         row_layout: list[int] = []
         last_keys: list[str] | None = None
         last_types: tuple[type, ...] | None = None
-        for feats in rows:
+        for feats, all_numbers in zip(rows, numeric):
             ks = list(feats)
-            ts = tuple(map(type, feats.values()))
+            if all_numbers:
+                if ks == last_keys and last_types is _NUMERIC:
+                    row_layout.append(len(layouts) - 1)
+                    continue
+                ts = _NUMERIC
+            else:
+                ts = tuple(map(type, feats.values()))
             if ts != last_types or ks != last_keys:
                 last_keys, last_types = ks, ts
                 layouts.append((ks, ts))
-                for name, cls in zip(ks, ts):
+                for name, cls in zip(ks, ts) if ts is not _NUMERIC else ((k, float) for k in ks):
                     if cls is float or cls is int:
                         if name not in index:
                             index[name] = len(index)
@@ -123,7 +131,8 @@ def to_batches(
                 index = {n: j for j, n in enumerate(n for n in index if n in keep)}
                 cat_index = {n: j for j, n in enumerate(n for n in cat_index if n in keep)}
         columns = list(index)
-        whole = [bool(columns) and ks == columns and all(t is float or t is int for t in ts) for ks, ts in layouts]
+        whole = [bool(columns) and ks == columns and (ts is _NUMERIC or all(t is float or t is int for t in ts))
+                 for ks, ts in layouts]
         n_rows = len(items)
         if all(whole):  # the common case: every row is a full row of numbers, in column order
             flat: list[float] = []
@@ -168,6 +177,16 @@ def to_batches(
             cat_values=cats,
         )
     return out
+
+
+#: Stands for the value types of a row known to hold numbers only (NumericEventView).
+_NUMERIC: tuple = ("all numbers",)
+
+
+def _is_numeric(event: EventView) -> bool:
+    """All the row's values are numbers: a NumericEventView whose prediction/label are numbers too."""
+    return (event.__class__ is NumericEventView
+            and event.prediction.__class__ is not str and event.label.__class__ is not str)
 
 
 def event_features(event: EventView) -> dict:

@@ -75,3 +75,22 @@ def test_valid_events_round_trip_through_both() -> None:
     raw = ev.model_dump_json().encode()
     assert verdict(decode_event_fast, raw)[0] == "ok"
     assert_agree(raw)
+
+
+def test_all_numeric_events_take_the_numeric_decoder_and_still_agree() -> None:
+    import schemas.fastdecode as fd
+
+    fd._skip_numeric = 0
+    raw = b'{"features": {"a": 1, "b": 2.5}, "prediction": 0.5}'
+    assert type(decode_event_fast(raw)) is fd.NumericEventView
+    assert_agree(raw)
+    fd._skip_numeric = 0
+    assert type(decode_event_fast(b'{"features": {"a": 1, "c": "x"}}')) is fd.EventView
+    assert fd._skip_numeric == fd._NUMERIC_RETRY  # mixed events: the general decoder for a while
+    hostile = [b'{"features": {"a": 1e400}}', b'{"features": {"n": ' + b"9" * 500 + b"}}",
+               b'{"features": {"a": 1}, "prediction": 1e400}', b'{"features": {"a": true}}',
+               b'{"features": {"a": null, "b": 1}}', b'{"features": {"a": 1}, "ts": "yesterday"}']
+    for skip in (0, 5):  # the numeric decoder first, or the general one
+        for raw in hostile:
+            fd._skip_numeric = skip
+            assert_agree(raw)
