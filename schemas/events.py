@@ -140,12 +140,9 @@ def _reject_surrogates(obj: Any) -> None:
 _MAX_FLOAT = 1.7976931348623157e308
 
 
-def decode_event(raw: bytes | None) -> FeatureEvent:
-    """Decode and validate one Kafka message value.
-
-    Raises :class:`InvalidEvent` with a bounded ``reason`` on anything that is not a
-    valid FeatureEvent. JSON ``NaN`` is read as missing; infinities are rejected.
-    """
+def parse_object(raw: bytes | None) -> dict[str, Any]:
+    """A message value as a JSON object, or :class:`InvalidEvent` (``empty``, ``too_large``,
+    ``not_utf8``, ``not_json``, ``not_object``): the checks every input topic shares."""
     if not raw:
         raise InvalidEvent("empty", "message has no value")
     if len(raw) > MAX_EVENT_BYTES:
@@ -162,16 +159,30 @@ def decode_event(raw: bytes | None) -> FeatureEvent:
         _reject_surrogates(obj)
     if not isinstance(obj, dict):
         raise InvalidEvent("not_object", f"top level is {type(obj).__name__}")
+    return obj
+
+
+def validation_failure(exc: ValidationError) -> InvalidEvent:
+    """pydantic's first complaint as a ``wrong_type`` rejection naming the field."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return InvalidEvent("wrong_type", f"{where}: {first['msg']}"[:200])
+
+
+def decode_event(raw: bytes | None) -> FeatureEvent:
+    """Decode and validate one Kafka message value.
+
+    Raises :class:`InvalidEvent` with a bounded ``reason`` on anything that is not a
+    valid FeatureEvent. JSON ``NaN`` is read as missing; infinities are rejected.
+    """
+    obj = parse_object(raw)
     if "features" not in obj:
         raise InvalidEvent("missing_features", "no 'features' field")
     _reject_non_finite(obj)
     try:
-        event = FeatureEvent.model_validate(obj)
+        return FeatureEvent.model_validate(obj)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidEvent("wrong_type", f"{where}: {first['msg']}"[:200]) from None
-    return event
+        raise validation_failure(exc) from None
 
 
 def encode_event(event: FeatureEvent) -> bytes:

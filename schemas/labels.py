@@ -21,12 +21,11 @@ missing_id
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from schemas.events import MAX_EVENT_BYTES, InvalidEvent, _reject_surrogates, parse_ts
+from schemas.events import InvalidEvent, parse_object, parse_ts, validation_failure
 
 
 class LabelEvent(BaseModel):
@@ -64,22 +63,7 @@ def decode_label(raw: bytes | None) -> LabelEvent:
     ``not_json``, ``not_object``, ``missing_id``, ``missing_label``, ``wrong_type``,
     ``non_finite_value``): such messages go to the DLQ like bad feature events.
     """
-    if not raw:
-        raise InvalidEvent("empty", "message has no value")
-    if len(raw) > MAX_EVENT_BYTES:
-        raise InvalidEvent("too_large", f"{len(raw)} bytes > {MAX_EVENT_BYTES}")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidEvent("not_utf8", str(exc)) from None
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidEvent("not_json", str(exc)[:200]) from None
-    if "\\u" in text:
-        _reject_surrogates(obj)
-    if not isinstance(obj, dict):
-        raise InvalidEvent("not_object", f"top level is {type(obj).__name__}")
+    obj = parse_object(raw)
     if obj.get("id") in (None, ""):
         raise InvalidEvent("missing_id", "no 'id' field: a label is joined to its prediction by id")
     if obj.get("label") is None:
@@ -92,6 +76,4 @@ def decode_label(raw: bytes | None) -> LabelEvent:
     try:
         return LabelEvent.model_validate(obj)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidEvent("wrong_type", f"{where}: {first['msg']}"[:200]) from None
+        raise validation_failure(exc) from None

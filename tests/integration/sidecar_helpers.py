@@ -137,12 +137,15 @@ def read_all(bootstrap: str, topic: str, expect: int | None = None, timeout: flo
     return out
 
 
-def produce(bootstrap: str, topic: str, values: list[bytes | None], key: bytes | None = b"demo") -> None:
+def produce(bootstrap: str, topic: str, values: list[bytes | None], key: bytes | None = b"demo",
+            partitions: list[int] | None = None) -> None:
+    """Produce ``values`` in order (to ``partitions[i]`` when given, else by ``key``)."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True})
-    for v in values:
+    for i, v in enumerate(values):
+        where = {} if partitions is None else {"partition": partitions[i]}
         while True:
             try:
-                producer.produce(topic, key=key, value=v)
+                producer.produce(topic, key=key, value=v, **where)
                 break
             except BufferError:
                 producer.poll(0.05)

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from confluent_kafka import Producer
-
-from tests.integration.sidecar_helpers import SidecarProcess, read_all, sample
+from tests.integration.sidecar_helpers import SidecarProcess, produce, read_all, sample
 
 pytestmark = pytest.mark.integration
 
@@ -29,16 +27,7 @@ def _requests(seed: int = 7) -> tuple[list[dict], list[dict]]:
 
 
 def _produce(bootstrap: str, topic: str, docs: list[tuple[int, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True})
-    for partition, value in docs:
-        while True:
-            try:
-                producer.produce(topic, value=value, partition=partition)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-    assert producer.flush(60) == 0
+    produce(bootstrap, topic, [value for _, value in docs], key=None, partitions=[p for p, _ in docs])
 
 
 def test_late_labels_joined_by_id_give_one_concept_drift_per_partition(
