@@ -39,6 +39,9 @@ class SourcePosition(BaseModel):
     topic: str
     partition: int
     offset: int = Field(description="Offset of the event at which the detector decided.")
+    row: int | None = Field(
+        default=None, description="Row of that event inside a columnar batch message; absent for one-event messages."
+    )
 
 
 class WindowSummary(BaseModel):
@@ -91,8 +94,10 @@ class DriftEvent(BaseModel):
 
 
 def make_event_id(
-    group: str, topic: str, partition: int, offset: int, feature: str, detector: str, status: str
+    group: str, topic: str, partition: int, offset: int, feature: str, detector: str, status: str,
+    row: int | None = None,
 ) -> str:
     """Stable id of a decision: the same input position always gives the same id."""
-    raw = "\x1f".join([group, topic, str(partition), str(offset), feature, detector, status])
+    position = str(offset) if row is None else f"{offset}.{row}"
+    raw = "\x1f".join([group, topic, str(partition), position, feature, detector, status])
     return hashlib.sha256(raw.encode()).hexdigest()[:32]

@@ -33,6 +33,7 @@ class FeatureBatch:
     dropped_values: int = 0  # values of features left out (over the feature cap)
     cat_names: list[str] = field(default_factory=list)
     cat_values: np.ndarray | None = None  # object [rows, len(cat_names)]: str, or None = missing
+    rows_in_message: np.ndarray | None = None  # row i's index inside its columnar message (None: one event each)
 
     def __post_init__(self) -> None:
         if self.values.ndim != 2 or self.values.shape[1] != len(self.names):
@@ -41,6 +42,8 @@ class FeatureBatch:
             raise ValueError("offsets/event_times must have one entry per row")
         if self.cat_names and (self.cat_values is None or self.cat_values.shape != (self.n_rows, len(self.cat_names))):
             raise ValueError("cat_values must be [rows, len(cat_names)]")
+        if self.rows_in_message is not None and len(self.rows_in_message) != self.n_rows:
+            raise ValueError("rows_in_message must have one entry per row")
 
     @property
     def n_rows(self) -> int:

@@ -40,6 +40,8 @@ InvalidReason = Literal[
     "non_finite_value",
     "missing_id",
     "missing_label",
+    "not_columns",
+    "wrong_length",
 ]
 
 #: Events larger than this are rejected before parsing (a 10 MB value must not stall the loop).

@@ -79,10 +79,12 @@ class AlertPolicy:
         offset: int,
         event_time: float | None,
         now: float,
+        row: int | None = None,
     ) -> DriftEvent:
         return DriftEvent(
             event_id=make_event_id(
-                self.group_id, topic, partition, offset, f"{model}/{signal.feature}", signal.detector, signal.status
+                self.group_id, topic, partition, offset, f"{model}/{signal.feature}", signal.detector, signal.status,
+                row,
             ),
             model=model,
             feature=signal.feature,
@@ -96,7 +98,7 @@ class AlertPolicy:
             statistic=signal.statistic,
             statistic_name=signal.statistic_name,
             threshold=signal.threshold,
-            source=SourcePosition(topic=topic, partition=partition, offset=offset),
+            source=SourcePosition(topic=topic, partition=partition, offset=offset, row=row),
             event_time=event_time,
             detected_at=now,
             window=signal.window,

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from schemas import FeatureBatch
+from schemas.columnar import ColumnBatch
 from schemas.fastdecode import EventView, NumericEventView
 
 #: Message bytes per consumed batch at most (~3x that in decoded objects and columns).
@@ -199,3 +200,45 @@ def event_features(event: EventView) -> dict:
     if event.label is not None:
         feats["@label"] = event.label
     return feats
+
+
+def columnar_to_batch(
+    batch: ColumnBatch,
+    offset: int,
+    default_model: str,
+    admit: Callable[[str, list[str]], list[str]] | None = None,
+) -> tuple[str, FeatureBatch]:
+    """A decoded columnar message (at ``offset``) as the model's FeatureBatch.
+
+    Every row carries the message's offset, and ``rows_in_message`` its row. ``prediction``
+    and ``label`` become ``@prediction`` / ``@label`` (numeric when every value is a number).
+    """
+    model = batch.model or default_model
+    rows = batch.rows
+    numeric = dict(batch.numeric)
+    categorical: dict[str, list] = dict(batch.categorical)
+    for name, column in (("@prediction", batch.prediction), ("@label", batch.label)):
+        if column is None:
+            continue
+        if all(v is None or v.__class__ is float for v in column):
+            numeric[name] = np.array([np.nan if v is None else v for v in column], dtype=np.float64)
+        else:
+            categorical[name] = [v if v is None or v.__class__ is str else repr(v) for v in column]
+    names = list(dict.fromkeys([*numeric, *categorical]))
+    keep = set(admit(model, names)) if admit is not None else set(names)
+    num_names = [n for n in numeric if n in keep]
+    cat_names = [n for n in categorical if n in keep]
+    dropped = sum(int(np.count_nonzero(~np.isnan(numeric[n]))) for n in numeric if n not in keep)
+    dropped += sum(sum(v is not None for v in categorical[n]) for n in categorical if n not in keep)
+    values = (np.column_stack([numeric[n] for n in num_names]) if num_names
+              else np.empty((rows, 0), dtype=np.float64))
+    cats = None
+    if cat_names:
+        cats = np.empty((rows, len(cat_names)), dtype=object)
+        for k, n in enumerate(cat_names):
+            cats[:, k] = categorical[n]
+    return model, FeatureBatch(
+        names=num_names, values=values, offsets=np.full(rows, offset, dtype=np.int64), event_times=batch.ts,
+        dropped_values=dropped, cat_names=cat_names, cat_values=cats,
+        rows_in_message=np.arange(rows, dtype=np.int64),
+    )

@@ -52,7 +52,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from detectors.bank import DetectorBank
 from detectors.concept import pair_error
 from detectors.warmup import load_kernels
-from schemas import DriftEvent, InvalidEvent, SidecarConfig
+from schemas import DriftEvent, FeatureBatch, InvalidEvent, SidecarConfig
+from schemas.columnar import ColumnBatch, decode_columns, is_columnar
 from schemas.fastdecode import EventView, decode_event_fast
 from schemas.labels import decode_label
 from schemas.profile import load_profile
@@ -65,7 +66,7 @@ from stream.checkpoint import (
     progress_key,
     state_key,
 )
-from stream.columns import BatchBudget, to_batches
+from stream.columns import BatchBudget, columnar_to_batch, to_batches
 from stream.labels import JoinedLabel, LabelJoin
 from stream.metrics import HealthState, Metrics, serve
 
@@ -408,7 +409,8 @@ class Sidecar:
 
     def _process(self, msgs: list[Message]) -> list[tuple[str, int]]:
         """Decode, detect, produce; returns the partitions the batch touched."""
-        per_partition: dict[tuple[str, int], list[tuple[int, EventView]]] = {}
+        # per partition, in offset order: runs of one-event messages, and columnar messages
+        per_partition: dict[tuple[str, int], list[list[tuple[int, EventView]] | tuple[int, ColumnBatch]]] = {}
         newest_ts: dict[tuple[str, int], float] = {}
         touched: dict[tuple[str, int], None] = {}
         joined: dict[tuple[str, int], list[JoinedLabel]] = {}
@@ -429,14 +431,24 @@ class Sidecar:
             part.next_offset = offset + 1
             part.since_checkpoint += 1
             self.consumed += 1
+            value = msg.value()
+            segments = per_partition.setdefault(key, [])
             try:
-                event = decode_event_fast(msg.value())
+                if is_columnar(value):
+                    columns = decode_columns(value)
+                    segments.append((offset, columns))
+                    if part.labels is not None and columns.id is not None and columns.prediction is not None:
+                        self._columnar_predictions(part, columns, _message_time(msg), joined.setdefault(key, []))
+                    continue
+                event = decode_event_fast(value)
             except InvalidEvent as exc:
                 if offset >= part.replay_until:
                     self._dead_letter(msg, exc)
                     part.published = True
                 continue
-            per_partition.setdefault(key, []).append((offset, event))
+            if not segments or segments[-1].__class__ is not list:
+                segments.append([])
+            segments[-1].append((offset, event))  # type: ignore[union-attr]
             if event.ts is not None:
                 newest_ts[key] = event.ts
             if part.labels is not None and event.id is not None and event.prediction is not None and event.label is None:
@@ -449,29 +461,21 @@ class Sidecar:
         for (topic, partition), ts in newest_ts.items():
             self.metrics.last_event_ts.labels(topic, str(partition)).set(ts)
         now = time.time()
-        for key, events in per_partition.items():
+        for key, segments in per_partition.items():
             part = self.partitions[key]
-            batches = to_batches(events, self.config.default_model, admit=lambda m, names: self._bank(part, m).admit(names))
-            for model, batch in batches.items():
-                bank = self._bank(part, model)
-                live = batch.offsets >= part.replay_until
-                self.metrics.events.labels(model).inc(int(live.sum()))
-                if batch.dropped_values:
-                    self.metrics.features_dropped.labels(model).inc(batch.dropped_values)
-                for sig in bank.update(batch):
-                    offset = int(batch.offsets[sig.row])
-                    if not self.policy.admit(sig, model, part.topic, part.partition, offset):
-                        continue
-                    if offset < part.replay_until:
-                        continue  # committed before the restart
-                    ts = float(batch.event_times[sig.row])
-                    self._publish(
-                        self.policy.to_event(
-                            sig, model=model, topic=part.topic, partition=part.partition, offset=offset,
-                            event_time=None if ts != ts else ts, now=now,
-                        )
-                    )
-                    part.published = True
+
+            def admit(m: str, names: list[str], part: _Partition = part) -> list[str]:
+                return self._bank(part, m).admit(names)
+
+            for segment in segments:
+                if segment.__class__ is list:
+                    batches = to_batches(segment, self.config.default_model, admit=admit)  # type: ignore[arg-type]
+                else:
+                    offset, columns = segment  # type: ignore[misc]
+                    model, batch = columnar_to_batch(columns, offset, self.config.default_model, admit=admit)
+                    batches = {model: batch}
+                for model, batch in batches.items():
+                    self._detect(part, model, batch, now)
         for key, hits in joined.items():
             self._concept_from_labels(self.partitions[key], hits, now)
         if self.labels_topic is not None:
@@ -479,6 +483,29 @@ class Sidecar:
                 self._expire_labels(self.partitions[key])
         self._update_gauges()  # drift gauges flip in _publish; the rest once a second
         return list(touched)
+
+    def _detect(self, part: _Partition, model: str, batch: FeatureBatch, now: float) -> None:
+        """Run one model's bank over a batch of the partition; publish what the policy admits."""
+        bank = self._bank(part, model)
+        live = batch.offsets >= part.replay_until
+        self.metrics.events.labels(model).inc(int(live.sum()))
+        if batch.dropped_values:
+            self.metrics.features_dropped.labels(model).inc(batch.dropped_values)
+        for sig in bank.update(batch):
+            offset = int(batch.offsets[sig.row])
+            if not self.policy.admit(sig, model, part.topic, part.partition, offset):
+                continue
+            if offset < part.replay_until:
+                continue  # committed before the restart
+            ts = float(batch.event_times[sig.row])
+            row = None if batch.rows_in_message is None else int(batch.rows_in_message[sig.row])
+            self._publish(
+                self.policy.to_event(
+                    sig, model=model, topic=part.topic, partition=part.partition, offset=offset,
+                    event_time=None if ts != ts else ts, now=now, row=row,
+                )
+            )
+            part.published = True
 
     # ------------------------------------------------------------------ late labels
     def _take_label(self, msg: Message, joined: dict[tuple[str, int], list[JoinedLabel]],
@@ -509,6 +536,17 @@ class Sidecar:
         hit = part.labels.add_label(event, offset, _message_time(msg))
         if hit is not None:
             joined.setdefault(key, []).append(hit)
+
+    def _columnar_predictions(self, part: _Partition, columns: ColumnBatch, t: float, hits: list[JoinedLabel]) -> None:
+        """The predictions of a columnar message wait for their late labels like single events'."""
+        assert part.labels is not None and columns.id is not None and columns.prediction is not None
+        model = columns.model or self.config.default_model
+        labels = columns.label or [None] * columns.rows
+        for key, prediction, label in zip(columns.id, columns.prediction, labels):
+            if key is not None and prediction is not None and label is None:
+                hit = part.labels.add_prediction(key, model, prediction, t)
+                if hit is not None:
+                    hits.append(hit)
 
     def _concept_from_labels(self, part: _Partition, hits: list[JoinedLabel], now: float) -> None:
         """Joined (prediction, label) pairs -> each model's concept-drift ADWIN -> alerts."""
