@@ -144,6 +144,43 @@ def preload(bootstrap: str, topic: str, events: int, features: int, drift_at: in
             "mean_message_bytes": round(nbytes / events)}
 
 
+def preload_columnar(bootstrap: str, topic: str, events: int, features: int, rows: int, drift_at: int | None,
+                     drift_features: int = 3, shift: float = 1.0) -> dict[str, float]:
+    """The same kind of stream as :func:`preload`, as columnar messages of ``rows`` events."""
+    from schemas.columnar import encode_columns
+
+    rng = np.random.default_rng(7)
+    names = feature_names(features)
+    producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_CONF})
+    failures: list[str] = []
+    cb = _delivered(failures)
+    nbytes = messages = 0
+    t0 = time.perf_counter()
+    for a in range(0, events, rows):
+        n = min(rows, events - a)
+        x = rng.standard_normal((n, features))
+        if drift_at is not None and a + n > drift_at:
+            x[max(drift_at - a, 0):, :drift_features] += shift
+        now = time.time()
+        value = encode_columns(numeric={name: x[:, j] for j, name in enumerate(names)}, model=MODEL,
+                               ts=np.full(n, now), id=[f"e-{i}" for i in range(a, a + n)])
+        nbytes += len(value)
+        messages += 1
+        while True:
+            try:
+                producer.produce(topic, value, MODEL.encode(), on_delivery=cb)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    left = producer.flush(120)
+    if left or failures:
+        raise RuntimeError(f"preload_columnar: {left} undelivered, errors {failures[:3]}")
+    secs = time.perf_counter() - t0
+    return {"events": events, "messages": messages, "seconds": round(secs, 2),
+            "mean_message_bytes": round(nbytes / messages)}
+
+
 def end_offset(bootstrap: str, topic: str) -> int:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "ds-bench-probe"})
     try:

@@ -201,6 +201,7 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
     peak_rss = _peak_rss()  # the sidecar's own; the size checks below encode another checkpoint
     secs = times.get("last", 0.0) - times.get("first", 0.0)
     n = sidecar.consumed
+    rows = round(sum(s.value for m in sidecar.metrics.events.collect() for s in m.samples if s.name.endswith("_total")))
     n_features = sum(len(b.features) for b in banks.values())
     mem = sum(_array_bytes(b) for b in banks.values())
     parts = _bank_parts(list(banks.values()))
@@ -212,6 +213,8 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
         "batches": batches,
         "seconds": round(secs, 3),
         "events_per_s": round(n / secs) if secs > 0 else None,
+        "rows": rows,  # events, counting every row of a columnar message
+        "rows_per_s": round(rows / secs) if secs > 0 else None,
         "steady_events_per_s": (round((n - times["steady_events"]) / (times["last"] - times["steady_from"]))
                                 if batches > 1 else None),
         "cpu_seconds": round(times.get("cpu_last", 0.0) - times.get("cpu_first", 0.0), 3),
@@ -470,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--naive-values", type=int, default=2_000_000, help="feature values for the naive run at each scale")
     p.add_argument("--big-features", type=int, default=10_000, help="memory check at this many features (0: skip)")
     p.add_argument("--big-events", type=int, default=2_500)
+    p.add_argument("--columnar-rows", type=int, default=1_000,
+                   help="events per message of the columnar run (driftsentinel.columns/1; 0: skip)")
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not the measurement)")
     p.add_argument("--profile", help="py-spy the sidecar run: collapsed stacks to this file, summary in the JSON")
     # worker mode (internal)
@@ -541,6 +546,20 @@ def main(argv: list[str] | None = None) -> int:
                 "events_per_s": wi["events_per_s"], "events_per_cpu_s": round(wi["events"] / wi["cpu_seconds"]),
                 "gc_seconds": wi["gc_seconds"], "share_of_ceiling": round(wi["events_per_s"] / ceiling["events_per_s"], 3),
             }
+        # Optional compact format (issue 7, item 4), reported apart: the same kind of stream as
+        # columnar messages of --columnar-rows events each (msgpack, float64 columns).
+        if a.columnar_rows:
+            t = _kafka.new_topic(bootstrap, "bench-cols")
+            topics.append(t)
+            pre = _kafka.preload_columnar(bootstrap, t, a.events, a.features, a.columnar_rows, drift_at=a.events // 2)
+            r = run_worker("sidecar", bootstrap, t, pre["messages"])
+            out["columnar"] = {"rows_per_message": a.columnar_rows, "messages": pre["messages"],
+                               "mean_message_bytes": pre["mean_message_bytes"], "events": r["rows"],
+                               "events_per_s": r["rows_per_s"], "feature_values_per_s": r["rows_per_s"] * a.features,
+                               "ratio_vs_json": round(r["rows_per_s"] / eps, 1),
+                               "ratio_vs_naive": round(r["rows_per_s"] / naive["events_per_s"], 1),
+                               "alerts": r["alerts"], "cpu_seconds": r["cpu_seconds"],
+                               "peak_rss_bytes": r["peak_rss_bytes"]}
         lat = measure_latency(bootstrap, eps / 2, a.latency_seconds, a.features, period_s=min(5.0, a.latency_seconds / 3))
         out["latency"] = lat
         out["latency_p50_s"] = lat.get("p50_s")

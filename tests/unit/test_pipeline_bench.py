@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 KEYS = {
     "events_per_s", "feature_values_per_s", "naive_events_per_s", "naive_events", "decode_ceiling_events_per_s",
     "ratio_vs_naive", "share_of_ceiling", "peak_rss_bytes", "latency_p50_s", "latency_p99_s", "latency",
-    "events_per_cpu_s", "sidecar", "naive", "ceiling", "scale", "goals", "preload", "total_seconds",
+    "events_per_cpu_s", "sidecar", "naive", "ceiling", "scale", "goals", "preload", "total_seconds", "columnar",
 }
 
 
@@ -45,4 +45,5 @@ def test_pipeline_benchmark_tiny_run_prints_one_json_object(kafka_bootstrap: str
     assert out["latency"]["alerts"] > 0, out["latency"]  # drift was injected, so alerts arrived
     assert out["latency_p99_s"] is not None and out["latency_p99_s"] >= out["latency_p50_s"]
     assert set(out["scale"]) == {"50"} and out["scale"]["50"]["feature_values_per_s"] > 0
+    assert out["columnar"]["events"] == 3000 and out["columnar"]["messages"] == 3  # 1,000 rows per message
     assert set(out["goals"]) == {"events_per_s", "ratio_vs_naive", "share_of_ceiling", "latency_p99_s"}
