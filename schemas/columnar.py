@@ -10,9 +10,9 @@ without parsing a number::
      "categorical": {"country": ["DE", null, "FR"]},
      "ts": <24 bytes>, "id": ["r1", "r2", "r3"], "prediction": [0.8, 0.1, 0.5], "label": null}
 
-Only ``format``, ``rows`` and ``numeric`` or ``categorical`` are needed. The sidecar tells
-the two formats apart by the first byte (a msgpack map, not ``{``), so one topic may carry
-both. A malformed batch goes to the DLQ whole, with a reason. An alert found in a batch
+Only ``format`` (the map's first key), ``rows`` and ``numeric`` or ``categorical`` are
+needed. The sidecar tells the two formats apart by that start (JSON starts with ``{``), so
+one topic may carry both. A malformed batch goes to the DLQ whole, with a reason. An alert found in a batch
 names the message's offset and the row inside it (``source.row``).
 
 >>> import numpy as np
@@ -72,9 +72,19 @@ class ColumnBatch:
     label: list[Scalar] | None = None
 
 
+_FIRST_KEY = b"\xa6format"  # msgpack str "format"
+
+
 def is_columnar(raw: bytes | None) -> bool:
-    """True when ``raw`` starts like a msgpack map (JSON events start with ``{`` or space)."""
-    return bool(raw) and (0x80 <= raw[0] <= 0x8F or raw[0] in (0xDE, 0xDF))  # type: ignore[index]
+    """True when ``raw`` is a msgpack map whose first key is ``"format"`` (JSON starts with ``{``)."""
+    if not raw:
+        return False
+    head = raw[0]
+    if 0x80 <= head <= 0x8F:  # fixmap
+        return raw[1:8] == _FIRST_KEY
+    if head == 0xDE:  # map16
+        return raw[3:10] == _FIRST_KEY
+    return head == 0xDF and raw[5:12] == _FIRST_KEY  # map32
 
 
 def _floats(blob: bytes, rows: int, what: str) -> np.ndarray:

@@ -23,7 +23,7 @@ def _raw(**doc: object) -> bytes:
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
-        (b"\x81\xa1a", "not_columns"),  # truncated msgpack
+        (b"\x81\xa6format", "not_columns"),  # truncated msgpack
         (msgspec.msgpack.encode({"format": "other/1", "rows": 1, "numeric": {}}), "not_columns"),
         (_raw(numeric={"x": np.zeros(3).tobytes()}), "wrong_length"),
         (_raw(numeric={"x": np.array([1.0, np.inf]).tobytes()}), "non_finite_value"),
@@ -35,7 +35,7 @@ def _raw(**doc: object) -> bytes:
         (_raw(), "missing_features"),
         (msgspec.msgpack.encode({"format": FORMAT, "rows": 0, "numeric": {"x": b""}}), "wrong_length"),
         (msgspec.msgpack.encode({"format": FORMAT, "rows": MAX_ROWS + 1, "numeric": {}}), "wrong_length"),
-        (msgspec.msgpack.encode({"rows": 1}), "wrong_type"),
+        (msgspec.msgpack.encode({"format": FORMAT}), "wrong_type"),
     ],
 )
 def test_malformed_batches_are_rejected_with_a_reason(raw: bytes, reason: str) -> None:
@@ -43,6 +43,13 @@ def test_malformed_batches_are_rejected_with_a_reason(raw: bytes, reason: str) -
     with pytest.raises(InvalidEvent) as exc:
         decode_columns(raw)
     assert exc.value.reason == reason
+
+
+def test_only_a_map_that_starts_with_format_is_a_batch() -> None:
+    assert not is_columnar(b"") and not is_columnar(b'{"features": {}}') and not is_columnar(b"\x81\xa1a")
+    assert not is_columnar(msgspec.msgpack.encode({"rows": 1, "format": FORMAT}))
+    wide = {"format": FORMAT, "rows": 1, **{f"k{i}": i for i in range(20)}}  # a map16
+    assert is_columnar(msgspec.msgpack.encode(wide))
 
 
 def test_columns_round_trip() -> None:
