@@ -721,8 +721,11 @@ class Sidecar:
                     part.banks = {}
             elif done >= 0:
                 log.warning("no checkpoint for %s[%d]: detectors start fresh at offset %d", *key, done)
-            if self.labels_topic is not None and part.labels is None:
-                label_starts[tp.partition] = self._restore_labels(part, None)
+            if self.labels_topic is not None:
+                if part.labels is None:
+                    label_starts[tp.partition] = self._restore_labels(part, None)
+                if part.next_offset < 0 and start >= 0:
+                    part.next_offset = start  # known now: a labels-only batch can checkpoint the partition
             self.partitions[key] = part
             log.info(
                 "partition %s[%d]: committed %s, reading from %s, alerts from %d",
