@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 SCHEMA_VERSION = 1
 
@@ -42,6 +42,13 @@ class SourcePosition(BaseModel):
     row: int | None = Field(
         default=None, description="Row of that event inside a columnar batch message; absent for one-event messages."
     )
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_row(self, handler: Any) -> dict[str, Any]:
+        out = handler(self)
+        if out.get("row", 0) is None:  # one-event messages: the alert reads as before columnar batches
+            del out["row"]
+        return out
 
 
 class WindowSummary(BaseModel):
