@@ -437,6 +437,9 @@ class Sidecar:
                 if is_columnar(value):
                     columns = decode_columns(value)
                     segments.append((offset, columns))
+                    last_ts = float(columns.ts[-1])
+                    if last_ts == last_ts:
+                        newest_ts[key] = last_ts
                     if part.labels is not None and columns.id is not None and columns.prediction is not None:
                         self._columnar_predictions(part, columns, _message_time(msg), joined.setdefault(key, []))
                     continue

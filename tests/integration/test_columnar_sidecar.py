@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from schemas.columnar import encode_columns
-from tests.integration.sidecar_helpers import SidecarProcess, produce, read_all
+from tests.integration.sidecar_helpers import SidecarProcess, produce, read_all, sample
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +31,8 @@ def test_columnar_messages_are_monitored_like_events(kafka_bootstrap: str, new_t
     produce(kafka_bootstrap, topic, values, key=b"m")
     sidecar = SidecarProcess(kafka_bootstrap, topic, "--idle-exit", "5", tmp=tmp_path)
     try:
+        sidecar.wait_until(lambda snap: sample(snap, "driftsentinel_last_event_timestamp_seconds",
+                                               topic=topic, partition="0") == n - 1, 60)
         assert sidecar.wait(120) == 0, sidecar.log()[-3000:]
     finally:
         sidecar.kill()
