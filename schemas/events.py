@@ -106,7 +106,12 @@ def parse_ts(value: Any) -> float | None:
     raise ValueError("ts must be epoch seconds or an RFC 3339 string")
 
 
-def _non_finite(value: Any) -> bool:
+def non_finite(value: Any) -> bool:
+    """An infinite float, or an int beyond float range (NaN is not: it reads as missing).
+
+    >>> non_finite(float("inf")), non_finite(10**400), non_finite(1.5), non_finite(float("nan"))
+    (True, True, False, False)
+    """
     if isinstance(value, float):
         return math.isinf(value)
     return isinstance(value, int) and not isinstance(value, bool) and not -_MAX_FLOAT <= value <= _MAX_FLOAT
@@ -115,10 +120,10 @@ def _non_finite(value: Any) -> bool:
 def _reject_non_finite(obj: dict[str, Any]) -> None:
     features = obj.get("features")
     for name, value in (features.items() if isinstance(features, dict) else ()):
-        if _non_finite(value):
+        if non_finite(value):
             raise InvalidEvent("non_finite_value", f"feature {name!r} is infinite or beyond float range")
     for name in ("prediction", "label"):
-        if _non_finite(obj.get(name)):
+        if non_finite(obj.get(name)):
             raise InvalidEvent("non_finite_value", f"{name} is infinite or beyond float range")
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from schemas.events import InvalidEvent, parse_object, parse_ts, validation_failure
+from schemas.events import InvalidEvent, non_finite, parse_object, parse_ts, validation_failure
 
 
 class LabelEvent(BaseModel):
@@ -69,10 +69,8 @@ def decode_label(raw: bytes | None) -> LabelEvent:
     if obj.get("label") is None:
         raise InvalidEvent("missing_label", "no 'label' field")
     label = obj["label"]
-    if isinstance(label, float) and label - label != 0.0:
-        raise InvalidEvent("non_finite_value", "label is not finite")
-    if isinstance(label, int) and not isinstance(label, bool) and not -1.7976931348623157e308 <= label <= 1.7976931348623157e308:
-        raise InvalidEvent("non_finite_value", "label is beyond float range")
+    if non_finite(label) or label != label:  # infinite, beyond float range, or NaN
+        raise InvalidEvent("non_finite_value", "label is not a finite number")
     try:
         return LabelEvent.model_validate(obj)
     except ValidationError as exc:
