@@ -21,6 +21,7 @@ with 10,000 features (~275 KB messages) a 4,096-event batch would hold 3 GB at o
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import repeat
 
 import numpy as np
 
@@ -94,31 +95,24 @@ def to_batches(
     out: dict[str, FeatureBatch] = {}
     for model, items in by_model.items():
         rows = [event_features(event) for _, event in items]
-        # rows whose values are all numbers, known from the decoder (no per-value type scan)
-        numeric = [_is_numeric(event) for _, event in items]
         # Each row's layout is (names, value classes). Consecutive rows of the same layout
         # add no columns, so discovery looks at a layout only when it changes. Only ints
         # are kept per row (a layout number): objects kept per row would be tracked by the
         # garbage collector, whose passes over them cost more than the rest of this loop.
+        # Rows the decoder knows to hold numbers only skip the per-value type scan.
         index: dict[str, int] = {}
         cat_index: dict[str, int] = {}
         layouts: list[tuple[list[str], tuple[type, ...]]] = []
         row_layout: list[int] = []
         last_keys: list[str] | None = None
         last_types: tuple[type, ...] | None = None
-        for feats, all_numbers in zip(rows, numeric):
+        for (_, event), feats in zip(items, rows):
             ks = list(feats)
-            if all_numbers:
-                if ks == last_keys and last_types is _NUMERIC:
-                    row_layout.append(len(layouts) - 1)
-                    continue
-                ts = _NUMERIC
-            else:
-                ts = tuple(map(type, feats.values()))
+            ts = _NUMERIC if _is_numeric(event) else tuple(map(type, feats.values()))
             if ts != last_types or ks != last_keys:
                 last_keys, last_types = ks, ts
                 layouts.append((ks, ts))
-                for name, cls in zip(ks, ts) if ts is not _NUMERIC else ((k, float) for k in ks):
+                for name, cls in zip(ks, ts) if ts is not _NUMERIC else zip(ks, repeat(float)):
                     if cls is float or cls is int:
                         if name not in index:
                             index[name] = len(index)
