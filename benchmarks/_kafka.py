@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -107,39 +107,50 @@ def _delivered(failures: list[str]):  # type: ignore[no-untyped-def]
     return cb
 
 
-def preload(bootstrap: str, topic: str, events: int, features: int, drift_at: int | None,
-            drift_features: int = 3, shift: float = 1.0, chunk: int = 50_000) -> dict[str, float]:
-    """Produce ``events`` FeatureEvents as fast as the producer goes; a +shift sigma
-    mean shift on the first ``drift_features`` features from event ``drift_at`` on."""
-    pay = Payloads(features)
+def _send_all(bootstrap: str, topic: str, values: Iterable[bytes], what: str) -> tuple[int, int, float]:
+    """Produce every value (key: the model) as fast as the producer goes; (messages, bytes, seconds)."""
     producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_CONF})
     failures: list[str] = []
     cb = _delivered(failures)
     key = MODEL.encode()
     t0 = time.perf_counter()
-    nbytes = 0
-    shift_vec = np.zeros(features)
-    shift_vec[:drift_features] = shift
-    for a in range(0, events, chunk):
-        n = min(chunk, events - a)
-        blobs = pay.feature_blobs(n)
-        if drift_at is not None and a + n > drift_at:
-            k = max(drift_at - a, 0)
-            blobs[k:] = pay.feature_blobs(n - k, shift_vec)
-        for i, blob in enumerate(blobs, start=a):
-            value = pay.message(i, blob, time.time())
-            nbytes += len(value)
-            while True:
-                try:
-                    producer.produce(topic, value, key, on_delivery=cb)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-        producer.poll(0)
+    messages = nbytes = 0
+    for value in values:
+        messages += 1
+        nbytes += len(value)
+        while True:
+            try:
+                producer.produce(topic, value, key, on_delivery=cb)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if messages % 1024 == 0:
+            producer.poll(0)
     left = producer.flush(120)
     if left or failures:
-        raise RuntimeError(f"preload: {left} undelivered, errors {failures[:3]}")
-    secs = time.perf_counter() - t0
+        raise RuntimeError(f"{what}: {left} undelivered, errors {failures[:3]}")
+    return messages, nbytes, time.perf_counter() - t0
+
+
+def preload(bootstrap: str, topic: str, events: int, features: int, drift_at: int | None,
+            drift_features: int = 3, shift: float = 1.0, chunk: int = 50_000) -> dict[str, float]:
+    """Produce ``events`` FeatureEvents as fast as the producer goes; a +shift sigma
+    mean shift on the first ``drift_features`` features from event ``drift_at`` on."""
+    pay = Payloads(features)
+    shift_vec = np.zeros(features)
+    shift_vec[:drift_features] = shift
+
+    def values() -> Iterator[bytes]:
+        for a in range(0, events, chunk):
+            n = min(chunk, events - a)
+            blobs = pay.feature_blobs(n)
+            if drift_at is not None and a + n > drift_at:
+                k = max(drift_at - a, 0)
+                blobs[k:] = pay.feature_blobs(n - k, shift_vec)
+            for i, blob in enumerate(blobs, start=a):
+                yield pay.message(i, blob, time.time())
+
+    _, nbytes, secs = _send_all(bootstrap, topic, values(), "preload")
     return {"events": events, "seconds": round(secs, 2), "events_per_s": round(events / secs),
             "mean_message_bytes": round(nbytes / events)}
 
@@ -151,32 +162,17 @@ def preload_columnar(bootstrap: str, topic: str, events: int, features: int, row
 
     rng = np.random.default_rng(7)
     names = feature_names(features)
-    producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_CONF})
-    failures: list[str] = []
-    cb = _delivered(failures)
-    nbytes = messages = 0
-    t0 = time.perf_counter()
-    for a in range(0, events, rows):
-        n = min(rows, events - a)
-        x = rng.standard_normal((n, features))
-        if drift_at is not None and a + n > drift_at:
-            x[max(drift_at - a, 0):, :drift_features] += shift
-        now = time.time()
-        value = encode_columns(numeric={name: x[:, j] for j, name in enumerate(names)}, model=MODEL,
-                               ts=np.full(n, now), id=[f"e-{i}" for i in range(a, a + n)])
-        nbytes += len(value)
-        messages += 1
-        while True:
-            try:
-                producer.produce(topic, value, MODEL.encode(), on_delivery=cb)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-    left = producer.flush(120)
-    if left or failures:
-        raise RuntimeError(f"preload_columnar: {left} undelivered, errors {failures[:3]}")
-    secs = time.perf_counter() - t0
+
+    def values() -> Iterator[bytes]:
+        for a in range(0, events, rows):
+            n = min(rows, events - a)
+            x = rng.standard_normal((n, features))
+            if drift_at is not None and a + n > drift_at:
+                x[max(drift_at - a, 0):, :drift_features] += shift
+            yield encode_columns(numeric={name: x[:, j] for j, name in enumerate(names)}, model=MODEL,
+                                 ts=np.full(n, time.time()), id=[f"e-{i}" for i in range(a, a + n)])
+
+    messages, nbytes, secs = _send_all(bootstrap, topic, values(), "preload_columnar")
     return {"events": events, "messages": messages, "seconds": round(secs, 2),
             "mean_message_bytes": round(nbytes / messages)}
 
