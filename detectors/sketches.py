@@ -606,3 +606,19 @@ class FeatureSketch:
             self._lo[:, sg] = np.maximum(top - self._W + 1, 0)
             np.add.at(self._bins, (f, sg, np.maximum(k - self._lo[f, sg], 0)), c.astype(self._bins.dtype))
         return self
+
+
+def load_kernels(values: np.ndarray) -> None:
+    """Run every sketch kernel once on ``values`` ``[n, 1]``, for both widths of bucket counts.
+
+    numba loads each compiled specialisation on its first call; a sidecar calls this at
+    start-up (:mod:`detectors.warmup`) so that no batch pays for it, including the first
+    batch after a feature passes 65,535 values (int32 counts).
+    """
+    for bin_limit in (None, 1024):
+        sketch = FeatureSketch(1, bin_limit=bin_limit)
+        sketch.update(values)
+        sketch._room(_U16_MAX + 1)
+        sketch.update(values)
+        sketch.merge(FeatureSketch(1, bin_limit=bin_limit))
+        sketch.state_dict()

@@ -5,7 +5,7 @@ and links them on their first call — about 0.3-0.4 s for ADWIN alone. A sideca
 does this inside its first batch delays that batch's alerts and commit; :func:`load_kernels`
 does it at start-up instead, by running a throw-away :class:`DetectorBank` (with the run's
 own configuration and profile, so the same kernel signatures are used) over a small
-synthetic batch, and both bucket-count widths of :class:`FeatureSketch`.
+synthetic batch, and every sketch kernel (:func:`detectors.sketches.load_kernels`).
 
 >>> seconds = load_kernels()
 >>> seconds >= 0.0
@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from detectors.bank import DetectorBank
-from detectors.sketches import FeatureSketch
+from detectors.sketches import load_kernels as load_sketch_kernels
 from schemas import BankConfig, FeatureBatch
 from schemas.profile import NumericProfile, ReferenceProfile
 
@@ -36,11 +36,5 @@ def load_kernels(config: BankConfig | None = None, profile: ReferenceProfile | N
     bank = DetectorBank(config, profile)
     bank.update(FeatureBatch(names, values, np.arange(rows), np.full(rows, np.nan)))
     bank.state_dict()
-    for bin_limit in (None, 1024):
-        sketch = FeatureSketch(1, bin_limit=bin_limit)
-        sketch.update(values[:, :1])
-        sketch._room(1 << 17)  # the int32 bucket counts of a feature past 65,535 values
-        sketch.update(values[:, :1])
-        sketch.merge(FeatureSketch(1, bin_limit=bin_limit))
-        sketch.state_dict()
+    load_sketch_kernels(values[:, :1])
     return time.perf_counter() - started
