@@ -31,7 +31,7 @@ from schemas.events import InvalidEvent, non_finite, parse_object, parse_ts, val
 class LabelEvent(BaseModel):
     """One request's true outcome, joined to its prediction by ``id``."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)  # finite labels; JSON ints read as floats
 
     id: str = Field(min_length=1, description="The request id of the FeatureEvent that carried the prediction.")
     label: bool | float | str = Field(description="The true class, number or boolean.")
@@ -42,18 +42,6 @@ class LabelEvent(BaseModel):
     @classmethod
     def _parse_ts(cls, value: Any) -> float | None:
         return parse_ts(value)
-
-    @field_validator("label", mode="before")
-    @classmethod
-    def _finite(cls, value: Any) -> Any:
-        if isinstance(value, float) and value - value != 0.0:
-            raise ValueError("label must be finite")
-        if isinstance(value, int) and not isinstance(value, bool):
-            try:
-                return float(value)
-            except OverflowError:
-                raise ValueError("label is beyond float range") from None
-        return value
 
 
 def decode_label(raw: bytes | None) -> LabelEvent:
