@@ -32,6 +32,7 @@ import socket
 import sys
 import threading
 import time
+from itertools import repeat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -441,7 +442,9 @@ class Sidecar:
                     if last_ts == last_ts:
                         newest_ts[key] = last_ts
                     if part.labels is not None and columns.id is not None and columns.prediction is not None:
-                        self._columnar_predictions(part, columns, _message_time(msg), joined.setdefault(key, []))
+                        joined.setdefault(key, []).extend(part.labels.add_predictions(
+                            columns.model or self.config.default_model, columns.id, columns.prediction,
+                            columns.label or repeat(None), _message_time(msg)))
                     continue
                 event = decode_event_fast(value)
             except InvalidEvent as exc:
@@ -454,12 +457,10 @@ class Sidecar:
             segments[-1].append((offset, event))  # type: ignore[union-attr]
             if event.ts is not None:
                 newest_ts[key] = event.ts
-            if part.labels is not None and event.id is not None and event.prediction is not None and event.label is None:
-                hit = part.labels.add_prediction(
-                    event.id, event.model or self.config.default_model, event.prediction, _message_time(msg)
-                )
-                if hit is not None:
-                    joined.setdefault(key, []).append(hit)
+            if part.labels is not None and event.prediction is not None:
+                joined.setdefault(key, []).extend(part.labels.add_predictions(
+                    event.model or self.config.default_model, (event.id,), (event.prediction,), (event.label,),
+                    _message_time(msg)))
         # One gauge update per partition and batch (per event it cost ~20% of the loop).
         for (topic, partition), ts in newest_ts.items():
             self.metrics.last_event_ts.labels(topic, str(partition)).set(ts)
@@ -539,17 +540,6 @@ class Sidecar:
         hit = part.labels.add_label(event, offset, _message_time(msg))
         if hit is not None:
             joined.setdefault(key, []).append(hit)
-
-    def _columnar_predictions(self, part: _Partition, columns: ColumnBatch, t: float, hits: list[JoinedLabel]) -> None:
-        """The predictions of a columnar message wait for their late labels like single events'."""
-        assert part.labels is not None and columns.id is not None and columns.prediction is not None
-        model = columns.model or self.config.default_model
-        labels = columns.label or [None] * columns.rows
-        for key, prediction, label in zip(columns.id, columns.prediction, labels):
-            if key is not None and prediction is not None and label is None:
-                hit = part.labels.add_prediction(key, model, prediction, t)
-                if hit is not None:
-                    hits.append(hit)
 
     def _concept_from_labels(self, part: _Partition, hits: list[JoinedLabel], now: float) -> None:
         """Joined (prediction, label) pairs -> each model's concept-drift ADWIN -> alerts."""

@@ -22,6 +22,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from schemas.labels import LabelEvent
@@ -53,6 +54,22 @@ class LabelJoin:
         """Offer a served prediction (``t``: message time, seconds)."""
         pair = self.join.add(PREDICTION, key, [model, prediction], t)
         return None if pair is None else _joined(pair)
+
+    def add_predictions(self, model: str, ids: Iterable[str | None], predictions: Iterable[Any],
+                        labels: Iterable[Any], t: float) -> list[JoinedLabel]:
+        """Offer the predictions of served requests; those without an id or a prediction, or
+        whose label came with them, do not wait. Returns the pairs completed now.
+
+        >>> LabelJoin(10, 60.0).add_predictions("m", ["a", None, "c"], [0.1, 0.2, 0.3], [None, None, 1.0], t=0.0)
+        []
+        """
+        out = []
+        for key, prediction, label in zip(ids, predictions, labels):
+            if key is not None and prediction is not None and label is None:
+                hit = self.add_prediction(key, model, prediction, t)
+                if hit is not None:
+                    out.append(hit)
+        return out
 
     def add_label(self, event: LabelEvent, offset: int, t: float) -> JoinedLabel | None:
         """Offer a label read at ``offset`` of the labels topic (``t``: message time, seconds)."""
