@@ -54,6 +54,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
+from detectors._hits import collect_hits
 from detectors._state import STATE_VERSION, as_array, as_matrix, check_kind, per_feature, to_builtin
 
 __all__ = ["ADWIN"]
@@ -104,17 +105,7 @@ def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
             n_hits += _tile(X, c0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins,
                             nlev, Wa, Ta, Va, Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea,
                             pow2, pow2inv, use_filter)
-    out = np.empty((n_hits, 2), np.int64)
-    k = 0
-    for i in range(rows):
-        if row_hits[i]:
-            fr = flags[i]
-            for f in range(F):
-                if fr[f]:
-                    out[k, 0] = i
-                    out[k, 1] = f
-                    k += 1
-    return out
+    return collect_hits(flags, row_hits, rows, F, n_hits)
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)

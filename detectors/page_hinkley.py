@@ -30,6 +30,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
+from detectors._hits import collect_hits
 from detectors._state import STATE_VERSION, as_array, as_matrix, check_kind, per_feature
 
 __all__ = ["PageHinkley"]
@@ -126,17 +127,9 @@ def _ph_kernel(X, min_inst, delta, threshold, alpha, mode,
     n_hits = 0
     for i in range(rows):
         n_hits += row_hits[i]
-    out = np.empty((n_hits, 2), np.int64)
-    k = 0
-    for i in range(rows):
-        if row_hits[i]:
-            fr = flags[i]
-            for f in range(F):
-                if fr[f]:
-                    out[k, 0] = i
-                    out[k, 1] = f
-                    n_det[f] += 1
-                    k += 1
+    out = collect_hits(flags, row_hits, rows, F, n_hits)
+    for k in range(n_hits):
+        n_det[out[k, 1]] += 1
     return out
 
 
