@@ -98,8 +98,7 @@ class LabelJoin:
     @classmethod
     def from_state(cls, state: dict[str, Any], max_pending: int, max_age_s: float) -> LabelJoin:
         """Rebuild a checkpointed join under the current limits."""
-        join = cls(max_pending, max_age_s, StreamJoin.from_state(state, max_pending, max_age_s))
-        return join
+        return cls(max_pending, max_age_s, StreamJoin.from_state(state, max_pending, max_age_s))
 
 
 def _joined(pair: tuple[Any, Any]) -> JoinedLabel:
