@@ -63,6 +63,10 @@ _DEFAULTS: dict[str, Any] = dict(delta=0.002, clock=32, max_buckets=5, min_windo
 _MAX_LEVELS = 64
 _TILE = 128  # rows per pass-1 / pass-2 round: per-row results stay in L1/L2
 _CHUNK = 32  # features per pass-1 block (the block's row stride is a compile-time constant)
+# A cut's old-part total ("te", the running total at its bucket's end) is read, for the
+# levels below this, from a ring of the running totals after each recent value (one store
+# per value); higher levels keep it with the bucket (stored when the bucket is made, rare)
+_HIST_LEVELS = 3
 _POW2 = np.array([float(2**i) for i in range(_MAX_LEVELS)], dtype=np.float64)
 _POW2INV = np.array([2.0 ** -i for i in range(_MAX_LEVELS)], dtype=np.float64)
 
@@ -72,6 +76,14 @@ def _ring_size(max_buckets: int) -> int:
     # (before river merges them): at most 2 max_buckets - 1 consecutive indices (checked
     # for every count up to 2**15 and max_buckets 1..33 in the tests).
     need = 2 * int(max_buckets) + 1
+    return 1 << (need - 1).bit_length()
+
+
+def _hist_size(max_buckets: int) -> int:
+    # the running total after each of the last P values (P a power of two): it must reach
+    # back over every live bucket of the levels below _HIST_LEVELS, at most
+    # (max_buckets + 1) (1 + 2 + ... + 2**(_HIST_LEVELS - 1)) values
+    need = (int(max_buckets) + 1) * (2 ** _HIST_LEVELS) + 8
     return 1 << (need - 1).bit_length()
 
 
@@ -90,7 +102,7 @@ def _shape(n: int, mb: int) -> list[tuple[int, int]]:
 # reference-count updates per array (~100 ns here), more than the work for one value, so
 # calls happen once per tile of rows, never per value.
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev, Wa, Ta, Va, Aa,
+def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins, nlev, Wa, Ta, Va, Aa,
                   pending, n_det, flags, lo, hi, cachef, cachea, pow2, pow2inv,
                   use_filter):  # pragma: no cover - numba
     # Returns the hits as (row, feature) pairs in stream order; ``flags`` is a zeroed
@@ -102,18 +114,19 @@ def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins
         nf = min(_CHUNK, F - c0)
         for r0 in range(0, rows, _TILE):
             r1 = min(rows, r0 + _TILE)
-            n_hits += _tile(X, c0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins,
+            n_hits += _tile(X, c0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins,
                             nlev, Wa, Ta, Va, Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea,
                             pow2, pow2inv, use_filter)
     return collect_hits(flags, row_hits, rows, F, n_hits)
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, nins, nlev, Wa, Ta, Va,
+def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins, nlev, Wa, Ta, Va,
           Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea, pow2, pow2inv, use_filter,
           ):  # pragma: no cover - numba
     R = tot.shape[2]
     rmask = R - 1
+    pmask = hist.shape[1] - 1
     dpw = cachef[:, 0, 7]  # window width at which delta_prime was last computed ...
     dpv = cachef[:, 1, 7]  # ... and its value
     # ---- pass 1 over rows [r0, r1): width / total / variance (river's insert_element
@@ -180,14 +193,12 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
         totf = tot[f]
         varf = var[f]
         tendf = tend[f]
+        histf = hist[f]
         tot0 = totf[0]
-        tend0 = tendf[0]
         tot1 = totf[1]
         var1 = varf[1]
-        tend1 = tendf[1]
         tot2 = totf[2]
         var2 = varf[2]
-        tend2 = tendf[2]
         n = nins[f]
         nl = nlev[f]
         pend = pending[f]
@@ -219,7 +230,7 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                     s = n & rmask
                     tot0[s] = x  # level-0 variances are 0.0: not stored
                     te = RB[0, i - r0, jf]
-                    tend0[s] = te
+                    histf[n & pmask] = te
                     if n & 1:
                         j1 = n >> 1
                         d = j1 & rmask
@@ -227,7 +238,6 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                         v1_ = 0.0 + 0.0 + 1.0 * 0.5 * (prev - x) * (prev - x)
                         tot1[d] = t1_
                         var1[d] = v1_
-                        tend1[d] = te
                         if j1 & 1:  # and each pair of level-1 buckets into level 2
                             j2 = j1 >> 1
                             d2 = j2 & rmask
@@ -235,7 +245,6 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                             mu2 = t1_ * 0.5
                             tot2[d2] = prev1_t + t1_
                             var2[d2] = prev1_v + v1_ + 1.0 * (mu1 - mu2) * (mu1 - mu2)
-                            tend2[d2] = te
                             # ... and so on up (a binary counter: one merge per value on average)
                             kk = 2
                             while j2 & 1:
@@ -327,7 +336,8 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                             for j in range(lo[k], hi[k]):
                                 pp = (j + 1) * bs
                                 n1 = W - pp
-                                g = abs(tendf[k, j & rmask] * W - Tc * pp) + MB
+                                te = histf[(((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tendf[k, j & rmask]
+                                g = abs(te * W - Tc * pp) + MB
                                 hit |= (pp >= mw) & (n1 >= mw) & (((g > 0.0) & (g * g >= AWm * pp * n1)) | (g != g))
                             if hit:
                                 maybe = True
@@ -352,7 +362,7 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                         pmax = 0.0
                         for j in range(j0, j1):
                             pp = (j + 1) * bs
-                            te = tendf[k, j & rmask]
+                            te = histf[(((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tendf[k, j & rmask]
                             dj = abs(te * W - Tc * pp)
                             mj = math.sqrt(AWm * pp * (W - pp)) - dj - MB
                             if not (mj > 0.0):  # also NaN
@@ -575,6 +585,7 @@ class ADWIN:
         self._tot = np.zeros((F, levels, R))
         self._var = np.zeros((F, levels, R))
         self._tend = np.zeros((F, levels, R))
+        self._hist = np.zeros((F, _hist_size(int(self._mb.max()) if F else 1)))
         self._cachef = np.zeros((F, levels, 8))  # per-level filter results; see _FILTER_NOTE
         self._cachea = np.full((F, levels), -1, dtype=np.int64)
         self._nins = np.zeros(F, dtype=np.int64)
@@ -624,7 +635,7 @@ class ADWIN:
         lo, hi = self._buffers()
         flags = np.zeros(X.shape, dtype=np.bool_)
         return _adwin_kernel(X, self._delta, self._clock, self._mb, self._mwl, self._grace,
-                             self._tot, self._var, self._tend, self._nins, self._nlev,
+                             self._tot, self._var, self._tend, self._hist, self._nins, self._nlev,
                              self._W, self._T, self._V, self._A, self._pending, self._n_det, flags,
                              lo, hi, self._cachef, self._cachea, _POW2, _POW2INV, self.use_filter)
 
@@ -765,6 +776,7 @@ class ADWIN:
             raise ValueError("inconsistent ADWIN state: n_levels / level_counts / buckets")
         self._ensure_levels(0)
         R = self._tot.shape[2]
+        P = self._hist.shape[1]
         ci = vi = 0
         for f in range(n):
             c = counts[ci:ci + int(nlev[f])]
@@ -787,7 +799,10 @@ class ADWIN:
                 self._var[f, lev, idx] = variances[off:off + hi - lo]
                 # running totals at bucket ends: any value within the filter's error margin will do
                 ends = run + np.cumsum(t)
-                self._tend[f, lev, idx] = ends
+                if lev < _HIST_LEVELS:  # by the index of the bucket's last value
+                    self._hist[f, (((np.arange(lo, hi) + 1) << lev) - 1) & (P - 1)] = ends
+                else:
+                    self._tend[f, lev, idx] = ends
                 run = float(ends[-1]) if ends.size else run
             # the kernel makes each bucket as soon as its last value arrives, before river
             # merges it: rebuild those (level k, indices a_k .. n >> k - 1) bottom-up
@@ -806,7 +821,10 @@ class ADWIN:
                     mu2 = t1 * inv
                     self._tot[f, lev, j & (R - 1)] = t0 + t1
                     self._var[f, lev, j & (R - 1)] = v0 + v1 + h * (mu1 - mu2) * (mu1 - mu2)
-                    self._tend[f, lev, j & (R - 1)] = self._tend[f, lev - 1, b]
+                    if lev >= _HIST_LEVELS:
+                        self._tend[f, lev, j & (R - 1)] = (
+                            self._hist[f, (((j + 1) << lev) - 1) & (P - 1)] if lev - 1 < _HIST_LEVELS
+                            else self._tend[f, lev - 1, b])
             vi += int(c.sum())
 
     @classmethod
