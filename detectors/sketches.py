@@ -121,40 +121,32 @@ def _update_kernel(X, Xbits, count, missing, mean, m2, mn, mx, zero, bins, lo, b
     lsum = np.zeros(F)
     lcnt = np.zeros(F, dtype=np.int64)
     lzero = np.zeros(F, dtype=np.int64)
-    for i in range(rows):
+    for i in range(rows):  # branch-free (selects), so LLVM vectorises across features
         xr = X[i]
         br = Xbits[i]
         kr = keys[i]
         for f in range(F):
             x = xr[f]
-            kk = -1
-            if x == x:
-                lsum[f] += x
-                lcnt[f] += 1
-                if abs(x) < min_value:
-                    lzero[f] += 1
-                else:
-                    # key = ceil(mult * L(|x|)) with L the piecewise-linear log2 read off the
-                    # float's bits: L(m * 2**e) = e + (m - 1) for m in [1, 2); monotone, and
-                    # d L / d ln x = m in [1, 2), so with mult = 1 / ln(gamma) no bucket spans
-                    # more than a factor gamma.
-                    b = br[f] & _ABS_MASK
-                    lg = float((b >> 52) - 1023) + float(b & _MANT_MASK) * _MANT_SCALE
-                    k = int(math.ceil(lg * mult)) - kmin
-                    if k < 0:
-                        k = 0
-                    elif k >= K:
-                        k = K - 1
-                    kk = k + K * int(x < 0.0)  # [f, 0] positive, [f, 1] negative
-            kr[f] = kk
-    for i in range(rows):  # extremes in their own branch-free loop (NaN compares false)
-        xr = X[i]
-        for f in range(F):
-            x = xr[f]
+            ok = x == x  # NaN compares false: also leaves the extremes alone
+            small = abs(x) < min_value
+            lsum[f] += x if ok else 0.0
+            lcnt[f] += 1 if ok else 0
+            lzero[f] += 1 if ok & small else 0
             m0 = lmn[f]
             m1 = lmx[f]
             lmn[f] = x if x < m0 else m0
             lmx[f] = x if x > m1 else m1
+            # key = ceil(mult * L(|x|)) with L the piecewise-linear log2 read off the
+            # float's bits: L(m * 2**e) = e + (m - 1) for m in [1, 2); monotone, and
+            # d L / d ln x = m in [1, 2), so with mult = 1 / ln(gamma) no bucket spans
+            # more than a factor gamma.
+            b = br[f] & _ABS_MASK
+            lg = float((b >> 52) - 1023) + float(b & _MANT_MASK) * _MANT_SCALE
+            k = int(math.ceil(lg * mult)) - kmin
+            k = 0 if k < 0 else k
+            k = K - 1 if k >= K else k
+            kk = k + (K if x < 0.0 else 0)  # [f, 0] positive, [f, 1] negative
+            kr[f] = kk if ok & (not small) else -1
     for f in range(F):
         mn[f] = lmn[f]
         mx[f] = lmx[f]
@@ -204,11 +196,11 @@ def _update_kernel(X, Xbits, count, missing, mean, m2, mn, mx, zero, bins, lo, b
         if bcnt[f] > 0:
             bsum[f] = bsum[f] / bcnt[f]  # now the batch mean
     for i in range(rows):
+        xr = X[i]
         for f in range(F):
-            x = X[i, f]
-            if x == x:
-                d = x - bsum[f]
-                bm2[f] += d * d
+            x = xr[f]
+            d = x - bsum[f]
+            bm2[f] += d * d if x == x else 0.0
     for f in range(F):
         nb_ = bcnt[f]
         missing[f] += rows - nb_
@@ -405,8 +397,17 @@ class FeatureSketch:
         self._room(int(self._count.max()) + X.shape[0])
         _update_kernel(X, X.view(np.int64), self._count, self._missing, self._mean, self._m2, self._min,
                        self._max, self._zero, self._bins, self._lo, np.empty(F), np.empty(F, np.int64),
-                       np.empty(F), self._mult, self._kmin, self._K, self.min_value,
-                       np.empty(X.shape, dtype=np.int32))
+                       np.empty(F), self._mult, self._kmin, self._K, self.min_value, self._key_scratch(X.size)
+                       [:X.size].reshape(X.shape))
+
+    def _key_scratch(self, size: int) -> np.ndarray:
+        # reused between batches: a fresh buffer of a few hundred KiB is a fresh mmap whose
+        # page faults cost as much as the kernel itself
+        buf = self.__dict__.get("_keys")
+        if buf is None or buf.size < size:
+            buf = np.empty(size, dtype=np.int32)
+            self._keys = buf
+        return buf
 
     def _combine(self, nb_: np.ndarray, bmean: np.ndarray, bm2: np.ndarray) -> None:
         # Chan, Golub & LeVeque pairwise update
