@@ -98,6 +98,28 @@ def _shape(n: int, mb: int) -> list[tuple[int, int]]:
     return out
 
 
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _carry(tot, var, tend, f, j2, te, rmask, pow2, pow2inv):  # pragma: no cover - numba
+    # level-2 bucket j2 was just made: merge pairs on up (a binary counter: one merge per
+    # value on average); te is the running total at the last value
+    kk = 2
+    while j2 & 1:
+        c0 = (j2 - 1) & rmask
+        c1 = j2 & rmask
+        d = (j2 >> 1) & rmask
+        inv = pow2inv[kk]
+        h = pow2[kk] * 0.5
+        t0 = tot[f, kk, c0]
+        t1 = tot[f, kk, c1]
+        mu1 = t0 * inv  # == t0 / 2**k bit for bit
+        mu2 = t1 * inv
+        tot[f, kk + 1, d] = t0 + t1
+        var[f, kk + 1, d] = var[f, kk, c0] + var[f, kk, c1] + h * (mu1 - mu2) * (mu1 - mu2)
+        tend[f, kk + 1, d] = te
+        j2 >>= 1
+        kk += 1
+
+
 # Few, big kernels on purpose: in numba, a call that passes arrays pays atomic
 # reference-count updates per array (~100 ns here), more than the work for one value, so
 # calls happen once per tile of rows, never per value.
@@ -127,8 +149,6 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
     R = tot.shape[2]
     rmask = R - 1
     pmask = hist.shape[1] - 1
-    dpw = cachef[:, 0, 7]  # window width at which delta_prime was last computed ...
-    dpv = cachef[:, 1, 7]  # ... and its value
     # ---- pass 1 over rows [r0, r1): width / total / variance (river's insert_element
     # arithmetic) and sum |x|, features innermost so the divisions vectorise; it assumes no
     # detection in the tile (pass 2 redoes a feature's tail after one). Tiles keep the
@@ -149,10 +169,9 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
         S[3, j] = 0.0 if p else Aa[f]
         S[4, j] = 0.0
     for i in range(r0, r1):
-        xr = X[i, fc0:fc0 + nf]
         ii = i - r0
         for f in range(nf):
-            x = xr[f]
+            x = X[i, fc0 + f]
             ok = x == x
             w0 = S[0, f]
             t0 = S[1, f]
@@ -190,15 +209,6 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
         mw = mwl[f]
         gr = grace[f]
         filt = use_filter and mw >= 1.0
-        totf = tot[f]
-        varf = var[f]
-        tendf = tend[f]
-        histf = hist[f]
-        tot0 = totf[0]
-        tot1 = totf[1]
-        var1 = varf[1]
-        tot2 = totf[2]
-        var2 = varf[2]
         n = nins[f]
         nl = nlev[f]
         pend = pending[f]
@@ -220,48 +230,73 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
             # made as soon as its last value arrives (level-k bucket j from level-(k-1)
             # buckets 2j and 2j+1): its value does not depend on when river merges it
             stop = nxt_scan
-            prev = tot0[(n - 1) & rmask]
+            prev = tot[f, 0, (n - 1) & rmask]
             q1 = ((n >> 1) - 1) & rmask
-            prev1_t = tot1[q1]
-            prev1_v = var1[q1]
+            prev1_t = tot[f, 1, q1]
+            prev1_v = var[f, 1, q1]
             while i < r1 and n < stop:
+                if (n & 3) == 0 and n + 4 <= stop and i + 4 <= r1:
+                    # four present values from a multiple of 4: the same merges, unrolled
+                    x0 = X[i, f]
+                    x1 = X[i + 1, f]
+                    x2 = X[i + 2, f]
+                    x3 = X[i + 3, f]
+                    if (x0 == x0) & (x1 == x1) & (x2 == x2) & (x3 == x3):
+                        b = i - r0
+                        s = n & rmask  # R >= 4 and P >= 4: slots s .. s + 3 are contiguous
+                        tot[f, 0, s] = x0
+                        tot[f, 0, s + 1] = x1
+                        tot[f, 0, s + 2] = x2
+                        tot[f, 0, s + 3] = x3
+                        h = n & pmask
+                        hist[f, h] = RB[0, b, jf]
+                        hist[f, h + 1] = RB[0, b + 1, jf]
+                        hist[f, h + 2] = RB[0, b + 2, jf]
+                        te = RB[0, b + 3, jf]
+                        hist[f, h + 3] = te
+                        d = (n >> 1) & rmask
+                        ta = x0 + x1
+                        va = 0.0 + 0.0 + 1.0 * 0.5 * (x0 - x1) * (x0 - x1)
+                        tb = x2 + x3
+                        vb = 0.0 + 0.0 + 1.0 * 0.5 * (x2 - x3) * (x2 - x3)
+                        tot[f, 1, d] = ta
+                        var[f, 1, d] = va
+                        tot[f, 1, d + 1] = tb
+                        var[f, 1, d + 1] = vb
+                        j2 = n >> 2
+                        d2 = j2 & rmask
+                        mu1 = ta * 0.5
+                        mu2 = tb * 0.5
+                        tot[f, 2, d2] = ta + tb
+                        var[f, 2, d2] = va + vb + 1.0 * (mu1 - mu2) * (mu1 - mu2)
+                        _carry(tot, var, tend, f, j2, te, rmask, pow2, pow2inv)
+                        prev = x3
+                        prev1_t = tb
+                        prev1_v = vb
+                        n += 4
+                        i += 4
+                        continue
                 x = X[i, f]
                 if x == x:
                     s = n & rmask
-                    tot0[s] = x  # level-0 variances are 0.0: not stored
+                    tot[f, 0, s] = x  # level-0 variances are 0.0: not stored
                     te = RB[0, i - r0, jf]
-                    histf[n & pmask] = te
+                    hist[f, n & pmask] = te
                     if n & 1:
                         j1 = n >> 1
                         d = j1 & rmask
                         t1_ = prev + x
                         v1_ = 0.0 + 0.0 + 1.0 * 0.5 * (prev - x) * (prev - x)
-                        tot1[d] = t1_
-                        var1[d] = v1_
+                        tot[f, 1, d] = t1_
+                        var[f, 1, d] = v1_
                         if j1 & 1:  # and each pair of level-1 buckets into level 2
                             j2 = j1 >> 1
                             d2 = j2 & rmask
                             mu1 = prev1_t * 0.5
                             mu2 = t1_ * 0.5
-                            tot2[d2] = prev1_t + t1_
-                            var2[d2] = prev1_v + v1_ + 1.0 * (mu1 - mu2) * (mu1 - mu2)
-                            # ... and so on up (a binary counter: one merge per value on average)
-                            kk = 2
-                            while j2 & 1:
-                                c0 = (j2 - 1) & rmask
-                                c1 = j2 & rmask
-                                d = (j2 >> 1) & rmask
-                                inv = pow2inv[kk]
-                                h = pow2[kk] * 0.5
-                                t0 = totf[kk, c0]
-                                t1 = totf[kk, c1]
-                                mu1 = t0 * inv  # == t0 / 2**k bit for bit
-                                mu2 = t1 * inv
-                                totf[kk + 1, d] = t0 + t1
-                                varf[kk + 1, d] = varf[kk, c0] + varf[kk, c1] + h * (mu1 - mu2) * (mu1 - mu2)
-                                tendf[kk + 1, d] = te
-                                j2 >>= 1
-                                kk += 1
+                            tot[f, 2, d2] = prev1_t + t1_
+                            var[f, 2, d2] = prev1_v + v1_ + 1.0 * (mu1 - mu2) * (mu1 - mu2)
+                            _carry(tot, var, tend, f, j2, te, rmask, pow2, pow2inv)
                         prev1_t = t1_
                         prev1_v = v1_
                     prev = x
@@ -296,10 +331,10 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
             if filt:
                 # a lower bound of delta_prime is enough here (the bound grows with it), so
                 # it is recomputed only when the window has grown by a quarter
-                if not (W >= dpw[f] and W <= 1.25 * dpw[f]):
-                    dpw[f] = W
-                    dpv[f] = math.log(2.0 * math.log(W) / dlt)
-                dp = dpv[f]
+                if not (W >= cachef[f, 0, 7] and W <= 1.25 * cachef[f, 0, 7]):
+                    cachef[f, 0, 7] = W
+                    cachef[f, 1, 7] = math.log(2.0 * math.log(W) / dlt)
+                dp = cachef[f, 1, 7]
                 B = (2.0 / 3.0) * dp * W
                 AW = 2.0 * (Vc / W) * dp * W
                 if dp > 0.0 and math.isfinite(B) and math.isfinite(AW) and AW >= 0.0:
@@ -309,34 +344,32 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                     Sabs = RB[2, i - r0, jf] + abs(Tc)
                     M = (1e-12 + 1e-15 * W) * Sabs * W + 1e-300
                     MB = M - Bm
-                    cf = cachef[f]
-                    ca = cachea[f]
                     for k in range(nl):
-                        stable = ca[k] == hi[k]
-                        if stable and W < cf[k, 6] and cf[k, 3] > 0.0:
+                        stable = cachea[f, k] == hi[k]
+                        if stable and W < cachef[f, k, 6] and cachef[f, k, 3] > 0.0:
                             # no bucket added since this level was last checked and the bound
                             # only grows: it stays safe while |D| + M cannot have caught up.
                             # D = te W - T pp moves by te dW - pp dT
                             #   = (te - pp mu) dW - pp (dT - mu dW)   (mu: the mean then),
                             # so a stream whose mean stays put barely moves D, whatever mu is
-                            dW = W - cf[k, 0]
-                            dT = Tc - cf[k, 1]
-                            mu = cf[k, 1] / cf[k, 0]
-                            grow = cf[k, 4] * dW + cf[k, 5] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) \
-                                + (M - cf[k, 2])
-                            if grow < cf[k, 3] * (1.0 - 1e-12):
+                            dW = W - cachef[f, k, 0]
+                            dT = Tc - cachef[f, k, 1]
+                            mu = cachef[f, k, 1] / cachef[f, k, 0]
+                            grow = cachef[f, k, 4] * dW + cachef[f, k, 5] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) \
+                                + (M - cachef[f, k, 2])
+                            if grow < cachef[f, k, 3] * (1.0 - 1e-12):
                                 continue
                         bs = pow2[k]
                         if not stable:
                             # a level that just changed (the low ones, every scan): cheap test
                             # of its cuts with n0 >= mwl and n1 >= mwl
-                            ca[k] = hi[k]
-                            cf[k, 3] = -1.0  # no bound cached yet
+                            cachea[f, k] = hi[k]
+                            cachef[f, k, 3] = -1.0  # no bound cached yet
                             hit = False
                             for j in range(lo[k], hi[k]):
                                 pp = (j + 1) * bs
                                 n1 = W - pp
-                                te = histf[(((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tendf[k, j & rmask]
+                                te = hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tend[f, k, j & rmask]
                                 g = abs(te * W - Tc * pp) + MB
                                 hit |= (pp >= mw) & (n1 >= mw) & (((g > 0.0) & (g * g >= AWm * pp * n1)) | (g != g))
                             if hit:
@@ -362,7 +395,7 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                         pmax = 0.0
                         for j in range(j0, j1):
                             pp = (j + 1) * bs
-                            te = histf[(((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tendf[k, j & rmask]
+                            te = hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tend[f, k, j & rmask]
                             dj = abs(te * W - Tc * pp)
                             mj = math.sqrt(AWm * pp * (W - pp)) - dj - MB
                             if not (mj > 0.0):  # also NaN
@@ -376,15 +409,15 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                                 pmax = pp
                         if maybe:
                             break
-                        cf[k, 0] = W
-                        cf[k, 1] = Tc
-                        cf[k, 2] = M
-                        cf[k, 3] = margin
+                        cachef[f, k, 0] = W
+                        cachef[f, k, 1] = Tc
+                        cachef[f, k, 2] = M
+                        cachef[f, k, 3] = margin
                         # max |te - pp mu| = max |D| / W, plus rounding slack (of D's terms,
                         # <= (S + |T|) W, and of mu)
-                        cf[k, 4] = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(Tc / W))
-                        cf[k, 5] = pmax
-                        cf[k, 6] = wake
+                        cachef[f, k, 4] = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(Tc / W))
+                        cachef[f, k, 5] = pmax
+                        cachef[f, k, 6] = wake
             if not maybe:
                 i += 1
                 if i == r1:
