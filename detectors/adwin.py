@@ -125,7 +125,7 @@ def _carry(tot, var, tend, f, j2, te, rmask, pow2, pow2inv):  # pragma: no cover
 # calls happen once per tile of rows, never per value.
 @nb.njit(cache=True, error_model="numpy", nogil=True)
 def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins, nlev, Wa, Ta, Va, Aa,
-                  pending, n_det, flags, lo, hi, cachef, cachea, pow2, pow2inv,
+                  pending, n_det, flags, lo, hi, cachef, cachea, grp, pow2, pow2inv,
                   use_filter):  # pragma: no cover - numba
     # Returns the hits as (row, feature) pairs in stream order; ``flags`` is a zeroed
     # scratch [rows, F] (only the cells of hits are written, and read back).
@@ -137,14 +137,14 @@ def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist
         for r0 in range(0, rows, _TILE):
             r1 = min(rows, r0 + _TILE)
             n_hits += _tile(X, c0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins,
-                            nlev, Wa, Ta, Va, Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea,
+                            nlev, Wa, Ta, Va, Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea, grp,
                             pow2, pow2inv, use_filter)
     return collect_hits(flags, row_hits, rows, F, n_hits)
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
 def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins, nlev, Wa, Ta, Va,
-          Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea, pow2, pow2inv, use_filter,
+          Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea, grp, pow2, pow2inv, use_filter,
           ):  # pragma: no cover - numba
     R = tot.shape[2]
     rmask = R - 1
@@ -205,6 +205,9 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
         f = fc0 + jf
         mb = max_buckets[f]
         ck = clock[f]
+        kg = 1  # the lowest level of the group certificate: changes at most every 8th scan
+        while (1 << kg) < 8 * ck:
+            kg += 1
         dlt = delta[f]
         mw = mwl[f]
         gr = grace[f]
@@ -226,6 +229,7 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                 nxt_scan = ck
                 for k in range(cachea.shape[1]):
                     cachea[f, k] = -1
+                grp[f, 0] = 0.0
             # insert values (level-0 buckets) until a scan is due; a bucket of any level is
             # made as soon as its last value arrives (level-k bucket j from level-(k-1)
             # buckets 2j and 2j+1): its value does not depend on when river merges it
@@ -344,7 +348,25 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                     Sabs = RB[2, i - r0, jf] + abs(Tc)
                     M = (1e-12 + 1e-15 * W) * Sabs * W + 1e-300
                     MB = M - Bm
-                    for k in range(nl):
+                    # the levels from kg up change rarely: one certificate for all of them
+                    # (see _GROUP_NOTE); their buckets are unchanged while level kg's are
+                    kend = nl
+                    mu0 = Tc / W
+                    if grp[f, 0] != 0.0 and kg < nl and cachea[f, kg] == hi[kg] and W < grp[f, 8]:
+                        dWg = W - grp[f, 1]
+                        dTg = Tc - grp[f, 2]
+                        mug = grp[f, 4]
+                        Eg = abs(dTg - mug * dWg)
+                        lhs = grp[f, 5] * dWg + grp[f, 6] * (Eg + 1e-12 * (abs(dTg) + abs(mug) * dWg)) \
+                            + (M - grp[f, 3])
+                        if lhs < grp[f, 7]:
+                            kend = kg
+                    gok = kend == nl and kg < nl  # this scan visits them all: it can form one
+                    gA = 0.0
+                    gB = 0.0
+                    gS = np.inf
+                    gW = np.inf
+                    for k in range(kend):
                         stable = cachea[f, k] == hi[k]
                         if stable and W < cachef[f, k, 6] and cachef[f, k, 3] > 0.0:
                             # no bucket added since this level was last checked and the bound
@@ -358,6 +380,12 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                             grow = cachef[f, k, 4] * dW + cachef[f, k, 5] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) \
                                 + (M - cachef[f, k, 2])
                             if grow < cachef[f, k, 3] * (1.0 - 1e-12):
+                                if gok and k >= kg:
+                                    c5 = cachef[f, k, 5]
+                                    gA = max(gA, cachef[f, k, 4] + c5 * (abs(mu0 - mu) + 1e-12 * (abs(mu) + abs(mu0))))
+                                    gB = max(gB, c5 * (1.0 + 1e-12))
+                                    gS = min(gS, cachef[f, k, 3] * (1.0 - 1e-12) - grow)
+                                    gW = min(gW, cachef[f, k, 6])
                                 continue
                         bs = pow2[k]
                         if not stable:
@@ -365,13 +393,23 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                             # of its cuts with n0 >= mwl and n1 >= mwl
                             cachea[f, k] = hi[k]
                             cachef[f, k, 3] = -1.0  # no bound cached yet
+                            if k >= kg:
+                                gok = False
                             hit = False
-                            for j in range(lo[k], hi[k]):
+                            # only cuts with n0 >= mwl and n1 >= mwl can fire: j in [j0, j1)
+                            j0 = lo[k]
+                            jmin = int(math.ceil(mw * pow2inv[k])) - 1
+                            if jmin > j0:
+                                j0 = jmin
+                            j1 = hi[k]
+                            jmax = int(math.floor((W - mw) * pow2inv[k]))
+                            if jmax < j1:
+                                j1 = jmax
+                            for j in range(j0, j1):
                                 pp = (j + 1) * bs
-                                n1 = W - pp
                                 te = hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tend[f, k, j & rmask]
                                 g = abs(te * W - Tc * pp) + MB
-                                hit |= (pp >= mw) & (n1 >= mw) & (((g > 0.0) & (g * g >= AWm * pp * n1)) | (g != g))
+                                hit |= ((g > 0.0) & (g * g >= AWm * pp * (W - pp))) | (g != g)
                             if hit:
                                 maybe = True
                                 break
@@ -418,6 +456,22 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
                         cachef[f, k, 4] = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(Tc / W))
                         cachef[f, k, 5] = pmax
                         cachef[f, k, 6] = wake
+                        if gok and k >= kg:  # its own certificate, fresh: grow = 0, mu = mu0
+                            gA = max(gA, cachef[f, k, 4] + pmax * 1e-12 * 2.0 * abs(mu0))
+                            gB = max(gB, pmax * (1.0 + 1e-12))
+                            gS = min(gS, margin * (1.0 - 1e-12))
+                            gW = min(gW, wake)
+                    if not maybe and kend == nl:
+                        grp[f, 0] = 1.0 if gok else 0.0
+                        if gok:
+                            grp[f, 1] = W
+                            grp[f, 2] = Tc
+                            grp[f, 3] = M
+                            grp[f, 4] = mu0
+                            grp[f, 5] = gA * (1.0 + 1e-9)
+                            grp[f, 6] = gB * (1.0 + 1e-9)
+                            grp[f, 7] = gS * (1.0 - 1e-9)
+                            grp[f, 8] = gW
             if not maybe:
                 i += 1
                 if i == r1:
@@ -560,6 +614,21 @@ with mu = T_k / W_k, so the level stays safe while max|te - pp mu| dW + max(pp) 
 Centring on mu makes the certificate last on streams with any mean.
 """
 
+_GROUP_NOTE = """
+The levels from kg up (2**kg >= 8 clock) gain a bucket at most every 8th scan, so their
+certificates are checked as one. When a scan finds each of them safe, with slack
+s_k = margin_k - grow_k at (W0, T0, M0), mu0 = T0 / W0, then for later W = W0 + dW,
+T = T0 + dT (W only grows between resets) the triangle inequality gives
+
+    grow_k <= grow_k(W0) + a_k dW + b_k |dT - mu0 dW| + (M - M0),
+    a_k = c4_k + c5_k (|mu0 - mu_k| + 1e-12 (|mu_k| + |mu0|)),   b_k = c5_k (1 + 1e-12)
+
+(c4, c5, mu_k: the level's own certificate). So every level stays safe while
+A dW + B (|dT - mu0 dW| + 1e-12 (|dT| + |mu0| dW)) + (M - M0) < min s_k with A = max a_k,
+B = max b_k (padded by 1e-9), W below every level's wake-up width, and level kg's buckets
+unchanged (a level changes only when every level below it does, so then none above has).
+"""
+
 
 class ADWIN:
     """ADWIN drift detectors for ``n_features`` independent streams, exact to river.
@@ -621,6 +690,7 @@ class ADWIN:
         self._hist = np.zeros((F, _hist_size(int(self._mb.max()) if F else 1)))
         self._cachef = np.zeros((F, levels, 8))  # per-level filter results; see _FILTER_NOTE
         self._cachea = np.full((F, levels), -1, dtype=np.int64)
+        self._grp = np.zeros((F, 10))  # the group certificate of the high levels; see _GROUP_NOTE
         self._nins = np.zeros(F, dtype=np.int64)
         self._nlev = np.ones(F, dtype=np.int64)
         self._W = np.zeros(F)
@@ -670,7 +740,8 @@ class ADWIN:
         return _adwin_kernel(X, self._delta, self._clock, self._mb, self._mwl, self._grace,
                              self._tot, self._var, self._tend, self._hist, self._nins, self._nlev,
                              self._W, self._T, self._V, self._A, self._pending, self._n_det, flags,
-                             lo, hi, self._cachef, self._cachea, _POW2, _POW2INV, self.use_filter)
+                             lo, hi, self._cachef, self._cachea, self._grp, _POW2, _POW2INV,
+                             self.use_filter)
 
     def add_features(self, n: int) -> None:
         """Append ``n`` fresh features (construction-time scalars, else river's defaults)."""
@@ -697,6 +768,7 @@ class ADWIN:
         self._nlev[mask] = 1
         self._pending[mask] = False
         self._cachea[mask] = -1
+        self._grp[mask] = 0.0
 
     # ------------------------------------------------------------ read-outs
     @property
