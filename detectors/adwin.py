@@ -134,18 +134,19 @@ def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist
     n_hits = 0
     for c0 in range(0, F, _CHUNK):
         nf = min(_CHUNK, F - c0)
-        for r0 in range(0, rows, _TILE):
-            r1 = min(rows, r0 + _TILE)
-            n_hits += _tile(X, c0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins,
-                            nlev, Wa, Ta, Va, Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea, grp,
-                            pow2, pow2inv, use_filter)
+        n_hits += _chunk(X, c0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins,
+                         nlev, Wa, Ta, Va, Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea, grp,
+                         pow2, pow2inv, use_filter)
     return collect_hits(flags, row_hits, rows, F, n_hits)
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins, nlev, Wa, Ta, Va,
+def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins, nlev, Wa, Ta, Va,
           Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea, grp, pow2, pow2inv, use_filter,
           ):  # pragma: no cover - numba
+    # features [fc0, fc0 + nf) over all rows, a tile of _TILE rows at a time (one call per
+    # chunk: each call with arrays costs atomic reference counts)
+    rows = X.shape[0]
     R = tot.shape[2]
     rmask = R - 1
     pmask = hist.shape[1] - 1
@@ -160,430 +161,432 @@ def _tile(X, fc0, nf, r0, r1, delta, clock, max_buckets, mwl, grace, tot, var, t
     # run-time alias checks are cheap and it vectorises the feature loop for few features.
     S = np.empty((5, _CHUNK))
     RB = np.empty((3, _TILE, _CHUNK))
-    for j in range(nf):
-        f = fc0 + j
-        p = pending[f]
-        S[0, j] = 0.0 if p else Wa[f]
-        S[1, j] = 0.0 if p else Ta[f]
-        S[2, j] = 0.0 if p else Va[f]
-        S[3, j] = 0.0 if p else Aa[f]
-        S[4, j] = 0.0
-    for i in range(r0, r1):
-        ii = i - r0
-        for f in range(nf):
-            x = X[i, fc0 + f]
-            ok = x == x
-            w0 = S[0, f]
-            t0 = S[1, f]
-            v0 = S[2, f]
-            a0 = S[3, f]
-            w = w0 + 1.0
-            dv = x - t0 / (w - 1.0)
-            inc = (w - 1.0) * dv * dv / w
-            inc = inc if w > 1.0 else 0.0
-            v = v0 + inc
-            t = t0 + x
-            a = a0 + abs(x)
-            RB[0, ii, f] = t
-            RB[1, ii, f] = v
-            RB[2, ii, f] = a
-            S[0, f] = w if ok else w0
-            S[1, f] = t if ok else t0
-            S[2, f] = v if ok else v0
-            S[3, f] = a if ok else a0
-            S[4, f] += 1.0 if ok else 0.0
-    for j in range(nf):
-        if S[4, j] > 0.0:  # else keep the read-outs (a pending feature's post-detection window)
-            f = fc0 + j
-            Wa[f] = S[0, j]
-            Ta[f] = S[1, j]
-            Va[f] = S[2, j]
-            Aa[f] = S[3, j]
-    # ---- pass 2: per feature, buckets (merge replay) and cut-point scans
     n_hits = 0
-    for jf in range(nf):
-        f = fc0 + jf
-        mb = max_buckets[f]
-        ck = clock[f]
-        kg = 1  # the lowest level of the group certificate: changes at most every 8th scan
-        while (1 << kg) < 8 * ck:
-            kg += 1
-        dlt = delta[f]
-        mw = mwl[f]
-        gr = grace[f]
-        filt = use_filter and mw >= 1.0
-        n = nins[f]
-        nl = nlev[f]
-        pend = pending[f]
-        nxt_scan = (n // ck + 1) * ck
-        i = r0
-        while True:
-            if pend:  # river resets on the update after a detection
-                while i < r1 and X[i, f] != X[i, f]:
-                    i += 1
-                if i == r1:
-                    break
-                pend = False
-                n = 0
-                nl = 1
-                nxt_scan = ck
-                for k in range(cachea.shape[1]):
-                    cachea[f, k] = -1
-                grp[f, 0] = 0.0
-            # insert values (level-0 buckets) until a scan is due; a bucket of any level is
-            # made as soon as its last value arrives (level-k bucket j from level-(k-1)
-            # buckets 2j and 2j+1): its value does not depend on when river merges it
-            stop = nxt_scan
-            prev = tot[f, 0, (n - 1) & rmask]
-            q1 = ((n >> 1) - 1) & rmask
-            prev1_t = tot[f, 1, q1]
-            prev1_v = var[f, 1, q1]
-            while i < r1 and n < stop:
-                if (n & 3) == 0 and n + 4 <= stop and i + 4 <= r1:
-                    # four present values from a multiple of 4: the same merges, unrolled
-                    x0 = X[i, f]
-                    x1 = X[i + 1, f]
-                    x2 = X[i + 2, f]
-                    x3 = X[i + 3, f]
-                    if (x0 == x0) & (x1 == x1) & (x2 == x2) & (x3 == x3):
-                        b = i - r0
-                        s = n & rmask  # R >= 4 and P >= 4: slots s .. s + 3 are contiguous
-                        tot[f, 0, s] = x0
-                        tot[f, 0, s + 1] = x1
-                        tot[f, 0, s + 2] = x2
-                        tot[f, 0, s + 3] = x3
-                        h = n & pmask
-                        hist[f, h] = RB[0, b, jf]
-                        hist[f, h + 1] = RB[0, b + 1, jf]
-                        hist[f, h + 2] = RB[0, b + 2, jf]
-                        te = RB[0, b + 3, jf]
-                        hist[f, h + 3] = te
-                        d = (n >> 1) & rmask
-                        ta = x0 + x1
-                        va = 0.0 + 0.0 + 1.0 * 0.5 * (x0 - x1) * (x0 - x1)
-                        tb = x2 + x3
-                        vb = 0.0 + 0.0 + 1.0 * 0.5 * (x2 - x3) * (x2 - x3)
-                        tot[f, 1, d] = ta
-                        var[f, 1, d] = va
-                        tot[f, 1, d + 1] = tb
-                        var[f, 1, d + 1] = vb
-                        j2 = n >> 2
-                        d2 = j2 & rmask
-                        mu1 = ta * 0.5
-                        mu2 = tb * 0.5
-                        tot[f, 2, d2] = ta + tb
-                        var[f, 2, d2] = va + vb + 1.0 * (mu1 - mu2) * (mu1 - mu2)
-                        _carry(tot, var, tend, f, j2, te, rmask, pow2, pow2inv)
-                        prev = x3
-                        prev1_t = tb
-                        prev1_v = vb
-                        n += 4
-                        i += 4
-                        continue
-                x = X[i, f]
-                if x == x:
-                    s = n & rmask
-                    tot[f, 0, s] = x  # level-0 variances are 0.0: not stored
-                    te = RB[0, i - r0, jf]
-                    hist[f, n & pmask] = te
-                    if n & 1:
-                        j1 = n >> 1
-                        d = j1 & rmask
-                        t1_ = prev + x
-                        v1_ = 0.0 + 0.0 + 1.0 * 0.5 * (prev - x) * (prev - x)
-                        tot[f, 1, d] = t1_
-                        var[f, 1, d] = v1_
-                        if j1 & 1:  # and each pair of level-1 buckets into level 2
-                            j2 = j1 >> 1
+    for r0 in range(0, rows, _TILE):
+        r1 = min(rows, r0 + _TILE)
+        for j in range(nf):
+            f = fc0 + j
+            p = pending[f]
+            S[0, j] = 0.0 if p else Wa[f]
+            S[1, j] = 0.0 if p else Ta[f]
+            S[2, j] = 0.0 if p else Va[f]
+            S[3, j] = 0.0 if p else Aa[f]
+            S[4, j] = 0.0
+        for i in range(r0, r1):
+            ii = i - r0
+            for f in range(nf):
+                x = X[i, fc0 + f]
+                ok = x == x
+                w0 = S[0, f]
+                t0 = S[1, f]
+                v0 = S[2, f]
+                a0 = S[3, f]
+                w = w0 + 1.0
+                dv = x - t0 / (w - 1.0)
+                inc = (w - 1.0) * dv * dv / w
+                inc = inc if w > 1.0 else 0.0
+                v = v0 + inc
+                t = t0 + x
+                a = a0 + abs(x)
+                RB[0, ii, f] = t
+                RB[1, ii, f] = v
+                RB[2, ii, f] = a
+                S[0, f] = w if ok else w0
+                S[1, f] = t if ok else t0
+                S[2, f] = v if ok else v0
+                S[3, f] = a if ok else a0
+                S[4, f] += 1.0 if ok else 0.0
+        for j in range(nf):
+            if S[4, j] > 0.0:  # else keep the read-outs (a pending feature's post-detection window)
+                f = fc0 + j
+                Wa[f] = S[0, j]
+                Ta[f] = S[1, j]
+                Va[f] = S[2, j]
+                Aa[f] = S[3, j]
+        # ---- pass 2: per feature, buckets (merge replay) and cut-point scans
+        for jf in range(nf):
+            f = fc0 + jf
+            mb = max_buckets[f]
+            ck = clock[f]
+            kg = 1  # the lowest level of the group certificate: changes at most every 8th scan
+            while (1 << kg) < 8 * ck:
+                kg += 1
+            dlt = delta[f]
+            mw = mwl[f]
+            gr = grace[f]
+            filt = use_filter and mw >= 1.0
+            n = nins[f]
+            nl = nlev[f]
+            pend = pending[f]
+            nxt_scan = (n // ck + 1) * ck
+            i = r0
+            while True:
+                if pend:  # river resets on the update after a detection
+                    while i < r1 and X[i, f] != X[i, f]:
+                        i += 1
+                    if i == r1:
+                        break
+                    pend = False
+                    n = 0
+                    nl = 1
+                    nxt_scan = ck
+                    for k in range(cachea.shape[1]):
+                        cachea[f, k] = -1
+                    grp[f, 0] = 0.0
+                # insert values (level-0 buckets) until a scan is due; a bucket of any level is
+                # made as soon as its last value arrives (level-k bucket j from level-(k-1)
+                # buckets 2j and 2j+1): its value does not depend on when river merges it
+                stop = nxt_scan
+                prev = tot[f, 0, (n - 1) & rmask]
+                q1 = ((n >> 1) - 1) & rmask
+                prev1_t = tot[f, 1, q1]
+                prev1_v = var[f, 1, q1]
+                while i < r1 and n < stop:
+                    if (n & 3) == 0 and n + 4 <= stop and i + 4 <= r1:
+                        # four present values from a multiple of 4: the same merges, unrolled
+                        x0 = X[i, f]
+                        x1 = X[i + 1, f]
+                        x2 = X[i + 2, f]
+                        x3 = X[i + 3, f]
+                        if (x0 == x0) & (x1 == x1) & (x2 == x2) & (x3 == x3):
+                            b = i - r0
+                            s = n & rmask  # R >= 4 and P >= 4: slots s .. s + 3 are contiguous
+                            tot[f, 0, s] = x0
+                            tot[f, 0, s + 1] = x1
+                            tot[f, 0, s + 2] = x2
+                            tot[f, 0, s + 3] = x3
+                            h = n & pmask
+                            hist[f, h] = RB[0, b, jf]
+                            hist[f, h + 1] = RB[0, b + 1, jf]
+                            hist[f, h + 2] = RB[0, b + 2, jf]
+                            te = RB[0, b + 3, jf]
+                            hist[f, h + 3] = te
+                            d = (n >> 1) & rmask
+                            ta = x0 + x1
+                            va = 0.0 + 0.0 + 1.0 * 0.5 * (x0 - x1) * (x0 - x1)
+                            tb = x2 + x3
+                            vb = 0.0 + 0.0 + 1.0 * 0.5 * (x2 - x3) * (x2 - x3)
+                            tot[f, 1, d] = ta
+                            var[f, 1, d] = va
+                            tot[f, 1, d + 1] = tb
+                            var[f, 1, d + 1] = vb
+                            j2 = n >> 2
                             d2 = j2 & rmask
-                            mu1 = prev1_t * 0.5
-                            mu2 = t1_ * 0.5
-                            tot[f, 2, d2] = prev1_t + t1_
-                            var[f, 2, d2] = prev1_v + v1_ + 1.0 * (mu1 - mu2) * (mu1 - mu2)
+                            mu1 = ta * 0.5
+                            mu2 = tb * 0.5
+                            tot[f, 2, d2] = ta + tb
+                            var[f, 2, d2] = va + vb + 1.0 * (mu1 - mu2) * (mu1 - mu2)
                             _carry(tot, var, tend, f, j2, te, rmask, pow2, pow2inv)
-                        prev1_t = t1_
-                        prev1_v = v1_
-                    prev = x
-                    n += 1
-                i += 1
-            if n != nxt_scan:
-                if i == r1:
-                    break
-                continue
-            nxt_scan += ck
-            W = float(n)
-            if not W > gr:
-                if i == r1:
-                    break
-                continue
-            i -= 1  # the row of the value just inserted
-            # ---- detect_change at this value: live bucket ranges from the shape
-            Tc = RB[0, i - r0, jf]
-            Vc = RB[1, i - r0, jf]
-            # river's levels: level k has received a_k buckets (a_0 = n) and merged
-            # g_k = a_{k+1} pairs away; it exists while a_k > 0
-            a_ = n
-            nl = 0
-            while a_ > 0:
-                g_ = a_ - mb + 1
-                g_ = (g_ >> 1) if g_ > 0 else 0
-                lo[nl] = 2 * g_
-                hi[nl] = a_
-                a_ = g_
-                nl += 1
-            maybe = True
-            if filt:
-                # a lower bound of delta_prime is enough here (the bound grows with it), so
-                # it is recomputed only when the window has grown by a quarter
-                if not (W >= cachef[f, 0, 7] and W <= 1.25 * cachef[f, 0, 7]):
-                    cachef[f, 0, 7] = W
-                    cachef[f, 1, 7] = math.log(2.0 * math.log(W) / dlt)
-                dp = cachef[f, 1, 7]
-                B = (2.0 / 3.0) * dp * W
-                AW = 2.0 * (Vc / W) * dp * W
-                if dp > 0.0 and math.isfinite(B) and math.isfinite(AW) and AW >= 0.0:
-                    maybe = False
-                    Bm = B * (1.0 - 1e-9)
-                    AWm = AW * (1.0 - 1e-9)
-                    Sabs = RB[2, i - r0, jf] + abs(Tc)
-                    M = (1e-12 + 1e-15 * W) * Sabs * W + 1e-300
-                    MB = M - Bm
-                    # the levels from kg up change rarely: one certificate for all of them
-                    # (see _GROUP_NOTE); their buckets are unchanged while level kg's are
-                    kend = nl
-                    mu0 = Tc / W
-                    if grp[f, 0] != 0.0 and kg < nl and cachea[f, kg] == hi[kg] and W < grp[f, 8]:
-                        dWg = W - grp[f, 1]
-                        dTg = Tc - grp[f, 2]
-                        mug = grp[f, 4]
-                        Eg = abs(dTg - mug * dWg)
-                        lhs = grp[f, 5] * dWg + grp[f, 6] * (Eg + 1e-12 * (abs(dTg) + abs(mug) * dWg)) \
-                            + (M - grp[f, 3])
-                        if lhs < grp[f, 7]:
-                            kend = kg
-                    gok = kend == nl and kg < nl  # this scan visits them all: it can form one
-                    gA = 0.0
-                    gB = 0.0
-                    gS = np.inf
-                    gW = np.inf
-                    for k in range(kend):
-                        stable = cachea[f, k] == hi[k]
-                        if stable and W < cachef[f, k, 6] and cachef[f, k, 3] > 0.0:
-                            # no bucket added since this level was last checked and the bound
-                            # only grows: it stays safe while |D| + M cannot have caught up.
-                            # D = te W - T pp moves by te dW - pp dT
-                            #   = (te - pp mu) dW - pp (dT - mu dW)   (mu: the mean then),
-                            # so a stream whose mean stays put barely moves D, whatever mu is
-                            dW = W - cachef[f, k, 0]
-                            dT = Tc - cachef[f, k, 1]
-                            mu = cachef[f, k, 1] / cachef[f, k, 0]
-                            grow = cachef[f, k, 4] * dW + cachef[f, k, 5] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) \
-                                + (M - cachef[f, k, 2])
-                            if grow < cachef[f, k, 3] * (1.0 - 1e-12):
-                                if gok and k >= kg:
-                                    c5 = cachef[f, k, 5]
-                                    gA = max(gA, cachef[f, k, 4] + c5 * (abs(mu0 - mu) + 1e-12 * (abs(mu) + abs(mu0))))
-                                    gB = max(gB, c5 * (1.0 + 1e-12))
-                                    gS = min(gS, cachef[f, k, 3] * (1.0 - 1e-12) - grow)
-                                    gW = min(gW, cachef[f, k, 6])
+                            prev = x3
+                            prev1_t = tb
+                            prev1_v = vb
+                            n += 4
+                            i += 4
+                            continue
+                    x = X[i, f]
+                    if x == x:
+                        s = n & rmask
+                        tot[f, 0, s] = x  # level-0 variances are 0.0: not stored
+                        te = RB[0, i - r0, jf]
+                        hist[f, n & pmask] = te
+                        if n & 1:
+                            j1 = n >> 1
+                            d = j1 & rmask
+                            t1_ = prev + x
+                            v1_ = 0.0 + 0.0 + 1.0 * 0.5 * (prev - x) * (prev - x)
+                            tot[f, 1, d] = t1_
+                            var[f, 1, d] = v1_
+                            if j1 & 1:  # and each pair of level-1 buckets into level 2
+                                j2 = j1 >> 1
+                                d2 = j2 & rmask
+                                mu1 = prev1_t * 0.5
+                                mu2 = t1_ * 0.5
+                                tot[f, 2, d2] = prev1_t + t1_
+                                var[f, 2, d2] = prev1_v + v1_ + 1.0 * (mu1 - mu2) * (mu1 - mu2)
+                                _carry(tot, var, tend, f, j2, te, rmask, pow2, pow2inv)
+                            prev1_t = t1_
+                            prev1_v = v1_
+                        prev = x
+                        n += 1
+                    i += 1
+                if n != nxt_scan:
+                    if i == r1:
+                        break
+                    continue
+                nxt_scan += ck
+                W = float(n)
+                if not W > gr:
+                    if i == r1:
+                        break
+                    continue
+                i -= 1  # the row of the value just inserted
+                # ---- detect_change at this value: live bucket ranges from the shape
+                Tc = RB[0, i - r0, jf]
+                Vc = RB[1, i - r0, jf]
+                # river's levels: level k has received a_k buckets (a_0 = n) and merged
+                # g_k = a_{k+1} pairs away; it exists while a_k > 0
+                a_ = n
+                nl = 0
+                while a_ > 0:
+                    g_ = a_ - mb + 1
+                    g_ = (g_ >> 1) if g_ > 0 else 0
+                    lo[nl] = 2 * g_
+                    hi[nl] = a_
+                    a_ = g_
+                    nl += 1
+                maybe = True
+                if filt:
+                    # a lower bound of delta_prime is enough here (the bound grows with it), so
+                    # it is recomputed only when the window has grown by a quarter
+                    if not (W >= cachef[f, 0, 7] and W <= 1.25 * cachef[f, 0, 7]):
+                        cachef[f, 0, 7] = W
+                        cachef[f, 1, 7] = math.log(2.0 * math.log(W) / dlt)
+                    dp = cachef[f, 1, 7]
+                    B = (2.0 / 3.0) * dp * W
+                    AW = 2.0 * (Vc / W) * dp * W
+                    if dp > 0.0 and math.isfinite(B) and math.isfinite(AW) and AW >= 0.0:
+                        maybe = False
+                        Bm = B * (1.0 - 1e-9)
+                        AWm = AW * (1.0 - 1e-9)
+                        Sabs = RB[2, i - r0, jf] + abs(Tc)
+                        M = (1e-12 + 1e-15 * W) * Sabs * W + 1e-300
+                        MB = M - Bm
+                        # the levels from kg up change rarely: one certificate for all of them
+                        # (see _GROUP_NOTE); their buckets are unchanged while level kg's are
+                        kend = nl
+                        mu0 = Tc / W
+                        if grp[f, 0] != 0.0 and kg < nl and cachea[f, kg] == hi[kg] and W < grp[f, 8]:
+                            dWg = W - grp[f, 1]
+                            dTg = Tc - grp[f, 2]
+                            mug = grp[f, 4]
+                            Eg = abs(dTg - mug * dWg)
+                            lhs = grp[f, 5] * dWg + grp[f, 6] * (Eg + 1e-12 * (abs(dTg) + abs(mug) * dWg)) \
+                                + (M - grp[f, 3])
+                            if lhs < grp[f, 7]:
+                                kend = kg
+                        gok = kend == nl and kg < nl  # this scan visits them all: it can form one
+                        gA = 0.0
+                        gB = 0.0
+                        gS = np.inf
+                        gW = np.inf
+                        for k in range(kend):
+                            stable = cachea[f, k] == hi[k]
+                            if stable and W < cachef[f, k, 6] and cachef[f, k, 3] > 0.0:
+                                # no bucket added since this level was last checked and the bound
+                                # only grows: it stays safe while |D| + M cannot have caught up.
+                                # D = te W - T pp moves by te dW - pp dT
+                                #   = (te - pp mu) dW - pp (dT - mu dW)   (mu: the mean then),
+                                # so a stream whose mean stays put barely moves D, whatever mu is
+                                dW = W - cachef[f, k, 0]
+                                dT = Tc - cachef[f, k, 1]
+                                mu = cachef[f, k, 1] / cachef[f, k, 0]
+                                grow = cachef[f, k, 4] * dW + cachef[f, k, 5] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) \
+                                    + (M - cachef[f, k, 2])
+                                if grow < cachef[f, k, 3] * (1.0 - 1e-12):
+                                    if gok and k >= kg:
+                                        c5 = cachef[f, k, 5]
+                                        gA = max(gA, cachef[f, k, 4] + c5 * (abs(mu0 - mu) + 1e-12 * (abs(mu) + abs(mu0))))
+                                        gB = max(gB, c5 * (1.0 + 1e-12))
+                                        gS = min(gS, cachef[f, k, 3] * (1.0 - 1e-12) - grow)
+                                        gW = min(gW, cachef[f, k, 6])
+                                    continue
+                            bs = pow2[k]
+                            if not stable:
+                                # a level that just changed (the low ones, every scan): cheap test
+                                # of its cuts with n0 >= mwl and n1 >= mwl
+                                cachea[f, k] = hi[k]
+                                cachef[f, k, 3] = -1.0  # no bound cached yet
+                                if k >= kg:
+                                    gok = False
+                                hit = False
+                                # only cuts with n0 >= mwl and n1 >= mwl can fire: j in [j0, j1)
+                                j0 = lo[k]
+                                jmin = int(math.ceil(mw * pow2inv[k])) - 1
+                                if jmin > j0:
+                                    j0 = jmin
+                                j1 = hi[k]
+                                jmax = int(math.floor((W - mw) * pow2inv[k]))
+                                if jmax < j1:
+                                    j1 = jmax
+                                for j in range(j0, j1):
+                                    pp = (j + 1) * bs
+                                    te = hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tend[f, k, j & rmask]
+                                    g = abs(te * W - Tc * pp) + MB
+                                    hit |= ((g > 0.0) & (g * g >= AWm * pp * (W - pp))) | (g != g)
+                                if hit:
+                                    maybe = True
+                                    break
                                 continue
-                        bs = pow2[k]
-                        if not stable:
-                            # a level that just changed (the low ones, every scan): cheap test
-                            # of its cuts with n0 >= mwl and n1 >= mwl
-                            cachea[f, k] = hi[k]
-                            cachef[f, k, 3] = -1.0  # no bound cached yet
-                            if k >= kg:
-                                gok = False
-                            hit = False
-                            # only cuts with n0 >= mwl and n1 >= mwl can fire: j in [j0, j1)
+                            # cuts with n0 >= mwl and n1 >= mwl: a contiguous range of j
                             j0 = lo[k]
                             jmin = int(math.ceil(mw * pow2inv[k])) - 1
                             if jmin > j0:
                                 j0 = jmin
                             j1 = hi[k]
-                            jmax = int(math.floor((W - mw) * pow2inv[k]))
+                            jmax = int(math.floor((W - mw) * pow2inv[k]))  # (j+1) bs <= W - mw
+                            wake = np.inf
                             if jmax < j1:
+                                jw = jmax if jmax > j0 else j0
+                                if jw < j1:
+                                    wake = (jw + 1) * bs + mw  # W at which that cut becomes testable
                                 j1 = jmax
+                            # a level unchanged for a scan: cache its smallest margin to the bound
+                            margin = np.inf
+                            dmax = 0.0
+                            pmax = 0.0
                             for j in range(j0, j1):
                                 pp = (j + 1) * bs
                                 te = hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tend[f, k, j & rmask]
-                                g = abs(te * W - Tc * pp) + MB
-                                hit |= ((g > 0.0) & (g * g >= AWm * pp * (W - pp))) | (g != g)
-                            if hit:
-                                maybe = True
-                                break
-                            continue
-                        # cuts with n0 >= mwl and n1 >= mwl: a contiguous range of j
-                        j0 = lo[k]
-                        jmin = int(math.ceil(mw * pow2inv[k])) - 1
-                        if jmin > j0:
-                            j0 = jmin
-                        j1 = hi[k]
-                        jmax = int(math.floor((W - mw) * pow2inv[k]))  # (j+1) bs <= W - mw
-                        wake = np.inf
-                        if jmax < j1:
-                            jw = jmax if jmax > j0 else j0
-                            if jw < j1:
-                                wake = (jw + 1) * bs + mw  # W at which that cut becomes testable
-                            j1 = jmax
-                        # a level unchanged for a scan: cache its smallest margin to the bound
-                        margin = np.inf
-                        dmax = 0.0
-                        pmax = 0.0
-                        for j in range(j0, j1):
-                            pp = (j + 1) * bs
-                            te = hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tend[f, k, j & rmask]
-                            dj = abs(te * W - Tc * pp)
-                            mj = math.sqrt(AWm * pp * (W - pp)) - dj - MB
-                            if not (mj > 0.0):  # also NaN
-                                maybe = True
-                                break
-                            if mj < margin:
-                                margin = mj
-                            if dj > dmax:
-                                dmax = dj
-                            if pp > pmax:
-                                pmax = pp
-                        if maybe:
-                            break
-                        cachef[f, k, 0] = W
-                        cachef[f, k, 1] = Tc
-                        cachef[f, k, 2] = M
-                        cachef[f, k, 3] = margin
-                        # max |te - pp mu| = max |D| / W, plus rounding slack (of D's terms,
-                        # <= (S + |T|) W, and of mu)
-                        cachef[f, k, 4] = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(Tc / W))
-                        cachef[f, k, 5] = pmax
-                        cachef[f, k, 6] = wake
-                        if gok and k >= kg:  # its own certificate, fresh: grow = 0, mu = mu0
-                            gA = max(gA, cachef[f, k, 4] + pmax * 1e-12 * 2.0 * abs(mu0))
-                            gB = max(gB, pmax * (1.0 + 1e-12))
-                            gS = min(gS, margin * (1.0 - 1e-12))
-                            gW = min(gW, wake)
-                    if not maybe and kend == nl:
-                        grp[f, 0] = 1.0 if gok else 0.0
-                        if gok:
-                            grp[f, 1] = W
-                            grp[f, 2] = Tc
-                            grp[f, 3] = M
-                            grp[f, 4] = mu0
-                            grp[f, 5] = gA * (1.0 + 1e-9)
-                            grp[f, 6] = gB * (1.0 + 1e-9)
-                            grp[f, 7] = gS * (1.0 - 1e-9)
-                            grp[f, 8] = gW
-            if not maybe:
-                i += 1
-                if i == r1:
-                    break
-                continue
-            # ---- river's exact scan, with its deletions (on local copies of the ranges)
-            Wx = W
-            Tx = Tc
-            Vx = Vc
-            nlx = nl
-            change = False
-            reduce_width = True
-            while reduce_width:
-                reduce_width = False
-                delta_prime = math.log(2.0 * math.log(Wx) / dlt)
-                vw = Vx / Wx
-                n0 = 0.0
-                n1 = Wx
-                u0 = 0.0
-                u1 = Tx
-                stop = False
-                for idx in range(nlx - 1, -1, -1):
-                    bs = pow2[idx]
-                    c = hi[idx] - lo[idx]
-                    for kk in range(c):
-                        t = tot[f, idx, (lo[idx] + kk) & rmask]
-                        n0 += bs
-                        n1 -= bs
-                        u0 += t
-                        u1 -= t
-                        if idx == 0 and kk == c - 1:
-                            stop = True
-                            break
-                        if n1 >= mw and n0 >= mw:
-                            delta_mean = (u0 / n0) - (u1 / n1)
-                            m_recip = 1.0 / (n0 - mw + 1.0) + 1.0 / (n1 - mw + 1.0)
-                            epsilon = math.sqrt(2.0 * m_recip * vw * delta_prime) \
-                                + 2.0 / 3.0 * delta_prime * m_recip
-                            if abs(delta_mean) > epsilon:
-                                reduce_width = True
-                                change = True
-                                if Wx > 0.0:
-                                    # delete_element: drop the oldest bucket
-                                    last = nlx - 1
-                                    nn = pow2[last]
-                                    cu = 0.0
-                                    cv = 0.0
-                                    has = hi[last] > lo[last]
-                                    if has:
-                                        q = lo[last] & rmask
-                                        cu = tot[f, last, q]
-                                        cv = var[f, last, q] if last > 0 else 0.0
-                                    mu = cu * pow2inv[last]
-                                    Wx = Wx - nn
-                                    Tx = Tx - cu
-                                    mu_window = Tx / Wx
-                                    Vx -= cv + nn * Wx * (mu - mu_window) * (mu - mu_window) / (nn + Wx)
-                                    if has:
-                                        lo[last] += 1
-                                    if hi[last] == lo[last] and last > 0:
-                                        nlx = last
-                                    stop = True
+                                dj = abs(te * W - Tc * pp)
+                                mj = math.sqrt(AWm * pp * (W - pp)) - dj - MB
+                                if not (mj > 0.0):  # also NaN
+                                    maybe = True
                                     break
-                    if stop:
+                                if mj < margin:
+                                    margin = mj
+                                if dj > dmax:
+                                    dmax = dj
+                                if pp > pmax:
+                                    pmax = pp
+                            if maybe:
+                                break
+                            cachef[f, k, 0] = W
+                            cachef[f, k, 1] = Tc
+                            cachef[f, k, 2] = M
+                            cachef[f, k, 3] = margin
+                            # max |te - pp mu| = max |D| / W, plus rounding slack (of D's terms,
+                            # <= (S + |T|) W, and of mu)
+                            cachef[f, k, 4] = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(Tc / W))
+                            cachef[f, k, 5] = pmax
+                            cachef[f, k, 6] = wake
+                            if gok and k >= kg:  # its own certificate, fresh: grow = 0, mu = mu0
+                                gA = max(gA, cachef[f, k, 4] + pmax * 1e-12 * 2.0 * abs(mu0))
+                                gB = max(gB, pmax * (1.0 + 1e-12))
+                                gS = min(gS, margin * (1.0 - 1e-12))
+                                gW = min(gW, wake)
+                        if not maybe and kend == nl:
+                            grp[f, 0] = 1.0 if gok else 0.0
+                            if gok:
+                                grp[f, 1] = W
+                                grp[f, 2] = Tc
+                                grp[f, 3] = M
+                                grp[f, 4] = mu0
+                                grp[f, 5] = gA * (1.0 + 1e-9)
+                                grp[f, 6] = gB * (1.0 + 1e-9)
+                                grp[f, 7] = gS * (1.0 - 1e-9)
+                                grp[f, 8] = gW
+                if not maybe:
+                    i += 1
+                    if i == r1:
                         break
-            if not change:
+                    continue
+                # ---- river's exact scan, with its deletions (on local copies of the ranges)
+                Wx = W
+                Tx = Tc
+                Vx = Vc
+                nlx = nl
+                change = False
+                reduce_width = True
+                while reduce_width:
+                    reduce_width = False
+                    delta_prime = math.log(2.0 * math.log(Wx) / dlt)
+                    vw = Vx / Wx
+                    n0 = 0.0
+                    n1 = Wx
+                    u0 = 0.0
+                    u1 = Tx
+                    stop = False
+                    for idx in range(nlx - 1, -1, -1):
+                        bs = pow2[idx]
+                        c = hi[idx] - lo[idx]
+                        for kk in range(c):
+                            t = tot[f, idx, (lo[idx] + kk) & rmask]
+                            n0 += bs
+                            n1 -= bs
+                            u0 += t
+                            u1 -= t
+                            if idx == 0 and kk == c - 1:
+                                stop = True
+                                break
+                            if n1 >= mw and n0 >= mw:
+                                delta_mean = (u0 / n0) - (u1 / n1)
+                                m_recip = 1.0 / (n0 - mw + 1.0) + 1.0 / (n1 - mw + 1.0)
+                                epsilon = math.sqrt(2.0 * m_recip * vw * delta_prime) \
+                                    + 2.0 / 3.0 * delta_prime * m_recip
+                                if abs(delta_mean) > epsilon:
+                                    reduce_width = True
+                                    change = True
+                                    if Wx > 0.0:
+                                        # delete_element: drop the oldest bucket
+                                        last = nlx - 1
+                                        nn = pow2[last]
+                                        cu = 0.0
+                                        cv = 0.0
+                                        has = hi[last] > lo[last]
+                                        if has:
+                                            q = lo[last] & rmask
+                                            cu = tot[f, last, q]
+                                            cv = var[f, last, q] if last > 0 else 0.0
+                                        mu = cu * pow2inv[last]
+                                        Wx = Wx - nn
+                                        Tx = Tx - cu
+                                        mu_window = Tx / Wx
+                                        Vx -= cv + nn * Wx * (mu - mu_window) * (mu - mu_window) / (nn + Wx)
+                                        if has:
+                                            lo[last] += 1
+                                        if hi[last] == lo[last] and last > 0:
+                                            nlx = last
+                                        stop = True
+                                        break
+                        if stop:
+                            break
+                if not change:
+                    i += 1
+                    if i == r1:
+                        break
+                    continue
+                pend = True
+                n_det[f] += 1
+                flags[i, f] = True
+                row_hits[i] += 1
+                n_hits += 1
+                # pass 1 assumed no reset: redo this feature's running stats after row i
+                pr = True
+                w_ = Wx
+                t_ = Tx
+                v_ = Vx
+                s_ = RB[2, i - r0, jf]
+                for i2 in range(i + 1, r1):
+                    x2 = X[i2, f]
+                    if x2 != x2:
+                        continue
+                    if pr:
+                        pr = False
+                        w_ = 0.0
+                        t_ = 0.0
+                        v_ = 0.0
+                        s_ = 0.0
+                    w_ += 1.0
+                    inc = 0.0
+                    if w_ > 1.0:
+                        dv = x2 - t_ / (w_ - 1.0)
+                        inc = (w_ - 1.0) * dv * dv / w_
+                    v_ += inc
+                    t_ += x2
+                    s_ += abs(x2)
+                    RB[0, i2 - r0, jf] = t_
+                    RB[1, i2 - r0, jf] = v_
+                    RB[2, i2 - r0, jf] = s_
+                Wa[f] = w_
+                Ta[f] = t_
+                Va[f] = v_
+                Aa[f] = s_
                 i += 1
                 if i == r1:
                     break
-                continue
-            pend = True
-            n_det[f] += 1
-            flags[i, f] = True
-            row_hits[i] += 1
-            n_hits += 1
-            # pass 1 assumed no reset: redo this feature's running stats after row i
-            pr = True
-            w_ = Wx
-            t_ = Tx
-            v_ = Vx
-            s_ = RB[2, i - r0, jf]
-            for i2 in range(i + 1, r1):
-                x2 = X[i2, f]
-                if x2 != x2:
-                    continue
-                if pr:
-                    pr = False
-                    w_ = 0.0
-                    t_ = 0.0
-                    v_ = 0.0
-                    s_ = 0.0
-                w_ += 1.0
-                inc = 0.0
-                if w_ > 1.0:
-                    dv = x2 - t_ / (w_ - 1.0)
-                    inc = (w_ - 1.0) * dv * dv / w_
-                v_ += inc
-                t_ += x2
-                s_ += abs(x2)
-                RB[0, i2 - r0, jf] = t_
-                RB[1, i2 - r0, jf] = v_
-                RB[2, i2 - r0, jf] = s_
-            Wa[f] = w_
-            Ta[f] = t_
-            Va[f] = v_
-            Aa[f] = s_
-            i += 1
-            if i == r1:
-                break
-        nins[f] = n
-        nlev[f] = nl
-        pending[f] = pend
+            nins[f] = n
+            nlev[f] = nl
+            pending[f] = pend
     return n_hits
 
 
