@@ -213,6 +213,7 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                 kg += 1
             dlt = delta[f]
             mw = mwl[f]
+            imw = int(math.ceil(mw)) if mw >= 1.0 else 1  # pp >= mw <=> pp >= imw (pp an integer)
             gr = grace[f]
             filt = use_filter and mw >= 1.0
             n = nins[f]
@@ -401,11 +402,11 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                                 hit = False
                                 # only cuts with n0 >= mwl and n1 >= mwl can fire: j in [j0, j1)
                                 j0 = lo[k]
-                                jmin = int(math.ceil(mw * pow2inv[k])) - 1
+                                jmin = ((imw + (1 << k) - 1) >> k) - 1  # (j+1) 2^k >= imw
                                 if jmin > j0:
                                     j0 = jmin
                                 j1 = hi[k]
-                                jmax = int(math.floor((W - mw) * pow2inv[k]))
+                                jmax = (n - imw) >> k
                                 if jmax < j1:
                                     j1 = jmax
                                 for j in range(j0, j1):
@@ -419,11 +420,11 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                                 continue
                             # cuts with n0 >= mwl and n1 >= mwl: a contiguous range of j
                             j0 = lo[k]
-                            jmin = int(math.ceil(mw * pow2inv[k])) - 1
+                            jmin = ((imw + (1 << k) - 1) >> k) - 1  # (j+1) 2^k >= imw
                             if jmin > j0:
                                 j0 = jmin
                             j1 = hi[k]
-                            jmax = int(math.floor((W - mw) * pow2inv[k]))  # (j+1) bs <= W - mw
+                            jmax = (n - imw) >> k  # (j+1) 2^k <= n - imw, i.e. n1 >= mw
                             wake = np.inf
                             if jmax < j1:
                                 jw = jmax if jmax > j0 else j0
