@@ -87,6 +87,15 @@ def _hist_size(max_buckets: int) -> int:
     return 1 << (need - 1).bit_length()
 
 
+def _check_integers(name: str, value: Any) -> None:
+    # river's ADWIN takes integers here (a float raises TypeError there); casting 2.5 to 2
+    # or comparing with 2.5 would silently differ from river, so refuse it
+    arr = np.asarray(value)
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or (
+            np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))):
+        raise ValueError(f"{name} must be an integer (as in river's ADWIN), got {value!r}")
+
+
 def _shape(n: int, mb: int) -> list[tuple[int, int]]:
     """River's bucket shape after ``n`` inserts since a reset: ``[(lo_k, hi_k)]`` per level."""
     out = [(0, 0)] if n == 0 else []
@@ -99,10 +108,9 @@ def _shape(n: int, mb: int) -> list[tuple[int, int]]:
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _carry(tot, var, tend, f, j2, te, rmask, pow2, pow2inv):  # pragma: no cover - numba
-    # level-2 bucket j2 was just made: merge pairs on up (a binary counter: one merge per
+def _carry(tot, var, tend, f, j2, kk, te, rmask, pow2, pow2inv):  # pragma: no cover - numba
+    # level-kk bucket j2 was just made: merge pairs on up (a binary counter: one merge per
     # value on average); te is the running total at the last value
-    kk = 2
     while j2 & 1:
         c0 = (j2 - 1) & rmask
         c1 = j2 & rmask
@@ -220,6 +228,23 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
             nl = nlev[f]
             pend = pending[f]
             nxt_scan = (n // ck + 1) * ck
+            # The unrolled insert path writes the level-0 and level-1 rings (and the level-0/1
+            # running totals) only where they can be read: river's live level-0 buckets are
+            # the newest < mb values, its live level-1 buckets lie within the newest 3 mb, and
+            # they are read only at a scan or where this loop stops (the tile's end). qrow:
+            # the tile's rows from qrow on hold 3 mb of this feature's values (r0 - 1: fewer).
+            k1 = 3 * mb
+            if S[4, jf] == r1 - r0:
+                qrow = r1 - k1
+            else:
+                qrow = r0 - 1
+                cnt = 0
+                for rr in range(r1 - 1, r0 - 1, -1):
+                    if X[rr, f] == X[rr, f]:
+                        cnt += 1
+                        if cnt == k1:
+                            qrow = rr
+                            break
             i = r0
             while True:
                 if pend:  # river resets on the update after a detection
@@ -242,6 +267,9 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                 q1 = ((n >> 1) - 1) & rmask
                 prev1_t = tot[f, 1, q1]
                 prev1_v = var[f, 1, q1]
+                q2 = ((n >> 2) - 1) & rmask
+                prev2_t = tot[f, 2, q2]
+                prev2_v = var[f, 2, q2]
                 while i < r1 and n < stop:
                     if (n & 3) == 0 and n + 4 <= stop and i + 4 <= r1:
                         # four present values from a multiple of 4: the same merges, unrolled
@@ -251,33 +279,49 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                         x3 = X[i + 3, f]
                         if (x0 == x0) & (x1 == x1) & (x2 == x2) & (x3 == x3):
                             b = i - r0
-                            s = n & rmask  # R >= 4 and P >= 4: slots s .. s + 3 are contiguous
-                            tot[f, 0, s] = x0
-                            tot[f, 0, s + 1] = x1
-                            tot[f, 0, s + 2] = x2
-                            tot[f, 0, s + 3] = x3
-                            h = n & pmask
-                            hist[f, h] = RB[0, b, jf]
-                            hist[f, h + 1] = RB[0, b + 1, jf]
-                            hist[f, h + 2] = RB[0, b + 2, jf]
+                            near = i + 4 > qrow  # fewer than 3 mb values may follow in the tile
+                            dst = stop - n - 4  # values after these four before the scan
+                            h = n & pmask  # R >= 4 and P >= 4: slots s .. s + 3 are contiguous
                             te = RB[0, b + 3, jf]
-                            hist[f, h + 3] = te
-                            d = (n >> 1) & rmask
+                            hist[f, h + 3] = te  # a level-2 bucket's end
                             ta = x0 + x1
                             va = 0.0 + 0.0 + 1.0 * 0.5 * (x0 - x1) * (x0 - x1)
                             tb = x2 + x3
                             vb = 0.0 + 0.0 + 1.0 * 0.5 * (x2 - x3) * (x2 - x3)
-                            tot[f, 1, d] = ta
-                            var[f, 1, d] = va
-                            tot[f, 1, d + 1] = tb
-                            var[f, 1, d + 1] = vb
+                            if near or dst < k1:
+                                d = (n >> 1) & rmask
+                                tot[f, 1, d] = ta
+                                var[f, 1, d] = va
+                                tot[f, 1, d + 1] = tb
+                                var[f, 1, d + 1] = vb
+                                hist[f, h + 1] = RB[0, b + 1, jf]
+                                if near or dst < mb:
+                                    s = n & rmask
+                                    tot[f, 0, s] = x0
+                                    tot[f, 0, s + 1] = x1
+                                    tot[f, 0, s + 2] = x2
+                                    tot[f, 0, s + 3] = x3
+                                    hist[f, h] = RB[0, b, jf]
+                                    hist[f, h + 2] = RB[0, b + 2, jf]
                             j2 = n >> 2
                             d2 = j2 & rmask
                             mu1 = ta * 0.5
                             mu2 = tb * 0.5
-                            tot[f, 2, d2] = ta + tb
-                            var[f, 2, d2] = va + vb + 1.0 * (mu1 - mu2) * (mu1 - mu2)
-                            _carry(tot, var, tend, f, j2, te, rmask, pow2, pow2inv)
+                            t2 = ta + tb
+                            v2 = va + vb + 1.0 * (mu1 - mu2) * (mu1 - mu2)
+                            tot[f, 2, d2] = t2
+                            var[f, 2, d2] = v2
+                            if j2 & 1:  # with the previous level-2 bucket (kept in registers) into level 3
+                                m1 = prev2_t * 0.25
+                                m2 = t2 * 0.25
+                                j3 = j2 >> 1
+                                d3 = j3 & rmask
+                                tot[f, 3, d3] = prev2_t + t2
+                                var[f, 3, d3] = prev2_v + v2 + 2.0 * (m1 - m2) * (m1 - m2)
+                                tend[f, 3, d3] = te
+                                _carry(tot, var, tend, f, j3, 3, te, rmask, pow2, pow2inv)
+                            prev2_t = t2
+                            prev2_v = v2
                             prev = x3
                             prev1_t = tb
                             prev1_v = vb
@@ -303,8 +347,11 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                                 mu1 = prev1_t * 0.5
                                 mu2 = t1_ * 0.5
                                 tot[f, 2, d2] = prev1_t + t1_
-                                var[f, 2, d2] = prev1_v + v1_ + 1.0 * (mu1 - mu2) * (mu1 - mu2)
-                                _carry(tot, var, tend, f, j2, te, rmask, pow2, pow2inv)
+                                prev2_t = prev1_t + t1_
+                                prev2_v = prev1_v + v1_ + 1.0 * (mu1 - mu2) * (mu1 - mu2)
+                                tot[f, 2, d2] = prev2_t
+                                var[f, 2, d2] = prev2_v
+                                _carry(tot, var, tend, f, j2, 2, te, rmask, pow2, pow2inv)
                             prev1_t = t1_
                             prev1_v = v1_
                         prev = x
@@ -366,6 +413,10 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                             if lhs < grp[f, 7]:
                                 kend = kg
                         gok = kend == nl and kg < nl  # this scan visits them all: it can form one
+                        if kend == nl:
+                            # invalid from here on: the loop below may record a new bucket of a
+                            # group level in cachea and then stop early (an exact scan follows)
+                            grp[f, 0] = 0.0
                         gA = 0.0
                         gB = 0.0
                         gS = np.inf
@@ -465,17 +516,16 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                                 gB = max(gB, pmax * (1.0 + 1e-12))
                                 gS = min(gS, margin * (1.0 - 1e-12))
                                 gW = min(gW, wake)
-                        if not maybe and kend == nl:
-                            grp[f, 0] = 1.0 if gok else 0.0
-                            if gok:
-                                grp[f, 1] = W
-                                grp[f, 2] = Tc
-                                grp[f, 3] = M
-                                grp[f, 4] = mu0
-                                grp[f, 5] = gA * (1.0 + 1e-9)
-                                grp[f, 6] = gB * (1.0 + 1e-9)
-                                grp[f, 7] = gS * (1.0 - 1e-9)
-                                grp[f, 8] = gW
+                        if not maybe and gok:
+                            grp[f, 0] = 1.0
+                            grp[f, 1] = W
+                            grp[f, 2] = Tc
+                            grp[f, 3] = M
+                            grp[f, 4] = mu0
+                            grp[f, 5] = gA * (1.0 + 1e-9)
+                            grp[f, 6] = gB * (1.0 + 1e-9)
+                            grp[f, 7] = gS * (1.0 - 1e-9)
+                            grp[f, 8] = gW
                 if not maybe:
                     i += 1
                     if i == r1:
@@ -631,6 +681,9 @@ T = T0 + dT (W only grows between resets) the triangle inequality gives
 A dW + B (|dT - mu0 dW| + 1e-12 (|dT| + |mu0| dW)) + (M - M0) < min s_k with A = max a_k,
 B = max b_k (padded by 1e-9), W below every level's wake-up width, and level kg's buckets
 unchanged (a level changes only when every level below it does, so then none above has).
+A scan that checks the levels one by one invalidates the group first (it may record a new
+bucket of a group level and then stop early, for river's exact scan) and re-forms it only
+when it found every one of them safe.
 """
 
 
@@ -670,6 +723,9 @@ class ADWIN:
         if F < 0:
             raise ValueError("n_features must be >= 0")
         self._scalars: dict[str, Any] = {}
+        for name, value in (("clock", clock), ("max_buckets", max_buckets),
+                            ("min_window_length", min_window_length), ("grace_period", grace_period)):
+            _check_integers(name, value)
         self._delta, self._scalars["delta"] = per_feature(delta, F, np.float64, "delta")
         self._clock, self._scalars["clock"] = per_feature(clock, F, np.int64, "clock")
         self._mb, self._scalars["max_buckets"] = per_feature(max_buckets, F, np.int64, "max_buckets")

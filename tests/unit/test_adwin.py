@@ -205,6 +205,13 @@ def test_input_validation():
         ADWIN(2).update(np.zeros((3, 3)))
     with pytest.raises(ValueError):
         ADWIN.from_state({"kind": "page_hinkley", "version": 1})
+    # river's ADWIN takes integers for these (a float raises there): no silent cast
+    for name in ("clock", "max_buckets", "min_window_length", "grace_period"):
+        with pytest.raises(ValueError, match=name):
+            ADWIN(2, **{name: 2.5})
+        with pytest.raises(ValueError, match=name):
+            ADWIN(2, **{name: [3, 2.5]})
+    ADWIN(2, min_window_length=3.0, clock=[16, 32])  # integer-valued floats are fine
     assert ADWIN(0).update(np.zeros((5, 0))).shape == (0, 2)
     assert ADWIN(3).update(np.zeros((0, 3))).shape == (0, 2)
 
@@ -239,6 +246,26 @@ def test_filter_never_changes_results():
     a, b = ADWIN(4, **params), ADWIN(4, use_filter=False, **params)
     np.testing.assert_array_equal(run(a, X, [100, 5000]), run(b, X, [7]))
     np.testing.assert_array_equal(a.variance, b.variance)
+
+
+def test_group_certificate_after_a_scan_that_stopped_early():
+    """Regression: a scan that recorded a new bucket of a high level and then went on to
+    river's exact scan (no detection) left the high levels' group certificate in place, and
+    the next scan trusted it for a bucket it never covered (a detection one row late)."""
+    p = dict(clock=1, max_buckets=2, min_window_length=2)
+    X = make_stream(2, 452, 3, "abrupt")
+    assert run(ADWIN(3, **p), X, []).tolist() == run(RiverADWIN(3, **p), X, []).tolist()
+
+
+@pytest.mark.parametrize("clock,mb", [(1, 2), (2, 3), (3, 2), (4, 5), (8, 8), (32, 3)])
+def test_parity_small_clocks_many_scans(clock, mb):
+    """Small clocks scan at nearly every value: the certificates are re-checked, broken and
+    re-formed far more often than at the default clock."""
+    for seed, kind in ((5, "abrupt"), (6, "gradual"), (7, "huge"), (8, "integer")):
+        X = make_stream(seed, 4000, 2, kind, nan_rate=0.01)
+        p = dict(clock=clock, max_buckets=mb, min_window_length=[2, 5], delta=0.05)
+        k, r = ADWIN(2, **p), RiverADWIN(2, **p)
+        assert_same(k, r, run(k, X, [1000, 2500]), run(r, X, []))
 
 
 @pytest.mark.parametrize("mb", [1, 2, 3, 5, 8, 33])
