@@ -230,7 +230,8 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
             nxt_scan = (n // ck + 1) * ck
             # The unrolled insert path writes the level-0 and level-1 rings (and the level-0/1
             # running totals) only where they can be read: river's live level-0 buckets are
-            # the newest < mb values, its live level-1 buckets lie within the newest 3 mb, and
+            # at most the newest mb values, its live level-1 buckets lie within the newest 3 mb
+            # (and the level-2 ones, always written, within the newest 7 mb), and
             # they are read only at a scan or where this loop stops (the tile's end). qrow:
             # the tile's rows from qrow on hold 3 mb of this feature's values (r0 - 1: fewer).
             k1 = 3 * mb
@@ -346,7 +347,6 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                                 d2 = j2 & rmask
                                 mu1 = prev1_t * 0.5
                                 mu2 = t1_ * 0.5
-                                tot[f, 2, d2] = prev1_t + t1_
                                 prev2_t = prev1_t + t1_
                                 prev2_v = prev1_v + v1_ + 1.0 * (mu1 - mu2) * (mu1 - mu2)
                                 tot[f, 2, d2] = prev2_t
