@@ -108,6 +108,14 @@ def _shape(n: int, mb: int) -> list[tuple[int, int]]:
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _merge(t0, v0, t1, v1, inv, h):  # pragma: no cover - numba
+    # river's merge of two buckets of 2**k values (inv = 2**-k, h = 2**k / 2), same order
+    mu1 = t0 * inv
+    mu2 = t1 * inv
+    return t0 + t1, v0 + v1 + h * (mu1 - mu2) * (mu1 - mu2)
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _carry(tot, var, tend, f, j2, kk, te, rmask, pow2, pow2inv):  # pragma: no cover - numba
     # level-kk bucket j2 was just made: merge pairs on up (a binary counter: one merge per
     # value on average); te is the running total at the last value
@@ -271,6 +279,12 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                 q2 = ((n >> 2) - 1) & rmask
                 prev2_t = tot[f, 2, q2]
                 prev2_v = var[f, 2, q2]
+                q3 = ((n >> 3) - 1) & rmask
+                prev3_t = tot[f, 3, q3]
+                prev3_v = var[f, 3, q3]
+                q4 = ((n >> 4) - 1) & rmask
+                prev4_t = tot[f, 4, q4]
+                prev4_v = var[f, 4, q4]
                 while i < r1 and n < stop:
                     if (n & 3) == 0 and n + 4 <= stop and i + 4 <= r1:
                         # four present values from a multiple of 4: the same merges, unrolled
@@ -312,15 +326,35 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                             v2 = va + vb + 1.0 * (mu1 - mu2) * (mu1 - mu2)
                             tot[f, 2, d2] = t2
                             var[f, 2, d2] = v2
-                            if j2 & 1:  # with the previous level-2 bucket (kept in registers) into level 3
-                                m1 = prev2_t * 0.25
-                                m2 = t2 * 0.25
+                            # up to level 5 with the previous bucket of each level kept in
+                            # registers: nested tests whose outcomes alternate (predictable),
+                            # where a loop's varying trip count was mispredicted
+                            if j2 & 1:
+                                t3, v3 = _merge(prev2_t, prev2_v, t2, v2, 0.25, 2.0)
                                 j3 = j2 >> 1
                                 d3 = j3 & rmask
-                                tot[f, 3, d3] = prev2_t + t2
-                                var[f, 3, d3] = prev2_v + v2 + 2.0 * (m1 - m2) * (m1 - m2)
+                                tot[f, 3, d3] = t3
+                                var[f, 3, d3] = v3
                                 tend[f, 3, d3] = te
-                                _carry(tot, var, tend, f, j3, 3, te, rmask, pow2, pow2inv)
+                                if j3 & 1:
+                                    t4, v4 = _merge(prev3_t, prev3_v, t3, v3, 0.125, 4.0)
+                                    j4 = j3 >> 1
+                                    d4 = j4 & rmask
+                                    tot[f, 4, d4] = t4
+                                    var[f, 4, d4] = v4
+                                    tend[f, 4, d4] = te
+                                    if j4 & 1:
+                                        t5, v5 = _merge(prev4_t, prev4_v, t4, v4, 0.0625, 8.0)
+                                        j5 = j4 >> 1
+                                        d5 = j5 & rmask
+                                        tot[f, 5, d5] = t5
+                                        var[f, 5, d5] = v5
+                                        tend[f, 5, d5] = te
+                                        _carry(tot, var, tend, f, j5, 5, te, rmask, pow2, pow2inv)
+                                    prev4_t = t4
+                                    prev4_v = v4
+                                prev3_t = t3
+                                prev3_v = v3
                             prev2_t = t2
                             prev2_v = v2
                             prev = x3
@@ -352,6 +386,13 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                                 tot[f, 2, d2] = prev2_t
                                 var[f, 2, d2] = prev2_v
                                 _carry(tot, var, tend, f, j2, 2, te, rmask, pow2, pow2inv)
+                                c_ = n + 1
+                                q3 = ((c_ >> 3) - 1) & rmask
+                                prev3_t = tot[f, 3, q3]
+                                prev3_v = var[f, 3, q3]
+                                q4 = ((c_ >> 4) - 1) & rmask
+                                prev4_t = tot[f, 4, q4]
+                                prev4_v = var[f, 4, q4]
                             prev1_t = t1_
                             prev1_v = v1_
                         prev = x
