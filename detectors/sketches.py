@@ -66,6 +66,7 @@ _MANT_MASK = (1 << 52) - 1
 _ABS_MASK = (1 << 63) - 1
 _MANT_SCALE = 2.0 ** -52
 _U16_MAX = 65_535
+_KEEP_SCRATCH = 1 << 20  # key-scratch cells kept between batches
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
@@ -402,7 +403,11 @@ class FeatureSketch:
 
     def _key_scratch(self, size: int) -> np.ndarray:
         # reused between batches: a fresh buffer of a few hundred KiB is a fresh mmap whose
-        # page faults cost as much as the kernel itself
+        # page faults cost as much as the kernel itself. Kept only up to 4 MiB (1 M cells):
+        # a wide sketch (10,000 features x 4,096 rows = 160 MiB) allocates per batch instead
+        # of holding that much between batches.
+        if size > _KEEP_SCRATCH:
+            return np.empty(size, dtype=np.int32)
         buf = self.__dict__.get("_keys")
         if buf is None or buf.size < size:
             buf = np.empty(size, dtype=np.int32)
