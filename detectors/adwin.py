@@ -116,6 +116,22 @@ def _merge(t0, v0, t1, v1, inv, h):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _put(tot, var, tend, f, k, d, t, v, te):  # pragma: no cover - numba
+    # a level-k bucket (total, variance, running total at its end) into ring slot d
+    tot[f, k, d] = t
+    var[f, k, d] = v
+    tend[f, k, d] = te
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _last(tot, var, f, k, count, rmask):  # pragma: no cover - numba
+    # the newest level-k bucket after ``count`` values (buckets are made as their last value
+    # arrives); none yet: a stale slot, never merged with
+    d = ((count >> k) - 1) & rmask
+    return tot[f, k, d], var[f, k, d]
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _carry(tot, var, tend, f, j2, kk, te, rmask, pow2, pow2inv):  # pragma: no cover - numba
     # level-kk bucket j2 was just made: merge pairs on up (a binary counter: one merge per
     # value on average); te is the running total at the last value
@@ -127,11 +143,8 @@ def _carry(tot, var, tend, f, j2, kk, te, rmask, pow2, pow2inv):  # pragma: no c
         h = pow2[kk] * 0.5
         t0 = tot[f, kk, c0]
         t1 = tot[f, kk, c1]
-        mu1 = t0 * inv  # == t0 / 2**k bit for bit
-        mu2 = t1 * inv
-        tot[f, kk + 1, d] = t0 + t1
-        var[f, kk + 1, d] = var[f, kk, c0] + var[f, kk, c1] + h * (mu1 - mu2) * (mu1 - mu2)
-        tend[f, kk + 1, d] = te
+        t, v = _merge(t0, var[f, kk, c0], t1, var[f, kk, c1], inv, h)  # t0 * 2**-k == t0 / 2**k
+        _put(tot, var, tend, f, kk + 1, d, t, v, te)
         j2 >>= 1
         kk += 1
 
@@ -273,18 +286,10 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                 # buckets 2j and 2j+1): its value does not depend on when river merges it
                 stop = nxt_scan
                 prev = tot[f, 0, (n - 1) & rmask]
-                q1 = ((n >> 1) - 1) & rmask
-                prev1_t = tot[f, 1, q1]
-                prev1_v = var[f, 1, q1]
-                q2 = ((n >> 2) - 1) & rmask
-                prev2_t = tot[f, 2, q2]
-                prev2_v = var[f, 2, q2]
-                q3 = ((n >> 3) - 1) & rmask
-                prev3_t = tot[f, 3, q3]
-                prev3_v = var[f, 3, q3]
-                q4 = ((n >> 4) - 1) & rmask
-                prev4_t = tot[f, 4, q4]
-                prev4_v = var[f, 4, q4]
+                prev1_t, prev1_v = _last(tot, var, f, 1, n, rmask)
+                prev2_t, prev2_v = _last(tot, var, f, 2, n, rmask)
+                prev3_t, prev3_v = _last(tot, var, f, 3, n, rmask)
+                prev4_t, prev4_v = _last(tot, var, f, 4, n, rmask)
                 while i < r1 and n < stop:
                     if (n & 3) == 0 and n + 4 <= stop and i + 4 <= r1:
                         # four present values from a multiple of 4: the same merges, unrolled
@@ -299,10 +304,8 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                             h = n & pmask  # R >= 4 and P >= 4: slots s .. s + 3 are contiguous
                             te = RB[0, b + 3, jf]
                             hist[f, h + 3] = te  # a level-2 bucket's end
-                            ta = x0 + x1
-                            va = 0.0 + 0.0 + 1.0 * 0.5 * (x0 - x1) * (x0 - x1)
-                            tb = x2 + x3
-                            vb = 0.0 + 0.0 + 1.0 * 0.5 * (x2 - x3) * (x2 - x3)
+                            ta, va = _merge(x0, 0.0, x1, 0.0, 1.0, 0.5)
+                            tb, vb = _merge(x2, 0.0, x3, 0.0, 1.0, 0.5)
                             if near or dst < k1:
                                 d = (n >> 1) & rmask
                                 tot[f, 1, d] = ta
@@ -320,36 +323,23 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                                     hist[f, h + 2] = RB[0, b + 2, jf]
                             j2 = n >> 2
                             d2 = j2 & rmask
-                            mu1 = ta * 0.5
-                            mu2 = tb * 0.5
-                            t2 = ta + tb
-                            v2 = va + vb + 1.0 * (mu1 - mu2) * (mu1 - mu2)
+                            t2, v2 = _merge(ta, va, tb, vb, 0.5, 1.0)
                             tot[f, 2, d2] = t2
                             var[f, 2, d2] = v2
-                            # up to level 5 with the previous bucket of each level kept in
-                            # registers: nested tests whose outcomes alternate (predictable),
-                            # where a loop's varying trip count was mispredicted
+                            # levels 3-5 from the previous bucket of each level, kept in
+                            # registers (measured a little faster than the ring-reading loop)
                             if j2 & 1:
                                 t3, v3 = _merge(prev2_t, prev2_v, t2, v2, 0.25, 2.0)
                                 j3 = j2 >> 1
-                                d3 = j3 & rmask
-                                tot[f, 3, d3] = t3
-                                var[f, 3, d3] = v3
-                                tend[f, 3, d3] = te
+                                _put(tot, var, tend, f, 3, j3 & rmask, t3, v3, te)
                                 if j3 & 1:
                                     t4, v4 = _merge(prev3_t, prev3_v, t3, v3, 0.125, 4.0)
                                     j4 = j3 >> 1
-                                    d4 = j4 & rmask
-                                    tot[f, 4, d4] = t4
-                                    var[f, 4, d4] = v4
-                                    tend[f, 4, d4] = te
+                                    _put(tot, var, tend, f, 4, j4 & rmask, t4, v4, te)
                                     if j4 & 1:
                                         t5, v5 = _merge(prev4_t, prev4_v, t4, v4, 0.0625, 8.0)
                                         j5 = j4 >> 1
-                                        d5 = j5 & rmask
-                                        tot[f, 5, d5] = t5
-                                        var[f, 5, d5] = v5
-                                        tend[f, 5, d5] = te
+                                        _put(tot, var, tend, f, 5, j5 & rmask, t5, v5, te)
                                         _carry(tot, var, tend, f, j5, 5, te, rmask, pow2, pow2inv)
                                     prev4_t = t4
                                     prev4_v = v4
@@ -372,27 +362,18 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                         if n & 1:
                             j1 = n >> 1
                             d = j1 & rmask
-                            t1_ = prev + x
-                            v1_ = 0.0 + 0.0 + 1.0 * 0.5 * (prev - x) * (prev - x)
+                            t1_, v1_ = _merge(prev, 0.0, x, 0.0, 1.0, 0.5)
                             tot[f, 1, d] = t1_
                             var[f, 1, d] = v1_
                             if j1 & 1:  # and each pair of level-1 buckets into level 2
                                 j2 = j1 >> 1
                                 d2 = j2 & rmask
-                                mu1 = prev1_t * 0.5
-                                mu2 = t1_ * 0.5
-                                prev2_t = prev1_t + t1_
-                                prev2_v = prev1_v + v1_ + 1.0 * (mu1 - mu2) * (mu1 - mu2)
+                                prev2_t, prev2_v = _merge(prev1_t, prev1_v, t1_, v1_, 0.5, 1.0)
                                 tot[f, 2, d2] = prev2_t
                                 var[f, 2, d2] = prev2_v
                                 _carry(tot, var, tend, f, j2, 2, te, rmask, pow2, pow2inv)
-                                c_ = n + 1
-                                q3 = ((c_ >> 3) - 1) & rmask
-                                prev3_t = tot[f, 3, q3]
-                                prev3_v = var[f, 3, q3]
-                                q4 = ((c_ >> 4) - 1) & rmask
-                                prev4_t = tot[f, 4, q4]
-                                prev4_v = var[f, 4, q4]
+                                prev3_t, prev3_v = _last(tot, var, f, 3, n + 1, rmask)
+                                prev4_t, prev4_v = _last(tot, var, f, 4, n + 1, rmask)
                             prev1_t = t1_
                             prev1_v = v1_
                         prev = x
@@ -1023,10 +1004,7 @@ class ADWIN:
                     t1 = float(self._tot[f, lev - 1, b])
                     v0 = float(self._var[f, lev - 1, a]) if lev > 1 else 0.0
                     v1 = float(self._var[f, lev - 1, b]) if lev > 1 else 0.0
-                    mu1 = t0 * inv
-                    mu2 = t1 * inv
-                    self._tot[f, lev, j & (R - 1)] = t0 + t1
-                    self._var[f, lev, j & (R - 1)] = v0 + v1 + h * (mu1 - mu2) * (mu1 - mu2)
+                    self._tot[f, lev, j & (R - 1)], self._var[f, lev, j & (R - 1)] = _merge(t0, v0, t1, v1, inv, h)
                     if lev >= _HIST_LEVELS:
                         self._tend[f, lev, j & (R - 1)] = (
                             self._hist[f, (((j + 1) << lev) - 1) & (P - 1)] if lev - 1 < _HIST_LEVELS
