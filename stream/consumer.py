@@ -87,8 +87,6 @@ TXN_RETRY_S = 300.0
 #: (send_offsets_to_transaction can ignore its timeout: librdkafka #5456, #5511); the
 #: process then re-executes itself and recovers from its checkpoints.
 TXN_STUCK_S = 45.0
-#: Rows x features of one batch matrix at most (float64: 32 MB).
-MAX_BATCH_CELLS = 4_000_000
 STARTUP_TIMEOUT_S = 30.0
 
 
@@ -189,7 +187,7 @@ class Sidecar:
         self._last_report = (time.monotonic(), 0)
         self._lag: dict[tuple[str, int], int] = {}
         # events per batch: batch_size, and bounded by matrix cells and message bytes (wide events)
-        self._budget = BatchBudget(max_cells=MAX_BATCH_CELLS)
+        self._budget = BatchBudget()
         self._fatal: KafkaError | None = None
         self._txn_started: float | None = None
         kafka = config.kafka
