@@ -203,8 +203,8 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
     n = sidecar.consumed
     rows = round(sum(s.value for m in sidecar.metrics.events.collect() for s in m.samples if s.name.endswith("_total")))
     n_features = sum(len(b.features) for b in banks.values())
-    mem = sum(_array_bytes(b) for b in banks.values())
     parts = _bank_parts(list(banks.values()))
+    mem = sum(parts.values())  # the parts cover every array of the banks once
     ckpt = sum(len(encode_state({"banks": {m: b.state_dict()}})) for m, b in banks.items())
     return {
         "exit_code": code,
