@@ -124,6 +124,18 @@ def _put(tot, var, tend, f, k, d, t, v, te):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _group_add(cachef, f, k, mu0, grow, gA, gB, gS, gW):  # pragma: no cover - numba
+    # fold level k's certificate (its growth ``grow`` since it was cached) into the group's
+    # A, B, min slack and wake-up width; see _GROUP_NOTE
+    mu = cachef[f, k, 1] / cachef[f, k, 0]
+    c5 = cachef[f, k, 5]
+    return (max(gA, cachef[f, k, 4] + c5 * (abs(mu0 - mu) + 1e-12 * (abs(mu) + abs(mu0)))),
+            max(gB, c5 * (1.0 + 1e-12)),
+            min(gS, cachef[f, k, 3] * (1.0 - 1e-12) - grow),
+            min(gW, cachef[f, k, 6]))
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _last(tot, var, f, k, count, rmask):  # pragma: no cover - numba
     # the newest level-k bucket after ``count`` values (buckets are made as their last value
     # arrives); none yet: a stale slot, never merged with
@@ -151,9 +163,9 @@ def _carry(tot, var, tend, f, j2, kk, te, rmask, pow2, pow2inv):  # pragma: no c
 
 # Few, big kernels on purpose: in numba, a call that passes arrays pays atomic
 # reference-count updates per array (~100 ns here), more than the work for one value, so
-# calls happen once per tile of rows, never per value.
+# calls happen once per chunk of features (and array views are avoided inside).
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins, nlev, Wa, Ta, Va, Aa,
+def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins, Wa, Ta, Va, Aa,
                   pending, n_det, flags, lo, hi, cachef, cachea, grp, pow2, pow2inv,
                   use_filter):  # pragma: no cover - numba
     # Returns the hits as (row, feature) pairs in stream order; ``flags`` is a zeroed
@@ -164,13 +176,13 @@ def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist
     for c0 in range(0, F, _CHUNK):
         nf = min(_CHUNK, F - c0)
         n_hits += _chunk(X, c0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins,
-                         nlev, Wa, Ta, Va, Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea, grp,
+                         Wa, Ta, Va, Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea, grp,
                          pow2, pow2inv, use_filter)
     return collect_hits(flags, row_hits, rows, F, n_hits)
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins, nlev, Wa, Ta, Va,
+def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins, Wa, Ta, Va,
           Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea, grp, pow2, pow2inv, use_filter,
           ):  # pragma: no cover - numba
     # features [fc0, fc0 + nf) over all rows, a tile of _TILE rows at a time (one call per
@@ -246,7 +258,6 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
             gr = grace[f]
             filt = use_filter and mw >= 1.0
             n = nins[f]
-            nl = nlev[f]
             pend = pending[f]
             nxt_scan = (n // ck + 1) * ck
             # The unrolled insert path writes the level-0 and level-1 rings (and the level-0/1
@@ -276,7 +287,6 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                         break
                     pend = False
                     n = 0
-                    nl = 1
                     nxt_scan = ck
                     for k in range(cachea.shape[1]):
                         cachea[f, k] = -1
@@ -458,31 +468,22 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                                     + (M - cachef[f, k, 2])
                                 if grow < cachef[f, k, 3] * (1.0 - 1e-12):
                                     if gok and k >= kg:
-                                        c5 = cachef[f, k, 5]
-                                        gA = max(gA, cachef[f, k, 4] + c5 * (abs(mu0 - mu) + 1e-12 * (abs(mu) + abs(mu0))))
-                                        gB = max(gB, c5 * (1.0 + 1e-12))
-                                        gS = min(gS, cachef[f, k, 3] * (1.0 - 1e-12) - grow)
-                                        gW = min(gW, cachef[f, k, 6])
+                                        gA, gB, gS, gW = _group_add(cachef, f, k, mu0, grow, gA, gB, gS, gW)
                                     continue
                             bs = pow2[k]
+                            # only cuts with n0 >= mwl and n1 >= mwl can fire: j in [j0, min(j1, jmax))
+                            j0 = max(lo[k], ((imw + (1 << k) - 1) >> k) - 1)  # (j+1) 2^k >= imw
+                            j1 = hi[k]
+                            jmax = (n - imw) >> k  # (j+1) 2^k <= n - imw, i.e. n1 >= mw
                             if not stable:
                                 # a level that just changed (the low ones, every scan): cheap test
-                                # of its cuts with n0 >= mwl and n1 >= mwl
+                                # of its testable cuts
                                 cachea[f, k] = hi[k]
                                 cachef[f, k, 3] = -1.0  # no bound cached yet
                                 if k >= kg:
                                     gok = False
                                 hit = False
-                                # only cuts with n0 >= mwl and n1 >= mwl can fire: j in [j0, j1)
-                                j0 = lo[k]
-                                jmin = ((imw + (1 << k) - 1) >> k) - 1  # (j+1) 2^k >= imw
-                                if jmin > j0:
-                                    j0 = jmin
-                                j1 = hi[k]
-                                jmax = (n - imw) >> k
-                                if jmax < j1:
-                                    j1 = jmax
-                                for j in range(j0, j1):
+                                for j in range(j0, min(j1, jmax)):
                                     pp = (j + 1) * bs
                                     te = hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tend[f, k, j & rmask]
                                     g = abs(te * W - Tc * pp) + MB
@@ -491,13 +492,6 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                                     maybe = True
                                     break
                                 continue
-                            # cuts with n0 >= mwl and n1 >= mwl: a contiguous range of j
-                            j0 = lo[k]
-                            jmin = ((imw + (1 << k) - 1) >> k) - 1  # (j+1) 2^k >= imw
-                            if jmin > j0:
-                                j0 = jmin
-                            j1 = hi[k]
-                            jmax = (n - imw) >> k  # (j+1) 2^k <= n - imw, i.e. n1 >= mw
                             wake = np.inf
                             if jmax < j1:
                                 jw = jmax if jmax > j0 else j0
@@ -533,11 +527,8 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                             cachef[f, k, 4] = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(Tc / W))
                             cachef[f, k, 5] = pmax
                             cachef[f, k, 6] = wake
-                            if gok and k >= kg:  # its own certificate, fresh: grow = 0, mu = mu0
-                                gA = max(gA, cachef[f, k, 4] + pmax * 1e-12 * 2.0 * abs(mu0))
-                                gB = max(gB, pmax * (1.0 + 1e-12))
-                                gS = min(gS, margin * (1.0 - 1e-12))
-                                gW = min(gW, wake)
+                            if gok and k >= kg:  # its own certificate, fresh: grow = 0
+                                gA, gB, gS, gW = _group_add(cachef, f, k, mu0, 0.0, gA, gB, gS, gW)
                         if not maybe and gok:
                             grp[f, 0] = 1.0
                             grp[f, 1] = W
@@ -658,7 +649,6 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                 if i == r1:
                     break
             nins[f] = n
-            nlev[f] = nl
             pending[f] = pend
     return n_hits
 
@@ -774,7 +764,6 @@ class ADWIN:
         self._cachea = np.full((F, levels), -1, dtype=np.int64)
         self._grp = np.zeros((F, 10))  # the group certificate of the high levels; see _GROUP_NOTE
         self._nins = np.zeros(F, dtype=np.int64)
-        self._nlev = np.ones(F, dtype=np.int64)
         self._W = np.zeros(F)
         self._T = np.zeros(F)
         self._V = np.zeros(F)
@@ -820,7 +809,7 @@ class ADWIN:
         lo, hi = self._buffers()
         flags = np.zeros(X.shape, dtype=np.bool_)
         return _adwin_kernel(X, self._delta, self._clock, self._mb, self._mwl, self._grace,
-                             self._tot, self._var, self._tend, self._hist, self._nins, self._nlev,
+                             self._tot, self._var, self._tend, self._hist, self._nins,
                              self._W, self._T, self._V, self._A, self._pending, self._n_det, flags,
                              lo, hi, self._cachef, self._cachea, self._grp, _POW2, _POW2INV,
                              self.use_filter)
@@ -847,7 +836,6 @@ class ADWIN:
         mask = np.ones(self.n_features, bool) if feature_mask is None else np.asarray(feature_mask, bool)
         for name in ("_nins", "_W", "_T", "_V", "_A"):
             getattr(self, name)[mask] = 0
-        self._nlev[mask] = 1
         self._pending[mask] = False
         self._cachea[mask] = -1
         self._grp[mask] = 0.0
@@ -969,13 +957,11 @@ class ADWIN:
             c = counts[ci:ci + int(nlev[f])]
             ci += int(nlev[f])
             if self._pending[f]:
-                self._nlev[f] = 1
                 vi += int(c.sum())
                 continue
             shape = _shape(int(self._nins[f]), int(self._mb[f]))
             if c.tolist() != [hi - lo for lo, hi in shape] or self._W[f] != self._nins[f]:
                 raise ValueError(f"ADWIN state of feature {f} does not match river's bucket shape")
-            self._nlev[f] = len(shape)
             run = 0.0
             for lev in range(len(shape) - 1, -1, -1):  # oldest level first
                 lo, hi = shape[lev]
