@@ -190,6 +190,7 @@ class Sidecar:
         self._budget = BatchBudget()
         self._fatal: KafkaError | None = None
         self._txn_started: float | None = None
+        self._last_input = time.monotonic()  # idle_exit's clock: input, a (re)assignment, or the broker away
         kafka = config.kafka
         self.instance_id = kafka.instance_id or socket.gethostname()
         self.checkpointing = config.checkpoint.enabled and config.detectors.backend == "kernel"
@@ -361,7 +362,7 @@ class Sidecar:
 
     def _loop(self) -> None:
         cfg = self.config
-        last_input = time.monotonic()
+        self._last_input = time.monotonic()
         while not self._stopping:
             self.health.beat()
             if self._fatal is not None:
@@ -376,12 +377,12 @@ class Sidecar:
             self._budget.observe(msgs)
             if not msgs:
                 if not self.health.broker_ok():
-                    last_input = time.monotonic()  # no input because the broker is away is not idleness
-                if cfg.idle_exit is not None and time.monotonic() - last_input >= cfg.idle_exit:
+                    self._last_input = time.monotonic()  # no input because the broker is away is not idleness
+                if cfg.idle_exit is not None and time.monotonic() - self._last_input >= cfg.idle_exit:
                     log.info("no input for %.1fs: exiting (idle_exit)", cfg.idle_exit)
                     return
                 continue
-            last_input = time.monotonic()
+            self._last_input = time.monotonic()
             started = time.perf_counter()
             self._process_batch(msgs)
             self.metrics.batch_duration.observe(time.perf_counter() - started)
@@ -863,6 +864,7 @@ class Sidecar:
                           sorted(inputs), sorted(labels))
         consumer.assign(self._restore(partitions))
         self.health.set_ready(None)
+        self._last_input = time.monotonic()  # a group rejoining (e.g. after a broker restart) is not idleness
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions if (p.topic, p.partition) in self.partitions]
@@ -889,6 +891,7 @@ class Sidecar:
             self.policy.load_partition(self.labels_topic or "", number, [])
             self._lag.pop((self.labels_topic or "", number), None)
         consumer.unassign()
+        self._last_input = time.monotonic()
         log.info("revoked %s", keys)
 
     # ------------------------------------------------------------------ read-outs

@@ -181,7 +181,7 @@ def test_broker_restart_mid_stream(tmp_path: Path) -> None:
         admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
         values = produce_partitions(bootstrap, topic, 2, 60_000)
         cfg = {**checkpoint_config(), "batch_size": 500}
-        sidecar = SidecarProcess(bootstrap, topic, "--idle-exit", "8", tmp=tmp_path, config=cfg)
+        sidecar = SidecarProcess(bootstrap, topic, "--idle-exit", "15", tmp=tmp_path, config=cfg)
         try:
             sidecar.wait_until(lambda s: (sample(s, "driftsentinel_events_total", model="m0") or 0) > 5_000, 120)
             local_kafka.stop(data_dir)
