@@ -190,7 +190,7 @@ class Sidecar:
         self._budget = BatchBudget()
         self._fatal: KafkaError | None = None
         self._txn_started: float | None = None
-        self._last_input = time.monotonic()  # idle_exit's clock: input, a (re)assignment, or the broker away
+        self._last_input = time.monotonic()  # idle_exit's clock; see _loop
         kafka = config.kafka
         self.instance_id = kafka.instance_id or socket.gethostname()
         self.checkpointing = config.checkpoint.enabled and config.detectors.backend == "kernel"
@@ -376,16 +376,18 @@ class Sidecar:
             msgs = self.consumer.consume(num_messages=budget, timeout=cfg.batch_timeout_s)
             self._budget.observe(msgs)
             if not msgs:
-                if not self.health.broker_ok():
-                    self._last_input = time.monotonic()  # no input because the broker is away is not idleness
+                if not self.health.broker_ok() or not (self.partitions or self.label_parts):
+                    # no input because the broker is away, or while this sidecar owns no
+                    # partition (before its first assignment, during a rebalance), is not idleness
+                    self._last_input = time.monotonic()
                 if cfg.idle_exit is not None and time.monotonic() - self._last_input >= cfg.idle_exit:
                     log.info("no input for %.1fs: exiting (idle_exit)", cfg.idle_exit)
                     return
                 continue
-            self._last_input = time.monotonic()
             started = time.perf_counter()
             self._process_batch(msgs)
             self.metrics.batch_duration.observe(time.perf_counter() - started)
+            self._last_input = time.monotonic()  # idleness counts from the end of the last batch
             self._report_throughput()
 
     def _shutdown(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,41 @@ def test_sigterm_commits_and_restart_resumes(kafka_bootstrap: str, new_topic, tm
     finally:
         second.kill()
     assert committed_offset(kafka_bootstrap, first.group, topic) == N_EVENTS
+
+
+def test_standby_member_waits_for_partitions_before_idling(kafka_bootstrap: str, new_topic, tmp_path: Path) -> None:
+    """A second sidecar that owns no partition is on standby, not idle: --idle-exit counts only
+    once it owns one (here after the first member stops and its partition moves over)."""
+    topic = new_topic(partitions=1)
+    produce_demo(kafka_bootstrap, topic, N_EVENTS, 5, None, [], 0.0, seed=12)
+    group = f"{topic}-standby"
+    # the range assignor orders static members by group.instance.id: "a-node" gets partition 0
+    first = SidecarProcess(kafka_bootstrap, topic, tmp=tmp_path, group=group,
+                           config={"batch_size": 200, "kafka": {"instance_id": "a-node"}})
+    second = None
+    try:
+        first.wait_until(lambda s: (sample(s, "driftsentinel_events_total", model="demo") or 0) >= 2000, timeout=120)
+        second = SidecarProcess(kafka_bootstrap, topic, "--idle-exit", "3", tmp=tmp_path, group=group,
+                                config={"kafka": {"instance_id": "b-node"}})
+        deadline = time.monotonic() + 60
+        while "assigned []" not in second.log():
+            assert time.monotonic() < deadline, second.log()[-3000:]
+            assert second.proc.poll() is None, second.log()[-3000:]
+            time.sleep(0.2)
+        time.sleep(6)  # twice its idle_exit, owning nothing
+        assert second.proc.poll() is None, "the standby member exited idle:\n" + second.log()[-3000:]
+        first.terminate()
+        assert first.wait(30) == 0, first.log()[-3000:]
+        done = committed_offset(kafka_bootstrap, group, topic)
+        assert second.wait(120) == 0, second.log()[-3000:]
+        assert "assigned ['" in second.log(), "the partition never moved to the standby member"
+        stopped = [line for line in second.log().splitlines() if "stopped after" in line]
+        assert stopped and stopped[-1].endswith(f"stopped after {N_EVENTS - done} messages"), stopped
+        assert committed_offset(kafka_bootstrap, group, topic) == N_EVENTS
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()
 
 
 def test_bad_config_fails_at_startup_naming_the_field(kafka_bootstrap: str, tmp_path: Path) -> None:
