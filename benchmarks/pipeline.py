@@ -407,7 +407,14 @@ def measure_latency(bootstrap: str, rate: float, seconds: float, features: int, 
             time.sleep(0.001)
         producer.flush(30)
         produced_s = time.monotonic() - t0
-        time.sleep(5.0)  # alerts of the last events
+        # alerts of the last events: until none has arrived for 3 s (at most 20 s, and not
+        # before the first one: a lagging sidecar's alerts come late, all at once)
+        quiet_until, seen = time.monotonic() + 3.0, len(samples)
+        give_up = time.monotonic() + 20.0
+        while time.monotonic() < give_up and (not samples or time.monotonic() < quiet_until):
+            time.sleep(0.1)
+            if len(samples) != seen:
+                quiet_until, seen = time.monotonic() + 3.0, len(samples)
         stop.set()
         reader.join(10)
         proc.send_signal(signal.SIGTERM)

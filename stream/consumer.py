@@ -88,6 +88,10 @@ TXN_RETRY_S = 300.0
 #: process then re-executes itself and recovers from its checkpoints.
 TXN_STUCK_S = 45.0
 STARTUP_TIMEOUT_S = 30.0
+#: How long a new owner waits for committed offsets that an open transaction holds (a
+#: member that died between send_offsets_to_transaction and commit): the broker aborts that
+#: transaction after its transaction.timeout.ms (60 s here) plus its abort-scan interval.
+PENDING_OFFSETS_WAIT_S = 180.0
 
 
 class _RateLimit(logging.Filter):
@@ -673,10 +677,32 @@ class Sidecar:
                 continue
             self._produce(self.config.kafka.state_topic, state_key(self.config.kafka.group_id, *key), blob, None)
 
+    def _committed(self, tps: list[TopicPartition], wait_s: float = PENDING_OFFSETS_WAIT_S) -> list[TopicPartition]:
+        """The group's committed offsets, waiting (bounded) while an open transaction holds them.
+
+        Under read_committed the broker answers UNSTABLE_OFFSET_COMMIT for offsets sent in a
+        transaction that is neither committed nor aborted yet; librdkafka retries until its
+        timeout. That transaction belongs to a member that died mid-commit, and the broker
+        aborts it after its transaction.timeout.ms: wait for that instead of failing the
+        takeover.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                return self.consumer.committed(tps, timeout=min(10.0, max(1.0, deadline - time.monotonic())))
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError._TIMED_OUT or time.monotonic() >= deadline:
+                    raise
+                self.health.beat()
+                self.health.set_ready("restoring: committed offsets held by an open transaction")
+                log.warning("committed offsets of %s not readable yet: a transaction of a member that died "
+                            "mid-commit holds them until the broker aborts it (its transaction.timeout.ms); "
+                            "waiting", [f"{tp.topic}[{tp.partition}]" for tp in tps])
+
     def _restore(self, tps: list[TopicPartition]) -> list[TopicPartition]:
         """Rebuild each partition from its checkpoint; return where to read each from."""
         group = self.config.kafka.group_id
-        committed = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(tps, timeout=30)}
+        committed = {(tp.topic, tp.partition): tp.offset for tp in self._committed(tps)}
         states: dict[tuple[str, int], Any] = {}
         progress: dict[tuple[str, int], int] = {}
         if self.checkpointing:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from detectors.shadow import ShadowDetector, ShadowResult
@@ -182,6 +182,7 @@ class SkewSidecar:
         self._last_pair: _Position | None = None
         self._last_shadow: _Position | None = None
         self._stopping = False
+        self._last_input = time.monotonic()  # idle_exit's clock; see _loop
         self._window_started = time.monotonic()
         self._file: Iterator[OfflineRow | None] | None = None
         self._file_done = src.offline_file is None
@@ -253,13 +254,17 @@ class SkewSidecar:
         topics = [src.serving_topic] + ([src.offline_topic] if src.offline_topic else [])
         if src.offline_file:
             self._file = read_offline_file(Path(src.offline_file))
-        self.consumer.subscribe(topics)
+        self.consumer.subscribe(topics, on_assign=self._on_rebalance, on_revoke=self._on_rebalance)
         self.health.set_ready(None)
         log.info("joining %s on id (offline: %s)", src.serving_topic, src.offline_topic or src.offline_file)
 
+    def _on_rebalance(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # a (re)joining group is not idleness (the client assigns / unassigns itself after this)
+        self._last_input = time.monotonic()
+
     def _loop(self) -> None:
         cfg = self.config
-        last_input = time.monotonic()
+        self._last_input = time.monotonic()
         last_commit = 0.0
         while not self._stopping:
             self.health.beat()
@@ -273,17 +278,17 @@ class SkewSidecar:
             msgs = self.consumer.consume(num_messages=budget, timeout=cfg.batch_timeout_s)
             now = time.monotonic()
             if msgs:
-                last_input = now
+                self._last_input = now
                 self._process(msgs)
-            elif fed:
-                last_input = now
+            elif fed or not self.consumer.assignment():
+                self._last_input = now  # input from the file, or no partition owned yet: not idle
             self._expire(now)
             self._evaluate_on_time(now)
             self._check_deliveries()
             if msgs and now - last_commit >= 1.0:
                 self._commit()
                 last_commit = now
-            if not msgs and not fed and cfg.idle_exit is not None and now - last_input >= cfg.idle_exit:
+            if not msgs and not fed and cfg.idle_exit is not None and now - self._last_input >= cfg.idle_exit:
                 log.info("no input for %.1fs: exiting (idle_exit)", cfg.idle_exit)
                 return
 

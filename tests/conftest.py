@@ -16,6 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw fresh random examples on every local run; CI (HYPOTHESIS_PROFILE=ci,
+# set by .ci/run) draws the same ones every time, so a red CI is a change, not a dice roll.
+# Wider random exploration: tests/soak_adwin_parity.py.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def _docker_engine_answers(timeout: float = 2.0) -> bool:

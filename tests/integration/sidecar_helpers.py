@@ -16,6 +16,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from stream.topic_reader import read_to_end
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -108,33 +110,31 @@ def sample(snap: dict, name: str, **labels: str) -> float | None:
     return snap.get((name, tuple(sorted(labels.items()))))
 
 
-def read_all(bootstrap: str, topic: str, expect: int | None = None, timeout: float = 30.0,
-             idle: float = 3.0) -> list[Message]:
-    """Every message of ``topic`` (all partitions) from the beginning, read_committed."""
+def read_all(bootstrap: str, topic: str, expect: int | None = None, timeout: float = 30.0) -> list[Message]:
+    """Every message of ``topic`` (all partitions) from the beginning, read_committed.
+
+    Without ``expect``: up to each partition's end (its last stable offset) as of the read,
+    for topics whose writers are done; with it: until ``expect`` messages (or ``timeout``),
+    for topics still being written.
+    """
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": f"reader-{time.monotonic_ns()}",
         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-        "isolation.level": "read_committed",
+        "isolation.level": "read_committed", "enable.partition.eof": True,
     })
-    meta = consumer.list_topics(topic, timeout=10).topics[topic]
-    consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
-    out: list[Message] = []
-    deadline = time.monotonic() + timeout
-    last = time.monotonic()
     try:
-        while time.monotonic() < deadline:
-            batch = consumer.consume(1000, timeout=0.5)
-            good = [m for m in batch if m.error() is None]
-            out += good
-            if good:
-                last = time.monotonic()
-            if expect is not None and len(out) >= expect:
-                break
-            if expect is None and time.monotonic() - last > idle:
-                break
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
+        if expect is None:
+            return list(read_to_end(consumer, parts, timeout))
+        consumer.assign(parts)
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(out) < expect:
+            out += [m for m in consumer.consume(1000, timeout=0.5) if m.error() is None]
+        return out
     finally:
         consumer.close()
-    return out
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes | None], key: bytes | None = b"demo",

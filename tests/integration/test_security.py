@@ -35,6 +35,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas import DriftEvent
 from stream import local_kafka
+from stream.topic_reader import read_to_end
 from stream.demo import demo_values
 from tests.integration.sidecar_helpers import REPO, free_port
 
@@ -105,22 +106,17 @@ def _produce_demo(broker: SaslBroker, topic: str) -> None:
     assert producer.flush(60) == 0
 
 
-def _read_all(broker: SaslBroker, topic: str, idle: float = 3.0, timeout: float = 30.0) -> list[bytes]:
+def _read_all(broker: SaslBroker, topic: str, timeout: float = 30.0) -> list[bytes]:
+    """Every value of ``topic`` to each partition's end, read_committed, as ``bob``."""
     consumer = Consumer({
         **broker.client("bob"), "group.id": f"reader-{uuid.uuid4().hex[:8]}",
         "auto.offset.reset": "earliest", "enable.auto.commit": False, "isolation.level": "read_committed",
+        "enable.partition.eof": True,
     })
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
-        out: list[bytes] = []
-        deadline, last = time.monotonic() + timeout, time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - last < idle:
-            for m in consumer.consume(1000, timeout=0.5):
-                if m.error() is None:
-                    out.append(m.value())
-                    last = time.monotonic()
-        return out
+        return [m.value() for m in read_to_end(consumer, [TopicPartition(topic, p, 0) for p in meta.partitions],
+                                               timeout)]
     finally:
         consumer.close()
 
