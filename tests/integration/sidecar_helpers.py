@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,37 +30,46 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class SidecarProcess:
-    """``driftsentinel run`` as a child process, with its metrics port."""
+_PORT_LINE = re.compile(rb"metrics on http://[^\s/]+:(\d+)/metrics")
 
-    def __init__(self, bootstrap: str, input_topic: str, *extra: str, config: dict | None = None,
-                 tmp: Path | None = None, group: str | None = None, alerts_topic: str | None = None) -> None:
-        self.metrics_port = free_port()
-        self.alerts_topic = alerts_topic or f"{input_topic}-alerts"
-        self.dlq_topic = f"{input_topic}-dlq"
-        self.group = group or f"{input_topic}-group"
-        args = [
-            sys.executable, "-m", "stream.cli", "run",
-            "--bootstrap-servers", bootstrap, "--input-topic", input_topic,
-            "--alerts-topic", self.alerts_topic, "--dlq-topic", self.dlq_topic,
-            "--group-id", self.group, "--metrics-port", str(self.metrics_port), *extra,
-        ]
-        if config is not None:
-            assert tmp is not None
-            path = tmp / f"config-{self.metrics_port}.json"
-            path.write_text(json.dumps(config))  # JSON is YAML
-            args += ["--config", str(path)]
-        self.log_path = (tmp or Path("/tmp")) / f"sidecar-{self.metrics_port}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+class MetricsPortFromLog:
+    """A child process started with ``--metrics-port 0``: the port it bound, from its log line.
+
+    (A port picked here and bound by the child later can be taken in between.)
+    """
+
+    log_path: Path
+    proc: subprocess.Popen
+
+    _port: int | None = None
+
+    def _known_port(self) -> int | None:
+        if self._port is None:
+            found = _PORT_LINE.findall(self.log_path.read_bytes())
+            self._port = int(found[-1]) if found else None  # the last: a restart in place binds anew
+        return self._port
+
+    @property
+    def metrics_port(self) -> int:
+        """The bound port; waits (at most 60 s) for the child to log it."""
+        deadline = time.monotonic() + 60
+        while (port := self._known_port()) is None:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"no metrics port in the log:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.1)
+        return port
 
     def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
-        """Samples by (name, sorted labels); None when the endpoint does not answer."""
+        """Samples by (name, sorted labels); None when the endpoint does not answer (yet)."""
+        url = self._url("/metrics")
+        if url is None:
+            return None
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=2) as r:
                 text = r.read().decode()
         except OSError:
+            self._unreachable()
             return None
         out = {}
         for fam in text_string_to_metric_families(text):
@@ -66,13 +78,51 @@ class SidecarProcess:
         return out
 
     def probe(self, path: str) -> int | None:
+        """The HTTP status of ``path`` (/healthz, /readyz); None when nothing answers."""
+        url = self._url(path)
+        if url is None:
+            return None
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}{path}", timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=2) as r:
                 return r.status
         except urllib.error.HTTPError as e:
             return e.code
         except OSError:
+            self._unreachable()
             return None
+
+    def _url(self, path: str) -> str | None:
+        port = self._known_port()
+        return None if port is None else f"http://127.0.0.1:{port}{path}"
+
+    def _unreachable(self) -> None:
+        self._port = None  # re-read the log: the child may have restarted on another port
+
+
+class SidecarProcess(MetricsPortFromLog):
+    """``driftsentinel run`` as a child process, with its metrics port."""
+
+    def __init__(self, bootstrap: str, input_topic: str, *extra: str, config: dict | None = None,
+                 tmp: Path | None = None, group: str | None = None, alerts_topic: str | None = None) -> None:
+        name = uuid.uuid4().hex[:8]
+        self.alerts_topic = alerts_topic or f"{input_topic}-alerts"
+        self.dlq_topic = f"{input_topic}-dlq"
+        self.group = group or f"{input_topic}-group"
+        args = [
+            sys.executable, "-m", "stream.cli", "run",
+            "--bootstrap-servers", bootstrap, "--input-topic", input_topic,
+            "--alerts-topic", self.alerts_topic, "--dlq-topic", self.dlq_topic,
+            "--group-id", self.group, "--metrics-port", "0", *extra,
+        ]
+        if config is not None:
+            assert tmp is not None
+            path = tmp / f"config-{name}.json"
+            path.write_text(json.dumps(config))  # JSON is YAML
+            args += ["--config", str(path)]
+        self.log_path = (tmp or Path("/tmp")) / f"sidecar-{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(args, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def wait_until(self, cond: Callable[[dict], bool], timeout: float) -> dict:
         deadline = time.monotonic() + timeout

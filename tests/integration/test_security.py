@@ -37,7 +37,7 @@ from schemas import DriftEvent
 from stream import local_kafka
 from stream.topic_reader import read_to_end
 from stream.demo import demo_values
-from tests.integration.sidecar_helpers import REPO, free_port
+from tests.integration.sidecar_helpers import REPO
 
 pytestmark = pytest.mark.integration
 
@@ -133,21 +133,20 @@ def _sidecar_config(broker: SaslBroker, user: str, mechanism: str, password: str
 
 def _run_sidecar(
     broker: SaslBroker, tmp: Path, input_topic: str, config: dict, timeout: float, *extra: str
-) -> tuple[subprocess.CompletedProcess[str], float, int]:
-    """``driftsentinel run`` to completion; returns the result (stdout/stderr apart), its wall time, metrics port."""
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``driftsentinel run`` to completion; returns the result (stdout/stderr apart) and its wall time."""
     cfg = tmp / f"sasl-{uuid.uuid4().hex[:8]}.yaml"
     cfg.write_text(json.dumps(config))  # JSON is YAML
-    port = free_port()
     args = [
         sys.executable, "-m", "stream.cli", "run", "--config", str(cfg),
         "--bootstrap-servers", broker.bootstrap, "--input-topic", input_topic,
         "--alerts-topic", f"{input_topic}-alerts", "--dlq-topic", f"{input_topic}-dlq",
-        "--group-id", f"{input_topic}-group", "--metrics-port", str(port), *extra,
+        "--group-id", f"{input_topic}-group", "--metrics-port", "0", *extra,
     ]
     t0 = time.monotonic()
     proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    return proc, time.monotonic() - t0, port
+    return proc, time.monotonic() - t0
 
 
 def _assert_no_secret(text: str, broker: SaslBroker, *also: str) -> None:
@@ -192,7 +191,7 @@ def test_sidecar_with_right_credentials_publishes_alerts(
     topic = _create_topic(sasl_broker, "sasl-in")
     _produce_demo(sasl_broker, topic)
     config = _sidecar_config(sasl_broker, "alice", mechanism, sasl_broker.users["alice"])
-    proc, took, _ = _run_sidecar(sasl_broker, tmp_path, topic, config, 180, "--idle-exit", "5")
+    proc, took = _run_sidecar(sasl_broker, tmp_path, topic, config, 180, "--idle-exit", "5")
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
     assert f"stopped after {N_EVENTS} messages" in output, output[-4000:]
@@ -216,7 +215,7 @@ def test_sidecar_with_wrong_credentials_fails_fast_and_says_why(
     config = _sidecar_config(sasl_broker, "alice", mechanism, wrong)
     # No --idle-exit: a sidecar that does not fail fast would run until the timeout.
     try:
-        proc, took, _ = _run_sidecar(sasl_broker, tmp_path, f"sasl-bad-{uuid.uuid4().hex[:8]}", config, 60)
+        proc, took = _run_sidecar(sasl_broker, tmp_path, f"sasl-bad-{uuid.uuid4().hex[:8]}", config, 60)
     except subprocess.TimeoutExpired as exc:
         out = (exc.stdout or b"") + (exc.stderr or b"")
         text = out.decode(errors="replace") if isinstance(out, bytes) else out

@@ -11,13 +11,14 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.integration.sidecar_helpers import REPO, free_port, produce, read_all, sample
+from tests.integration.sidecar_helpers import REPO, MetricsPortFromLog, produce, read_all, sample
 
 pytestmark = pytest.mark.integration
 
@@ -25,39 +26,23 @@ PLANS = ["free", "basic", "pro", "enterprise"]
 N_ENTITIES = 20_000
 
 
-class SkewProcess:
+class SkewProcess(MetricsPortFromLog):
     """``driftsentinel skew`` as a child process; its last stdout line is the run's stats."""
 
     def __init__(self, bootstrap: str, tmp: Path, config: dict, *flags: str) -> None:
-        self.metrics_port = free_port()
-        cfg_path = tmp / f"skew-{self.metrics_port}.json"
+        name = uuid.uuid4().hex[:8]
+        cfg_path = tmp / f"skew-{name}.json"
         cfg_path.write_text(json.dumps(config))  # JSON is YAML
-        self.out_path = tmp / f"skew-{self.metrics_port}.out"
-        self.log_path = tmp / f"skew-{self.metrics_port}.log"
+        self.out_path = tmp / f"skew-{name}.out"
+        self.log_path = tmp / f"skew-{name}.log"
         self._out = open(self.out_path, "wb")  # noqa: SIM115
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "stream.cli", "skew", "--bootstrap-servers", bootstrap,
-             "--config", str(cfg_path), "--metrics-port", str(self.metrics_port), "--metrics-host", "127.0.0.1",
+             "--config", str(cfg_path), "--metrics-port", "0", "--metrics-host", "127.0.0.1",
              *flags],
             cwd=REPO, stdout=self._out, stderr=self._log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-
-    def scrape(self) -> dict | None:
-        import urllib.request
-
-        from prometheus_client.parser import text_string_to_metric_families
-
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as r:
-                text = r.read().decode()
-        except OSError:
-            return None
-        return {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text)
-            for s in fam.samples
-        }
 
     def wait_metrics(self, cond: Callable[[dict], bool], timeout: float) -> dict:
         deadline = time.monotonic() + timeout
