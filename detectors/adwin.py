@@ -762,7 +762,7 @@ class ADWIN:
         self._hist = np.zeros((F, _hist_size(int(self._mb.max()) if F else 1)))
         self._cachef = np.zeros((F, levels, 8))  # per-level filter results; see _FILTER_NOTE
         self._cachea = np.full((F, levels), -1, dtype=np.int64)
-        self._grp = np.zeros((F, 10))  # the group certificate of the high levels; see _GROUP_NOTE
+        self._grp = np.zeros((F, 9))  # the group certificate of the high levels; see _GROUP_NOTE
         self._nins = np.zeros(F, dtype=np.int64)
         self._W = np.zeros(F)
         self._T = np.zeros(F)

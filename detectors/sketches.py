@@ -408,7 +408,7 @@ class FeatureSketch:
         # of holding that much between batches.
         if size > _KEEP_SCRATCH:
             return np.empty(size, dtype=np.int32)
-        buf = self.__dict__.get("_keys")
+        buf = getattr(self, "_keys", None)  # from_state skips __init__
         if buf is None or buf.size < size:
             buf = np.empty(size, dtype=np.int32)
             self._keys = buf

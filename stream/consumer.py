@@ -194,7 +194,7 @@ class Sidecar:
         self._budget = BatchBudget()
         self._fatal: KafkaError | None = None
         self._txn_started: float | None = None
-        self._last_input = time.monotonic()  # idle_exit's clock; see _loop
+        self._last_input = time.monotonic()  # idle_exit's clock; see _loop and _on_assign
         kafka = config.kafka
         self.instance_id = kafka.instance_id or socket.gethostname()
         self.checkpointing = config.checkpoint.enabled and config.detectors.backend == "kernel"
@@ -366,7 +366,6 @@ class Sidecar:
 
     def _loop(self) -> None:
         cfg = self.config
-        self._last_input = time.monotonic()
         while not self._stopping:
             self.health.beat()
             if self._fatal is not None:
@@ -919,7 +918,6 @@ class Sidecar:
             self.policy.load_partition(self.labels_topic or "", number, [])
             self._lag.pop((self.labels_topic or "", number), None)
         consumer.unassign()
-        self._last_input = time.monotonic()
         log.info("revoked %s", keys)
 
     # ------------------------------------------------------------------ read-outs

@@ -254,17 +254,16 @@ class SkewSidecar:
         topics = [src.serving_topic] + ([src.offline_topic] if src.offline_topic else [])
         if src.offline_file:
             self._file = read_offline_file(Path(src.offline_file))
-        self.consumer.subscribe(topics, on_assign=self._on_rebalance, on_revoke=self._on_rebalance)
+        self.consumer.subscribe(topics, on_assign=self._on_assign)
         self.health.set_ready(None)
         log.info("joining %s on id (offline: %s)", src.serving_topic, src.offline_topic or src.offline_file)
 
-    def _on_rebalance(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # a (re)joining group is not idleness (the client assigns / unassigns itself after this)
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # a (re)joining group is not idleness (the client assigns itself after this)
         self._last_input = time.monotonic()
 
     def _loop(self) -> None:
         cfg = self.config
-        self._last_input = time.monotonic()
         last_commit = 0.0
         while not self._stopping:
             self.health.beat()

@@ -160,15 +160,16 @@ def sample(snap: dict, name: str, **labels: str) -> float | None:
     return snap.get((name, tuple(sorted(labels.items()))))
 
 
-def read_all(bootstrap: str, topic: str, expect: int | None = None, timeout: float = 30.0) -> list[Message]:
+def read_all(bootstrap: str, topic: str, expect: int | None = None, timeout: float = 30.0,
+             client: dict | None = None) -> list[Message]:
     """Every message of ``topic`` (all partitions) from the beginning, read_committed.
 
     Without ``expect``: up to each partition's end (its last stable offset) as of the read,
     for topics whose writers are done; with it: until ``expect`` messages (or ``timeout``),
-    for topics still being written.
+    for topics still being written. ``client``: extra client settings (e.g. SASL).
     """
     consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"reader-{time.monotonic_ns()}",
+        "bootstrap.servers": bootstrap, **(client or {}), "group.id": f"reader-{time.monotonic_ns()}",
         "auto.offset.reset": "earliest", "enable.auto.commit": False,
         "isolation.level": "read_committed", "enable.partition.eof": True,
     })

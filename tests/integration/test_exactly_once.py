@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from detectors.bank import DetectorBank
 from schemas import FeatureBatch, SidecarConfig
@@ -209,8 +209,6 @@ def test_takeover_waits_for_offsets_held_by_a_dead_members_transaction(
     """A member died between send_offsets_to_transaction and commit: its open transaction holds
     the group's committed offset (the broker answers UNSTABLE_OFFSET_COMMIT until the transaction
     ends). The next owner waits, not ready, instead of failing, and then reads exactly once."""
-    from confluent_kafka import Consumer, TopicPartition
-
     topic = new_topic(partitions=1)
     group = f"{topic}-group"
     values = produce_partitions(kafka_bootstrap, topic, 1, 6_000)

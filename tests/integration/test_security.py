@@ -30,14 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas import DriftEvent
 from stream import local_kafka
-from stream.topic_reader import read_to_end
 from stream.demo import demo_values
-from tests.integration.sidecar_helpers import REPO
+from tests.integration.sidecar_helpers import REPO, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -104,21 +103,6 @@ def _produce_demo(broker: SaslBroker, topic: str) -> None:
                 producer.poll(0.05)
         producer.poll(0)
     assert producer.flush(60) == 0
-
-
-def _read_all(broker: SaslBroker, topic: str, timeout: float = 30.0) -> list[bytes]:
-    """Every value of ``topic`` to each partition's end, read_committed, as ``bob``."""
-    consumer = Consumer({
-        **broker.client("bob"), "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest", "enable.auto.commit": False, "isolation.level": "read_committed",
-        "enable.partition.eof": True,
-    })
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        return [m.value() for m in read_to_end(consumer, [TopicPartition(topic, p, 0) for p in meta.partitions],
-                                               timeout)]
-    finally:
-        consumer.close()
 
 
 def _sidecar_config(broker: SaslBroker, user: str, mechanism: str, password: str) -> dict:
@@ -200,7 +184,8 @@ def test_sidecar_with_right_credentials_publishes_alerts(
     line = next(ln for ln in output.splitlines() if "effective config" in ln)
     assert '"sasl.username": "alice"' in line and '"sasl.password": "***"' in line
 
-    alerts = [DriftEvent.model_validate_json(v) for v in _read_all(sasl_broker, f"{topic}-alerts")]
+    alerts = [DriftEvent.model_validate_json(m.value())
+              for m in read_all(sasl_broker.bootstrap, f"{topic}-alerts", client=sasl_broker.client("bob"))]
     drifted = {e.feature for e in alerts if e.status == "drift"}
     assert drifted == set(DRIFTING), sorted(drifted)
     first = min(e.source.offset for e in alerts if e.status == "drift")
