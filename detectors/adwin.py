@@ -476,10 +476,11 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                             j1 = hi[k]
                             jmax = (n - imw) >> k  # (j+1) 2^k <= n - imw, i.e. n1 >= mw
                             if not stable:
-                                # a level that just changed (the low ones, every scan): cheap test
-                                # of its testable cuts
                                 cachea[f, k] = hi[k]
                                 cachef[f, k, 3] = -1.0  # no bound cached yet
+                            if not stable and (1 << k) <= ck:
+                                # a level that changes at every scan (the low ones): cheap test
+                                # of its testable cuts
                                 if k >= kg:
                                     gok = False
                                 hit = False
