@@ -499,7 +499,8 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                                 if jw < j1:
                                     wake = (jw + 1) * bs + mw  # W at which that cut becomes testable
                                 j1 = jmax
-                            # a level unchanged for a scan: cache its smallest margin to the bound
+                            # a level unchanged since the last scan, or one that changes less often than
+                            # every scan: cache its smallest margin to the bound (its certificate)
                             margin = np.inf
                             dmax = 0.0
                             pmax = 0.0
