@@ -478,21 +478,19 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                             if not stable:
                                 cachea[f, k] = hi[k]
                                 cachef[f, k, 3] = -1.0  # no bound cached yet
-                            if not stable and (1 << k) <= ck:
-                                # a level that changes at every scan (the low ones): cheap test
-                                # of its testable cuts
-                                if k >= kg:
-                                    gok = False
-                                hit = False
-                                for j in range(j0, min(j1, jmax)):
-                                    pp = (j + 1) * bs
-                                    te = hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tend[f, k, j & rmask]
-                                    g = abs(te * W - Tc * pp) + MB
-                                    hit |= ((g > 0.0) & (g * g >= AWm * pp * (W - pp))) | (g != g)
-                                if hit:
-                                    maybe = True
-                                    break
-                                continue
+                                if (1 << k) <= ck:
+                                    # a level that changes at every scan (the low ones, all below kg):
+                                    # cheap test of its testable cuts, no certificate
+                                    hit = False
+                                    for j in range(j0, min(j1, jmax)):
+                                        pp = (j + 1) * bs
+                                        te = hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tend[f, k, j & rmask]
+                                        g = abs(te * W - Tc * pp) + MB
+                                        hit |= ((g > 0.0) & (g * g >= AWm * pp * (W - pp))) | (g != g)
+                                    if hit:
+                                        maybe = True
+                                        break
+                                    continue
                             wake = np.inf
                             if jmax < j1:
                                 jw = jmax if jmax > j0 else j0
