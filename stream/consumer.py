@@ -94,6 +94,16 @@ STARTUP_TIMEOUT_S = 30.0
 PENDING_OFFSETS_WAIT_S = 180.0
 
 
+def transactional_id(group_id: str, instance_id: str) -> str:
+    """The producer's transactional.id: one per group member, stable across its restarts, so a
+    restarted member fences (and aborts) the open transaction of its previous life.
+
+    >>> transactional_id("fraud-model", "node-1")
+    'driftsentinel.fraud-model.node-1'
+    """
+    return f"driftsentinel.{group_id}.{instance_id}"
+
+
 class _RateLimit(logging.Filter):
     """librdkafka repeats connection failures several times a second: one line per kind per 10 s.
 
@@ -230,7 +240,7 @@ class Sidecar:
             "compression.type": "lz4",
         }
         if kafka.exactly_once:
-            producer_conf["transactional.id"] = f"driftsentinel.{kafka.group_id}.{self.instance_id}"
+            producer_conf["transactional.id"] = transactional_id(kafka.group_id, self.instance_id)
             producer_conf["transaction.timeout.ms"] = 60_000
         self.producer = Producer({**producer_conf, **kafka.producer})
         self._admin_conf = {**self._common, **{k: v for k, v in kafka.consumer.items() if _is_client_setting(k)}}

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,12 +21,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from stream.topic_reader import read_to_end
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 _PORT_LINE = re.compile(rb"metrics on http://[^\s/]+:(\d+)/metrics")

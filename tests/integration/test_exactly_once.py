@@ -21,6 +21,7 @@ from detectors.bank import DetectorBank
 from schemas import FeatureBatch, SidecarConfig
 from schemas.alerts import make_event_id
 from stream.alerts import AlertPolicy
+from stream.consumer import transactional_id
 from tests.integration.sidecar_helpers import SidecarProcess, read_all, sample
 
 pytestmark = pytest.mark.integration
@@ -273,7 +274,7 @@ def test_scale_out_kill_one_of_three(kafka_bootstrap: str, new_topic, tmp_path: 
         # broker aborts it at transaction.timeout.ms (the takeover then waits; see the test
         # above): abort it now, as a new producer with its transactional.id does.
         Producer({"bootstrap.servers": kafka_bootstrap,
-                  "transactional.id": f"driftsentinel.{group}.node-1"}).init_transactions(60)
+                  "transactional.id": transactional_id(group, "node-1")}).init_transactions(60)
         for s in (sidecars[0], sidecars[2]):
             assert s.wait(300) == 0, s.log()[-3000:]
     finally:

@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from stream.demo import produce_demo
-from tests.integration.sidecar_helpers import REPO, SidecarProcess, free_port
+from stream.local_kafka import free_port
+from tests.integration.sidecar_helpers import REPO, SidecarProcess
 
 pytestmark = pytest.mark.integration
 
