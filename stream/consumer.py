@@ -68,6 +68,7 @@ from stream.checkpoint import (
     state_key,
 )
 from stream.columns import BatchBudget, columnar_to_batch, to_batches
+from stream.idle import IdleClock
 from stream.labels import JoinedLabel, LabelJoin
 from stream.metrics import HealthState, Metrics, serve
 
@@ -204,7 +205,7 @@ class Sidecar:
         self._budget = BatchBudget()
         self._fatal: KafkaError | None = None
         self._txn_started: float | None = None
-        self._last_input = time.monotonic()  # idle_exit's clock; see _loop and _on_assign
+        self._idle = IdleClock(config.idle_exit, log)  # restarted in _loop and _on_assign
         kafka = config.kafka
         self.instance_id = kafka.instance_id or socket.gethostname()
         self.checkpointing = config.checkpoint.enabled and config.detectors.backend == "kernel"
@@ -392,15 +393,14 @@ class Sidecar:
                 if not self.health.broker_ok() or not (self.partitions or self.label_parts):
                     # no input because the broker is away, or while this sidecar owns no
                     # partition (before its first assignment, during a rebalance), is not idleness
-                    self._last_input = time.monotonic()
-                if cfg.idle_exit is not None and time.monotonic() - self._last_input >= cfg.idle_exit:
-                    log.info("no input for %.1fs: exiting (idle_exit)", cfg.idle_exit)
+                    self._idle.restart()
+                if self._idle.expired():
                     return
                 continue
             started = time.perf_counter()
             self._process_batch(msgs)
             self.metrics.batch_duration.observe(time.perf_counter() - started)
-            self._last_input = time.monotonic()  # idleness counts from the end of the last batch
+            self._idle.restart()  # idleness counts from the end of the last batch
             self._report_throughput()
 
     def _shutdown(self) -> None:
@@ -901,7 +901,7 @@ class Sidecar:
                           sorted(inputs), sorted(labels))
         consumer.assign(self._restore(partitions))
         self.health.set_ready(None)
-        self._last_input = time.monotonic()  # a group rejoining (e.g. after a broker restart) is not idleness
+        self._idle.restart()  # a group rejoining (e.g. after a broker restart) is not idleness
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions if (p.topic, p.partition) in self.partitions]

@@ -50,6 +50,7 @@ from schemas import DriftEvent, InvalidEvent, SourcePosition, decode_event
 from schemas.alerts import make_event_id
 from schemas.config import ConfigError
 from schemas.skew import SkewSidecarConfig, load_skew_config
+from stream.idle import IdleClock
 from stream.join import StreamJoin
 from stream.metrics import HealthState, Metrics, serve
 
@@ -182,7 +183,7 @@ class SkewSidecar:
         self._last_pair: _Position | None = None
         self._last_shadow: _Position | None = None
         self._stopping = False
-        self._last_input = time.monotonic()  # idle_exit's clock; see _loop
+        self._idle = IdleClock(config.idle_exit, log)  # restarted in _loop and _on_assign
         self._window_started = time.monotonic()
         self._file: Iterator[OfflineRow | None] | None = None
         self._file_done = src.offline_file is None
@@ -260,7 +261,7 @@ class SkewSidecar:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # a (re)joining group is not idleness (the client assigns itself after this)
-        self._last_input = time.monotonic()
+        self._idle.restart()
 
     def _loop(self) -> None:
         cfg = self.config
@@ -277,18 +278,17 @@ class SkewSidecar:
             msgs = self.consumer.consume(num_messages=budget, timeout=cfg.batch_timeout_s)
             now = time.monotonic()
             if msgs:
-                self._last_input = now
+                self._idle.restart(now)
                 self._process(msgs)
             elif fed or not self.consumer.assignment():
-                self._last_input = now  # input from the file, or no partition owned yet: not idle
+                self._idle.restart(now)  # input from the file, or no partition owned yet: not idle
             self._expire(now)
             self._evaluate_on_time(now)
             self._check_deliveries()
             if msgs and now - last_commit >= 1.0:
                 self._commit()
                 last_commit = now
-            if not msgs and not fed and cfg.idle_exit is not None and now - self._last_input >= cfg.idle_exit:
-                log.info("no input for %.1fs: exiting (idle_exit)", cfg.idle_exit)
+            if not msgs and not fed and self._idle.expired(now):
                 return
 
     def _finish_input(self) -> None:
