@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from typing import IO
 from pathlib import Path
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -27,13 +28,13 @@ _PORT_LINE = re.compile(rb"metrics on http://[^\s/]+:(\d+)/metrics")
 
 
 class MetricsPortFromLog:
-    """A child process started with ``--metrics-port 0``: the port it bound, from its log line.
-
-    (A port picked here and bound by the child later can be taken in between.)
-    """
+    """A child process started with ``--metrics-port 0``: the port it bound, from its log line
+    (a port picked here and bound by the child later can be taken in between); its scrapes,
+    probes and log."""
 
     log_path: Path
     proc: subprocess.Popen
+    _log: IO[bytes]
 
     _port: int | None = None
 
@@ -84,6 +85,22 @@ class MetricsPortFromLog:
             self._unreachable()
             return None
 
+    def wait_until(self, cond: Callable[[dict], bool], timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            snap = self.scrape()
+            if snap is not None and cond(snap):
+                return snap
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.log_path.stem} exited ({self.proc.returncode}) early:\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+        raise AssertionError(f"condition not met in {timeout}s; log tail:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
     def _url(self, path: str) -> str | None:
         port = self._known_port()
         return None if port is None else f"http://127.0.0.1:{port}{path}"
@@ -117,17 +134,6 @@ class SidecarProcess(MetricsPortFromLog):
         self.proc = subprocess.Popen(args, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
-    def wait_until(self, cond: Callable[[dict], bool], timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            snap = self.scrape()
-            if snap is not None and cond(snap):
-                return snap
-            if self.proc.poll() is not None:
-                raise AssertionError(f"sidecar exited ({self.proc.returncode}) early:\n{self.log()}")
-            time.sleep(0.1)
-        raise AssertionError(f"condition not met in {timeout}s; log tail:\n{self.log()[-3000:]}")
-
     def terminate(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
 
@@ -143,10 +149,6 @@ class SidecarProcess(MetricsPortFromLog):
             self.proc.wait(10)
         self._log.close()
 
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
 
 
 def sample(snap: dict, name: str, **labels: str) -> float | None:

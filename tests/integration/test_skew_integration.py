@@ -44,17 +44,6 @@ class SkewProcess(MetricsPortFromLog):
             cwd=REPO, stdout=self._out, stderr=self._log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 
-    def wait_metrics(self, cond: Callable[[dict], bool], timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            snap = self.scrape()
-            if snap is not None and cond(snap):
-                return snap
-            if self.proc.poll() is not None:
-                raise AssertionError(f"skew exited ({self.proc.returncode}) early:\n{self.log()[-3000:]}")
-            time.sleep(0.2)
-        raise AssertionError(f"metrics condition not met in {timeout}s:\n{self.log()[-3000:]}")
-
     def finish(self, timeout: float) -> dict:
         """Wait for the exit (idle_exit); returns the stats line."""
         try:
@@ -76,11 +65,6 @@ class SkewProcess(MetricsPortFromLog):
         for fh in (self._out, self._log):
             if not fh.closed:
                 fh.close()
-
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
 
 
 def make_entities(n: int, seed: int = 11) -> tuple[list[dict], list[dict]]:
@@ -140,7 +124,7 @@ def test_skew_join_flags_latency_and_plan_only(kafka_bootstrap: str, new_topic: 
     try:
         one_sided = N_ENTITIES // 40  # per side
         names = ["latency", "plan", "f0", "clicks", "country"]
-        snap = proc.wait_metrics(  # a first window of 5,000 pairs evaluated
+        snap = proc.wait_until(  # a first window of 5,000 pairs evaluated
             lambda s: all(sample(s, "driftsentinel_feature_skew_ratio", model="default", feature=f) is not None
                           for f in names),
             timeout=60,
