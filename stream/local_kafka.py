@@ -367,8 +367,19 @@ logger.state.level = WARN
 
 
 def _cluster_id() -> str:
-    # Kafka's Uuid.toString(): 16 random bytes, URL-safe base64 without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    """A new cluster id as Kafka's ``Uuid.randomUuid()`` makes it.
+
+    16 random bytes, URL-safe base64 without padding; like Kafka, ids that start with
+    ``-`` are drawn again (one in 64 would, and a command line reads them as options).
+
+    >>> cid = _cluster_id()
+    >>> len(cid), cid.startswith("-")
+    (22, False)
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 # ---------------------------------------------------------------------------
@@ -601,8 +612,8 @@ def _format_storage(data_dir: Path, version: str, sasl_users: dict[str, str] | N
         _classpath(version),
         "kafka.tools.StorageTool",
         "format",
-        "-t",
-        cluster_id,
+        # One token: an id kept from an older state file may start with "-".
+        f"--cluster-id={cluster_id}",
         "-c",
         str(data_dir / "server.properties"),
         "--ignore-formatted",
