@@ -13,8 +13,8 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
-from typing import IO
 from pathlib import Path
+from typing import IO
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
@@ -148,7 +148,6 @@ class SidecarProcess(MetricsPortFromLog):
             self.proc.kill()
             self.proc.wait(10)
         self._log.close()
-
 
 
 def sample(snap: dict, name: str, **labels: str) -> float | None:

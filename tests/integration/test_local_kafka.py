@@ -115,12 +115,12 @@ def test_api_start_is_idempotent_and_status_reports_running(tmp_path: Path) -> N
     # A cluster id that starts with "-" (one random id in 64 did, and the storage
     # tool read it as an option): the format step must still take it.
     cluster_id = "-" + local_kafka._cluster_id()[1:]
-    (data_dir / "broker.json").write_text(json.dumps({"cluster_id": cluster_id}))
+    local_kafka._write_state(data_dir, {"cluster_id": cluster_id})
     port = local_kafka.free_port()
     bootstrap = local_kafka.start(port=port, data_dir=data_dir, timeout=120)
     try:
         assert bootstrap == f"127.0.0.1:{port}"
-        meta = (data_dir / "kraft-logs" / "meta.properties").read_text()
+        meta = (data_dir / local_kafka._KRAFT_DIR / "meta.properties").read_text()
         assert f"cluster.id={cluster_id}" in meta
         assert (local_kafka.lib_dir() / ".." / ".complete").resolve().exists()
 
