@@ -54,21 +54,21 @@ from typing import Any
 import numba as nb
 import numpy as np
 
+from detectors._adwin_lockstep import MAX_BUCKETS as LOCKSTEP_MAX_BUCKETS
+from detectors._adwin_lockstep import SEG, lockstep_kernel, lockstep_plan, plan_rows, work_size
+from detectors._adwin_buckets import _MAX_LEVELS, _POW2, _POW2INV, _carry, _last, _merge, _put, _shape
 from detectors._hits import collect_hits
 from detectors._state import STATE_VERSION, as_array, as_matrix, check_kind, per_feature, to_builtin
 
 __all__ = ["ADWIN"]
 
 _DEFAULTS: dict[str, Any] = dict(delta=0.002, clock=32, max_buckets=5, min_window_length=5, grace_period=10)
-_MAX_LEVELS = 64
 _TILE = 128  # rows per pass-1 / pass-2 round: per-row results stay in L1/L2
 _CHUNK = 32  # features per pass-1 block (the block's row stride is a compile-time constant)
 # A cut's old-part total ("te", the running total at its bucket's end) is read, for the
 # levels below this, from a ring of the running totals after each recent value (one store
 # per value); higher levels keep it with the bucket (stored when the bucket is made, rare)
 _HIST_LEVELS = 3
-_POW2 = np.array([float(2**i) for i in range(_MAX_LEVELS)], dtype=np.float64)
-_POW2INV = np.array([2.0 ** -i for i in range(_MAX_LEVELS)], dtype=np.float64)
 
 
 def _ring_size(max_buckets: int) -> int:
@@ -96,33 +96,6 @@ def _check_integers(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be an integer (as in river's ADWIN), got {value!r}")
 
 
-def _shape(n: int, mb: int) -> list[tuple[int, int]]:
-    """River's bucket shape after ``n`` inserts since a reset: ``[(lo_k, hi_k)]`` per level."""
-    out = [(0, 0)] if n == 0 else []
-    a = n
-    while a > 0:
-        g = max(0, (a - mb + 1) // 2)
-        out.append((2 * g, a))
-        a = g
-    return out
-
-
-@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _merge(t0, v0, t1, v1, inv, h):  # pragma: no cover - numba
-    # river's merge of two buckets of 2**k values (inv = 2**-k, h = 2**k / 2), same order
-    mu1 = t0 * inv
-    mu2 = t1 * inv
-    return t0 + t1, v0 + v1 + h * (mu1 - mu2) * (mu1 - mu2)
-
-
-@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _put(tot, var, tend, f, k, d, t, v, te):  # pragma: no cover - numba
-    # a level-k bucket (total, variance, running total at its end) into ring slot d
-    tot[f, k, d] = t
-    var[f, k, d] = v
-    tend[f, k, d] = te
-
-
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _group_add(cachef, f, k, mu0, grow, gA, gB, gS, gW):  # pragma: no cover - numba
     # fold level k's certificate (its growth ``grow`` since it was cached) into the group's
@@ -133,32 +106,6 @@ def _group_add(cachef, f, k, mu0, grow, gA, gB, gS, gW):  # pragma: no cover - n
             max(gB, c5 * (1.0 + 1e-12)),
             min(gS, cachef[f, k, 3] * (1.0 - 1e-12) - grow),
             min(gW, cachef[f, k, 6]))
-
-
-@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _last(tot, var, f, k, count, rmask):  # pragma: no cover - numba
-    # the newest level-k bucket after ``count`` values (buckets are made as their last value
-    # arrives); none yet: a stale slot, never merged with
-    d = ((count >> k) - 1) & rmask
-    return tot[f, k, d], var[f, k, d]
-
-
-@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _carry(tot, var, tend, f, j2, kk, te, rmask, pow2, pow2inv):  # pragma: no cover - numba
-    # level-kk bucket j2 was just made: merge pairs on up (a binary counter: one merge per
-    # value on average); te is the running total at the last value
-    while j2 & 1:
-        c0 = (j2 - 1) & rmask
-        c1 = j2 & rmask
-        d = (j2 >> 1) & rmask
-        inv = pow2inv[kk]
-        h = pow2[kk] * 0.5
-        t0 = tot[f, kk, c0]
-        t1 = tot[f, kk, c1]
-        t, v = _merge(t0, var[f, kk, c0], t1, var[f, kk, c1], inv, h)  # t0 * 2**-k == t0 / 2**k
-        _put(tot, var, tend, f, kk + 1, d, t, v, te)
-        j2 >>= 1
-        kk += 1
 
 
 # Few, big kernels on purpose: in numba, a call that passes arrays pays atomic
@@ -730,7 +677,8 @@ class ADWIN:
     """
 
     def __init__(self, n_features: int, delta: Any = 0.002, clock: Any = 32, max_buckets: Any = 5,
-                 min_window_length: Any = 5, grace_period: Any = 10, *, use_filter: bool = True) -> None:
+                 min_window_length: Any = 5, grace_period: Any = 10, *, use_filter: bool = True,
+                 lockstep: bool = True) -> None:
         F = int(n_features)
         if F < 0:
             raise ValueError("n_features must be >= 0")
@@ -746,6 +694,7 @@ class ADWIN:
         self._grace, self._scalars["grace_period"] = per_feature(grace_period, F, np.float64, "grace_period")
         self._check_params()
         self.use_filter = bool(use_filter)
+        self.lockstep = bool(lockstep)
         self._alloc_state(F, levels=8)
 
     def _check_params(self) -> None:
@@ -753,6 +702,8 @@ class ADWIN:
             raise ValueError("clock must be >= 1")
         if np.any(self._mb < 1):
             raise ValueError("max_buckets must be >= 1")
+        # the features the lockstep kernel takes (the others run in the general kernel)
+        self._eligible = (self._clock == SEG) & (self._mb <= LOCKSTEP_MAX_BUCKETS) & (self._mwl >= 1.0)
 
     def _alloc_state(self, F: int, levels: int) -> None:
         R = _ring_size(int(self._mb.max()) if F else 1)
@@ -771,6 +722,10 @@ class ADWIN:
         self._pending = np.zeros(F, dtype=np.bool_)
         self._n_det = np.zeros(F, dtype=np.int64)
         self._scratch: tuple[np.ndarray, ...] | None = None
+        self._work = np.empty(0)  # the lockstep kernel's scratch
+        self._iwork = np.empty(0, np.int64)
+        self._bwork = np.empty(0, np.bool_)
+        self._hits = np.empty((0, 2), np.int64)
 
     def _ensure_levels(self, n_new: int) -> None:
         # a level-k bucket holds 2**k values: a window of w values has < bit_length(w) + 1 levels
@@ -806,6 +761,12 @@ class ADWIN:
         if rows == 0 or self.n_features == 0:
             return np.empty((0, 2), dtype=np.int64)
         self._ensure_levels(rows)
+        if self.use_filter and self.lockstep and self._eligible.any():
+            return self._update_lockstep(X, self._eligible)
+        return self._general(X)
+
+    def _general(self, X: np.ndarray) -> np.ndarray:
+        # the general kernel: every parameter, missing values anywhere
         lo, hi = self._buffers()
         flags = np.zeros(X.shape, dtype=np.bool_)
         return _adwin_kernel(X, self._delta, self._clock, self._mb, self._mwl, self._grace,
@@ -813,6 +774,58 @@ class ADWIN:
                              self._W, self._T, self._V, self._A, self._pending, self._n_det, flags,
                              lo, hi, self._cachef, self._cachea, self._grp, _POW2, _POW2INV,
                              self.use_filter)
+
+    def _lockstep_call(self, Xg: np.ndarray, cols: np.ndarray, q: np.ndarray, mb: int, row0: int,
+                       lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        plan = lockstep_plan(mb)
+        L = cols.size
+        need = work_size(mb, L)
+        cap = int(q.sum()) + 1
+        if self._work.size < need or self._hits.shape[0] < cap or self._bwork.size < (5 + plan[5]) * L:
+            self._work = np.empty(need)
+            self._iwork = np.empty(3 * L, np.int64)
+            self._bwork = np.empty((5 + plan[5]) * L, np.bool_)
+            self._hits = np.empty((max(cap, 2 * self._hits.shape[0]), 2), np.int64)
+        k = lockstep_kernel(Xg, cols, q, mb, *plan, self._delta, self._mwl, self._grace,
+                            self._tot, self._var, self._tend, self._hist, self._nins, self._W, self._T,
+                            self._V, self._A, self._pending, self._n_det, self._cachef, self._cachea,
+                            self._grp, lo, hi, _POW2, _POW2INV, self._hits, row0, self._work, self._iwork,
+                            self._bwork)
+        return self._hits[:k].copy()
+
+    def _update_lockstep(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+        # per feature: rows [0, head) through the general kernel (to its next multiple of 32),
+        # then whole segments with no missing value in lockstep, then the rest through the
+        # general kernel again (rows outside a feature's range are masked as missing)
+        rows, F = X.shape
+        head, segs = plan_rows(X, self._nins, self._pending, eligible)
+        tail = head + SEG * segs
+        parts = []
+        h_max = int(head.max())
+        if h_max > 0:
+            Xh = X[:h_max].copy()
+            Xh[np.arange(h_max)[:, None] >= head[None, :]] = np.nan
+            parts.append(self._general(Xh))
+        lo, hi = self._buffers()
+        lanes = np.flatnonzero(segs)
+        key = head[lanes] * (LOCKSTEP_MAX_BUCKETS + 1) + self._mb[lanes]  # lanes of one call share both
+        groups = np.unique(key) if lanes.size > 1 and np.ptp(key) else key[:1]
+        for g in groups:
+            cols = lanes if len(groups) == 1 else lanes[key == g]
+            h = int(head[cols[0]])
+            mb = int(self._mb[cols[0]])
+            q = segs[cols]
+            Xg = X[h:] if cols.size == F else np.ascontiguousarray(X[h:h + SEG * int(q.max())][:, cols])
+            parts.append(self._lockstep_call(Xg, cols, q, mb, h, lo, hi))
+        t_min = int(tail.min())
+        if t_min < rows:
+            Xt = X[t_min:].copy()
+            Xt[np.arange(t_min, rows)[:, None] < tail[None, :]] = np.nan
+            parts.append(self._general(Xt) + [t_min, 0])
+        if len(parts) == 1:
+            return parts[0]
+        out = np.concatenate(parts)
+        return out[np.lexsort((out[:, 1], out[:, 0]))]
 
     def add_features(self, n: int) -> None:
         """Append ``n`` fresh features (construction-time scalars, else river's defaults)."""
@@ -911,6 +924,7 @@ class ADWIN:
             "n_features": F,
             "scalars": dict(self._scalars),
             "use_filter": self.use_filter,
+            "lockstep": self.lockstep,
             "delta": self._delta.copy(),
             "clock": self._clock.copy(),
             "max_buckets": self._mb.copy(),
@@ -1004,6 +1018,7 @@ class ADWIN:
         self = cls.__new__(cls)
         self._scalars = {k: state["scalars"].get(k) for k in _DEFAULTS}
         self.use_filter = bool(state.get("use_filter", True))
+        self.lockstep = bool(state.get("lockstep", True))
         shp = (F,)
         self._delta = as_array(state["delta"], np.float64, shp)
         self._clock = as_array(state["clock"], np.int64, shp)

@@ -1,11 +1,12 @@
-"""Long parity soak of the ADWIN kernel against river: ``python tests/soak_adwin_parity.py SEED N``.
+"""Long parity soak of the ADWIN kernel against river: ``python tests/soak_adwin_parity.py SEED N [clock32]``.
 
 Not part of the test run (too long for CI): N random streams (the property test's stream
 kinds, NaN rates 0-30 %, random batch splits) with random river parameters (clock 1-64,
 max_buckets 2-13, min_window_length 1-10, grace_period 0-50), each compared with river value
 by value (hits, width, mean, variance, detection counts). Prints every mismatch, with
 whether the kernel without its pre-check filter agrees, and a summary line; exits 1 on any
-mismatch. About 3 minutes for N=500 on one core.
+mismatch. About 3 minutes for N=500 on one core. ``clock32``: every feature at clock 32 with
+max_buckets 2-16, the lockstep kernel's case.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def main(argv: list[str]) -> int:
     from detectors import ADWIN, RiverADWIN
 
     seed, count = int(argv[0]), int(argv[1])
+    clock32 = argv[2:] == ["clock32"]
     rng = np.random.default_rng(seed)
     bad = 0
     for it in range(count):
@@ -33,6 +35,8 @@ def main(argv: list[str]) -> int:
                       max_buckets=int(rng.choice([5, 2, 3, 8, 13])),
                       min_window_length=int(rng.choice([5, 1, 2, 3, 10, 7])),
                       grace_period=int(rng.choice([10, 0, 50])))
+        if clock32:
+            params.update(clock=32, max_buckets=int(rng.integers(2, 17)))
         kind = KINDS[rng.integers(0, len(KINDS))]
         X = make_stream(int(rng.integers(0, 2**31)), n, F, kind, float(rng.choice([0.0, 0.0, 0.01, 0.3])))
         cuts = sorted(rng.integers(0, n, size=int(rng.integers(0, 5))).tolist())

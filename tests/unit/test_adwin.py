@@ -106,6 +106,67 @@ def test_parity_with_river(sc):
     assert_same(k, r, hk, hr)
 
 
+LOCKSTEP_PARAMS = {
+    "delta": st.sampled_from([0.002, 0.05, 0.3, 1e-5, 0.9]),
+    "clock": st.sampled_from([32, 32, 32, 16, 64]),
+    "max_buckets": st.integers(1, 17),
+    "min_window_length": st.sampled_from([5, 1, 2, 10, 30, 0, 700]),
+    "grace_period": st.sampled_from([10, 0, 1, 50, 200, 5000]),
+}
+
+
+@st.composite
+def lockstep_scenario(draw):
+    F = draw(st.integers(1, 6))
+    n = draw(st.one_of(st.integers(0, 200), st.integers(0, 5000), st.integers(5000, 30000)))
+    params = {name: draw(s) for name, s in LOCKSTEP_PARAMS.items()}
+    params["clock"] = 32
+    if draw(st.booleans()):  # one parameter per feature (a clock other than 32: the general kernel)
+        name = draw(st.sampled_from(sorted(LOCKSTEP_PARAMS)))
+        params[name] = [draw(LOCKSTEP_PARAMS[name]) for _ in range(F)]
+    kind = draw(st.sampled_from(KINDS))
+    nan_rate = draw(st.sampled_from([0.0, 0.0, 0.0, 0.0005, 0.01, 0.3]))
+    cuts = draw(st.lists(st.integers(0, max(n, 1)), max_size=6))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return F, n, params, kind, nan_rate, cuts, seed
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(lockstep_scenario())
+def test_lockstep_parity_with_river(sc):
+    """clock=32: whole 32-value segments run in the lockstep kernel, the rows around them
+    (a batch's first and last rows, missing values) in the general one; river decides."""
+    F, n, params, kind, nan_rate, cuts, seed = sc
+    X = make_stream(seed, n, F, kind, nan_rate)
+    k = ADWIN(F, **params)
+    r = RiverADWIN(F, **params)
+    hk = run(k, X, cuts)
+    try:
+        hr = run(r, X, [])
+    except BaseException as e:  # river 0.26.1 panics on some max_buckets=1 streams
+        if type(e).__name__ == "PanicException" and 1 in np.atleast_1d(params["max_buckets"]):
+            reject()
+        raise
+    assert_same(k, r, hk, hr)
+    g = ADWIN(F, lockstep=False, **params)
+    np.testing.assert_array_equal(run(g, X, cuts), hk)
+    np.testing.assert_array_equal(g.variance, k.variance)
+
+
+def test_lockstep_takes_the_whole_segments():
+    """The lockstep kernel really runs (and leaves the state the general kernel continues from)."""
+    X = make_stream(4, 10_000, 3, "abrupt")
+    X[5000:5003, 1] = np.nan  # one column loses its alignment to the rows
+    k = ADWIN(3)
+    calls = []
+    orig = k._lockstep_call
+    k._lockstep_call = lambda *a: calls.append(a[2].copy()) or orig(*a)
+    hk = run(k, X, [1000, 1017, 6001])
+    assert sum(int(q.sum()) for q in calls) * 32 > 0.9 * X.size
+    r = RiverADWIN(3)
+    assert_same(k, r, hk, run(r, X, []))
+
+
 @pytest.mark.parametrize("seed,kind", [(1, "abrupt"), (2, "gradual"), (3, "mixed")])
 def test_parity_long_streams(seed, kind):
     X = make_stream(seed, 100_000, 2, kind, nan_rate=0.02)

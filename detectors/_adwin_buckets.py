@@ -1,0 +1,134 @@
+"""ADWIN's buckets and river's cut-point scan, shared by the two kernels (no I/O).
+
+Bucket ``j`` of level ``k`` holds values ``[j 2**k, (j+1) 2**k)`` since the last reset and
+lives in ring slot ``j & (R - 1)`` of ``tot`` / ``var`` / ``tend`` ``[feature, level, R]``;
+every number is computed with river's floating-point operations in river's order.
+
+>>> _shape(10, 5)       # river's live bucket ranges per level after 10 values, max_buckets=5
+[(6, 10), (0, 3)]
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+_MAX_LEVELS = 64
+_POW2 = np.array([float(2**i) for i in range(_MAX_LEVELS)], dtype=np.float64)
+_POW2INV = np.array([2.0 ** -i for i in range(_MAX_LEVELS)], dtype=np.float64)
+
+
+def _shape(n: int, mb: int) -> list[tuple[int, int]]:
+    """River's bucket shape after ``n`` inserts since a reset: ``[(lo_k, hi_k)]`` per level."""
+    out = [(0, 0)] if n == 0 else []
+    a = n
+    while a > 0:
+        g = max(0, (a - mb + 1) // 2)
+        out.append((2 * g, a))
+        a = g
+    return out
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _merge(t0, v0, t1, v1, inv, h):  # pragma: no cover - numba
+    # river's merge of two buckets of 2**k values (inv = 2**-k, h = 2**k / 2), same order
+    mu1 = t0 * inv
+    mu2 = t1 * inv
+    return t0 + t1, v0 + v1 + h * (mu1 - mu2) * (mu1 - mu2)
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _put(tot, var, tend, f, k, d, t, v, te):  # pragma: no cover - numba
+    # a level-k bucket (total, variance, running total at its end) into ring slot d
+    tot[f, k, d] = t
+    var[f, k, d] = v
+    tend[f, k, d] = te
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _last(tot, var, f, k, count, rmask):  # pragma: no cover - numba
+    # the newest level-k bucket after ``count`` values (buckets are made as their last value
+    # arrives); none yet: a stale slot, never merged with
+    d = ((count >> k) - 1) & rmask
+    return tot[f, k, d], var[f, k, d]
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _carry(tot, var, tend, f, j2, kk, te, rmask, pow2, pow2inv):  # pragma: no cover - numba
+    # level-kk bucket j2 was just made: merge pairs on up (a binary counter: one merge per
+    # value on average); te is the running total at the last value
+    while j2 & 1:
+        c0 = (j2 - 1) & rmask
+        c1 = j2 & rmask
+        d = (j2 >> 1) & rmask
+        inv = pow2inv[kk]
+        h = pow2[kk] * 0.5
+        t0 = tot[f, kk, c0]
+        t1 = tot[f, kk, c1]
+        t, v = _merge(t0, var[f, kk, c0], t1, var[f, kk, c1], inv, h)  # t0 * 2**-k == t0 / 2**k
+        _put(tot, var, tend, f, kk + 1, d, t, v, te)
+        j2 >>= 1
+        kk += 1
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True)
+def _river_scan(tot, var, f, lo, hi, nl, W, T, V, mw, dlt, rmask, pow2, pow2inv):  # pragma: no cover - numba
+    """river's ``detect_change`` on the live buckets ``[lo[k], hi[k])`` of levels ``0..nl-1``,
+    with its deletions (``lo`` is advanced in place): ``(change, width, total, variance)``."""
+    change = False
+    reduce_width = True
+    while reduce_width:
+        reduce_width = False
+        delta_prime = math.log(2.0 * math.log(W) / dlt)
+        vw = V / W
+        n0 = 0.0
+        n1 = W
+        u0 = 0.0
+        u1 = T
+        stop = False
+        for idx in range(nl - 1, -1, -1):
+            bs = pow2[idx]
+            c = hi[idx] - lo[idx]
+            for kk in range(c):
+                t = tot[f, idx, (lo[idx] + kk) & rmask]
+                n0 += bs
+                n1 -= bs
+                u0 += t
+                u1 -= t
+                if idx == 0 and kk == c - 1:
+                    stop = True
+                    break
+                if n1 >= mw and n0 >= mw:
+                    delta_mean = (u0 / n0) - (u1 / n1)
+                    m_recip = 1.0 / (n0 - mw + 1.0) + 1.0 / (n1 - mw + 1.0)
+                    epsilon = math.sqrt(2.0 * m_recip * vw * delta_prime) + 2.0 / 3.0 * delta_prime * m_recip
+                    if abs(delta_mean) > epsilon:
+                        reduce_width = True
+                        change = True
+                        if W > 0.0:
+                            # delete_element: drop the oldest bucket
+                            last = nl - 1
+                            nn = pow2[last]
+                            cu = 0.0
+                            cv = 0.0
+                            has = hi[last] > lo[last]
+                            if has:
+                                q = lo[last] & rmask
+                                cu = tot[f, last, q]
+                                cv = var[f, last, q] if last > 0 else 0.0
+                            mu = cu * pow2inv[last]
+                            W = W - nn
+                            T = T - cu
+                            mu_window = T / W
+                            V -= cv + nn * W * (mu - mu_window) * (mu - mu_window) / (nn + W)
+                            if has:
+                                lo[last] += 1
+                            if hi[last] == lo[last] and last > 0:
+                                nl = last
+                        stop = True
+                        break
+            if stop:
+                break
+    return change, W, T, V

@@ -1,0 +1,509 @@
+"""ADWIN's lockstep path: many features advanced together, 32 values at a time, exact to river.
+
+With ``clock=32`` river checks for a change every 32 values since its last reset, and
+between resets its buckets are a function of the count alone (``detectors/adwin.py``). So
+when a feature's count is a multiple of 32, its next 32 present values form one *segment*:
+they make one level-5 bucket (a fixed tree of 31 merges), and the check after them
+tests cuts whose positions, counted back from the newest value, follow a fixed pattern for
+levels 0-4. A reset happens on the value after a detection, which is a segment's first
+value, so segments stay aligned to the same rows until a value is missing.
+
+This kernel takes the features of a batch whose next rows hold whole segments with no
+missing value (``lockstep_plan``) and runs them in lockstep, features innermost so that
+the CPU vectorises across features: river's width / total / variance per value, the merge
+tree, and the sound pre-check (see ``_FILTER_NOTE`` in ``detectors/adwin.py``) of every cut:
+
+* levels 0-4: their fixed pattern of offsets, read from a ring of running totals by row;
+* levels from 5 on, newer than ``far_limit`` values: every segment end in that range (a
+  superset of river's cuts there; a superset keeps the check sound);
+* older cuts: one certificate per feature over all of river's cuts at least ``cert_from``
+  values old when it was made. Cut positions only disappear between resets (a merge removes
+  the boundary between the two merged buckets), so it covers every older cut for as long as
+  ``W - far_limit <= W_made - cert_from`` and the window's total has not moved enough to
+  use up its margin (the same bound as the per-level certificates of ``adwin.py``).
+
+When the check cannot rule out a cut, the feature's buckets are written to the shared rings
+and river's own scan decides (``_river_scan``). Rows before a feature's first whole segment
+and after its last one go through ``adwin.py``'s kernel, which shares the state.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numba as nb
+import numpy as np
+
+from detectors._adwin_buckets import _carry, _merge, _put, _river_scan, _shape
+
+SEG = 32
+MAX_BUCKETS = 16  # larger max_buckets take the general kernel
+
+
+@lru_cache(maxsize=32)
+def lockstep_plan(mb: int) -> tuple[np.ndarray, np.ndarray, int, int, int, int, int]:
+    """Cut offsets and ring sizes for ``max_buckets = mb``.
+
+    Returns ``(fixed, far, far_limit, cert_from, tot_ring, seg_ring, tree_ring)``: ``fixed``
+    the offsets (newest value = 0 back) of river's level 0-4 cuts at any count that is a
+    multiple of 32, ``far`` the segment ends tested every check.
+
+    >>> fixed, far, far_limit, cert_from, *_ = lockstep_plan(5)
+    >>> fixed.tolist()[:6], int(fixed.max()), int(far.min()), far_limit, cert_from
+    ([1, 2, 3, 4, 6, 8], 112, 128, 640, 384)
+    """
+    big = SEG * (1 << 20)
+    fixed: set[int] = set()
+    for n in range(big, big + 8 * SEG, SEG):  # the pattern does not depend on n (checked here)
+        offs = {n - ((j + 1) << k) for k, (lo, hi) in enumerate(_shape(n, mb)[:5]) for j in range(lo, hi)} - {0}
+        assert not fixed or offs == fixed
+        fixed = offs
+    fixed_a = np.array(sorted(fixed), dtype=np.int64)
+    fixed_max = max(fixed, default=0)
+    far_from = max(mb - 1, 1) * SEG  # level 5's newest cut
+    far_limit = far_from + 512
+    cert_from = far_limit - 256
+    assert fixed_max < cert_from
+    far = np.array([o for o in range(far_from, far_limit + 1, SEG) if o not in fixed], dtype=np.int64)
+    tot_ring = 1 << int(max(fixed_max, far_from, 64 * (mb + 2)) + 2 * SEG).bit_length()
+    seg_ring = 1 << (far_limit // SEG + 2).bit_length()
+    tree_ring = 1 << (mb + 1).bit_length()
+    return fixed_a, far, far_limit, cert_from, tot_ring, seg_ring, tree_ring
+
+
+@nb.njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _has_nan_or_inf(x):  # pragma: no cover - numba
+    # one vectorised pass (x * 0 is NaN exactly for NaN and infinities; reassociating a sum
+    # of zeros and NaNs does not change whether it is NaN)
+    z = 0.0
+    for i in range(x.shape[0]):
+        z += x[i] * 0.0
+    return z != z
+
+
+@nb.njit(cache=True, nogil=True)
+def plan_rows(X, nins, pending, eligible):  # pragma: no cover - numba
+    """Per feature: the row where its lockstep rows start (its count a multiple of 32, or a
+    reset due) and how many whole 32-row segments with no missing value follow.
+    Features not ``eligible`` get ``(rows, 0)``."""
+    rows, F = X.shape
+    head = np.full(F, rows, np.int64)
+    for f in range(F):
+        if not eligible[f]:
+            continue
+        i = 0
+        if pending[f]:
+            while i < rows and X[i, f] != X[i, f]:
+                i += 1
+        else:
+            need = (SEG - nins[f] % SEG) % SEG
+            while need > 0 and i < rows:
+                if X[i, f] == X[i, f]:
+                    need -= 1
+                i += 1
+            if need > 0:
+                i = rows
+        head[f] = i
+    first = np.full(F, rows, np.int64)  # the first missing value at or after the head
+    if _has_nan_or_inf(X.reshape(-1)):
+        for f in range(F):
+            for i in range(head[f], rows):
+                if X[i, f] != X[i, f]:
+                    first[f] = i
+                    break
+    segs = (first - head) // SEG
+    return head, np.maximum(segs, 0)
+
+
+def work_size(mb: int, lanes: int) -> int:
+    """Length of the float64 scratch ``lockstep_kernel`` needs for ``lanes`` features
+    (``iwork``: 3 lanes int64, ``bwork``: (5 + seg_ring) lanes bool)."""
+    *_, tot_ring, seg_ring, tree_ring = lockstep_plan(mb)
+    return (tot_ring + seg_ring + 2 * 30 * tree_ring + 20) * lanes
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _take2(work, o, a, b):  # pragma: no cover - numba
+    return work[o:o + a * b].reshape((a, b)), o + a * b
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _take3(work, o, a, b, c):  # pragma: no cover - numba
+    return work[o:o + a * b * c].reshape((a, b, c)), o + a * b * c
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True)
+def _sync(l, f, n, rb, fast0, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist, mb,
+          rmask):  # pragma: no cover - numba
+    # write lane l's buckets of levels 0-4 made in this call (values from count fast0 on)
+    # into the shared rings, with the running totals the general kernel reads (hist, tend)
+    tmask = TBR.shape[0] - 1
+    dmask = T1.shape[0] - 1
+    pmask = hist.shape[1] - 1
+    a = n
+    c_hist = n
+    for k in range(5):
+        g = a - mb + 1
+        g = (g >> 1) if g > 0 else 0
+        lo = 2 * g
+        if k < 3:  # hist holds the ends of levels 0-2 (the general kernel's _HIST_LEVELS)
+            c_hist = min(c_hist, ((lo + 1) << k) - 1)
+        for j in range(lo, n >> k):
+            c0 = j << k
+            if c0 < fast0:
+                continue
+            r = rb + c0
+            st = (r >> 5) & dmask
+            q = (c0 & 31) >> k
+            d = j & rmask
+            if k == 0:
+                tot[f, 0, d] = Xg[r, l]
+            elif k == 1:
+                tot[f, 1, d] = T1[st, q, l]
+                var[f, 1, d] = V1[st, q, l]
+            elif k == 2:
+                tot[f, 2, d] = T2[st, q, l]
+                var[f, 2, d] = V2[st, q, l]
+            elif k == 3:
+                _put(tot, var, tend, f, 3, d, T3[st, q, l], V3[st, q, l], TBR[(r + 7) & tmask, l])
+            else:
+                _put(tot, var, tend, f, 4, d, T4[st, q, l], V4[st, q, l], TBR[(r + 15) & tmask, l])
+        a = g
+    for c in range(max(c_hist, fast0), n):
+        hist[f, c & pmask] = TBR[(rb + c) & tmask, l]
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True)
+def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, seg_ring, tree_ring,
+                    delta, mwl, grace, tot, var, tend, hist, nins, Wa, Ta, Va, Aa, pending, n_det, cachef,
+                    cachea, grp, lo, hi, pow2, pow2inv, hits, row0, work, iwork, bwork):  # pragma: no cover - numba
+    """Run lanes ``l`` (feature ``fi[l]``, column ``l`` of ``Xg``) over ``qs[l]`` segments of
+    32 rows each from row 0. Detections go to ``hits`` as (row0 + row in Xg, feature), in
+    stream order; returns their count. The shared state is read at entry and written back
+    at exit."""
+    L = fi.shape[0]
+    nseg = 0
+    for l in range(L):
+        nseg = max(nseg, qs[l])
+    rmask = tot.shape[2] - 1
+    pmask = hist.shape[1] - 1
+    tmask = tot_ring - 1
+    emask = seg_ring - 1
+    # scratch carved from ``work`` (kept by the caller: fresh arrays of this size per call
+    # cost page faults); every cell is written before it is read, or masked
+    TBR, o = _take2(work, 0, tot_ring, L)
+    E, o = _take2(work, o, seg_ring, L)
+    T1, o = _take3(work, o, tree_ring, 16, L)
+    V1, o = _take3(work, o, tree_ring, 16, L)
+    T2, o = _take3(work, o, tree_ring, 8, L)
+    V2, o = _take3(work, o, tree_ring, 8, L)
+    T3, o = _take3(work, o, tree_ring, 4, L)
+    V3, o = _take3(work, o, tree_ring, 4, L)
+    T4, o = _take3(work, o, tree_ring, 2, L)
+    V4, o = _take3(work, o, tree_ring, 2, L)
+    F3, o = _take2(work, o, 20, L)  # per-lane floats, zeroed below
+    F3[:, :] = 0.0
+    S = F3[0:4]
+    SC = F3[4:7]
+    C = F3[7:16]
+    cw = F3[16]
+    dpc = F3[17]
+    imw = F3[18]
+    I3 = iwork[:3 * L].reshape((3, L))
+    nl = I3[0]  # count since the reset
+    rb = I3[1]  # the row of count 0
+    fast0 = I3[2]  # the first count this call inserts
+    B5 = bwork[:5 * L].reshape((5, L))
+    B5[:, :] = False
+    pend = B5[0]
+    act = B5[1]
+    acc = B5[2]
+    scan = B5[3]
+    EV = bwork[5 * L:(5 + seg_ring) * L].reshape((seg_ring, L))
+    EV[:, :] = False
+    imw_min = np.inf
+    # ---- entry: the shared state into the lanes
+    for l in range(L):
+        f = fi[l]
+        mw = mwl[f]
+        imw[l] = float(int(math.ceil(mw)))
+        imw_min = min(imw_min, imw[l])
+        n = nins[f]
+        pend[l] = pending[f]
+        if pend[l]:
+            continue
+        nl[l] = n
+        rb[l] = -n
+        fast0[l] = n
+        S[0, l] = Wa[f]
+        S[1, l] = Ta[f]
+        S[2, l] = Va[f]
+        S[3, l] = Aa[f]
+        # running totals at river's boundaries now (the cuts later checks can still see)
+        a = n
+        k = 0
+        while a > 0 and n - (a << k) <= far_limit:  # a level's newest cut is within reach
+            g = a - mb + 1
+            g = (g >> 1) if g > 0 else 0
+            for j in range(2 * g, a):
+                pp = (j + 1) << k
+                if k < 3:
+                    te = hist[f, (pp - 1) & pmask]
+                else:
+                    te = tend[f, k, j & rmask]
+                if n - pp <= tot_ring - 2 * 32:
+                    TBR[(pp - 1 - n) & tmask, l] = te
+                if (n - pp) % 32 == 0 and n - pp <= far_limit:
+                    st = ((pp - n) >> 5) - 1
+                    E[st & emask, l] = te
+                    EV[st & emask, l] = True
+            a = g
+            k += 1
+        if n > 0:
+            TBR[-1 & tmask, l] = Ta[f]
+            E[-1 & emask, l] = Ta[f]
+            EV[-1 & emask, l] = True
+    c_fix = 0  # fixed offsets below every lane's min_window_length test nothing
+    while c_fix < fixed.shape[0] and fixed[c_fix] < imw_min:
+        c_fix += 1
+    nh = 0
+    for s in range(nseg):
+        r0 = s * 32
+        for l in range(L):
+            act[l] = s < qs[l]
+            if act[l] and pend[l]:  # river resets on the value after a detection
+                pend[l] = False
+                S[0, l] = 0.0
+                S[1, l] = 0.0
+                S[2, l] = 0.0
+                S[3, l] = 0.0
+                nl[l] = 0
+                rb[l] = r0
+                fast0[l] = 0
+                cw[l] = 0.0
+                C[0, l] = 0.0
+        # ---- river's width / total / variance per value (insert_element), features innermost
+        all_act = True
+        for l in range(L):
+            all_act &= act[l]
+        if all_act:
+            for t in range(32):
+                r = r0 + t
+                for l in range(L):
+                    x = Xg[r, l]
+                    w = S[0, l] + 1.0
+                    t0 = S[1, l]
+                    dv = x - t0 / (w - 1.0)
+                    inc = (w - 1.0) * dv * dv / w
+                    S[2, l] += inc if w > 1.0 else 0.0
+                    S[0, l] = w
+                    S[1, l] = t0 + x
+                    S[3, l] += abs(x)
+                    TBR[r & tmask, l] = t0 + x
+        else:
+            for t in range(32):
+                r = r0 + t
+                for l in range(L):
+                    x = Xg[r, l]
+                    w0 = S[0, l]
+                    t0 = S[1, l]
+                    v0 = S[2, l]
+                    a0 = S[3, l]
+                    w = w0 + 1.0
+                    dv = x - t0 / (w - 1.0)
+                    inc = (w - 1.0) * dv * dv / w
+                    inc = inc if w > 1.0 else 0.0
+                    tn = t0 + x
+                    ok = act[l]
+                    S[0, l] = w if ok else w0
+                    S[1, l] = tn if ok else t0
+                    S[2, l] = v0 + inc if ok else v0
+                    S[3, l] = a0 + abs(x) if ok else a0
+                    TBR[r & tmask, l] = tn
+        # ---- the segment's merge tree (river's merges, same order), features innermost
+        d = s & (tree_ring - 1)
+        for q in range(16):
+            for l in range(L):
+                tt, vv = _merge(Xg[r0 + 2 * q, l], 0.0, Xg[r0 + 2 * q + 1, l], 0.0, 1.0, 0.5)
+                T1[d, q, l] = tt
+                V1[d, q, l] = vv
+        for q in range(8):
+            for l in range(L):
+                tt, vv = _merge(T1[d, 2 * q, l], V1[d, 2 * q, l], T1[d, 2 * q + 1, l], V1[d, 2 * q + 1, l],
+                                0.5, 1.0)
+                T2[d, q, l] = tt
+                V2[d, q, l] = vv
+        for q in range(4):
+            for l in range(L):
+                tt, vv = _merge(T2[d, 2 * q, l], V2[d, 2 * q, l], T2[d, 2 * q + 1, l], V2[d, 2 * q + 1, l],
+                                0.25, 2.0)
+                T3[d, q, l] = tt
+                V3[d, q, l] = vv
+        for q in range(2):
+            for l in range(L):
+                tt, vv = _merge(T3[d, 2 * q, l], V3[d, 2 * q, l], T3[d, 2 * q + 1, l], V3[d, 2 * q + 1, l],
+                                0.125, 4.0)
+                T4[d, q, l] = tt
+                V4[d, q, l] = vv
+        es = s & emask
+        for l in range(L):
+            E[es, l] = TBR[(r0 + 31) & tmask, l]
+            EV[es, l] = True
+        # ---- level 5 (the segment) and the binary counter above it, per feature
+        for l in range(L):
+            if not act[l]:
+                continue
+            f = fi[l]
+            m = nl[l] >> 5
+            te = S[1, l]
+            t5, v5 = _merge(T4[d, 0, l], V4[d, 0, l], T4[d, 1, l], V4[d, 1, l], 0.0625, 8.0)
+            _put(tot, var, tend, f, 5, m & rmask, t5, v5, te)
+            _carry(tot, var, tend, f, m, 5, te, rmask, pow2, pow2inv)
+            nl[l] += 32
+        # ---- the check's constants (see _FILTER_NOTE in adwin.py)
+        for l in range(L):
+            W = float(nl[l])
+            scan[l] = act[l] and W > grace[fi[l]]
+            if scan[l] and not (W >= cw[l] and W <= 1.25 * cw[l]):
+                # a lower bound of delta_prime is enough: recomputed when W grew by a quarter
+                cw[l] = W
+                dpc[l] = math.log(2.0 * math.log(W) / delta[fi[l]])
+        for l in range(L):
+            W = float(nl[l])
+            dp = dpc[l]
+            B = (2.0 / 3.0) * dp * W
+            AW = 2.0 * (S[2, l] / W) * dp * W
+            Sabs = S[3, l] + abs(S[1, l])
+            M = (1e-12 + 1e-15 * W) * Sabs * W + 1e-300
+            SC[0, l] = AW * (1.0 - 1e-9)
+            SC[1, l] = M - B * (1.0 - 1e-9)
+            SC[2, l] = M
+            sane = (dp > 0.0) & (B < np.inf) & (AW < np.inf) & (AW >= 0.0)
+            acc[l] = not sane
+        # ---- levels 0-4: the fixed pattern
+        for c in range(c_fix, fixed.shape[0]):
+            o = fixed[c]
+            fo = float(o)
+            rr = (r0 + 31 - o) & tmask
+            for l in range(L):
+                W = float(nl[l])
+                pp = W - fo
+                g = abs(TBR[rr, l] * W - S[1, l] * pp) + SC[1, l]
+                hit = ((g > 0.0) & (g * g >= SC[0, l] * pp * fo)) | (g != g)
+                acc[l] |= hit & (pp >= imw[l]) & (fo >= imw[l])
+        # ---- newer cuts of levels 5 and up: every segment end up to far_limit back
+        for c in range(far.shape[0]):
+            o = far[c]
+            fo = float(o)
+            se = (s - (o >> 5)) & emask
+            for l in range(L):
+                W = float(nl[l])
+                pp = W - fo
+                g = abs(E[se, l] * W - S[1, l] * pp) + SC[1, l]
+                hit = ((g > 0.0) & (g * g >= SC[0, l] * pp * fo)) | (g != g)
+                acc[l] |= hit & (pp >= imw[l]) & EV[se, l]
+        # ---- older cuts: the certificate
+        for l in range(L):
+            W = float(nl[l])
+            dW = W - C[1, l]
+            dT = S[1, l] - C[2, l]
+            mu = C[4, l]
+            grow = C[5, l] * dW + C[6, l] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) \
+                + (SC[2, l] - C[3, l])
+            valid = (C[0, l] != 0.0) & (grow < C[7, l]) & (W <= C[8, l])
+            C[0, l] = 1.0 if valid else 0.0
+        for l in range(L):
+            if not scan[l] or acc[l] or C[0, l] != 0.0:
+                continue
+            f = fi[l]
+            n = nl[l]
+            W = float(n)
+            Tc = S[1, l]
+            AWm = SC[0, l]
+            MB = SC[1, l]
+            Sabs = S[3, l] + abs(Tc)
+            margin = np.inf
+            dmax = 0.0
+            pmax = 0.0
+            a = n
+            k = 0
+            while a > 0 and not acc[l]:
+                g = a - mb + 1
+                g = (g >> 1) if g > 0 else 0
+                if k >= 5:
+                    for j in range(2 * g, a):
+                        ppi = (j + 1) << k
+                        if ppi > n - cert_from or ppi < imw[l]:
+                            continue
+                        pp = float(ppi)
+                        dj = abs(tend[f, k, j & rmask] * W - Tc * pp)
+                        mj = math.sqrt(AWm * pp * (W - pp)) - dj - MB
+                        if not (mj > 0.0):  # also NaN
+                            acc[l] = True
+                            break
+                        margin = min(margin, mj)
+                        dmax = max(dmax, dj)
+                        pmax = max(pmax, pp)
+                a = g
+                k += 1
+            if not acc[l]:
+                C[0, l] = 1.0
+                C[1, l] = W
+                C[2, l] = Tc
+                C[3, l] = SC[2, l]
+                C[4, l] = Tc / W
+                C[5, l] = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(Tc / W))
+                C[6, l] = pmax
+                C[7, l] = margin * (1.0 - 1e-12)
+                C[8, l] = W + float(far_limit - cert_from)
+        # ---- river's own scan where the check could not rule a cut out
+        for l in range(L):
+            if not (scan[l] and acc[l]):
+                continue
+            f = fi[l]
+            n = nl[l]
+            _sync(l, f, n, rb[l], fast0[l], Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist,
+                  mb, rmask)
+            fast0[l] = n
+            a = n
+            nlv = 0
+            while a > 0:
+                g = a - mb + 1
+                g = (g >> 1) if g > 0 else 0
+                lo[nlv] = 2 * g
+                hi[nlv] = a
+                a = g
+                nlv += 1
+            change, Wx, Tx, Vx = _river_scan(tot, var, f, lo, hi, nlv, float(n), S[1, l], S[2, l], mwl[f],
+                                             delta[f], rmask, pow2, pow2inv)
+            C[0, l] = 0.0
+            if change:
+                pend[l] = True
+                n_det[f] += 1
+                hits[nh, 0] = row0 + r0 + 31
+                hits[nh, 1] = f
+                nh += 1
+                S[0, l] = Wx
+                S[1, l] = Tx
+                S[2, l] = Vx
+        # ---- exit: a lane's last segment done, its state back into the shared arrays (now:
+        # the scratch rings are reused by the lanes that go on)
+        for l in range(L):
+            if s != qs[l] - 1:
+                continue
+            f = fi[l]
+            if not pend[l]:
+                _sync(l, f, nl[l], rb[l], fast0[l], Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend,
+                      hist, mb, rmask)
+            nins[f] = nl[l]
+            pending[f] = pend[l]
+            Wa[f] = S[0, l]
+            Ta[f] = S[1, l]
+            Va[f] = S[2, l]
+            Aa[f] = S[3, l]
+            for k in range(cachea.shape[1]):
+                cachea[f, k] = -1
+            grp[f, 0] = 0.0
+            cachef[f, 0, 7] = 0.0
+    return nh
