@@ -83,10 +83,12 @@ def _has_nan_or_inf(x):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True, nogil=True)
-def plan_rows(X, nins, pending, eligible):  # pragma: no cover - numba
+def plan_rows(X, nins, pending, eligible, max_buckets):  # pragma: no cover - numba
     """Per feature: the row where its lockstep rows start (its count a multiple of 32, or a
-    reset due) and how many whole 32-row segments with no missing value follow.
-    Features not ``eligible`` get ``(rows, 0)``."""
+    reset due) and how many whole 32-row segments with no missing value follow; features
+    not ``eligible`` get ``(rows, 0)``. ``info``: the last head row, the first tail row,
+    whether the features with segments share their head row and max_buckets (2: and they
+    are all the features), and that head row, max_buckets and segment count."""
     rows, F = X.shape
     head = np.full(F, rows, np.int64)
     for f in range(F):
@@ -112,8 +114,25 @@ def plan_rows(X, nins, pending, eligible):  # pragma: no cover - numba
                 if X[i, f] != X[i, f]:
                     first[f] = i
                     break
-    segs = (first - head) // SEG
-    return head, np.maximum(segs, 0)
+    segs = np.zeros(F, np.int64)
+    info = np.zeros(6, np.int64)
+    info[1] = rows
+    n_lanes = 0
+    single = 1
+    for f in range(F):
+        segs[f] = max(first[f] - head[f], 0) // SEG
+        info[0] = max(info[0], head[f])
+        info[1] = min(info[1], head[f] + SEG * segs[f])
+        if segs[f] > 0:
+            if n_lanes == 0:
+                info[3] = head[f]
+                info[4] = max_buckets[f]
+            elif head[f] != info[3] or max_buckets[f] != info[4]:
+                single = 0
+            n_lanes += 1
+            info[5] += segs[f]
+    info[2] = 0 if n_lanes == 0 else (2 if single and n_lanes == F else single)
+    return head, segs, info
 
 
 def work_size(mb: int, lanes: int) -> int:
@@ -206,10 +225,10 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
     F3[:, :] = 0.0
     S = F3[0:4]
     SC = F3[4:7]
-    C = F3[7:16]
-    cw = F3[16]
-    dpc = F3[17]
-    imw = F3[18]
+    C = F3[7:17]
+    cw = F3[17]
+    dpc = F3[18]
+    imw = F3[19]
     I3 = iwork[:3 * L].reshape((3, L))
     nl = I3[0]  # count since the reset
     rb = I3[1]  # the row of count 0
@@ -403,7 +422,8 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 g = abs(E[se, l] * W - S[1, l] * pp) + SC[1, l]
                 hit = ((g > 0.0) & (g * g >= SC[0, l] * pp * fo)) | (g != g)
                 acc[l] |= hit & (pp >= imw[l]) & EV[se, l]
-        # ---- older cuts: the certificate
+        # ---- older cuts: the certificate (C: valid, W, T, M, mean at W, A, B, slack, expiry,
+        # newest position covered); see the module docstring and _GROUP_NOTE in adwin.py
         for l in range(L):
             W = float(nl[l])
             dW = W - C[1, l]
@@ -411,10 +431,10 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             mu = C[4, l]
             grow = C[5, l] * dW + C[6, l] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) \
                 + (SC[2, l] - C[3, l])
-            valid = (C[0, l] != 0.0) & (grow < C[7, l]) & (W <= C[8, l])
-            C[0, l] = 1.0 if valid else 0.0
+            valid = (C[0, l] != 0.0) & (grow < C[7, l])
+            C[0, l] = 2.0 if valid & (W > C[8, l]) else (1.0 if valid else 0.0)  # 2: to extend
         for l in range(L):
-            if not scan[l] or acc[l] or C[0, l] != 0.0:
+            if not scan[l] or acc[l] or C[0, l] == 1.0:
                 continue
             f = fi[l]
             n = nl[l]
@@ -423,40 +443,68 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             AWm = SC[0, l]
             MB = SC[1, l]
             Sabs = S[3, l] + abs(Tc)
-            margin = np.inf
-            dmax = 0.0
-            pmax = 0.0
-            a = n
-            k = 0
-            while a > 0 and not acc[l]:
-                g = a - mb + 1
-                g = (g >> 1) if g > 0 else 0
-                if k >= 5:
-                    for j in range(2 * g, a):
-                        ppi = (j + 1) << k
-                        if ppi > n - cert_from or ppi < imw[l]:
-                            continue
-                        pp = float(ppi)
-                        dj = abs(tend[f, k, j & rmask] * W - Tc * pp)
-                        mj = math.sqrt(AWm * pp * (W - pp)) - dj - MB
-                        if not (mj > 0.0):  # also NaN
-                            acc[l] = True
-                            break
-                        margin = min(margin, mj)
-                        dmax = max(dmax, dj)
-                        pmax = max(pmax, pp)
-                a = g
-                k += 1
-            if not acc[l]:
-                C[0, l] = 1.0
-                C[1, l] = W
-                C[2, l] = Tc
-                C[3, l] = SC[2, l]
-                C[4, l] = Tc / W
-                C[5, l] = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(Tc / W))
-                C[6, l] = pmax
-                C[7, l] = margin * (1.0 - 1e-12)
-                C[8, l] = W + float(far_limit - cert_from)
+            mu1 = Tc / W
+            # extend: only the cuts that left the tested range since (older ones are covered);
+            # when the old certificate's slack is used up, a full one over every older cut
+            extend = C[0, l] == 2.0
+            for attempt in range(2):
+                p_from = C[9, l] if extend else -1.0
+                margin = np.inf
+                dmax = 0.0
+                pmax = 0.0
+                a = n
+                k = 0
+                while a > 0 and not acc[l] and (a << k) > p_from:  # level k's newest cut is new
+                    g = a - mb + 1
+                    g = (g >> 1) if g > 0 else 0
+                    if k >= 5:
+                        for j in range(2 * g, a):
+                            ppi = (j + 1) << k
+                            if ppi > n - cert_from or ppi < imw[l] or ppi <= p_from:
+                                continue
+                            pp = float(ppi)
+                            dj = abs(tend[f, k, j & rmask] * W - Tc * pp)
+                            mj = math.sqrt(AWm * pp * (W - pp)) - dj - MB
+                            if not (mj > 0.0):  # also NaN
+                                acc[l] = True
+                                break
+                            margin = min(margin, mj)
+                            dmax = max(dmax, dj)
+                            pmax = max(pmax, pp)
+                    a = g
+                    k += 1
+                if acc[l]:
+                    break
+                cA = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(mu1))
+                cB = pmax
+                cS = margin * (1.0 - 1e-12)
+                if extend:  # the old certificate seen from (W, T), as in _group_add
+                    dW = W - C[1, l]
+                    dT = Tc - C[2, l]
+                    mu0 = C[4, l]
+                    grow = C[5, l] * dW + C[6, l] * (abs(dT - mu0 * dW) + 1e-12 * (abs(dT) + abs(mu0) * dW)) \
+                        + (SC[2, l] - C[3, l])
+                    cA = max(cA, C[5, l] + C[6, l] * (abs(mu1 - mu0) + 1e-12 * (abs(mu0) + abs(mu1)))) \
+                        * (1.0 + 1e-9)
+                    cB = max(cB, C[6, l] * (1.0 + 1e-12)) * (1.0 + 1e-9)
+                    cS = min(cS, C[7, l] - grow) * (1.0 - 1e-9)
+                if cS > 0.0 or not extend:
+                    break
+                extend = False
+            if acc[l] or not cS > 0.0:
+                acc[l] = True
+                C[0, l] = 0.0
+                continue
+            C[0, l] = 1.0
+            C[1, l] = W
+            C[2, l] = Tc
+            C[3, l] = SC[2, l]
+            C[4, l] = mu1
+            C[5, l] = cA
+            C[6, l] = cB
+            C[7, l] = cS
+            C[8, l] = W + float(far_limit - cert_from)
+            C[9, l] = float(n - cert_from)
         # ---- river's own scan where the check could not rule a cut out
         for l in range(L):
             if not (scan[l] and acc[l]):

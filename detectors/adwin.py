@@ -704,6 +704,8 @@ class ADWIN:
             raise ValueError("max_buckets must be >= 1")
         # the features the lockstep kernel takes (the others run in the general kernel)
         self._eligible = (self._clock == SEG) & (self._mb <= LOCKSTEP_MAX_BUCKETS) & (self._mwl >= 1.0)
+        self._eligible_any = bool(self._eligible.any())
+        self._lanes = np.arange(len(self._clock))
 
     def _alloc_state(self, F: int, levels: int) -> None:
         R = _ring_size(int(self._mb.max()) if F else 1)
@@ -761,8 +763,8 @@ class ADWIN:
         if rows == 0 or self.n_features == 0:
             return np.empty((0, 2), dtype=np.int64)
         self._ensure_levels(rows)
-        if self.use_filter and self.lockstep and self._eligible.any():
-            return self._update_lockstep(X, self._eligible)
+        if self.use_filter and self.lockstep and self._eligible_any:
+            return self._update_lockstep(X)
         return self._general(X)
 
     def _general(self, X: np.ndarray) -> np.ndarray:
@@ -775,17 +777,16 @@ class ADWIN:
                              lo, hi, self._cachef, self._cachea, self._grp, _POW2, _POW2INV,
                              self.use_filter)
 
-    def _lockstep_call(self, Xg: np.ndarray, cols: np.ndarray, q: np.ndarray, mb: int, row0: int,
-                       lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    def _lockstep_call(self, Xg: np.ndarray, cols: np.ndarray, q: np.ndarray, n_segs: int, mb: int,
+                       row0: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         plan = lockstep_plan(mb)
         L = cols.size
         need = work_size(mb, L)
-        cap = int(q.sum()) + 1
-        if self._work.size < need or self._hits.shape[0] < cap or self._bwork.size < (5 + plan[5]) * L:
+        if self._work.size < need or self._hits.shape[0] <= n_segs or self._bwork.size < (5 + plan[5]) * L:
             self._work = np.empty(need)
             self._iwork = np.empty(3 * L, np.int64)
             self._bwork = np.empty((5 + plan[5]) * L, np.bool_)
-            self._hits = np.empty((max(cap, 2 * self._hits.shape[0]), 2), np.int64)
+            self._hits = np.empty((max(n_segs + 1, 2 * self._hits.shape[0]), 2), np.int64)
         k = lockstep_kernel(Xg, cols, q, mb, *plan, self._delta, self._mwl, self._grace,
                             self._tot, self._var, self._tend, self._hist, self._nins, self._W, self._T,
                             self._V, self._A, self._pending, self._n_det, self._cachef, self._cachea,
@@ -793,34 +794,33 @@ class ADWIN:
                             self._bwork)
         return self._hits[:k].copy()
 
-    def _update_lockstep(self, X: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    def _update_lockstep(self, X: np.ndarray) -> np.ndarray:
         # per feature: rows [0, head) through the general kernel (to its next multiple of 32),
         # then whole segments with no missing value in lockstep, then the rest through the
         # general kernel again (rows outside a feature's range are masked as missing)
         rows, F = X.shape
-        head, segs = plan_rows(X, self._nins, self._pending, eligible)
-        tail = head + SEG * segs
+        head, segs, info = plan_rows(X, self._nins, self._pending, self._eligible, self._mb)
+        h_max, t_min, single, h0, mb0, n_segs = info.tolist()
         parts = []
-        h_max = int(head.max())
         if h_max > 0:
             Xh = X[:h_max].copy()
             Xh[np.arange(h_max)[:, None] >= head[None, :]] = np.nan
             parts.append(self._general(Xh))
         lo, hi = self._buffers()
-        lanes = np.flatnonzero(segs)
-        key = head[lanes] * (LOCKSTEP_MAX_BUCKETS + 1) + self._mb[lanes]  # lanes of one call share both
-        groups = np.unique(key) if lanes.size > 1 and np.ptp(key) else key[:1]
-        for g in groups:
-            cols = lanes if len(groups) == 1 else lanes[key == g]
-            h = int(head[cols[0]])
-            mb = int(self._mb[cols[0]])
-            q = segs[cols]
-            Xg = X[h:] if cols.size == F else np.ascontiguousarray(X[h:h + SEG * int(q.max())][:, cols])
-            parts.append(self._lockstep_call(Xg, cols, q, mb, h, lo, hi))
-        t_min = int(tail.min())
+        if single == 2:  # every feature, one head row: no copy
+            parts.append(self._lockstep_call(X[h0:], self._lanes, segs, n_segs, mb0, h0, lo, hi))
+        elif single == 1 or n_segs:
+            lanes = np.flatnonzero(segs)
+            key = head[lanes] * (LOCKSTEP_MAX_BUCKETS + 1) + self._mb[lanes]  # one call: the same head, mb
+            for g in np.unique(key):
+                cols = lanes[key == g]
+                h = int(head[cols[0]])
+                q = segs[cols]
+                Xg = np.ascontiguousarray(X[h:h + SEG * int(q.max())][:, cols])
+                parts.append(self._lockstep_call(Xg, cols, q, int(q.sum()), int(self._mb[cols[0]]), h, lo, hi))
         if t_min < rows:
             Xt = X[t_min:].copy()
-            Xt[np.arange(t_min, rows)[:, None] < tail[None, :]] = np.nan
+            Xt[np.arange(t_min, rows)[:, None] < (head + SEG * segs)[None, :]] = np.nan
             parts.append(self._general(Xt) + [t_min, 0])
         if len(parts) == 1:
             return parts[0]
