@@ -72,23 +72,14 @@ def lockstep_plan(mb: int) -> tuple[np.ndarray, np.ndarray, int, int, int, int, 
     return fixed_a, far, far_limit, cert_from, tot_ring, seg_ring, tree_ring
 
 
-@nb.njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _has_nan_or_inf(x):  # pragma: no cover - numba
-    # one vectorised pass (x * 0 is NaN exactly for NaN and infinities; reassociating a sum
-    # of zeros and NaNs does not change whether it is NaN)
-    z = 0.0
-    for i in range(x.shape[0]):
-        z += x[i] * 0.0
-    return z != z
-
-
 @nb.njit(cache=True, nogil=True)
 def plan_rows(X, nins, pending, eligible, max_buckets):  # pragma: no cover - numba
     """Per feature: the row where its lockstep rows start (its count a multiple of 32, or a
-    reset due) and how many whole 32-row segments with no missing value follow; features
-    not ``eligible`` get ``(rows, 0)``. ``info``: the last head row, the first tail row,
-    whether the features with segments share their head row and max_buckets (2: and they
-    are all the features), and that head row, max_buckets and segment count."""
+    reset due) and how many whole 32-row segments follow (the kernel stops a feature early
+    at a segment with a missing value); features not ``eligible`` get ``(rows, 0)``.
+    ``info``: the last head row, whether the features with segments share their head row
+    and max_buckets (2: and they are all the features), that head row, max_buckets and the
+    segment count."""
     rows, F = X.shape
     head = np.full(F, rows, np.int64)
     for f in range(F):
@@ -107,31 +98,22 @@ def plan_rows(X, nins, pending, eligible, max_buckets):  # pragma: no cover - nu
             if need > 0:
                 i = rows
         head[f] = i
-    first = np.full(F, rows, np.int64)  # the first missing value at or after the head
-    if _has_nan_or_inf(X.reshape(-1)):
-        for f in range(F):
-            for i in range(head[f], rows):
-                if X[i, f] != X[i, f]:
-                    first[f] = i
-                    break
     segs = np.zeros(F, np.int64)
-    info = np.zeros(6, np.int64)
-    info[1] = rows
+    info = np.zeros(5, np.int64)
     n_lanes = 0
     single = 1
     for f in range(F):
-        segs[f] = max(first[f] - head[f], 0) // SEG
+        segs[f] = (rows - head[f]) // SEG
         info[0] = max(info[0], head[f])
-        info[1] = min(info[1], head[f] + SEG * segs[f])
         if segs[f] > 0:
             if n_lanes == 0:
-                info[3] = head[f]
-                info[4] = max_buckets[f]
-            elif head[f] != info[3] or max_buckets[f] != info[4]:
+                info[2] = head[f]
+                info[3] = max_buckets[f]
+            elif head[f] != info[2] or max_buckets[f] != info[3]:
                 single = 0
             n_lanes += 1
-            info[5] += segs[f]
-    info[2] = 0 if n_lanes == 0 else (2 if single and n_lanes == F else single)
+            info[4] += segs[f]
+    info[1] = 0 if n_lanes == 0 else (2 if single and n_lanes == F else single)
     return head, segs, info
 
 
@@ -139,7 +121,7 @@ def work_size(mb: int, lanes: int) -> int:
     """Length of the float64 scratch ``lockstep_kernel`` needs for ``lanes`` features
     (``iwork``: 3 lanes int64, ``bwork``: (5 + seg_ring) lanes bool)."""
     *_, tot_ring, seg_ring, tree_ring = lockstep_plan(mb)
-    return (tot_ring + seg_ring + 2 * 30 * tree_ring + 20) * lanes
+    return (tot_ring + seg_ring + 2 * 30 * tree_ring + 24) * lanes
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -194,11 +176,31 @@ def _sync(l, f, n, rb, fast0, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var,
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
+def _exit(l, f, nl, rb, fast0, pend, S, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist, nins,
+          pending, Wa, Ta, Va, Aa, cachef, cachea, grp, mb, rmask):  # pragma: no cover - numba
+    # lane l's state back into the shared arrays (the general kernel's caches invalidated)
+    if not pend[l]:
+        _sync(l, f, nl[l], rb[l], fast0[l], Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist, mb,
+              rmask)
+    nins[f] = nl[l]
+    pending[f] = pend[l]
+    Wa[f] = S[0, l]
+    Ta[f] = S[1, l]
+    Va[f] = S[2, l]
+    Aa[f] = S[3, l]
+    for k in range(cachea.shape[1]):
+        cachea[f, k] = -1
+    grp[f, 0] = 0.0
+    cachef[f, 0, 7] = 0.0
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True)
 def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, seg_ring, tree_ring,
                     delta, mwl, grace, tot, var, tend, hist, nins, Wa, Ta, Va, Aa, pending, n_det, cachef,
                     cachea, grp, lo, hi, pow2, pow2inv, hits, row0, work, iwork, bwork):  # pragma: no cover - numba
-    """Run lanes ``l`` (feature ``fi[l]``, column ``l`` of ``Xg``) over ``qs[l]`` segments of
-    32 rows each from row 0. Detections go to ``hits`` as (row0 + row in Xg, feature), in
+    """Run lanes ``l`` (feature ``fi[l]``, column ``l`` of ``Xg``) over up to ``qs[l]``
+    segments of 32 rows each from row 0; a lane stops before a segment with a missing value,
+    and ``qs[l]`` is set to the segments it did. Detections go to ``hits`` as (row0 + row in Xg, feature), in
     stream order; returns their count. The shared state is read at entry and written back
     at exit."""
     L = fi.shape[0]
@@ -221,8 +223,9 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
     V3, o = _take3(work, o, tree_ring, 4, L)
     T4, o = _take3(work, o, tree_ring, 2, L)
     V4, o = _take3(work, o, tree_ring, 2, L)
-    F3, o = _take2(work, o, 20, L)  # per-lane floats, zeroed below
+    F3, o = _take2(work, o, 24, L)  # per-lane floats, zeroed below
     F3[:, :] = 0.0
+    S0 = F3[20:24]
     S = F3[0:4]
     SC = F3[4:7]
     C = F3[7:17]
@@ -306,6 +309,8 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
         all_act = True
         for l in range(L):
             all_act &= act[l]
+            for i in range(4):
+                S0[i, l] = S[i, l]
         if all_act:
             for t in range(32):
                 r = r0 + t
@@ -340,6 +345,20 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                     S[2, l] = v0 + inc if ok else v0
                     S[3, l] = a0 + abs(x) if ok else a0
                     TBR[r & tmask, l] = tn
+        # ---- a segment with a missing value: the lane stops before it (a NaN makes the total NaN;
+        # so can infinities, which are values: those lanes look at their 32 values)
+        for l in range(L):
+            if act[l] and S[1, l] != S[1, l]:
+                nan = False
+                for t in range(32):
+                    nan |= Xg[r0 + t, l] != Xg[r0 + t, l]
+                if nan:
+                    for i in range(4):
+                        S[i, l] = S0[i, l]
+                    act[l] = False
+                    qs[l] = s
+                    _exit(l, fi[l], nl, rb, fast0, pend, S, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var,
+                          tend, hist, nins, pending, Wa, Ta, Va, Aa, cachef, cachea, grp, mb, rmask)
         # ---- the segment's merge tree (river's merges, same order), features innermost
         d = s & (tree_ring - 1)
         for q in range(16):
@@ -538,20 +557,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
         # ---- exit: a lane's last segment done, its state back into the shared arrays (now:
         # the scratch rings are reused by the lanes that go on)
         for l in range(L):
-            if s != qs[l] - 1:
-                continue
-            f = fi[l]
-            if not pend[l]:
-                _sync(l, f, nl[l], rb[l], fast0[l], Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend,
-                      hist, mb, rmask)
-            nins[f] = nl[l]
-            pending[f] = pend[l]
-            Wa[f] = S[0, l]
-            Ta[f] = S[1, l]
-            Va[f] = S[2, l]
-            Aa[f] = S[3, l]
-            for k in range(cachea.shape[1]):
-                cachea[f, k] = -1
-            grp[f, 0] = 0.0
-            cachef[f, 0, 7] = 0.0
+            if act[l] and s == qs[l] - 1:
+                _exit(l, fi[l], nl, rb, fast0, pend, S, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend,
+                      hist, nins, pending, Wa, Ta, Va, Aa, cachef, cachea, grp, mb, rmask)
     return nh

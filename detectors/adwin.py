@@ -800,7 +800,7 @@ class ADWIN:
         # general kernel again (rows outside a feature's range are masked as missing)
         rows, F = X.shape
         head, segs, info = plan_rows(X, self._nins, self._pending, self._eligible, self._mb)
-        h_max, t_min, single, h0, mb0, n_segs = info.tolist()
+        h_max, single, h0, mb0, n_segs = info.tolist()
         parts = []
         if h_max > 0:
             Xh = X[:h_max].copy()
@@ -809,7 +809,7 @@ class ADWIN:
         lo, hi = self._buffers()
         if single == 2:  # every feature, one head row: no copy
             parts.append(self._lockstep_call(X[h0:], self._lanes, segs, n_segs, mb0, h0, lo, hi))
-        elif single == 1 or n_segs:
+        elif n_segs:
             lanes = np.flatnonzero(segs)
             key = head[lanes] * (LOCKSTEP_MAX_BUCKETS + 1) + self._mb[lanes]  # one call: the same head, mb
             for g in np.unique(key):
@@ -818,9 +818,12 @@ class ADWIN:
                 q = segs[cols]
                 Xg = np.ascontiguousarray(X[h:h + SEG * int(q.max())][:, cols])
                 parts.append(self._lockstep_call(Xg, cols, q, int(q.sum()), int(self._mb[cols[0]]), h, lo, hi))
+                segs[cols] = q  # the segments each lane did
+        tail = head + SEG * segs
+        t_min = int(tail.min())
         if t_min < rows:
             Xt = X[t_min:].copy()
-            Xt[np.arange(t_min, rows)[:, None] < (head + SEG * segs)[None, :]] = np.nan
+            Xt[np.arange(t_min, rows)[:, None] < tail[None, :]] = np.nan
             parts.append(self._general(Xt) + [t_min, 0])
         if len(parts) == 1:
             return parts[0]
