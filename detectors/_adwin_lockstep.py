@@ -134,11 +134,12 @@ def _take3(work, o, a, b, c):  # pragma: no cover - numba
     return work[o:o + a * b * c].reshape((a, b, c)), o + a * b * c
 
 
-@nb.njit(cache=True, error_model="numpy", nogil=True)
-def _sync(l, f, n, rb, fast0, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist, mb,
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _sync(l, f, n, rb, fast0, vb, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist, mb,
           rmask):  # pragma: no cover - numba
     # write lane l's buckets of levels 0-4 made in this call (values from count fast0 on)
-    # into the shared rings, with the running totals the general kernel reads (hist, tend)
+    # into the shared rings, with the running totals the general kernel reads (hist, tend);
+    # ring rows are virtual (row in Xg + vb), count c at virtual row rb + c
     tmask = TBR.shape[0] - 1
     dmask = T1.shape[0] - 1
     pmask = hist.shape[1] - 1
@@ -159,7 +160,7 @@ def _sync(l, f, n, rb, fast0, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var,
             q = (c0 & 31) >> k
             d = j & rmask
             if k == 0:
-                tot[f, 0, d] = Xg[r, l]
+                tot[f, 0, d] = Xg[r - vb, l]
             elif k == 1:
                 tot[f, 1, d] = T1[st, q, l]
                 var[f, 1, d] = V1[st, q, l]
@@ -176,33 +177,19 @@ def _sync(l, f, n, rb, fast0, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var,
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _exit(l, f, nl, rb, fast0, pend, S, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist, nins,
-          pending, Wa, Ta, Va, Aa, cachef, cachea, grp, mb, rmask):  # pragma: no cover - numba
-    # lane l's state back into the shared arrays (the general kernel's caches invalidated)
-    if not pend[l]:
-        _sync(l, f, nl[l], rb[l], fast0[l], Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist, mb,
-              rmask)
-    nins[f] = nl[l]
-    pending[f] = pend[l]
-    Wa[f] = S[0, l]
-    Ta[f] = S[1, l]
-    Va[f] = S[2, l]
-    Aa[f] = S[3, l]
-    for k in range(cachea.shape[1]):
-        cachea[f, k] = -1
-    grp[f, 0] = 0.0
-    cachef[f, 0, 7] = 0.0
-
-
-@nb.njit(cache=True, error_model="numpy", nogil=True)
 def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, seg_ring, tree_ring,
                     delta, mwl, grace, tot, var, tend, hist, nins, Wa, Ta, Va, Aa, pending, n_det, cachef,
-                    cachea, grp, lo, hi, pow2, pow2inv, hits, row0, work, iwork, bwork):  # pragma: no cover - numba
+                    cachea, grp, lo, hi, pow2, pow2inv, hits, row0, work, iwork, bwork, lsm, vb,
+                    keep):  # pragma: no cover - numba
     """Run lanes ``l`` (feature ``fi[l]``, column ``l`` of ``Xg``) over up to ``qs[l]``
     segments of 32 rows each from row 0; a lane stops before a segment with a missing value,
     and ``qs[l]`` is set to the segments it did. Detections go to ``hits`` as (row0 + row in Xg, feature), in
     stream order; returns their count. The shared state is read at entry and written back
-    at exit."""
+    at exit. Rings are indexed by virtual rows (row + ``vb``, ``vb`` a multiple of 32 that
+    grows by each call's rows): with ``keep`` (the lanes are the features in order, as in
+    the call before), a lane whose state is as its last call left it (``lsm``) and that
+    ended at ``vb`` goes on from its scratch (certificate and rings) instead of re-reading
+    the shared state."""
     L = fi.shape[0]
     nseg = 0
     for l in range(L):
@@ -223,8 +210,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
     V3, o = _take3(work, o, tree_ring, 4, L)
     T4, o = _take3(work, o, tree_ring, 2, L)
     V4, o = _take3(work, o, tree_ring, 2, L)
-    F3, o = _take2(work, o, 24, L)  # per-lane floats, zeroed below
-    F3[:, :] = 0.0
+    F3, o = _take2(work, o, 24, L)  # per-lane floats (a lane's certificate is kept or zeroed)
     S0 = F3[20:24]
     S = F3[0:4]
     SC = F3[4:7]
@@ -242,8 +228,9 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
     act = B5[1]
     acc = B5[2]
     scan = B5[3]
+    done = B5[4]
     EV = bwork[5 * L:(5 + seg_ring) * L].reshape((seg_ring, L))
-    EV[:, :] = False
+    vs0 = vb >> 5  # the virtual segment of row 0
     imw_min = np.inf
     # ---- entry: the shared state into the lanes
     for l in range(L):
@@ -253,15 +240,23 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
         imw_min = min(imw_min, imw[l])
         n = nins[f]
         pend[l] = pending[f]
-        if pend[l]:
-            continue
-        nl[l] = n
-        rb[l] = -n
-        fast0[l] = n
         S[0, l] = Wa[f]
         S[1, l] = Ta[f]
         S[2, l] = Va[f]
         S[3, l] = Aa[f]
+        nl[l] = n
+        fast0[l] = n
+        if keep and not pend[l] and lsm[0, f] == vb and lsm[1, f] == n and lsm[2, f] == 0:
+            continue  # as the last call left it: its scratch goes on
+        for i in range(C.shape[0]):
+            C[i, l] = 0.0
+        cw[l] = 0.0
+        dpc[l] = 0.0
+        for i in range(seg_ring):
+            EV[i, l] = False
+        if pend[l]:
+            continue
+        rb[l] = vb - n
         # running totals at river's boundaries now (the cuts later checks can still see)
         a = n
         k = 0
@@ -275,17 +270,17 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 else:
                     te = tend[f, k, j & rmask]
                 if n - pp <= tot_ring - 2 * 32:
-                    TBR[(pp - 1 - n) & tmask, l] = te
+                    TBR[(vb + pp - 1 - n) & tmask, l] = te
                 if (n - pp) % 32 == 0 and n - pp <= far_limit:
-                    st = ((pp - n) >> 5) - 1
+                    st = vs0 + ((pp - n) >> 5) - 1
                     E[st & emask, l] = te
                     EV[st & emask, l] = True
             a = g
             k += 1
         if n > 0:
-            TBR[-1 & tmask, l] = Ta[f]
-            E[-1 & emask, l] = Ta[f]
-            EV[-1 & emask, l] = True
+            TBR[(vb - 1) & tmask, l] = Ta[f]
+            E[(vs0 - 1) & emask, l] = Ta[f]
+            EV[(vs0 - 1) & emask, l] = True
     c_fix = 0  # fixed offsets below every lane's min_window_length test nothing
     while c_fix < fixed.shape[0] and fixed[c_fix] < imw_min:
         c_fix += 1
@@ -301,7 +296,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 S[2, l] = 0.0
                 S[3, l] = 0.0
                 nl[l] = 0
-                rb[l] = r0
+                rb[l] = vb + r0
                 fast0[l] = 0
                 cw[l] = 0.0
                 C[0, l] = 0.0
@@ -324,7 +319,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                     S[0, l] = w
                     S[1, l] = t0 + x
                     S[3, l] += abs(x)
-                    TBR[r & tmask, l] = t0 + x
+                    TBR[(vb + r) & tmask, l] = t0 + x
         else:
             for t in range(32):
                 r = r0 + t
@@ -344,7 +339,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                     S[1, l] = tn if ok else t0
                     S[2, l] = v0 + inc if ok else v0
                     S[3, l] = a0 + abs(x) if ok else a0
-                    TBR[r & tmask, l] = tn
+                    TBR[(vb + r) & tmask, l] = tn
         # ---- a segment with a missing value: the lane stops before it (a NaN makes the total NaN;
         # so can infinities, which are values: those lanes look at their 32 values)
         for l in range(L):
@@ -357,10 +352,9 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                         S[i, l] = S0[i, l]
                     act[l] = False
                     qs[l] = s
-                    _exit(l, fi[l], nl, rb, fast0, pend, S, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var,
-                          tend, hist, nins, pending, Wa, Ta, Va, Aa, cachef, cachea, grp, mb, rmask)
+                    done[l] = True
         # ---- the segment's merge tree (river's merges, same order), features innermost
-        d = s & (tree_ring - 1)
+        d = (vs0 + s) & (tree_ring - 1)
         for q in range(16):
             for l in range(L):
                 tt, vv = _merge(Xg[r0 + 2 * q, l], 0.0, Xg[r0 + 2 * q + 1, l], 0.0, 1.0, 0.5)
@@ -384,9 +378,9 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                                 0.125, 4.0)
                 T4[d, q, l] = tt
                 V4[d, q, l] = vv
-        es = s & emask
+        es = (vs0 + s) & emask
         for l in range(L):
-            E[es, l] = TBR[(r0 + 31) & tmask, l]
+            E[es, l] = TBR[(vb + r0 + 31) & tmask, l]
             EV[es, l] = True
         # ---- level 5 (the segment) and the binary counter above it, per feature
         for l in range(L):
@@ -423,7 +417,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
         for c in range(c_fix, fixed.shape[0]):
             o = fixed[c]
             fo = float(o)
-            rr = (r0 + 31 - o) & tmask
+            rr = (vb + r0 + 31 - o) & tmask
             for l in range(L):
                 W = float(nl[l])
                 pp = W - fo
@@ -434,7 +428,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
         for c in range(far.shape[0]):
             o = far[c]
             fo = float(o)
-            se = (s - (o >> 5)) & emask
+            se = (vs0 + s - (o >> 5)) & emask
             for l in range(L):
                 W = float(nl[l])
                 pp = W - fo
@@ -530,7 +524,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 continue
             f = fi[l]
             n = nl[l]
-            _sync(l, f, n, rb[l], fast0[l], Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist,
+            _sync(l, f, n, rb[l], fast0[l], vb, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist,
                   mb, rmask)
             fast0[l] = n
             a = n
@@ -554,10 +548,30 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 S[0, l] = Wx
                 S[1, l] = Tx
                 S[2, l] = Vx
-        # ---- exit: a lane's last segment done, its state back into the shared arrays (now:
-        # the scratch rings are reused by the lanes that go on)
+        # ---- exit: a lane's last segment done (or stopped before a missing value), its state
+        # back into the shared arrays now (the scratch rings are reused by the lanes that go
+        # on), the general kernel's caches invalidated. lsm records where its scratch ends
+        # (virtual row; -1: not kept) and the count and reset flag it left, so that the next
+        # call can go on from the scratch
         for l in range(L):
-            if act[l] and s == qs[l] - 1:
-                _exit(l, fi[l], nl, rb, fast0, pend, S, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend,
-                      hist, nins, pending, Wa, Ta, Va, Aa, cachef, cachea, grp, mb, rmask)
+            if not (done[l] or (act[l] and s == qs[l] - 1)):
+                continue
+            f = fi[l]
+            lsm[0, f] = (vb + 32 * qs[l]) if keep else -1
+            lsm[1, f] = nl[l]
+            lsm[2, f] = 1 if pend[l] else 0
+            if not pend[l]:
+                _sync(l, f, nl[l], rb[l], fast0[l], vb, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend,
+                      hist, mb, rmask)
+            nins[f] = nl[l]
+            pending[f] = pend[l]
+            Wa[f] = S[0, l]
+            Ta[f] = S[1, l]
+            Va[f] = S[2, l]
+            Aa[f] = S[3, l]
+            for k in range(cachea.shape[1]):
+                cachea[f, k] = -1
+            grp[f, 0] = 0.0
+            cachef[f, 0, 7] = 0.0
+            done[l] = False
     return nh

@@ -724,9 +724,10 @@ class ADWIN:
         self._pending = np.zeros(F, dtype=np.bool_)
         self._n_det = np.zeros(F, dtype=np.int64)
         self._scratch: tuple[np.ndarray, ...] | None = None
-        self._work = np.empty(0)  # the lockstep kernel's scratch
-        self._iwork = np.empty(0, np.int64)
-        self._bwork = np.empty(0, np.bool_)
+        # the lockstep kernel's scratch, and what lets a call go on from the last one's
+        self._work_key: tuple[int, int] | None = None
+        self._lsm = np.full((3, F), -1, np.int64)
+        self._vb = 0
         self._hits = np.empty((0, 2), np.int64)
 
     def _ensure_levels(self, n_new: int) -> None:
@@ -781,17 +782,22 @@ class ADWIN:
                        row0: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         plan = lockstep_plan(mb)
         L = cols.size
-        need = work_size(mb, L)
-        if self._work.size < need or self._hits.shape[0] <= n_segs or self._bwork.size < (5 + plan[5]) * L:
-            self._work = np.empty(need)
+        keep = cols is self._lanes  # every feature in order: the scratch can carry over
+        if self._work_key != (mb, L):  # a new scratch layout: nothing carries over
+            self._work = np.empty(work_size(mb, L))
             self._iwork = np.empty(3 * L, np.int64)
             self._bwork = np.empty((5 + plan[5]) * L, np.bool_)
-            self._hits = np.empty((max(n_segs + 1, 2 * self._hits.shape[0]), 2), np.int64)
+            self._work_key = (mb, L)
+            self._lsm[0] = -1
+        if self._hits.shape[0] <= n_segs:
+            self._hits = np.empty((n_segs + 1, 2), np.int64)
+        vb = self._vb
+        self._vb += SEG * int(q.max())
         k = lockstep_kernel(Xg, cols, q, mb, *plan, self._delta, self._mwl, self._grace,
                             self._tot, self._var, self._tend, self._hist, self._nins, self._W, self._T,
                             self._V, self._A, self._pending, self._n_det, self._cachef, self._cachea,
                             self._grp, lo, hi, _POW2, _POW2INV, self._hits, row0, self._work, self._iwork,
-                            self._bwork)
+                            self._bwork, self._lsm, vb, keep)
         return self._hits[:k].copy()
 
     def _update_lockstep(self, X: np.ndarray) -> np.ndarray:
@@ -853,6 +859,7 @@ class ADWIN:
         for name in ("_nins", "_W", "_T", "_V", "_A"):
             getattr(self, name)[mask] = 0
         self._pending[mask] = False
+        self._lsm[0, mask] = -1
         self._cachea[mask] = -1
         self._grp[mask] = 0.0
 
