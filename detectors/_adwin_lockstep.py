@@ -51,7 +51,7 @@ def lockstep_plan(mb: int) -> tuple[np.ndarray, np.ndarray, int, int, int, int, 
 
     >>> fixed, far, far_limit, cert_from, *_ = lockstep_plan(5)
     >>> fixed.tolist()[:6], int(fixed.max()), int(far.min()), far_limit, cert_from
-    ([1, 2, 3, 4, 6, 8], 112, 128, 640, 384)
+    ([1, 2, 3, 4, 6, 8], 112, 128, 384, 256)
     """
     big = SEG * (1 << 20)
     fixed: set[int] = set()
@@ -62,8 +62,8 @@ def lockstep_plan(mb: int) -> tuple[np.ndarray, np.ndarray, int, int, int, int, 
     fixed_a = np.array(sorted(fixed), dtype=np.int64)
     fixed_max = max(fixed, default=0)
     far_from = max(mb - 1, 1) * SEG  # level 5's newest cut
-    far_limit = far_from + 512
-    cert_from = far_limit - 256
+    far_limit = far_from + 256
+    cert_from = far_limit - 128
     assert fixed_max < cert_from
     far = np.array([o for o in range(far_from, far_limit + 1, SEG) if o not in fixed], dtype=np.int64)
     tot_ring = 1 << int(max(fixed_max, far_from, 64 * (mb + 2)) + 2 * SEG).bit_length()
