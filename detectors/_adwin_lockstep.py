@@ -66,7 +66,8 @@ def lockstep_plan(mb: int) -> tuple[np.ndarray, np.ndarray, int, int, int, int, 
     cert_from = far_limit - 128
     assert fixed_max < cert_from
     far = np.array([o for o in range(far_from, far_limit + 1, SEG) if o not in fixed], dtype=np.int64)
-    tot_ring = 1 << int(max(fixed_max, far_from, 64 * (mb + 2)) + 2 * SEG).bit_length()
+    # the running totals read back: the fixed pattern, and the level 0-4 ends _sync writes
+    tot_ring = 1 << int(max(fixed_max + 2 * SEG, (mb + 2) * SEG)).bit_length()
     seg_ring = 1 << (far_limit // SEG + 2).bit_length()
     tree_ring = 1 << (mb + 1).bit_length()
     return fixed_a, far, far_limit, cert_from, tot_ring, seg_ring, tree_ring
