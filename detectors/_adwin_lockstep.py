@@ -461,33 +461,34 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             # extend: only the cuts that left the tested range since (older ones are covered);
             # when the old certificate's slack is used up, a full one over every older cut
             extend = C[0, l] == 2.0
+            iw = int(imw[l])
             for attempt in range(2):
-                p_from = C[9, l] if extend else -1.0
+                p_from = int(C[9, l]) if extend else -1
                 margin = np.inf
                 dmax = 0.0
                 pmax = 0.0
                 a = n
                 k = 0
-                while a > 0 and not acc[l] and (a << k) > p_from:  # level k's newest cut is new
+                bad = False
+                while a > 0 and not bad and (a << k) > p_from:  # level k's newest cut is new
                     g = a - mb + 1
                     g = (g >> 1) if g > 0 else 0
                     if k >= 5:
-                        for j in range(2 * g, a):
-                            ppi = (j + 1) << k
-                            if ppi > n - cert_from or ppi < imw[l] or ppi <= p_from:
-                                continue
-                            pp = float(ppi)
+                        # cuts (j+1) 2^k in (p_from, n - cert_from] with n0 >= min_window_length
+                        j0 = max(2 * g, ((iw + (1 << k) - 1) >> k) - 1, (p_from >> k) if p_from >= 0 else 0)
+                        j1 = min(a, ((n - cert_from) >> k))
+                        for j in range(j0, j1):
+                            pp = float((j + 1) << k)
                             dj = abs(tend[f, k, j & rmask] * W - Tc * pp)
                             mj = math.sqrt(AWm * pp * (W - pp)) - dj - MB
-                            if not (mj > 0.0):  # also NaN
-                                acc[l] = True
-                                break
+                            bad |= not (mj > 0.0)  # also NaN
                             margin = min(margin, mj)
                             dmax = max(dmax, dj)
                             pmax = max(pmax, pp)
                     a = g
                     k += 1
-                if acc[l]:
+                if bad:
+                    acc[l] = True
                     break
                 cA = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(mu1))
                 cB = pmax
