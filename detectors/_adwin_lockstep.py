@@ -122,7 +122,7 @@ def work_size(mb: int, lanes: int) -> int:
     """Length of the float64 scratch ``lockstep_kernel`` needs for ``lanes`` features
     (``iwork``: 3 lanes int64, ``bwork``: (5 + seg_ring) lanes bool)."""
     *_, tot_ring, seg_ring, tree_ring = lockstep_plan(mb)
-    return (tot_ring + seg_ring + 2 * 30 * tree_ring + 24) * lanes
+    return (tot_ring + seg_ring + 2 * 30 * tree_ring + 26) * lanes
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -211,7 +211,9 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
     V3, o = _take3(work, o, tree_ring, 4, L)
     T4, o = _take3(work, o, tree_ring, 2, L)
     V4, o = _take3(work, o, tree_ring, 2, L)
-    F3, o = _take2(work, o, 24, L)  # per-lane floats (a lane's certificate is kept or zeroed)
+    F3, o = _take2(work, o, 26, L)  # per-lane floats (a lane's certificate is kept or zeroed)
+    gr = F3[24]  # grace_period per lane
+    Wf = F3[25]  # the width as a float, per check
     S0 = F3[20:24]
     S = F3[0:4]
     SC = F3[4:7]
@@ -238,6 +240,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
         f = fi[l]
         mw = mwl[f]
         imw[l] = float(int(math.ceil(mw)))
+        gr[l] = grace[f]
         imw_min = min(imw_min, imw[l])
         n = nins[f]
         pend[l] = pending[f]
@@ -286,10 +289,18 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
     while c_fix < fixed.shape[0] and fixed[c_fix] < imw_min:
         c_fix += 1
     nh = 0
+    any_pend = False
+    for l in range(L):
+        any_pend |= pend[l]
     for s in range(nseg):
         r0 = s * 32
+        # per-lane work below runs only where a vectorised pass over the lanes found some
+        any_exit = False
         for l in range(L):
-            act[l] = s < qs[l]
+            a_ = s < qs[l]
+            act[l] = a_
+            any_exit |= a_ & (s == qs[l] - 1)
+        for l in range(L if any_pend else 0):
             if act[l] and pend[l]:  # river resets on the value after a detection
                 pend[l] = False
                 S[0, l] = 0.0
@@ -343,7 +354,11 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                     TBR[(vb + r) & tmask, l] = tn
         # ---- a segment with a missing value: the lane stops before it (a NaN makes the total NaN;
         # so can infinities, which are values: those lanes look at their 32 values)
+        any_nan = False
         for l in range(L):
+            any_nan |= S[1, l] != S[1, l]
+        any_done = False
+        for l in range(L if any_nan else 0):
             if act[l] and S[1, l] != S[1, l]:
                 nan = False
                 for t in range(32):
@@ -354,6 +369,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                     act[l] = False
                     qs[l] = s
                     done[l] = True
+                    any_done = True
         # ---- the segment's merge tree (river's merges, same order), features innermost
         d = (vs0 + s) & (tree_ring - 1)
         for q in range(16):
@@ -395,15 +411,21 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             _carry(tot, var, tend, f, m, 5, te, rmask, pow2, pow2inv)
             nl[l] += 32
         # ---- the check's constants (see _FILTER_NOTE in adwin.py)
+        any_dp = False
         for l in range(L):
             W = float(nl[l])
-            scan[l] = act[l] and W > grace[fi[l]]
+            Wf[l] = W
+            sc = act[l] & (W > gr[l])
+            scan[l] = sc
+            any_dp |= sc & ~((W >= cw[l]) & (W <= 1.25 * cw[l]))
+        for l in range(L if any_dp else 0):
+            W = Wf[l]
             if scan[l] and not (W >= cw[l] and W <= 1.25 * cw[l]):
                 # a lower bound of delta_prime is enough: recomputed when W grew by a quarter
                 cw[l] = W
                 dpc[l] = math.log(2.0 * math.log(W) / delta[fi[l]])
         for l in range(L):
-            W = float(nl[l])
+            W = Wf[l]
             dp = dpc[l]
             B = (2.0 / 3.0) * dp * W
             AW = 2.0 * (S[2, l] / W) * dp * W
@@ -420,7 +442,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             fo = float(o)
             rr = (vb + r0 + 31 - o) & tmask
             for l in range(L):
-                W = float(nl[l])
+                W = Wf[l]
                 pp = W - fo
                 g = abs(TBR[rr, l] * W - S[1, l] * pp) + SC[1, l]
                 hit = ((g > 0.0) & (g * g >= SC[0, l] * pp * fo)) | (g != g)
@@ -431,23 +453,28 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             fo = float(o)
             se = (vs0 + s - (o >> 5)) & emask
             for l in range(L):
-                W = float(nl[l])
+                W = Wf[l]
                 pp = W - fo
                 g = abs(E[se, l] * W - S[1, l] * pp) + SC[1, l]
                 hit = ((g > 0.0) & (g * g >= SC[0, l] * pp * fo)) | (g != g)
                 acc[l] |= hit & (pp >= imw[l]) & EV[se, l]
         # ---- older cuts: the certificate (C: valid, W, T, M, mean at W, A, B, slack, expiry,
         # newest position covered); see the module docstring and _GROUP_NOTE in adwin.py
+        any_form = False
+        any_acc = False
         for l in range(L):
-            W = float(nl[l])
+            W = Wf[l]
             dW = W - C[1, l]
             dT = S[1, l] - C[2, l]
             mu = C[4, l]
             grow = C[5, l] * dW + C[6, l] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) \
                 + (SC[2, l] - C[3, l])
             valid = (C[0, l] != 0.0) & (grow < C[7, l])
-            C[0, l] = 2.0 if valid & (W > C[8, l]) else (1.0 if valid else 0.0)  # 2: to extend
-        for l in range(L):
+            c0 = 2.0 if valid & (W > C[8, l]) else (1.0 if valid else 0.0)  # 2: to extend
+            C[0, l] = c0
+            any_form |= scan[l] & ~acc[l] & (c0 != 1.0)
+            any_acc |= scan[l] & acc[l]
+        for l in range(L if any_form else 0):
             if not scan[l] or acc[l] or C[0, l] == 1.0:
                 continue
             f = fi[l]
@@ -489,6 +516,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                     k += 1
                 if bad:
                     acc[l] = True
+                    any_acc = True
                     break
                 cA = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(mu1))
                 cB = pmax
@@ -508,6 +536,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 extend = False
             if acc[l] or not cS > 0.0:
                 acc[l] = True
+                any_acc = True
                 C[0, l] = 0.0
                 continue
             C[0, l] = 1.0
@@ -521,7 +550,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             C[8, l] = W + float(far_limit - cert_from)
             C[9, l] = float(n - cert_from)
         # ---- river's own scan where the check could not rule a cut out
-        for l in range(L):
+        for l in range(L if any_acc else 0):
             if not (scan[l] and acc[l]):
                 continue
             f = fi[l]
@@ -543,6 +572,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             C[0, l] = 0.0
             if change:
                 pend[l] = True
+                any_pend = True
                 n_det[f] += 1
                 hits[nh, 0] = row0 + r0 + 31
                 hits[nh, 1] = f
@@ -555,7 +585,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
         # on), the general kernel's caches invalidated. lsm records where its scratch ends
         # (virtual row; -1: not kept) and the count and reset flag it left, so that the next
         # call can go on from the scratch
-        for l in range(L):
+        for l in range(L if any_exit or any_done else 0):
             if not (done[l] or (act[l] and s == qs[l] - 1)):
                 continue
             f = fi[l]
