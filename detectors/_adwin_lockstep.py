@@ -494,24 +494,23 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 margin = np.inf
                 dmax = 0.0
                 pmax = 0.0
-                a = n
-                k = 0
+                k = 5  # river's level 5 has received a = ((n + mb - 1) >> 5) - mb + 1 buckets (see adwin.py)
+                a = max(((n + mb - 1) >> 5) - mb + 1, 0)
                 bad = False
                 while a > 0 and not bad and (a << k) > p_from:  # level k's newest cut is new
                     g = a - mb + 1
                     g = (g >> 1) if g > 0 else 0
-                    if k >= 5:
-                        # cuts (j+1) 2^k in (p_from, n - cert_from] with n0 >= min_window_length
-                        j0 = max(2 * g, ((iw + (1 << k) - 1) >> k) - 1, (p_from >> k) if p_from >= 0 else 0)
-                        j1 = min(a, ((n - cert_from) >> k))
-                        for j in range(j0, j1):
-                            pp = float((j + 1) << k)
-                            dj = abs(tend[f, k, j & rmask] * W - Tc * pp)
-                            mj = math.sqrt(AWm * pp * (W - pp)) - dj - MB
-                            bad |= not (mj > 0.0)  # also NaN
-                            margin = min(margin, mj)
-                            dmax = max(dmax, dj)
-                            pmax = max(pmax, pp)
+                    # cuts (j+1) 2^k in (p_from, n - cert_from] with n0 >= min_window_length
+                    j0 = max(2 * g, ((iw + (1 << k) - 1) >> k) - 1, (p_from >> k) if p_from >= 0 else 0)
+                    j1 = min(a, ((n - cert_from) >> k))
+                    for j in range(j0, j1):
+                        pp = float((j + 1) << k)
+                        dj = abs(tend[f, k, j & rmask] * W - Tc * pp)
+                        mj = math.sqrt(AWm * pp * (W - pp)) - dj - MB
+                        bad |= not (mj > 0.0)  # also NaN
+                        margin = min(margin, mj)
+                        dmax = max(dmax, dj)
+                        pmax = max(pmax, pp)
                     a = g
                     k += 1
                 if bad:
