@@ -73,7 +73,7 @@ def _carry(tot, var, tend, f, j2, kk, te, rmask, pow2, pow2inv):  # pragma: no c
         kk += 1
 
 
-@nb.njit(cache=True, error_model="numpy", nogil=True)
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _river_scan(tot, var, f, lo, hi, nl, W, T, V, mw, dlt, rmask, pow2, pow2inv):  # pragma: no cover - numba
     """river's ``detect_change`` on the live buckets ``[lo[k], hi[k])`` of levels ``0..nl-1``,
     with its deletions (``lo`` is advanced in place): ``(change, width, total, variance)``."""

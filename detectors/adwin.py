@@ -56,7 +56,7 @@ import numpy as np
 
 from detectors._adwin_lockstep import MAX_BUCKETS as LOCKSTEP_MAX_BUCKETS
 from detectors._adwin_lockstep import SEG, lockstep_kernel, lockstep_plan, plan_rows, work_size
-from detectors._adwin_buckets import _MAX_LEVELS, _POW2, _POW2INV, _carry, _last, _merge, _put, _shape
+from detectors._adwin_buckets import _MAX_LEVELS, _POW2, _POW2INV, _carry, _last, _merge, _put, _river_scan, _shape
 from detectors._hits import collect_hits
 from detectors._state import STATE_VERSION, as_array, as_matrix, check_kind, per_feature, to_builtin
 
@@ -492,65 +492,7 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                         break
                     continue
                 # ---- river's exact scan, with its deletions (on local copies of the ranges)
-                Wx = W
-                Tx = Tc
-                Vx = Vc
-                nlx = nl
-                change = False
-                reduce_width = True
-                while reduce_width:
-                    reduce_width = False
-                    delta_prime = math.log(2.0 * math.log(Wx) / dlt)
-                    vw = Vx / Wx
-                    n0 = 0.0
-                    n1 = Wx
-                    u0 = 0.0
-                    u1 = Tx
-                    stop = False
-                    for idx in range(nlx - 1, -1, -1):
-                        bs = pow2[idx]
-                        c = hi[idx] - lo[idx]
-                        for kk in range(c):
-                            t = tot[f, idx, (lo[idx] + kk) & rmask]
-                            n0 += bs
-                            n1 -= bs
-                            u0 += t
-                            u1 -= t
-                            if idx == 0 and kk == c - 1:
-                                stop = True
-                                break
-                            if n1 >= mw and n0 >= mw:
-                                delta_mean = (u0 / n0) - (u1 / n1)
-                                m_recip = 1.0 / (n0 - mw + 1.0) + 1.0 / (n1 - mw + 1.0)
-                                epsilon = math.sqrt(2.0 * m_recip * vw * delta_prime) \
-                                    + 2.0 / 3.0 * delta_prime * m_recip
-                                if abs(delta_mean) > epsilon:
-                                    reduce_width = True
-                                    change = True
-                                    if Wx > 0.0:
-                                        # delete_element: drop the oldest bucket
-                                        last = nlx - 1
-                                        nn = pow2[last]
-                                        cu = 0.0
-                                        cv = 0.0
-                                        has = hi[last] > lo[last]
-                                        if has:
-                                            q = lo[last] & rmask
-                                            cu = tot[f, last, q]
-                                            cv = var[f, last, q] if last > 0 else 0.0
-                                        mu = cu * pow2inv[last]
-                                        Wx = Wx - nn
-                                        Tx = Tx - cu
-                                        mu_window = Tx / Wx
-                                        Vx -= cv + nn * Wx * (mu - mu_window) * (mu - mu_window) / (nn + Wx)
-                                        if has:
-                                            lo[last] += 1
-                                        if hi[last] == lo[last] and last > 0:
-                                            nlx = last
-                                        stop = True
-                                        break
-                        if stop:
-                            break
+                change, Wx, Tx, Vx = _river_scan(tot, var, f, lo, hi, nl, W, Tc, Vc, mw, dlt, rmask, pow2, pow2inv)
                 if not change:
                     i += 1
                     if i == r1:
