@@ -32,6 +32,15 @@ def _shape(n: int, mb: int) -> list[tuple[int, int]]:
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _increment(w, t0, x):  # pragma: no cover - numba
+    # river's insert_element: what the variance sum gains when x joins the w - 1 values that
+    # sum to t0 (w the width with x), same operations in the same order
+    dv = x - t0 / (w - 1.0)
+    inc = (w - 1.0) * dv * dv / w
+    return inc if w > 1.0 else 0.0
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _merge(t0, v0, t1, v1, inv, h):  # pragma: no cover - numba
     # river's merge of two buckets of 2**k values (inv = 2**-k, h = 2**k / 2), same order
     mu1 = t0 * inv

@@ -35,7 +35,7 @@ from functools import lru_cache
 import numba as nb
 import numpy as np
 
-from detectors._adwin_buckets import _carry, _merge, _put, _river_scan, _shape
+from detectors._adwin_buckets import _carry, _increment, _merge, _put, _river_scan, _shape
 
 SEG = 32
 MAX_BUCKETS = 16  # larger max_buckets take the general kernel
@@ -325,9 +325,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                     x = Xg[r, l]
                     w = S[0, l] + 1.0
                     t0 = S[1, l]
-                    dv = x - t0 / (w - 1.0)
-                    inc = (w - 1.0) * dv * dv / w
-                    S[2, l] += inc if w > 1.0 else 0.0
+                    S[2, l] += _increment(w, t0, x)
                     S[0, l] = w
                     S[1, l] = t0 + x
                     S[3, l] += abs(x)
@@ -342,9 +340,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                     v0 = S[2, l]
                     a0 = S[3, l]
                     w = w0 + 1.0
-                    dv = x - t0 / (w - 1.0)
-                    inc = (w - 1.0) * dv * dv / w
-                    inc = inc if w > 1.0 else 0.0
+                    inc = _increment(w, t0, x)
                     tn = t0 + x
                     ok = act[l]
                     S[0, l] = w if ok else w0

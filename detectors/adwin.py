@@ -56,7 +56,8 @@ import numpy as np
 
 from detectors._adwin_lockstep import MAX_BUCKETS as LOCKSTEP_MAX_BUCKETS
 from detectors._adwin_lockstep import SEG, lockstep_kernel, lockstep_plan, plan_rows, work_size
-from detectors._adwin_buckets import _MAX_LEVELS, _POW2, _POW2INV, _carry, _last, _merge, _put, _river_scan, _shape
+from detectors._adwin_buckets import (_MAX_LEVELS, _POW2, _POW2INV, _carry, _increment, _last, _merge, _put,
+                                      _river_scan, _shape)
 from detectors._hits import collect_hits
 from detectors._state import STATE_VERSION, as_array, as_matrix, check_kind, per_feature, to_builtin
 
@@ -170,10 +171,7 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                 v0 = S[2, f]
                 a0 = S[3, f]
                 w = w0 + 1.0
-                dv = x - t0 / (w - 1.0)
-                inc = (w - 1.0) * dv * dv / w
-                inc = inc if w > 1.0 else 0.0
-                v = v0 + inc
+                v = v0 + _increment(w, t0, x)
                 t = t0 + x
                 a = a0 + abs(x)
                 RB[0, ii, f] = t
@@ -520,11 +518,7 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                         v_ = 0.0
                         s_ = 0.0
                     w_ += 1.0
-                    inc = 0.0
-                    if w_ > 1.0:
-                        dv = x2 - t_ / (w_ - 1.0)
-                        inc = (w_ - 1.0) * dv * dv / w_
-                    v_ += inc
+                    v_ += _increment(w_, t_, x2)
                     t_ += x2
                     s_ += abs(x2)
                     RB[0, i2 - r0, jf] = t_
