@@ -136,6 +136,16 @@ def _take3(work, o, a, b, c):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _tree_level(Ti, Vi, To, Vo, d, n, inv, h, L):  # pragma: no cover - numba
+    # the n buckets of a level from the 2n of the level below (ring slot d), features innermost
+    for q in range(n):
+        for l in range(L):
+            tt, vv = _merge(Ti[d, 2 * q, l], Vi[d, 2 * q, l], Ti[d, 2 * q + 1, l], Vi[d, 2 * q + 1, l], inv, h)
+            To[d, q, l] = tt
+            Vo[d, q, l] = vv
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _sync(l, f, n, rb, fast0, vb, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist, mb,
           rmask):  # pragma: no cover - numba
     # write lane l's buckets of levels 0-4 made in this call (values from count fast0 on)
@@ -373,24 +383,9 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 tt, vv = _merge(Xg[r0 + 2 * q, l], 0.0, Xg[r0 + 2 * q + 1, l], 0.0, 1.0, 0.5)
                 T1[d, q, l] = tt
                 V1[d, q, l] = vv
-        for q in range(8):
-            for l in range(L):
-                tt, vv = _merge(T1[d, 2 * q, l], V1[d, 2 * q, l], T1[d, 2 * q + 1, l], V1[d, 2 * q + 1, l],
-                                0.5, 1.0)
-                T2[d, q, l] = tt
-                V2[d, q, l] = vv
-        for q in range(4):
-            for l in range(L):
-                tt, vv = _merge(T2[d, 2 * q, l], V2[d, 2 * q, l], T2[d, 2 * q + 1, l], V2[d, 2 * q + 1, l],
-                                0.25, 2.0)
-                T3[d, q, l] = tt
-                V3[d, q, l] = vv
-        for q in range(2):
-            for l in range(L):
-                tt, vv = _merge(T3[d, 2 * q, l], V3[d, 2 * q, l], T3[d, 2 * q + 1, l], V3[d, 2 * q + 1, l],
-                                0.125, 4.0)
-                T4[d, q, l] = tt
-                V4[d, q, l] = vv
+        _tree_level(T1, V1, T2, V2, d, 8, 0.5, 1.0, L)
+        _tree_level(T2, V2, T3, V3, d, 4, 0.25, 2.0, L)
+        _tree_level(T3, V3, T4, V4, d, 2, 0.125, 4.0, L)
         es = (vs0 + s) & emask
         for l in range(L):
             E[es, l] = TBR[(vb + r0 + 31) & tmask, l]
