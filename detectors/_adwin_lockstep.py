@@ -8,10 +8,10 @@ tests cuts whose positions, counted back from the newest value, follow a fixed p
 levels 0-4. A reset happens on the value after a detection, which is a segment's first
 value, so segments stay aligned to the same rows until a value is missing.
 
-This kernel takes the features of a batch whose next rows hold whole segments with no
-missing value (``lockstep_plan``) and runs them in lockstep, features innermost so that
-the CPU vectorises across features: river's width / total / variance per value, the merge
-tree, and the sound pre-check (see ``_FILTER_NOTE`` in ``detectors/adwin.py``) of every cut:
+This kernel takes the features of a batch whose count is at a multiple of 32
+(``plan_rows``) and runs them in lockstep, features innermost so that the CPU vectorises
+across features: river's width / total / variance per value, the merge tree, and the sound
+pre-check (see ``_FILTER_NOTE`` in ``detectors/adwin.py``) of every cut:
 
 * levels 0-4: their fixed pattern of offsets, read from a ring of running totals by row;
 * levels from 5 on, newer than ``far_limit`` values: every segment end in that range (a
@@ -20,11 +20,15 @@ tree, and the sound pre-check (see ``_FILTER_NOTE`` in ``detectors/adwin.py``) o
   values old when it was made. Cut positions only disappear between resets (a merge removes
   the boundary between the two merged buckets), so it covers every older cut for as long as
   ``W - far_limit <= W_made - cert_from`` and the window's total has not moved enough to
-  use up its margin (the same bound as the per-level certificates of ``adwin.py``).
+  use up its margin (the bound of the per-level certificates of ``adwin.py``). Then it is
+  extended by the cuts that left the tested range, composed as in ``_GROUP_NOTE``, or made
+  anew when its slack is used up.
 
 When the check cannot rule out a cut, the feature's buckets are written to the shared rings
-and river's own scan decides (``_river_scan``). Rows before a feature's first whole segment
-and after its last one go through ``adwin.py``'s kernel, which shares the state.
+and river's own scan decides (``_river_scan``). A feature stops before a segment with a
+missing value. Rows before a feature's first whole segment and after its last one go
+through ``adwin.py``'s general kernel, which shares the state; the scratch (rings,
+certificate) carries over to the next call while a feature's state is as this call left it.
 """
 
 from __future__ import annotations
@@ -194,8 +198,8 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                     keep):  # pragma: no cover - numba
     """Run lanes ``l`` (feature ``fi[l]``, column ``l`` of ``Xg``) over up to ``qs[l]``
     segments of 32 rows each from row 0; a lane stops before a segment with a missing value,
-    and ``qs[l]`` is set to the segments it did. Detections go to ``hits`` as (row0 + row in Xg, feature), in
-    stream order; returns their count. The shared state is read at entry and written back
+    and ``qs[l]`` is set to the segments it did. Detections go to ``hits`` as
+    (row0 + row in Xg, feature), in stream order; returns their count. The shared state is read at entry and written back
     at exit. Rings are indexed by virtual rows (row + ``vb``, ``vb`` a multiple of 32 that
     grows by each call's rows): with ``keep`` (the lanes are the features in order, as in
     the call before), a lane whose state is as its last call left it (``lsm``) and that

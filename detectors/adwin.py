@@ -592,6 +592,11 @@ class ADWIN:
     feature's detector does not see the row) and returns the detections as an int64
     array ``[k, 2]`` of ``(row, feature)`` sorted by row then feature.
 
+    Features with ``clock=32`` (river's default) run whole 32-value segments in the lockstep
+    kernel (``detectors/_adwin_lockstep.py``), all of them at once; everything else, and the
+    rows around those segments, in this module's kernel. ``lockstep=False`` keeps every row
+    in this module's kernel; the results are the same either way.
+
     Read-outs (length ``n_features``): ``width``, ``total``, ``estimation`` (window mean,
     0 when empty), ``variance`` (river's: sum of squared deviations in the window),
     ``n_detections`` (cumulative since construction; river's own counter lives in a helper
