@@ -70,6 +70,12 @@ _CHUNK = 32  # features per pass-1 block (the block's row stride is a compile-ti
 # levels below this, from a ring of the running totals after each recent value (one store
 # per value); higher levels keep it with the bucket (stored when the bucket is made, rare)
 _HIST_LEVELS = 3
+# The lockstep kernel saves about 3 ns per value but costs about 15 us per call (a plan, and
+# the general kernel on masked copies of the rows before and after whole segments) plus
+# about 1 us per feature that went through the general kernel since (a fresh certificate):
+# it takes a batch of rows x F values when rows x F >= a + b F (measured crossover with
+# random batch sizes, 20 features: about 600 rows)
+LOCKSTEP_MIN_CELLS = (6500, 450)
 
 
 def _ring_size(max_buckets: int) -> int:
@@ -705,7 +711,8 @@ class ADWIN:
         if rows == 0 or self.n_features == 0:
             return np.empty((0, 2), dtype=np.int64)
         self._ensure_levels(rows)
-        if self.use_filter and self.lockstep and self._eligible_any:
+        a, b = LOCKSTEP_MIN_CELLS
+        if self.use_filter and self.lockstep and self._eligible_any and rows * X.shape[1] >= a + b * X.shape[1]:
             return self._update_lockstep(X)
         return self._general(X)
 

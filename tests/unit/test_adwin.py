@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import msgpack
 import numpy as np
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from detectors import ADWIN, RiverADWIN
+from detectors import adwin as adwin_module
 
 KINDS = ("abrupt", "gradual", "constant", "huge", "tiny", "integer", "mixed")
 
@@ -106,6 +108,25 @@ def test_parity_with_river(sc):
     assert_same(k, r, hk, hr)
 
 
+def lockstep_for_every_batch():
+    """The lockstep kernel for batches of any size (by default small ones skip it: its
+    per-call costs outweigh what it saves there), so that the tests reach its edges."""
+    return mock.patch.object(adwin_module, "LOCKSTEP_MIN_CELLS", (0, 0))
+
+
+def test_small_batches_skip_the_lockstep_kernel():
+    X = make_stream(8, 3000, 20, "abrupt")
+    k = ADWIN(20)
+    calls = []
+    orig = k._lockstep_call
+    k._lockstep_call = lambda *a: calls.append(1) or orig(*a)
+    h_small = run(k, X, list(range(100, 3000, 100)))
+    assert not calls
+    h_big = run(k2 := ADWIN(20), X, [])
+    np.testing.assert_array_equal(h_small, h_big)
+    assert k2.n_detections.sum() == k.n_detections.sum()
+
+
 LOCKSTEP_PARAMS = {
     "delta": st.sampled_from([0.002, 0.05, 0.3, 1e-5, 0.9]),
     "clock": st.sampled_from([32, 32, 32, 16, 64]),
@@ -140,7 +161,8 @@ def test_lockstep_parity_with_river(sc):
     X = make_stream(seed, n, F, kind, nan_rate)
     k = ADWIN(F, **params)
     r = RiverADWIN(F, **params)
-    hk = run(k, X, cuts)
+    with lockstep_for_every_batch():
+        hk = run(k, X, cuts)
     try:
         hr = run(r, X, [])
     except BaseException as e:  # river 0.26.1 panics on some max_buckets=1 streams
@@ -161,7 +183,8 @@ def test_lockstep_takes_the_whole_segments():
     calls = []
     orig = k._lockstep_call
     k._lockstep_call = lambda *a: calls.append(a[2].copy()) or orig(*a)
-    hk = run(k, X, [1000, 1017, 6001])
+    with lockstep_for_every_batch():
+        hk = run(k, X, [1000, 1017, 6001])
     assert sum(int(q.sum()) for q in calls) * 32 > 0.9 * X.size
     r = RiverADWIN(3)
     assert_same(k, r, hk, run(r, X, []))
