@@ -182,7 +182,13 @@ def test_lockstep_takes_the_whole_segments():
     k = ADWIN(3)
     calls = []
     orig = k._lockstep_call
-    k._lockstep_call = lambda *a: calls.append(a[2].copy()) or orig(*a)
+
+    def counted(*a):
+        hits = orig(*a)
+        calls.append(a[2].copy())  # the segments each feature did (set by the kernel)
+        return hits
+
+    k._lockstep_call = counted
     with lockstep_for_every_batch():
         hk = run(k, X, [1000, 1017, 6001])
     assert sum(int(q.sum()) for q in calls) * 32 > 0.9 * X.size
