@@ -32,6 +32,23 @@ def _shape(n: int, mb: int) -> list[tuple[int, int]]:
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _live_ranges(n, mb, lo, hi):  # pragma: no cover - numba
+    # river's live buckets after n values since the reset: level k has received a_k buckets
+    # (a_0 = n) and merged g_k = a_{k+1} pairs away, so it holds [lo[k], hi[k]) = [2 g_k, a_k);
+    # returns the number of levels (a level exists while a_k > 0). The closed form is in _shape.
+    a = n
+    nl = 0
+    while a > 0:
+        g = a - mb + 1
+        g = (g >> 1) if g > 0 else 0
+        lo[nl] = 2 * g
+        hi[nl] = a
+        a = g
+        nl += 1
+    return nl
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _increment(w, t0, x):  # pragma: no cover - numba
     # river's insert_element: what the variance sum gains when x joins the w - 1 values that
     # sum to t0 (w the width with x), same operations in the same order

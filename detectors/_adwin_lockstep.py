@@ -39,7 +39,7 @@ from functools import lru_cache
 import numba as nb
 import numpy as np
 
-from detectors._adwin_buckets import _carry, _increment, _merge, _put, _river_scan, _shape
+from detectors._adwin_buckets import _carry, _increment, _live_ranges, _merge, _put, _river_scan, _shape
 
 SEG = 32
 MAX_BUCKETS = 16  # larger max_buckets take the general kernel
@@ -552,15 +552,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             _sync(l, f, n, rb[l], fast0[l], vb, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist,
                   mb, rmask)
             fast0[l] = n
-            a = n
-            nlv = 0
-            while a > 0:
-                g = a - mb + 1
-                g = (g >> 1) if g > 0 else 0
-                lo[nlv] = 2 * g
-                hi[nlv] = a
-                a = g
-                nlv += 1
+            nlv = _live_ranges(n, mb, lo, hi)
             change, Wx, Tx, Vx = _river_scan(tot, var, f, lo, hi, nlv, float(n), S[1, l], S[2, l], mwl[f],
                                              delta[f], rmask, pow2, pow2inv)
             C[0, l] = 0.0

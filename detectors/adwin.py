@@ -54,8 +54,8 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from detectors._adwin_buckets import (_MAX_LEVELS, _POW2, _POW2INV, _carry, _increment, _last, _merge, _put,
-                                      _river_scan, _shape)
+from detectors._adwin_buckets import (_MAX_LEVELS, _POW2, _POW2INV, _carry, _increment, _last, _live_ranges,
+                                      _merge, _put, _river_scan, _shape)
 from detectors._adwin_lockstep import MAX_BUCKETS as LOCKSTEP_MAX_BUCKETS
 from detectors._adwin_lockstep import SEG, lockstep_kernel, lockstep_plan, plan_rows, work_size
 from detectors._hits import collect_hits
@@ -354,17 +354,7 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                 # ---- detect_change at this value: live bucket ranges from the shape
                 Tc = RB[0, i - r0, jf]
                 Vc = RB[1, i - r0, jf]
-                # river's levels: level k has received a_k buckets (a_0 = n) and merged
-                # g_k = a_{k+1} pairs away; it exists while a_k > 0
-                a_ = n
-                nl = 0
-                while a_ > 0:
-                    g_ = a_ - mb + 1
-                    g_ = (g_ >> 1) if g_ > 0 else 0
-                    lo[nl] = 2 * g_
-                    hi[nl] = a_
-                    a_ = g_
-                    nl += 1
+                nl = _live_ranges(n, mb, lo, hi)  # river's live buckets per level
                 maybe = True
                 if filt:
                     # a lower bound of delta_prime is enough here (the bound grows with it), so
