@@ -34,8 +34,9 @@ def _shape(n: int, mb: int) -> list[tuple[int, int]]:
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _live_ranges(n, mb, lo, hi):  # pragma: no cover - numba
     # river's live buckets after n values since the reset: level k has received a_k buckets
-    # (a_0 = n) and merged g_k = a_{k+1} pairs away, so it holds [lo[k], hi[k]) = [2 g_k, a_k);
-    # returns the number of levels (a level exists while a_k > 0). The closed form is in _shape.
+    # (a_0 = n; in closed form a_k = max(0, ((n + mb - 1) >> k) - mb + 1)) and merged
+    # g_k = a_{k+1} pairs away, so it holds [lo[k], hi[k]) = [2 g_k, a_k); returns the number
+    # of levels (a level exists while a_k > 0; the closed form is checked in docs/kernels.md).
     a = n
     nl = 0
     while a > 0:

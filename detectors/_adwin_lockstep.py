@@ -151,19 +151,18 @@ def _tree_level(Ti, Vi, To, Vo, d, n, inv, h, L):  # pragma: no cover - numba
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _sync(l, f, n, rb, fast0, vb, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist, mb,
-          rmask):  # pragma: no cover - numba
+          rmask, los, his):  # pragma: no cover - numba
     # write lane l's buckets of levels 0-4 made in this call (values from count fast0 on)
     # into the shared rings, with the running totals the general kernel reads (hist, tend);
-    # ring rows are virtual (row in Xg + vb), count c at virtual row rb + c
+    # ring rows are virtual (row in Xg + vb), count c at virtual row rb + c. Leaves river's
+    # live ranges in los / his and returns their number of levels.
     tmask = TBR.shape[0] - 1
     dmask = T1.shape[0] - 1
     pmask = hist.shape[1] - 1
-    a = n
+    nlv = _live_ranges(n, mb, los, his)
     c_hist = n
     for k in range(5):
-        g = a - mb + 1
-        g = (g >> 1) if g > 0 else 0
-        lo = 2 * g
+        lo = los[k] if k < nlv else 0  # a level river does not have yet may hold early buckets
         if k < 3:  # hist holds the ends of levels 0-2 (the general kernel's _HIST_LEVELS)
             c_hist = min(c_hist, ((lo + 1) << k) - 1)
         for j in range(lo, n >> k):
@@ -186,9 +185,9 @@ def _sync(l, f, n, rb, fast0, vb, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, 
                 _put(tot, var, tend, f, 3, d, T3[st, q, l], V3[st, q, l], TBR[(r + 7) & tmask, l])
             else:
                 _put(tot, var, tend, f, 4, d, T4[st, q, l], V4[st, q, l], TBR[(r + 15) & tmask, l])
-        a = g
     for c in range(max(c_hist, fast0), n):
         hist[f, c & pmask] = TBR[(rb + c) & tmask, l]
+    return nlv
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
@@ -199,8 +198,8 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
     """Run lanes ``l`` (feature ``fi[l]``, column ``l`` of ``Xg``) over up to ``qs[l]``
     segments of 32 rows each from row 0; a lane stops before a segment with a missing value,
     and ``qs[l]`` is set to the segments it did. Detections go to ``hits`` as
-    (row0 + row in Xg, feature), in stream order; returns their count. The shared state is read at entry and written back
-    at exit. Rings are indexed by virtual rows (row + ``vb``, ``vb`` a multiple of 32 that
+    (row0 + row in Xg, feature), in stream order; returns their count. The shared state is
+    read at entry and written back at exit. Rings are indexed by virtual rows (row + ``vb``, ``vb`` a multiple of 32 that
     grows by each call's rows): with ``keep`` (the lanes are the features in order, as in
     the call before), a lane whose state is as its last call left it (``lsm``) and that
     ended at ``vb`` goes on from its scratch (certificate and rings) instead of re-reading
@@ -276,12 +275,11 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             continue
         rb[l] = vb - n
         # running totals at river's boundaries now (the cuts later checks can still see)
-        a = n
-        k = 0
-        while a > 0 and n - (a << k) <= far_limit:  # a level's newest cut is within reach
-            g = a - mb + 1
-            g = (g >> 1) if g > 0 else 0
-            for j in range(2 * g, a):
+        nlv = _live_ranges(n, mb, lo, hi)
+        for k in range(nlv):
+            if n - (hi[k] << k) > far_limit:  # this level's newest cut is out of reach, and older ones
+                break
+            for j in range(lo[k], hi[k]):
                 pp = (j + 1) << k
                 if k < 3:
                     te = hist[f, (pp - 1) & pmask]
@@ -293,8 +291,6 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                     st = vs0 + ((pp - n) >> 5) - 1
                     E[st & emask, l] = te
                     EV[st & emask, l] = True
-            a = g
-            k += 1
         if n > 0:
             TBR[(vb - 1) & tmask, l] = Ta[f]
             E[(vs0 - 1) & emask, l] = Ta[f]
@@ -489,8 +485,10 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 margin = np.inf
                 dmax = 0.0
                 pmax = 0.0
-                k = 5  # river's level 5 has received a = ((n + mb - 1) >> 5) - mb + 1 buckets (see adwin.py)
-                a = max(((n + mb - 1) >> 5) - mb + 1, 0)
+                # river's levels from 5 up, walked only as far as cuts are new (an extension
+                # stops after a level or two: not _live_ranges, which fills every level)
+                k = 5
+                a = max(((n + mb - 1) >> 5) - mb + 1, 0)  # the closed form of _live_ranges_from
                 bad = False
                 while a > 0 and not bad and (a << k) > p_from:  # level k's newest cut is new
                     g = a - mb + 1
@@ -549,10 +547,9 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 continue
             f = fi[l]
             n = nl[l]
-            _sync(l, f, n, rb[l], fast0[l], vb, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist,
-                  mb, rmask)
+            nlv = _sync(l, f, n, rb[l], fast0[l], vb, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend,
+                        hist, mb, rmask, lo, hi)
             fast0[l] = n
-            nlv = _live_ranges(n, mb, lo, hi)
             change, Wx, Tx, Vx = _river_scan(tot, var, f, lo, hi, nlv, float(n), S[1, l], S[2, l], mwl[f],
                                              delta[f], rmask, pow2, pow2inv)
             C[0, l] = 0.0
@@ -580,7 +577,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             lsm[2, f] = 1 if pend[l] else 0
             if not pend[l]:
                 _sync(l, f, nl[l], rb[l], fast0[l], vb, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend,
-                      hist, mb, rmask)
+                      hist, mb, rmask, lo, hi)
             nins[f] = nl[l]
             pending[f] = pend[l]
             Wa[f] = S[0, l]

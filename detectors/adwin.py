@@ -716,11 +716,19 @@ class ADWIN:
                              lo, hi, self._cachef, self._cachea, self._grp, _POW2, _POW2INV,
                              self.use_filter)
 
+    def _general_rows(self, X: np.ndarray, start: int, stop: int, first: np.ndarray, end: np.ndarray) -> np.ndarray:
+        # the general kernel on rows [start, stop), feature f seeing only rows [first[f], end[f])
+        # (the others masked as missing, which leaves that feature's detector alone)
+        Xm = X[start:stop].copy()
+        r = np.arange(start, stop)[:, None]
+        Xm[(r < first[None, :]) | (r >= end[None, :])] = np.nan
+        return self._general(Xm) + [start, 0]
+
     def _lockstep_call(self, Xg: np.ndarray, cols: np.ndarray, q: np.ndarray, n_segs: int, mb: int,
-                       row0: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+                       row0: int, lo: np.ndarray, hi: np.ndarray, keep: bool) -> np.ndarray:
+        # keep: the lanes are every feature in order, as in the calls whose scratch carries over
         plan = lockstep_plan(mb)
         L = cols.size
-        keep = cols is self._lanes  # every feature in order: the scratch can carry over
         if self._work_key != (mb, L):  # a new scratch layout: nothing carries over
             self._work = np.empty(work_size(mb, L))
             self._iwork = np.empty(3 * L, np.int64)
@@ -747,12 +755,10 @@ class ADWIN:
         h_max, single, h0, mb0, n_segs = info.tolist()
         parts = []
         if h_max > 0:
-            Xh = X[:h_max].copy()
-            Xh[np.arange(h_max)[:, None] >= head[None, :]] = np.nan
-            parts.append(self._general(Xh))
+            parts.append(self._general_rows(X, 0, h_max, np.zeros_like(head), head))
         lo, hi = self._buffers()
         if single == 2:  # every feature, one head row: no copy
-            parts.append(self._lockstep_call(X[h0:], self._lanes, segs, n_segs, mb0, h0, lo, hi))
+            parts.append(self._lockstep_call(X[h0:], self._lanes, segs, n_segs, mb0, h0, lo, hi, True))
         elif n_segs:
             lanes = np.flatnonzero(segs)
             key = head[lanes] * (LOCKSTEP_MAX_BUCKETS + 1) + self._mb[lanes]  # one call: the same head, mb
@@ -761,14 +767,12 @@ class ADWIN:
                 h = int(head[cols[0]])
                 q = segs[cols]
                 Xg = np.ascontiguousarray(X[h:h + SEG * int(q.max())][:, cols])
-                parts.append(self._lockstep_call(Xg, cols, q, int(q.sum()), int(self._mb[cols[0]]), h, lo, hi))
+                parts.append(self._lockstep_call(Xg, cols, q, int(q.sum()), int(self._mb[cols[0]]), h, lo, hi, False))
                 segs[cols] = q  # the segments each lane did
         tail = head + SEG * segs
         t_min = int(tail.min())
         if t_min < rows:
-            Xt = X[t_min:].copy()
-            Xt[np.arange(t_min, rows)[:, None] < tail[None, :]] = np.nan
-            parts.append(self._general(Xt) + [t_min, 0])
+            parts.append(self._general_rows(X, t_min, rows, tail, np.full_like(tail, rows)))
         if len(parts) == 1:
             return parts[0]
         out = np.concatenate(parts)
