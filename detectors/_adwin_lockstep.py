@@ -140,16 +140,6 @@ def _take3(work, o, a, b, c):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _tree_level(Ti, Vi, To, Vo, d, n, inv, h, L):  # pragma: no cover - numba
-    # the n buckets of a level from the 2n of the level below (ring slot d), features innermost
-    for q in range(n):
-        for l in range(L):
-            tt, vv = _merge(Ti[d, 2 * q, l], Vi[d, 2 * q, l], Ti[d, 2 * q + 1, l], Vi[d, 2 * q + 1, l], inv, h)
-            To[d, q, l] = tt
-            Vo[d, q, l] = vv
-
-
-@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _sync(l, f, n, rb, fast0, vb, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist, mb,
           rmask, los, his):  # pragma: no cover - numba
     # write lane l's buckets of levels 0-4 made in this call (values from count fast0 on)
@@ -322,15 +312,18 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 fast0[l] = 0
                 cw[l] = 0.0
                 C[0, l] = 0.0
-        # ---- river's width / total / variance per value (insert_element), features innermost
+        # ---- river's width / total / variance per value (insert_element), features innermost,
+        # with the segment's merge tree (river's merges, same order) as its rows arrive: the
+        # tree's multiplications run while pass 1 waits on the divider
+        d = (vs0 + s) & (tree_ring - 1)
         all_act = True
         for l in range(L):
             all_act &= act[l]
             for i in range(4):
                 S0[i, l] = S[i, l]
-        if all_act:
-            for t in range(32):
-                r = r0 + t
+        for t in range(32):
+            r = r0 + t
+            if all_act:
                 for l in range(L):
                     x = Xg[r, l]
                     w = S[0, l] + 1.0
@@ -340,9 +333,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                     S[1, l] = t0 + x
                     S[3, l] += abs(x)
                     TBR[(vb + r) & tmask, l] = t0 + x
-        else:
-            for t in range(32):
-                r = r0 + t
+            else:
                 for l in range(L):
                     x = Xg[r, l]
                     w0 = S[0, l]
@@ -358,6 +349,34 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                     S[2, l] = v0 + inc if ok else v0
                     S[3, l] = a0 + abs(x) if ok else a0
                     TBR[(vb + r) & tmask, l] = tn
+            # the merges row r completes (levels 1-4 of the tree, ring slot d). Written out
+            # here: numba did not inline a helper for it (~3x slower with the calls)
+            if t & 1:
+                q = t >> 1
+                for l in range(L):
+                    tt, vv = _merge(Xg[r - 1, l], 0.0, Xg[r, l], 0.0, 1.0, 0.5)
+                    T1[d, q, l] = tt
+                    V1[d, q, l] = vv
+                if (t & 3) == 3:
+                    q = t >> 2
+                    for l in range(L):
+                        tt, vv = _merge(T1[d, 2 * q, l], V1[d, 2 * q, l], T1[d, 2 * q + 1, l], V1[d, 2 * q + 1, l], 0.5, 1.0)
+                        T2[d, q, l] = tt
+                        V2[d, q, l] = vv
+                    if (t & 7) == 7:
+                        q = t >> 3
+                        for l in range(L):
+                            tt, vv = _merge(T2[d, 2 * q, l], V2[d, 2 * q, l], T2[d, 2 * q + 1, l], V2[d, 2 * q + 1, l],
+                                            0.25, 2.0)
+                            T3[d, q, l] = tt
+                            V3[d, q, l] = vv
+                        if (t & 15) == 15:
+                            q = t >> 4
+                            for l in range(L):
+                                tt, vv = _merge(T3[d, 2 * q, l], V3[d, 2 * q, l], T3[d, 2 * q + 1, l],
+                                                V3[d, 2 * q + 1, l], 0.125, 4.0)
+                                T4[d, q, l] = tt
+                                V4[d, q, l] = vv
         # ---- a segment with a missing value: the lane stops before it (a NaN makes the total NaN;
         # so can infinities, which are values: those lanes look at their 32 values)
         any_nan = False
@@ -376,16 +395,6 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                     qs[l] = s
                     done[l] = True
                     any_done = True
-        # ---- the segment's merge tree (river's merges, same order), features innermost
-        d = (vs0 + s) & (tree_ring - 1)
-        for q in range(16):
-            for l in range(L):
-                tt, vv = _merge(Xg[r0 + 2 * q, l], 0.0, Xg[r0 + 2 * q + 1, l], 0.0, 1.0, 0.5)
-                T1[d, q, l] = tt
-                V1[d, q, l] = vv
-        _tree_level(T1, V1, T2, V2, d, 8, 0.5, 1.0, L)
-        _tree_level(T2, V2, T3, V3, d, 4, 0.25, 2.0, L)
-        _tree_level(T3, V3, T4, V4, d, 2, 0.125, 4.0, L)
         es = (vs0 + s) & emask
         for l in range(L):
             E[es, l] = TBR[(vb + r0 + 31) & tmask, l]
