@@ -126,7 +126,7 @@ def work_size(mb: int, lanes: int) -> int:
     """Length of the float64 scratch ``lockstep_kernel`` needs for ``lanes`` features
     (``iwork``: 3 lanes int64, ``bwork``: (5 + seg_ring) lanes bool)."""
     *_, tot_ring, seg_ring, tree_ring = lockstep_plan(mb)
-    return (tot_ring + seg_ring + 2 * 30 * tree_ring + 26) * lanes
+    return (tot_ring + seg_ring + 2 * 24 + 2 * 6 * tree_ring + 26) * lanes
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -140,14 +140,14 @@ def _take3(work, o, a, b, c):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _sync(l, f, n, rb, fast0, vb, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend, hist, mb,
+def _sync(l, f, n, rb, fast0, vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend, hist, mb,
           rmask, los, his):  # pragma: no cover - numba
     # write lane l's buckets of levels 0-4 made in this call (values from count fast0 on)
     # into the shared rings, with the running totals the general kernel reads (hist, tend);
     # ring rows are virtual (row in Xg + vb), count c at virtual row rb + c. Leaves river's
     # live ranges in los / his and returns their number of levels.
     tmask = TBR.shape[0] - 1
-    dmask = T1.shape[0] - 1
+    dmask = T3.shape[0] - 1
     pmask = hist.shape[1] - 1
     nlv = _live_ranges(n, mb, los, his)
     c_hist = n
@@ -165,12 +165,12 @@ def _sync(l, f, n, rb, fast0, vb, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, 
             d = j & rmask
             if k == 0:
                 tot[f, 0, d] = Xg[r - vb, l]
-            elif k == 1:
-                tot[f, 1, d] = T1[st, q, l]
-                var[f, 1, d] = V1[st, q, l]
+            elif k == 1:  # levels 1 and 2 made again from the values (same merges, same numbers)
+                tot[f, 1, d], var[f, 1, d] = _merge(Xg[r - vb, l], 0.0, Xg[r - vb + 1, l], 0.0, 1.0, 0.5)
             elif k == 2:
-                tot[f, 2, d] = T2[st, q, l]
-                var[f, 2, d] = V2[st, q, l]
+                ta, va = _merge(Xg[r - vb, l], 0.0, Xg[r - vb + 1, l], 0.0, 1.0, 0.5)
+                tb, vb2 = _merge(Xg[r - vb + 2, l], 0.0, Xg[r - vb + 3, l], 0.0, 1.0, 0.5)
+                tot[f, 2, d], var[f, 2, d] = _merge(ta, va, tb, vb2, 0.5, 1.0)
             elif k == 3:
                 _put(tot, var, tend, f, 3, d, T3[st, q, l], V3[st, q, l], TBR[(r + 7) & tmask, l])
             else:
@@ -206,10 +206,10 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
     # cost page faults); every cell is written before it is read, or masked
     TBR, o = _take2(work, 0, tot_ring, L)
     E, o = _take2(work, o, seg_ring, L)
-    T1, o = _take3(work, o, tree_ring, 16, L)
-    V1, o = _take3(work, o, tree_ring, 16, L)
-    T2, o = _take3(work, o, tree_ring, 8, L)
-    V2, o = _take3(work, o, tree_ring, 8, L)
+    T1, o = _take2(work, o, 16, L)  # levels 1 and 2: this segment's only (_sync makes them again)
+    V1, o = _take2(work, o, 16, L)
+    T2, o = _take2(work, o, 8, L)
+    V2, o = _take2(work, o, 8, L)
     T3, o = _take3(work, o, tree_ring, 4, L)
     V3, o = _take3(work, o, tree_ring, 4, L)
     T4, o = _take3(work, o, tree_ring, 2, L)
@@ -355,18 +355,18 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 q = t >> 1
                 for l in range(L):
                     tt, vv = _merge(Xg[r - 1, l], 0.0, Xg[r, l], 0.0, 1.0, 0.5)
-                    T1[d, q, l] = tt
-                    V1[d, q, l] = vv
+                    T1[q, l] = tt
+                    V1[q, l] = vv
                 if (t & 3) == 3:
                     q = t >> 2
                     for l in range(L):
-                        tt, vv = _merge(T1[d, 2 * q, l], V1[d, 2 * q, l], T1[d, 2 * q + 1, l], V1[d, 2 * q + 1, l], 0.5, 1.0)
-                        T2[d, q, l] = tt
-                        V2[d, q, l] = vv
+                        tt, vv = _merge(T1[2 * q, l], V1[2 * q, l], T1[2 * q + 1, l], V1[2 * q + 1, l], 0.5, 1.0)
+                        T2[q, l] = tt
+                        V2[q, l] = vv
                     if (t & 7) == 7:
                         q = t >> 3
                         for l in range(L):
-                            tt, vv = _merge(T2[d, 2 * q, l], V2[d, 2 * q, l], T2[d, 2 * q + 1, l], V2[d, 2 * q + 1, l],
+                            tt, vv = _merge(T2[2 * q, l], V2[2 * q, l], T2[2 * q + 1, l], V2[2 * q + 1, l],
                                             0.25, 2.0)
                             T3[d, q, l] = tt
                             V3[d, q, l] = vv
@@ -556,7 +556,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 continue
             f = fi[l]
             n = nl[l]
-            nlv = _sync(l, f, n, rb[l], fast0[l], vb, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend,
+            nlv = _sync(l, f, n, rb[l], fast0[l], vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend,
                         hist, mb, rmask, lo, hi)
             fast0[l] = n
             change, Wx, Tx, Vx = _river_scan(tot, var, f, lo, hi, nlv, float(n), S[1, l], S[2, l], mwl[f],
@@ -585,7 +585,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             lsm[1, f] = nl[l]
             lsm[2, f] = 1 if pend[l] else 0
             if not pend[l]:
-                _sync(l, f, nl[l], rb[l], fast0[l], vb, Xg, TBR, T1, V1, T2, V2, T3, V3, T4, V4, tot, var, tend,
+                _sync(l, f, nl[l], rb[l], fast0[l], vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend,
                       hist, mb, rmask, lo, hi)
             nins[f] = nl[l]
             pending[f] = pend[l]
