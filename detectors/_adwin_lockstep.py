@@ -129,6 +129,13 @@ def work_size(mb: int, lanes: int) -> int:
     return (tot_ring + seg_ring + 2 * 24 + 2 * 6 * tree_ring + 26) * lanes
 
 
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _hit(g, rhs):  # pragma: no cover - numba
+    # the pre-check's verdict for one cut: g = |D| + M - B and rhs = 2 (v/W) dp n0 n1 W (see
+    # _FILTER_NOTE in adwin.py); a NaN in either side counts as a possible change
+    return not ((g <= 0.0) | (g * g < rhs))
+
+
 @nb.njit(cache=True, nogil=True, inline="always")
 def _take2(work, o, a, b):  # pragma: no cover - numba
     return work[o:o + a * b].reshape((a, b)), o + a * b
@@ -445,8 +452,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 W = Wf[l]
                 pp = W - fo
                 g = abs(TBR[rr, l] * W - S[1, l] * pp) + SC[1, l]
-                hit = ((g > 0.0) & (g * g >= SC[0, l] * pp * fo)) | (g != g)
-                acc[l] |= hit & (pp >= imw[l]) & (fo >= imw[l])
+                acc[l] |= _hit(g, SC[0, l] * pp * fo) & (min(pp, fo) >= imw[l])
         # ---- newer cuts of levels 5 and up: every segment end up to far_limit back
         for c in range(far.shape[0]):
             o = far[c]
@@ -456,8 +462,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 W = Wf[l]
                 pp = W - fo
                 g = abs(E[se, l] * W - S[1, l] * pp) + SC[1, l]
-                hit = ((g > 0.0) & (g * g >= SC[0, l] * pp * fo)) | (g != g)
-                acc[l] |= hit & (pp >= imw[l]) & EV[se, l]
+                acc[l] |= _hit(g, SC[0, l] * pp * fo) & (min(pp, fo) >= imw[l]) & EV[se, l]
         # ---- older cuts: the certificate (C: valid, W, T, M, mean at W, A, B, slack, expiry,
         # newest position covered); see the module docstring and _GROUP_NOTE in adwin.py
         any_form = False
