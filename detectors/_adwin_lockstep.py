@@ -213,7 +213,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
     # cost page faults); every cell is written before it is read, or masked
     TBR, o = _take2(work, 0, tot_ring, L)
     E, o = _take2(work, o, seg_ring, L)
-    T1, o = _take2(work, o, 16, L)  # levels 1 and 2: this segment's only (_sync makes them again)
+    T1, o = _take2(work, o, 16, L)  # the tree's levels 1-2, this segment's only
     V1, o = _take2(work, o, 16, L)
     T2, o = _take2(work, o, 8, L)
     V2, o = _take2(work, o, 8, L)
@@ -356,8 +356,9 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                     S[2, l] = v0 + inc if ok else v0
                     S[3, l] = a0 + abs(x) if ok else a0
                     TBR[(vb + r) & tmask, l] = tn
-            # the merges row r completes (levels 1-4 of the tree, ring slot d). Written out
-            # here: numba did not inline a helper for it (~3x slower with the calls)
+            # the merges row r completes: levels 1-2 for this segment only (_sync makes those
+            # buckets again from the values), 3-4 in ring slot d. Written out here: numba did
+            # not inline a helper for it (~2.5x slower with the calls)
             if t & 1:
                 q = t >> 1
                 for l in range(L):
