@@ -124,7 +124,7 @@ def plan_rows(X, nins, pending, eligible, max_buckets):  # pragma: no cover - nu
 
 def work_size(mb: int, lanes: int) -> int:
     """Length of the float64 scratch ``lockstep_kernel`` needs for ``lanes`` features
-    (``iwork``: 3 lanes int64, ``bwork``: (5 + seg_ring) lanes bool)."""
+    (``iwork``: 4 lanes int64, ``bwork``: (5 + seg_ring) lanes bool)."""
     *_, tot_ring, seg_ring, tree_ring = lockstep_plan(mb)
     return (tot_ring + seg_ring + 2 * 24 + 2 * 6 * tree_ring + 26) * lanes
 
@@ -231,10 +231,11 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
     cw = F3[17]
     dpc = F3[18]
     imw = F3[19]
-    I3 = iwork[:3 * L].reshape((3, L))
+    I3 = iwork[:4 * L].reshape((4, L))
     nl = I3[0]  # count since the reset
     rb = I3[1]  # the row of count 0
     fast0 = I3[2]  # the first count this call inserts
+    NL0 = I3[3]  # the count before a reset in this segment
     B5 = bwork[:5 * L].reshape((5, L))
     B5[:, :] = False
     pend = B5[0]
@@ -307,9 +308,14 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             a_ = s < qs[l]
             act[l] = a_
             any_exit |= a_ & (s == qs[l] - 1)
+        all_act = True
+        for l in range(L):
+            all_act &= act[l]
+            for i in range(4):
+                S0[i, l] = S[i, l]
         for l in range(L if any_pend else 0):
-            if act[l] and pend[l]:  # river resets on the value after a detection
-                pend[l] = False
+            if act[l] and pend[l]:  # river resets on the value after a detection (pend is
+                NL0[l] = nl[l]  # cleared once the segment has no missing value)
                 S[0, l] = 0.0
                 S[1, l] = 0.0
                 S[2, l] = 0.0
@@ -323,11 +329,6 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
         # with the segment's merge tree (river's merges, same order) as its rows arrive: the
         # tree's multiplications run while pass 1 waits on the divider
         d = (vs0 + s) & (tree_ring - 1)
-        all_act = True
-        for l in range(L):
-            all_act &= act[l]
-            for i in range(4):
-                S0[i, l] = S[i, l]
         for t in range(32):
             r = r0 + t
             if all_act:
@@ -396,13 +397,17 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 nan = False
                 for t in range(32):
                     nan |= Xg[r0 + t, l] != Xg[r0 + t, l]
-                if nan:
+                if nan:  # back to the segment's start (a reset due stays due, as in river)
                     for i in range(4):
                         S[i, l] = S0[i, l]
+                    if pend[l]:
+                        nl[l] = NL0[l]
                     act[l] = False
                     qs[l] = s
                     done[l] = True
                     any_done = True
+        for l in range(L if any_pend else 0):
+            pend[l] &= not act[l]
         es = (vs0 + s) & emask
         for l in range(L):
             E[es, l] = TBR[(vb + r0 + 31) & tmask, l]

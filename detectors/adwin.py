@@ -731,7 +731,7 @@ class ADWIN:
         L = cols.size
         if self._work_key != (mb, L):  # a new scratch layout: nothing carries over
             self._work = np.empty(work_size(mb, L))
-            self._iwork = np.empty(3 * L, np.int64)
+            self._iwork = np.empty(4 * L, np.int64)
             self._bwork = np.empty((5 + plan[5]) * L, np.bool_)
             self._work_key = (mb, L)
             self._lsm[0] = -1

@@ -196,6 +196,34 @@ def test_lockstep_takes_the_whole_segments():
     assert_same(k, r, hk, run(r, X, []))
 
 
+def test_lockstep_readouts_when_a_reset_due_meets_a_missing_value():
+    """A detection on a segment's last value, then a segment with a missing value: the
+    feature stops before that segment with its reset still due, as river's read-outs say
+    (the window after the detection, drift_detected) until its next value arrives."""
+    from river import drift
+
+    rng = np.random.default_rng(3)
+    x = np.r_[rng.normal(0, 1, 2000), rng.normal(5, 1, 2000)]
+    ref = drift.ADWIN()
+    for i, v in enumerate(x):
+        ref.update(v)
+        if ref.drift_detected:
+            break
+    assert (i + 1) % 32 == 0  # the detection ends a segment
+    col = np.r_[x[:i + 1], np.full(64, np.nan), x[i + 1:i + 200]]
+    X = np.c_[col, rng.normal(0, 1, col.size)]  # a second feature without gaps
+    batches = [(0, i + 33), (i + 33, i + 65), (i + 65, col.size)]  # the NaN segments end the first two
+    k = ADWIN(2)
+    r = RiverADWIN(2)
+    with lockstep_for_every_batch():
+        for a, b in batches:
+            hk = k.update(X[a:b])
+            np.testing.assert_array_equal(hk, r.update(X[a:b]))
+            assert_same(k, r, hk, hk)
+            assert k.drift_detected.tolist() == [d.drift_detected for d in r._detectors]
+    assert k.n_detections[0] >= 1
+
+
 @pytest.mark.parametrize("seed,kind", [(1, "abrupt"), (2, "gradual"), (3, "mixed")])
 def test_parity_long_streams(seed, kind):
     X = make_stream(seed, 100_000, 2, kind, nan_rate=0.02)
