@@ -63,6 +63,8 @@ def assert_same(kernel: ADWIN, ref, hk: np.ndarray, hr: np.ndarray) -> None:
     np.testing.assert_allclose(kernel.estimation, ref.estimation, rtol=1e-9, atol=0)
     np.testing.assert_allclose(kernel.variance, ref.variance, rtol=1e-9, atol=0)
     np.testing.assert_array_equal(kernel.n_detections, ref.n_detections)
+    if isinstance(ref, RiverADWIN):  # a reset due after a detection on the last value
+        np.testing.assert_array_equal(kernel.drift_detected, [d.drift_detected for d in ref._detectors])
 
 
 params_st = st.fixed_dictionaries({
@@ -220,7 +222,6 @@ def test_lockstep_readouts_when_a_reset_due_meets_a_missing_value():
             hk = k.update(X[a:b])
             np.testing.assert_array_equal(hk, r.update(X[a:b]))
             assert_same(k, r, hk, hk)
-            assert k.drift_detected.tolist() == [d.drift_detected for d in r._detectors]
     assert k.n_detections[0] >= 1
 
 
