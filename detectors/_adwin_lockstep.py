@@ -313,9 +313,11 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             all_act &= act[l]
             for i in range(4):
                 S0[i, l] = S[i, l]
+        # river resets on the value after a detection; pend stays set until the segment is
+        # known to have no missing value (else the feature stops before it, reset still due)
         for l in range(L if any_pend else 0):
-            if act[l] and pend[l]:  # river resets on the value after a detection (pend is
-                NL0[l] = nl[l]  # cleared once the segment has no missing value)
+            if act[l] and pend[l]:
+                NL0[l] = nl[l]
                 S[0, l] = 0.0
                 S[1, l] = 0.0
                 S[2, l] = 0.0
