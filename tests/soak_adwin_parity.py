@@ -5,7 +5,7 @@ kinds, NaN rates 0-30 %, random batch splits) with random river parameters (cloc
 max_buckets 2-13, min_window_length 1-10, grace_period 0-50), each compared with river value
 by value (hits, width, mean, variance, detection counts). Prints every mismatch, with
 whether the kernel without its pre-check filter agrees, and a summary line; exits 1 on any
-mismatch. About 3 minutes for N=500 on one core. ``clock32``: every feature at clock 32 with
+mismatch. About 5 s per 1,000 streams on one core (river 0.26 is compiled). ``clock32``: every feature at clock 32 with
 max_buckets 2-16, the lockstep kernel's case (taken for batches of every size).
 """
 
