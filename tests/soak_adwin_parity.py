@@ -1,12 +1,13 @@
 """Long parity soak of the ADWIN kernel against river: ``python tests/soak_adwin_parity.py SEED N [clock32]``.
 
-Not part of the test run (too long for CI): N random streams (the property test's stream
-kinds, NaN rates 0-30 %, random batch splits) with random river parameters (clock 1-64,
-max_buckets 2-13, min_window_length 1-10, grace_period 0-50), each compared with river value
-by value (hits, width, mean, variance, detection counts). Prints every mismatch, with
-whether the kernel without its pre-check filter agrees, and a summary line; exits 1 on any
-mismatch. About 5 s per 1,000 streams on one core (river 0.26 is compiled). ``clock32``: every feature at clock 32 with
-max_buckets 2-16, the lockstep kernel's case (taken for batches of every size).
+Not part of the test run (the property tests there draw from the same kinds): N random
+streams (the property test's stream kinds, NaN rates 0-30 %, random batch splits) with
+random river parameters (clock 1-64, max_buckets 2-13, min_window_length 1-10,
+grace_period 0-50), each compared with river: the detection rows, and at the end width,
+mean, variance, detection counts and drift_detected. Prints every mismatch, with whether
+the kernel without its pre-check filter agrees, and a summary line; exits 1 on any
+mismatch. About 5 s per 1,000 streams on one core. ``clock32``: every feature at clock 32
+with max_buckets 2-16, the lockstep kernel's case (taken for batches of every size).
 """
 
 from __future__ import annotations
