@@ -31,17 +31,29 @@ def _shape(n: int, mb: int) -> list[tuple[int, int]]:
     return out
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _received(n, mb, k):  # pragma: no cover - numba
+    # a_k, the buckets level k has received after n values since the reset (closed form,
+    # checked in docs/kernels.md)
+    return max(((n + mb - 1) >> k) - mb + 1, 0)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _merged(a, mb):  # pragma: no cover - numba
+    # the pairs a level that received a buckets has merged away (= a_{k+1})
+    g = a - mb + 1
+    return (g >> 1) if g > 0 else 0
+
+
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _live_ranges(n, mb, lo, hi):  # pragma: no cover - numba
     # river's live buckets after n values since the reset: level k has received a_k buckets
-    # (a_0 = n; in closed form a_k = max(0, ((n + mb - 1) >> k) - mb + 1)) and merged
-    # g_k = a_{k+1} pairs away, so it holds [lo[k], hi[k]) = [2 g_k, a_k); returns the number
-    # of levels (a level exists while a_k > 0; the closed form is checked in docs/kernels.md).
+    # (a_0 = n, _received) and merged g_k = a_{k+1} pairs away (_merged), so it holds
+    # [lo[k], hi[k]) = [2 g_k, a_k); returns the number of levels (a level exists while a_k > 0).
     a = n
     nl = 0
     while a > 0:
-        g = a - mb + 1
-        g = (g >> 1) if g > 0 else 0
+        g = _merged(a, mb)
         lo[nl] = 2 * g
         hi[nl] = a
         a = g

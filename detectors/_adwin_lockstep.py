@@ -39,7 +39,8 @@ from functools import lru_cache
 import numba as nb
 import numpy as np
 
-from detectors._adwin_buckets import _carry, _increment, _live_ranges, _merge, _put, _river_scan, _shape
+from detectors._adwin_buckets import (_carry, _increment, _live_ranges, _merge, _merged, _put, _received, _river_scan,
+                                      _shape)
 
 SEG = 32
 MAX_BUCKETS = 16  # larger max_buckets take the general kernel
@@ -126,7 +127,8 @@ def work_size(mb: int, lanes: int) -> int:
     """Length of the float64 scratch ``lockstep_kernel`` needs for ``lanes`` features
     (``iwork``: 4 lanes int64, ``bwork``: (5 + seg_ring) lanes bool)."""
     *_, tot_ring, seg_ring, tree_ring = lockstep_plan(mb)
-    return (tot_ring + seg_ring + 2 * 24 + 2 * 6 * tree_ring + 26) * lanes
+    tree = 2 * (16 + 8) + 2 * (4 + 2) * tree_ring  # T, V of levels 1-2 (one segment), 3-4 (a ring)
+    return (tot_ring + seg_ring + tree + 26) * lanes
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
@@ -144,6 +146,12 @@ def _take2(work, o, a, b):  # pragma: no cover - numba
 @nb.njit(cache=True, nogil=True, inline="always")
 def _take3(work, o, a, b, c):  # pragma: no cover - numba
     return work[o:o + a * b * c].reshape((a, b, c)), o + a * b * c
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _pair(Xg, i, l):  # pragma: no cover - numba
+    # the level-1 bucket of values Xg[i, l] and Xg[i + 1, l] (total, variance), river's merge
+    return _merge(Xg[i, l], 0.0, Xg[i + 1, l], 0.0, 1.0, 0.5)
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
@@ -167,21 +175,24 @@ def _sync(l, f, n, rb, fast0, vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend, hist,
             if c0 < fast0:
                 continue
             r = rb + c0
-            st = (r >> 5) & dmask
-            q = (c0 & 31) >> k
+            i = r - vb  # its first row in Xg
             d = j & rmask
             if k == 0:
-                tot[f, 0, d] = Xg[r - vb, l]
+                tot[f, 0, d] = Xg[i, l]
             elif k == 1:  # levels 1 and 2 made again from the values (same merges, same numbers)
-                tot[f, 1, d], var[f, 1, d] = _merge(Xg[r - vb, l], 0.0, Xg[r - vb + 1, l], 0.0, 1.0, 0.5)
+                tot[f, 1, d], var[f, 1, d] = _pair(Xg, i, l)
             elif k == 2:
-                ta, va = _merge(Xg[r - vb, l], 0.0, Xg[r - vb + 1, l], 0.0, 1.0, 0.5)
-                tb, vb2 = _merge(Xg[r - vb + 2, l], 0.0, Xg[r - vb + 3, l], 0.0, 1.0, 0.5)
+                ta, va = _pair(Xg, i, l)
+                tb, vb2 = _pair(Xg, i + 2, l)
                 tot[f, 2, d], var[f, 2, d] = _merge(ta, va, tb, vb2, 0.5, 1.0)
-            elif k == 3:
-                _put(tot, var, tend, f, 3, d, T3[st, q, l], V3[st, q, l], TBR[(r + 7) & tmask, l])
-            else:
-                _put(tot, var, tend, f, 4, d, T4[st, q, l], V4[st, q, l], TBR[(r + 15) & tmask, l])
+            else:  # levels 3 and 4 from the tree's rings
+                st = (r >> 5) & dmask
+                q = (c0 & 31) >> k
+                te = TBR[(r + (1 << k) - 1) & tmask, l]
+                if k == 3:
+                    _put(tot, var, tend, f, 3, d, T3[st, q, l], V3[st, q, l], te)
+                else:
+                    _put(tot, var, tend, f, 4, d, T4[st, q, l], V4[st, q, l], te)
     for c in range(max(c_hist, fast0), n):
         hist[f, c & pmask] = TBR[(rb + c) & tmask, l]
     return nlv
@@ -365,7 +376,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             if t & 1:
                 q = t >> 1
                 for l in range(L):
-                    tt, vv = _merge(Xg[r - 1, l], 0.0, Xg[r, l], 0.0, 1.0, 0.5)
+                    tt, vv = _pair(Xg, r - 1, l)
                     T1[q, l] = tt
                     V1[q, l] = vv
                 if (t & 3) == 3:
@@ -510,11 +521,10 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 # river's levels from 5 up, walked only as far as cuts are new (an extension
                 # stops after a level or two: not _live_ranges, which fills every level)
                 k = 5
-                a = max(((n + mb - 1) >> 5) - mb + 1, 0)  # the closed form of _live_ranges_from
+                a = _received(n, mb, 5)
                 bad = False
                 while a > 0 and not bad and (a << k) > p_from:  # level k's newest cut is new
-                    g = a - mb + 1
-                    g = (g >> 1) if g > 0 else 0
+                    g = _merged(a, mb)
                     # cuts (j+1) 2^k in (p_from, n - cert_from] with n0 >= min_window_length
                     j0 = max(2 * g, ((iw + (1 << k) - 1) >> k) - 1, (p_from >> k) if p_from >= 0 else 0)
                     j1 = min(a, ((n - cert_from) >> k))
