@@ -74,7 +74,7 @@ _HIST_LEVELS = 3
 # the general kernel on masked copies of the rows before and after whole segments) plus
 # about 1 us per feature that went through the general kernel since (a fresh certificate):
 # it takes a batch of rows x F values when rows x F >= a + b F (measured crossover with
-# random batch sizes, 20 features: about 600 rows)
+# random batch sizes; at 20 features, 775 rows)
 LOCKSTEP_MIN_CELLS = (6500, 450)
 
 
