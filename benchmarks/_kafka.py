@@ -42,7 +42,7 @@ def broker() -> Iterator[tuple[str, bool]]:
     if env:
         yield env, False
         return
-    from stream import local_kafka
+    from driftsentinel.stream import local_kafka
 
     with tempfile.TemporaryDirectory(prefix="ds-bench-broker-") as tmp:
         bootstrap = local_kafka.start(port=local_kafka.free_port(), data_dir=Path(tmp), timeout=120)
@@ -158,7 +158,7 @@ def preload(bootstrap: str, topic: str, events: int, features: int, drift_at: in
 def preload_columnar(bootstrap: str, topic: str, events: int, features: int, rows: int, drift_at: int | None,
                      drift_features: int = 3, shift: float = 1.0) -> dict[str, float]:
     """The same kind of stream as :func:`preload`, as columnar messages of ``rows`` events."""
-    from schemas.columnar import encode_columns
+    from driftsentinel.schemas.columnar import encode_columns
 
     rng = np.random.default_rng(7)
     names = feature_names(features)

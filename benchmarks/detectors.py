@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     import numba
     import river
 
-    from detectors import ADWIN, FeatureSketch, PageHinkley, RiverADWIN, RiverPageHinkley
+    from driftsentinel.detectors import ADWIN, FeatureSketch, PageHinkley, RiverADWIN, RiverPageHinkley
 
     import_s = import_seconds()
 

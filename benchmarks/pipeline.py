@@ -126,9 +126,9 @@ def _bank_parts(banks: list[Any]) -> dict[str, int]:
 def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
     import logging
 
-    from schemas.config import load_config
-    from stream.checkpoint import encode_state
-    from stream.consumer import Sidecar
+    from driftsentinel.schemas.config import load_config
+    from driftsentinel.stream.checkpoint import encode_state
+    from driftsentinel.stream.consumer import Sidecar
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     tag = uuid.uuid4().hex[:8]
@@ -269,8 +269,8 @@ def worker_ceiling(a: argparse.Namespace) -> dict[str, Any]:
 def worker_naive(a: argparse.Namespace) -> dict[str, Any]:
     from river.drift import ADWIN, PageHinkley
 
-    from schemas import BankConfig
-    from schemas.events import FeatureEvent
+    from driftsentinel.schemas import BankConfig
+    from driftsentinel.schemas.events import FeatureEvent
 
     cfg = BankConfig()
     adwin_kw = cfg.adwin.model_dump(exclude={"enabled"})

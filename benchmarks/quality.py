@@ -170,10 +170,10 @@ class Reference:
 
 def make_reference(key: str, n_features: int, size: int, calib_values: int, seed: int) -> Reference:
     """driftsentinel's defaults for one model: profile of a reference sample + calibration."""
-    from detectors.calibration import calibrate
-    from detectors.profile import build_profile
-    from schemas import BankConfig
-    from schemas.config import FeatureParams
+    from driftsentinel.detectors.calibration import calibrate
+    from driftsentinel.detectors.profile import build_profile
+    from driftsentinel.schemas import BankConfig
+    from driftsentinel.schemas.config import FeatureParams
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -197,8 +197,8 @@ def make_reference(key: str, n_features: int, size: int, calib_values: int, seed
 
 def run_driftsentinel(ref: Reference, data: np.ndarray) -> list[tuple[int, int, str]]:
     """Feed ``data`` to a fresh bank in batches; (row, feature index, detector) of each drift event."""
-    from detectors.bank import DetectorBank
-    from schemas import FeatureBatch
+    from driftsentinel.detectors.bank import DetectorBank
+    from driftsentinel.schemas import FeatureBatch
 
     bank = DetectorBank(ref.config, ref.profile)
     index = {n: j for j, n in enumerate(ref.names)}
@@ -296,7 +296,7 @@ def summarize_stationary(events: list[tuple[int, int, str]], values: int, detect
 
 def ds_detectors(ref: Reference) -> list[str]:
     """driftsentinel detectors that can fire on this kind of feature (reported one by one)."""
-    from schemas import WindowTestConfig
+    from driftsentinel.schemas import WindowTestConfig
 
     wt = WindowTestConfig()
     if ref.kind == "categorical":
@@ -307,7 +307,7 @@ def ds_detectors(ref: Reference) -> list[str]:
 # ---------------------------------------------------------------------------- parity
 def parity(rows: int, n_features: int, seed: int) -> dict[str, Any]:
     """Kernels vs river itself at river's defaults, raw values with shifts (this run)."""
-    from detectors import ADWIN, PageHinkley, RiverADWIN, RiverPageHinkley
+    from driftsentinel.detectors import ADWIN, PageHinkley, RiverADWIN, RiverPageHinkley
 
     rng = np.random.default_rng(seed)
     x = rng.lognormal(size=(rows, n_features))
@@ -446,9 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     calib_values = args.calibration_values or (50_000 if q else 1_000_000)
     parity_rows = args.parity_rows or (2_000 if q else 20_000)
 
-    from detectors.adwin import ADWIN
-    from detectors.page_hinkley import PageHinkley
-    from schemas import WindowTestConfig
+    from driftsentinel.detectors.adwin import ADWIN
+    from driftsentinel.detectors.page_hinkley import PageHinkley
+    from driftsentinel.schemas import WindowTestConfig
 
     window_events = args.window_events or (500 if q else WindowTestConfig().window_events)
     t_start = time.perf_counter()

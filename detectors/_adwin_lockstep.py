@@ -39,7 +39,7 @@ from functools import lru_cache
 import numba as nb
 import numpy as np
 
-from detectors._adwin_buckets import (_carry, _increment, _live_ranges, _merge, _merged, _put, _received, _river_scan,
+from driftsentinel.detectors._adwin_buckets import (_carry, _increment, _live_ranges, _merge, _merged, _put, _received, _river_scan,
                                       _shape)
 
 SEG = 32

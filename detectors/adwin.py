@@ -54,12 +54,12 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from detectors._adwin_buckets import (_MAX_LEVELS, _POW2, _POW2INV, _carry, _increment, _last, _live_ranges,
+from driftsentinel.detectors._adwin_buckets import (_MAX_LEVELS, _POW2, _POW2INV, _carry, _increment, _last, _live_ranges,
                                       _merge, _put, _river_scan, _shape)
-from detectors._adwin_lockstep import MAX_BUCKETS as LOCKSTEP_MAX_BUCKETS
-from detectors._adwin_lockstep import SEG, lockstep_kernel, lockstep_plan, plan_rows, work_size
-from detectors._hits import collect_hits
-from detectors._state import STATE_VERSION, as_array, as_matrix, check_kind, per_feature, to_builtin
+from driftsentinel.detectors._adwin_lockstep import MAX_BUCKETS as LOCKSTEP_MAX_BUCKETS
+from driftsentinel.detectors._adwin_lockstep import SEG, lockstep_kernel, lockstep_plan, plan_rows, work_size
+from driftsentinel.detectors._hits import collect_hits
+from driftsentinel.detectors._state import STATE_VERSION, as_array, as_matrix, check_kind, per_feature, to_builtin
 
 __all__ = ["ADWIN"]
 

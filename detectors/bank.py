@@ -37,10 +37,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from detectors.concept import ConceptDriftMonitor
-from detectors.reference_monitor import ReferenceMonitor, reference_summary
-from schemas import BankConfig, FeatureBatch, WindowSummary
-from schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
+from driftsentinel.detectors.concept import ConceptDriftMonitor
+from driftsentinel.detectors.reference_monitor import ReferenceMonitor, reference_summary
+from driftsentinel.schemas import BankConfig, FeatureBatch, WindowSummary
+from driftsentinel.schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 
 DETECTORS = ("adwin", "page_hinkley")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -98,11 +98,11 @@ def clip_bounds(p01: float, p99: float, mean: float, std: float) -> tuple[float,
 def _make_detectors(config: BankConfig, n_features: int) -> dict[str, Any]:
     """Instantiate the enabled change detectors for ``n_features`` features."""
     if config.backend == "river":
-        from detectors.river_backend import RiverADWIN as adwin_cls
-        from detectors.river_backend import RiverPageHinkley as ph_cls
+        from driftsentinel.detectors.river_backend import RiverADWIN as adwin_cls
+        from driftsentinel.detectors.river_backend import RiverPageHinkley as ph_cls
     else:
-        from detectors.adwin import ADWIN as adwin_cls
-        from detectors.page_hinkley import PageHinkley as ph_cls
+        from driftsentinel.detectors.adwin import ADWIN as adwin_cls
+        from driftsentinel.detectors.page_hinkley import PageHinkley as ph_cls
     out: dict[str, Any] = {}
     if config.adwin.enabled:
         out["adwin"] = adwin_cls(n_features=n_features, **config.adwin.model_dump(exclude={"enabled"}))
@@ -115,7 +115,7 @@ class _LiveWindow:
     """Tumbling windows of ``size`` events; summaries cover the previous and current one."""
 
     def __init__(self, size: int) -> None:
-        from detectors.sketches import FeatureSketch
+        from driftsentinel.detectors.sketches import FeatureSketch
 
         # 2 % relative accuracy is plenty for evidence quantiles and halves the bins.
         self._new = functools.partial(FeatureSketch, alpha=LIVE_SKETCH_ALPHA, bin_limit=LIVE_SKETCH_BIN_LIMIT)
@@ -154,7 +154,7 @@ class _LiveWindow:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.rows_in_current = int(state["rows_in_current"])
-        from detectors.sketches import FeatureSketch
+        from driftsentinel.detectors.sketches import FeatureSketch
 
         # states written before live windows had a bin limit are re-read under it
         self.previous = FeatureSketch.from_state({**state["previous"], "bin_limit": LIVE_SKETCH_BIN_LIMIT})

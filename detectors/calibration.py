@@ -89,9 +89,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detectors.bank import clip_bounds
-from schemas import BankConfig
-from schemas.profile import NumericProfile, ReferenceProfile
+from driftsentinel.detectors.bank import clip_bounds
+from driftsentinel.schemas import BankConfig
+from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile
 
 PH_THRESHOLDS = (4.0, 6.0, 8.0, 11.0, 14.0, 18.0)
 ADWIN_DELTAS = (0.2, 0.05, 0.01)
@@ -212,7 +212,7 @@ def sample_like(prof: NumericProfile, n: int, rng: np.random.Generator) -> np.nd
 
 
 def _ph_threshold(z: np.ndarray, config: BankConfig, target: float) -> float:
-    from detectors.page_hinkley import PageHinkley
+    from driftsentinel.detectors.page_hinkley import PageHinkley
 
     ph_cfg = config.page_hinkley
     k = len(PH_THRESHOLDS)
@@ -251,7 +251,7 @@ def adwin_decision(fit: LogRateFit | None, target: float, cap: float) -> tuple[s
 
 
 def _adwin_delta(z: np.ndarray, config: BankConfig, target: float, rng: np.random.Generator) -> float:
-    from detectors.adwin import ADWIN
+    from driftsentinel.detectors.adwin import ADWIN
 
     a = config.adwin
     k = len(ADWIN_DELTAS)

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from detectors.categories import canonical
-from schemas import FeatureBatch, WindowSummary
+from driftsentinel.detectors.categories import canonical
+from driftsentinel.schemas import FeatureBatch, WindowSummary
 
 _RECENT = 100
 FEATURE = "@error"
@@ -83,9 +83,9 @@ class ConceptDriftMonitor:
 
     def __init__(self, delta: float = 0.002, backend: str = "kernel") -> None:
         if backend == "river":
-            from detectors.river_backend import RiverADWIN as adwin_cls
+            from driftsentinel.detectors.river_backend import RiverADWIN as adwin_cls
         else:
-            from detectors.adwin import ADWIN as adwin_cls
+            from driftsentinel.detectors.adwin import ADWIN as adwin_cls
         self.adwin = adwin_cls(n_features=1, delta=delta)
         self.recent = np.zeros(0)  # the last _RECENT errors
         self.since_n = 0
@@ -104,7 +104,7 @@ class ConceptDriftMonitor:
         >>> [s.row >= 4000 for s in m.update_errors(e)]
         [True]
         """
-        from detectors.bank import DriftSignal
+        from driftsentinel.detectors.bank import DriftSignal
 
         err = np.asarray(err, dtype=np.float64)
         ok = ~np.isnan(err)

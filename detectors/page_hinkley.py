@@ -30,8 +30,8 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from detectors._hits import collect_hits
-from detectors._state import STATE_VERSION, as_array, as_matrix, check_kind, per_feature
+from driftsentinel.detectors._hits import collect_hits
+from driftsentinel.detectors._state import STATE_VERSION, as_array, as_matrix, check_kind, per_feature
 
 __all__ = ["PageHinkley"]
 
@@ -284,7 +284,7 @@ class PageHinkley:
 
     def to_builtin_state(self) -> dict:
         """:meth:`state_dict` with arrays as lists: ready for ``json.dumps`` / ``msgpack.packb``."""
-        from detectors._state import to_builtin
+        from driftsentinel.detectors._state import to_builtin
 
         return to_builtin(self.state_dict())
 

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from detectors.categories import canonical
-from schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
+from driftsentinel.detectors.categories import canonical
+from driftsentinel.schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 
 N_QUANTILES = 100
 TOP_K = 50

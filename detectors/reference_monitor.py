@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from detectors.categories import BOOLEAN, OVERFLOW, Vocabulary, canonical
-from detectors.window_tests import (
+from driftsentinel.detectors.categories import BOOLEAN, OVERFLOW, Vocabulary, canonical
+from driftsentinel.detectors.window_tests import (
     NumericGrid,
     categorical_probs,
     cramers_v,
@@ -40,8 +40,8 @@ from detectors.window_tests import (
     p_value,
     psi,
 )
-from schemas import WindowSummary, WindowTestConfig
-from schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
+from driftsentinel.schemas import WindowSummary, WindowTestConfig
+from driftsentinel.schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 
 QUANTILE_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
 

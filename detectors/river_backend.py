@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors._state import as_matrix, per_feature
+from driftsentinel.detectors._state import as_matrix, per_feature
 
 _ADWIN_DEFAULTS = dict(delta=0.002, clock=32, max_buckets=5, min_window_length=5, grace_period=10)
 _PH_DEFAULTS = dict(min_instances=30, delta=0.005, threshold=50.0, alpha=1 - 0.0001, mode="both")

@@ -34,9 +34,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from detectors.skew import summarize
-from schemas.alerts import WindowSummary
-from schemas.skew import ShadowConfig
+from driftsentinel.detectors.skew import summarize
+from driftsentinel.schemas.alerts import WindowSummary
+from driftsentinel.schemas.skew import ShadowConfig
 
 Kind = Literal["classes", "scores"]
 _OTHER = "__other__"

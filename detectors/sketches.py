@@ -57,7 +57,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from detectors._state import STATE_VERSION, as_array, as_matrix, check_kind, to_builtin
+from driftsentinel.detectors._state import STATE_VERSION, as_array, as_matrix, check_kind, to_builtin
 
 __all__ = ["FeatureSketch"]
 

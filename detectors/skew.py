@@ -40,8 +40,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from schemas.alerts import WindowSummary
-from schemas.skew import SkewConfig
+from driftsentinel.schemas.alerts import WindowSummary
+from driftsentinel.schemas.skew import SkewConfig
 
 _QUANTILES = {"p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
 #: Text of a value in evidence (category pairs, samples): bounded, so one huge string cannot bloat an alert.

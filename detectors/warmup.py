@@ -18,10 +18,10 @@ import time
 
 import numpy as np
 
-from detectors.bank import DetectorBank
-from detectors.sketches import load_kernels as load_sketch_kernels
-from schemas import BankConfig, FeatureBatch
-from schemas.profile import NumericProfile, ReferenceProfile
+from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.detectors.sketches import load_kernels as load_sketch_kernels
+from driftsentinel.schemas import BankConfig, FeatureBatch
+from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile
 
 
 def load_kernels(config: BankConfig | None = None, profile: ReferenceProfile | None = None) -> float:

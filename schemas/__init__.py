@@ -4,9 +4,9 @@ Pure data and validation (pydantic v2 and numpy only); imports nothing else of o
 so alert consumers and producers can depend on it alone.
 """
 
-from schemas.alerts import SCHEMA_VERSION, DriftEvent, SourcePosition, WindowSummary
-from schemas.batch import FeatureBatch
-from schemas.config import (
+from driftsentinel.schemas.alerts import SCHEMA_VERSION, DriftEvent, SourcePosition, WindowSummary
+from driftsentinel.schemas.batch import FeatureBatch
+from driftsentinel.schemas.config import (
     ADWINConfig,
     AlertPolicyConfig,
     BankConfig,
@@ -19,7 +19,7 @@ from schemas.config import (
     WindowTestConfig,
     load_config,
 )
-from schemas.events import FeatureEvent, InvalidEvent, decode_event
+from driftsentinel.schemas.events import FeatureEvent, InvalidEvent, decode_event
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from schemas.events import InvalidEvent
+from driftsentinel.schemas.events import InvalidEvent
 
 FORMAT = "driftsentinel.columns/1"
 #: Rows per message, and bytes per message, the sidecar accepts.

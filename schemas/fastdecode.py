@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import msgspec
 
-from schemas.events import MAX_EVENT_BYTES, FeatureEvent, decode_event, parse_ts
+from driftsentinel.schemas.events import MAX_EVENT_BYTES, FeatureEvent, decode_event, parse_ts
 
 
 class EventView(msgspec.Struct, frozen=True, gc=False):

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from schemas.events import InvalidEvent, non_finite, parse_object, parse_ts, validation_failure
+from driftsentinel.schemas.events import InvalidEvent, non_finite, parse_object, parse_ts, validation_failure
 
 
 class LabelEvent(BaseModel):

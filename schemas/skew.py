@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.config import ConfigError, RunConfig, load_model  # noqa: F401 (ConfigError: part of this module's API)
+from driftsentinel.schemas.config import ConfigError, RunConfig, load_model  # noqa: F401 (ConfigError: part of this module's API)
 
 
 class _Section(BaseModel):

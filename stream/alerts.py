@@ -13,9 +13,9 @@
 
 from __future__ import annotations
 
-from detectors.bank import DriftSignal
-from schemas import AlertPolicyConfig, DriftEvent, SourcePosition
-from schemas.alerts import make_event_id
+from driftsentinel.detectors.bank import DriftSignal
+from driftsentinel.schemas import AlertPolicyConfig, DriftEvent, SourcePosition
+from driftsentinel.schemas.alerts import make_event_id
 
 
 class AlertPolicy:

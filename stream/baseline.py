@@ -19,12 +19,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from detectors.profile import build_profile
-from schemas import InvalidEvent
-from schemas.fastdecode import decode_event_fast
-from schemas.profile import ReferenceProfile
-from stream.columns import event_features
-from stream.topic_reader import read_to_end
+from driftsentinel.detectors.profile import build_profile
+from driftsentinel.schemas import InvalidEvent
+from driftsentinel.schemas.fastdecode import decode_event_fast
+from driftsentinel.schemas.profile import ReferenceProfile
+from driftsentinel.stream.columns import event_features
+from driftsentinel.stream.topic_reader import read_to_end
 
 
 def _cell(text: str) -> Any:

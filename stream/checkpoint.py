@@ -23,7 +23,7 @@ import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from stream.topic_reader import read_to_end
+from driftsentinel.stream.topic_reader import read_to_end
 
 log = logging.getLogger("driftsentinel.checkpoint")
 

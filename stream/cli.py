@@ -15,8 +15,8 @@ import logging
 import sys
 from pathlib import Path
 
-from schemas import ConfigError, DriftEvent, FeatureEvent, SidecarConfig, load_config
-from schemas.profile import ProfileError, ReferenceProfile, load_profile
+from driftsentinel.schemas import ConfigError, DriftEvent, FeatureEvent, SidecarConfig, load_config
+from driftsentinel.schemas.profile import ProfileError, ReferenceProfile, load_profile
 
 
 def _setup_logging(fmt: str) -> None:
@@ -57,7 +57,7 @@ def _config_from_args(args: argparse.Namespace) -> SidecarConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from stream.consumer import Sidecar, effective_config_line
+    from driftsentinel.stream.consumer import Sidecar, effective_config_line
 
     try:
         config = _config_from_args(args)
@@ -72,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from stream.demo import produce_demo
+    from driftsentinel.stream.demo import produce_demo
 
     drift_features = [f for f in args.drift_features.split(",") if f] if args.drift_features else []
     try:
@@ -96,8 +96,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from stream.progress import Progress
-    from stream.replay import replay_file
+    from driftsentinel.stream.progress import Progress
+    from driftsentinel.stream.replay import replay_file
 
     try:
         config = load_config(args.config, {"detectors.backend": args.backend, "reference": args.reference})
@@ -115,7 +115,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     recorder = None
     if args.plot or args.html:
-        from stream.report import ReplayRecorder
+        from driftsentinel.stream.report import ReplayRecorder
 
         recorder = ReplayRecorder()
     # --progress forces the bar; otherwise only when stderr is a terminal
@@ -129,7 +129,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if out is not sys.stdout:
             out.close()
     if recorder is not None:
-        from stream.report import render_html, render_png
+        from driftsentinel.stream.report import render_html, render_png
 
         if args.plot:
             render_png(recorder, args.plot, source=path.name)
@@ -142,7 +142,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from stream.baseline import make_profile, parse_time, read_rows, rows_from_topic
+    from driftsentinel.stream.baseline import make_profile, parse_time, read_rows, rows_from_topic
 
     try:
         config = load_config(args.config, {"kafka.bootstrap_servers": args.bootstrap_servers})
@@ -172,7 +172,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import yaml
 
-    from detectors.calibration import calibrate
+    from driftsentinel.detectors.calibration import calibrate
 
     try:
         config = load_config(args.config)
@@ -270,10 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("which", choices=["alert", "event", "config", "profile"])
     schema.set_defaults(func=cmd_schema)
 
-    from stream import local_kafka
+    from driftsentinel.stream import local_kafka
 
     local_kafka.register_cli(sub)
-    __import__("stream.skew_loop", fromlist=["register_cli"]).register_cli(sub)  # driftsentinel skew
+    __import__("driftsentinel.stream.skew_loop", fromlist=["register_cli"]).register_cli(sub)  # driftsentinel skew
     return parser
 
 

@@ -25,9 +25,9 @@ from itertools import repeat
 
 import numpy as np
 
-from schemas import FeatureBatch
-from schemas.columnar import ColumnBatch
-from schemas.fastdecode import EventView, NumericEventView
+from driftsentinel.schemas import FeatureBatch
+from driftsentinel.schemas.columnar import ColumnBatch
+from driftsentinel.schemas.fastdecode import EventView, NumericEventView
 
 #: Message bytes per consumed batch at most (~3x that in decoded objects and columns).
 MAX_BATCH_BYTES = 32 * 1024 * 1024

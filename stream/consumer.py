@@ -50,16 +50,16 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from detectors.bank import DetectorBank
-from detectors.concept import pair_error
-from detectors.warmup import load_kernels
-from schemas import DriftEvent, FeatureBatch, InvalidEvent, SidecarConfig
-from schemas.columnar import ColumnBatch, decode_columns, is_columnar
-from schemas.fastdecode import EventView, decode_event_fast
-from schemas.labels import decode_label
-from schemas.profile import load_profile
-from stream.alerts import AlertPolicy
-from stream.checkpoint import (
+from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.detectors.concept import pair_error
+from driftsentinel.detectors.warmup import load_kernels
+from driftsentinel.schemas import DriftEvent, FeatureBatch, InvalidEvent, SidecarConfig
+from driftsentinel.schemas.columnar import ColumnBatch, decode_columns, is_columnar
+from driftsentinel.schemas.fastdecode import EventView, decode_event_fast
+from driftsentinel.schemas.labels import decode_label
+from driftsentinel.schemas.profile import load_profile
+from driftsentinel.stream.alerts import AlertPolicy
+from driftsentinel.stream.checkpoint import (
     MAX_STATE_BYTES,
     encode_state,
     ensure_state_topic,
@@ -67,10 +67,10 @@ from stream.checkpoint import (
     progress_key,
     state_key,
 )
-from stream.columns import BatchBudget, columnar_to_batch, to_batches
-from stream.idle import IdleClock
-from stream.labels import JoinedLabel, LabelJoin
-from stream.metrics import HealthState, Metrics, serve
+from driftsentinel.stream.columns import BatchBudget, columnar_to_batch, to_batches
+from driftsentinel.stream.idle import IdleClock
+from driftsentinel.stream.labels import JoinedLabel, LabelJoin
+from driftsentinel.stream.metrics import HealthState, Metrics, serve
 
 log = logging.getLogger("driftsentinel")
 

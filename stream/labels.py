@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from collections.abc import Iterable
 from typing import Any
 
-from schemas.labels import LabelEvent
-from stream.join import StreamJoin
+from driftsentinel.schemas.labels import LabelEvent
+from driftsentinel.stream.join import StreamJoin
 
 PREDICTION = "prediction"
 LABEL = "label"

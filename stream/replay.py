@@ -23,13 +23,13 @@ from typing import IO, Protocol
 
 import msgspec
 
-from detectors.bank import DetectorBank
-from schemas import DriftEvent, FeatureBatch, InvalidEvent, SidecarConfig
-from schemas.fastdecode import EventView, decode_event_fast
-from schemas.labels import decode_label
-from schemas.profile import load_profile
-from stream.alerts import AlertPolicy
-from stream.columns import to_batches
+from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.schemas import DriftEvent, FeatureBatch, InvalidEvent, SidecarConfig
+from driftsentinel.schemas.fastdecode import EventView, decode_event_fast
+from driftsentinel.schemas.labels import decode_label
+from driftsentinel.schemas.profile import load_profile
+from driftsentinel.stream.alerts import AlertPolicy
+from driftsentinel.stream.columns import to_batches
 
 
 class Recorder(Protocol):

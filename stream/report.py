@@ -35,7 +35,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from schemas import DriftEvent, FeatureBatch
+from driftsentinel.schemas import DriftEvent, FeatureBatch
 
 #: Drawn per page of ``--plot``; the rest are in the HTML table (sorted by |statistic|).
 MAX_PLOTS = 12

@@ -44,15 +44,15 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from detectors.shadow import ShadowDetector, ShadowResult
-from detectors.skew import SkewDetector, WindowResult
-from schemas import DriftEvent, InvalidEvent, SourcePosition, decode_event
-from schemas.alerts import make_event_id
-from schemas.config import ConfigError
-from schemas.skew import SkewSidecarConfig, load_skew_config
-from stream.idle import IdleClock
-from stream.join import StreamJoin
-from stream.metrics import HealthState, Metrics, serve
+from driftsentinel.detectors.shadow import ShadowDetector, ShadowResult
+from driftsentinel.detectors.skew import SkewDetector, WindowResult
+from driftsentinel.schemas import DriftEvent, InvalidEvent, SourcePosition, decode_event
+from driftsentinel.schemas.alerts import make_event_id
+from driftsentinel.schemas.config import ConfigError
+from driftsentinel.schemas.skew import SkewSidecarConfig, load_skew_config
+from driftsentinel.stream.idle import IdleClock
+from driftsentinel.stream.join import StreamJoin
+from driftsentinel.stream.metrics import HealthState, Metrics, serve
 
 log = logging.getLogger("driftsentinel.skew")
 
@@ -111,7 +111,7 @@ def read_offline_file(path: Path) -> Iterator[OfflineRow | None]:
     Parquet needs pyarrow (``pip install 'driftsentinel[parquet]'``).
     """
     if path.suffix.lower() in (".parquet", ".pq"):
-        from stream.baseline import read_rows
+        from driftsentinel.stream.baseline import read_rows
 
         for row in read_rows(path):
             key = row.pop("id", None)

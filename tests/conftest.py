@@ -65,7 +65,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             yield kafka.get_bootstrap_server()
         return
 
-    from stream import local_kafka
+    from driftsentinel.stream import local_kafka
 
     data_dir = Path(tmp_path_factory.mktemp("kafka-broker"))
     bootstrap = local_kafka.start(port=local_kafka.free_port(), data_dir=data_dir, timeout=120)

@@ -22,12 +22,12 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent / "unit"))
     from test_adwin import KINDS, assert_same, make_stream, run
 
-    from detectors import ADWIN, RiverADWIN
+    from driftsentinel.detectors import ADWIN, RiverADWIN
 
     seed, count = int(argv[0]), int(argv[1])
     clock32 = argv[2:] == ["clock32"]
     if clock32:  # the lockstep kernel for batches of every size, as in the unit tests
-        from detectors import adwin as adwin_module
+        from driftsentinel.detectors import adwin as adwin_module
         adwin_module.LOCKSTEP_MIN_CELLS = (0, 0)
     rng = np.random.default_rng(seed)
     bad = 0

@@ -19,7 +19,7 @@ from typing import IO
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.topic_reader import read_to_end
+from driftsentinel.stream.topic_reader import read_to_end
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,7 +119,7 @@ class SidecarProcess(MetricsPortFromLog):
         self.dlq_topic = f"{input_topic}-dlq"
         self.group = group or f"{input_topic}-group"
         args = [
-            sys.executable, "-m", "stream.cli", "run",
+            sys.executable, "-m", "driftsentinel.stream.cli", "run",
             "--bootstrap-servers", bootstrap, "--input-topic", input_topic,
             "--alerts-topic", self.alerts_topic, "--dlq-topic", self.dlq_topic,
             "--group-id", self.group, "--metrics-port", "0", *extra,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from schemas.columnar import encode_columns
+from driftsentinel.schemas.columnar import encode_columns
 from tests.integration.sidecar_helpers import SidecarProcess, produce, read_all, sample
 
 pytestmark = pytest.mark.integration

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from detectors.bank import DetectorBank
-from schemas import FeatureBatch, SidecarConfig
-from schemas.alerts import make_event_id
-from stream.alerts import AlertPolicy
-from stream.consumer import transactional_id
+from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.schemas import FeatureBatch, SidecarConfig
+from driftsentinel.schemas.alerts import make_event_id
+from driftsentinel.stream.alerts import AlertPolicy
+from driftsentinel.stream.consumer import transactional_id
 from tests.integration.sidecar_helpers import SidecarProcess, read_all, sample
 
 pytestmark = pytest.mark.integration
@@ -169,7 +169,7 @@ def test_broker_restart_mid_stream(tmp_path: Path) -> None:
     """Stop the broker for 10 s mid-stream: the sidecar reconnects, /readyz follows, alerts exact."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         pytest.skip("needs a broker this test can stop: runs with the project's own broker")
-    from stream import local_kafka
+    from driftsentinel.stream import local_kafka
 
     data_dir = tmp_path / "broker"
     port = local_kafka.free_port()

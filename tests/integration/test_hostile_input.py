@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from schemas.events import FeatureEvent, InvalidEvent, decode_event
+from driftsentinel.schemas.events import FeatureEvent, InvalidEvent, decode_event
 from tests.integration.sidecar_helpers import SidecarProcess, read_all, sample
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
 
-from stream import local_kafka
+from driftsentinel.stream import local_kafka
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -160,7 +160,7 @@ def _cli(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
-        [sys.executable, "-m", "stream.local_kafka", *args],
+        [sys.executable, "-m", "driftsentinel.stream.local_kafka", *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

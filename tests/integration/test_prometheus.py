@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from stream.demo import produce_demo
-from stream.local_kafka import free_port
+from driftsentinel.stream.demo import produce_demo
+from driftsentinel.stream.local_kafka import free_port
 from tests.integration.sidecar_helpers import REPO, SidecarProcess
 
 pytestmark = pytest.mark.integration

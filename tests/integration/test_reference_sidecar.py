@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.cli import main
+from driftsentinel.stream.cli import main
 from tests.integration.sidecar_helpers import SidecarProcess, produce, read_all
 from tests.unit.test_reference import live_events, training_csv
 

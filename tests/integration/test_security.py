@@ -33,9 +33,9 @@ import pytest
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from schemas import DriftEvent
-from stream import local_kafka
-from stream.demo import demo_values
+from driftsentinel.schemas import DriftEvent
+from driftsentinel.stream import local_kafka
+from driftsentinel.stream.demo import demo_values
 from tests.integration.sidecar_helpers import REPO, read_all
 
 pytestmark = pytest.mark.integration
@@ -122,7 +122,7 @@ def _run_sidecar(
     cfg = tmp / f"sasl-{uuid.uuid4().hex[:8]}.yaml"
     cfg.write_text(json.dumps(config))  # JSON is YAML
     args = [
-        sys.executable, "-m", "stream.cli", "run", "--config", str(cfg),
+        sys.executable, "-m", "driftsentinel.stream.cli", "run", "--config", str(cfg),
         "--bootstrap-servers", broker.bootstrap, "--input-topic", input_topic,
         "--alerts-topic", f"{input_topic}-alerts", "--dlq-topic", f"{input_topic}-dlq",
         "--group-id", f"{input_topic}-group", "--metrics-port", "0", *extra,

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from schemas import DriftEvent
-from stream.demo import produce_demo
+from driftsentinel.schemas import DriftEvent
+from driftsentinel.stream.demo import produce_demo
 from tests.integration.sidecar_helpers import (
     SidecarProcess,
     committed_offset,

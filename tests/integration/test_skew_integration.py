@@ -38,7 +38,7 @@ class SkewProcess(MetricsPortFromLog):
         self._out = open(self.out_path, "wb")  # noqa: SIM115
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stream.cli", "skew", "--bootstrap-servers", bootstrap,
+            [sys.executable, "-m", "driftsentinel.stream.cli", "skew", "--bootstrap-servers", bootstrap,
              "--config", str(cfg_path), "--metrics-port", "0", "--metrics-host", "127.0.0.1",
              *flags],
             cwd=REPO, stdout=self._out, stderr=self._log, env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from detectors import ADWIN, RiverADWIN
-from detectors import adwin as adwin_module
+from driftsentinel.detectors import ADWIN, RiverADWIN
+from driftsentinel.detectors import adwin as adwin_module
 
 KINDS = ("abrupt", "gradual", "constant", "huge", "tiny", "integer", "mixed")
 
@@ -256,7 +256,7 @@ def test_readouts_after_detection_and_reset_on_next_update():
 
 
 def _roundtrip(state: dict, codec: str) -> dict:
-    from detectors._state import to_builtin
+    from driftsentinel.detectors._state import to_builtin
 
     if codec == "json":
         return json.loads(json.dumps(to_builtin(state), allow_nan=False))
@@ -391,7 +391,7 @@ def test_parity_small_clocks_many_scans(clock, mb):
 def test_ring_holds_live_and_early_buckets(mb):
     """Buckets are made as their last value arrives; a level's ring must hold river's live
     buckets plus those early ones: at most 2 mb - 1 consecutive indices, for every count."""
-    from detectors.adwin import _ring_size, _shape
+    from driftsentinel.detectors.adwin import _ring_size, _shape
 
     worst = 0
     for n in range(1, 1 << 12):

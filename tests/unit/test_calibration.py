@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from detectors.adwin import ADWIN
-from detectors.bank import DetectorBank
-from detectors.calibration import (
+from driftsentinel.detectors.adwin import ADWIN
+from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.detectors.calibration import (
     RIVER_ADWIN_DELTA,
     calibrate,
     LogRateFit,
@@ -18,11 +18,11 @@ from detectors.calibration import (
     fit_log_rate,
     sample_like,
 )
-from detectors.profile import build_profile
-from detectors.window_tests import family_passes
-from schemas import BankConfig, FeatureBatch, load_config
-from schemas.config import FeatureParams
-from stream.cli import main
+from driftsentinel.detectors.profile import build_profile
+from driftsentinel.detectors.window_tests import family_passes
+from driftsentinel.schemas import BankConfig, FeatureBatch, load_config
+from driftsentinel.schemas.config import FeatureParams
+from driftsentinel.stream.cli import main
 
 GENERATORS = {
     "normal": lambda rng, n: rng.normal(size=n),

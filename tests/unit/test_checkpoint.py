@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.bank import DetectorBank
-from schemas import BankConfig, FeatureBatch
-from stream.checkpoint import StateFormatError, decode_state, encode_state
+from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.schemas import BankConfig, FeatureBatch
+from driftsentinel.stream.checkpoint import StateFormatError, decode_state, encode_state
 
 
 def _stream(seed: int, n: int = 12_000, f: int = 4) -> np.ndarray:

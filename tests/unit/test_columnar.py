@@ -8,12 +8,12 @@ import msgspec
 import numpy as np
 import pytest
 
-from detectors.bank import DetectorBank
-from schemas import SidecarConfig
-from schemas.columnar import FORMAT, MAX_ROWS, decode_columns, encode_columns, is_columnar
-from schemas.events import InvalidEvent
-from schemas.fastdecode import decode_event_fast
-from stream.columns import columnar_to_batch, to_batches
+from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.schemas import SidecarConfig
+from driftsentinel.schemas.columnar import FORMAT, MAX_ROWS, decode_columns, encode_columns, is_columnar
+from driftsentinel.schemas.events import InvalidEvent
+from driftsentinel.schemas.fastdecode import decode_event_fast
+from driftsentinel.stream.columns import columnar_to_batch, to_batches
 
 
 def _raw(**doc: object) -> bytes:

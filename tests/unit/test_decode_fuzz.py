@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from schemas.events import MAX_EVENT_BYTES, FeatureEvent, InvalidEvent, InvalidReason, decode_event
+from driftsentinel.schemas.events import MAX_EVENT_BYTES, FeatureEvent, InvalidEvent, InvalidReason, decode_event
 
 REASONS = frozenset(typing.get_args(InvalidReason))
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

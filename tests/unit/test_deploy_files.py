@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from schemas import load_config
-from stream.metrics import Metrics
+from driftsentinel.schemas import load_config
+from driftsentinel.stream.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.events import FeatureEvent, InvalidEvent, decode_event
-from schemas.fastdecode import decode_event_fast
+from driftsentinel.schemas.events import FeatureEvent, InvalidEvent, decode_event
+from driftsentinel.schemas.fastdecode import decode_event_fast
 
 
 def verdict(fn, raw):
@@ -78,7 +78,7 @@ def test_valid_events_round_trip_through_both() -> None:
 
 
 def test_all_numeric_events_take_the_numeric_decoder_and_still_agree() -> None:
-    import schemas.fastdecode as fd
+    import driftsentinel.schemas.fastdecode as fd
 
     fd._skip_numeric = 0
     raw = b'{"features": {"a": 1, "b": 2.5}, "prediction": 0.5}'

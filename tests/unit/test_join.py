@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.join import StreamJoin
+from driftsentinel.stream.join import StreamJoin
 
 
 def test_pairs_whichever_side_comes_first() -> None:
@@ -134,7 +134,7 @@ def test_infinite_times_do_not_move_the_watermark() -> None:
 
 
 def test_offline_files_csv_and_json_lines(tmp_path: Path) -> None:
-    from stream.skew_loop import read_offline_file
+    from driftsentinel.stream.skew_loop import read_offline_file
 
     csv_path = tmp_path / "off.csv"
     csv_path.write_text("id,ts,latency,plan,clicks\nu1,10,0.25,pro,3\n,11,1,x,1\nu2,,,basic,\n")

@@ -8,10 +8,10 @@ import msgpack
 import numpy as np
 import pytest
 
-from detectors.concept import ConceptDriftMonitor, pair_error
-from schemas.events import InvalidEvent
-from schemas.labels import LabelEvent, decode_label
-from stream.labels import LabelJoin
+from driftsentinel.detectors.concept import ConceptDriftMonitor, pair_error
+from driftsentinel.schemas.events import InvalidEvent
+from driftsentinel.schemas.labels import LabelEvent, decode_label
+from driftsentinel.stream.labels import LabelJoin
 
 
 @pytest.mark.parametrize(
@@ -108,7 +108,7 @@ def test_errors_fed_one_by_one_or_in_a_batch_decide_alike() -> None:
 
 
 def test_replay_joins_a_labels_file_by_id(tmp_path) -> None:
-    from stream.cli import main
+    from driftsentinel.stream.cli import main
 
     rng = np.random.default_rng(9)
     events, labels = [], []
@@ -131,7 +131,7 @@ def test_replay_joins_a_labels_file_by_id(tmp_path) -> None:
 
 
 def test_replay_reports_how_many_labels_joined(tmp_path, capsys) -> None:
-    from stream.cli import main
+    from driftsentinel.stream.cli import main
 
     (tmp_path / "e.jsonl").write_text('{"id": "a", "features": {}, "prediction": 1}\n{"features": {}}\n')
     (tmp_path / "l.jsonl").write_text('{"id": "a", "label": 0}\n{"id": "zz", "label": 1}\n{"id": "q"}\n')

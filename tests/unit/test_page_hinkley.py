@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors import PageHinkley, RiverPageHinkley
-from detectors._state import to_builtin
+from driftsentinel.detectors import PageHinkley, RiverPageHinkley
+from driftsentinel.detectors._state import to_builtin
 from tests.unit.test_adwin import KINDS, make_stream, run
 
 

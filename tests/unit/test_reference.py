@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detectors.bank import DetectorBank
-from detectors.profile import build_profile
-from schemas import BankConfig, FeatureBatch, SidecarConfig, WindowTestConfig
-from schemas.profile import ProfileError, ReferenceProfile, load_profile
-from stream.baseline import make_profile, read_rows
-from stream.cli import main
-from stream.replay import replay_file
+from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.detectors.profile import build_profile
+from driftsentinel.schemas import BankConfig, FeatureBatch, SidecarConfig, WindowTestConfig
+from driftsentinel.schemas.profile import ProfileError, ReferenceProfile, load_profile
+from driftsentinel.stream.baseline import make_profile, read_rows
+from driftsentinel.stream.cli import main
+from driftsentinel.stream.replay import replay_file
 
 COUNTRIES = ["DE", "FR", "US", "UK", "ES"]
 
@@ -239,7 +239,7 @@ def test_offline_parquet_rows_for_skew(tmp_path: Path) -> None:
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
-    from stream.skew_loop import read_offline_file
+    from driftsentinel.stream.skew_loop import read_offline_file
 
     pq.write_table(pa.table({"id": ["a", "b"], "ts": [1.0, 2.0], "latency": [0.5, 0.7]}), tmp_path / "o.parquet")
     assert list(read_offline_file(tmp_path / "o.parquet")) == [("a", {"latency": 0.5}, 1.0), ("b", {"latency": 0.7}, 2.0)]

@@ -15,9 +15,9 @@ import pytest
 
 pytest.importorskip("matplotlib", reason="the report extra (matplotlib) is not installed")
 
-from stream.cli import main  # noqa: E402
-from stream.demo import demo_values  # noqa: E402
-from stream.report import ReplayRecorder, render_png  # noqa: E402
+from driftsentinel.stream.cli import main  # noqa: E402
+from driftsentinel.stream.demo import demo_values  # noqa: E402
+from driftsentinel.stream.report import ReplayRecorder, render_png  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -96,8 +96,8 @@ def test_alerts_are_the_same_with_and_without_pictures(replayed: dict[str, Path]
 
 
 def test_title_names_detector_and_statistic() -> None:
-    from stream.report import _title
-    from schemas import DriftEvent, SourcePosition, WindowSummary
+    from driftsentinel.stream.report import _title
+    from driftsentinel.schemas import DriftEvent, SourcePosition, WindowSummary
 
     w = WindowSummary(count=10, mean=1.0, std=1.0, quantiles={}, missing_ratio=0.0)
     ev = DriftEvent(event_id="x" * 32, model="m", feature="amount", detector="page_hinkley", status="drift",
@@ -119,7 +119,7 @@ def test_no_drift_still_writes_a_png(tmp_path: Path) -> None:
 
 
 def test_recorder_bins_stay_bounded_and_keep_the_mean() -> None:
-    from schemas import FeatureBatch
+    from driftsentinel.schemas import FeatureBatch
 
     rec = ReplayRecorder(bin_size=10, max_bins=100)
     rng = np.random.default_rng(1)
@@ -139,7 +139,7 @@ def test_recorder_bins_stay_bounded_and_keep_the_mean() -> None:
 
 def _replay_cli(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     src = write_jsonl(tmp_path / "p.jsonl", events=5_000, drift=())
-    return subprocess.run([sys.executable, "-m", "stream.cli", "replay", "--input", str(src),
+    return subprocess.run([sys.executable, "-m", "driftsentinel.stream.cli", "replay", "--input", str(src),
                            "--output", str(tmp_path / "a.jsonl"), *extra],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
 

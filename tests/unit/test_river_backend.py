@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from river import drift
 
-import detectors
-import detectors._state
-import detectors.adwin
-import detectors.page_hinkley
-import detectors.river_backend
-import detectors.sketches
-from detectors import RiverADWIN, RiverPageHinkley
+import driftsentinel.detectors as detectors
+import driftsentinel.detectors._state
+import driftsentinel.detectors.adwin
+import driftsentinel.detectors.page_hinkley
+import driftsentinel.detectors.river_backend
+import driftsentinel.detectors.sketches
+from driftsentinel.detectors import RiverADWIN, RiverPageHinkley
 
 
 @pytest.mark.parametrize("module", [detectors, detectors.adwin, detectors.page_hinkley, detectors.sketches,
@@ -58,7 +58,7 @@ def test_interface():
 def test_zero_features_everywhere():
     import json
 
-    from detectors import ADWIN, FeatureSketch, PageHinkley
+    from driftsentinel.detectors import ADWIN, FeatureSketch, PageHinkley
 
     for cls in (ADWIN, PageHinkley, FeatureSketch):
         d = cls.from_state(json.loads(json.dumps(cls(0).to_builtin_state())))

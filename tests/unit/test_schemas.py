@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from schemas import ConfigError, DriftEvent, FeatureEvent, InvalidEvent, SidecarConfig, decode_event, load_config
-from schemas.alerts import make_event_id
-from schemas.events import MAX_EVENT_BYTES
+from driftsentinel.schemas import ConfigError, DriftEvent, FeatureEvent, InvalidEvent, SidecarConfig, decode_event, load_config
+from driftsentinel.schemas.alerts import make_event_id
+from driftsentinel.schemas.events import MAX_EVENT_BYTES
 
 
 def test_decodes_the_documented_example() -> None:

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from detectors.shadow import ShadowDetector, js_distance, ks_statistic
-from schemas.skew import ShadowConfig
+from driftsentinel.detectors.shadow import ShadowDetector, js_distance, ks_statistic
+from driftsentinel.schemas.skew import ShadowConfig
 
 
 def config(**kw: object) -> ShadowConfig:

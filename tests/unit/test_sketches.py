@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors import FeatureSketch
-from detectors._state import to_builtin
+from driftsentinel.detectors import FeatureSketch
+from driftsentinel.detectors._state import to_builtin
 
 
 def data(seed: int, n: int, F: int) -> np.ndarray:

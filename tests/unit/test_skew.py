@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from detectors.skew import SkewDetector, WindowResult, summarize
-from schemas.skew import FeatureTolerance, SkewConfig
+from driftsentinel.detectors.skew import SkewDetector, WindowResult, summarize
+from driftsentinel.schemas.skew import FeatureTolerance, SkewConfig
 
 PLANS = ["free", "basic", "pro", "enterprise"]
 

@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from detectors.bank import DriftSignal
-from schemas import AlertPolicyConfig, FeatureEvent, WindowSummary
-from stream.alerts import AlertPolicy
-from stream.cli import main
-from stream.columns import to_batches
-from stream.consumer import effective_config_line
-from schemas import load_config
+from driftsentinel.detectors.bank import DriftSignal
+from driftsentinel.schemas import AlertPolicyConfig, FeatureEvent, WindowSummary
+from driftsentinel.stream.alerts import AlertPolicy
+from driftsentinel.stream.cli import main
+from driftsentinel.stream.columns import to_batches
+from driftsentinel.stream.consumer import effective_config_line
+from driftsentinel.schemas import load_config
 
 W = WindowSummary(count=3, mean=0.0, std=1.0, quantiles={}, missing_ratio=0.0)
 
