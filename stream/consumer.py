@@ -48,7 +48,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.concept import pair_error
@@ -59,6 +59,15 @@ from driftsentinel.schemas.fastdecode import EventView, decode_event_fast
 from driftsentinel.schemas.labels import decode_label
 from driftsentinel.schemas.profile import load_profile
 from driftsentinel.stream.alerts import AlertPolicy
+from driftsentinel.stream.clients import (
+    STARTUP_TIMEOUT_S,
+    StartupError,
+    admin_settings,
+    create_topics,
+    explain,
+    list_topics,
+    rdkafka_log,
+)
 from driftsentinel.stream.checkpoint import (
     MAX_STATE_BYTES,
     encode_state,
@@ -88,7 +97,6 @@ TXN_RETRY_S = 300.0
 #: (send_offsets_to_transaction can ignore its timeout: librdkafka #5456, #5511); the
 #: process then re-executes itself and recovers from its checkpoints.
 TXN_STUCK_S = 45.0
-STARTUP_TIMEOUT_S = 30.0
 #: How long a new owner waits for committed offsets that an open transaction holds (a
 #: member that died between send_offsets_to_transaction and commit): the broker aborts that
 #: transaction after its transaction.timeout.ms (60 s here) plus its abort-scan interval.
@@ -103,35 +111,6 @@ def transactional_id(group_id: str, instance_id: str) -> str:
     'driftsentinel.fraud-model.node-1'
     """
     return f"driftsentinel.{group_id}.{instance_id}"
-
-
-class _RateLimit(logging.Filter):
-    """librdkafka repeats connection failures several times a second: one line per kind per 10 s.
-
-    The kind is the record's ``kind`` extra (an error code name), else the text before
-    the first colon (librdkafka's log facility).
-    """
-
-    def __init__(self, every_s: float = 10.0) -> None:
-        super().__init__()
-        self.every_s = every_s
-        self._last: dict[str, float] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        kind = getattr(record, "kind", None) or record.getMessage().split(":", 1)[0][:80]
-        now = time.monotonic()
-        if now - self._last.get(kind, -1e9) < self.every_s:
-            return False
-        self._last[kind] = now
-        return True
-
-
-_rdkafka_log = logging.getLogger("driftsentinel.rdkafka")
-_rdkafka_log.addFilter(_RateLimit())
-
-
-class StartupError(RuntimeError):
-    """The sidecar cannot start (broker unreachable, authentication failed, ...)."""
 
 
 class _Abort(Exception):
@@ -213,7 +192,7 @@ class Sidecar:
             log.warning("checkpoints need detectors.backend=kernel; state is kept in memory only")
         # Security settings (SASL/TLS) go to every client: kafka.common; the consumer
         # section's client-level keys also reach the admin client, so either place works.
-        self._common = {"bootstrap.servers": kafka.bootstrap_servers, "logger": _rdkafka_log, **kafka.common}
+        self._common = {"bootstrap.servers": kafka.bootstrap_servers, "logger": rdkafka_log, **kafka.common}
         self.consumer = Consumer(
             {
                 **self._common,
@@ -244,7 +223,7 @@ class Sidecar:
             producer_conf["transactional.id"] = transactional_id(kafka.group_id, self.instance_id)
             producer_conf["transaction.timeout.ms"] = 60_000
         self.producer = Producer({**producer_conf, **kafka.producer})
-        self._admin_conf = {**self._common, **{k: v for k, v in kafka.consumer.items() if _is_client_setting(k)}}
+        self._admin_conf = admin_settings(self._common, kafka.consumer)
 
     # ------------------------------------------------------------------ lifecycle
     def request_stop(self, *_: Any) -> None:
@@ -317,39 +296,17 @@ class Sidecar:
         """Reach the broker, create output topics, initialise transactions — or fail clearly."""
         kafka = self.config.kafka
         admin = AdminClient({**self._admin_conf, "error_cb": self._on_kafka_error})
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        existing: dict[str, Any] = {}
-        while True:  # short slices, so an authentication error (via error_cb) ends the wait at once
-            try:
-                existing = admin.list_topics(timeout=1).topics
-                break
-            except KafkaException as exc:
-                admin.poll(0.1)
-                if self._fatal is not None:
-                    raise StartupError(self._explain(self._fatal)) from None
-                if time.monotonic() > deadline:
-                    raise StartupError(self._explain(exc.args[0])) from None
-        if self._fatal is not None:
-            raise StartupError(self._explain(self._fatal))
+        existing = list_topics(admin, kafka.bootstrap_servers, lambda: self._fatal)
         if self.labels_topic:
             self._check_labels_topic(existing)
-        wanted = [t for t in (kafka.alerts_topic, kafka.dlq_topic) if t not in existing]
-        if wanted:
-            futures = admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=-1) for t in wanted])
-            for name, fut in futures.items():
-                try:
-                    fut.result(timeout=30)
-                    log.info("created topic %s", name)
-                except KafkaException as exc:
-                    if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                        raise StartupError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+        create_topics(admin, (kafka.alerts_topic, kafka.dlq_topic), existing)
         if self.checkpointing:
             ensure_state_topic(admin, kafka.state_topic)
         if kafka.exactly_once:
             try:
                 self.producer.init_transactions(STARTUP_TIMEOUT_S)
             except KafkaException as exc:
-                raise StartupError(f"cannot initialise transactions: {self._explain(exc.args[0])}") from None
+                raise StartupError(f"cannot initialise transactions: {explain(exc.args[0], kafka.bootstrap_servers)}") from None
 
     def _check_labels_topic(self, existing: dict[str, Any]) -> None:
         """The labels topic must exist and be partitioned like the input topic."""
@@ -369,11 +326,6 @@ class Sidecar:
                 f"kafka.labels_topic: {self.labels_topic!r} has {n_labels} partitions, input topic "
                 f"{kafka.input_topic!r} has {n_input}; they must be equal, each label in its request's partition number"
             )
-
-    def _explain(self, err: KafkaError) -> str:
-        if err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
-            return f"authentication failed: {err.str()}"
-        return f"broker {self.config.kafka.bootstrap_servers} not usable: {err.str()}"
 
     def _loop(self) -> None:
         cfg = self.config
@@ -996,7 +948,7 @@ class Sidecar:
             self.health.set_ready(f"broker unreachable: {err.str()}")
         if err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED) or err.fatal():
             self._fatal = err
-        _rdkafka_log.warning("kafka: %s", err.str(), extra={"kind": err.name()})
+        rdkafka_log.warning("kafka: %s", err.str(), extra={"kind": err.name()})
 
     def _on_consume_error(self, err: KafkaError) -> None:
         if err.fatal():
@@ -1008,11 +960,6 @@ def _message_time(msg: Message) -> float:
     """The message's Kafka timestamp in seconds (the join's clock: the same on a re-read)."""
     kind, ms = msg.timestamp()
     return ms / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE else time.time()
-
-
-def _is_client_setting(key: str) -> bool:
-    """Settings every client needs (security, DNS), as opposed to consumer-only ones."""
-    return key.startswith(("security.", "sasl.", "ssl.", "client.dns", "socket.", "broker.address"))
 
 
 def effective_config_line(config: SidecarConfig) -> str:

@@ -1,0 +1,122 @@
+"""Kafka clients for every loop (``run``, ``skew``): configuration, start-up, error reporting.
+
+One place builds the librdkafka settings (security settings in ``common`` reach every
+client), waits for the broker with a clear error, creates missing output topics and rate
+limits librdkafka's repeated connection errors in the log.
+
+>>> admin_settings({"bootstrap.servers": "b:9092"}, {"security.protocol": "SSL", "fetch.min.bytes": 1})
+{'bootstrap.servers': 'b:9092', 'security.protocol': 'SSL'}
+>>> is_client_setting("sasl.mechanism"), is_client_setting("group.id")
+(True, False)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+log = logging.getLogger("driftsentinel")
+
+#: How long start-up waits for the broker before giving up with a clear message.
+STARTUP_TIMEOUT_S = 30.0
+
+
+class StartupError(RuntimeError):
+    """The loop cannot start (broker unreachable, authentication failed, bad topic layout, ...)."""
+
+
+class RateLimit(logging.Filter):
+    """librdkafka repeats connection failures several times a second: one line per kind per 10 s.
+
+    The kind is the record's ``kind`` extra (an error code name), else the text before
+    the first colon (librdkafka's log facility).
+
+    >>> f = RateLimit(every_s=60.0)
+    >>> rec = logging.LogRecord("x", logging.WARNING, "", 0, "kafka: down", None, None)
+    >>> f.filter(rec), f.filter(rec)
+    (True, False)
+    """
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = getattr(record, "kind", None) or record.getMessage().split(":", 1)[0][:80]
+        now = time.monotonic()
+        if now - self._last.get(kind, -1e9) < self.every_s:
+            return False
+        self._last[kind] = now
+        return True
+
+
+#: librdkafka's own log lines (the clients' ``logger`` setting), rate limited.
+rdkafka_log = logging.getLogger("driftsentinel.rdkafka")
+rdkafka_log.addFilter(RateLimit())
+
+
+def is_client_setting(key: str) -> bool:
+    """Settings every client needs (security, DNS), as opposed to consumer-only ones."""
+    return key.startswith(("security.", "sasl.", "ssl.", "client.dns", "socket.", "broker.address"))
+
+
+def admin_settings(common: dict[str, Any], consumer: dict[str, Any]) -> dict[str, Any]:
+    """The admin client's settings: ``common`` plus the client-level keys of the consumer section."""
+    return {**common, **{k: v for k, v in consumer.items() if is_client_setting(k)}}
+
+
+def explain(err: KafkaError, bootstrap_servers: str) -> str:
+    """A one-line reason for a start-up failure."""
+    if err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
+        return f"authentication failed: {err.str()}"
+    return f"broker {bootstrap_servers} not usable: {err.str()}"
+
+
+def list_topics(
+    admin: AdminClient,
+    bootstrap_servers: str,
+    fatal: Callable[[], KafkaError | None] = lambda: None,
+    timeout_s: float = STARTUP_TIMEOUT_S,
+) -> dict[str, Any]:
+    """The cluster's topics, waiting up to ``timeout_s`` for the broker; StartupError if it never answers.
+
+    The wait is cut in short slices so that an authentication error reported through the
+    clients' ``error_cb`` (``fatal()`` returns it) ends it at once.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            topics: dict[str, Any] = admin.list_topics(timeout=1).topics
+            break
+        except KafkaException as exc:
+            admin.poll(0.1)
+            err = fatal()
+            if err is not None:
+                raise StartupError(explain(err, bootstrap_servers)) from None
+            if time.monotonic() > deadline:
+                raise StartupError(explain(exc.args[0], bootstrap_servers)) from None
+    err = fatal()
+    if err is not None:
+        raise StartupError(explain(err, bootstrap_servers))
+    return topics
+
+
+def create_topics(admin: AdminClient, names: Iterable[str], existing: dict[str, Any]) -> None:
+    """Create the output topics that do not exist yet (one partition, the broker's replication)."""
+    wanted = [t for t in dict.fromkeys(names) if t not in existing]
+    if not wanted:
+        return
+    futures = admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=-1) for t in wanted])
+    for name, fut in futures.items():
+        try:
+            fut.result(timeout=30)
+            log.info("created topic %s", name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise StartupError(f"cannot create topic {name}: {exc.args[0].str()}") from None
