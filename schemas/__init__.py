@@ -1,4 +1,5 @@
-"""driftsentinel's contracts: events in, alerts out, configuration.
+"""driftsentinel's contracts: events in, alerts out, configuration, and the detector
+core's output (signals, feature statuses).
 
 Pure data and validation (pydantic v2 and numpy only); imports nothing else of ours,
 so alert consumers and producers can depend on it alone.
@@ -14,14 +15,20 @@ from driftsentinel.schemas.config import (
     ConceptDriftConfig,
     ConfigError,
     KafkaConfig,
+    RIVER_ADWIN,
+    RIVER_PAGE_HINKLEY,
+    DetectorBackend,
     PageHinkleyConfig,
     SidecarConfig,
     WindowTestConfig,
     load_config,
 )
 from driftsentinel.schemas.events import FeatureEvent, InvalidEvent, decode_event
+from driftsentinel.schemas.signals import DriftSignal, FeatureStatus
 
 __all__ = [
+    "RIVER_ADWIN",
+    "RIVER_PAGE_HINKLEY",
     "SCHEMA_VERSION",
     "ADWINConfig",
     "AlertPolicyConfig",
@@ -29,9 +36,12 @@ __all__ = [
     "CheckpointConfig",
     "ConceptDriftConfig",
     "ConfigError",
+    "DetectorBackend",
     "DriftEvent",
+    "DriftSignal",
     "FeatureBatch",
     "FeatureEvent",
+    "FeatureStatus",
     "InvalidEvent",
     "KafkaConfig",
     "PageHinkleyConfig",

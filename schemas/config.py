@@ -12,13 +12,16 @@ Every section forbids unknown keys, so a typo fails at start-up with the field's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 
 M = TypeVar("M", bound=BaseModel)
+
+#: Where change detectors run: the batch numba kernels, or river's own classes value by value.
+DetectorBackend = Literal["kernel", "river"]
 
 
 class ConfigError(ValueError):
@@ -106,6 +109,11 @@ class ADWINConfig(_Section):
     grace_period: int = Field(default=10, ge=1)
 
 
+#: river's own ``drift.ADWIN()`` defaults: the detector classes' constructor defaults (they
+#: reproduce river, and are compared with it at its defaults) and the ADWIN on the error stream.
+RIVER_ADWIN = ADWINConfig(delta=0.002)
+
+
 class PageHinkleyConfig(_Section):
     """river's Page-Hinkley parameters, run on standardised values.
 
@@ -123,6 +131,15 @@ class PageHinkleyConfig(_Section):
     threshold: float = Field(default=50.0, gt=0)
     alpha: float = Field(default=1.0, gt=0, le=1)
     mode: Literal["up", "down", "both"] = "both"
+
+
+#: river's own ``drift.PageHinkley()`` defaults (the detector classes' constructor defaults).
+RIVER_PAGE_HINKLEY = PageHinkleyConfig(delta=0.005, threshold=50.0, alpha=1 - 0.0001)
+
+
+NumericTest = Literal["psi", "ks", "js", "wasserstein"]
+CategoricalTest = Literal["chi2", "js", "new_category"]
+QualityTest = Literal["missing_rate", "out_of_range", "type_error"]
 
 
 class WindowTestConfig(_Section):
@@ -150,15 +167,10 @@ class WindowTestConfig(_Section):
     resolve_ratio: float = Field(
         default=0.8, gt=0, le=1, description="An episode ends when the distance falls to threshold x this (hysteresis)."
     )
-    numeric_tests: list[Literal["psi", "ks", "js", "wasserstein"]] = Field(
-        default_factory=lambda: ["psi", "ks", "js", "wasserstein"]
-    )
-    categorical_tests: list[Literal["chi2", "js", "new_category"]] = Field(
-        default_factory=lambda: ["chi2", "js", "new_category"]
-    )
-    quality_tests: list[Literal["missing_rate", "out_of_range", "type_error"]] = Field(
-        default_factory=lambda: ["missing_rate", "out_of_range", "type_error"]
-    )
+    # every test by default
+    numeric_tests: list[NumericTest] = Field(default_factory=lambda: list(get_args(NumericTest)))
+    categorical_tests: list[CategoricalTest] = Field(default_factory=lambda: list(get_args(CategoricalTest)))
+    quality_tests: list[QualityTest] = Field(default_factory=lambda: list(get_args(QualityTest)))
     psi: float = Field(default=0.25, gt=0, description="PSI > 0.25: major shift (0.1-0.25 moderate).")
     ks: float = Field(default=0.1, gt=0, le=1, description="Kolmogorov-Smirnov distance.")
     js: float = Field(default=0.1, gt=0, le=1, description="Jensen-Shannon distance (base 2).")
@@ -182,7 +194,10 @@ class ConceptDriftConfig(_Section):
     """
 
     enabled: bool = True
-    delta: float = Field(default=0.002, gt=0, lt=1, description="ADWIN's delta on the error stream (values in [0, 1] for classes).")
+    delta: float = Field(
+        default=RIVER_ADWIN.delta, gt=0, lt=1,
+        description="ADWIN's delta on the error stream (values in [0, 1] for classes); river's default.",
+    )
     label_wait_events: int = Field(
         default=100_000, ge=1, le=10_000_000, description="Predictions per input partition that wait for a label."
     )
@@ -202,7 +217,7 @@ class FeatureParams(_Section):
 class BankConfig(_Section):
     """Per-feature detectors and the summaries that go into alerts as evidence."""
 
-    backend: Literal["kernel", "river"] = Field(
+    backend: DetectorBackend = Field(
         default="kernel", description="'kernel': batch numba kernels; 'river': river's classes, value by value."
     )
     warmup: int = Field(
