@@ -49,21 +49,32 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numba as nb
 import numpy as np
+from numpy.typing import ArrayLike
 
 from driftsentinel.detectors._adwin_buckets import (_MAX_LEVELS, _POW2, _POW2INV, _carry, _increment, _last, _live_ranges,
                                       _merge, _put, _river_scan, _shape)
 from driftsentinel.detectors._adwin_lockstep import MAX_BUCKETS as LOCKSTEP_MAX_BUCKETS
 from driftsentinel.detectors._adwin_lockstep import SEG, lockstep_kernel, lockstep_plan, plan_rows, work_size
-from driftsentinel.detectors._hits import collect_hits
+from driftsentinel.detectors._hits import collect_hits, feature_indices
 from driftsentinel.detectors._state import STATE_VERSION, as_array, as_matrix, check_kind, per_feature, to_builtin
+from driftsentinel.schemas.config import RIVER_ADWIN as _D
 
 __all__ = ["ADWIN"]
 
-_DEFAULTS: dict[str, Any] = dict(delta=0.002, clock=32, max_buckets=5, min_window_length=5, grace_period=10)
+# river's drift.ADWIN() defaults, defined once in the config schema; a feature added later
+# without a construction-time scalar gets these
+_PARAMS = ("delta", "clock", "max_buckets", "min_window_length", "grace_period")
+_DEFAULTS: dict[str, Any] = {name: getattr(_D, name) for name in _PARAMS}
+# river's parameter name -> (the per-feature array attribute, its dtype)
+_ARRAYS: dict[str, tuple[str, Any]] = {"delta": ("_delta", np.float64), "clock": ("_clock", np.int64),
+                                       "max_buckets": ("_mb", np.int64),
+                                       "min_window_length": ("_mwl", np.float64),
+                                       "grace_period": ("_grace", np.float64)}
 _TILE = 128  # rows per pass-1 / pass-2 round: per-row results stay in L1/L2
 _CHUNK = 32  # features per pass-1 block (the block's row stride is a compile-time constant)
 # A cut's old-part total ("te", the running total at its bucket's end) is read, for the
@@ -101,6 +112,15 @@ def _check_integers(name: str, value: Any) -> None:
     if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or (
             np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))):
         raise ValueError(f"{name} must be an integer (as in river's ADWIN), got {value!r}")
+
+
+def _check_values(name: str, arr: np.ndarray) -> None:
+    # river's ranges: a window needs clock, max_buckets >= 1; delta > 0 (river takes its log)
+    lowest = {"delta": 0.0, "clock": 1, "max_buckets": 1, "min_window_length": 0, "grace_period": 0}[name]
+    ok = np.all(arr > lowest) if name == "delta" else np.all(arr >= lowest)
+    if not (ok and np.all(np.isfinite(arr))):
+        op = ">" if name == "delta" else ">="
+        raise ValueError(f"{name} must be a finite number {op} {lowest}, got {arr.tolist()!r}")
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
@@ -613,8 +633,9 @@ class ADWIN:
     True
     """
 
-    def __init__(self, n_features: int, delta: Any = 0.002, clock: Any = 32, max_buckets: Any = 5,
-                 min_window_length: Any = 5, grace_period: Any = 10, *, use_filter: bool = True,
+    def __init__(self, n_features: int, delta: ArrayLike = _D.delta, clock: ArrayLike = _D.clock,
+                 max_buckets: ArrayLike = _D.max_buckets, min_window_length: ArrayLike = _D.min_window_length,
+                 grace_period: ArrayLike = _D.grace_period, *, use_filter: bool = True,
                  lockstep: bool = True) -> None:
         F = int(n_features)
         if F < 0:
@@ -635,10 +656,8 @@ class ADWIN:
         self._alloc_state(F, levels=8)
 
     def _check_params(self) -> None:
-        if np.any(self._clock < 1):
-            raise ValueError("clock must be >= 1")
-        if np.any(self._mb < 1):
-            raise ValueError("max_buckets must be >= 1")
+        for name, (attr, _) in _ARRAYS.items():
+            _check_values(name, getattr(self, attr))
         # the features the lockstep kernel takes (the others run in the general kernel)
         self._eligible = (self._clock == SEG) & (self._mb <= LOCKSTEP_MAX_BUCKETS) & (self._mwl >= 1.0)
         self._eligible_any = bool(self._eligible.any())
@@ -794,6 +813,59 @@ class ADWIN:
         self._check_params()
         self._alloc_state(F + n, levels=self._tot.shape[1])
         self._load_windows(state, F)
+
+    def set_params(self, features: Sequence[int], **params: float) -> None:
+        """Set river's parameters (``delta``, ``clock``, ``max_buckets``,
+        ``min_window_length``, ``grace_period``) of the given features, in place.
+
+        Each value is a scalar or one value per listed feature. The windows are kept and the
+        next check uses the new values; a new ``max_buckets`` restarts the feature (river's
+        bucket structure is built for one ``max_buckets``; detection counts are kept). A
+        fresh feature then runs exactly as one built with these parameters. An unknown name
+        or a bad value raises ``ValueError`` naming the parameter, and changes nothing.
+
+        >>> d = ADWIN(n_features=3)
+        >>> d.set_params([0, 2], delta=0.05, min_window_length=10)
+        >>> d.state_dict()["delta"].tolist(), d.state_dict()["min_window_length"].tolist()
+        ([0.05, 0.002, 0.05], [10.0, 5.0, 10.0])
+        >>> d.set_params([1], dleta=0.1)
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown ADWIN parameter 'dleta' (expected one of delta, clock, max_buckets, min_window_length, grace_period)
+        """
+        idx = feature_indices(features, self.n_features)
+        new: dict[str, np.ndarray] = {}
+        for name, value in params.items():
+            if name not in _ARRAYS:
+                raise ValueError(f"unknown ADWIN parameter {name!r} (expected one of {', '.join(_PARAMS)})")
+            attr, dtype = _ARRAYS[name]
+            if dtype is np.int64:
+                _check_integers(name, value)
+            try:
+                vals = np.broadcast_to(np.asarray(value, dtype=np.float64), idx.shape)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}: expected a number or {idx.size} numbers, got {value!r}") from None
+            _check_values(name, vals)
+            new[name] = vals.astype(dtype)
+        restart = np.zeros(self.n_features, bool)
+        if "max_buckets" in new:
+            restart[idx] = self._mb[idx] != new["max_buckets"]
+            self.reset(restart)
+        for name, vals in new.items():
+            getattr(self, _ARRAYS[name][0])[idx] = vals
+        # a certificate or delta_prime cached for the old values must not be trusted
+        self._cachea[idx] = -1
+        self._cachef[idx] = 0.0
+        self._grp[idx] = 0.0
+        self._lsm[0, idx] = -1
+        self._check_params()  # the lockstep eligibility may have changed
+        mb_max = int(self._mb.max()) if self.n_features else 1
+        if _ring_size(mb_max) > self._tot.shape[2] or _hist_size(mb_max) > self._hist.shape[1]:
+            # longer rings (bucket j of a level sits in slot j mod ring size): rebuilt from
+            # river's buckets, as after a restore
+            state = self.state_dict()
+            self._alloc_state(self.n_features, levels=self._tot.shape[1])
+            self._load_windows(state, self.n_features)
 
     def reset(self, feature_mask: Any = None) -> None:
         """Restart the detectors of the selected features (all by default); detection counts are kept."""

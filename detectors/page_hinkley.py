@@ -25,19 +25,28 @@ values and resets are selects), and the hits come out of the kernel in stream or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numba as nb
 import numpy as np
+from numpy.typing import ArrayLike
 
-from driftsentinel.detectors._hits import collect_hits
+from driftsentinel.detectors._hits import collect_hits, feature_indices
 from driftsentinel.detectors._state import STATE_VERSION, as_array, as_matrix, check_kind, per_feature
+from driftsentinel.schemas.config import RIVER_PAGE_HINKLEY as _D
 
 __all__ = ["PageHinkley"]
 
 _MODES = {"up": 0, "down": 1, "both": 2}
 _MODE_NAMES = {v: k for k, v in _MODES.items()}
-_DEFAULTS: dict[str, Any] = dict(min_instances=30, delta=0.005, threshold=50.0, alpha=1 - 0.0001, mode="both")
+# river's drift.PageHinkley() defaults, defined once in the config schema; a feature added
+# later without a construction-time scalar gets these
+_PARAMS = ("min_instances", "delta", "threshold", "alpha", "mode")
+_DEFAULTS: dict[str, Any] = {name: getattr(_D, name) for name in _PARAMS}
+# river's parameter name -> the per-feature array attribute (float64; mode: int64 codes)
+_ARRAYS = {"min_instances": "_min_inst", "delta": "_delta", "threshold": "_threshold", "alpha": "_alpha",
+           "mode": "_mode"}
 
 
 _CHUNK = 64  # features per pass over the rows: the in-kernel state block is [13, _CHUNK]
@@ -158,8 +167,8 @@ class PageHinkley:
     True
     """
 
-    def __init__(self, n_features: int, min_instances: Any = 30, delta: Any = 0.005, threshold: Any = 50.0,
-                 alpha: Any = 1 - 0.0001, mode: Any = "both") -> None:
+    def __init__(self, n_features: int, min_instances: ArrayLike = _D.min_instances, delta: ArrayLike = _D.delta,
+                 threshold: ArrayLike = _D.threshold, alpha: ArrayLike = _D.alpha, mode: Any = _D.mode) -> None:
         F = int(n_features)
         if F < 0:
             raise ValueError("n_features must be >= 0")
@@ -216,6 +225,40 @@ class PageHinkley:
         new = self._arrays()
         for name in old:
             setattr(self, name, np.concatenate([old[name], new[name]]))
+
+    def set_params(self, features: Sequence[int], **params: float) -> None:
+        """Set river's parameters (``min_instances``, ``delta``, ``threshold``, ``alpha``,
+        ``mode``) of the given features, in place: the running sums are kept and the next
+        value uses the new values. Each value is a scalar or one value per listed feature.
+        An unknown name or a bad value raises ``ValueError`` naming the parameter, and
+        changes nothing.
+
+        >>> ph = PageHinkley(n_features=3)
+        >>> ph.set_params([1], threshold=20.0, mode="up")
+        >>> ph.state_dict()["threshold"].tolist(), ph.state_dict()["mode"].tolist()
+        ([50.0, 20.0, 50.0], [2, 0, 2])
+        >>> ph.set_params([0], threshold=float("nan"))
+        Traceback (most recent call last):
+        ...
+        ValueError: threshold must be a number (not NaN), got [nan]
+        """
+        idx = feature_indices(features, self.n_features)
+        new: dict[str, np.ndarray] = {}
+        for name, value in params.items():
+            if name not in _ARRAYS:
+                raise ValueError(f"unknown PageHinkley parameter {name!r} (expected one of {', '.join(_PARAMS)})")
+            if name == "mode":
+                new[name] = self._mode_codes(np.broadcast_to(np.asarray(value, dtype=object), idx.shape))
+                continue
+            try:
+                vals = np.broadcast_to(np.asarray(value, dtype=np.float64), idx.shape)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}: expected a number or {idx.size} numbers, got {value!r}") from None
+            if np.any(np.isnan(vals)):  # river compares with these: NaN would never fire, silently
+                raise ValueError(f"{name} must be a number (not NaN), got {vals.tolist()!r}")
+            new[name] = vals
+        for name, vals in new.items():
+            getattr(self, _ARRAYS[name])[idx] = vals
 
     def reset(self, feature_mask: Any = None) -> None:
         """Restart the detectors of the selected features (all by default); detection counts are kept."""
