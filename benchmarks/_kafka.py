@@ -12,12 +12,12 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import msgspec
 import numpy as np
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 MODEL = "bench"
@@ -92,15 +92,15 @@ class Payloads:
         if shift is not None:
             x += shift
         enc, names = self._enc.encode, self.names
-        return [enc(dict(zip(names, row))) for row in x.tolist()]
+        return [enc(dict(zip(names, row, strict=True))) for row in x.tolist()]
 
     @staticmethod
     def message(i: int, blob: bytes, ts: float) -> bytes:
         return b'{"model":"%s","ts":%r,"id":"e-%d","features":%s}' % (MODEL.encode(), ts, i, blob)
 
 
-def _delivered(failures: list[str]):  # type: ignore[no-untyped-def]
-    def cb(err, msg) -> None:  # type: ignore[no-untyped-def]
+def _delivered(failures: list[str]) -> Callable[[KafkaError | None, Message], None]:
+    def cb(err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             failures.append(str(err))
 
@@ -132,8 +132,16 @@ def _send_all(bootstrap: str, topic: str, values: Iterable[bytes], what: str) ->
     return messages, nbytes, time.perf_counter() - t0
 
 
-def preload(bootstrap: str, topic: str, events: int, features: int, drift_at: int | None,
-            drift_features: int = 3, shift: float = 1.0, chunk: int = 50_000) -> dict[str, float]:
+def preload(
+    bootstrap: str,
+    topic: str,
+    events: int,
+    features: int,
+    drift_at: int | None,
+    drift_features: int = 3,
+    shift: float = 1.0,
+    chunk: int = 50_000,
+) -> dict[str, float]:
     """Produce ``events`` FeatureEvents as fast as the producer goes; a +shift sigma
     mean shift on the first ``drift_features`` features from event ``drift_at`` on."""
     pay = Payloads(features)
@@ -151,12 +159,24 @@ def preload(bootstrap: str, topic: str, events: int, features: int, drift_at: in
                 yield pay.message(i, blob, time.time())
 
     _, nbytes, secs = _send_all(bootstrap, topic, values(), "preload")
-    return {"events": events, "seconds": round(secs, 2), "events_per_s": round(events / secs),
-            "mean_message_bytes": round(nbytes / events)}
+    return {
+        "events": events,
+        "seconds": round(secs, 2),
+        "events_per_s": round(events / secs),
+        "mean_message_bytes": round(nbytes / events),
+    }
 
 
-def preload_columnar(bootstrap: str, topic: str, events: int, features: int, rows: int, drift_at: int | None,
-                     drift_features: int = 3, shift: float = 1.0) -> dict[str, float]:
+def preload_columnar(
+    bootstrap: str,
+    topic: str,
+    events: int,
+    features: int,
+    rows: int,
+    drift_at: int | None,
+    drift_features: int = 3,
+    shift: float = 1.0,
+) -> dict[str, float]:
     """The same kind of stream as :func:`preload`, as columnar messages of ``rows`` events."""
     from driftsentinel.schemas.columnar import encode_columns
 
@@ -168,13 +188,21 @@ def preload_columnar(bootstrap: str, topic: str, events: int, features: int, row
             n = min(rows, events - a)
             x = rng.standard_normal((n, features))
             if drift_at is not None and a + n > drift_at:
-                x[max(drift_at - a, 0):, :drift_features] += shift
-            yield encode_columns(numeric={name: x[:, j] for j, name in enumerate(names)}, model=MODEL,
-                                 ts=np.full(n, time.time()), id=[f"e-{i}" for i in range(a, a + n)])
+                x[max(drift_at - a, 0) :, :drift_features] += shift
+            yield encode_columns(
+                numeric={name: x[:, j] for j, name in enumerate(names)},
+                model=MODEL,
+                ts=np.full(n, time.time()),
+                id=[f"e-{i}" for i in range(a, a + n)],
+            )
 
     messages, nbytes, secs = _send_all(bootstrap, topic, values(), "preload_columnar")
-    return {"events": events, "messages": messages, "seconds": round(secs, 2),
-            "mean_message_bytes": round(nbytes / messages)}
+    return {
+        "events": events,
+        "messages": messages,
+        "seconds": round(secs, 2),
+        "mean_message_bytes": round(nbytes / messages),
+    }
 
 
 def end_offset(bootstrap: str, topic: str) -> int:

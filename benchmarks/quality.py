@@ -114,6 +114,7 @@ def _mean_shift(delta: float) -> Callable[..., np.ndarray]:
         x = rng.normal(size=(n, f))
         x[cp:] += delta
         return x
+
     return make
 
 
@@ -143,17 +144,40 @@ def _missing(rng: np.random.Generator, n: int, f: int, cp: int) -> np.ndarray:
 
 
 SCENARIOS = [
-    *(Scenario(f"mean_shift_{d:g}sigma", "normal", "numeric", _mean_shift(d), f"N(0,1) -> N({d:g},1), abrupt")
-      for d in MEAN_SHIFTS),
-    Scenario("gradual_1sigma_over_5000", "normal", "numeric", _gradual,
-             "mean rises linearly from 0 to +1 sigma over 5,000 events, then stays"),
+    *(
+        Scenario(f"mean_shift_{d:g}sigma", "normal", "numeric", _mean_shift(d), f"N(0,1) -> N({d:g},1), abrupt")
+        for d in MEAN_SHIFTS
+    ),
+    Scenario(
+        "gradual_1sigma_over_5000",
+        "normal",
+        "numeric",
+        _gradual,
+        "mean rises linearly from 0 to +1 sigma over 5,000 events, then stays",
+    ),
     Scenario("variance_doubling", "normal", "numeric", _variance, "N(0,1) -> N(0,2): variance x2, same mean"),
-    Scenario("shape_normal_to_bimodal", "normal", "numeric", _shape,
-             f"N(0,1) -> 0.5 N(-{BIMODAL_M},{BIMODAL_S:.3f}^2) + 0.5 N(+{BIMODAL_M},{BIMODAL_S:.3f}^2): same mean and variance"),
-    Scenario("categorical_frequency_shift", "categorical", "categorical", _categorical,
-             f"5 categories, shares {CAT_BEFORE.tolist()} -> {CAT_AFTER.tolist()}"),
-    Scenario("missing_ratio_jump", "normal_missing", "numeric", _missing,
-             f"N(0,1) values, missing share {MISSING_BEFORE:g} -> {MISSING_AFTER:g}"),
+    Scenario(
+        "shape_normal_to_bimodal",
+        "normal",
+        "numeric",
+        _shape,
+        f"N(0,1) -> 0.5 N(-{BIMODAL_M},{BIMODAL_S:.3f}^2) + 0.5 N(+{BIMODAL_M},{BIMODAL_S:.3f}^2): "
+        "same mean and variance",
+    ),
+    Scenario(
+        "categorical_frequency_shift",
+        "categorical",
+        "categorical",
+        _categorical,
+        f"5 categories, shares {CAT_BEFORE.tolist()} -> {CAT_AFTER.tolist()}",
+    ),
+    Scenario(
+        "missing_ratio_jump",
+        "normal_missing",
+        "numeric",
+        _missing,
+        f"N(0,1) values, missing share {MISSING_BEFORE:g} -> {MISSING_AFTER:g}",
+    ),
 ]
 
 
@@ -248,13 +272,15 @@ def delay_stats(delays: list[int], missed: int, series: int, false_alarms: int, 
     }
 
 
-def summarize_change(events: list[list[tuple[int, int, str]]], cps: list[int], n_features: int, horizon: int,
-                     detectors: list[str] | None) -> dict[str, Any]:
+def summarize_change(
+    events: list[list[tuple[int, int, str]]], cps: list[int], n_features: int, horizon: int, detectors: list[str] | None
+) -> dict[str, Any]:
     """events[s] = drift events of seed s; cps[s] its change point."""
+
     def one(keep: Callable[[str], bool]) -> dict[str, Any]:
         delays: list[int] = []
         missed = fa = pre = 0
-        for ev, cp in zip(events, cps):
+        for ev, cp in zip(events, cps, strict=True):
             pre += cp * n_features
             first = np.full(n_features, np.iinfo(np.int64).max)
             for row, j, det in ev:
@@ -274,11 +300,13 @@ def summarize_change(events: list[list[tuple[int, int, str]]], cps: list[int], n
 
     out = one(lambda _d: True)
     if detectors is not None:
-        out["by_detector"] = {name: one(lambda d, name=name: d == name) for name in detectors}
+        out["by_detector"] = {name: one(name.__eq__) for name in detectors}
     return out
 
 
-def summarize_stationary(events: list[tuple[int, int, str]], values: int, detectors: list[str] | None) -> dict[str, Any]:
+def summarize_stationary(
+    events: list[tuple[int, int, str]], values: int, detectors: list[str] | None
+) -> dict[str, Any]:
     def one(keep: Callable[[str], bool]) -> dict[str, Any]:
         hits = [(r, j) for r, j, d in events if keep(d)]
         return {
@@ -290,7 +318,7 @@ def summarize_stationary(events: list[tuple[int, int, str]], values: int, detect
     out = one(lambda _d: True)
     out["feature_values"] = values
     if detectors is not None:
-        out["by_detector"] = {name: one(lambda d, name=name: d == name) for name in detectors}
+        out["by_detector"] = {name: one(name.__eq__) for name in detectors}
     return out
 
 
@@ -326,10 +354,16 @@ def goals(change: dict[str, Any], stationary: dict[str, Any]) -> dict[str, Any]:
 
     worst = {k: v[ds]["false_alarms_per_million"] for k, v in stationary.items()}
     g["stationary_false_alarms_per_million_le_1"] = {
-        "pass": all(v is not None and v <= 1.0 for v in worst.values()), "target": 1.0, "values": worst}
+        "pass": all(v is not None and v <= 1.0 for v in worst.values()),
+        "target": 1.0,
+        "values": worst,
+    }
 
-    missed = {k: change[k][ds]["missed"] for k in change if k.startswith("mean_shift_")
-              and float(k[len("mean_shift_"):-len("sigma")]) >= 0.5}
+    missed = {
+        k: change[k][ds]["missed"]
+        for k in change
+        if k.startswith("mean_shift_") and float(k[len("mean_shift_") : -len("sigma")]) >= 0.5
+    }
     g["no_missed_detection_for_shifts_ge_0.5_sigma"] = {"pass": all(v == 0 for v in missed.values()), "values": missed}
 
     med = change.get("mean_shift_1sigma", {}).get(ds, {}).get("delay_median")
@@ -339,8 +373,7 @@ def goals(change: dict[str, Any], stationary: dict[str, Any]) -> dict[str, Any]:
     for k in change:
         if k.startswith("mean_shift_"):
             a, b = change[k][ds]["delay_median"], change[k][ad]["delay_median"]
-            cmp[k] = {"driftsentinel": a, "river_adwin": b,
-                      "pass": a is not None and (b is None or a <= b)}
+            cmp[k] = {"driftsentinel": a, "river_adwin": b, "pass": a is not None and (b is None or a <= b)}
     g["mean_shift_median_delay_le_river_adwin"] = {"pass": all(v["pass"] for v in cmp.values()), "values": cmp}
 
     fewer: dict[str, Any] = {}
@@ -375,7 +408,8 @@ def markdown(out: dict[str, Any]) -> str:
         f"{s['horizon']:,} events. Stationary: {s['stationary_models']} models x {s['features_per_model']} features x "
         f"{s['stationary_events']:,} events per distribution. Delays in events, median / p90.",
         "",
-        "| stream | driftsentinel: false alarms per M | delay | missed | river ADWIN: false alarms per M | delay | missed "
+        "| stream | driftsentinel: false alarms per M | delay | missed "
+        "| river ADWIN: false alarms per M | delay | missed "
         "| river Page-Hinkley: false alarms per M | delay | missed |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -388,21 +422,36 @@ def markdown(out: dict[str, Any]) -> str:
             else:
                 cells += [_fmt(r["false_alarms_per_million"], 2), _cell_delay(r), f"{r['missed']}/{r['series']}"]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Which driftsentinel detector catches what (median delay, detectors that caught at least half "
-              "the series):", "", "| stream | detectors |", "|---|---|"]
+    lines += [
+        "",
+        "Which driftsentinel detector catches what (median delay, detectors that caught at least half the series):",
+        "",
+        "| stream | detectors |",
+        "|---|---|",
+    ]
     for name, sc in out["change"].items():
         by = sc["driftsentinel"]["by_detector"]
         best = sorted((r["delay_median"], d) for d, r in by.items() if r["detected"] * 2 >= r["series"])
         lines.append(f"| {name.replace('_', ' ')} | " + (", ".join(f"{d} {_fmt(v, 0)}" for v, d in best) or "—") + " |")
-    lines += ["", "Stationary streams: false alarms per million feature values (count):", "",
-              "| distribution | driftsentinel | river ADWIN | river Page-Hinkley | driftsentinel alarms by detector |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Stationary streams: false alarms per million feature values (count):",
+        "",
+        "| distribution | driftsentinel | river ADWIN | river Page-Hinkley | driftsentinel alarms by detector |",
+        "|---|---|---|---|---|",
+    ]
     for name, st in out["stationary"].items():
         cells = [name.replace("_", " ")]
         cells += [f"{_fmt(st[m]['false_alarms_per_million'], 2)} ({st[m]['false_alarms']:,})" for m in METHODS]
         by = st["driftsentinel"]["by_detector"]
-        cells.append(", ".join(f"{d} {r['false_alarms']} on {r['features_with_alarms']} features"
-                               for d, r in by.items() if r["false_alarms"]) or "none")
+        cells.append(
+            ", ".join(
+                f"{d} {r['false_alarms']} on {r['features_with_alarms']} features"
+                for d, r in by.items()
+                if r["false_alarms"]
+            )
+            or "none"
+        )
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| goal | met |", "|---|---|"]
     for g, r in out["goals"].items():
@@ -418,14 +467,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--features", type=int, default=None, help="features per model (default 10; quick 3)")
     p.add_argument("--change-at", type=int, default=None, help="earliest change point (default 5000; quick 1500)")
     p.add_argument("--after", type=int, default=None, help="events after the change (default 15000; quick 2500)")
-    p.add_argument("--horizon", type=int, default=None, help="missed = no drift event this long after (default 10000; quick 2000)")
-    p.add_argument("--stationary-events", type=int, default=None, help="events per stationary stream (default 1,000,000; quick 20,000)")
-    p.add_argument("--stationary-banks", type=int, default=None, help="models per stationary distribution (default 6; quick 1)")
-    p.add_argument("--reference-size", type=int, default=None, help="reference sample per feature (default 50,000; quick 5,000)")
-    p.add_argument("--calibration-values", type=int, default=None,
-                   help="values simulated per feature by calibrate (default 1,000,000 as the CLI; quick 50,000)")
-    p.add_argument("--window-events", type=int, default=None, help="window tests' window (default: the config's 5,000; quick 500)")
-    p.add_argument("--parity-rows", type=int, default=None, help="rows of the river parity check (default 20,000; quick 2,000)")
+    p.add_argument(
+        "--horizon", type=int, default=None, help="missed = no drift event this long after (default 10000; quick 2000)"
+    )
+    p.add_argument(
+        "--stationary-events",
+        type=int,
+        default=None,
+        help="events per stationary stream (default 1,000,000; quick 20,000)",
+    )
+    p.add_argument(
+        "--stationary-banks", type=int, default=None, help="models per stationary distribution (default 6; quick 1)"
+    )
+    p.add_argument(
+        "--reference-size", type=int, default=None, help="reference sample per feature (default 50,000; quick 5,000)"
+    )
+    p.add_argument(
+        "--calibration-values",
+        type=int,
+        default=None,
+        help="values simulated per feature by calibrate (default 1,000,000 as the CLI; quick 50,000)",
+    )
+    p.add_argument(
+        "--window-events", type=int, default=None, help="window tests' window (default: the config's 5,000; quick 500)"
+    )
+    p.add_argument(
+        "--parity-rows", type=int, default=None, help="rows of the river parity check (default 20,000; quick 2,000)"
+    )
     p.add_argument("--seed", type=int, default=20260)
     p.add_argument("--markdown", metavar="JSON", help="print the tables of docs/quality.md from a run's JSON and exit")
     args = p.parse_args(argv)
@@ -462,14 +530,18 @@ def main(argv: list[str] | None = None) -> int:
         if name not in refs:
             ref = make_reference(key, F, ref_size, calib_values, seed)
             if window_events != ref.config.window_tests.window_events:
-                ref.config = ref.config.model_copy(update={"window_tests": ref.config.window_tests.model_copy(
-                    update={"window_events": window_events})})
+                ref.config = ref.config.model_copy(
+                    update={"window_tests": ref.config.window_tests.model_copy(update={"window_events": window_events})}
+                )
             refs[name] = ref
             if ref.params:
                 th = [v["page_hinkley_threshold"] for v in ref.params.values()]
                 de = [v["adwin_delta"] for v in ref.params.values()]
-                calibrated[name] = {"page_hinkley_threshold": [_num(min(th)), _num(max(th))],
-                                    "adwin_delta": [min(de), max(de)], "seconds": _num(ref.seconds)}
+                calibrated[name] = {
+                    "page_hinkley_threshold": [_num(min(th)), _num(max(th))],
+                    "adwin_delta": [min(de), max(de)],
+                    "seconds": _num(ref.seconds),
+                }
             log(f"reference {name}: {ref.seconds:.1f}s")
         return refs[name]
 
@@ -507,13 +579,16 @@ def main(argv: list[str] | None = None) -> int:
             dets = ds_detectors(ref)
             rng = np.random.default_rng([args.seed, 7, k, b])
             data = draw(dist, rng, (st_events, F))
-            for m, run in (("driftsentinel", lambda d: run_driftsentinel(ref, d)),
-                           ("river_adwin", lambda d: run_river(ADWIN, d)),
-                           ("river_page_hinkley", lambda d: run_river(PageHinkley, d))):
+            for m, run in (
+                ("driftsentinel", lambda d, ref=ref: run_driftsentinel(ref, d)),
+                ("river_adwin", lambda d: run_river(ADWIN, d)),
+                ("river_page_hinkley", lambda d: run_river(PageHinkley, d)),
+            ):
                 ev_all[m] += [(r, j + b * F, d) for r, j, d in run(data)]
         values = st_events * F * st_banks
-        stationary[dist] = {m: summarize_stationary(ev_all[m], values, dets if m == "driftsentinel" else None)
-                            for m in METHODS}
+        stationary[dist] = {
+            m: summarize_stationary(ev_all[m], values, dets if m == "driftsentinel" else None) for m in METHODS
+        }
         timings[f"stationary_{dist}"] = time.perf_counter() - t0
         log(f"stationary {dist}: {timings[f'stationary_{dist}']:.1f}s")
 
@@ -528,20 +603,30 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "quality",
         "quick": q,
         "setup": {
-            "seeds": seeds, "features_per_model": F, "change_at": change_at,
-            "change_phase": f"change point = change_at + U{{0..{window_events - 1}}} (random phase in the window tests' window)",
-            "events_after_change": after, "horizon": horizon, "stationary_events": st_events,
-            "stationary_models": st_banks, "reference_size": ref_size, "calibration_values": calib_values,
-            "window_events": window_events, "batch": BATCH, "seed": args.seed,
+            "seeds": seeds,
+            "features_per_model": F,
+            "change_at": change_at,
+            "change_phase": f"change point = change_at + U{{0..{window_events - 1}}} "
+            "(random phase in the window tests' window)",
+            "events_after_change": after,
+            "horizon": horizon,
+            "stationary_events": st_events,
+            "stationary_models": st_banks,
+            "reference_size": ref_size,
+            "calibration_values": calib_values,
+            "window_events": window_events,
+            "batch": BATCH,
+            "seed": args.seed,
             "driftsentinel": "profile of the reference sample + calibrate(false_alarms_per_million=1) -> "
-                             "BankConfig.per_feature; DetectorBank(config, profile); any detector's drift event",
+            "BankConfig.per_feature; DetectorBank(config, profile); any detector's drift event",
             "river_adwin": "river drift.ADWIN() defaults (delta 0.002, clock 32), raw values",
-            "river_page_hinkley": "river drift.PageHinkley() defaults (delta 0.005, threshold 50, alpha 0.9999), raw values",
+            "river_page_hinkley": "river drift.PageHinkley() defaults (delta 0.005, threshold 50, alpha 0.9999), "
+            "raw values",
             "river_kernels": "detectors.ADWIN / detectors.PageHinkley: numba kernels with river's detections exactly "
-                             "(parity tests in tests/unit; re-checked in 'parity')",
+            "(parity tests in tests/unit; re-checked in 'parity')",
             "counting": "drift events only; false alarms per million = detections before the change (change streams) "
-                        "or all detections (stationary) per million feature values; delay = first drift event at or "
-                        "after the change minus the change point; missed = none within the horizon",
+            "or all detections (stationary) per million feature values; delay = first drift event at or "
+            "after the change minus the change point; missed = none within the horizon",
         },
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "river": river.__version__},
         "calibrated": calibrated,

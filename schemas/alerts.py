@@ -45,7 +45,7 @@ class SourcePosition(BaseModel):
 
     @model_serializer(mode="wrap")
     def _omit_absent_row(self, handler: Any) -> dict[str, Any]:
-        out = handler(self)
+        out: dict[str, Any] = handler(self)
         if out.get("row", 0) is None:  # one-event messages: the alert reads as before columnar batches
             del out["row"]
         return out
@@ -71,7 +71,9 @@ class DriftEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    event_id: str = Field(description="Deterministic: hash of group, topic, partition, offset, feature, detector, status.")
+    event_id: str = Field(
+        description="Deterministic: hash of group, topic, partition, offset, feature, detector, status."
+    )
     schema_version: int = SCHEMA_VERSION
     model: str
     feature: str
@@ -101,7 +103,13 @@ class DriftEvent(BaseModel):
 
 
 def make_event_id(
-    group: str, topic: str, partition: int, offset: int, feature: str, detector: str, status: str,
+    group: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    feature: str,
+    detector: str,
+    status: str,
     row: int | None = None,
 ) -> str:
     """Stable id of a decision: the same input position always gives the same id."""

@@ -96,7 +96,7 @@ def _floats(blob: bytes, rows: int, what: str) -> np.ndarray:
     return arr
 
 
-def _same_length(column: list | None, rows: int, what: str) -> None:
+def _same_length(column: list[Any] | None, rows: int, what: str) -> None:
     if column is not None and len(column) != rows:
         raise InvalidEvent("wrong_length", f"{what}: {len(column)} entries for {rows} rows")
 
@@ -128,8 +128,16 @@ def decode_columns(raw: bytes) -> ColumnBatch:
             if value.__class__ is float and value - value != 0.0:
                 raise InvalidEvent("non_finite_value", f"{what} holds a non-finite number")
     ts = _floats(wire.ts, rows, "ts") if wire.ts is not None else np.full(rows, np.nan)
-    return ColumnBatch(rows=rows, model=wire.model, numeric=numeric, categorical=dict(wire.categorical), ts=ts,
-                       id=wire.id, prediction=wire.prediction, label=wire.label)
+    return ColumnBatch(
+        rows=rows,
+        model=wire.model,
+        numeric=numeric,
+        categorical=dict(wire.categorical),
+        ts=ts,
+        id=wire.id,
+        prediction=wire.prediction,
+        label=wire.label,
+    )
 
 
 def encode_columns(
@@ -149,9 +157,12 @@ def encode_columns(
     if len(lengths) != 1:
         raise ValueError(f"columns need one common length, got {sorted(lengths)}")
     rows = lengths.pop()
-    doc: dict[str, Any] = {"format": FORMAT, "rows": rows,
-                           "numeric": {name: col.tobytes() for name, col in numeric.items()},
-                           "categorical": categorical}
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "rows": rows,
+        "numeric": {name: col.tobytes() for name, col in numeric.items()},
+        "categorical": categorical,
+    }
     if model is not None:
         doc["model"] = model
     if ts is not None:

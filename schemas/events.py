@@ -119,7 +119,7 @@ def non_finite(value: Any) -> bool:
 
 def _reject_non_finite(obj: dict[str, Any]) -> None:
     features = obj.get("features")
-    for name, value in (features.items() if isinstance(features, dict) else ()):
+    for name, value in features.items() if isinstance(features, dict) else ():
         if non_finite(value):
             raise InvalidEvent("non_finite_value", f"feature {name!r} is infinite or beyond float range")
     for name in ("prediction", "label"):

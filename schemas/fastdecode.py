@@ -16,6 +16,8 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from driftsentinel.schemas.events import MAX_EVENT_BYTES, FeatureEvent, decode_event, parse_ts
@@ -43,7 +45,8 @@ class NumericEventView(EventView, frozen=True, gc=False):
     so the column builder needs no per-value type scan.
     """
 
-    features: dict[str, float | int]
+    # narrower than the base's field on purpose: msgspec decodes by this annotation
+    features: dict[str, float | int]  # type: ignore[assignment]
 
 
 _decoder = msgspec.json.Decoder(EventView)
@@ -73,13 +76,15 @@ def _all_finite(features: dict[str, float | int | bool | str | None]) -> bool:
     proves every term finite; an int beyond float range raises OverflowError); strings,
     nulls, or a sum that overflowed fall back to the per-value check.
     """
+    # Any: the values are checked by what the arithmetic raises, not by their types
+    values: Any = features.values()
     try:
-        total = sum(features.values(), 0.0)
+        total = sum(values, 0.0)
         if total - total == 0.0:
             return True
     except (TypeError, OverflowError):
         pass
-    for value in features.values():
+    for value in values:
         cls = value.__class__
         if (cls is float and value - value != 0.0) or (cls is int and not -_MAX <= value <= _MAX):
             return False

@@ -31,7 +31,9 @@ from driftsentinel.schemas.events import InvalidEvent, non_finite, parse_object,
 class LabelEvent(BaseModel):
     """One request's true outcome, joined to its prediction by ``id``."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)  # finite labels; JSON ints read as floats
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, allow_inf_nan=False
+    )  # finite labels; JSON ints read as floats
 
     id: str = Field(min_length=1, description="The request id of the FeatureEvent that carried the prediction.")
     label: bool | float | str = Field(description="The true class, number or boolean.")

@@ -11,10 +11,12 @@ import json
 import time
 
 import numpy as np
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 
-def demo_values(events: int, features: int, drift_at: int | None, drift_features: list[int], shift: float, seed: int) -> np.ndarray:
+def demo_values(
+    events: int, features: int, drift_at: int | None, drift_features: list[int], shift: float, seed: int
+) -> np.ndarray:
     """The ``[events, features]`` matrix the demo sends.
 
     >>> v = demo_values(4, 2, 2, [1], 10.0, seed=1)
@@ -48,14 +50,19 @@ def produce_demo(
     producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "linger.ms": 20})
     failures: list[str] = []
 
-    def delivered(err, msg) -> None:  # type: ignore[no-untyped-def]
+    def delivered(err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             failures.append(str(err))
 
     key = model.encode()
     started = time.monotonic()
     for i in range(events):
-        doc = {"model": model, "ts": time.time(), "id": f"demo-{i}", "features": dict(zip(names, values[i].tolist()))}
+        doc = {
+            "model": model,
+            "ts": time.time(),
+            "id": f"demo-{i}",
+            "features": dict(zip(names, values[i].tolist(), strict=True)),
+        }
         payload = json.dumps(doc, separators=(",", ":")).encode()
         while True:
             try:

@@ -54,9 +54,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 # Newest 4.x release whose whole dependency tree resolves on Maven Central
 # (4.4.0's kafka_2.13 is listed there, but its kafka-tools-api jar is not).
@@ -719,8 +720,11 @@ def start(
                 "started_at": time.time(),
                 # The probes' (and client_config()'s) credentials; the file is 0600.
                 "sasl": (
-                    {"mechanisms": list(SASL_MECHANISMS), "username": next(iter(sasl_users)),
-                     "password": next(iter(sasl_users.values()))}
+                    {
+                        "mechanisms": list(SASL_MECHANISMS),
+                        "username": next(iter(sasl_users)),
+                        "password": next(iter(sasl_users.values())),
+                    }
                     if sasl_users
                     else None
                 ),
@@ -851,7 +855,9 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 class _SaslUserAction(argparse.Action):
     """``--sasl-user alice:secret`` (repeatable) -> ``{"alice": "secret"}``."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any, option: Any = None) -> None:
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any, option: Any = None
+    ) -> None:
         user, sep, password = str(value).partition(":")
         if not sep or not user or not password:
             parser.error(f"{option}: expected USER:PASSWORD")  # the value itself is not echoed
@@ -860,7 +866,7 @@ class _SaslUserAction(argparse.Action):
         setattr(namespace, self.dest, users)
 
 
-def _add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def data_dir_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--data-dir",
@@ -896,7 +902,7 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.set_defaults(func=_cmd_fetch)
 
 
-def register_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``local-kafka`` subcommand (start/stop/status/fetch) to a CLI's subparsers."""
     parser = subparsers.add_parser(
         "local-kafka",

@@ -30,8 +30,14 @@ def stream_is_tty(stream: IO[str]) -> bool:
 class Progress:
     """``[#####.....]  50%  123,456 events  85,000 ev/s  ETA 2s`` on one line."""
 
-    def __init__(self, total_bytes: int, stream: IO[str] | None = None, enabled: bool | None = None,
-                 interval: float = 0.2, width: int = 30) -> None:
+    def __init__(
+        self,
+        total_bytes: int,
+        stream: IO[str] | None = None,
+        enabled: bool | None = None,
+        interval: float = 0.2,
+        width: int = 30,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = stream_is_tty(self.stream) if enabled is None else enabled
         self.total = max(int(total_bytes), 0)

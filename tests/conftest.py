@@ -9,6 +9,7 @@ Where the broker comes from, in this order (DESIGN.md, "Real parts"):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -87,7 +88,9 @@ def new_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     created: list[str] = []
 
-    def make(partitions: int = 1, prefix: str = "t", config: dict[str, str] | None = None, timeout: float = 30.0) -> str:
+    def make(
+        partitions: int = 1, prefix: str = "t", config: dict[str, str] | None = None, timeout: float = 30.0
+    ) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:12]}"
         futures = admin.create_topics(
             [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
@@ -112,7 +115,5 @@ def new_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
 
     if created:
         for future in admin.delete_topics(created, operation_timeout=10).values():
-            try:
+            with contextlib.suppress(Exception):  # best effort: the broker may already be gone
                 future.result(timeout=15)
-            except Exception:  # best effort: the broker may already be gone
-                pass

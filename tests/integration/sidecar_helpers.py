@@ -14,7 +14,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
@@ -50,7 +50,9 @@ class MetricsPortFromLog:
         deadline = time.monotonic() + 60
         while (port := self._known_port()) is None:
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"no metrics port in the log:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+                raise AssertionError(
+                    f"no metrics port in the log:\n{self.log_path.read_text(errors='replace')[-3000:]}"
+                )
             time.sleep(0.1)
         return port
 
@@ -92,7 +94,9 @@ class MetricsPortFromLog:
             if snap is not None and cond(snap):
                 return snap
             if self.proc.poll() is not None:
-                raise AssertionError(f"{self.log_path.stem} exited ({self.proc.returncode}) early:\n{self.log()[-3000:]}")
+                raise AssertionError(
+                    f"{self.log_path.stem} exited ({self.proc.returncode}) early:\n{self.log()[-3000:]}"
+                )
             time.sleep(0.1)
         raise AssertionError(f"condition not met in {timeout}s; log tail:\n{self.log()[-3000:]}")
 
@@ -112,17 +116,38 @@ class MetricsPortFromLog:
 class SidecarProcess(MetricsPortFromLog):
     """``driftsentinel run`` as a child process, with its metrics port."""
 
-    def __init__(self, bootstrap: str, input_topic: str, *extra: str, config: dict | None = None,
-                 tmp: Path | None = None, group: str | None = None, alerts_topic: str | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        input_topic: str,
+        *extra: str,
+        config: dict | None = None,
+        tmp: Path | None = None,
+        group: str | None = None,
+        alerts_topic: str | None = None,
+    ) -> None:
         name = uuid.uuid4().hex[:8]
         self.alerts_topic = alerts_topic or f"{input_topic}-alerts"
         self.dlq_topic = f"{input_topic}-dlq"
         self.group = group or f"{input_topic}-group"
         args = [
-            sys.executable, "-m", "driftsentinel.stream.cli", "run",
-            "--bootstrap-servers", bootstrap, "--input-topic", input_topic,
-            "--alerts-topic", self.alerts_topic, "--dlq-topic", self.dlq_topic,
-            "--group-id", self.group, "--metrics-port", "0", *extra,
+            sys.executable,
+            "-m",
+            "driftsentinel.stream.cli",
+            "run",
+            "--bootstrap-servers",
+            bootstrap,
+            "--input-topic",
+            input_topic,
+            "--alerts-topic",
+            self.alerts_topic,
+            "--dlq-topic",
+            self.dlq_topic,
+            "--group-id",
+            self.group,
+            "--metrics-port",
+            "0",
+            *extra,
         ]
         if config is not None:
             assert tmp is not None
@@ -131,8 +156,9 @@ class SidecarProcess(MetricsPortFromLog):
             args += ["--config", str(path)]
         self.log_path = (tmp or Path("/tmp")) / f"sidecar-{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(args, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            args, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
 
     def terminate(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -154,19 +180,26 @@ def sample(snap: dict, name: str, **labels: str) -> float | None:
     return snap.get((name, tuple(sorted(labels.items()))))
 
 
-def read_all(bootstrap: str, topic: str, expect: int | None = None, timeout: float = 30.0,
-             client: dict | None = None) -> list[Message]:
+def read_all(
+    bootstrap: str, topic: str, expect: int | None = None, timeout: float = 30.0, client: dict | None = None
+) -> list[Message]:
     """Every message of ``topic`` (all partitions) from the beginning, read_committed.
 
     Without ``expect``: up to each partition's end (its last stable offset) as of the read,
     for topics whose writers are done; with it: until ``expect`` messages (or ``timeout``),
     for topics still being written. ``client``: extra client settings (e.g. SASL).
     """
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, **(client or {}), "group.id": f"reader-{time.monotonic_ns()}",
-        "auto.offset.reset": "earliest", "enable.auto.commit": False,
-        "isolation.level": "read_committed", "enable.partition.eof": True,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            **(client or {}),
+            "group.id": f"reader-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
@@ -182,15 +215,41 @@ def read_all(bootstrap: str, topic: str, expect: int | None = None, timeout: flo
         consumer.close()
 
 
-def produce(bootstrap: str, topic: str, values: list[bytes | None], key: bytes | None = b"demo",
-            partitions: list[int] | None = None) -> None:
+def value_of(m: Message) -> bytes:
+    """``m.value()``, never None: the topics read by these tests hold no tombstones."""
+    raw = m.value()
+    assert raw is not None, f"tombstone at {m.topic()}/{m.partition()}@{m.offset()}"
+    return raw
+
+
+def key_of(m: Message) -> bytes:
+    """``m.key()``, never None: the sidecar keys every alert (``model/feature``)."""
+    raw = m.key()
+    assert raw is not None, f"no key at {m.topic()}/{m.partition()}@{m.offset()}"
+    return raw
+
+
+def headers_of(m: Message) -> dict[str, bytes]:
+    """``m.headers()`` as a dict: the sidecar sets each DLQ header once, as bytes."""
+    return dict(cast(list[tuple[str, bytes]], m.headers() or []))
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    values: list[bytes | None],
+    key: bytes | None = b"demo",
+    partitions: list[int] | None = None,
+) -> None:
     """Produce ``values`` in order (to ``partitions[i]`` when given, else by ``key``)."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True})
     for i, v in enumerate(values):
-        where = {} if partitions is None else {"partition": partitions[i]}
         while True:
             try:
-                producer.produce(topic, key=key, value=v, **where)
+                if partitions is None:
+                    producer.produce(topic, key=key, value=v)
+                else:
+                    producer.produce(topic, key=key, value=v, partition=partitions[i])
                 break
             except BufferError:
                 producer.poll(0.05)

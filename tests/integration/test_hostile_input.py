@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from driftsentinel.schemas.events import FeatureEvent, InvalidEvent, decode_event
-from tests.integration.sidecar_helpers import SidecarProcess, read_all, sample
+from tests.integration.sidecar_helpers import SidecarProcess, headers_of, read_all, sample
 
 pytestmark = pytest.mark.integration
 
@@ -46,8 +46,12 @@ H_OFFSET = "driftsentinel.source.offset"
 
 
 def _valid_doc(rng: random.Random, i: int) -> dict:
-    return {"model": MODEL, "ts": 1_700_000_000.0 + i, "id": f"r{i}",
-            "features": {f"f{j}": rng.gauss(0.0, 1.0) for j in range(5)}}
+    return {
+        "model": MODEL,
+        "ts": 1_700_000_000.0 + i,
+        "id": f"r{i}",
+        "features": {f"f{j}": rng.gauss(0.0, 1.0) for j in range(5)},
+    }
 
 
 def _valid(rng: random.Random, i: int) -> bytes:
@@ -269,17 +273,22 @@ class RssWatch:
 
 
 def _produce(bootstrap: str, topic: str, mix: Mix) -> None:
-    producer = Producer({
-        "bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 50,
-        "message.max.bytes": MAX_BYTES, "compression.type": "lz4",
-    })
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "linger.ms": 50,
+            "message.max.bytes": MAX_BYTES,
+            "compression.type": "lz4",
+        }
+    )
     failures: list[str] = []
 
-    def delivered(err, _msg) -> None:  # type: ignore[no-untyped-def]
+    def delivered(err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             failures.append(str(err))
 
-    for key, value in zip(mix.keys, mix.values):
+    for key, value in zip(mix.keys, mix.values, strict=True):
         while True:
             try:
                 producer.produce(topic, key=key, value=value, on_delivery=delivered)
@@ -293,9 +302,7 @@ def _produce(bootstrap: str, topic: str, mix: Mix) -> None:
 
 def _invalid_counts(snap: dict) -> dict[str, float]:
     return {
-        dict(labels)["reason"]: v
-        for (name, labels), v in snap.items()
-        if name == "driftsentinel_invalid_events_total"
+        dict(labels)["reason"]: v for (name, labels), v in snap.items() if name == "driftsentinel_invalid_events_total"
     }
 
 
@@ -312,13 +319,16 @@ def test_100k_malformed_messages_go_to_the_dlq_and_the_loop_goes_on(
     produced_at = time.monotonic()
 
     config = {"kafka": {"producer": {"message.max.bytes": MAX_BYTES}}}
-    sidecar = SidecarProcess(kafka_bootstrap, topic, "--dlq-topic", dlq, "--idle-exit", "8",
-                             tmp=tmp_path, config=config)
+    sidecar = SidecarProcess(
+        kafka_bootstrap, topic, "--dlq-topic", dlq, "--idle-exit", "8", tmp=tmp_path, config=config
+    )
     rss = RssWatch(sidecar.proc.pid)
     try:
         snap = sidecar.wait_until(
-            lambda s: sample(s, "driftsentinel_events_total", model=MODEL) == mix.n_valid
-            and sum(_invalid_counts(s).values()) == n_bad,
+            lambda s: (
+                sample(s, "driftsentinel_events_total", model=MODEL) == mix.n_valid
+                and sum(_invalid_counts(s).values()) == n_bad
+            ),
             timeout=150,
         )
         assert sidecar.proc.poll() is None, "the sidecar died"
@@ -336,7 +346,7 @@ def test_100k_malformed_messages_go_to_the_dlq_and_the_loop_goes_on(
     assert len(records) == n_bad
     got: dict[int, str] = {}
     for m in records:
-        headers = dict(m.headers())
+        headers = headers_of(m)
         offset = int(headers[H_OFFSET])
         got[offset] = headers[H_REASON].decode()
         assert (m.value() or b"") == (mix.values[offset] or b""), offset  # original bytes, unchanged
@@ -376,8 +386,11 @@ def test_feature_name_explosion_is_capped_and_counted(kafka_bootstrap: str, new_
     # At most `cap` names are monitored: every value of the other names is counted.
     assert dropped >= n_events * per_event + 3 * n_events - cap * n_events, dropped
     assert dropped > 0.9 * n_events * per_event
-    monitored = {dict(labels).get("feature") for (name, labels), _ in snap.items()
-                 if name == "driftsentinel_feature_mean" and dict(labels).get("model") == MODEL}
+    monitored = {
+        dict(labels).get("feature")
+        for (name, labels), _ in snap.items()
+        if name == "driftsentinel_feature_mean" and dict(labels).get("model") == MODEL
+    }
     assert len(monitored) <= cap
     assert {"f0", "f1", "f2"} <= monitored  # the first-seen names keep their detectors
     assert peak < RSS_LIMIT_KIB, f"peak RSS {peak / 1024:.0f} MiB"
@@ -405,8 +418,10 @@ def test_numbers_and_escapes_beyond_float64_and_utf8_do_not_kill_the_sidecar(
     sidecar = SidecarProcess(kafka_bootstrap, topic, "--idle-exit", "5", tmp=tmp_path)
     try:
         snap = sidecar.wait_until(
-            lambda s: (sample(s, "driftsentinel_events_total", model=MODEL) or 0)
-            + sum(_invalid_counts(s).values()) >= len(values) - 1,
+            lambda s: (
+                (sample(s, "driftsentinel_events_total", model=MODEL) or 0) + sum(_invalid_counts(s).values())
+                >= len(values) - 1
+            ),
             timeout=90,
         )
         assert sidecar.proc.poll() is None
@@ -415,4 +430,3 @@ def test_numbers_and_escapes_beyond_float64_and_utf8_do_not_kill_the_sidecar(
         sidecar.kill()
     assert sample(snap, "driftsentinel_events_total", model=MODEL) in (len(values) - 1, len(values))
     assert "Traceback" not in sidecar.log(), sidecar.log()[-3000:]
-

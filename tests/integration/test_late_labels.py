@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.integration.sidecar_helpers import SidecarProcess, produce, read_all, sample
+
+from tests.integration.sidecar_helpers import SidecarProcess, headers_of, produce, read_all, sample, value_of
 
 pytestmark = pytest.mark.integration
 
@@ -19,8 +20,15 @@ def _requests(seed: int = 7) -> tuple[list[dict], list[dict]]:
     rng = np.random.default_rng(seed)
     events, labels = [], []
     for i in range(N):
-        events.append({"model": "m", "id": f"req-{i}", "ts": 1_700_000_000 + i,
-                       "features": {"x": float(rng.normal())}, "prediction": "ok"})
+        events.append(
+            {
+                "model": "m",
+                "id": f"req-{i}",
+                "ts": 1_700_000_000 + i,
+                "features": {"x": float(rng.normal())},
+                "prediction": "ok",
+            }
+        )
         wrong = rng.random() < (0.1 if i < CHANGE else 0.3)
         labels.append({"id": f"req-{i}", "label": "fraud" if wrong else "ok"})
     return events, labels
@@ -41,24 +49,31 @@ def test_late_labels_joined_by_id_give_one_concept_drift_per_partition(
     _produce(kafka_bootstrap, labels_topic, [(i % 2, json.dumps(labels[i]).encode()) for i in range(500)])
     _produce(kafka_bootstrap, topic, [(i % 2, json.dumps(e).encode()) for i, e in enumerate(events)])
     bad = [b'{"label": "ok"}', b'{"id": "req-1"}', b"not json"]
-    _produce(kafka_bootstrap, labels_topic, [(i % 2, json.dumps(labels[i]).encode()) for i in range(500, N)]
-             + [(0, v) for v in bad])
+    _produce(
+        kafka_bootstrap,
+        labels_topic,
+        [(i % 2, json.dumps(labels[i]).encode()) for i in range(500, N)] + [(0, v) for v in bad],
+    )
 
     sidecar = SidecarProcess(kafka_bootstrap, topic, "--labels-topic", labels_topic, tmp=tmp_path)
     try:
         snap = sidecar.wait_until(
-            lambda s: sum(v for (n, _), v in s.items() if n == "driftsentinel_labels_joined_total") >= N, 120)
+            lambda s: sum(v for (n, _), v in s.items() if n == "driftsentinel_labels_joined_total") >= N, 120
+        )
         assert sample(snap, "driftsentinel_labels_joined_total", model="m") == N
         sidecar.terminate()
         assert sidecar.wait(60) == 0, sidecar.log()[-3000:]
     finally:
         sidecar.kill()
 
-    alerts = [json.loads(m.value()) for m in read_all(kafka_bootstrap, sidecar.alerts_topic)]
+    alerts = [json.loads(value_of(m)) for m in read_all(kafka_bootstrap, sidecar.alerts_topic)]
     concept = [a for a in alerts if a["detector"] == "concept_drift"]
     assert sorted(a["source"]["partition"] for a in concept) == [0, 1], concept
-    label_msgs = {(m.partition(), m.offset()): json.loads(m.value()) for m in read_all(kafka_bootstrap, labels_topic)
-                  if m.value().startswith(b'{"id"')}
+    label_msgs = {
+        (m.partition(), m.offset()): json.loads(value_of(m))
+        for m in read_all(kafka_bootstrap, labels_topic)
+        if value_of(m).startswith(b'{"id"')
+    }
     for a in concept:
         assert a["feature"] == "@error" and a["model"] == "m" and a["source"]["topic"] == labels_topic
         # the alert points at the label that completed the detection, after the change
@@ -67,7 +82,7 @@ def test_late_labels_joined_by_id_give_one_concept_drift_per_partition(
         assert a["window"]["mean"] > a["reference"]["mean"]
     assert not [a for a in alerts if a["detector"] != "concept_drift" and a["status"] == "drift"]
     dlq = read_all(kafka_bootstrap, sidecar.dlq_topic)
-    reasons = sorted(dict(m.headers())["driftsentinel.reason"].decode() for m in dlq)
+    reasons = sorted(headers_of(m)["driftsentinel.reason"].decode() for m in dlq)
     assert reasons == ["missing_id", "missing_label", "not_json"]
 
 
@@ -95,22 +110,33 @@ def test_sigkill_mid_stream_neither_repeats_nor_loses_the_concept_drift_alerts(
     config = {"checkpoint": {"every_events": 2000}, "batch_size": 500}
     group = f"{topic}-g"
 
-    first = SidecarProcess(kafka_bootstrap, topic, "--labels-topic", labels_topic, config=config, tmp=tmp_path,
-                           group=group)
+    first = SidecarProcess(
+        kafka_bootstrap, topic, "--labels-topic", labels_topic, config=config, tmp=tmp_path, group=group
+    )
     try:
         first.wait_until(
-            lambda s: sum(v for (n, _), v in s.items() if n == "driftsentinel_labels_joined_total") >= 13_000, 120)
+            lambda s: sum(v for (n, _), v in s.items() if n == "driftsentinel_labels_joined_total") >= 13_000, 120
+        )
     finally:
         first.kill()  # SIGKILL: no shutdown, no final commit
-    second = SidecarProcess(kafka_bootstrap, topic, "--labels-topic", labels_topic, "--idle-exit", "6",
-                            config=config, tmp=tmp_path, group=group)
+    second = SidecarProcess(
+        kafka_bootstrap,
+        topic,
+        "--labels-topic",
+        labels_topic,
+        "--idle-exit",
+        "6",
+        config=config,
+        tmp=tmp_path,
+        group=group,
+    )
     try:
         assert second.wait(120) == 0, second.log()[-3000:]
     finally:
         second.kill()
     assert "reading from" in second.log()
 
-    alerts = [json.loads(m.value()) for m in read_all(kafka_bootstrap, first.alerts_topic)]
+    alerts = [json.loads(value_of(m)) for m in read_all(kafka_bootstrap, first.alerts_topic)]
     concept = [a for a in alerts if a["detector"] == "concept_drift"]
     assert len({a["event_id"] for a in alerts}) == len(alerts), "an alert was published twice"
     assert sorted(a["source"]["partition"] for a in concept) == [0, 1], concept

@@ -26,7 +26,9 @@ from driftsentinel.stream import local_kafka
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _consume(bootstrap: str, topic: str, want: int, timeout: float = 30.0, **conf: str) -> list[tuple[bytes | None, bytes | None]]:
+def _consume(
+    bootstrap: str, topic: str, want: int, timeout: float = 30.0, conf: dict[str, str] | None = None
+) -> list[tuple[bytes | None, bytes | None]]:
     """Read ``topic`` from the beginning until ``want`` messages arrived or ``timeout`` passed."""
     consumer = Consumer(
         {
@@ -34,7 +36,7 @@ def _consume(bootstrap: str, topic: str, want: int, timeout: float = 30.0, **con
             "group.id": f"test-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
-            **conf,
+            **(conf or {}),
         }
     )
     consumer.subscribe([topic])
@@ -43,10 +45,11 @@ def _consume(bootstrap: str, topic: str, want: int, timeout: float = 30.0, **con
     try:
         while len(got) < want and time.monotonic() < deadline:
             for msg in consumer.consume(num_messages=500, timeout=0.5):
-                if msg.error() is not None:
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
                         continue
-                    raise AssertionError(f"consumer error: {msg.error()}")
+                    raise AssertionError(f"consumer error: {err}")
                 got.append((msg.key(), msg.value()))
     finally:
         consumer.close()
@@ -86,9 +89,7 @@ def test_aborted_transaction_is_invisible_to_read_committed(
     kafka_bootstrap: str, new_topic: Callable[..., str]
 ) -> None:
     topic = new_topic(partitions=1, prefix="txn")
-    producer = Producer(
-        {"bootstrap.servers": kafka_bootstrap, "transactional.id": f"test-txn-{uuid.uuid4().hex[:8]}"}
-    )
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": f"test-txn-{uuid.uuid4().hex[:8]}"})
     producer.init_transactions(30)
 
     for value, commit in ((b"committed-1", True), (b"aborted", False), (b"committed-2", True)):
@@ -100,11 +101,11 @@ def test_aborted_transaction_is_invisible_to_read_committed(
         else:
             producer.abort_transaction(30)
 
-    committed = _consume(kafka_bootstrap, topic, want=2, **{"isolation.level": "read_committed"})
+    committed = _consume(kafka_bootstrap, topic, want=2, conf={"isolation.level": "read_committed"})
     assert [v for _, v in committed] == [b"committed-1", b"committed-2"]
 
     # The aborted record is in the log all the same: only the isolation level hides it.
-    everything = _consume(kafka_bootstrap, topic, want=3, **{"isolation.level": "read_uncommitted"})
+    everything = _consume(kafka_bootstrap, topic, want=3, conf={"isolation.level": "read_uncommitted"})
     assert [v for _, v in everything] == [b"committed-1", b"aborted", b"committed-2"]
 
 

@@ -47,17 +47,28 @@ class PrometheusServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = tmp / "prometheus.yml"
-        config.write_text(json.dumps({  # JSON is YAML
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(RULES)],
-            "scrape_configs": [{"job_name": "driftsentinel", "static_configs": [{"targets": [target]}]}],
-        }))
+        config.write_text(
+            json.dumps(
+                {  # JSON is YAML
+                    "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+                    "rule_files": [str(RULES)],
+                    "scrape_configs": [{"job_name": "driftsentinel", "static_configs": [{"targets": [target]}]}],
+                }
+            )
+        )
         self.log_path = tmp / "prometheus.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [_binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp,
+            [
+                _binary("prometheus"),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
         )
 
     def get(self, path: str, **params: Any) -> Any:
@@ -116,8 +127,9 @@ def prometheus_binaries() -> Iterator[None]:
     yield
 
 
-def test_prometheus_scrapes_drift_and_fires_the_rule(prometheus_binaries: None, kafka_bootstrap: str, new_topic,
-                                                     tmp_path: Path) -> None:
+def test_prometheus_scrapes_drift_and_fires_the_rule(
+    prometheus_binaries: None, kafka_bootstrap: str, new_topic, tmp_path: Path
+) -> None:
     topic = new_topic(partitions=1, prefix="prom")
     sidecar = SidecarProcess(kafka_bootstrap, topic, tmp=tmp_path)
     prom = PrometheusServer(tmp_path, f"127.0.0.1:{sidecar.metrics_port}")
@@ -139,29 +151,49 @@ def test_prometheus_scrapes_drift_and_fires_the_rule(prometheus_binaries: None, 
         sidecar.wait_until(lambda s: True, timeout=60)  # /metrics answers
         # Partition assigned and Prometheus scraping before the first event, so that it
         # sees the stream from its start (and f0's gauge at 0 before the shift).
-        wait_for("partition assigned", lambda: any("assigned" in ln and topic in ln for ln in sidecar.log().splitlines()), timeout=90, diag=diag)
+        wait_for(
+            "partition assigned",
+            lambda: any("assigned" in ln and topic in ln for ln in sidecar.log().splitlines()),
+            timeout=90,
+            diag=diag,
+        )
         wait_for("sidecar ready", lambda: sidecar.probe("/readyz") == 200, timeout=60, diag=diag)
         wait_for("first scrape", lambda: prom.query('up{job="driftsentinel"} == 1'), timeout=30, diag=diag)
         started = time.time()
         producer.start()
 
         # While the stream runs: Prometheus scrapes the sidecar and sees events arrive.
-        wait_for("events/s > 0 in Prometheus",
-                 lambda: prom.query('sum(rate(driftsentinel_events_total{job="driftsentinel"}[5s])) > 0'),
-                 timeout=60, diag=diag)
+        wait_for(
+            "events/s > 0 in Prometheus",
+            lambda: prom.query('sum(rate(driftsentinel_events_total{job="driftsentinel"}[5s])) > 0'),
+            timeout=60,
+            diag=diag,
+        )
         # every scrape of the last 10 s answered (one slow scrape on a busy machine is not the point)
-        wait_for("up == 1 for 10 s", lambda: prom.query('min_over_time(up{job="driftsentinel"}[10s]) == 1'),
-                 timeout=30, diag=diag)
+        wait_for(
+            "up == 1 for 10 s",
+            lambda: prom.query('min_over_time(up{job="driftsentinel"}[10s]) == 1'),
+            timeout=30,
+            diag=diag,
+        )
 
         # The shifted feature's gauge goes to 1; the alert rule fires for it.
-        wait_for("driftsentinel_feature_drift_detected{feature=f0} == 1",
-                 lambda: prom.query('driftsentinel_feature_drift_detected{feature="f0"} == 1'),
-                 timeout=90, diag=diag)
+        wait_for(
+            "driftsentinel_feature_drift_detected{feature=f0} == 1",
+            lambda: prom.query('driftsentinel_feature_drift_detected{feature="f0"} == 1'),
+            timeout=90,
+            diag=diag,
+        )
         firing = wait_for(
             "DriftSentinelFeatureDrift firing",
-            lambda: [a for a in prom.get("/api/v1/alerts")["alerts"]
-                     if a["labels"]["alertname"] == "DriftSentinelFeatureDrift" and a["state"] == "firing"],
-            timeout=30, diag=diag)
+            lambda: [
+                a
+                for a in prom.get("/api/v1/alerts")["alerts"]
+                if a["labels"]["alertname"] == "DriftSentinelFeatureDrift" and a["state"] == "firing"
+            ],
+            timeout=30,
+            diag=diag,
+        )
         assert {(a["labels"]["model"], a["labels"]["feature"]) for a in firing} == {("demo", "f0")}, diag()
         assert firing[0]["labels"]["severity"] == "warning"
         assert "f0" in firing[0]["annotations"]["summary"]
@@ -171,11 +203,16 @@ def test_prometheus_scrapes_drift_and_fires_the_rule(prometheus_binaries: None, 
         # promtool accepts what the running sidecar serves, with every metric populated.
         with urllib.request.urlopen(f"http://127.0.0.1:{sidecar.metrics_port}/metrics", timeout=5) as r:
             exposition = r.read()
-        for name in (b"driftsentinel_feature_drift_score", b"driftsentinel_consumer_lag",
-                     b"driftsentinel_batch_duration_seconds_bucket", b"driftsentinel_last_event_timestamp_seconds"):
+        for name in (
+            b"driftsentinel_feature_drift_score",
+            b"driftsentinel_consumer_lag",
+            b"driftsentinel_batch_duration_seconds_bucket",
+            b"driftsentinel_last_event_timestamp_seconds",
+        ):
             assert name + b"{" in exposition, name
-        check = subprocess.run([_binary("promtool"), "check", "metrics"], input=exposition,
-                               capture_output=True, timeout=60)
+        check = subprocess.run(
+            [_binary("promtool"), "check", "metrics"], input=exposition, capture_output=True, timeout=60
+        )
         assert check.returncode == 0, (check.stdout + check.stderr).decode()
 
         producer.join(timeout=120)
@@ -185,14 +222,22 @@ def test_prometheus_scrapes_drift_and_fires_the_rule(prometheus_binaries: None, 
         # Prometheus saw the transition: f0 was 0 before the shift and 1 after; the
         # features that did not move stayed 0 all along.
         end = time.time()
-        series = prom.get("/api/v1/query_range", query="max by (feature) (driftsentinel_feature_drift_detected)",
-                          start=f"{started:.3f}", end=f"{end:.3f}", step="1s")["result"]
+        series = prom.get(
+            "/api/v1/query_range",
+            query="max by (feature) (driftsentinel_feature_drift_detected)",
+            start=f"{started:.3f}",
+            end=f"{end:.3f}",
+            step="1s",
+        )["result"]
         values = {s["metric"]["feature"]: [float(v) for _, v in s["values"]] for s in series}
         assert set(values) == {"f0", "f1", "f2", "f3"}, values.keys()
         assert values["f0"][0] == 0.0 and values["f0"][-1] == 1.0, f"{values['f0']}\n{diag()}"
         assert all(max(values[f]) == 0.0 for f in ("f1", "f2", "f3")), f"{values}\n{diag()}"
-        assert not [a for a in prom.get("/api/v1/alerts")["alerts"]
-                    if a["labels"]["alertname"] == "DriftSentinelDown" and a["state"] == "firing"]
+        assert not [
+            a
+            for a in prom.get("/api/v1/alerts")["alerts"]
+            if a["labels"]["alertname"] == "DriftSentinelDown" and a["state"] == "firing"
+        ]
         [total] = prom.query('driftsentinel_events_total{model="demo"}')
         assert float(total["value"][1]) > DRIFT_AT
         # recorded for the report: was the alert seen while the stream was still running?

@@ -8,24 +8,27 @@ from pathlib import Path
 import pytest
 
 from driftsentinel.stream.cli import main
-from tests.integration.sidecar_helpers import SidecarProcess, produce, read_all
+from tests.integration.sidecar_helpers import SidecarProcess, produce, read_all, value_of
 from tests.unit.test_reference import live_events, training_csv
 
 pytestmark = pytest.mark.integration
 
 
-def test_sidecar_with_reference_reports_the_three_changed_features(kafka_bootstrap: str, new_topic, tmp_path: Path) -> None:
+def test_sidecar_with_reference_reports_the_three_changed_features(
+    kafka_bootstrap: str, new_topic, tmp_path: Path
+) -> None:
     training_csv(tmp_path / "train.csv")
     assert main(["baseline", "--input", str(tmp_path / "train.csv"), "--out", str(tmp_path / "profile.json")]) == 0
     topic = new_topic(partitions=1)
     produce(kafka_bootstrap, topic, [json.dumps(e).encode() for e in live_events()], key=b"m")
-    sidecar = SidecarProcess(kafka_bootstrap, topic, "--idle-exit", "5", "--reference", str(tmp_path / "profile.json"),
-                             tmp=tmp_path)
+    sidecar = SidecarProcess(
+        kafka_bootstrap, topic, "--idle-exit", "5", "--reference", str(tmp_path / "profile.json"), tmp=tmp_path
+    )
     try:
         assert sidecar.wait(180) == 0, sidecar.log()[-3000:]
     finally:
         sidecar.kill()
-    alerts = [json.loads(m.value()) for m in read_all(kafka_bootstrap, sidecar.alerts_topic)]
+    alerts = [json.loads(value_of(m)) for m in read_all(kafka_bootstrap, sidecar.alerts_topic)]
     by_feature: dict[str, set[str]] = {}
     for a in alerts:
         if a["status"] == "drift":
@@ -52,9 +55,21 @@ def test_baseline_from_a_topic_between_two_times(kafka_bootstrap: str, new_topic
         producer.produce(topic, json.dumps(doc).encode(), timestamp=ts_ms, partition=i % 2)
     assert producer.flush(30) == 0
     out = tmp_path / "p.json"
-    code = main(["baseline", "--from-topic", topic, "--bootstrap-servers", kafka_bootstrap,
-                 "--from-time", str((now_ms - 4_000_000) / 1000), "--to-time", str((now_ms - 1_000_000) / 1000),
-                 "--out", str(out)])
+    code = main(
+        [
+            "baseline",
+            "--from-topic",
+            topic,
+            "--bootstrap-servers",
+            kafka_bootstrap,
+            "--from-time",
+            str((now_ms - 4_000_000) / 1000),
+            "--to-time",
+            str((now_ms - 1_000_000) / 1000),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     prof = json.loads(out.read_text())
     assert prof["n_rows"] == 300

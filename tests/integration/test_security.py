@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, Producer
@@ -36,7 +37,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from driftsentinel.schemas import DriftEvent
 from driftsentinel.stream import local_kafka
 from driftsentinel.stream.demo import demo_values
-from tests.integration.sidecar_helpers import REPO, read_all
+from tests.integration.sidecar_helpers import REPO, read_all, value_of
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ class SaslBroker:
     users: dict[str, str]
     data_dir: Path
 
-    def client(self, user: str, mechanism: str = "SCRAM-SHA-512", password: str | None = None) -> dict[str, str]:
+    def client(self, user: str, mechanism: str = "SCRAM-SHA-512", password: str | None = None) -> dict[str, Any]:
         return {
             "bootstrap.servers": self.bootstrap,
             "security.protocol": "SASL_PLAINTEXT",
@@ -94,7 +95,7 @@ def _produce_demo(broker: SaslBroker, topic: str) -> None:
     producer = Producer({**broker.client("bob"), "enable.idempotence": True, "linger.ms": 20})
     names = [f"f{i}" for i in range(FEATURES)]
     for i in range(N_EVENTS):
-        doc = {"model": "demo", "ts": 1.0 + i, "features": dict(zip(names, values[i].tolist()))}
+        doc = {"model": "demo", "ts": 1.0 + i, "features": dict(zip(names, values[i].tolist(), strict=True))}
         while True:
             try:
                 producer.produce(topic, key=b"demo", value=json.dumps(doc).encode())
@@ -122,14 +123,30 @@ def _run_sidecar(
     cfg = tmp / f"sasl-{uuid.uuid4().hex[:8]}.yaml"
     cfg.write_text(json.dumps(config))  # JSON is YAML
     args = [
-        sys.executable, "-m", "driftsentinel.stream.cli", "run", "--config", str(cfg),
-        "--bootstrap-servers", broker.bootstrap, "--input-topic", input_topic,
-        "--alerts-topic", f"{input_topic}-alerts", "--dlq-topic", f"{input_topic}-dlq",
-        "--group-id", f"{input_topic}-group", "--metrics-port", "0", *extra,
+        sys.executable,
+        "-m",
+        "driftsentinel.stream.cli",
+        "run",
+        "--config",
+        str(cfg),
+        "--bootstrap-servers",
+        broker.bootstrap,
+        "--input-topic",
+        input_topic,
+        "--alerts-topic",
+        f"{input_topic}-alerts",
+        "--dlq-topic",
+        f"{input_topic}-dlq",
+        "--group-id",
+        f"{input_topic}-group",
+        "--metrics-port",
+        "0",
+        *extra,
     ]
     t0 = time.monotonic()
-    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.run(
+        args, cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     return proc, time.monotonic() - t0
 
 
@@ -143,7 +160,8 @@ def test_broker_accepts_only_authenticated_clients(sasl_broker: SaslBroker) -> N
 
     def answers(conf: dict[str, str], timeout: float = 6.0) -> tuple[bool, list[int]]:
         codes: list[int] = []
-        admin = AdminClient({**conf, "log_level": 0, "error_cb": lambda e: codes.append(e.code())})
+        settings: dict[str, Any] = {**conf, "log_level": 0, "error_cb": lambda e: codes.append(e.code())}
+        admin = AdminClient(settings)
         try:
             ok = bool(admin.list_topics(timeout=timeout).brokers)
         except Exception:
@@ -184,8 +202,10 @@ def test_sidecar_with_right_credentials_publishes_alerts(
     line = next(ln for ln in output.splitlines() if "effective config" in ln)
     assert '"sasl.username": "alice"' in line and '"sasl.password": "***"' in line
 
-    alerts = [DriftEvent.model_validate_json(m.value())
-              for m in read_all(sasl_broker.bootstrap, f"{topic}-alerts", client=sasl_broker.client("bob"))]
+    alerts = [
+        DriftEvent.model_validate_json(value_of(m))
+        for m in read_all(sasl_broker.bootstrap, f"{topic}-alerts", client=sasl_broker.client("bob"))
+    ]
     drifted = {e.feature for e in alerts if e.status == "drift"}
     assert drifted == set(DRIFTING), sorted(drifted)
     first = min(e.source.offset for e in alerts if e.status == "drift")

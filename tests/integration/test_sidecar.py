@@ -14,9 +14,11 @@ from driftsentinel.stream.demo import produce_demo
 from tests.integration.sidecar_helpers import (
     SidecarProcess,
     committed_offset,
+    headers_of,
     produce,
     read_all,
     sample,
+    value_of,
 )
 
 pytestmark = pytest.mark.integration
@@ -26,7 +28,7 @@ DRIFT_AT = 25_000
 
 
 def _drift_events(bootstrap: str, topic: str) -> list[DriftEvent]:
-    return [DriftEvent.model_validate_json(m.value()) for m in read_all(bootstrap, topic)]
+    return [DriftEvent.model_validate_json(value_of(m)) for m in read_all(bootstrap, topic)]
 
 
 def test_demo_stream_drift_alerts_and_gauges(kafka_bootstrap: str, new_topic, tmp_path: Path) -> None:
@@ -106,12 +108,12 @@ def test_malformed_messages_go_to_dlq_and_loop_goes_on(kafka_bootstrap: str, new
 
     dlq = read_all(kafka_bootstrap, sidecar.dlq_topic, expect=1000)
     assert len(dlq) == 1000
-    reasons = [dict(m.headers())["driftsentinel.reason"].decode() for m in dlq]
+    reasons = [headers_of(m)["driftsentinel.reason"].decode() for m in dlq]
     assert sorted(reasons) == sorted(expected_reasons)
     # original bytes and source position are kept
-    offsets = sorted(int(dict(m.headers())["driftsentinel.source.offset"]) for m in dlq)
+    offsets = sorted(int(headers_of(m)["driftsentinel.source.offset"]) for m in dlq)
     assert offsets == [i for i in range(6000) if i % 6 == 5][:1000]
-    by_offset = {int(dict(m.headers())["driftsentinel.source.offset"]): m.value() for m in dlq}
+    by_offset = {int(headers_of(m)["driftsentinel.source.offset"]): m.value() for m in dlq}
     for off, raw in by_offset.items():
         assert (raw or b"") == (values[off] or b"")
 
@@ -150,13 +152,25 @@ def test_standby_member_waits_for_partitions_before_idling(kafka_bootstrap: str,
     produce_demo(kafka_bootstrap, topic, N_EVENTS, 5, None, [], 0.0, seed=12)
     group = f"{topic}-standby"
     # the range assignor orders static members by group.instance.id: "a-node" gets partition 0
-    first = SidecarProcess(kafka_bootstrap, topic, tmp=tmp_path, group=group,
-                           config={"batch_size": 200, "kafka": {"instance_id": "a-node"}})
+    first = SidecarProcess(
+        kafka_bootstrap,
+        topic,
+        tmp=tmp_path,
+        group=group,
+        config={"batch_size": 200, "kafka": {"instance_id": "a-node"}},
+    )
     second = None
     try:
         first.wait_until(lambda s: (sample(s, "driftsentinel_events_total", model="demo") or 0) >= 2000, timeout=120)
-        second = SidecarProcess(kafka_bootstrap, topic, "--idle-exit", "3", tmp=tmp_path, group=group,
-                                config={"kafka": {"instance_id": "b-node"}})
+        second = SidecarProcess(
+            kafka_bootstrap,
+            topic,
+            "--idle-exit",
+            "3",
+            tmp=tmp_path,
+            group=group,
+            config={"kafka": {"instance_id": "b-node"}},
+        )
         deadline = time.monotonic() + 60
         while "assigned []" not in second.log():
             assert time.monotonic() < deadline, second.log()[-3000:]

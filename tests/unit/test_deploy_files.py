@@ -29,8 +29,12 @@ K8S = DEPLOY / "k8s"
 
 # Labels Prometheus adds at scrape time (plus the static label of deploy/prometheus.yml).
 TARGET_LABELS = {"job", "instance", "service"}
-_SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
-             "gauge": ("",), "summary": ("", "_count", "_sum", "_created")}
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "gauge": ("",),
+    "summary": ("", "_count", "_sum", "_created"),
+}
 
 
 def exported_metrics() -> dict[str, set[str]]:
@@ -39,7 +43,7 @@ def exported_metrics() -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for collector in list(registry._collector_to_names):  # noqa: SLF001 (labels are not public otherwise)
         labels = set(getattr(collector, "_labelnames", ()))
-        for family in collector.describe():
+        for family in collector.describe():  # type: ignore[attr-defined]  # metrics have it, Collector does not
             for suffix in _SUFFIXES[family.type]:
                 out[family.name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
     return out
@@ -50,10 +54,15 @@ def test_exported_metric_names_match_the_rendered_output() -> None:
     m.events.labels("m").inc()
     m.invalid_events.labels("not_json").inc()
     m.batch_duration.observe(0.01)
-    rendered = {line.split("{")[0].split(" ")[0] for line in m.render().decode().splitlines() if line and line[0] != "#"}
+    rendered = {
+        line.split("{")[0].split(" ")[0] for line in m.render().decode().splitlines() if line and line[0] != "#"
+    }
     assert rendered <= set(exported_metrics())
-    assert {"driftsentinel_events_total", "driftsentinel_batch_duration_seconds_bucket",
-            "driftsentinel_feature_drift_detected"} <= set(exported_metrics())
+    assert {
+        "driftsentinel_events_total",
+        "driftsentinel_batch_duration_seconds_bucket",
+        "driftsentinel_feature_drift_detected",
+    } <= set(exported_metrics())
 
 
 # --------------------------------------------------------------------------- PromQL
@@ -106,8 +115,13 @@ def test_dashboard_parses_and_every_query_names_an_existing_metric() -> None:
     assert not problems, "\n".join(problems)
     exprs = " ".join(e for _, e in queries)
     # what the issue asks the dashboard to show
-    for needed in ("driftsentinel_feature_drift_detected", "driftsentinel_feature_drift_score",
-                   "rate(driftsentinel_events_total", "driftsentinel_consumer_lag", "driftsentinel_invalid_events_total"):
+    for needed in (
+        "driftsentinel_feature_drift_detected",
+        "driftsentinel_feature_drift_score",
+        "rate(driftsentinel_events_total",
+        "driftsentinel_consumer_lag",
+        "driftsentinel_invalid_events_total",
+    ):
         assert needed in exprs, needed
 
 
@@ -119,8 +133,13 @@ def test_dashboard_structure() -> None:
     variables = {v["name"] for v in dash["templating"]["list"]}
     assert {"datasource", "model", "feature"} <= variables
     titles = {p["title"] for p in dash["panels"]}
-    assert {"Features in drift", "Events/s", "Consumer lag", "Invalid events/s",
-            "Mean shift per feature (reference stds)"} <= titles
+    assert {
+        "Features in drift",
+        "Events/s",
+        "Consumer lag",
+        "Invalid events/s",
+        "Mean shift per feature (reference stds)",
+    } <= titles
     for p in dash["panels"]:
         if p["type"] != "row":
             assert p["datasource"]["uid"] == "${datasource}", p["title"]
@@ -148,8 +167,12 @@ def test_grafana_provisioning_points_at_the_dashboard_and_prometheus() -> None:
 def test_rules_queries_name_existing_metrics() -> None:
     rules = yaml.safe_load(RULES.read_text())
     alerts = {r["alert"]: r["expr"] for g in rules["groups"] for r in g["rules"]}
-    assert {"DriftSentinelFeatureDrift", "DriftSentinelInvalidEvents", "DriftSentinelConsumerLagGrowing",
-            "DriftSentinelDown"} <= set(alerts)
+    assert {
+        "DriftSentinelFeatureDrift",
+        "DriftSentinelInvalidEvents",
+        "DriftSentinelConsumerLagGrowing",
+        "DriftSentinelDown",
+    } <= set(alerts)
     assert 'up{job="driftsentinel"} == 0' in alerts["DriftSentinelDown"]
     problems = [p for name, expr in alerts.items() if "driftsentinel_" in expr for p in check_promql(expr, name)]
     assert not problems, "\n".join(problems)
@@ -169,8 +192,13 @@ def test_promtool_check_rules() -> None:
 
 
 def test_promtool_test_rules() -> None:
-    r = subprocess.run([_promtool(), "test", "rules", str(RULES_TEST)], capture_output=True, text=True, timeout=120,
-                       cwd=RULES_TEST.parent)
+    r = subprocess.run(
+        [_promtool(), "test", "rules", str(RULES_TEST)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=RULES_TEST.parent,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "SUCCESS" in r.stdout + r.stderr
 
@@ -181,8 +209,9 @@ def test_promtool_check_compose_prometheus_config(tmp_path: Path) -> None:
     volumes = compose["services"]["prometheus"]["volumes"]
     assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in volumes
     assert "./deploy/rules:/etc/prometheus/rules:ro" in volumes
-    r = subprocess.run([_promtool(), "check", "config", str(DEPLOY / "prometheus.yml")],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [_promtool(), "check", "config", str(DEPLOY / "prometheus.yml")], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 rule files found" in r.stdout + r.stderr
 
@@ -239,8 +268,14 @@ def test_docker_compose_config_validates(tmp_path: Path) -> None:
         path = tmp_path / "docker-compose.yml"
         path.write_text(yaml.safe_dump(doc))
         cmd = [*cmd, "--project-directory", str(REPO), "-p", "driftsentinel"]
-    r = subprocess.run([*cmd, "-f", str(path), "config", "-q"], capture_output=True, text=True, timeout=60,
-                       cwd=REPO, env={**os.environ, "DOCKER_HOST": "unix:///nonexistent"})
+    r = subprocess.run(
+        [*cmd, "-f", str(path), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "DOCKER_HOST": "unix:///nonexistent"},
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -305,10 +340,18 @@ def test_k8s_sidecar_probes_config_and_secret(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
     (tmp_path / "in" / "config.yaml").write_text(configmap["data"]["config.yaml"])
-    script = init["args"][0].replace("/etc/driftsentinel", str(tmp_path / "in")).replace(
-        "/run/driftsentinel", str(tmp_path / "out"))
-    r = subprocess.run([sys.executable, "-c", script], env={**os.environ, "KAFKA_SASL_PASSWORD": "s3cret"},
-                       capture_output=True, text=True, timeout=60)
+    script = (
+        init["args"][0]
+        .replace("/etc/driftsentinel", str(tmp_path / "in"))
+        .replace("/run/driftsentinel", str(tmp_path / "out"))
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "KAFKA_SASL_PASSWORD": "s3cret"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     config = load_config(tmp_path / "out" / Path(config_arg).name)
     assert config.kafka.consumer["sasl.password"] == config.kafka.producer["sasl.password"] == "s3cret"

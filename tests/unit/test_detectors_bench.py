@@ -15,9 +15,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-CASE_KEYS = {"river_updates_per_s", "kernel_updates_per_s", "speedup", "parity", "detections",
-             "river_ns_per_update", "kernel_ns_per_update", "compile_s", "bytes_per_feature",
-             "memory_bytes_per_feature"}
+CASE_KEYS = {
+    "river_updates_per_s",
+    "kernel_updates_per_s",
+    "speedup",
+    "parity",
+    "detections",
+    "river_ns_per_update",
+    "kernel_ns_per_update",
+    "compile_s",
+    "bytes_per_feature",
+    "memory_bytes_per_feature",
+}
 DIRECT_KEYS = {"river_direct_updates_per_s", "speedup_vs_river_direct"}
 
 
@@ -27,9 +36,22 @@ def _positive(v: object) -> bool:
 
 def test_detectors_benchmark_prints_one_json_object_with_parity() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.detectors", "--features", "3", "--values", "20000",
-         "--repeats", "2", "--no-cold-compile"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.detectors",
+            "--features",
+            "3",
+            "--values",
+            "20000",
+            "--repeats",
+            "2",
+            "--no-cold-compile",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()

@@ -39,9 +39,13 @@ def _imports(path: Path, name: str, top_level_only: bool) -> set[str]:
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     nodes = tree.body if top_level_only else list(ast.walk(tree))
     if top_level_only:  # also imports under module-level if/try (TYPE_CHECKING is not a runtime edge)
-        nodes = [n for stmt in tree.body for n in ast.walk(stmt)
-                 if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                 and not (isinstance(stmt, ast.If) and "TYPE_CHECKING" in ast.unparse(stmt.test))]
+        nodes = [
+            n
+            for stmt in tree.body
+            for n in ast.walk(stmt)
+            if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and not (isinstance(stmt, ast.If) and "TYPE_CHECKING" in ast.unparse(stmt.test))
+        ]
     out: set[str] = set()
     for node in nodes:
         if isinstance(node, ast.Import):
@@ -75,7 +79,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:
@@ -134,8 +138,21 @@ def test_no_bare_top_level_imports_of_our_folders() -> None:
 def test_wheel_has_one_top_level_package(tmp_path: Path) -> None:
     """``pip wheel .`` installs ``driftsentinel`` and nothing else at the top of site-packages."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (wheel,) = tmp_path.glob("driftsentinel-*.whl")
     with zipfile.ZipFile(wheel) as zf:
@@ -151,7 +168,8 @@ def test_wheel_has_one_top_level_package(tmp_path: Path) -> None:
 
 
 def test_python_dash_m_driftsentinel() -> None:
-    out = subprocess.run([sys.executable, "-m", "driftsentinel", "--help"], capture_output=True, text=True,
-                         timeout=60, cwd="/")
+    out = subprocess.run(
+        [sys.executable, "-m", "driftsentinel", "--help"], capture_output=True, text=True, timeout=60, cwd="/"
+    )
     assert out.returncode == 0, out.stderr
     assert "replay" in out.stdout and "local-kafka" in out.stdout

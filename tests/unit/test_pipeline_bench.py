@@ -20,19 +20,55 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 KEYS = {
-    "events_per_s", "feature_values_per_s", "naive_events_per_s", "naive_events", "decode_ceiling_events_per_s",
-    "ratio_vs_naive", "share_of_ceiling", "peak_rss_bytes", "latency_p50_s", "latency_p99_s", "latency",
-    "events_per_cpu_s", "sidecar", "naive", "ceiling", "scale", "goals", "preload", "total_seconds", "columnar",
+    "events_per_s",
+    "feature_values_per_s",
+    "naive_events_per_s",
+    "naive_events",
+    "decode_ceiling_events_per_s",
+    "ratio_vs_naive",
+    "share_of_ceiling",
+    "peak_rss_bytes",
+    "latency_p50_s",
+    "latency_p99_s",
+    "latency",
+    "events_per_cpu_s",
+    "sidecar",
+    "naive",
+    "ceiling",
+    "scale",
+    "goals",
+    "preload",
+    "total_seconds",
+    "columnar",
 }
 
 
 def test_pipeline_benchmark_tiny_run_prints_one_json_object(kafka_bootstrap: str) -> None:
     cmd = [
-        sys.executable, "-m", "benchmarks.pipeline", "--quick", "--events", "3000", "--naive-events", "300",
-        "--latency-seconds", "4", "--scale-features", "50", "--scale-values", "250000", "--no-what-if",
+        sys.executable,
+        "-m",
+        "benchmarks.pipeline",
+        "--quick",
+        "--events",
+        "3000",
+        "--naive-events",
+        "300",
+        "--latency-seconds",
+        "4",
+        "--scale-features",
+        "50",
+        "--scale-values",
+        "250000",
+        "--no-what-if",
     ]
-    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap})
+    res = subprocess.run(
+        cmd,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
     assert len(lines) == 1, res.stdout[-3000:]

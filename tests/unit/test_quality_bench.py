@@ -15,18 +15,49 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-TOP = {"benchmark", "quick", "setup", "versions", "calibrated", "change", "stationary", "parity", "goals",
-       "seconds", "total_seconds"}
-SCENARIOS = {"mean_shift_0.25sigma", "mean_shift_0.5sigma", "mean_shift_1sigma", "mean_shift_2sigma",
-             "gradual_1sigma_over_5000", "variance_doubling", "shape_normal_to_bimodal",
-             "categorical_frequency_shift", "missing_ratio_jump"}
+TOP = {
+    "benchmark",
+    "quick",
+    "setup",
+    "versions",
+    "calibrated",
+    "change",
+    "stationary",
+    "parity",
+    "goals",
+    "seconds",
+    "total_seconds",
+}
+SCENARIOS = {
+    "mean_shift_0.25sigma",
+    "mean_shift_0.5sigma",
+    "mean_shift_1sigma",
+    "mean_shift_2sigma",
+    "gradual_1sigma_over_5000",
+    "variance_doubling",
+    "shape_normal_to_bimodal",
+    "categorical_frequency_shift",
+    "missing_ratio_jump",
+}
 DISTRIBUTIONS = {"normal", "lognormal", "exponential", "bimodal", "student_t3", "poisson", "indicator"}
 METHODS = {"driftsentinel", "river_adwin", "river_page_hinkley"}
-CHANGE_KEYS = {"false_alarms", "false_alarms_per_million", "series", "detected", "missed",
-               "delay_mean", "delay_median", "delay_p90"}
-GOALS = {"stationary_false_alarms_per_million_le_1", "no_missed_detection_for_shifts_ge_0.5_sigma",
-         "median_delay_1sigma_le_300", "mean_shift_median_delay_le_river_adwin",
-         "fewer_false_alarms_than_river_page_hinkley"}
+CHANGE_KEYS = {
+    "false_alarms",
+    "false_alarms_per_million",
+    "series",
+    "detected",
+    "missed",
+    "delay_mean",
+    "delay_median",
+    "delay_p90",
+}
+GOALS = {
+    "stationary_false_alarms_per_million_le_1",
+    "no_missed_detection_for_shifts_ge_0.5_sigma",
+    "median_delay_1sigma_le_300",
+    "mean_shift_median_delay_le_river_adwin",
+    "fewer_false_alarms_than_river_page_hinkley",
+}
 
 
 def _number(v: object) -> bool:
