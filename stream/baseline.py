@@ -19,11 +19,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from driftsentinel.detectors.batching import event_features
 from driftsentinel.detectors.profile import build_profile
 from driftsentinel.schemas import InvalidEvent
 from driftsentinel.schemas.fastdecode import decode_event_fast
 from driftsentinel.schemas.profile import ReferenceProfile
-from driftsentinel.stream.columns import event_features
 from driftsentinel.stream.topic_reader import read_to_end
 
 
@@ -101,16 +101,14 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
 def to_columns(rows: Iterable[dict[str, Any]]) -> dict[str, list[Any]]:
     """Rows -> columns; a feature absent from a row is missing there."""
     columns: dict[str, list[Any]] = {}
-    n = 0
-    for row in rows:
+    for n, row in enumerate(rows):  # n: rows before this one
         for name, value in row.items():
             col = columns.get(name)
             if col is None:
                 col = columns[name] = [None] * n
             col.append(value)
-        n += 1
         for col in columns.values():
-            if len(col) < n:
+            if len(col) <= n:
                 col.append(None)
     return columns
 
@@ -119,8 +117,15 @@ def rows_from_topic(
     conf: dict[str, Any], topic: str, from_time: float, to_time: float, timeout_s: float = 120.0
 ) -> Iterator[dict[str, Any]]:
     """FeatureEvents of ``topic`` whose broker timestamps are in [from_time, to_time)."""
-    consumer = Consumer({**conf, "group.id": f"driftsentinel-baseline-{time.time_ns()}", "enable.auto.commit": False,
-                         "enable.partition.eof": True, "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            **conf,
+            "group.id": f"driftsentinel-baseline-{time.time_ns()}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or meta.error is not None:

@@ -18,11 +18,11 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.detectors.policy import AlertPolicy
 from driftsentinel.schemas import FeatureBatch, SidecarConfig
 from driftsentinel.schemas.alerts import make_event_id
-from driftsentinel.stream.alerts import AlertPolicy
 from driftsentinel.stream.consumer import transactional_id
-from tests.integration.sidecar_helpers import SidecarProcess, read_all, sample
+from tests.integration.sidecar_helpers import SidecarProcess, key_of, read_all, sample, value_of
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +52,12 @@ def produce_partitions(bootstrap: str, topic: str, partitions: int, per_partitio
         x = make_partition_values(p, per_partition)
         out[p] = x
         for i in range(per_partition):
-            doc = {"model": f"m{p}", "ts": 1.7e9 + i, "id": f"{p}-{i}",
-                   "features": {f"f{j}": float(v) for j, v in enumerate(x[i])}}
+            doc = {
+                "model": f"m{p}",
+                "ts": 1.7e9 + i,
+                "id": f"{p}-{i}",
+                "features": {f"f{j}": float(v) for j, v in enumerate(x[i])},
+            }
             while True:
                 try:
                     producer.produce(topic, key=f"m{p}".encode(), value=json.dumps(doc).encode(), partition=p)
@@ -69,9 +73,17 @@ def alert_keys(bootstrap: str, topic: str) -> list[tuple]:
     """(key, event_id, detector, status, partition, offset) in topic order, read_committed."""
     out = []
     for m in read_all(bootstrap, topic):
-        doc = json.loads(m.value())
-        out.append((m.key().decode(), doc["event_id"], doc["detector"], doc["status"],
-                    doc["source"]["partition"], doc["source"]["offset"]))
+        doc = json.loads(value_of(m))
+        out.append(
+            (
+                key_of(m).decode(),
+                doc["event_id"],
+                doc["detector"],
+                doc["status"],
+                doc["source"]["partition"],
+                doc["source"]["offset"],
+            )
+        )
     return out
 
 
@@ -103,8 +115,16 @@ def offline_expected(values: dict[int, np.ndarray], group: str, topic: str) -> l
             off = int(offsets[sig.row])
             if policy.admit(sig, f"m{p}", topic, p, off):
                 key = f"m{p}/{sig.feature}"
-                out.append((key, make_event_id(group, topic, p, off, key, sig.detector, sig.status),
-                            sig.detector, sig.status, p, off))
+                out.append(
+                    (
+                        key,
+                        make_event_id(group, topic, p, off, key, sig.detector, sig.status),
+                        sig.detector,
+                        sig.status,
+                        p,
+                        off,
+                    )
+                )
     return out
 
 
@@ -122,8 +142,9 @@ def kill_stream(kafka_bootstrap: str, tmp_path_factory) -> tuple[str, list[tuple
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(30)
     values = produce_partitions(kafka_bootstrap, topic, 3, 200_000 // 3 + 1)
     tmp = tmp_path_factory.mktemp("eos")
-    ref = SidecarProcess(kafka_bootstrap, topic, "--idle-exit", "4", tmp=tmp, config=checkpoint_config(),
-                         group=f"{topic}-ref")
+    ref = SidecarProcess(
+        kafka_bootstrap, topic, "--idle-exit", "4", tmp=tmp, config=checkpoint_config(), group=f"{topic}-ref"
+    )
     try:
         assert ref.wait(300) == 0, ref.log()[-3000:]
     finally:
@@ -136,7 +157,9 @@ def kill_stream(kafka_bootstrap: str, tmp_path_factory) -> tuple[str, list[tuple
     return topic, expected, ref.group, values
 
 
-def test_sigkill_restarts_publish_exactly_the_expected_alerts(kafka_bootstrap: str, kill_stream, tmp_path: Path) -> None:
+def test_sigkill_restarts_publish_exactly_the_expected_alerts(
+    kafka_bootstrap: str, kill_stream, tmp_path: Path
+) -> None:
     topic, expected, ref_group, _ = kill_stream
     trials = int(os.environ.get("DRIFTSENTINEL_KILL_TRIALS", "10"))
     for trial in range(trials):
@@ -145,8 +168,16 @@ def test_sigkill_restarts_publish_exactly_the_expected_alerts(kafka_bootstrap: s
         cfg = checkpoint_config(every_events=rng.choice([3_000, 10_000, 30_000]))
         kills = 0
         while True:
-            sidecar = SidecarProcess(kafka_bootstrap, topic, "--idle-exit", "4", tmp=tmp_path, config=cfg,
-                                     group=group, alerts_topic=f"{topic}-alerts-kill{trial}")
+            sidecar = SidecarProcess(
+                kafka_bootstrap,
+                topic,
+                "--idle-exit",
+                "4",
+                tmp=tmp_path,
+                config=cfg,
+                group=group,
+                alerts_topic=f"{topic}-alerts-kill{trial}",
+            )
             if kills >= 3:
                 break
             time.sleep(rng.uniform(1.5, 4.0))
@@ -206,15 +237,22 @@ def test_broker_restart_mid_stream(tmp_path: Path) -> None:
 
 
 def test_takeover_waits_for_offsets_held_by_a_dead_members_transaction(
-        kafka_bootstrap: str, new_topic, tmp_path: Path) -> None:
+    kafka_bootstrap: str, new_topic, tmp_path: Path
+) -> None:
     """A member died between send_offsets_to_transaction and commit: its open transaction holds
     the group's committed offset (the broker answers UNSTABLE_OFFSET_COMMIT until the transaction
     ends). The next owner waits, not ready, instead of failing, and then reads exactly once."""
     topic = new_topic(partitions=1)
     group = f"{topic}-group"
     values = produce_partitions(kafka_bootstrap, topic, 1, 6_000)
-    zombie_c = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group, "enable.auto.commit": False,
-                         "isolation.level": "read_committed"})
+    zombie_c = Consumer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
     zombie_p = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": f"zombie-{topic}"})
     sidecar = None
     try:
@@ -228,8 +266,9 @@ def test_takeover_waits_for_offsets_held_by_a_dead_members_transaction(
         zombie_p.send_offsets_to_transaction([TopicPartition(topic, 0, 3_000)], zombie_c.consumer_group_metadata(), 30)
         zombie_c.close()  # gone; its transaction stays open
 
-        sidecar = SidecarProcess(kafka_bootstrap, topic, "--idle-exit", "5", tmp=tmp_path, group=group,
-                                 config=checkpoint_config())
+        sidecar = SidecarProcess(
+            kafka_bootstrap, topic, "--idle-exit", "5", tmp=tmp_path, group=group, config=checkpoint_config()
+        )
         deadline = time.monotonic() + 90
         while "not readable yet" not in sidecar.log():
             assert time.monotonic() < deadline, sidecar.log()[-3000:]
@@ -255,8 +294,15 @@ def test_scale_out_kill_one_of_three(kafka_bootstrap: str, new_topic, tmp_path: 
     group = f"{topic}-group"
     cfg = {**checkpoint_config(every_events=5_000), "batch_size": 500}
     sidecars = [
-        SidecarProcess(kafka_bootstrap, topic, "--idle-exit", "25", tmp=tmp_path, config={
-            **cfg, "kafka": {"instance_id": f"node-{i}"}}, group=group)
+        SidecarProcess(
+            kafka_bootstrap,
+            topic,
+            "--idle-exit",
+            "25",
+            tmp=tmp_path,
+            config={**cfg, "kafka": {"instance_id": f"node-{i}"}},
+            group=group,
+        )
         for i in range(3)
     ]
     try:
@@ -268,13 +314,16 @@ def test_scale_out_kill_one_of_three(kafka_bootstrap: str, new_topic, tmp_path: 
             time.sleep(0.5)
         values = produce_partitions(kafka_bootstrap, topic, 6, 30_000)
         victim = sidecars[1]
-        victim.wait_until(lambda s: (sum(v for (n, _), v in s.items() if n == "driftsentinel_events_total")) > 2_000, 120)
+        victim.wait_until(
+            lambda s: (sum(v for (n, _), v in s.items() if n == "driftsentinel_events_total")) > 2_000, 120
+        )
         victim.kill()  # SIGKILL, never restarted: its partitions move after the session timeout
         # Its open transaction (alerts, offsets) would hold the read_committed readers until the
         # broker aborts it at transaction.timeout.ms (the takeover then waits; see the test
         # above): abort it now, as a new producer with its transactional.id does.
-        Producer({"bootstrap.servers": kafka_bootstrap,
-                  "transactional.id": transactional_id(group, "node-1")}).init_transactions(60)
+        Producer(
+            {"bootstrap.servers": kafka_bootstrap, "transactional.id": transactional_id(group, "node-1")}
+        ).init_transactions(60)
         for s in (sidecars[0], sidecars[2]):
             assert s.wait(300) == 0, s.log()[-3000:]
     finally:
