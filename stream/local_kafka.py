@@ -14,14 +14,14 @@ answers, then this launcher.
 Example::
 
     >>> from pathlib import Path
-    >>> from stream import local_kafka
+    >>> from driftsentinel.stream import local_kafka
     >>> bootstrap = local_kafka.start(port=19092, data_dir=Path("/tmp/ds-broker"))  # doctest: +SKIP
     >>> bootstrap  # doctest: +SKIP
     '127.0.0.1:19092'
     >>> local_kafka.stop(Path("/tmp/ds-broker"))  # doctest: +SKIP
     True
 
-From the shell: ``python -m stream.local_kafka start --port 19092`` (prints the
+From the shell: ``python -m driftsentinel.stream.local_kafka start --port 19092`` (prints the
 bootstrap address), ``status``, ``stop``, ``fetch``; the same commands are the
 ``driftsentinel local-kafka`` subcommand.
 
@@ -914,8 +914,10 @@ def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m stream.local_kafka start|stop|status|fetch``."""
-    parser = argparse.ArgumentParser(prog="python -m stream.local_kafka", description=__doc__.splitlines()[0])
+    """``python -m driftsentinel.stream.local_kafka start|stop|status|fetch``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m driftsentinel.stream.local_kafka", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="local_kafka_command", metavar="COMMAND", required=True)
     _add_commands(sub)
     args = parser.parse_args(argv)
