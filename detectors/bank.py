@@ -1,24 +1,28 @@
 """DetectorBank: every feature of one model's stream, its change detectors and summaries.
 
 The bank is the functional core behind ``driftsentinel run`` and ``replay``: feed it
-:class:`schemas.FeatureBatch` objects in stream order, get back :class:`DriftSignal`
-objects (a detector's decision about a feature at a row of the batch). No I/O, no clock:
-the same batches always give the same signals.
+:class:`~driftsentinel.schemas.FeatureBatch` objects in stream order, get back
+:class:`~driftsentinel.schemas.DriftSignal` objects (a detector's decision about a
+feature at a row of the batch). No I/O, no clock: the same batches always give the same
+signals.
 
 Per feature it keeps
 
-* a **reference**: the first ``warmup`` values (mean, std, exact quantiles). Change
-  detectors see values standardised by it, ``z = (x - mean) / std``, so their parameters
-  mean the same thing for every feature (a shift of 1 is one reference std);
+* a **reference**: the first ``warmup`` values (mean, std, exact quantiles), or the
+  profile's. Change detectors see values standardised by it, ``z = (x - mean) / std``,
+  and clipped to its 1st-99th percentile range widened (``winsorize``; one rule, in
+  :mod:`~driftsentinel.detectors.standardize`), so their parameters mean the same thing
+  for every feature (a shift of 1 is one reference std);
 * **ADWIN** and **Page-Hinkley** over ``z`` (batch kernels, or river's classes with
-  ``backend="river"``);
+  ``backend="river"``; see :mod:`~driftsentinel.detectors.backends`), with the
+  parameters of ``config.per_feature`` for the features named there;
 * a **live window**: summaries of the last one to two ``window_size`` events;
 * an **alert state** per detector: a detection opens a ``drift`` episode; it is
   ``resolved`` once ``resolve_min_count`` values since the latest detection have a mean
   within ``resolve_tolerance_sigma`` of the reference mean.
 
 >>> import numpy as np
->>> from schemas import BankConfig, FeatureBatch
+>>> from driftsentinel.schemas import BankConfig, FeatureBatch
 >>> rng = np.random.default_rng(0)
 >>> x = rng.normal(size=(6000, 2)); x[3000:, 0] += 2.0
 >>> bank = DetectorBank(BankConfig(backend="river"))
@@ -32,15 +36,18 @@ True
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, cast
 
 import numpy as np
 
+from driftsentinel.detectors.backends import DetectorKind, change_detector
 from driftsentinel.detectors.concept import ConceptDriftMonitor
+from driftsentinel.detectors.protocol import ChangeDetector, CusumReadouts, WindowReadouts
 from driftsentinel.detectors.reference_monitor import ReferenceMonitor, reference_summary
-from driftsentinel.schemas import BankConfig, FeatureBatch, WindowSummary
+from driftsentinel.detectors.standardize import clip_bounds, profile_clip_bounds, reference_std, standardize
+from driftsentinel.schemas import ADWINConfig, BankConfig, FeatureBatch, PageHinkleyConfig, WindowSummary
 from driftsentinel.schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
+from driftsentinel.schemas.signals import DriftSignal, FeatureStatus
 
 DETECTORS = ("adwin", "page_hinkley")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -52,63 +59,23 @@ LIVE_SKETCH_BIN_LIMIT = 1024
 _RECENT = 50  # events up to a detection that make up its "recent mean shift"
 
 
-@dataclass(frozen=True)
-class DriftSignal:
-    """One decision: ``detector`` says ``feature`` drifted (or recovered) at ``row``."""
-
-    row: int
-    feature: str
-    detector: str
-    status: Literal["drift", "resolved"]
-    statistic: float | None
-    statistic_name: str
-    threshold: float | None
-    window: WindowSummary
-    reference: WindowSummary | None
+#: ``config.per_feature`` fields -> (detector, its parameter)
+PER_FEATURE_PARAMS: dict[str, tuple[DetectorKind, str]] = {
+    "adwin_delta": ("adwin", "delta"),
+    "page_hinkley_threshold": ("page_hinkley", "threshold"),
+    "page_hinkley_delta": ("page_hinkley", "delta"),
+}
 
 
-@dataclass(frozen=True)
-class FeatureStatus:
-    """Read-outs of one feature, for gauges."""
-
-    feature: str
-    live_mean: float | None
-    missing_ratio: float | None
-    drift: dict[str, bool] = field(default_factory=dict)
-    scores: dict[str, float] = field(default_factory=dict)
-    window_size: dict[str, int] = field(default_factory=dict)
-
-
-def clip_bounds(p01: float, p99: float, mean: float, std: float) -> tuple[float, float]:
-    """Winsorising bounds in standardised units from the reference's 1st/99th percentiles.
-
-    Change detectors see ``z`` clipped to ``[z(p01) - w, z(p99) + w]`` with ``w`` a quarter
-    of that range (about +-3.5 for normal data): single extreme values (heavy tails) no
-    longer trip ADWIN or Page-Hinkley, while a shift of the bulk moves the clipped mean
-    as much as before. Values outside the training range are ``out_of_range``'s job.
-
-    >>> [round(b, 1) for b in clip_bounds(-2.33, 2.33, 0.0, 1.0)]
-    [-3.5, 3.5]
-    """
-    lo, hi = (p01 - mean) / std, (p99 - mean) / std
-    w = (hi - lo) / 4.0 if hi > lo else 1.0
-    return lo - w, hi + w
-
-
-def _make_detectors(config: BankConfig, n_features: int) -> dict[str, Any]:
-    """Instantiate the enabled change detectors for ``n_features`` features."""
-    if config.backend == "river":
-        from driftsentinel.detectors.river_backend import RiverADWIN as adwin_cls
-        from driftsentinel.detectors.river_backend import RiverPageHinkley as ph_cls
-    else:
-        from driftsentinel.detectors.adwin import ADWIN as adwin_cls
-        from driftsentinel.detectors.page_hinkley import PageHinkley as ph_cls
-    out: dict[str, Any] = {}
-    if config.adwin.enabled:
-        out["adwin"] = adwin_cls(n_features=n_features, **config.adwin.model_dump(exclude={"enabled"}))
-    if config.page_hinkley.enabled:
-        out["page_hinkley"] = ph_cls(n_features=n_features, **config.page_hinkley.model_dump(exclude={"enabled"}))
-    return out
+def _make_detectors(config: BankConfig, n_features: int) -> dict[str, ChangeDetector]:
+    """The enabled change detectors for ``n_features`` features, on the configured backend."""
+    enabled: dict[DetectorKind, ADWINConfig | PageHinkleyConfig] = {
+        "adwin": config.adwin, "page_hinkley": config.page_hinkley}
+    return {
+        kind: change_detector(kind, config.backend, n_features, params)
+        for kind, params in enabled.items()
+        if params.enabled
+    }
 
 
 class _LiveWindow:
@@ -249,9 +216,10 @@ class DetectorBank:
                 prof = self.profile.features.get(self.features[j])
                 if isinstance(prof, NumericProfile):
                     self._ref_mean[j] = prof.mean
-                    self._ref_std[j] = prof.std if prof.std > 0 else (abs(prof.mean) * 1e-3 or 1.0)
-                    q = prof.quantiles
-                    self._set_clip(j, q[round(0.01 * (len(q) - 1))], q[round(0.99 * (len(q) - 1))])
+                    self._ref_std[j] = reference_std(prof.mean, prof.std)
+                    if self.config.winsorize:
+                        self._clip_lo[j], self._clip_hi[j] = profile_clip_bounds(prof.quantiles, prof.mean,
+                                                                                 self._ref_std[j])
                     self._ready[j] = True
                     self._warm[j] = None
                     self._reference[j] = reference_summary(prof)
@@ -262,23 +230,16 @@ class DetectorBank:
         self._recent = np.concatenate([self._recent, np.full((self._recent.shape[0], n), np.nan)], axis=1)
 
     def _apply_per_feature_params(self) -> None:
-        """Set ``config.per_feature`` parameters (through the kernels' plain state dicts)."""
-        keys = {"adwin": {"adwin_delta": "delta"},
-                "page_hinkley": {"page_hinkley_threshold": "threshold", "page_hinkley_delta": "delta"}}
-        for det_name, det in list(self._detectors.items()):
-            state = det.state_dict()
-            changed = False
-            for feature, params in self.config.per_feature.items():
-                j = self._index.get(feature)
-                if j is None:
-                    continue
-                for param, key in keys[det_name].items():
-                    value = getattr(params, param)
-                    if value is not None:
-                        state[key][j] = value
-                        changed = True
-            if changed:
-                self._detectors[det_name] = type(det).from_state(state)
+        """Give the features of ``config.per_feature`` their own detector parameters."""
+        for feature, params in self.config.per_feature.items():
+            j = self._index.get(feature)
+            if j is None:  # not taken (excluded, or over max_features)
+                continue
+            for field, value in params.model_dump(exclude_none=True).items():
+                kind, name = PER_FEATURE_PARAMS[field]
+                det = self._detectors.get(kind)
+                if det is not None:
+                    det.set_params([j], **{name: value})
 
     def admit(self, names: list[str]) -> list[str]:
         """Which of ``names`` are worth building columns for.
@@ -321,10 +282,6 @@ class DetectorBank:
             x[:, dst] = batch.values[:, src]
         return x
 
-    def _set_clip(self, j: int, p01: float, p99: float) -> None:
-        if self.config.winsorize:
-            self._clip_lo[j], self._clip_hi[j] = clip_bounds(p01, p99, self._ref_mean[j], self._ref_std[j])
-
     # ------------------------------------------------------------------ warm-up
     def _warm_up(self, x: np.ndarray) -> np.ndarray:
         """Feed warming features; return, per feature, the first row detectors may see."""
@@ -349,11 +306,10 @@ class DetectorBank:
             values = np.concatenate(chunks)
             mean, std = float(values.mean()), float(values.std(ddof=1))
             self._ref_mean[j] = mean
-            # A constant reference has no scale; fall back to its magnitude (or 1) so any
-            # change is still a large, finite shift.
-            self._ref_std[j] = std if std > 0 else (abs(mean) * 1e-3 or 1.0)
-            p01, p99 = np.quantile(values, [0.01, 0.99])
-            self._set_clip(j, float(p01), float(p99))
+            self._ref_std[j] = reference_std(mean, std)
+            if self.config.winsorize:
+                p01, p99 = np.quantile(values, [0.01, 0.99])
+                self._clip_lo[j], self._clip_hi[j] = clip_bounds(float(p01), float(p99), mean, self._ref_std[j])
             self._reference[j] = WindowSummary(
                 count=int(values.size),
                 mean=mean,
@@ -389,7 +345,7 @@ class DetectorBank:
             self.n_rows += n
             return sorted(extra, key=_signal_order)
         first_row = self._warm_up(x)
-        z = np.clip((x - self._ref_mean) / self._ref_std, self._clip_lo, self._clip_hi)
+        z = standardize(x, self._ref_mean, self._ref_std, self._clip_lo, self._clip_hi)
         not_yet = np.arange(n)[:, None] < first_row[None, :]
         if not_yet.any():
             z[not_yet] = np.nan
@@ -590,8 +546,8 @@ class DetectorBank:
         """Current read-outs of every feature (for gauges)."""
         counts, means, missing = self._live.mean_and_missing()
         out = []
-        adwin = self._detectors.get("adwin")
-        ph = self._detectors.get("page_hinkley")
+        adwin = cast("WindowReadouts | None", self._detectors.get("adwin"))
+        ph = cast("CusumReadouts | None", self._detectors.get("page_hinkley"))
         for j, name in enumerate(self.features):
             count = int(counts[j])
             events = count + int(missing[j])

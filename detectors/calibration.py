@@ -70,7 +70,7 @@ feature's name, so a feature's result does not depend on the other features or o
 number of threads.
 
 >>> import numpy as np
->>> from detectors.profile import build_profile
+>>> from driftsentinel.detectors.profile import build_profile
 >>> prof = build_profile({"x": np.random.default_rng(0).exponential(size=20_000).tolist()}, source="t")
 >>> params = calibrate(prof, false_alarms_per_million=1.0, values=200_000, seed=1)
 >>> sorted(params["x"])
@@ -89,8 +89,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from driftsentinel.detectors.bank import clip_bounds
-from driftsentinel.schemas import BankConfig
+from driftsentinel.detectors.backends import change_detector
+from driftsentinel.detectors.standardize import profile_clip_bounds, reference_std, standardize
+from driftsentinel.schemas import RIVER_ADWIN, BankConfig
 from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile
 
 PH_THRESHOLDS = (4.0, 6.0, 8.0, 11.0, 14.0, 18.0)
@@ -100,7 +101,7 @@ ADWIN_Z = 2.0  # one-sided boundary for "river's delta fires too often" (Pocock,
 BLOCK_VALUES = 200_000  # block length for the dispersion estimate
 PH_RANGE = (10.0, 500.0)
 ADWIN_MIN_DELTA = 1e-9
-RIVER_ADWIN_DELTA = 0.002  # calibration never goes looser than river's own default
+RIVER_ADWIN_DELTA = RIVER_ADWIN.delta  # calibration never goes looser than river's own default
 
 
 @dataclass(frozen=True)
@@ -212,12 +213,11 @@ def sample_like(prof: NumericProfile, n: int, rng: np.random.Generator) -> np.nd
 
 
 def _ph_threshold(z: np.ndarray, config: BankConfig, target: float) -> float:
-    from driftsentinel.detectors.page_hinkley import PageHinkley
-
     ph_cfg = config.page_hinkley
     k = len(PH_THRESHOLDS)
-    det = PageHinkley(n_features=k, min_instances=ph_cfg.min_instances, delta=ph_cfg.delta,
-                      threshold=np.array(PH_THRESHOLDS), alpha=ph_cfg.alpha, mode=ph_cfg.mode)
+    det = change_detector("page_hinkley", "kernel", k, ph_cfg)  # one feature per threshold
+    for j, threshold in enumerate(PH_THRESHOLDS):
+        det.set_params([j], threshold=threshold)
     hits = det.update(np.repeat(z[:, None], k, axis=1))
     counts = np.bincount(hits[:, 1], minlength=k)
     fit = fit_log_rate(np.array(PH_THRESHOLDS), counts, z.size)
@@ -251,12 +251,11 @@ def adwin_decision(fit: LogRateFit | None, target: float, cap: float) -> tuple[s
 
 
 def _adwin_delta(z: np.ndarray, config: BankConfig, target: float, rng: np.random.Generator) -> float:
-    from driftsentinel.detectors.adwin import ADWIN
-
     a = config.adwin
     k = len(ADWIN_DELTAS)
-    det = ADWIN(n_features=k, delta=np.array(ADWIN_DELTAS), clock=a.clock, max_buckets=a.max_buckets,
-                min_window_length=a.min_window_length, grace_period=a.grace_period)
+    det = change_detector("adwin", "kernel", k, a)  # one feature per delta
+    for j, delta in enumerate(ADWIN_DELTAS):
+        det.set_params([j], delta=delta)
     xs = np.log(1.0 / np.array(ADWIN_DELTAS))
     cap = max(a.delta, RIVER_ADWIN_DELTA)
     hits: list[np.ndarray] = []
@@ -281,12 +280,10 @@ def _adwin_delta(z: np.ndarray, config: BankConfig, target: float, rng: np.rando
 def _calibrate_one(prof: NumericProfile, config: BankConfig, budget: float, values: int,
                    rng: np.random.Generator) -> dict[str, float]:
     x = sample_like(prof, values, rng)
-    std = prof.std if prof.std > 0 else (abs(prof.mean) * 1e-3 or 1.0)
-    z = (x - prof.mean) / std
-    if config.winsorize:  # exactly what the bank does
-        q = prof.quantiles
-        lo, hi = clip_bounds(q[round(0.01 * (len(q) - 1))], q[round(0.99 * (len(q) - 1))], prof.mean, std)
-        z = np.clip(z, lo, hi)
+    std = reference_std(prof.mean, prof.std)
+    # exactly what the bank does with the values of a profiled feature
+    lo, hi = profile_clip_bounds(prof.quantiles, prof.mean, std) if config.winsorize else (-np.inf, np.inf)
+    z = standardize(x, prof.mean, std, lo, hi)
     params: dict[str, float] = {}
     if config.page_hinkley.enabled:
         params["page_hinkley_threshold"] = _ph_threshold(z, config, budget / 8.0)

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from driftsentinel.schemas.config import BankConfig
+
 MISSING = -1
 OVERFLOW = -2  # a category beyond the vocabulary's capacity
 
@@ -57,7 +59,7 @@ def canonical(value: Any, boolean: bool = False) -> str | None:
 class Vocabulary:
     """Category -> code, first come first served, at most ``max_size`` codes."""
 
-    def __init__(self, categories: list[str] | None = None, max_size: int = 1000) -> None:
+    def __init__(self, categories: list[str] | None = None, max_size: int = BankConfig().max_categories) -> None:
         self.max_size = max_size
         self.index: dict[str, int] = {}
         for c in categories or []:

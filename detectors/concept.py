@@ -8,7 +8,7 @@ changes; a change to a *higher* error (the last 100 errors against those since t
 previous detection) is a ``concept_drift`` decision.
 
 >>> import numpy as np
->>> from schemas import FeatureBatch
+>>> from driftsentinel.schemas import FeatureBatch
 >>> rng = np.random.default_rng(0)
 >>> wrong = np.r_[rng.random(5000) < 0.1, rng.random(5000) < 0.3]
 >>> labels = np.full((10000, 1), None, dtype=object); labels[:, 0] = np.where(wrong, "b", "a")
@@ -25,8 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from driftsentinel.detectors.backends import change_detector
 from driftsentinel.detectors.categories import canonical
-from driftsentinel.schemas import FeatureBatch, WindowSummary
+from driftsentinel.schemas import RIVER_ADWIN, BankConfig, ConceptDriftConfig, DetectorBackend, FeatureBatch, WindowSummary
+from driftsentinel.schemas.signals import DriftSignal
 
 _RECENT = 100
 FEATURE = "@error"
@@ -81,21 +83,21 @@ def errors(batch: FeatureBatch) -> np.ndarray:
 class ConceptDriftMonitor:
     """ADWIN over one model's error stream; rises become ``concept_drift`` signals."""
 
-    def __init__(self, delta: float = 0.002, backend: str = "kernel") -> None:
-        if backend == "river":
-            from driftsentinel.detectors.river_backend import RiverADWIN as adwin_cls
-        else:
-            from driftsentinel.detectors.adwin import ADWIN as adwin_cls
-        self.adwin = adwin_cls(n_features=1, delta=delta)
+    def __init__(
+        self, delta: float = ConceptDriftConfig().delta, backend: DetectorBackend = BankConfig().backend
+    ) -> None:
+        # river's ADWIN with the configured delta (the bank's ADWIN settings are for
+        # standardised features; errors are in [0, 1] for classes)
+        self.adwin = change_detector("adwin", backend, 1, RIVER_ADWIN.model_copy(update={"delta": delta}))
         self.recent = np.zeros(0)  # the last _RECENT errors
         self.since_n = 0
         self.since_sum = 0.0
 
-    def update(self, batch: FeatureBatch) -> list[Any]:
+    def update(self, batch: FeatureBatch) -> list[DriftSignal]:
         """Signals from the events that carry both prediction and label; ``row`` is the batch row."""
         return self.update_errors(errors(batch))
 
-    def update_errors(self, err: np.ndarray) -> list[Any]:
+    def update_errors(self, err: np.ndarray) -> list[DriftSignal]:
         """Feed errors (NaN = none for that row); signals' ``row`` index ``err``.
 
         >>> m = ConceptDriftMonitor()
@@ -104,14 +106,12 @@ class ConceptDriftMonitor:
         >>> [s.row >= 4000 for s in m.update_errors(e)]
         [True]
         """
-        from driftsentinel.detectors.bank import DriftSignal
-
         err = np.asarray(err, dtype=np.float64)
         ok = ~np.isnan(err)
         if not ok.any():
             return []
         hits = self.adwin.update(err[:, None])
-        out = []
+        out: list[DriftSignal] = []
         start = 0
         for row, _ in hits:
             row = int(row)

@@ -9,8 +9,8 @@ count window, or at the first event of the next event-time window (the one that 
 the window is complete), so they do not depend on batch boundaries.
 
 >>> import numpy as np
->>> from detectors.profile import build_profile
->>> from schemas import WindowTestConfig
+>>> from driftsentinel.detectors.profile import build_profile
+>>> from driftsentinel.schemas import WindowTestConfig
 >>> rng = np.random.default_rng(0)
 >>> prof = build_profile({"x": rng.normal(size=20_000).tolist()}, source="train")
 >>> mon = ReferenceMonitor(prof, WindowTestConfig(window_events=1000))
@@ -40,7 +40,7 @@ from driftsentinel.detectors.window_tests import (
     p_value,
     psi,
 )
-from driftsentinel.schemas import WindowSummary, WindowTestConfig
+from driftsentinel.schemas import BankConfig, WindowSummary, WindowTestConfig
 from driftsentinel.schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 
 QUANTILE_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -77,7 +77,7 @@ class ReferenceMonitor:
     """Window tests for every profiled feature of one model's stream."""
 
     def __init__(self, profile: ReferenceProfile, config: WindowTestConfig | None = None,
-                 max_categories: int = 1000) -> None:
+                 max_categories: int = BankConfig().max_categories) -> None:
         self.profile = profile
         self.config = config or WindowTestConfig()
         self.numeric = {n: p for n, p in profile.features.items() if isinstance(p, NumericProfile)}

@@ -1,17 +1,19 @@
 """Reference backend: river's own detectors, one Python call per value.
 
-``RiverADWIN`` and ``RiverPageHinkley`` expose the same interface as the numba
-kernels in :mod:`detectors.adwin` and :mod:`detectors.page_hinkley` (constructor,
-``update(X) -> hits``, read-outs, ``add_features``), but feed every non-missing value
-to one ``river.drift`` detector per feature. They are slow (0.2-1 µs per value) and
-exist to be the ground truth for parity tests and ``backend="river"``.
+``RiverADWIN`` and ``RiverPageHinkley`` implement the batch detector protocol
+(:class:`~driftsentinel.detectors.protocol.ChangeDetector`) like the numba kernels in
+:mod:`detectors.adwin` and :mod:`detectors.page_hinkley` (constructor with river's
+defaults, ``update(X) -> hits``, ``add_features``, ``set_params``, read-outs), but feed
+every non-missing value to one ``river.drift`` detector per feature. They are slow
+(0.2-1 µs per value) and exist to be the ground truth for parity tests and
+``backend="river"``. They have no pickle-free state: ``state_dict`` raises.
 
 ``n_detections`` is the cumulative number of detections since construction. (river's
 own ``ADWIN.n_detections`` lives in a helper that river rebuilds after each detection,
 so it only ever reads 0 or 1; counting here gives the useful number on both backends.)
 
 >>> import numpy as np
->>> from detectors.river_backend import RiverPageHinkley
+>>> from driftsentinel.detectors.river_backend import RiverPageHinkley
 >>> X = np.r_[np.zeros(200), np.full(200, 5.0)].reshape(-1, 1)
 >>> RiverPageHinkley(n_features=1).update(X).tolist()
 [[210, 0]]
@@ -19,14 +21,16 @@ so it only ever reads 0 or 1; counting here gives the useful number on both back
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from driftsentinel.detectors._state import as_matrix, per_feature
+from driftsentinel.schemas.config import RIVER_ADWIN, RIVER_PAGE_HINKLEY
 
-_ADWIN_DEFAULTS = dict(delta=0.002, clock=32, max_buckets=5, min_window_length=5, grace_period=10)
-_PH_DEFAULTS = dict(min_instances=30, delta=0.005, threshold=50.0, alpha=1 - 0.0001, mode="both")
+_ADWIN_DEFAULTS: dict[str, Any] = RIVER_ADWIN.model_dump(exclude={"enabled"})
+_PH_DEFAULTS: dict[str, Any] = RIVER_PAGE_HINKLEY.model_dump(exclude={"enabled"})
 
 
 class _RiverBank:
@@ -68,6 +72,41 @@ class _RiverBank:
         self._detectors.extend(self._make(i) for i in range(start, start + n))
         self._n_det = np.concatenate([self._n_det, np.zeros(n, dtype=np.int64)])
 
+    def set_params(self, features: Sequence[int], **params: Any) -> None:
+        """Set river's parameters ``params`` of the listed features (others keep theirs).
+
+        >>> d = RiverPageHinkley(2)
+        >>> d.set_params([1], threshold=5.0)
+        >>> [p.threshold for p in d._detectors]
+        [50.0, 5.0]
+        >>> d.set_params([0], lambda_=1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: RiverPageHinkley has no parameter 'lambda_' (it has alpha, delta, min_instances, mode, threshold)
+        """
+        unknown = sorted(set(params) - set(self._params))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no parameter {unknown[0]!r} "
+                             f"(it has {', '.join(sorted(self._params))})")
+        idx = np.asarray(features, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_features):
+            raise IndexError(f"features {idx.tolist()} out of range for {self.n_features} features")
+        for name, value in params.items():
+            if np.dtype(self._dtypes[name]).kind == "i" and not float(value).is_integer():
+                raise ValueError(f"{name} must be an integer (as in river), got {value!r}")
+        for i in idx.tolist():  # all checks before anything changes
+            self._check_settable(i, params)
+        for name, value in params.items():
+            self._params[name][idx] = value
+        for i in idx.tolist():
+            self._set(i, {name: self._kwargs(i)[name] for name in params})
+
+    def _check_settable(self, i: int, params: dict[str, Any]) -> None:
+        """Raise ``ValueError`` if feature ``i``'s detector cannot take ``params``."""
+
+    def _set(self, i: int, params: dict[str, Any]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def update(self, X: Any) -> np.ndarray:
         """Feed a batch ``[n, F]`` (NaN = missing); return hits ``[k, 2]`` of (row, feature)."""
         X = as_matrix(X, self.n_features)
@@ -102,7 +141,7 @@ class RiverADWIN(_RiverBank):
     """river's ``drift.ADWIN`` per feature, behind the batch interface.
 
     >>> import numpy as np
-    >>> from detectors import RiverADWIN
+    >>> from driftsentinel.detectors import RiverADWIN
     >>> rng = np.random.default_rng(0)
     >>> X = np.r_[rng.normal(0, 1, 500), rng.normal(4, 1, 500)].reshape(-1, 1)
     >>> d = RiverADWIN(n_features=1)
@@ -118,6 +157,21 @@ class RiverADWIN(_RiverBank):
         from river import drift  # imported on first use: river takes ~0.7 s to import
 
         return drift.ADWIN(**self._kwargs(i))
+
+    def _check_settable(self, i: int, params: dict[str, Any]) -> None:
+        # river's ADWIN copies its parameters into a compiled helper when it (re)starts: a
+        # detector that has seen nothing can start again with new ones (exactly what a
+        # detector built with them would be); one that holds a window cannot change them
+        # without losing it (the kernels change them in place)
+        det = self._detectors[i]
+        if det.width or det.drift_detected:
+            raise ValueError(
+                f"river's ADWIN cannot change the parameters of feature {i}: it already holds a "
+                "window (the numba kernels can)"
+            )
+
+    def _set(self, i: int, params: dict[str, Any]) -> None:
+        self._detectors[i] = self._make(i)
 
     @property
     def width(self) -> np.ndarray:
@@ -149,6 +203,20 @@ class RiverPageHinkley(_RiverBank):
         kw = self._kwargs(i)
         kw["mode"] = str(kw["mode"])
         return drift.PageHinkley(**kw)
+
+    def _check_settable(self, i: int, params: dict[str, Any]) -> None:
+        modes = self._detectors[i]._VALID_MODES
+        if "mode" in params and str(params["mode"]) not in modes:
+            raise ValueError(f"Invalid 'mode' {params['mode']!r}. Valid values are: {modes}")
+
+    def _set(self, i: int, params: dict[str, Any]) -> None:
+        det = self._detectors[i]
+        # river's PageHinkley reads its parameters at every update: set in place, state kept
+        for name, value in params.items():
+            setattr(det, name, str(value) if name == "mode" else value)
+        if "mode" in params:  # river binds the test for its mode when it (re)starts
+            det._test_drift = {det._MODE_UP: det._test_increase, det._MODE_DOWN: det._test_decrease}.get(
+                det.mode, det._test_both)
 
     @property
     def test_increase(self) -> np.ndarray:

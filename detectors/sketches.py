@@ -34,7 +34,7 @@ The state dict stores, per feature and sign, the span from the first to the last
 bucket.
 
 >>> import numpy as np
->>> from detectors import FeatureSketch
+>>> from driftsentinel.detectors import FeatureSketch
 >>> rng = np.random.default_rng(3)
 >>> X = rng.lognormal(0, 1, (10_000, 2)); X[::10, 1] = np.nan
 >>> s = FeatureSketch(n_features=2)

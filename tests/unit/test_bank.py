@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from driftsentinel.detectors.bank import DetectorBank, DriftSignal
-from driftsentinel.schemas import BankConfig, FeatureBatch
+from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.schemas import BankConfig, DriftSignal, FeatureBatch
 
 BACKENDS = ["kernel", "river"]
 
