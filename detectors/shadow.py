@@ -14,7 +14,7 @@ The pair diverges when the agreement rate falls below ``min_agreement`` or the d
 exceeds ``max_distance``: one ``drift`` signal when that starts, one ``resolved`` when a
 later window is back. No I/O, no clock: the same pairs give the same signals.
 
->>> from schemas.skew import ShadowConfig
+>>> from driftsentinel.schemas.skew import ShadowConfig
 >>> det = ShadowDetector(ShadowConfig(baseline="v1", candidate="v2", window_pairs=100))
 >>> same = det.update([str(i) for i in range(100)], ["a"] * 100, ["a"] * 99 + ["b"])
 >>> same[0].report.agreement_rate, same[0].signals
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from driftsentinel.detectors.skew import summarize
 from driftsentinel.schemas.alerts import WindowSummary
@@ -58,7 +59,7 @@ def _label(value: Any) -> str:
     return str(value)[:200]
 
 
-def js_distance(p: Sequence[float], q: Sequence[float]) -> float:
+def js_distance(p: ArrayLike, q: ArrayLike) -> float:
     """Jensen-Shannon distance (base 2, in [0, 1]) between two count or probability vectors.
 
     >>> js_distance([1, 0], [0, 1]), js_distance([3, 1], [3, 1])
@@ -77,7 +78,7 @@ def js_distance(p: Sequence[float], q: Sequence[float]) -> float:
     return math.sqrt(max((kl(pa) + kl(qa)) / 2, 0.0))
 
 
-def ks_statistic(a: Sequence[float], b: Sequence[float]) -> float:
+def ks_statistic(a: ArrayLike, b: ArrayLike) -> float:
     """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the two ECDFs.
 
     >>> ks_statistic([1, 2, 3], [1, 2, 3]), ks_statistic([0, 0], [1, 1])
@@ -176,6 +177,35 @@ class ShadowDetector:
         if len(self._ids) < max(min_pairs, 1):
             return None
         return self._close(-1)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The open window and the episode, as plain data (no pickle).
+
+        >>> det = ShadowDetector(ShadowConfig(baseline="v1", candidate="v2", window_pairs=10))
+        >>> _ = det.update(["r1"], ["a"], ["b"])
+        >>> again = ShadowDetector.from_state(det.config, det.state_dict())
+        >>> again.flush().report == det.flush().report
+        True
+        """
+        return {
+            "kind": self.kind,
+            "diverged": self.diverged,
+            "ids": list(self._ids),
+            "baseline": list(self._base),
+            "candidate": list(self._cand),
+        }
+
+    @classmethod
+    def from_state(cls, config: ShadowConfig, state: dict[str, Any]) -> ShadowDetector:
+        """Rebuild from :meth:`state_dict` under ``config`` (a kind pinned by the config wins)."""
+        det = cls(config)
+        if det.kind is None and state["kind"] in ("classes", "scores"):
+            det.kind = state["kind"]
+        det.diverged = bool(state["diverged"])
+        det._ids, det._base, det._cand = list(state["ids"]), list(state["baseline"]), list(state["candidate"])
+        if not len(det._ids) == len(det._base) == len(det._cand):
+            raise ValueError("shadow state: ids, baseline and candidate differ in length")
+        return det
 
     def _decide_kind(self, values: list[Any]) -> Kind:
         if any(isinstance(v, (str, bool)) for v in values):

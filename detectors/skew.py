@@ -16,7 +16,7 @@ A feature is skewed when its mismatch share (1 - within-tolerance rate) exceeds 
 threshold: one ``drift`` signal when an episode starts, one ``resolved`` when a later
 window is back under it. No I/O, no clock: the same pairs give the same signals.
 
->>> from schemas.skew import SkewConfig
+>>> from driftsentinel.schemas.skew import SkewConfig
 >>> det = SkewDetector(SkewConfig(window_pairs=100, min_pairs=10))
 >>> ids = [str(i) for i in range(100)]
 >>> serving = [{"latency": 1000.0 * (i % 7 + 1), "plan": "pro" if i % 2 else "basic"} for i in range(100)]
@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -189,6 +189,35 @@ class _FeatureWindow:
     pair_counts: Counter[tuple[Any, Any]] = field(default_factory=Counter)
     other_pairs: int = 0
     samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain numbers, lists and dicts (JSON/msgpack-safe): counters as ``[value, count]`` lists."""
+        state: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "pair_counts":
+                value = [[s, o, n] for (s, o), n in value.items()]
+            elif isinstance(value, Counter):
+                value = [[k, n] for k, n in value.items()]
+            elif isinstance(value, list):
+                value = list(value)
+            state[f.name] = value
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _FeatureWindow:
+        """Rebuild from :meth:`state_dict` (values that were tuples come back as tuples)."""
+        acc = cls(**{k: v for k, v in state.items() if k not in _COUNTERS})
+        acc.serving_values = [float(v) for v in acc.serving_values]
+        acc.offline_values = [float(v) for v in acc.offline_values]
+        acc.serving_categories = Counter({k: int(n) for k, n in state["serving_categories"]})
+        acc.offline_categories = Counter({k: int(n) for k, n in state["offline_categories"]})
+        acc.pair_counts = Counter({(s, o): int(n) for s, o, n in state["pair_counts"]})
+        acc.samples = [dict(x) for x in acc.samples]
+        return acc
+
+
+_COUNTERS = ("serving_categories", "offline_categories", "pair_counts")
 
 
 class SkewDetector:
@@ -384,3 +413,32 @@ class SkewDetector:
     def in_skew(self, feature: str) -> bool:
         """Whether ``feature`` is in a skew episode now."""
         return self._in_skew.get(feature, False)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """The open window and the episodes, as plain data (no pickle): features in first-seen order.
+
+        >>> det = SkewDetector(SkewConfig(window_pairs=10, min_pairs=1))
+        >>> _ = det.update(["a"], [{"x": 2.0, "c": "p"}], [{"x": 1.0, "c": "q"}])
+        >>> again = SkewDetector.from_state(SkewConfig(window_pairs=10, min_pairs=1), det.state_dict())
+        >>> again.flush().reports["c"].top_pairs == det.flush().reports["c"].top_pairs
+        True
+        """
+        return {
+            "features": [[name, self._features[name].state_dict()] for name in self._known],
+            "in_skew": dict(self._in_skew),
+            "window_pairs": self._window_pairs,
+            "dropped_features": self.dropped_features,
+        }
+
+    @classmethod
+    def from_state(cls, config: SkewConfig, state: dict[str, Any]) -> SkewDetector:
+        """Rebuild from :meth:`state_dict` under ``config``."""
+        det = cls(config)
+        for name, acc in state["features"]:
+            det._known.append(str(name))
+            det._features[str(name)] = _FeatureWindow.from_state(acc)
+        det._in_skew = {str(k): bool(v) for k, v in state["in_skew"].items()}
+        det._window_pairs = int(state["window_pairs"])
+        det.dropped_features = int(state["dropped_features"])
+        return det

@@ -20,11 +20,14 @@ versions on the same traffic. Every section forbids unknown keys:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from driftsentinel.schemas.alerts import DriftEvent
 from driftsentinel.schemas.config import ConfigError, RunConfig, load_model  # noqa: F401 (ConfigError: part of this module's API)
 
 
@@ -82,7 +85,10 @@ class SkewConfig(_Section):
         "min_pairs pairs, so slow streams are not judged hours late. null: by count only.",
     )
     mismatch_threshold: float = Field(
-        default=0.01, ge=0, le=1, description="A feature is skewed when its share of out-of-tolerance pairs exceeds this."
+        default=0.01,
+        ge=0,
+        le=1,
+        description="A feature is skewed when its share of out-of-tolerance pairs exceeds this.",
     )
     critical_mismatch: float = Field(
         default=0.2, ge=0, le=1, description="Severity 'critical' at or above this mismatch share, else 'warning'."
@@ -183,3 +189,60 @@ def load_skew_config(path: str | Path | None = None, overrides: dict[str, Any] |
     't'
     """
     return load_model(SkewSidecarConfig, path, overrides)
+
+
+# ---------------------------------------------------------------------- the skew engine's input and output
+class OfflineRow(NamedTuple):
+    """One offline-side row: an entity's id, its features, its event time (epoch seconds, if known).
+
+    A tuple, so a reader's rows compare equal to plain ``(id, features, ts)`` tuples:
+
+    >>> OfflineRow("u1", {"latency": 0.25}, None) == ("u1", {"latency": 0.25}, None)
+    True
+    """
+
+    id: str
+    features: Mapping[str, Any]
+    ts: float | None = None
+
+
+@dataclass(frozen=True)
+class ServingRow:
+    """One serving-side event, decoded, with where it was read (the alert's source and event id basis).
+
+    ``model`` is the event's model (the config's default when it has none); ``version`` the
+    value of ``shadow.version_field`` when one is configured (the shell reads it from the
+    raw event, which FeatureEvent does not keep).
+
+    >>> ServingRow("r1", {"x": 1.0}, "m", "features", 0, 42).offset
+    42
+    """
+
+    id: str
+    features: Mapping[str, Any]
+    model: str
+    topic: str
+    partition: int
+    offset: int
+    ts: float | None = None
+    prediction: Any = None
+    version: str | None = None
+
+
+@dataclass
+class SkewStep:
+    """What one call of the skew engine decided, and the read-outs the gauges need.
+
+    ``skew_ratio``: mismatch share per feature of the skew windows closed in this call (the
+    newest wins); ``shadow``: ``(agreement_rate, distance)`` of the newest shadow window
+    closed in this call, or None; ``unmatched``: the skew join's unmatched ids per side
+    so far (totals, not deltas).
+
+    >>> SkewStep().events, SkewStep().shadow
+    ([], None)
+    """
+
+    events: list[DriftEvent] = field(default_factory=list)
+    skew_ratio: dict[str, float] = field(default_factory=dict)
+    shadow: tuple[float, float] | None = None
+    unmatched: dict[str, int] = field(default_factory=dict)

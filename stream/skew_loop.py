@@ -1,12 +1,11 @@
-"""``driftsentinel skew``: the train/serve skew and shadow-model loop on Kafka.
+"""``driftsentinel skew``: the shell around the skew engine (train/serve skew, shadow divergence).
 
 Consumes the serving topic (the model server's FeatureEvents) and the offline topic (the
-same entities' features computed by the training pipeline), or replays the offline side
-from a JSON Lines / CSV file, joins them on ``id`` in a bounded window
-(:mod:`stream.join`), compares the pairs (:mod:`detectors.skew`) and publishes a
-DriftEvent with detector ``skew`` per feature whose values disagree. With a ``shadow``
-section it also pairs the predictions of two model versions seen on the serving topic
-(:mod:`detectors.shadow`) and publishes ``shadow_divergence`` events.
+same entities' features computed by the training pipeline), or reads the offline side
+from a JSON Lines / CSV / Parquet file (:mod:`driftsentinel.stream.offline_file`), decodes
+them and feeds :class:`~driftsentinel.detectors.skew_engine.SkewEngine`, which joins,
+compares and decides; this module publishes its DriftEvents, commits offsets and sets the
+gauges.
 
 Delivery is at-least-once: alerts are flushed before the input offsets are committed,
 and their ``event_id`` is derived from the serving event at which the window closed.
@@ -16,137 +15,48 @@ partner are not paired (their partners count as unmatched).
     driftsentinel skew --bootstrap-servers 127.0.0.1:9092 --serving-topic features \\
         --offline-topic features-offline --alerts-topic drift-alerts --config skew.yaml
 
-Decoding of files, for the replay mode:
+The version of a shadow pair may be a top-level field FeatureEvent does not keep:
 
->>> parse_offline_line('{"id": "u1", "features": {"latency": 0.25, "plan": "pro"}}')
-('u1', {'latency': 0.25, 'plan': 'pro'}, None)
->>> parse_offline_line('{"id": 7, "latency": 0.25, "ts": 3}')
-('7', {'latency': 0.25}, 3.0)
->>> _csv_value("0.5"), _csv_value("12"), _csv_value(""), _csv_value("pro")
-(0.5, 12, None, 'pro')
+>>> _top_level(b'{"model": "m", "model_version": 2}', "model_version"), _top_level(b"[]", "x")
+('2', None)
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
-import math
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-from driftsentinel.detectors.shadow import ShadowDetector, ShadowResult
-from driftsentinel.detectors.skew import SkewDetector, WindowResult
-from driftsentinel.schemas import DriftEvent, InvalidEvent, SourcePosition, decode_event
-from driftsentinel.schemas.alerts import make_event_id
+from driftsentinel.detectors.skew_engine import OFFLINE, SERVING, SkewEngine
+from driftsentinel.schemas import DriftEvent, InvalidEvent, decode_event
 from driftsentinel.schemas.config import ConfigError
-from driftsentinel.schemas.skew import SkewSidecarConfig, load_skew_config
+from driftsentinel.schemas.skew import OfflineRow, ServingRow, SkewSidecarConfig, SkewStep, load_skew_config
+from driftsentinel.stream.clients import StartupError, admin_settings, create_topics, list_topics, rdkafka_log
 from driftsentinel.stream.idle import IdleClock
-from driftsentinel.stream.join import StreamJoin
 from driftsentinel.stream.metrics import HealthState, Metrics, serve
+from driftsentinel.stream.offline_file import read_offline_file
+
+__all__ = ["SkewSidecar", "cmd_skew", "read_offline_file", "register_cli"]  # read_offline_file: moved, still here
 
 log = logging.getLogger("driftsentinel.skew")
 
-SERVING, OFFLINE = "serving", "offline"
 #: Offline file rows read per loop iteration at most (keeps every iteration short).
 FILE_ROWS_PER_ITERATION = 20_000
 
 
-@dataclass(frozen=True)
-class _Position:
-    """Where a serving event was read: the alert's source and the basis of its event_id."""
-
-    topic: str
-    partition: int
-    offset: int
-    ts: float | None
-
-
-# ---------------------------------------------------------------------- offline files
-def _csv_value(text: str) -> Any:
-    """A CSV cell: empty = missing, then int, then float, else the text itself."""
-    if text == "":
-        return None
-    for cast in (int, float):
-        try:
-            value = cast(text)
-        except ValueError:
-            continue
-        return None if isinstance(value, float) and math.isnan(value) else value
-    return text
-
-
-#: One offline row: id, features, event time (epoch seconds, when the row has a numeric ``ts``).
-OfflineRow = tuple[str, dict[str, Any], float | None]
-
-
-def _ts(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def parse_offline_line(line: str) -> OfflineRow | None:
-    """One JSON Lines row: a FeatureEvent, or a flat object ``{"id": .., feature: value, ..}``."""
-    obj = json.loads(line)
-    if not isinstance(obj, dict) or obj.get("id") is None:
-        return None
-    if isinstance(obj.get("features"), dict):
-        return str(obj["id"]), obj["features"], _ts(obj.get("ts"))
-    feats = {k: v for k, v in obj.items() if k not in ("id", "ts", "model", "prediction", "label")}
-    return str(obj["id"]), feats, _ts(obj.get("ts"))
-
-
-def read_offline_file(path: Path) -> Iterator[OfflineRow | None]:
-    """Rows of a ``.csv`` (header with an ``id`` column), Parquet or JSON Lines file, in file order.
-
-    Yields ``None`` for a row that cannot be used (no id, not JSON), so callers can count it.
-    Parquet needs pyarrow (``pip install 'driftsentinel[parquet]'``).
-    """
-    if path.suffix.lower() in (".parquet", ".pq"):
-        from driftsentinel.stream.baseline import read_rows
-
-        for row in read_rows(path):
-            key = row.pop("id", None)
-            if key is None:
-                yield None
-                continue
-            ts = _ts(row.pop("ts", None))
-            yield str(key), {k: v for k, v in row.items() if k != "model"}, ts
-        return
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None or "id" not in reader.fieldnames:
-                raise ValueError(f"{path}: CSV needs a header with an 'id' column")
-            for row in reader:
-                key = row.pop("id", None)
-                if not key:
-                    yield None
-                    continue
-                ts = _ts(_csv_value(row.pop("ts", None) or ""))
-                yield key, {k: _csv_value(v or "") for k, v in row.items() if k != "model"}, ts
-        return
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            try:
-                yield parse_offline_line(line)
-            except (json.JSONDecodeError, RecursionError):
-                yield None
-
-
-# ---------------------------------------------------------------------- the loop
 class SkewSidecar:
-    """Join serving and offline features, compare them, pair shadow predictions, publish."""
+    """Consume, decode, feed the engine, publish its alerts, commit, export gauges."""
 
     def __init__(
         self,
@@ -159,39 +69,25 @@ class SkewSidecar:
         self.metrics = metrics or Metrics()
         self.health = health or HealthState()
         self.on_alert = on_alert
+        self.engine = SkewEngine.from_config(config)
         src = config.sources
-        win = config.skew.window
-        self.join = StreamJoin((SERVING, OFFLINE), win.max_pending, win.max_age_s)
-        self.skew = SkewDetector(config.skew)
-        self.shadow = ShadowDetector(config.shadow) if config.shadow else None
-        self.shadow_join = (
-            StreamJoin((config.shadow.baseline, config.shadow.candidate), win.max_pending, win.max_age_s)
-            if config.shadow
-            else None
-        )
-        self.model = src.model or config.default_model
-        # without an offline side there is nothing to join serving events with
-        self._skew_on = config.skew.enabled and bool(src.offline_topic or src.offline_file)
-        self.consumed = 0
-        self.published = 0
-        self.invalid = 0
-        self.no_id = 0
+        self.consumed = self.published = self.invalid = self.no_id = 0
         self._reported_unmatched = {SERVING: 0, OFFLINE: 0}
-        if self._skew_on:
+        if self.engine.skew_on:
             for side in (SERVING, OFFLINE):  # exported from the start, at 0
-                self.metrics.join_unmatched.labels(self.model, side)
-        self._last_pair: _Position | None = None
-        self._last_shadow: _Position | None = None
+                self.metrics.join_unmatched.labels(self.engine.model, side)
         self._stopping = False
+        self._fatal: KafkaError | None = None
         self._idle = IdleClock(config.idle_exit, log)  # restarted in _loop and _on_assign
-        self._window_started = time.monotonic()
         self._file: Iterator[OfflineRow | None] | None = None
         self._file_done = src.offline_file is None
-        common = {"bootstrap.servers": src.bootstrap_servers, **src.common}
-        self._admin_conf = common
+        # security settings in sources.common reach every client; librdkafka's log is rate limited
+        common: dict[str, Any] = {"bootstrap.servers": src.bootstrap_servers, "logger": rdkafka_log, **src.common}
+        self._admin_conf = admin_settings(common, {})
         self.consumer = Consumer(
             {
                 **common,
+                "error_cb": self._on_kafka_error,
                 "group.id": src.group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -199,7 +95,9 @@ class SkewSidecar:
                 "isolation.level": "read_committed",  # transactional producers' aborted records are not features
             }
         )
-        self.producer = Producer({**common, "enable.idempotence": True, "acks": "all", "linger.ms": 5})
+        self.producer = Producer(
+            {**common, "error_cb": self._on_kafka_error, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
+        )
         self._delivery_failures: list[str] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -212,23 +110,28 @@ class SkewSidecar:
         signal.signal(signal.SIGINT, self.request_stop)
 
     def run(self) -> int:
-        """Run until stopped, ``max_events`` or ``idle_exit``; returns the exit code."""
+        """Run until stopped, ``max_events`` or ``idle_exit``; returns the exit code (3: cannot start)."""
         cfg = self.config
         server = serve(self.metrics, self.health, cfg.metrics_host, cfg.metrics_port)
         log.info("metrics on http://%s:%d/metrics", cfg.metrics_host, server.server_address[1])
+        code = 0
         try:
             self._start_up()
             self._loop()
-            self._finish_input()
+            self._apply(self.engine.finish(time.time()))  # partial windows evaluated, waiting ids unmatched
+            self._commit()
+            log.info("stopped: %s", json.dumps(self.stats()))
+        except StartupError as exc:
+            log.error("cannot start: %s", exc)
+            code = 3
         except (KafkaException, ValueError, OSError) as exc:
             log.error("skew loop failed: %s", exc)
-            self.consumer.close()
-            server.shutdown()
-            return 1
+            code = 1
         self.consumer.close()
         server.shutdown()
-        print(json.dumps(self.stats()), flush=True)
-        return 0
+        if code == 0:
+            print(json.dumps(self.stats()), flush=True)
+        return code
 
     def stats(self) -> dict[str, Any]:
         """What the run did (printed as one JSON line at exit)."""
@@ -237,24 +140,19 @@ class SkewSidecar:
             "invalid": self.invalid,
             "no_id": self.no_id,
             "alerts": self.published,
-            "join": self.join.stats(),
-            "shadow_join": self.shadow_join.stats() if self.shadow_join else None,
+            **self.engine.stats(),
         }
 
     def _start_up(self) -> None:
+        """Reach the broker (StartupError if it never answers), create the alerts topic, subscribe."""
         src = self.config.sources
-        admin = AdminClient(self._admin_conf)
-        existing = admin.list_topics(timeout=30).topics
-        if src.alerts_topic not in existing:
-            fut = admin.create_topics([NewTopic(src.alerts_topic, num_partitions=1, replication_factor=-1)])
-            try:
-                fut[src.alerts_topic].result(timeout=30)
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise
-        topics = [src.serving_topic] + ([src.offline_topic] if src.offline_topic else [])
+        settings: dict[str, Any] = {**self._admin_conf, "error_cb": self._on_kafka_error}
+        admin = AdminClient(settings)
+        existing = list_topics(admin, src.bootstrap_servers, lambda: self._fatal)
+        create_topics(admin, [src.alerts_topic], existing)
         if src.offline_file:
             self._file = read_offline_file(Path(src.offline_file))
+        topics = [src.serving_topic] + ([src.offline_topic] if src.offline_topic else [])
         self.consumer.subscribe(topics, on_assign=self._on_assign)
         self.health.set_ready(None)
         log.info("joining %s on id (offline: %s)", src.serving_topic, src.offline_topic or src.offline_file)
@@ -268,6 +166,8 @@ class SkewSidecar:
         last_commit = 0.0
         while not self._stopping:
             self.health.beat()
+            if self._fatal is not None:
+                raise KafkaException(self._fatal)
             fed = self._feed_file()
             budget = cfg.batch_size
             if cfg.max_events is not None:
@@ -279,11 +179,10 @@ class SkewSidecar:
             now = time.monotonic()
             if msgs:
                 self._idle.restart(now)
-                self._process(msgs)
+                self._apply(self.engine.add(self._decode(msgs), now, time.time()))
             elif fed or not self.consumer.assignment():
                 self._idle.restart(now)  # input from the file, or no partition owned yet: not idle
-            self._expire(now)
-            self._evaluate_on_time(now)
+            self._apply(self.engine.tick(now, time.time()))
             self._check_deliveries()
             if msgs and now - last_commit >= 1.0:
                 self._commit()
@@ -291,67 +190,26 @@ class SkewSidecar:
             if not msgs and not fed and self._idle.expired(now):
                 return
 
-    def _finish_input(self) -> None:
-        """End of the run: partial windows are evaluated, waiting ids count as unmatched."""
-        self._flush_windows()
-        self.join.drain()
-        if self.shadow_join is not None:
-            self.shadow_join.drain()
-        self._report_unmatched()
-        self._check_deliveries()
-        self._commit()
-        log.info("stopped: %s", json.dumps(self.stats()))
-
     # ------------------------------------------------------------------ input
     def _feed_file(self) -> int:
         """Read offline file rows ahead while the join has room (bounded per iteration)."""
         if self._file_done or self._file is None:
             return 0
-        # leave half the window to ids read ahead of their serving partner
-        room = max(max(self.config.skew.window.max_pending // 2, 1) - self.join.pending(OFFLINE), 0)
-        fed = 0
-        now = time.monotonic()
-        ids: list[str] = []
-        pairs: list[tuple[Any, Any]] = []
-        for _ in range(min(room, FILE_ROWS_PER_ITERATION)):
-            row = next(self._file, False)
-            if row is False:
-                self._file_done = True
-                log.info("offline file read to the end")
-                break
-            fed += 1
-            if row is None:
-                self.invalid += 1
-                continue
-            key, feats, ts = row  # type: ignore[misc]
-            pair = self.join.add(OFFLINE, key, feats, self._join_time(now, ts))
-            if pair is not None:
-                ids.append(key)
-                pairs.append(pair)
-        if ids:
-            self._compare(ids, pairs)
-        return fed
+        want = min(self.engine.offline_room(), FILE_ROWS_PER_ITERATION)
+        got = list(islice(self._file, want))
+        if len(got) < want:
+            self._file_done = True
+            log.info("offline file read to the end")
+        rows = [row for row in got if row is not None]
+        self.invalid += len(got) - len(rows)
+        if rows:
+            self._apply(self.engine.add(rows, time.monotonic(), time.time()))
+        return len(got)
 
-    def _join_time(self, arrival: float, ts: float | None) -> float:
-        """The join's clock: arrival time, or with ``clock: event`` the event's ``ts``.
-
-        Under the event clock an event without ``ts`` takes the newest ``ts`` seen (the
-        watermark), or, before any, no time limit (the count limit still holds).
-        """
-        if self.config.skew.window.clock == "arrival":
-            return arrival
-        if ts is not None:
-            return ts
-        return self.join.watermark if math.isfinite(self.join.watermark) else math.inf
-
-    def _process(self, msgs: list[Message]) -> None:
-        src = self.config.sources
-        shadow = self.config.shadow
-        now = time.monotonic()
-        ids: list[str] = []
-        pairs: list[tuple[Any, Any]] = []
-        s_ids: list[str] = []
-        s_pairs: list[tuple[Any, Any]] = []
+    def _decode(self, msgs: list[Message]) -> list[ServingRow | OfflineRow]:
+        """Messages as engine rows, in order; bad ones counted (and serving events per model)."""
+        src, shadow = self.config.sources, self.config.shadow
+        rows: list[ServingRow | OfflineRow] = []
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -369,138 +227,46 @@ class SkewSidecar:
             if event.id is None:
                 self.no_id += 1
                 continue
-            model = event.model or self.config.default_model
-            t = self._join_time(now, event.ts)
             if msg.topic() == src.offline_topic:
-                pair = self.join.add(OFFLINE, event.id, dict(event.features), t)
-                if pair is not None:
-                    ids.append(event.id)
-                    pairs.append(pair)
+                rows.append(OfflineRow(event.id, event.features, event.ts))
                 continue
-            pos = _Position(msg.topic(), msg.partition(), msg.offset(), event.ts)
+            model = event.model or self.config.default_model
             self.metrics.events.labels(model).inc()
-            if shadow is not None and self.shadow_join is not None:
-                version = model if shadow.version_field is None else _top_level(msg.value(), shadow.version_field)
-                if version in (shadow.baseline, shadow.candidate):
-                    got = self.shadow_join.add(version, event.id, (event.prediction, pos), t)
-                    if got is not None:
-                        s_ids.append(event.id)
-                        s_pairs.append(got)
-                    if version == shadow.candidate:
-                        continue  # the candidate's features are the baseline's: no skew pairing
-            if not self._skew_on or (src.model is not None and model != src.model):
-                continue
-            pair = self.join.add(SERVING, event.id, (dict(event.features), pos), t)
-            if pair is not None:
-                ids.append(event.id)
-                pairs.append(pair)
-        if ids:
-            self._compare(ids, pairs)
-        if s_ids:
-            self._compare_shadow(s_ids, s_pairs)
-
-    # ------------------------------------------------------------------ decisions
-    def _compare(self, ids: list[str], pairs: list[tuple[Any, Any]]) -> None:
-        positions = [p[0][1] for p in pairs]
-        results = self.skew.update(ids, [p[0][0] for p in pairs], [p[1] for p in pairs])
-        self._last_pair = positions[-1]
-        if results:
-            self._window_started = time.monotonic()
-        for result in results:
-            self._on_skew_window(result, positions)
-
-    def _compare_shadow(self, ids: list[str], pairs: list[tuple[Any, Any]]) -> None:
-        assert self.shadow is not None
-        positions = [p[0][1] for p in pairs]  # the baseline's event
-        results = self.shadow.update(ids, [p[0][0] for p in pairs], [p[1][0] for p in pairs])
-        self._last_shadow = positions[-1]
-        for result in results:
-            self._on_shadow_window(result, positions)
-
-    def _flush_windows(self) -> None:
-        """Evaluate the partial skew and shadow windows now."""
-        result = self.skew.flush()
-        if result is not None:
-            self._on_skew_window(result, [])
-        if self.shadow is not None:
-            shadow_result = self.shadow.flush(min_pairs=self.config.skew.min_pairs)
-            if shadow_result is not None:
-                self._on_shadow_window(shadow_result, [])
-
-    def _evaluate_on_time(self, now: float) -> None:
-        """Close a partial skew/shadow window once ``skew.window_s`` has passed (slow streams)."""
-        window_s = self.config.skew.window_s
-        if window_s is None or now - self._window_started < window_s:
-            return
-        self._window_started = now
-        self._flush_windows()
-
-    def _on_skew_window(self, result: WindowResult, positions: list[_Position]) -> None:
-        pos = positions[result.row] if result.row >= 0 else self._last_pair
-        assert pos is not None
-        for name, report in result.reports.items():
-            self.metrics.feature_skew_ratio.labels(self.model, name).set(report.mismatch_rate)
-        for sig in result.signals:
-            severity = "info"
-            if sig.status == "drift":
-                severity = "critical" if sig.statistic >= self.config.skew.critical_mismatch else "warning"
-            evidence = sig.report.evidence()
-            evidence["window_pairs"] = result.pairs
-            evidence["join"] = self.join.stats()
-            self._publish(
-                self._event(sig.feature, "skew", sig.status, severity, sig.statistic, sig.statistic_name,
-                            sig.threshold, pos, sig.report.serving, sig.report.offline, evidence, self.model)
-            )
-
-    def _on_shadow_window(self, result: ShadowResult, positions: list[_Position]) -> None:
-        shadow = self.config.shadow
-        assert shadow is not None
-        pos = positions[result.row] if result.row >= 0 else self._last_shadow
-        assert pos is not None
-        report = result.report
-        self.metrics.drift_score.labels(shadow.candidate, "prediction", "shadow_agreement").set(report.agreement_rate)
-        self.metrics.drift_score.labels(shadow.candidate, "prediction", "shadow_distance").set(report.distance)
-        for sig in result.signals:
-            severity = "info"
-            if sig.status == "drift":
-                severity = "critical" if sig.statistic < shadow.min_agreement else "warning"
-            evidence = {"baseline": shadow.baseline, "candidate": shadow.candidate, **report.evidence()}
-            self._publish(
-                self._event("prediction", "shadow_divergence", sig.status, severity, sig.statistic,
-                            sig.statistic_name, sig.threshold, pos, report.candidate, report.baseline, evidence,
-                            shadow.candidate)
-            )
-
-    def _event(self, feature: str, detector: str, status: str, severity: str, statistic: float, statistic_name: str,
-               threshold: float, pos: _Position, window: Any, reference: Any, evidence: dict[str, Any],
-               model: str) -> DriftEvent:
-        group = self.config.sources.group_id
-        return DriftEvent(
-            event_id=make_event_id(group, pos.topic, pos.partition, pos.offset, f"{model}/{feature}", detector, status),
-            model=model,
-            feature=feature,
-            detector=detector,
-            status=status,  # type: ignore[arg-type]
-            severity=severity,  # type: ignore[arg-type]
-            statistic=statistic,
-            statistic_name=statistic_name,
-            threshold=threshold,
-            source=SourcePosition(topic=pos.topic, partition=pos.partition, offset=pos.offset),
-            event_time=pos.ts,
-            detected_at=time.time(),
-            window=window,
-            reference=reference,
-            evidence=evidence,
-        )
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            assert topic is not None and partition is not None and offset is not None  # set on every record
+            row = ServingRow(event.id, event.features, model, topic, partition, offset, event.ts, event.prediction)
+            if shadow is not None and shadow.version_field is not None:
+                row = replace(row, version=_top_level(msg.value(), shadow.version_field))
+            rows.append(row)
+        return rows
 
     # ------------------------------------------------------------------ output
+    def _apply(self, step: SkewStep) -> None:
+        """Publish the engine's alerts; gauges from its read-outs."""
+        model = self.engine.model
+        for name, ratio in step.skew_ratio.items():
+            self.metrics.feature_skew_ratio.labels(model, name).set(ratio)
+        if step.shadow is not None and self.config.shadow is not None:
+            agreement, distance = step.shadow
+            candidate = self.config.shadow.candidate
+            self.metrics.drift_score.labels(candidate, "prediction", "shadow_agreement").set(agreement)
+            self.metrics.drift_score.labels(candidate, "prediction", "shadow_distance").set(distance)
+        for event in step.events:
+            self._publish(event)
+        for side, total in step.unmatched.items():
+            delta = total - self._reported_unmatched[side]
+            if delta:
+                self.metrics.join_unmatched.labels(model, side).inc(delta)
+                self._reported_unmatched[side] = total
+
     def _publish(self, event: DriftEvent) -> None:
         value = event.model_dump_json().encode()
         deadline = time.monotonic() + 60
         while True:
             try:
-                self.producer.produce(self.config.sources.alerts_topic, key=event.key.encode(), value=value,
-                                      on_delivery=self._on_delivery)
+                self.producer.produce(
+                    self.config.sources.alerts_topic, key=event.key.encode(), value=value, on_delivery=self._on_delivery
+                )
                 break
             except BufferError:
                 if time.monotonic() > deadline:
@@ -512,8 +278,7 @@ class SkewSidecar:
         self.metrics.drift_detected.labels(event.model, event.feature, event.detector).set(
             1 if event.status == "drift" else 0
         )
-        log.info("alert %s/%s %s %s=%.4g", event.model, event.feature, event.detector, event.statistic_name,
-                 event.statistic or 0.0)
+        log.info("alert %s %s %s=%.4g", event.key, event.detector, event.statistic_name, event.statistic or 0.0)
         if self.on_alert is not None:
             self.on_alert(event)
 
@@ -538,19 +303,12 @@ class SkewSidecar:
             if exc.args[0].code() != KafkaError._NO_OFFSET:
                 raise
 
-    def _expire(self, now: float) -> None:
-        t = None if self.config.skew.window.clock == "event" else now
-        self.join.expire(t)
-        if self.shadow_join is not None:
-            self.shadow_join.expire(t)
-        self._report_unmatched()
-
-    def _report_unmatched(self) -> None:
-        for side, total in self.join.unmatched.items():
-            delta = total - self._reported_unmatched[side]
-            if delta:
-                self.metrics.join_unmatched.labels(self.model, side).inc(delta)
-                self._reported_unmatched[side] = total
+    def _on_kafka_error(self, err: KafkaError) -> None:
+        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            self.health.set_ready(f"broker unreachable: {err.str()}")
+        if err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED) or err.fatal():
+            self._fatal = err
+        rdkafka_log.warning("kafka: %s", err.str(), extra={"kind": err.name()})
 
 
 def _top_level(raw: bytes | None, name: str) -> str | None:
@@ -565,19 +323,9 @@ def _top_level(raw: bytes | None, name: str) -> str | None:
 # ---------------------------------------------------------------------- CLI
 def cmd_skew(args: argparse.Namespace) -> int:
     """``driftsentinel skew``: flags override the config file."""
-    overrides = {
-        "sources.bootstrap_servers": args.bootstrap_servers,
-        "sources.serving_topic": args.serving_topic,
-        "sources.offline_topic": args.offline_topic,
-        "sources.offline_file": args.offline_file,
-        "sources.alerts_topic": args.alerts_topic,
-        "sources.group_id": args.group_id,
-        "sources.model": args.model,
-        "metrics_port": args.metrics_port,
-        "metrics_host": args.metrics_host,
-        "idle_exit": args.idle_exit,
-        "max_events": args.max_events,
-    }
+    names = ("bootstrap_servers", "serving_topic", "offline_topic", "offline_file", "alerts_topic", "group_id", "model")
+    overrides = {f"sources.{name}": getattr(args, name) for name in names}
+    overrides |= {name: getattr(args, name) for name in ("metrics_port", "metrics_host", "idle_exit", "max_events")}
     try:
         config = load_skew_config(args.config, overrides)
     except ConfigError as exc:
@@ -589,14 +337,13 @@ def cmd_skew(args: argparse.Namespace) -> int:
     if config.sources.offline_file and not Path(config.sources.offline_file).is_file():
         print(f"driftsentinel: no such offline file: {config.sources.offline_file}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sidecar = SkewSidecar(config)
     sidecar.install_signal_handlers()
     return sidecar.run()
 
 
-def register_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``skew`` subcommand to a CLI's subparsers."""
     p = subparsers.add_parser(
         "skew", help="train/serve skew by join (serving vs offline features) and shadow-model divergence"
@@ -605,7 +352,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--bootstrap-servers")
     p.add_argument("--serving-topic", help="the model server's FeatureEvents")
     p.add_argument("--offline-topic", help="offline-computed features of the same ids")
-    p.add_argument("--offline-file", help="...or replay them from a JSON Lines / CSV file")
+    p.add_argument("--offline-file", help="...or replay them from a JSON Lines / CSV / Parquet file")
     p.add_argument("--alerts-topic")
     p.add_argument("--group-id")
     p.add_argument("--model", help="join only serving events of this model")

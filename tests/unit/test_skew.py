@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 
 from driftsentinel.detectors.skew import SkewDetector, WindowResult, summarize
-from driftsentinel.schemas.skew import FeatureTolerance, SkewConfig
+from driftsentinel.detectors.skew_engine import SkewEngine
+from driftsentinel.schemas.alerts import DriftEvent, make_event_id
+from driftsentinel.schemas.skew import FeatureTolerance, OfflineRow, ServingRow, SkewConfig, SkewSidecarConfig
 
 PLANS = ["free", "basic", "pro", "enterprise"]
 
@@ -18,7 +21,7 @@ def entities(n: int, seed: int = 7) -> tuple[list[str], list[dict], list[dict]]:
     rng = np.random.default_rng(seed)
     ids, serving, offline = [], [], []
     for i in range(n):
-        off = {f"f{k}": float(rng.normal(10 * k, 1 + k)) for k in range(18)}
+        off: dict[str, Any] = {f"f{k}": float(rng.normal(10 * k, 1 + k)) for k in range(18)}
         off["latency"] = float(rng.gamma(2.0, 0.05))
         off["plan"] = PLANS[int(rng.integers(0, 4))]
         on = {k: v * (1 + 1e-12) if isinstance(v, float) else v for k, v in off.items()}
@@ -53,6 +56,7 @@ def test_issue_scenario_flags_exactly_latency_and_plan() -> None:
     assert lat.kind == "numeric" and lat.mismatch_rate == 1.0
     assert lat.ratio == pytest.approx(1000.0, rel=1e-9)
     assert lat.mean_signed_difference is not None and lat.mean_signed_difference > 0
+    assert lat.offline.mean is not None
     assert lat.serving.mean == pytest.approx(1000 * lat.offline.mean)
     assert len(lat.samples) == 10
     for sample in lat.samples:
@@ -121,7 +125,9 @@ def test_per_feature_threshold_and_missing_values() -> None:
 
 def test_integer_codes_as_categories_and_bounded_pair_tracking() -> None:
     cfg = SkewConfig(
-        window_pairs=1000, max_tracked_pairs=3, top_pairs=2,
+        window_pairs=1000,
+        max_tracked_pairs=3,
+        top_pairs=2,
         tolerances={"code": FeatureTolerance(categorical=True)},
     )
     det = SkewDetector(cfg)
@@ -183,3 +189,155 @@ def test_summarize() -> None:
 def test_length_mismatch_rejected() -> None:
     with pytest.raises(ValueError):
         SkewDetector(SkewConfig()).update(["a"], [], [{}])
+
+
+# ---------------------------------------------------------------------- the skew engine (joins + windows + alerts)
+def engine_config(**skew: object) -> SkewSidecarConfig:
+    return SkewSidecarConfig.model_validate(
+        {
+            "sources": {"offline_topic": "off", "group_id": "g"},
+            "skew": {"window_pairs": 100, "min_pairs": 10, "window_s": None, **skew},
+            "shadow": {"baseline": "v1", "candidate": "v2", "window_pairs": 50, "version_field": "version"},
+        }
+    )
+
+
+def engine_rows(n: int, start: int = 0) -> list[ServingRow | OfflineRow]:
+    """Serving events (latency in ms for ids < 150, then fixed), their offline rows (seconds) in
+    reverse order per block of 10, and a shadow candidate for each that disagrees for odd ids >= 100."""
+    rows: list[ServingRow | OfflineRow] = []
+    for lo in range(start, start + n, 10):
+        block = range(lo, min(lo + 10, start + n))
+        for i in block:
+            latency = 0.1 * (i % 7 + 1)
+            served = latency * (1000.0 if i < 150 else 1.0)
+            rows.append(
+                ServingRow(
+                    f"u{i}",
+                    {"latency": served, "plan": "pro"},
+                    "m",
+                    "features",
+                    0,
+                    2 * i,
+                    ts=float(i),
+                    prediction="a",
+                    version="v1",
+                )
+            )
+            pred = "b" if i >= 100 and i % 2 else "a"
+            rows.append(
+                ServingRow(
+                    f"u{i}",
+                    {"latency": served},
+                    "m",
+                    "features",
+                    0,
+                    2 * i + 1,
+                    ts=float(i),
+                    prediction=pred,
+                    version="v2",
+                )
+            )
+        rows += [OfflineRow(f"u{i}", {"latency": 0.1 * (i % 7 + 1), "plan": "pro"}, float(i)) for i in reversed(block)]
+    return rows
+
+
+def run_engine(engine: SkewEngine, rows: list[ServingRow | OfflineRow], cut: int) -> list[DriftEvent]:
+    events: list[DriftEvent] = []
+    for lo in range(0, len(rows), cut):
+        events += engine.add(rows[lo : lo + cut], arrival=float(lo), wall=1.7e9).events
+    return events
+
+
+def decisions(events: list[DriftEvent]) -> list[tuple[str, str, str, str, str, int]]:
+    return [(e.event_id, e.model, e.feature, e.detector, e.status, e.source.offset) for e in events]
+
+
+def test_engine_decides_skew_and_shadow_with_ids_from_the_closing_event() -> None:
+    engine = SkewEngine.from_config(engine_config())
+    rows = engine_rows(400)
+    events = run_engine(engine, rows, cut=len(rows))
+    events += engine.finish(wall=1.7e9).events
+    got = [(e.model, e.feature, e.detector, e.status, e.severity) for e in events]
+    assert got == [  # one batch: its skew windows, then its shadow windows
+        ("default", "latency", "skew", "drift", "critical"),  # pairs 0-99: all in ms
+        ("default", "latency", "skew", "resolved", "info"),  # pairs 200-299: fixed
+        ("v2", "prediction", "shadow_divergence", "drift", "critical"),  # pairs 100-149: half disagree
+    ]
+    first = events[0]
+    # the window closed at the 100th pair: u90 (offline rows come in reverse per block), serving offset 180
+    assert first.source.offset == 180 and first.event_time == 90.0
+    assert first.event_id == make_event_id("g", "features", 0, 180, "default/latency", "skew", "drift")
+    evidence = first.evidence or {}
+    assert evidence["ratio"] == pytest.approx(1000.0) and evidence["window_pairs"] == 100
+    assert evidence["join"]["matched"] == 400 and first.detected_at == 1.7e9
+    assert first.window is not None and first.reference is not None and first.reference.mean is not None
+    assert first.window.mean == pytest.approx(1000 * first.reference.mean)
+    shadow = events[2]
+    assert shadow.source.offset == 2 * 149  # the baseline's event that closed the shadow window
+    assert shadow.statistic == 0.5 and (shadow.evidence or {})["baseline"] == "v1"
+    assert engine.stats()["join"]["unmatched"] == {"serving": 0, "offline": 0}
+
+
+def test_engine_same_input_same_events_however_cut() -> None:
+    rows = engine_rows(400)
+    whole = SkewEngine.from_config(engine_config())
+    again = SkewEngine.from_config(engine_config())
+    a = run_engine(whole, rows, cut=len(rows))
+    b = run_engine(again, rows, cut=len(rows))
+    assert [e.model_dump() for e in a] == [e.model_dump() for e in b]  # same batches: identical
+    cut = SkewEngine.from_config(engine_config())
+    c = run_engine(cut, rows, cut=37)
+    for detector in ("skew", "shadow_divergence"):  # the order within each detector's stream
+        assert [d for d in decisions(c) if d[3] == detector] == [d for d in decisions(a) if d[3] == detector]
+    by_id = {e.event_id: e for e in a}
+    assert [(e.evidence or {})["sample"] for e in c] == [(by_id[e.event_id].evidence or {})["sample"] for e in c]
+
+
+def test_engine_state_round_trip() -> None:
+    import json
+
+    rows = engine_rows(400)
+    cfg = engine_config()
+    straight = SkewEngine.from_config(cfg)
+    expected = run_engine(straight, rows, cut=50)
+    expected += straight.finish(wall=1.7e9).events
+    first = SkewEngine.from_config(cfg)
+    got = run_engine(first, rows[:400], cut=50)  # mid-window, ids waiting in the skew join
+    state = json.loads(json.dumps(first.state_dict()))
+    assert state["join"]["pending"]["serving"] and state["skew"]["window_pairs"] > 0
+    restored = SkewEngine.from_state(cfg, state)
+    assert restored.state_dict() == state
+    for lo in range(400, len(rows), 50):
+        got += restored.add(rows[lo : lo + 50], arrival=float(lo), wall=1.7e9).events
+    got += restored.finish(wall=1.7e9).events
+    assert [e.model_dump() for e in got] == [e.model_dump() for e in expected]
+    with pytest.raises(ValueError):
+        SkewEngine.from_state(cfg, {**state, "version": 99})
+
+
+def test_engine_model_filter_time_window_and_flush_position() -> None:
+    cfg = engine_config(window_pairs=1000, min_pairs=10, window_s=60.0)
+    cfg.sources.model = "m"
+    engine = SkewEngine.from_config(cfg)
+    rows = engine_rows(30)
+    other = ServingRow("x1", {"latency": 5.0}, "other", "features", 0, 999)
+    step = engine.add([other, *rows, OfflineRow("x1", {"latency": 1.0})], arrival=0.0, wall=1.0)
+    assert step.events == [] and engine.stats()["join"]["matched"] == 30  # the other model's event is not joined
+    assert engine.tick(arrival=59.0, wall=2.0).events == []
+    step = engine.tick(arrival=60.0, wall=3.0)  # window_s passed: the partial window is evaluated
+    [event] = step.events
+    assert (event.model, event.feature, event.status) == ("m", "latency", "drift")
+    assert event.source.offset == 2 * 20  # the last pair's serving event (u20: offline rows in reverse per block)
+    assert step.skew_ratio == {"latency": 1.0, "plan": 0.0}
+    step = engine.finish(wall=4.0)
+    assert step.events == [] and step.unmatched == {"serving": 0, "offline": 1}
+
+
+def test_engine_without_offline_side_pairs_only_shadow() -> None:
+    cfg = engine_config()
+    cfg.sources.offline_topic = None
+    engine = SkewEngine.from_config(cfg)
+    step = engine.add(engine_rows(200), arrival=0.0, wall=1.0)
+    assert {e.detector for e in step.events} == {"shadow_divergence"}
+    assert engine.stats()["join"]["matched"] == 0 and step.shadow is not None
