@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -229,3 +230,21 @@ def test_shadow_pair_99_then_80_percent_agreement(kafka_bootstrap: str, new_topi
     assert ev["source"]["offset"] >= 2 * n  # decided after the change (two events per request)
     assert ev["evidence"]["baseline"] == "v1" and ev["evidence"]["kind"] == "classes"
     assert ev["evidence"]["sample"] and ev["evidence"]["top_disagreements"]
+
+
+def test_broker_down_at_start_is_one_line_and_exit_code_3(tmp_path: Path) -> None:
+    """Like ``run``: a broker that never answers is a one-line reason and exit code 3, no traceback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket is closed
+    config = {"sources": {"offline_topic": "offline", "group_id": "down"}}
+    proc = SkewProcess(f"127.0.0.1:{port}", tmp_path, config, "--idle-exit", "1")
+    try:
+        code = proc.proc.wait(120)
+    finally:
+        proc.kill()
+    log = proc.log()
+    assert code == 3, log[-3000:]
+    assert "Traceback" not in log
+    [line] = [ln for ln in log.splitlines() if "cannot start" in ln]
+    assert f"broker 127.0.0.1:{port} not usable" in line
