@@ -1,7 +1,9 @@
 """Alert policy: detector decisions -> DriftEvents (cooldown, severity, stable ids).
 
->>> from detectors.bank import DriftSignal
->>> from schemas import AlertPolicyConfig, WindowSummary
+Part of the engine (:mod:`driftsentinel.detectors.engine`): nothing else decides an alert.
+
+>>> from driftsentinel.schemas import AlertPolicyConfig, WindowSummary
+>>> from driftsentinel.schemas.signals import DriftSignal
 >>> w = WindowSummary(count=1, mean=0.0, std=None, quantiles={}, missing_ratio=0.0)
 >>> sig = DriftSignal(row=0, feature="f0", detector="adwin", status="drift", statistic=1.3,
 ...                   statistic_name="mean_shift_sigma", threshold=None, window=w, reference=w)
@@ -13,9 +15,9 @@
 
 from __future__ import annotations
 
-from driftsentinel.detectors.bank import DriftSignal
 from driftsentinel.schemas import AlertPolicyConfig, DriftEvent, SourcePosition
-from driftsentinel.schemas.alerts import make_event_id
+from driftsentinel.schemas.alerts import Severity, make_event_id
+from driftsentinel.schemas.signals import DriftSignal
 
 
 class AlertPolicy:
@@ -27,7 +29,9 @@ class AlertPolicy:
         # (topic, partition, model, feature, detector) -> offset of the last 'drift' event
         self._last_drift: dict[tuple[str, int, str, str, str], int] = {}
 
-    def severity(self, statistic: float | None, threshold: float | None = None, name: str = "mean_shift_sigma") -> str:
+    def severity(
+        self, statistic: float | None, threshold: float | None = None, name: str = "mean_shift_sigma"
+    ) -> Severity:
         """'critical' / 'warning' / 'info', growing with the statistic.
 
         Mean shifts (change detectors) by their size in reference stds; window tests and
@@ -81,6 +85,7 @@ class AlertPolicy:
         now: float,
         row: int | None = None,
     ) -> DriftEvent:
+        """The DriftEvent of an admitted signal; its id is a function of its position and decision."""
         return DriftEvent(
             event_id=make_event_id(
                 self.group_id, topic, partition, offset, f"{model}/{signal.feature}", signal.detector, signal.status,
@@ -90,7 +95,7 @@ class AlertPolicy:
             feature=signal.feature,
             detector=signal.detector,
             status=signal.status,
-            severity=(  # type: ignore[arg-type]
+            severity=(
                 self.severity(signal.statistic, signal.threshold, signal.statistic_name)
                 if signal.status == "drift"
                 else "info"

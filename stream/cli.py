@@ -100,7 +100,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from driftsentinel.stream.replay import replay_file
 
     try:
-        config = load_config(args.config, {"detectors.backend": args.backend, "reference": args.reference})
+        config = load_config(args.config, {"detectors.backend": args.backend, "reference": args.reference,
+                                           "kafka.group_id": args.group_id})
         if config.reference:
             load_profile(config.reference)  # fail here, clearly, not mid-replay
     except (ConfigError, ProfileError) as exc:
@@ -123,7 +124,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     out = sys.stdout if args.output == "-" else open(args.output, "w")  # noqa: SIM115
     try:
         stats = replay_file(path, config, out, recorder=recorder, progress=progress,
-                            labels=Path(args.labels) if args.labels else None)
+                            labels=Path(args.labels) if args.labels else None, topic=args.topic,
+                            partition=args.partition, labels_topic=args.labels_topic)
     finally:
         progress.close()
         if out is not sys.stdout:
@@ -241,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--backend", choices=["kernel", "river"])
     replay.add_argument("--reference", help="reference profile (driftsentinel baseline)")
     replay.add_argument("--labels", help="JSON Lines file of late LabelEvents, joined to the events by id")
+    replay.add_argument("--topic", help="topic the file is read as (default: its name); alerts and event ids name it")
+    replay.add_argument("--partition", type=int, default=0, help="partition the file is read as (default 0)")
+    replay.add_argument("--labels-topic", help="topic the labels file is read as (default: its name)")
+    replay.add_argument("--group-id", help="kafka.group_id for the event ids (a sidecar's, to reproduce its ids)")
     replay.add_argument("--plot", metavar="PNG", help="draw the drifting features (live vs reference, detections)")
     replay.add_argument("--html", metavar="HTML", help="write a self-contained report (feature table, plots)")
     replay.add_argument("--progress", action="store_true", help="progress bar on stderr even when not a terminal")

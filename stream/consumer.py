@@ -58,7 +58,7 @@ from driftsentinel.schemas.columnar import ColumnBatch, decode_columns, is_colum
 from driftsentinel.schemas.fastdecode import EventView, decode_event_fast
 from driftsentinel.schemas.labels import decode_label
 from driftsentinel.schemas.profile import load_profile
-from driftsentinel.stream.alerts import AlertPolicy
+from driftsentinel.detectors.policy import AlertPolicy
 from driftsentinel.stream.clients import (
     STARTUP_TIMEOUT_S,
     StartupError,
@@ -76,9 +76,10 @@ from driftsentinel.stream.checkpoint import (
     progress_key,
     state_key,
 )
-from driftsentinel.stream.columns import BatchBudget, columnar_to_batch, to_batches
+from driftsentinel.detectors.batching import columnar_to_batch, to_batches
+from driftsentinel.stream.columns import BatchBudget
 from driftsentinel.stream.idle import IdleClock
-from driftsentinel.stream.labels import JoinedLabel, LabelJoin
+from driftsentinel.detectors.labels import JoinedLabel, LabelJoin
 from driftsentinel.stream.metrics import HealthState, Metrics, serve
 
 log = logging.getLogger("driftsentinel")

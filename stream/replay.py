@@ -1,35 +1,57 @@
 """Offline replay: the sidecar's engine over a JSON Lines file, alerts as JSON lines.
 
-Offsets in the alerts are 0-based line numbers and the topic is the file's name, so a
-replay of the same file always yields the same alerts and event ids.
+The file is read as one partition of a topic: its 0-based line numbers are the offsets,
+the topic is the file's name (``topic``/``partition`` change that: a replay with the
+sidecar's input topic, partition and ``kafka.group_id`` reproduces its event ids). A
+line is a FeatureEvent, or one columnar message (:mod:`driftsentinel.schemas.columnar`)
+in base64: a msgpack message may hold newline bytes, so it cannot be a line as it is.
+Bad lines are counted (``invalid``), as the sidecar counts what it sends to its DLQ.
 
-With ``labels`` (a JSON Lines file of LabelEvents), each event that carries a
-prediction but no label gets the label with its ``id``, as if it had arrived in the
-event: the model's error is then backtested in serving order, and concept-drift alerts
-point at the event's line.
+With ``labels`` (a JSON Lines file of LabelEvents), the file is read as the labels topic
+(``labels_topic``, default the file's name; the same partition number; line numbers as
+offsets) and its labels go through the sidecar's late-label join, fed in this order: the
+two files merged by time. A line's time is its ``ts`` (a columnar message's: its last
+row's), or when it has none the time of the line before it in its file (-inf at the
+start); each file keeps its order, and on equal times the label goes first. So a labels
+file without times is read before the events: each event's label is waiting for it, the
+model's error is backtested in serving order, and concept-drift alerts point at the
+event's line (a pair's alert points at the later of its two messages by time, on a tie
+at the one that completed it). The times are the join's message time, as Kafka's are
+for the sidecar.
 
-A ``recorder`` (:class:`stream.report.ReplayRecorder`) sees every column batch, every
-alert and the banks at the end, for plots and the HTML report; a ``progress``
-(:class:`stream.progress.Progress`) is told the bytes read and events decoded.
+A ``recorder`` (:class:`driftsentinel.stream.report.ReplayRecorder`) sees every column
+batch, every alert and the banks at the end, for plots and the HTML report; a ``progress``
+(:class:`driftsentinel.stream.progress.Progress`) is told the bytes read and events decoded.
+
+>>> import io, json, pathlib, tempfile
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "e.jsonl").write_text("".join(json.dumps({"features": {"x": float(i >= 3000)}}) + "\\n"
+...                                        for i in range(6000)))
+>>> out = io.StringIO()
+>>> replay_file(d / "e.jsonl", SidecarConfig(), out)["alerts"] >= 1
+True
+>>> json.loads(out.getvalue().splitlines()[0])["source"]["topic"]
+'e.jsonl'
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import heapq
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Protocol
 
-import msgspec
-
 from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.detectors.engine import Engine, Item, LabelItem, Output
 from driftsentinel.schemas import DriftEvent, FeatureBatch, InvalidEvent, SidecarConfig
+from driftsentinel.schemas.columnar import ColumnBatch, decode_columns, is_columnar
 from driftsentinel.schemas.fastdecode import EventView, decode_event_fast
-from driftsentinel.schemas.labels import decode_label
+from driftsentinel.schemas.labels import LabelEvent, decode_label
 from driftsentinel.schemas.profile import load_profile
-from driftsentinel.stream.alerts import AlertPolicy
-from driftsentinel.stream.columns import to_batches
 
 
 class Recorder(Protocol):
@@ -42,102 +64,137 @@ class ProgressSink(Protocol):
     def update(self, bytes_read: int, events: int) -> None: ...
 
 
-@dataclass
-class _Labels:
-    by_id: dict[str, float | str]
-    invalid: Counter[str]
-    joined: int = 0
+#: What a line decodes to: an event or columnar message, a label, or why it is bad.
+_Decoded = EventView | ColumnBatch | LabelEvent | InvalidEvent
+#: Merge key, then (line number, decoded line, line length): labels (kind 0) before events on equal times.
+_Line = tuple[tuple[float, int, int], tuple[int, _Decoded, int]]
 
-    @classmethod
-    def read(cls, path: Path) -> _Labels:
-        by_id: dict[str, float | str] = {}
-        invalid: Counter[str] = Counter()
-        with path.open("rb") as fh:
-            for line in fh:
-                try:
-                    ev = decode_label(line.rstrip(b"\r\n"))
-                except InvalidEvent as exc:
-                    invalid[exc.reason] += 1
-                    continue
-                by_id[ev.id] = ("true" if ev.label else "false") if isinstance(ev.label, bool) else ev.label
-        return cls(by_id, invalid)
 
-    def attach(self, event: EventView) -> EventView:
-        if event.id is None or event.prediction is None or event.label is not None:
-            return event
-        label = self.by_id.pop(event.id, None)
-        if label is None:
-            return event
-        self.joined += 1
-        return msgspec.structs.replace(event, label=label)
+def decode_line(line: bytes) -> EventView | ColumnBatch:
+    """One line of a replayed file: a FeatureEvent, or a base64 columnar message.
+
+    >>> from driftsentinel.schemas.columnar import encode_columns
+    >>> decode_line(base64.b64encode(encode_columns(numeric={"x": [1.0, 2.0]}))).rows
+    2
+    >>> decode_line(b'{"features": {"x": 1}}').features
+    {'x': 1}
+    """
+    if line[:1] != b"{":
+        try:
+            raw = base64.b64decode(line, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if is_columnar(raw):
+            return decode_columns(raw)
+    return decode_event_fast(line)
+
+
+def _time_of(decoded: _Decoded, before: float) -> float:
+    """A line's merge time: its ``ts``, else the time of the line before it."""
+    if isinstance(decoded, ColumnBatch):
+        last = float(decoded.ts[-1])
+        return last if last == last else before
+    if isinstance(decoded, EventView | LabelEvent) and isinstance(decoded.ts, float | int):
+        return float(decoded.ts)
+    return before
+
+
+def _lines(path: Path, kind: int) -> Iterator[_Line]:
+    """The file's decoded lines with their merge keys (kind 0: labels, 1: events)."""
+    t = float("-inf")
+    with path.open("rb") as fh:
+        for line_no, line in enumerate(fh):
+            text = line.rstrip(b"\r\n")
+            decoded: _Decoded
+            try:
+                decoded = decode_label(text) if kind == 0 else decode_line(text)
+            except InvalidEvent as exc:
+                decoded = exc
+            t = _time_of(decoded, t)
+            yield (t, kind, line_no), (line_no, decoded, len(line))
+
+
+class _Replay:
+    """One replay's engine, feed and counters."""
+
+    def __init__(self, config: SidecarConfig, out: IO[str], topic: str, partition: int, labels_topic: str | None,
+                 recorder: Recorder | None) -> None:
+        profile = load_profile(config.reference) if config.reference else None
+        self.engine = Engine(config, input_topic=topic, labels_topic=labels_topic, profile=profile,
+                             on_batch=recorder.on_batch if recorder is not None else None)
+        self.engine.restore(topic, partition, None)
+        self.out, self.recorder = out, recorder
+        self.topic, self.partition, self.labels_topic = topic, partition, labels_topic
+        self.events: list[Item] = []
+        self.labels: list[LabelItem] = []
+        self.valid = 0
+        self.invalid: Counter[str] = Counter()
+        self.label_invalid: Counter[str] = Counter()
+        self.alerts = 0
+        self.joined = 0
+        self.unmatched = 0
+
+    def take(self, kind: int, t: float, line_no: int, decoded: _Decoded, batch_size: int) -> None:
+        if isinstance(decoded, InvalidEvent):
+            (self.label_invalid if kind == 0 else self.invalid)[decoded.reason] += 1
+        elif isinstance(decoded, LabelEvent):
+            self.flush_events()  # the events before it, in the join before it
+            self.labels.append((line_no, decoded, t))
+        else:
+            self.flush_labels()
+            self.events.append((line_no, decoded, t))
+            self.valid += 1
+        if len(self.events) >= batch_size:
+            self.flush_events()
+        if len(self.labels) >= batch_size:
+            self.flush_labels()
+
+    def flush_events(self) -> None:
+        if self.events:
+            self.emit(self.engine.process(self.topic, self.partition, self.events, now=time.time()))
+            self.events = []
+
+    def flush_labels(self) -> None:
+        if self.labels and self.labels_topic is not None:
+            self.emit(self.engine.process_labels(self.labels_topic, self.partition, self.labels, now=time.time()))
+        self.labels = []
+
+    def emit(self, output: Output) -> None:
+        for event in output.events:
+            self.out.write(event.model_dump_json() + "\n")
+            if self.recorder is not None:
+                self.recorder.on_alert(event)
+        self.alerts += len(output.events)
+        self.joined += sum(output.labels_joined.values())
+        self.unmatched += output.labels_unmatched.get("label", 0)
 
 
 def replay_file(path: Path, config: SidecarConfig, out: IO[str], batch_size: int = 4096,
                 recorder: Recorder | None = None, progress: ProgressSink | None = None,
-                labels: Path | None = None) -> dict[str, object]:
+                labels: Path | None = None, topic: str | None = None, partition: int = 0,
+                labels_topic: str | None = None) -> dict[str, object]:
     """Replay ``path``; write one DriftEvent JSON per line to ``out``; return counts."""
-    late = _Labels.read(labels) if labels is not None else None
-    policy = AlertPolicy(config.alerts, config.kafka.group_id)
-    profile = load_profile(config.reference) if config.reference else None
-    banks: dict[str, DetectorBank] = {}
-    invalid: Counter[str] = Counter()
-    alerts = 0
-    valid = 0
-    topic = path.name
-
-    def flush(events: list[tuple[int, EventView]]) -> None:
-        nonlocal alerts
-        now = time.time()
-        def admit(model: str, names: list[str]) -> list[str]:
-            return bank_of(model).admit(names)
-
-        def bank_of(model: str) -> DetectorBank:
-            bank = banks.get(model)
-            if bank is None:
-                bank = banks[model] = DetectorBank(config.detectors, profile)
-            return bank
-
-        for model, batch in to_batches(events, config.default_model, admit=admit).items():
-            bank = bank_of(model)
-            if recorder is not None:
-                recorder.on_batch(model, batch)
-            for sig in bank.update(batch):
-                offset = int(batch.offsets[sig.row])
-                if not policy.admit(sig, model, topic, 0, offset):
-                    continue
-                ts = float(batch.event_times[sig.row])
-                event = policy.to_event(
-                    sig, model=model, topic=topic, partition=0, offset=offset,
-                    event_time=None if ts != ts else ts, now=now,
-                )
-                out.write(event.model_dump_json() + "\n")
-                alerts += 1
-                if recorder is not None:
-                    recorder.on_alert(event)
-
-    pending: list[tuple[int, EventView]] = []
-    read = 0
-    with path.open("rb") as fh:
-        for line_no, line in enumerate(fh):
-            read += len(line)
-            try:
-                event = decode_event_fast(line.rstrip(b"\r\n"))
-                pending.append((line_no, event if late is None else late.attach(event)))
-                valid += 1
-            except InvalidEvent as exc:
-                invalid[exc.reason] += 1
-            if len(pending) >= batch_size:
-                flush(pending)
-                pending = []
-            if progress is not None and line_no & 1023 == 1023:
-                progress.update(read, line_no + 1)
-    if pending:
-        flush(pending)
+    labels_topic = (labels_topic or labels.name) if labels is not None else None
+    replay = _Replay(config, out, topic or path.name, partition, labels_topic, recorder)
+    streams = [_lines(path, 1)] + ([_lines(labels, 0)] if labels is not None else [])
+    read = lines = 0
+    merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda line: line[0])
+    for (t, kind, _), (line_no, decoded, size) in merged:
+        replay.take(kind, t, line_no, decoded, batch_size)
+        if kind == 1:
+            read += size
+            lines += 1
+            if progress is not None and lines & 1023 == 0:
+                progress.update(read, lines)
+    replay.flush_labels()
+    replay.flush_events()
+    replay.emit(replay.engine.finish(replay.topic, partition))
     if progress is not None:
-        progress.update(read, valid + sum(invalid.values()))
+        progress.update(read, lines)
     if recorder is not None:
-        recorder.on_finish(banks)
-    stats: dict[str, object] = {"events": valid, "invalid": dict(invalid), "alerts": alerts}
-    if late is not None:
-        stats["labels"] = {"joined": late.joined, "unmatched": len(late.by_id), "invalid": dict(late.invalid)}
+        recorder.on_finish(replay.engine.banks(replay.topic, partition))
+    stats: dict[str, object] = {"events": replay.valid, "invalid": dict(replay.invalid), "alerts": replay.alerts}
+    if labels is not None:
+        stats["labels"] = {"joined": replay.joined, "unmatched": replay.unmatched,
+                           "invalid": dict(replay.label_invalid)}
     return stats

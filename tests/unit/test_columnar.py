@@ -13,7 +13,7 @@ from driftsentinel.schemas import SidecarConfig
 from driftsentinel.schemas.columnar import FORMAT, MAX_ROWS, decode_columns, encode_columns, is_columnar
 from driftsentinel.schemas.events import InvalidEvent
 from driftsentinel.schemas.fastdecode import decode_event_fast
-from driftsentinel.stream.columns import columnar_to_batch, to_batches
+from driftsentinel.detectors.batching import columnar_to_batch, to_batches
 
 
 def _raw(**doc: object) -> bytes:

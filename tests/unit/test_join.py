@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from driftsentinel.stream.join import StreamJoin
+from driftsentinel.detectors.join import StreamJoin
 
 
 def test_pairs_whichever_side_comes_first() -> None:

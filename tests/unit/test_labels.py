@@ -11,7 +11,7 @@ import pytest
 from driftsentinel.detectors.concept import ConceptDriftMonitor, pair_error
 from driftsentinel.schemas.events import InvalidEvent
 from driftsentinel.schemas.labels import LabelEvent, decode_label
-from driftsentinel.stream.labels import LabelJoin
+from driftsentinel.detectors.labels import LabelJoin
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ import pytest
 
 from driftsentinel.detectors.bank import DriftSignal
 from driftsentinel.schemas import AlertPolicyConfig, FeatureEvent, WindowSummary
-from driftsentinel.stream.alerts import AlertPolicy
+from driftsentinel.detectors.policy import AlertPolicy
 from driftsentinel.stream.cli import main
-from driftsentinel.stream.columns import to_batches
+from driftsentinel.detectors.batching import to_batches
 from driftsentinel.stream.consumer import effective_config_line
 from driftsentinel.schemas import load_config
 

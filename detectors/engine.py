@@ -1,0 +1,329 @@
+"""The engine: decoded events in, DriftEvents, state and read-outs out. The one place alerts are decided.
+
+``run`` (the Kafka sidecar) and ``replay`` (a file) both drive an :class:`Engine`; for the
+same events, positions and config they publish the same DriftEvents (only ``detected_at``,
+the ``now`` they pass in, differs). The engine holds, per input partition ``(topic,
+partition)``: the :class:`~driftsentinel.detectors.bank.DetectorBank` of each model, the
+alert policy's cooldowns (:mod:`~driftsentinel.detectors.policy`), the late-label join
+(:mod:`~driftsentinel.detectors.labels`), and ``replay_until``: alerts of offsets below it
+were committed before a restart, so their decisions are re-made (to bring the detectors up
+to date) but not said again. It reads no clock, does no I/O and logs nothing.
+
+Inputs are ``(offset, message, message_time)``: a message is a decoded FeatureEvent
+(:class:`~driftsentinel.schemas.fastdecode.EventView`) or columnar batch
+(:class:`~driftsentinel.schemas.columnar.ColumnBatch`); ``message_time`` (seconds) is the
+late-label join's clock. Labels are ``(offset, LabelEvent, message_time)`` of the labels
+topic's partition with the same number. Within one :meth:`Engine.process` call, events are
+detected in offset order, then the pairs their predictions completed; :meth:`Engine.process_labels`
+detects the pairs its labels completed.
+
+>>> from driftsentinel.schemas import SidecarConfig
+>>> from driftsentinel.schemas.fastdecode import EventView
+>>> engine = Engine(SidecarConfig(), input_topic="features")
+>>> items = [(i, EventView(model="m", features={"x": float(i >= 3000)}), 0.0) for i in range(6000)]
+>>> out = engine.process("features", 0, items, now=0.0)
+>>> [(e.feature, e.detector, e.source.offset >= 3000) for e in out.events][:1]
+[('x', 'adwin', True)]
+>>> out.events_per_model
+{'m': 6000}
+>>> restored = Engine(SidecarConfig(), input_topic="features")
+>>> restored.restore("features", 0, engine.state("features", 0), replay_until=6000)
+>>> [m for m, _ in restored.readouts().statuses]
+['m']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.detectors.batching import columnar_to_batch, to_batches
+from driftsentinel.detectors.concept import pair_error
+from driftsentinel.detectors.labels import JoinedLabel, LabelJoin
+from driftsentinel.detectors.policy import AlertPolicy
+from driftsentinel.schemas import DriftEvent, FeatureBatch, SidecarConfig
+from driftsentinel.schemas.columnar import ColumnBatch
+from driftsentinel.schemas.fastdecode import EventView
+from driftsentinel.schemas.labels import LabelEvent
+from driftsentinel.schemas.profile import ReferenceProfile
+from driftsentinel.schemas.signals import DriftSignal, FeatureStatus
+
+#: ``(offset, decoded message, message time in seconds)``
+Item = tuple[int, EventView | ColumnBatch, float]
+#: ``(offset on the labels topic, label, message time in seconds)``
+LabelItem = tuple[int, LabelEvent, float]
+
+
+def _add(counts: dict[str, int], key: str, n: int) -> None:
+    if n:
+        counts[key] = counts.get(key, 0) + n
+
+
+@dataclass
+class Output:
+    """What one call decided, and the counts the shell turns into metrics.
+
+    ``events``: the DriftEvents to publish, in decision order; ``events_per_model``: rows
+    processed whose alerts are live (not re-made after a restart); ``dropped_values``: values
+    of features a bank did not admit; ``labels_joined`` per model and ``labels_unmatched`` per
+    side (``prediction`` / ``label``); ``orphan_labels``: labels whose input partition is not
+    here; ``label_alerts``: a late-label alert is among ``events`` (the shell checkpoints the
+    partition with it: the two topics interleave differently after a restart, so a re-read must
+    never cross it); ``newest_event_time``: the last event ``ts`` seen.
+    """
+
+    events: list[DriftEvent] = field(default_factory=list)
+    events_per_model: dict[str, int] = field(default_factory=dict)
+    dropped_values: dict[str, int] = field(default_factory=dict)
+    labels_joined: dict[str, int] = field(default_factory=dict)
+    labels_unmatched: dict[str, int] = field(default_factory=dict)
+    orphan_labels: int = 0
+    label_alerts: bool = False
+    newest_event_time: float | None = None
+
+
+@dataclass(frozen=True)
+class Readouts:
+    """What the gauges show: each bank's feature statuses, the join's waiting ids, the widest bank."""
+
+    statuses: list[tuple[str, list[FeatureStatus]]]
+    labels_pending: dict[str, int]
+    widest: int
+
+
+@dataclass
+class _Partition:
+    banks: dict[str, DetectorBank] = field(default_factory=dict)
+    replay_until: int = 0
+    labels: LabelJoin | None = None
+    labels_replay_until: int | None = 0  # None: the labels partition is not here, its alerts are not ours
+
+
+class Engine:
+    """Detector banks, alert policy and late-label join per input partition.
+
+    ``input_topic``: the topic whose partitions pair with the labels topic's (``labels_topic``;
+    ``None``: no late labels). ``on_batch(model, batch)`` sees every column batch before the
+    banks do (replay's report recorder).
+    """
+
+    def __init__(self, config: SidecarConfig, input_topic: str, labels_topic: str | None = None,
+                 profile: ReferenceProfile | None = None,
+                 on_batch: Callable[[str, FeatureBatch], None] | None = None) -> None:
+        self.config = config
+        self.input_topic = input_topic
+        self.labels_topic = labels_topic
+        self.profile = profile
+        self.on_batch = on_batch
+        self.policy = AlertPolicy(config.alerts, config.kafka.group_id)
+        self._parts: dict[tuple[str, int], _Partition] = {}
+
+    # ------------------------------------------------------------------ partitions
+    def restore(self, topic: str, partition: int, state: Mapping[str, Any] | None, *, replay_until: int = 0,
+                labels_replay_until: int | None = 0) -> None:
+        """(Re)start a partition from :meth:`state`'s dict, or empty (``None``).
+
+        Alerts of offsets below ``replay_until`` (labels: ``labels_replay_until``; ``None``:
+        never) were published before: they are decided again but not returned. Raises
+        ``ValueError``/``KeyError``/``TypeError`` on an unusable state, leaving the engine as it was.
+        """
+        part = _Partition(replay_until=replay_until, labels_replay_until=labels_replay_until)
+        policy: list[list[str | int]] = []
+        label_policy: list[list[str | int]] = []
+        if state is not None:
+            part.banks = {model: DetectorBank.from_state(st, self.config.detectors, self.profile)
+                          for model, st in state["banks"].items()}
+            policy = list(state.get("policy", []))
+        if self.labels_topic is not None:
+            cfg = self.config.detectors.concept_drift
+            labels = state.get("labels") if state is not None else None
+            if labels is None:
+                part.labels = LabelJoin(cfg.label_wait_events, cfg.label_wait_s)
+            else:
+                part.labels = LabelJoin.from_state(labels["join"], cfg.label_wait_events, cfg.label_wait_s)
+                label_policy = list(labels.get("policy", []))
+            self.policy.load_partition(self.labels_topic, partition, label_policy)
+        self.policy.load_partition(topic, partition, policy)
+        self._parts[(topic, partition)] = part
+
+    def state(self, topic: str, partition: int) -> dict[str, Any]:
+        """The partition's state: plain dicts, lists, numbers and numeric arrays (no pickle needed)."""
+        part = self._parts[(topic, partition)]
+        out: dict[str, Any] = {
+            "banks": {model: bank.state_dict() for model, bank in part.banks.items()},
+            "policy": self.policy.export_partition(topic, partition),
+        }
+        if part.labels is not None and self.labels_topic is not None:
+            out["labels"] = {"join": part.labels.state_dict(),
+                             "policy": self.policy.export_partition(self.labels_topic, partition)}
+        return out
+
+    def drop(self, topic: str, partition: int) -> None:
+        """Forget a partition (revoked)."""
+        self._parts.pop((topic, partition), None)
+        self.policy.load_partition(topic, partition, [])
+        if self.labels_topic is not None:
+            self.policy.load_partition(self.labels_topic, partition, [])
+
+    def owns(self, topic: str, partition: int) -> bool:
+        return (topic, partition) in self._parts
+
+    def live(self, topic: str, partition: int, offset: int) -> bool:
+        """Is what happens at ``offset`` new (not published before a restart)?"""
+        if topic == self.labels_topic:
+            until = self._parts[(self.input_topic, partition)].labels_replay_until
+            return until is not None and offset >= until
+        return offset >= self._parts[(topic, partition)].replay_until
+
+    def banks(self, topic: str, partition: int) -> dict[str, DetectorBank]:
+        """The partition's banks by model (read-only use: report, benchmarks)."""
+        return self._parts[(topic, partition)].banks
+
+    # ------------------------------------------------------------------ decisions
+    def process(self, topic: str, partition: int, items: Sequence[Item], now: float) -> Output:
+        """Detect over a partition's decoded messages (in offset order); ``now`` stamps ``detected_at``."""
+        part = self._parts.get((topic, partition))
+        if part is None:
+            self.restore(topic, partition, None)
+            part = self._parts[(topic, partition)]
+        out = Output()
+        segments: list[list[tuple[int, EventView]] | tuple[int, ColumnBatch]] = []
+        hits: list[JoinedLabel] = []
+        for offset, message, t in items:
+            if isinstance(message, ColumnBatch):
+                segments.append((offset, message))
+                last = float(message.ts[-1])
+                if last == last:
+                    out.newest_event_time = last
+                if part.labels is not None and message.id is not None and message.prediction is not None:
+                    hits += part.labels.add_predictions(
+                        message.model or self.config.default_model, message.id, message.prediction,
+                        message.label or [None] * message.rows, t, offset, rows=True)
+                continue
+            if not segments or not isinstance(segments[-1], list):
+                segments.append([])
+            segments[-1].append((offset, message))  # type: ignore[union-attr]
+            if isinstance(message.ts, float | int):
+                out.newest_event_time = float(message.ts)
+            if (part.labels is not None and message.prediction is not None and message.id is not None
+                    and message.label is None):
+                hit = part.labels.add_prediction(message.id, message.model or self.config.default_model,
+                                                 message.prediction, t, offset)
+                if hit is not None:
+                    hits.append(hit)
+        for segment in segments:
+            for model, batch in self._batches(part, segment).items():
+                self._detect(topic, partition, part, model, batch, now, out)
+        self._concept(partition, part, hits, now, out)
+        self._expire(part, out)
+        return out
+
+    def process_labels(self, labels_topic: str, partition: int, labels: Sequence[LabelItem], now: float) -> Output:
+        """Offer late labels of ``labels_topic[partition]`` to the join; detect on the pairs they complete."""
+        if labels_topic != self.labels_topic:
+            raise ValueError(f"{labels_topic!r} is not this engine's labels topic ({self.labels_topic!r})")
+        out = Output()
+        part = self._parts.get((self.input_topic, partition))
+        if part is None or part.labels is None:
+            out.orphan_labels = len(labels)
+            _add(out.labels_unmatched, "label", len(labels))
+            return out
+        hits = [hit for offset, event, t in labels if (hit := part.labels.add_label(event, offset, t)) is not None]
+        self._concept(partition, part, hits, now, out)
+        self._expire(part, out)
+        return out
+
+    def finish(self, topic: str, partition: int) -> Output:
+        """End of input (replay): ids still waiting in the join count as unmatched."""
+        out = Output()
+        part = self._parts.get((topic, partition))
+        if part is not None and part.labels is not None:
+            part.labels.drain()
+            for side, n in part.labels.take_unmatched().items():
+                _add(out.labels_unmatched, side, n)
+        return out
+
+    def readouts(self) -> Readouts:
+        statuses = [(model, bank.status()) for part in self._parts.values() for model, bank in part.banks.items()]
+        pending = {"prediction": 0, "label": 0}
+        for part in self._parts.values():
+            if part.labels is not None:
+                for side, n in part.labels.pending().items():
+                    pending[side] += n
+        widest = max((len(b.features) for p in self._parts.values() for b in p.banks.values()), default=0)
+        return Readouts(statuses, pending if self.labels_topic is not None else {}, widest)
+
+    # ------------------------------------------------------------------ helpers
+    def _bank(self, part: _Partition, model: str) -> DetectorBank:
+        bank = part.banks.get(model)
+        if bank is None:
+            bank = part.banks[model] = DetectorBank(self.config.detectors, self.profile)
+        return bank
+
+    def _batches(self, part: _Partition, segment: list[tuple[int, EventView]] | tuple[int, ColumnBatch],
+                 ) -> dict[str, FeatureBatch]:
+        def admit(model: str, names: list[str]) -> list[str]:
+            return self._bank(part, model).admit(names)
+
+        if isinstance(segment, list):
+            return to_batches(segment, self.config.default_model, admit=admit)
+        offset, columns = segment
+        model, batch = columnar_to_batch(columns, offset, self.config.default_model, admit=admit)
+        return {model: batch}
+
+    def _detect(self, topic: str, partition: int, part: _Partition, model: str, batch: FeatureBatch,
+                now: float, out: Output) -> None:
+        """One model's bank over a batch; the policy turns its signals into events."""
+        if self.on_batch is not None:
+            self.on_batch(model, batch)
+        bank = self._bank(part, model)
+        _add(out.events_per_model, model, int((batch.offsets >= part.replay_until).sum()))
+        _add(out.dropped_values, model, batch.dropped_values)
+        for sig in bank.update(batch):
+            offset = int(batch.offsets[sig.row])
+            if not self.policy.admit(sig, model, topic, partition, offset) or offset < part.replay_until:
+                continue  # in the cooldown, or committed before the restart
+            ts = float(batch.event_times[sig.row])
+            row = None if batch.rows_in_message is None else int(batch.rows_in_message[sig.row])
+            out.events.append(self.policy.to_event(
+                sig, model=model, topic=topic, partition=partition, offset=offset,
+                event_time=None if ts != ts else ts, now=now, row=row))
+
+    def _concept(self, partition: int, part: _Partition, hits: list[JoinedLabel], now: float, out: Output) -> None:
+        """Joined (prediction, label) pairs -> each model's concept-drift ADWIN -> events."""
+        by_model: dict[str, list[JoinedLabel]] = {}
+        for hit in hits:
+            by_model.setdefault(hit.model, []).append(hit)
+        for model, pairs in by_model.items():
+            _add(out.labels_joined, model, len(pairs))
+            bank = self._bank(part, model)
+            if bank.concept is None:
+                continue
+            errors = np.array([pair_error(h.prediction, h.label) for h in pairs], dtype=np.float64)
+            signals: list[DriftSignal] = bank.concept.update_errors(errors)
+            for sig in signals:
+                self._label_alert(partition, part, model, sig, pairs[sig.row], now, out)
+
+    def _label_alert(self, partition: int, part: _Partition, model: str, sig: DriftSignal, hit: JoinedLabel,
+                     now: float, out: Output) -> None:
+        topic, offset, row, until = self.labels_topic or "", hit.offset, None, part.labels_replay_until
+        if hit.at_prediction and hit.prediction_offset is not None:
+            topic, offset, row, until = self.input_topic, hit.prediction_offset, hit.prediction_row, part.replay_until
+        if not self.policy.admit(sig, model, topic, partition, offset):
+            return
+        if until is None or offset < until:
+            return  # committed before the restart (or the labels partition is not ours)
+        out.events.append(self.policy.to_event(sig, model=model, topic=topic, partition=partition, offset=offset,
+                                               event_time=hit.ts, now=now, row=row))
+        out.label_alerts = True
+
+    def _expire(self, part: _Partition, out: Output) -> None:
+        if part.labels is None:
+            return
+        part.labels.expire()
+        for side, n in part.labels.take_unmatched().items():
+            _add(out.labels_unmatched, side, n)
