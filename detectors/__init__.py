@@ -13,5 +13,12 @@ from driftsentinel.detectors.protocol import ChangeDetector
 from driftsentinel.detectors.river_backend import RiverADWIN, RiverPageHinkley
 from driftsentinel.detectors.sketches import FeatureSketch
 
-__all__ = ["ADWIN", "ChangeDetector", "FeatureSketch", "PageHinkley", "RiverADWIN", "RiverPageHinkley",
-           "change_detector"]
+__all__ = [
+    "ADWIN",
+    "ChangeDetector",
+    "FeatureSketch",
+    "PageHinkley",
+    "RiverADWIN",
+    "RiverPageHinkley",
+    "change_detector",
+]

@@ -70,7 +70,9 @@ PER_FEATURE_PARAMS: dict[str, tuple[DetectorKind, str]] = {
 def _make_detectors(config: BankConfig, n_features: int) -> dict[str, ChangeDetector]:
     """The enabled change detectors for ``n_features`` features, on the configured backend."""
     enabled: dict[DetectorKind, ADWINConfig | PageHinkleyConfig] = {
-        "adwin": config.adwin, "page_hinkley": config.page_hinkley}
+        "adwin": config.adwin,
+        "page_hinkley": config.page_hinkley,
+    }
     return {
         kind: change_detector(kind, config.backend, n_features, params)
         for kind, params in enabled.items()
@@ -177,7 +179,9 @@ class DetectorBank:
         self.values_dropped = 0
         self._recent = np.zeros((0, 0))  # the last _RECENT rows of standardised values
         # The profile's numeric features, and those with their own parameters, are known from the start.
-        initial = [n for n, p in (profile.features.items() if profile is not None else ()) if isinstance(p, NumericProfile)]
+        initial = [
+            n for n, p in (profile.features.items() if profile is not None else ()) if isinstance(p, NumericProfile)
+        ]
         initial += [n for n in self.config.per_feature if n not in initial]
         initial = [n for n in initial if self._accepts(n)][: self.config.max_features]
         if initial:
@@ -218,8 +222,9 @@ class DetectorBank:
                     self._ref_mean[j] = prof.mean
                     self._ref_std[j] = reference_std(prof.mean, prof.std)
                     if self.config.winsorize:
-                        self._clip_lo[j], self._clip_hi[j] = profile_clip_bounds(prof.quantiles, prof.mean,
-                                                                                 self._ref_std[j])
+                        self._clip_lo[j], self._clip_hi[j] = profile_clip_bounds(
+                            prof.quantiles, prof.mean, self._ref_std[j]
+                        )
                     self._ready[j] = True
                     self._warm[j] = None
                     self._reference[j] = reference_summary(prof)
@@ -278,7 +283,7 @@ class DetectorBank:
         x = np.full((batch.n_rows, len(self.features)), np.nan)
         cols = [(j, self._index[n]) for j, n in enumerate(batch.names) if n in self._index]
         if cols:
-            src, dst = (np.array(c) for c in zip(*cols))
+            src, dst = (np.array(c) for c in zip(*cols, strict=True))
             x[:, dst] = batch.values[:, src]
         return x
 
@@ -334,10 +339,12 @@ class DetectorBank:
         extra: list[DriftSignal] = []
         if self.monitor is not None:
             extra += [
-                DriftSignal(d.row, d.feature, d.detector, d.status, d.statistic, d.detector, d.threshold,  # type: ignore[arg-type]
-                            d.window, d.reference)
-                for d in self.monitor.update(batch.names, batch.values, batch.cat_names, batch.cat_values,
-                                             batch.event_times)
+                DriftSignal(
+                    d.row, d.feature, d.detector, d.status, d.statistic, d.detector, d.threshold, d.window, d.reference
+                )
+                for d in self.monitor.update(
+                    batch.names, batch.values, batch.cat_names, batch.cat_values, batch.event_times
+                )
             ]
         if self.concept is not None:
             extra += self.concept.update(batch)
@@ -424,7 +431,11 @@ class DetectorBank:
         active = [name for name, flags in self._active.items() if flags[j]]
         if active:
             with np.errstate(invalid="ignore", divide="ignore"):
-                good = ok & (cn >= self.config.resolve_min_count) & (np.abs(cs / cn) <= self.config.resolve_tolerance_sigma)
+                good = (
+                    ok
+                    & (cn >= self.config.resolve_min_count)
+                    & (np.abs(cs / cn) <= self.config.resolve_tolerance_sigma)
+                )
             first = int(np.argmax(good))
             if good[first]:
                 for name in active:
@@ -594,4 +605,4 @@ def _signal_order(sig: DriftSignal) -> tuple[int, str, str, str]:
 
 
 def _quantiles(values: Any) -> dict[str, float]:
-    return {f"p{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, values)}
+    return {f"p{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, values, strict=True)}

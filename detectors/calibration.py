@@ -132,8 +132,9 @@ class LogRateFit:
         return (log_rate - self.intercept) / self.slope
 
 
-def fit_log_rate(xs: np.ndarray, counts: np.ndarray, exposure: float,
-                 block_counts: np.ndarray | None = None) -> LogRateFit | None:
+def fit_log_rate(
+    xs: np.ndarray, counts: np.ndarray, exposure: float, block_counts: np.ndarray | None = None
+) -> LogRateFit | None:
     """Poisson maximum-likelihood fit of ``counts[i] ~ Poisson(exposure * exp(a + b * xs[i]))``.
 
     ``block_counts[k, i]`` (optional): the same counts split over equal blocks of the
@@ -254,8 +255,8 @@ def _adwin_delta(z: np.ndarray, config: BankConfig, target: float, rng: np.rando
     a = config.adwin
     k = len(ADWIN_DELTAS)
     det = change_detector("adwin", "kernel", k, a)  # one feature per delta
-    for j, delta in enumerate(ADWIN_DELTAS):
-        det.set_params([j], delta=delta)
+    for j, delta_j in enumerate(ADWIN_DELTAS):
+        det.set_params([j], delta=delta_j)
     xs = np.log(1.0 / np.array(ADWIN_DELTAS))
     cap = max(a.delta, RIVER_ADWIN_DELTA)
     hits: list[np.ndarray] = []
@@ -277,8 +278,9 @@ def _adwin_delta(z: np.ndarray, config: BankConfig, target: float, rng: np.rando
     return float(cap)  # no evidence, after all stages, that river's delta fires too often
 
 
-def _calibrate_one(prof: NumericProfile, config: BankConfig, budget: float, values: int,
-                   rng: np.random.Generator) -> dict[str, float]:
+def _calibrate_one(
+    prof: NumericProfile, config: BankConfig, budget: float, values: int, rng: np.random.Generator
+) -> dict[str, float]:
     x = sample_like(prof, values, rng)
     std = reference_std(prof.mean, prof.std)
     # exactly what the bank does with the values of a profiled feature
@@ -321,4 +323,4 @@ def calibrate(
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(one, numeric))
-    return {name: params for (name, _), params in zip(numeric, results)}
+    return {name: params for (name, _), params in zip(numeric, results, strict=True)}

@@ -20,6 +20,8 @@ import numpy as np
 
 from driftsentinel.schemas.config import BankConfig
 
+_MAX_CATEGORIES = BankConfig().max_categories  # the schema's default
+
 MISSING = -1
 OVERFLOW = -2  # a category beyond the vocabulary's capacity
 
@@ -59,7 +61,7 @@ def canonical(value: Any, boolean: bool = False) -> str | None:
 class Vocabulary:
     """Category -> code, first come first served, at most ``max_size`` codes."""
 
-    def __init__(self, categories: list[str] | None = None, max_size: int = BankConfig().max_categories) -> None:
+    def __init__(self, categories: list[str] | None = None, max_size: int = _MAX_CATEGORIES) -> None:
         self.max_size = max_size
         self.index: dict[str, int] = {}
         for c in categories or []:

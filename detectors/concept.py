@@ -27,10 +27,11 @@ import numpy as np
 
 from driftsentinel.detectors.backends import change_detector
 from driftsentinel.detectors.categories import canonical
-from driftsentinel.schemas import RIVER_ADWIN, BankConfig, ConceptDriftConfig, DetectorBackend, FeatureBatch, WindowSummary
+from driftsentinel.schemas import RIVER_ADWIN, BankConfig, DetectorBackend, FeatureBatch, WindowSummary
 from driftsentinel.schemas.signals import DriftSignal
 
 _RECENT = 100
+_DEFAULTS = BankConfig()  # the schema's defaults (delta, backend) for a monitor built without a config
 FEATURE = "@error"
 
 
@@ -84,7 +85,7 @@ class ConceptDriftMonitor:
     """ADWIN over one model's error stream; rises become ``concept_drift`` signals."""
 
     def __init__(
-        self, delta: float = ConceptDriftConfig().delta, backend: DetectorBackend = BankConfig().backend
+        self, delta: float = _DEFAULTS.concept_drift.delta, backend: DetectorBackend = _DEFAULTS.backend
     ) -> None:
         # river's ADWIN with the configured delta (the bank's ADWIN settings are for
         # standardised features; errors are in [0, 1] for classes)
@@ -125,12 +126,23 @@ class ConceptDriftMonitor:
                 before = older_sum / older_n
                 out.append(
                     DriftSignal(
-                        row=row, feature=FEATURE, detector="concept_drift", status="drift",
-                        statistic=float(recent.mean()), statistic_name="error_rate_recent", threshold=float(before),
-                        window=WindowSummary(count=int(recent.size), mean=float(recent.mean()),
-                                             std=float(recent.std()), quantiles={}, missing_ratio=None),
-                        reference=WindowSummary(count=int(older_n), mean=float(before), std=None, quantiles={},
-                                                missing_ratio=None),
+                        row=row,
+                        feature=FEATURE,
+                        detector="concept_drift",
+                        status="drift",
+                        statistic=float(recent.mean()),
+                        statistic_name="error_rate_recent",
+                        threshold=float(before),
+                        window=WindowSummary(
+                            count=int(recent.size),
+                            mean=float(recent.mean()),
+                            std=float(recent.std()),
+                            quantiles={},
+                            missing_ratio=None,
+                        ),
+                        reference=WindowSummary(
+                            count=int(older_n), mean=float(before), std=None, quantiles={}, missing_ratio=None
+                        ),
                     )
                 )
             self.recent = history[-_RECENT:]
@@ -144,8 +156,12 @@ class ConceptDriftMonitor:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"adwin": self.adwin.state_dict(), "recent": self.recent.copy(),
-                "since_n": self.since_n, "since_sum": self.since_sum}
+        return {
+            "adwin": self.adwin.state_dict(),
+            "recent": self.recent.copy(),
+            "since_n": self.since_n,
+            "since_sum": self.since_sum,
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.adwin = type(self.adwin).from_state(state["adwin"])

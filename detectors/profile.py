@@ -82,7 +82,7 @@ def build_profile(
     """Profile every column; ``types`` pins a column's type (values must then fit it)."""
     types = types or {}
     n_rows = max((len(v) for v in columns.values()), default=0)
-    features = {}
+    features: dict[str, NumericProfile | CategoricalProfile] = {}
     for name, values in columns.items():
         kind = types.get(name) or infer_type(values)
         if kind == "numeric":

@@ -41,7 +41,10 @@ from driftsentinel.detectors.window_tests import (
     psi,
 )
 from driftsentinel.schemas import BankConfig, WindowSummary, WindowTestConfig
+from driftsentinel.schemas.alerts import Status
 from driftsentinel.schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
+
+_MAX_CATEGORIES = BankConfig().max_categories  # the schema's default
 
 QUANTILE_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -53,7 +56,7 @@ class WindowDecision:
     row: int
     feature: str
     detector: str
-    status: str
+    status: Status
     statistic: float
     threshold: float
     window: WindowSummary
@@ -66,18 +69,21 @@ def reference_summary(prof: NumericProfile | CategoricalProfile) -> WindowSummar
         q = np.asarray(prof.quantiles)
         levels = np.linspace(0, 1, q.size)
         quant = {f"p{round(p * 100):02d}": float(np.interp(p, levels, q)) for p in QUANTILE_LEVELS}
-        return WindowSummary(count=prof.count, mean=prof.mean, std=prof.std, quantiles=quant,
-                             missing_ratio=prof.missing_ratio)
+        return WindowSummary(
+            count=prof.count, mean=prof.mean, std=prof.std, quantiles=quant, missing_ratio=prof.missing_ratio
+        )
     top = dict(sorted(prof.frequencies.items(), key=lambda kv: -kv[1])[:10])
-    return WindowSummary(count=prof.count, mean=None, std=None, quantiles={}, missing_ratio=prof.missing_ratio,
-                         categories=top)
+    return WindowSummary(
+        count=prof.count, mean=None, std=None, quantiles={}, missing_ratio=prof.missing_ratio, categories=top
+    )
 
 
 class ReferenceMonitor:
     """Window tests for every profiled feature of one model's stream."""
 
-    def __init__(self, profile: ReferenceProfile, config: WindowTestConfig | None = None,
-                 max_categories: int = BankConfig().max_categories) -> None:
+    def __init__(
+        self, profile: ReferenceProfile, config: WindowTestConfig | None = None, max_categories: int = _MAX_CATEGORIES
+    ) -> None:
         self.profile = profile
         self.config = config or WindowTestConfig()
         self.numeric = {n: p for n, p in profile.features.items() if isinstance(p, NumericProfile)}
@@ -88,7 +94,10 @@ class ReferenceMonitor:
         # Stable integer codes per categorical feature: training categories first (so every
         # one has a code), then live ones as they come; beyond max_categories -> OVERFLOW.
         self.vocab = {
-            n: Vocabulary(list(dict.fromkeys([*p.frequencies, *p.seen])), max_size=max(max_categories, len(p.seen) + len(p.frequencies)))
+            n: Vocabulary(
+                list(dict.fromkeys([*p.frequencies, *p.seen])),
+                max_size=max(max_categories, len(p.seen) + len(p.frequencies)),
+            )
             for n, p in self.categorical.items()
         }
         self._refs = {n: reference_summary(p) for n, p in profile.features.items()}
@@ -193,8 +202,9 @@ class ReferenceMonitor:
         self.bucket = current
         return cuts
 
-    def _accumulate(self, x: np.ndarray, cats: np.ndarray | None, num_idx: dict[str, int],
-                    cat_idx: dict[str, int], a: int, b: int) -> None:
+    def _accumulate(
+        self, x: np.ndarray, cats: np.ndarray | None, num_idx: dict[str, int], cat_idx: dict[str, int], a: int, b: int
+    ) -> None:
         if b <= a:
             return
         self.rows += b - a
@@ -256,22 +266,30 @@ class ReferenceMonitor:
                 p = min(max(prof.missing_ratio, 1.0 / rows), 0.5)
                 diff = miss - prof.missing_ratio
                 z = diff / math.sqrt(p * (1 - p) / rows)
-                results[(name, "missing_rate")] = (diff, cfg.missing_rate, diff > cfg.missing_rate,
-                                                   0.5 * math.erfc(z / math.sqrt(2.0)))
+                results[(name, "missing_rate")] = (
+                    diff,
+                    cfg.missing_rate,
+                    diff > cfg.missing_rate,
+                    0.5 * math.erfc(z / math.sqrt(2.0)),
+                )
             if rows >= cfg.min_count and "type_error" in cfg.quality_tests:
                 share = self.type_errors[name] / rows
                 results[(name, "type_error")] = (share, cfg.type_error, share > cfg.type_error, 0.0)
             if present >= cfg.min_count:
-                tests = (self._numeric_tests(name, prof, present) if isinstance(prof, NumericProfile)
-                         else self._categorical_tests(name, prof, present))
+                tests = (
+                    self._numeric_tests(name, prof, present)
+                    if isinstance(prof, NumericProfile)
+                    else self._categorical_tests(name, prof, present)
+                )
                 results.update({(name, test): r for test, r in tests.items()})
         keys = list(results)
-        significant = dict(zip(keys, family_passes([results[k][3] for k in keys], cfg.alpha, cfg.family)))
+        significant = dict(zip(keys, family_passes([results[k][3] for k in keys], cfg.alpha, cfg.family), strict=True))
         out: list[WindowDecision] = []
         windows: dict[str, WindowSummary] = {}
         for (name, test), (value, threshold, over, _) in results.items():
             self.scores.setdefault(name, {})[test] = value
             was = self.active.get((name, test), False)
+            status: Status
             if over and significant[(name, test)] and not was:
                 status = "drift"
             elif was and value <= threshold * cfg.resolve_ratio:
@@ -312,8 +330,9 @@ class ReferenceMonitor:
         self, name: str, prof: CategoricalProfile, n: int
     ) -> dict[str, tuple[float, float, bool, float]]:
         cfg = self.config
-        live, ref, new_share = categorical_probs(self.category_counts(name), prof.frequencies, prof.other_share,
-                                                 self._seen[name], self.overflow[name])
+        live, ref, new_share = categorical_probs(
+            self.category_counts(name), prof.frequencies, prof.other_share, self._seen[name], self.overflow[name]
+        )
         bins = max(int((ref > 0).sum()) + (1 if new_share > 0 else 0), 2)
         out: dict[str, tuple[float, float, bool, float]] = {}
         if "chi2" in cfg.categorical_tests:
@@ -334,11 +353,16 @@ class ReferenceMonitor:
             var = (s2 - s1 * s1 / present) / (present - 1) if present > 1 else None
             grid, counts = self._grids[name], self.counts[name]
             quant = {f"p{round(p * 100):02d}": grid.quantile(counts, p) for p in QUANTILE_LEVELS} if present else {}
-            return WindowSummary(count=present, mean=mean, std=math.sqrt(max(var, 0.0)) if var is not None else None,
-                                 quantiles=quant, missing_ratio=missing)
+            return WindowSummary(
+                count=present,
+                mean=mean,
+                std=math.sqrt(max(var, 0.0)) if var is not None else None,
+                quantiles=quant,
+                missing_ratio=missing,
+            )
         shown = self.category_counts(name)
         if self.overflow[name]:
             shown["\u2026overflow"] = self.overflow[name]  # categories past max_categories, as one
-        counts = sorted(shown.items(), key=lambda kv: -kv[1])[:10]
-        top = {c: k / present for c, k in counts} if present else {}
+        most = sorted(shown.items(), key=lambda kv: -kv[1])[:10]
+        top = {c: k / present for c, k in most} if present else {}
         return WindowSummary(count=present, mean=None, std=None, quantiles={}, missing_ratio=missing, categories=top)

@@ -86,8 +86,9 @@ class _RiverBank:
         """
         unknown = sorted(set(params) - set(self._params))
         if unknown:
-            raise ValueError(f"{type(self).__name__} has no parameter {unknown[0]!r} "
-                             f"(it has {', '.join(sorted(self._params))})")
+            raise ValueError(
+                f"{type(self).__name__} has no parameter {unknown[0]!r} (it has {', '.join(sorted(self._params))})"
+            )
         idx = np.asarray(features, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= self.n_features):
             raise IndexError(f"features {idx.tolist()} out of range for {self.n_features} features")
@@ -150,8 +151,9 @@ class RiverADWIN(_RiverBank):
     """
 
     _defaults = _ADWIN_DEFAULTS
-    _dtypes = dict(delta=np.float64, clock=np.int64, max_buckets=np.int64,
-                   min_window_length=np.int64, grace_period=np.int64)
+    _dtypes = dict(
+        delta=np.float64, clock=np.int64, max_buckets=np.int64, min_window_length=np.int64, grace_period=np.int64
+    )
 
     def _make(self, i: int) -> Any:
         from river import drift  # imported on first use: river takes ~0.7 s to import
@@ -194,8 +196,7 @@ class RiverPageHinkley(_RiverBank):
     """river's ``drift.PageHinkley`` per feature, behind the batch interface."""
 
     _defaults = _PH_DEFAULTS
-    _dtypes = dict(min_instances=np.int64, delta=np.float64, threshold=np.float64,
-                   alpha=np.float64, mode=object)
+    _dtypes = dict(min_instances=np.int64, delta=np.float64, threshold=np.float64, alpha=np.float64, mode=object)
 
     def _make(self, i: int) -> Any:
         from river import drift
@@ -216,7 +217,8 @@ class RiverPageHinkley(_RiverBank):
             setattr(det, name, str(value) if name == "mode" else value)
         if "mode" in params:  # river binds the test for its mode when it (re)starts
             det._test_drift = {det._MODE_UP: det._test_increase, det._MODE_DOWN: det._test_decrease}.get(
-                det.mode, det._test_both)
+                det.mode, det._test_both
+            )
 
     @property
     def test_increase(self) -> np.ndarray:

@@ -64,7 +64,7 @@ __all__ = ["FeatureSketch"]
 
 _MANT_MASK = (1 << 52) - 1
 _ABS_MASK = (1 << 63) - 1
-_MANT_SCALE = 2.0 ** -52
+_MANT_SCALE = 2.0**-52
 _U16_MAX = 65_535
 _KEEP_SCRATCH = 1 << 20  # key-scratch cells kept between batches
 
@@ -105,8 +105,9 @@ def _rebase(bins, lo, newlo):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _update_kernel(X, Xbits, count, missing, mean, m2, mn, mx, zero, bins, lo, bsum, bcnt, bm2,
-                   mult, kmin, K, min_value, keys):  # pragma: no cover - numba
+def _update_kernel(
+    X, Xbits, count, missing, mean, m2, mn, mx, zero, bins, lo, bsum, bcnt, bm2, mult, kmin, K, min_value, keys
+):  # pragma: no cover - numba
     """One batch: moments (batch mean/M2, then Chan), extremes and DDSketch bucket counts.
 
     ``K`` keys per sign in all; ``bins`` keeps ``W = bins.shape[2]`` of them per (feature,
@@ -333,8 +334,14 @@ class FeatureSketch:
     pickle-free; the bucket counts are stored sparsely.
     """
 
-    def __init__(self, n_features: int, alpha: float = 0.01, min_value: float = 1e-12,
-                 max_value: float = 1e15, bin_limit: int | None = None) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        alpha: float = 0.01,
+        min_value: float = 1e-12,
+        max_value: float = 1e15,
+        bin_limit: int | None = None,
+    ) -> None:
         if not 0.0 < alpha < 1.0:
             raise ValueError("alpha must be in (0, 1)")
         if not 0.0 < min_value < max_value:
@@ -396,10 +403,27 @@ class FeatureSketch:
             return
         F = self.n_features
         self._room(int(self._count.max()) + X.shape[0])
-        _update_kernel(X, X.view(np.int64), self._count, self._missing, self._mean, self._m2, self._min,
-                       self._max, self._zero, self._bins, self._lo, np.empty(F), np.empty(F, np.int64),
-                       np.empty(F), self._mult, self._kmin, self._K, self.min_value, self._key_scratch(X.size)
-                       [:X.size].reshape(X.shape))
+        _update_kernel(
+            X,
+            X.view(np.int64),
+            self._count,
+            self._missing,
+            self._mean,
+            self._m2,
+            self._min,
+            self._max,
+            self._zero,
+            self._bins,
+            self._lo,
+            np.empty(F),
+            np.empty(F, np.int64),
+            np.empty(F),
+            self._mult,
+            self._kmin,
+            self._K,
+            self.min_value,
+            self._key_scratch(X.size)[: X.size].reshape(X.shape),
+        )
 
     def _key_scratch(self, size: int) -> np.ndarray:
         # reused between batches: a fresh buffer of a few hundred KiB is a fresh mmap whose
@@ -575,8 +599,13 @@ class FeatureSketch:
         check_kind(state, "feature_sketch")
         F = int(state["n_features"])
         limit = state.get("bin_limit")
-        self = cls(F, float(state["alpha"]), float(state["min_value"]), float(state["max_value"]),
-                   None if limit is None else int(limit))
+        self = cls(
+            F,
+            float(state["alpha"]),
+            float(state["min_value"]),
+            float(state["max_value"]),
+            None if limit is None else int(limit),
+        )
         shp = (F,)
         self._count = as_array(state["count"], np.int64, shp)
         self._missing = as_array(state["missing"], np.int64, shp)
@@ -590,8 +619,12 @@ class FeatureSketch:
             first = as_array(state["span_first"], np.int64, (F, 2))
             length = as_array(state["span_length"], np.int64, (F, 2))
             counts = as_array(state["span_counts"], np.int64)
-            if (np.any(length < 0) or counts.shape != (int(length.sum()),) or np.any(counts < 0)
-                    or np.any((length > 0) & ((first < 0) | (first + length > self._K)))):
+            if (
+                np.any(length < 0)
+                or counts.shape != (int(length.sum()),)
+                or np.any(counts < 0)
+                or np.any((length > 0) & ((first < 0) | (first + length > self._K)))
+            ):
                 raise ValueError("inconsistent sketch state: bucket spans")
             owner = np.repeat(np.arange(F), length.sum(axis=1))
             per_feature = np.bincount(owner, weights=counts, minlength=F)
@@ -610,7 +643,9 @@ class FeatureSketch:
             top = np.full(F, -1, dtype=np.int64)
             np.maximum.at(top, f, k)
             self._lo[:, sg] = np.maximum(top - self._W + 1, 0)
-            np.add.at(self._bins, (f, sg, np.maximum(k - self._lo[f, sg], 0)), c.astype(self._bins.dtype))
+            # (numpy's stubs do not take a tuple index that mixes arrays and an int)
+            idx = (f, sg, np.maximum(k - self._lo[f, sg], 0))
+            np.add.at(self._bins, idx, c.astype(self._bins.dtype))  # type: ignore[arg-type]
         return self
 
 

@@ -62,8 +62,13 @@ def profile_clip_bounds(quantiles: Sequence[float], mean: float, std: float) -> 
     return clip_bounds(quantiles[round(0.01 * last)], quantiles[round(0.99 * last)], mean, std)
 
 
-def standardize(x: np.ndarray, mean: np.ndarray | float, std: np.ndarray | float,
-                lo: np.ndarray | float = -np.inf, hi: np.ndarray | float = np.inf) -> np.ndarray:
+def standardize(
+    x: np.ndarray,
+    mean: np.ndarray | float,
+    std: np.ndarray | float,
+    lo: np.ndarray | float = -np.inf,
+    hi: np.ndarray | float = np.inf,
+) -> np.ndarray:
     """``clip((x - mean) / std, lo, hi)``, per column when the arguments are arrays
     (NaN, a missing value, stays NaN). The default bounds do not clip (``winsorize: false``).
 

@@ -8,16 +8,16 @@ so alert consumers and producers can depend on it alone.
 from driftsentinel.schemas.alerts import SCHEMA_VERSION, DriftEvent, SourcePosition, WindowSummary
 from driftsentinel.schemas.batch import FeatureBatch
 from driftsentinel.schemas.config import (
+    RIVER_ADWIN,
+    RIVER_PAGE_HINKLEY,
     ADWINConfig,
     AlertPolicyConfig,
     BankConfig,
     CheckpointConfig,
     ConceptDriftConfig,
     ConfigError,
-    KafkaConfig,
-    RIVER_ADWIN,
-    RIVER_PAGE_HINKLEY,
     DetectorBackend,
+    KafkaConfig,
     PageHinkleyConfig,
     SidecarConfig,
     WindowTestConfig,

@@ -17,7 +17,6 @@ from typing import Any, Literal, TypeVar, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-
 M = TypeVar("M", bound=BaseModel)
 
 #: Where change detectors run: the batch numba kernels, or river's own classes value by value.
@@ -157,12 +156,16 @@ class WindowTestConfig(_Section):
     )
     min_count: int = Field(default=100, ge=1, description="A feature needs this many values in a window to be tested.")
     alpha: float = Field(
-        default=1e-6, gt=0, lt=1,
-        description="False-positive probability of a test's noise floor, per window (before the family-wise correction).",
+        default=1e-6,
+        gt=0,
+        lt=1,
+        description="False-positive probability of a test's noise floor, per window "
+        "(before the family-wise correction).",
     )
     family: Literal["none", "bonferroni", "bh"] = Field(
         default="bonferroni",
-        description="Across a model's features per window: none, Bonferroni (alpha / tests), Benjamini-Hochberg (FDR alpha).",
+        description="Across a model's features per window: none, Bonferroni (alpha / tests), "
+        "Benjamini-Hochberg (FDR alpha).",
     )
     resolve_ratio: float = Field(
         default=0.8, gt=0, le=1, description="An episode ends when the distance falls to threshold x this (hysteresis)."
@@ -178,7 +181,9 @@ class WindowTestConfig(_Section):
     chi2: float = Field(default=0.1, gt=0, le=1, description="Cramér's V of the chi-square test.")
     new_category: float = Field(default=0.01, gt=0, le=1, description="Share of values never seen in training.")
     missing_rate: float = Field(default=0.05, gt=0, le=1, description="Rise of the missing share over the reference's.")
-    out_of_range: float = Field(default=0.01, gt=0, le=1, description="Share of values outside the training [min, max].")
+    out_of_range: float = Field(
+        default=0.01, gt=0, le=1, description="Share of values outside the training [min, max]."
+    )
     type_error: float = Field(default=0.01, gt=0, le=1, description="Share of values of the wrong type.")
 
 
@@ -195,7 +200,9 @@ class ConceptDriftConfig(_Section):
 
     enabled: bool = True
     delta: float = Field(
-        default=RIVER_ADWIN.delta, gt=0, lt=1,
+        default=RIVER_ADWIN.delta,
+        gt=0,
+        lt=1,
         description="ADWIN's delta on the error stream (values in [0, 1] for classes); river's default.",
     )
     label_wait_events: int = Field(
@@ -237,7 +244,8 @@ class BankConfig(_Section):
     resolve_tolerance_sigma: float = Field(
         default=0.25,
         gt=0,
-        description="Resolved when the mean since the detection is within this many reference stds of the reference mean.",
+        description="Resolved when the mean since the detection is within this many reference stds "
+        "of the reference mean.",
     )
     include: list[str] | None = Field(default=None, description="Pin the feature set (others are ignored).")
     exclude: list[str] = Field(default_factory=list)
@@ -317,9 +325,7 @@ def format_validation_error(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_model(
-    model: type[M], path: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> M:
+def load_model(model: type[M], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> M:
     """Read a YAML file (optional), apply dotted-key overrides (``None`` = not given), validate ``model``.
 
     Every problem raises :class:`ConfigError` naming the file or the field.

@@ -49,7 +49,7 @@ class NumericProfile(BaseModel):
     def _sorted(cls, value: list[float]) -> list[float]:
         if len(value) < 3:
             raise ValueError("need at least 3 quantiles")
-        if any(not math.isfinite(v) for v in value) or any(b < a for a, b in zip(value, value[1:])):
+        if any(not math.isfinite(v) for v in value) or any(b < a for a, b in zip(value, value[1:], strict=False)):
             raise ValueError("quantiles must be finite and non-decreasing")
         return value
 

@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from driftsentinel.detectors.bank import DetectorBank
-from driftsentinel.schemas import BankConfig, DriftSignal, FeatureBatch
+from driftsentinel.schemas import BankConfig, DetectorBackend, DriftSignal, FeatureBatch
 
-BACKENDS = ["kernel", "river"]
+BACKENDS: list[DetectorBackend] = ["kernel", "river"]
 
 
-def feed(bank: DetectorBank, x: np.ndarray, names: list[str], batch: int = 4096, start: int = 0) -> list[tuple[int, DriftSignal]]:
+def feed(
+    bank: DetectorBank, x: np.ndarray, names: list[str], batch: int = 4096, start: int = 0
+) -> list[tuple[int, DriftSignal]]:
     """Feed ``x`` in batches; return (absolute row, signal) pairs."""
     out = []
     for i in range(0, len(x), batch):
@@ -23,7 +25,7 @@ def feed(bank: DetectorBank, x: np.ndarray, names: list[str], batch: int = 4096,
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_stationary_stream_raises_nothing(backend: str) -> None:
+def test_stationary_stream_raises_nothing(backend: DetectorBackend) -> None:
     rng = np.random.default_rng(1)
     x = rng.standard_normal((50_000, 20)) * 3.0 + 100.0  # scale and offset do not matter
     sigs = feed(DetectorBank(BankConfig(backend=backend)), x, [f"f{i}" for i in range(20)])
@@ -31,18 +33,20 @@ def test_stationary_stream_raises_nothing(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_shift_is_found_on_the_shifted_features_only(backend: str) -> None:
+def test_shift_is_found_on_the_shifted_features_only(backend: DetectorBackend) -> None:
     rng = np.random.default_rng(2)
     x = rng.standard_normal((30_000, 6)) * 5.0 + 20.0
     x[15_000:, :2] += 5.0  # +1 reference std on f0, f1
     sigs = feed(DetectorBank(BankConfig(backend=backend)), x, [f"f{i}" for i in range(6)])
     drift = [(row, s) for row, s in sigs if s.status == "drift"]
     assert {s.feature for _, s in drift} == {"f0", "f1"}
-    assert {(s.feature, s.detector) for _, s in drift} == {(f, d) for f in ("f0", "f1") for d in ("adwin", "page_hinkley")}
+    assert {(s.feature, s.detector) for _, s in drift} == {
+        (f, d) for f in ("f0", "f1") for d in ("adwin", "page_hinkley")
+    }
     for row, s in drift:
         assert 15_000 <= row < 15_500
         assert s.statistic is not None and 0.3 < s.statistic < 2.5
-        assert s.reference is not None and abs(s.reference.mean - 20.0) < 0.5 and abs(s.reference.std - 5.0) < 0.5
+        assert s.reference is not None and abs(s.reference.mean - 20.0) < 0.5 and abs(s.reference.std - 5.0) < 0.5  # type: ignore[operator]
         assert s.window.count > 0 and set(s.window.quantiles) == {"p05", "p25", "p50", "p75", "p95"}
 
 

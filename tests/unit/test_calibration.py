@@ -12,15 +12,22 @@ from driftsentinel.detectors.adwin import ADWIN
 from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.calibration import (
     RIVER_ADWIN_DELTA,
-    calibrate,
     LogRateFit,
     adwin_decision,
+    calibrate,
     fit_log_rate,
     sample_like,
 )
 from driftsentinel.detectors.profile import build_profile
 from driftsentinel.detectors.window_tests import family_passes
-from driftsentinel.schemas import BankConfig, FeatureBatch, load_config
+from driftsentinel.schemas import (
+    ADWINConfig,
+    BankConfig,
+    FeatureBatch,
+    PageHinkleyConfig,
+    WindowTestConfig,
+    load_config,
+)
 from driftsentinel.schemas.config import FeatureParams
 from driftsentinel.stream.cli import main
 
@@ -37,7 +44,7 @@ def run_bank(bank: DetectorBank, x: np.ndarray, batch: int = 8192) -> list:
     names = [f"f{j}" for j in range(x.shape[1])]
     out = []
     for i in range(0, x.shape[0], batch):
-        xb = x[i:i + batch]
+        xb = x[i : i + batch]
         rows = np.arange(i, i + len(xb))
         out += [(i + s.row, s) for s in bank.update(FeatureBatch(names, xb, rows, np.full(len(xb), np.nan)))]
     return out
@@ -49,8 +56,9 @@ def test_calibrated_defaults_stay_quiet_on_a_million_stationary_values(dist: str
     gen = GENERATORS[dist]
     prof = build_profile({"f0": gen(rng, 50_000).tolist()}, source=dist)
     params = calibrate(prof, false_alarms_per_million=1.0, values=300_000, seed=1)
-    cfg = BankConfig(per_feature={f: FeatureParams(**p) for f, p in params.items()},
-                     window_tests={"enabled": False})
+    cfg = BankConfig(
+        per_feature={f: FeatureParams(**p) for f, p in params.items()}, window_tests=WindowTestConfig(enabled=False)
+    )
     sigs = run_bank(DetectorBank(cfg, prof), gen(rng, 1_000_000).reshape(-1, 1))
     # the target: at most 1 false drift event per million values (measured rates are ~0.1)
     assert len([s for _, s in sigs if s.status == "drift"]) <= 1
@@ -60,10 +68,11 @@ def test_calibrated_thresholds_still_catch_a_one_sigma_shift() -> None:
     rng = np.random.default_rng(3)
     prof = build_profile({"f0": rng.standard_t(3, 50_000).tolist()}, source="t3")
     params = calibrate(prof, values=300_000)
-    cfg = BankConfig(per_feature={f: FeatureParams(**p) for f, p in params.items()},
-                     window_tests={"enabled": False})
+    cfg = BankConfig(
+        per_feature={f: FeatureParams(**p) for f, p in params.items()}, window_tests=WindowTestConfig(enabled=False)
+    )
     x = rng.standard_t(3, 20_000)
-    x[10_000:] += prof.features["f0"].std
+    x[10_000:] += prof.features["f0"].std  # type: ignore[union-attr]
     sigs = run_bank(DetectorBank(cfg, prof), x.reshape(-1, 1))
     first = min(r for r, s in sigs if s.status == "drift")
     assert 10_000 <= first < 10_300
@@ -71,7 +80,7 @@ def test_calibrated_thresholds_still_catch_a_one_sigma_shift() -> None:
 
 def test_sampling_like_the_reference_keeps_discrete_values_discrete() -> None:
     prof = build_profile({"k": np.random.default_rng(0).poisson(2, 10_000).tolist()}, source="t")
-    draws = sample_like(prof.features["k"], 10_000, np.random.default_rng(1))
+    draws = sample_like(prof.features["k"], 10_000, np.random.default_rng(1))  # type: ignore[arg-type]
     assert np.all(draws == np.round(draws)) and abs(draws.mean() - 2) < 0.1
 
 
@@ -79,13 +88,27 @@ def test_calibrate_command_writes_a_config_that_runs(tmp_path) -> None:
     rng = np.random.default_rng(5)
     prof = build_profile({"a": rng.normal(size=5000).tolist(), "c": rng.choice(list("xyz"), 5000).tolist()}, source="t")
     (tmp_path / "p.json").write_text(prof.model_dump_json())
-    assert main(["calibrate", "--reference", str(tmp_path / "p.json"), "--out", str(tmp_path / "c.yaml"),
-                 "--values", "100000"]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                "--reference",
+                str(tmp_path / "p.json"),
+                "--out",
+                str(tmp_path / "c.yaml"),
+                "--values",
+                "100000",
+            ]
+        )
+        == 0
+    )
     cfg = load_config(tmp_path / "c.yaml")
     assert cfg.reference == str(tmp_path / "p.json")
     assert set(cfg.detectors.per_feature) == {"a"}
-    assert 10 <= cfg.detectors.per_feature["a"].page_hinkley_threshold <= 500
-    assert yaml.safe_load((tmp_path / "c.yaml").read_text())["detectors"]["per_feature"]["a"]["adwin_delta"] <= 0.002  # never looser than river's default
+    assert 10 <= cfg.detectors.per_feature["a"].page_hinkley_threshold <= 500  # type: ignore[operator]
+    assert (
+        yaml.safe_load((tmp_path / "c.yaml").read_text())["detectors"]["per_feature"]["a"]["adwin_delta"] <= 0.002
+    )  # never looser than river's default
 
 
 def test_per_feature_parameters_need_the_kernels() -> None:
@@ -103,8 +126,11 @@ def test_family_wise_control_across_features() -> None:
 def test_window_test_hysteresis_and_severity() -> None:
     rng = np.random.default_rng(6)
     prof = build_profile({"f0": rng.normal(size=50_000).tolist()}, source="t")
-    cfg = BankConfig(adwin={"enabled": False}, page_hinkley={"enabled": False},
-                     window_tests={"window_events": 2000, "numeric_tests": ["ks"], "quality_tests": []})
+    cfg = BankConfig(
+        adwin=ADWINConfig(enabled=False),
+        page_hinkley=PageHinkleyConfig(enabled=False),
+        window_tests=WindowTestConfig(window_events=2000, numeric_tests=["ks"], quality_tests=[]),
+    )
     bank = DetectorBank(cfg, prof)
     x = np.r_[rng.normal(size=4000), rng.normal(size=4000) + 1.0, rng.normal(size=6000)].reshape(-1, 1)
     sigs = [s for _, s in run_bank(bank, x, batch=1000)]
@@ -114,11 +140,16 @@ def test_window_test_hysteresis_and_severity() -> None:
 
 
 # ---------------------------------------------------------------------------- the rate fit
+def _fitted(fit: LogRateFit | None) -> LogRateFit:
+    assert fit is not None, "the counts pin a line"
+    return fit
+
+
 def test_poisson_fit_recovers_a_known_line_from_noisy_counts() -> None:
     rng = np.random.default_rng(11)
     xs = np.log(1.0 / np.array([0.2, 0.05, 0.01, 0.002]))
     a, b, exposure = -5.5, -1.2, 1e6
-    fits = [fit_log_rate(xs, rng.poisson(exposure * np.exp(a + b * xs)), exposure) for _ in range(300)]
+    fits = [_fitted(fit_log_rate(xs, rng.poisson(exposure * np.exp(a + b * xs)), exposure)) for _ in range(300)]
     slopes = np.array([f.slope for f in fits])
     intercepts = np.array([f.intercept for f in fits])
     assert abs(slopes.mean() - b) < 0.02 and abs(intercepts.mean() - a) < 0.05  # unbiased
@@ -152,7 +183,7 @@ def test_standard_error_of_the_extrapolation_matches_its_spread() -> None:
     preds, ses, phis = [], [], []
     for _ in range(300):
         per_block = rng.poisson(rows / blocks * rates, size=(blocks, xs.size))
-        f = fit_log_rate(xs, per_block.sum(axis=0), rows, per_block)
+        f = _fitted(fit_log_rate(xs, per_block.sum(axis=0), rows, per_block))
         preds.append(f.log_rate(x_far))
         ses.append(f.log_rate_se(x_far))
         phis.append(f.dispersion)
@@ -161,16 +192,18 @@ def test_standard_error_of_the_extrapolation_matches_its_spread() -> None:
     assert np.median(phis) < 1.3  # Poisson counts: no over-dispersion found
     # clustered alarms (each event counted twice) must widen the error by about sqrt(2)
     per_block = 2 * rng.poisson(rows / blocks * rates / 2, size=(blocks, xs.size))
-    f2 = fit_log_rate(xs, per_block.sum(axis=0), rows, per_block)
-    f1 = fit_log_rate(xs, per_block.sum(axis=0), rows)
+    f2 = _fitted(fit_log_rate(xs, per_block.sum(axis=0), rows, per_block))
+    f1 = _fitted(fit_log_rate(xs, per_block.sum(axis=0), rows))
     assert f2.dispersion > 1.4 and f2.log_rate_se(x_far) > 1.15 * f1.log_rate_se(x_far)
 
 
 def test_adwin_decision_is_a_one_sided_test_against_rivers_delta() -> None:
     cap, share = 0.002, 0.5e-6
     x_cap = math.log(1.0 / cap)
+
     def fit_at(rate_at_cap: float, se: float) -> LogRateFit:
         return LogRateFit(intercept=math.log(rate_at_cap) + 1.2 * x_cap, slope=-1.2, x0=x_cap, cov=(se * se, 0.0, 0.0))
+
     assert adwin_decision(fit_at(0.45e-6, 0.4), share, cap) == ("cap", cap)  # within the share
     assert adwin_decision(fit_at(0.9e-6, 0.4), share, cap)[0] == "more"  # z = 1.5: not shown
     verdict, delta = adwin_decision(fit_at(1.2e-6, 0.4), share, cap)  # z = 2.2: too loose
@@ -207,7 +240,7 @@ def test_calibrated_delta_lands_where_the_long_run_rate_meets_the_share() -> Non
     # 0.002 lifted by a looser configured delta: measure the long-run rate at two deltas
     # around the answer over 50 million values and interpolate.
     prof = _normal_profile(4, 25)
-    config = BankConfig(adwin={"delta": 0.05})
+    config = BankConfig(adwin=ADWINConfig(delta=0.05))
     params = calibrate(prof, config, false_alarms_per_million=3.0, values=1_000_000, seed=26)
     got = math.exp(np.mean([math.log(p["adwin_delta"]) for p in params.values()]))
     share = 1.5e-6

@@ -55,8 +55,12 @@ def test_both_backends_satisfy_the_protocol(cls: type) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_change_detector_picks_the_backend_with_the_schema_defaults(kind: str, backend: str) -> None:
     det = change_detector(kind, backend, 3)  # type: ignore[arg-type]
-    expected = {("adwin", "kernel"): ADWIN, ("adwin", "river"): RiverADWIN,
-                ("page_hinkley", "kernel"): PageHinkley, ("page_hinkley", "river"): RiverPageHinkley}
+    expected = {
+        ("adwin", "kernel"): ADWIN,
+        ("adwin", "river"): RiverADWIN,
+        ("page_hinkley", "kernel"): PageHinkley,
+        ("page_hinkley", "river"): RiverPageHinkley,
+    }
     assert type(det) is expected[kind, backend] and det.n_features == 3
     # the defaults are the schema's (ours, not river's: they differ for ADWIN's delta and Page-Hinkley)
     default = {"adwin": ADWINConfig(), "page_hinkley": PageHinkleyConfig()}[kind]
@@ -151,10 +155,12 @@ def test_every_per_feature_field_reaches_a_detector() -> None:
 def _bank_signals(bank: DetectorBank, x: np.ndarray, names: list[str]) -> list[tuple]:
     out = []
     for i in range(0, len(x), 700):
-        xb = x[i:i + 700]
+        xb = x[i : i + 700]
         rows = np.arange(i, i + len(xb))
-        out += [(i + s.row, s.feature, s.detector, s.status, s.statistic)
-                for s in bank.update(FeatureBatch(names, xb, rows, np.full(len(xb), np.nan)))]
+        out += [
+            (i + s.row, s.feature, s.detector, s.status, s.statistic)
+            for s in bank.update(FeatureBatch(names, xb, rows, np.full(len(xb), np.nan)))
+        ]
     return out
 
 
@@ -167,7 +173,12 @@ def test_per_feature_parameters_match_a_bank_with_those_parameters_everywhere() 
     tuned = {"adwin_delta": 0.2, "page_hinkley_threshold": 8.0, "page_hinkley_delta": 0.1}
     per_feature = _bank_signals(DetectorBank(BankConfig(per_feature={"b": FeatureParams(**tuned)})), x, names)
     everywhere = _bank_signals(
-        DetectorBank(BankConfig(adwin={"delta": 0.2}, page_hinkley={"threshold": 8.0, "delta": 0.1})), x, names)
+        DetectorBank(
+            BankConfig(adwin=ADWINConfig(delta=0.2), page_hinkley=PageHinkleyConfig(threshold=8.0, delta=0.1))
+        ),
+        x,
+        names,
+    )
     default = _bank_signals(DetectorBank(BankConfig()), x, names)
 
     def only(sigs: list[tuple], feature: str) -> list[tuple]:

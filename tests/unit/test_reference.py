@@ -12,7 +12,14 @@ import pytest
 
 from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.profile import build_profile
-from driftsentinel.schemas import BankConfig, FeatureBatch, SidecarConfig, WindowTestConfig
+from driftsentinel.schemas import (
+    ADWINConfig,
+    BankConfig,
+    FeatureBatch,
+    PageHinkleyConfig,
+    SidecarConfig,
+    WindowTestConfig,
+)
 from driftsentinel.schemas.profile import ProfileError, ReferenceProfile, load_profile
 from driftsentinel.stream.baseline import make_profile, read_rows
 from driftsentinel.stream.cli import main
@@ -28,8 +35,16 @@ def training_csv(path: Path, n: int = 20_000, seed: int = 0) -> None:
         w.writerow(["x1", "x2", "x3", "income", "country", "vip"])
         for _ in range(n):
             income = "" if rng.random() < 0.01 else f"{rng.lognormal(10, 0.5):.2f}"
-            w.writerow([f"{rng.normal():.6f}", f"{rng.normal(5, 2):.6f}", int(rng.poisson(3)), income,
-                        COUNTRIES[rng.choice(5, p=[0.4, 0.2, 0.2, 0.1, 0.1])], rng.random() < 0.3])
+            w.writerow(
+                [
+                    f"{rng.normal():.6f}",
+                    f"{rng.normal(5, 2):.6f}",
+                    int(rng.poisson(3)),
+                    income,
+                    COUNTRIES[rng.choice(5, p=[0.4, 0.2, 0.2, 0.1, 0.1])],
+                    rng.random() < 0.3,
+                ]
+            )
 
 
 def live_events(n: int = 30_000, change_at: int = 10_000, seed: int = 1) -> list[dict]:
@@ -62,11 +77,17 @@ def profile_path(tmp_path_factory) -> Path:
 def test_profile_types_and_round_trip(profile_path: Path) -> None:
     prof = load_profile(profile_path)
     kinds = {n: p.kind for n, p in prof.features.items()}
-    assert kinds == {"x1": "numeric", "x2": "numeric", "x3": "numeric", "income": "numeric",
-                     "country": "categorical", "vip": "categorical"}
-    assert set(prof.features["vip"].frequencies) == {"true", "false"}
+    assert kinds == {
+        "x1": "numeric",
+        "x2": "numeric",
+        "x3": "numeric",
+        "income": "numeric",
+        "country": "categorical",
+        "vip": "categorical",
+    }
+    assert set(prof.features["vip"].frequencies) == {"true", "false"}  # type: ignore[union-attr]
     assert prof.features["income"].missing_ratio == pytest.approx(0.01, abs=0.003)
-    assert len(prof.features["x1"].quantiles) == 101
+    assert len(prof.features["x1"].quantiles) == 101  # type: ignore[union-attr]
     assert ReferenceProfile.model_validate_json(prof.model_dump_json()) == prof
 
 
@@ -99,11 +120,12 @@ def test_shape_change_caught_by_ks_psi_not_by_mean_detectors() -> None:
     prof = build_profile({"x": train.tolist()}, source="t")
     bank = DetectorBank(BankConfig(), prof)
     # bimodal with the same mean (0) and variance (1): +-0.95 with sd 0.312
-    live = np.r_[rng.normal(size=10_000),
-                 rng.choice([-0.95, 0.95], size=20_000) + rng.normal(scale=0.312, size=20_000)].reshape(-1, 1)
+    live = np.r_[
+        rng.normal(size=10_000), rng.choice([-0.95, 0.95], size=20_000) + rng.normal(scale=0.312, size=20_000)
+    ].reshape(-1, 1)
     sigs = []
     for i in range(0, live.shape[0], 2048):
-        xb = live[i:i + 2048]
+        xb = live[i : i + 2048]
         rows = np.arange(i, i + len(xb))
         sigs += [(i + s.row, s.detector) for s in bank.update(FeatureBatch(["x"], xb, rows, np.full(len(xb), np.nan)))]
     detectors = {d for _, d in sigs}
@@ -115,10 +137,11 @@ def test_shape_change_caught_by_ks_psi_not_by_mean_detectors() -> None:
 @pytest.mark.parametrize("window", [500, 200_000])
 def test_stationary_windows_stay_quiet_small_and_large(window: int) -> None:
     rng = np.random.default_rng(7)
-    prof = build_profile({"x": rng.normal(size=100_000).tolist(), "c": rng.choice(list("abcd"), 100_000).tolist()},
-                         source="t")
+    prof = build_profile(
+        {"x": rng.normal(size=100_000).tolist(), "c": rng.choice(list("abcd"), 100_000).tolist()}, source="t"
+    )
     # (ADWIN, rightly, finds a persistent 0.02-sigma shift given 200,000 values: it is off here)
-    cfg = BankConfig(window_tests=WindowTestConfig(window_events=window), adwin={"enabled": False})
+    cfg = BankConfig(window_tests=WindowTestConfig(window_events=window), adwin=ADWINConfig(enabled=False))
     bank = DetectorBank(cfg, prof)
     n = 400_000
     x = rng.normal(size=(n, 1))
@@ -127,16 +150,22 @@ def test_stationary_windows_stay_quiet_small_and_large(window: int) -> None:
     out = []
     for i in range(0, n, 20_000):
         rows = np.arange(i, i + 20_000)
-        out += bank.update(FeatureBatch(["x"], x[i:i + 20_000], rows, np.full(20_000, np.nan),
-                                        cat_names=["c"], cat_values=c[i:i + 20_000]))
+        out += bank.update(
+            FeatureBatch(
+                ["x"], x[i : i + 20_000], rows, np.full(20_000, np.nan), cat_names=["c"], cat_values=c[i : i + 20_000]
+            )
+        )
     assert out == []
 
 
 def test_half_sigma_shift_found_even_in_small_windows() -> None:
     rng = np.random.default_rng(8)
     prof = build_profile({"x": rng.normal(size=50_000).tolist()}, source="t")
-    cfg = BankConfig(window_tests=WindowTestConfig(window_events=500),
-                     adwin={"enabled": False}, page_hinkley={"enabled": False})
+    cfg = BankConfig(
+        window_tests=WindowTestConfig(window_events=500),
+        adwin=ADWINConfig(enabled=False),
+        page_hinkley=PageHinkleyConfig(enabled=False),
+    )
     bank = DetectorBank(cfg, prof)
     x = np.r_[rng.normal(size=2000), rng.normal(size=2000) + 0.5].reshape(-1, 1)
     rows = np.arange(4000)
@@ -152,8 +181,16 @@ def test_error_rate_rise_is_one_concept_drift_event(tmp_path: Path) -> None:
         p_wrong = 0.1 if i < 20_000 else 0.3
         label = bool(rng.random() < 0.5)
         pred = label if rng.random() >= p_wrong else not label
-        lines.append(json.dumps({"model": "m", "features": {"x": float(rng.normal())},
-                                 "prediction": "yes" if pred else "no", "label": "yes" if label else "no"}))
+        lines.append(
+            json.dumps(
+                {
+                    "model": "m",
+                    "features": {"x": float(rng.normal())},
+                    "prediction": "yes" if pred else "no",
+                    "label": "yes" if label else "no",
+                }
+            )
+        )
     path = tmp_path / "labels.jsonl"
     path.write_text("\n".join(lines) + "\n")
     out = io.StringIO()
@@ -173,8 +210,9 @@ def test_type_error_is_an_alert_not_a_crash() -> None:
     cats = np.full((1000, 1), None, dtype=object)
     cats[::20, 0] = "unknown"  # 5% strings where training had numbers
     vals[::20, 0] = np.nan
-    sigs = bank.update(FeatureBatch(["age"], vals, np.arange(1000), np.full(1000, np.nan),
-                                    cat_names=["age"], cat_values=cats))
+    sigs = bank.update(
+        FeatureBatch(["age"], vals, np.arange(1000), np.full(1000, np.nan), cat_names=["age"], cat_values=cats)
+    )
     assert [(s.feature, s.detector) for s in sigs if s.detector == "type_error"] == [("age", "type_error")]
 
 
@@ -214,7 +252,7 @@ def test_readers_csv_jsonl(tmp_path: Path) -> None:
     rows = list(read_rows(tmp_path / "a.csv"))
     assert rows[0] == {"n": 1, "b": "True", "s": "x"} and rows[2]["n"] is None
     prof = make_profile(rows, "a.csv")
-    assert prof.features["b"].frequencies == pytest.approx({"true": 2 / 3, "false": 1 / 3})
+    assert prof.features["b"].frequencies == pytest.approx({"true": 2 / 3, "false": 1 / 3})  # type: ignore[union-attr]
     (tmp_path / "b.jsonl").write_text('{"features": {"n": 1}, "prediction": 0.5}\n{"n": 2}\n')
     rows = list(read_rows(tmp_path / "b.jsonl"))
     assert rows == [{"n": 1, "@prediction": 0.5}, {"n": 2}]
@@ -232,7 +270,7 @@ def test_parquet_training_data(tmp_path: Path) -> None:
     assert main(["baseline", "--input", str(tmp_path / "t.parquet"), "--out", str(tmp_path / "p.json")]) == 0
     prof = load_profile(tmp_path / "p.json")
     assert {n: p.kind for n, p in prof.features.items()} == {"x": "numeric", "c": "categorical", "flag": "categorical"}
-    assert set(prof.features["flag"].frequencies) == {"true", "false"}
+    assert set(prof.features["flag"].frequencies) == {"true", "false"}  # type: ignore[union-attr]
 
 
 def test_offline_parquet_rows_for_skew(tmp_path: Path) -> None:
@@ -242,22 +280,40 @@ def test_offline_parquet_rows_for_skew(tmp_path: Path) -> None:
     from driftsentinel.stream.skew_loop import read_offline_file
 
     pq.write_table(pa.table({"id": ["a", "b"], "ts": [1.0, 2.0], "latency": [0.5, 0.7]}), tmp_path / "o.parquet")
-    assert list(read_offline_file(tmp_path / "o.parquet")) == [("a", {"latency": 0.5}, 1.0), ("b", {"latency": 0.7}, 2.0)]
+    assert list(read_offline_file(tmp_path / "o.parquet")) == [
+        ("a", {"latency": 0.5}, 1.0),
+        ("b", {"latency": 0.7}, 2.0),
+    ]
 
 
 def test_booleans_spelled_any_way_get_the_same_codes(tmp_path: Path) -> None:
-    (tmp_path / "t.csv").write_text("flag,vip\n" + "".join(f"{i % 2},{'True' if i % 3 else 'False'}\n" for i in range(3000)))
+    (tmp_path / "t.csv").write_text(
+        "flag,vip\n" + "".join(f"{i % 2},{'True' if i % 3 else 'False'}\n" for i in range(3000))
+    )
     (tmp_path / "c.yaml").write_text("detectors:\n  types: {flag: categorical}\n")
-    assert main(["baseline", "--input", str(tmp_path / "t.csv"), "--config", str(tmp_path / "c.yaml"),
-                 "--out", str(tmp_path / "p.json")]) == 0
+    assert (
+        main(
+            [
+                "baseline",
+                "--input",
+                str(tmp_path / "t.csv"),
+                "--config",
+                str(tmp_path / "c.yaml"),
+                "--out",
+                str(tmp_path / "p.json"),
+            ]
+        )
+        == 0
+    )
     prof = load_profile(tmp_path / "p.json")
-    assert set(prof.features["flag"].frequencies) == {"true", "false"} == set(prof.features["vip"].frequencies)
+    assert set(prof.features["flag"].frequencies) == {"true", "false"} == set(prof.features["vip"].frequencies)  # type: ignore[union-attr]
     bank = DetectorBank(BankConfig(window_tests=WindowTestConfig(window_events=1000)), prof)
     n = 3000
     cats = np.empty((n, 2), dtype=object)
     cats[:, 0] = ["true" if i % 2 else "false" for i in range(n)]  # JSON booleans arrive as "true"/"false"
     cats[:, 1] = ["true" if i % 3 else "false" for i in range(n)]
-    sigs = bank.update(FeatureBatch([], np.zeros((n, 0)), np.arange(n), np.full(n, np.nan),
-                                    cat_names=["flag", "vip"], cat_values=cats))
+    sigs = bank.update(
+        FeatureBatch([], np.zeros((n, 0)), np.arange(n), np.full(n, np.nan), cat_names=["flag", "vip"], cat_values=cats)
+    )
     assert sigs == []
-    assert bank.monitor.vocab["flag"].categories[:2] == list(prof.features["flag"].frequencies)
+    assert bank.monitor.vocab["flag"].categories[:2] == list(prof.features["flag"].frequencies)  # type: ignore[union-attr]

@@ -9,16 +9,13 @@ import pytest
 from river import drift
 
 import driftsentinel.detectors as detectors
-import driftsentinel.detectors._state
-import driftsentinel.detectors.adwin
-import driftsentinel.detectors.page_hinkley
-import driftsentinel.detectors.river_backend
-import driftsentinel.detectors.sketches
 from driftsentinel.detectors import RiverADWIN, RiverPageHinkley
 
 
-@pytest.mark.parametrize("module", [detectors, detectors.adwin, detectors.page_hinkley, detectors.sketches,
-                                    detectors.river_backend, detectors._state])
+@pytest.mark.parametrize(
+    "module",
+    [detectors, detectors.adwin, detectors.page_hinkley, detectors.sketches, detectors.river_backend, detectors._state],
+)
 def test_doctests(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0

@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from driftsentinel.schemas import ConfigError, DriftEvent, FeatureEvent, InvalidEvent, SidecarConfig, decode_event, load_config
+from driftsentinel.schemas import (
+    ConfigError,
+    DriftEvent,
+    FeatureEvent,
+    InvalidEvent,
+    SidecarConfig,
+    decode_event,
+    load_config,
+)
 from driftsentinel.schemas.alerts import make_event_id
 from driftsentinel.schemas.events import MAX_EVENT_BYTES
 
@@ -61,8 +69,20 @@ def test_invalid_events_have_a_reason(raw: bytes | None, reason: str) -> None:
 def test_drift_event_schema_has_the_contract_fields() -> None:
     schema = DriftEvent.model_json_schema()
     for name in (
-        "event_id", "schema_version", "model", "feature", "detector", "status", "severity", "statistic",
-        "threshold", "source", "event_time", "detected_at", "window", "reference",
+        "event_id",
+        "schema_version",
+        "model",
+        "feature",
+        "detector",
+        "status",
+        "severity",
+        "statistic",
+        "threshold",
+        "source",
+        "event_time",
+        "detected_at",
+        "window",
+        "reference",
     ):
         assert name in schema["properties"], name
     assert set(schema["properties"]["status"]["enum"]) == {"drift", "resolved"}

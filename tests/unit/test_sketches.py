@@ -16,8 +16,14 @@ from driftsentinel.detectors._state import to_builtin
 
 def data(seed: int, n: int, F: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    cols = [rng.normal(0, 1, n), rng.lognormal(0, 2, n), -rng.exponential(5, n),
-            np.round(rng.normal(0, 3, n)), rng.normal(1e9, 1e6, n), rng.normal(0, 1e-6, n)]
+    cols = [
+        rng.normal(0, 1, n),
+        rng.lognormal(0, 2, n),
+        -rng.exponential(5, n),
+        np.round(rng.normal(0, 3, n)),
+        rng.normal(1e9, 1e6, n),
+        rng.normal(0, 1e-6, n),
+    ]
     X = np.stack([cols[i % len(cols)] for i in range(F)], axis=1) if F else np.zeros((n, 0))
     X[rng.random(X.shape) < 0.1] = np.nan
     return X
@@ -44,13 +50,18 @@ def check_against_numpy(s: FeatureSketch, X: np.ndarray) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 3000), F=st.integers(1, 6),
-       cut=st.floats(0, 1), batch=st.integers(1, 500))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 3000),
+    F=st.integers(1, 6),
+    cut=st.floats(0, 1),
+    batch=st.integers(1, 500),
+)
 def test_matches_numpy_and_merge_equals_whole(seed, n, F, cut, batch):
     X = data(seed, n, F)
     whole = FeatureSketch(F)
     for a in range(0, n, batch):
-        whole.update(X[a:a + batch])
+        whole.update(X[a : a + batch])
     check_against_numpy(whole, X)
     c = int(cut * n)
     left, right = FeatureSketch(F), FeatureSketch(F)
@@ -100,6 +111,7 @@ def test_zero_negatives_extremes_reset_add_features():
 
 def check_limited_bound(s: FeatureSketch, X: np.ndarray) -> None:
     """The documented bound with ``bin_limit``: relative ``alpha`` down to ``M / R``, absolute ``M / R`` below."""
+    assert s.bin_limit is not None
     gamma = (1 + s.alpha) / (1 - s.alpha)
     R = gamma ** ((s.bin_limit - 2) / 2)
     for f in range(X.shape[1]):
@@ -118,23 +130,29 @@ def check_limited_bound(s: FeatureSketch, X: np.ndarray) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 3000), F=st.integers(1, 6),
-       cut=st.floats(0, 1), batch=st.integers(1, 500), limit=st.sampled_from([2, 16, 300, 1024]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 3000),
+    F=st.integers(1, 6),
+    cut=st.floats(0, 1),
+    batch=st.integers(1, 500),
+    limit=st.sampled_from([2, 16, 300, 1024]),
+)
 def test_bin_limit_keeps_its_bound_and_merges_exactly(seed, n, F, cut, batch, limit):
     X = data(seed, n, F)
     rng = np.random.default_rng(seed)
     X[rng.random(X.shape) < 0.05] = 1e-11 * rng.standard_normal()  # tiny magnitudes, far below the top
     whole = FeatureSketch(F, alpha=0.02, bin_limit=limit)
     for a in range(0, n, batch):
-        whole.update(X[a:a + batch])
+        whole.update(X[a : a + batch])
     check_limited_bound(whole, X)
     # the collapse depends only on the largest key: order, batching and merging do not matter
     c = int(cut * n)
     left, right = FeatureSketch(F, alpha=0.02, bin_limit=limit), FeatureSketch(F, alpha=0.02, bin_limit=limit)
     right.update(X[c:])
     left.update(X[:c])
-    for a, b in ((left.take(np.arange(F)), right), (right.take(np.arange(F)), left)):
-        merged = a.merge(b)
+    for one, other in ((left.take(np.arange(F)), right), (right.take(np.arange(F)), left)):
+        merged = one.merge(other)
         np.testing.assert_array_equal(merged._bins, whole._bins)
         np.testing.assert_array_equal(merged._lo, whole._lo)
     # a state round trip, and a dense sketch's state re-read under the limit, give the same sketch
@@ -187,7 +205,9 @@ def old_sparse_state(s: FeatureSketch) -> dict:
     state = {k: v for k, v in s.state_dict().items() if not k.startswith("span_") and k != "bin_limit"}
     for sg, sign in enumerate(("pos", "neg")):
         f, t = np.nonzero(s._bins[:, sg])
-        state.update({f"{sign}_feature": f, f"{sign}_key": t + s._lo[f, sg], f"{sign}_count": s._bins[f, sg, t].astype(np.int64)})
+        state.update(
+            {f"{sign}_feature": f, f"{sign}_key": t + s._lo[f, sg], f"{sign}_count": s._bins[f, sg, t].astype(np.int64)}
+        )
     return state
 
 
