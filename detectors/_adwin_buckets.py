@@ -19,41 +19,75 @@ _MAX_LEVELS = 64
 _POW2 = np.array([float(2**i) for i in range(_MAX_LEVELS)], dtype=np.float64)
 _POW2INV = np.array([2.0 ** -i for i in range(_MAX_LEVELS)], dtype=np.float64)
 
+# Named slots of the kernels' per-feature state (numba folds these module-level integers
+# into the indices at compile time: no cost over literal numbers).
+# A certificate (adwin.py: the high levels' group ``grp[f, :]``; the lockstep kernel: one
+# per lane, ``C[:, lane]``), see _GROUP_NOTE in adwin.py: it says every cut it covers
+# stays below river's bound while A dW + B |dT - mu dW| + (M - M0) < SLACK.
+CERT_VALID = 0  # 0: none; 1: valid (lockstep: 2, valid but to be extended by newer cuts)
+CERT_W = 1  # the width W0 it was made at
+CERT_T = 2  # the total T0 then
+CERT_M = 3  # the rounding margin M0 then
+CERT_MU = 4  # the mean T0 / W0
+CERT_A = 5
+CERT_B = 6
+CERT_SLACK = 7
+CERT_WAKE = 8  # valid for W below this (a cut not yet testable becomes testable there)
+CERT_NEWEST = 9  # (lockstep) the newest cut position it covers
+CERT_SLOTS = 10
+# A level's certificate in adwin.py (``cachef[f, k, :]``), see _FILTER_NOTE there: the
+# level is safe while LEVEL_A dW + LEVEL_B |dT - mu dW| + (M - M0) < LEVEL_MARGIN
+LEVEL_W = 0  # W0 at the level's last check
+LEVEL_T = 1  # T0 then (mu = T0 / W0)
+LEVEL_M = 2  # the rounding margin M0 then
+LEVEL_MARGIN = 3  # the smallest margin to river's bound over its cuts (-1: none cached)
+LEVEL_A = 4  # max |te - pp mu| over its cuts, padded
+LEVEL_B = 5  # the largest cut position pp
+LEVEL_WAKE = 6  # W at which a cut not yet testable becomes testable
+DP_CACHE = 7  # delta_prime's cache: level 0 holds the W it was computed at, level 1 its value
+LEVEL_SLOTS = 8
+# The running width / total / variance / sum |x| of a window, in that order, in the
+# kernels' per-feature (or per-lane) blocks
+RUN_W = 0
+RUN_T = 1
+RUN_V = 2
+RUN_A = 3
 
-def _shape(n: int, mb: int) -> list[tuple[int, int]]:
+
+def _shape(n: int, max_buckets: int) -> list[tuple[int, int]]:
     """River's bucket shape after ``n`` inserts since a reset: ``[(lo_k, hi_k)]`` per level."""
     out = [(0, 0)] if n == 0 else []
     a = n
     while a > 0:
-        g = max(0, (a - mb + 1) // 2)
+        g = max(0, (a - max_buckets + 1) // 2)
         out.append((2 * g, a))
         a = g
     return out
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _received(n, mb, k):  # pragma: no cover - numba
+def _received(n, max_buckets, k):  # pragma: no cover - numba
     # a_k, the buckets level k has received after n values since the reset (closed form,
     # checked in docs/kernels.md)
-    return max(((n + mb - 1) >> k) - mb + 1, 0)
+    return max(((n + max_buckets - 1) >> k) - max_buckets + 1, 0)
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _merged(a, mb):  # pragma: no cover - numba
+def _merged(a, max_buckets):  # pragma: no cover - numba
     # the pairs a level that received a buckets has merged away (= a_{k+1})
-    g = a - mb + 1
+    g = a - max_buckets + 1
     return (g >> 1) if g > 0 else 0
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _live_ranges(n, mb, lo, hi):  # pragma: no cover - numba
+def _live_ranges(n, max_buckets, lo, hi):  # pragma: no cover - numba
     # river's live buckets after n values since the reset: level k has received a_k buckets
     # (a_0 = n, _received) and merged g_k = a_{k+1} pairs away (_merged), so it holds
     # [lo[k], hi[k]) = [2 g_k, a_k); returns the number of levels (a level exists while a_k > 0).
     a = n
     nl = 0
     while a > 0:
-        g = _merged(a, mb)
+        g = _merged(a, max_buckets)
         lo[nl] = 2 * g
         hi[nl] = a
         a = g
@@ -113,14 +147,15 @@ def _carry(tot, var, tend, f, j2, kk, te, rmask, pow2, pow2inv):  # pragma: no c
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _river_scan(tot, var, f, lo, hi, nl, W, T, V, mw, dlt, rmask, pow2, pow2inv):  # pragma: no cover - numba
+def _river_scan(tot, var, f, lo, hi, nl, W, T, V, min_window_length, delta, rmask, pow2,
+                pow2inv):  # pragma: no cover - numba
     """river's ``detect_change`` on the live buckets ``[lo[k], hi[k])`` of levels ``0..nl-1``,
     with its deletions (``lo`` is advanced in place): ``(change, width, total, variance)``."""
     change = False
     reduce_width = True
     while reduce_width:
         reduce_width = False
-        delta_prime = math.log(2.0 * math.log(W) / dlt)
+        delta_prime = math.log(2.0 * math.log(W) / delta)
         vw = V / W
         n0 = 0.0
         n1 = W
@@ -139,9 +174,9 @@ def _river_scan(tot, var, f, lo, hi, nl, W, T, V, mw, dlt, rmask, pow2, pow2inv)
                 if idx == 0 and kk == c - 1:
                     stop = True
                     break
-                if n1 >= mw and n0 >= mw:
+                if n1 >= min_window_length and n0 >= min_window_length:
                     delta_mean = (u0 / n0) - (u1 / n1)
-                    m_recip = 1.0 / (n0 - mw + 1.0) + 1.0 / (n1 - mw + 1.0)
+                    m_recip = 1.0 / (n0 - min_window_length + 1.0) + 1.0 / (n1 - min_window_length + 1.0)
                     epsilon = math.sqrt(2.0 * m_recip * vw * delta_prime) + 2.0 / 3.0 * delta_prime * m_recip
                     if abs(delta_mean) > epsilon:
                         reduce_width = True

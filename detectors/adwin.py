@@ -56,8 +56,42 @@ import numba as nb
 import numpy as np
 from numpy.typing import ArrayLike
 
-from driftsentinel.detectors._adwin_buckets import (_MAX_LEVELS, _POW2, _POW2INV, _carry, _increment, _last, _live_ranges,
-                                      _merge, _put, _river_scan, _shape)
+from driftsentinel.detectors._adwin_buckets import (
+    _MAX_LEVELS,
+    _POW2,
+    _POW2INV,
+    CERT_A,
+    CERT_B,
+    CERT_M,
+    CERT_MU,
+    CERT_SLACK,
+    CERT_SLOTS,
+    CERT_T,
+    CERT_VALID,
+    CERT_W,
+    CERT_WAKE,
+    DP_CACHE,
+    LEVEL_A,
+    LEVEL_B,
+    LEVEL_M,
+    LEVEL_MARGIN,
+    LEVEL_SLOTS,
+    LEVEL_T,
+    LEVEL_W,
+    LEVEL_WAKE,
+    RUN_A,
+    RUN_T,
+    RUN_V,
+    RUN_W,
+    _carry,
+    _increment,
+    _last,
+    _live_ranges,
+    _merge,
+    _put,
+    _river_scan,
+    _shape,
+)
 from driftsentinel.detectors._adwin_lockstep import MAX_BUCKETS as LOCKSTEP_MAX_BUCKETS
 from driftsentinel.detectors._adwin_lockstep import SEG, lockstep_kernel, lockstep_plan, plan_rows, work_size
 from driftsentinel.detectors._hits import collect_hits, feature_indices
@@ -127,128 +161,77 @@ def _check_values(name: str, arr: np.ndarray) -> None:
 def _group_add(cachef, f, k, mu0, grow, gA, gB, gS, gW):  # pragma: no cover - numba
     # fold level k's certificate (its growth ``grow`` since it was cached) into the group's
     # A, B, min slack and wake-up width; see _GROUP_NOTE
-    mu = cachef[f, k, 1] / cachef[f, k, 0]
-    c5 = cachef[f, k, 5]
-    return (max(gA, cachef[f, k, 4] + c5 * (abs(mu0 - mu) + 1e-12 * (abs(mu) + abs(mu0)))),
-            max(gB, c5 * (1.0 + 1e-12)),
-            min(gS, cachef[f, k, 3] * (1.0 - 1e-12) - grow),
-            min(gW, cachef[f, k, 6]))
+    mu = cachef[f, k, LEVEL_T] / cachef[f, k, LEVEL_W]
+    b = cachef[f, k, LEVEL_B]
+    return (max(gA, cachef[f, k, LEVEL_A] + b * (abs(mu0 - mu) + 1e-12 * (abs(mu) + abs(mu0)))),
+            max(gB, b * (1.0 + 1e-12)),
+            min(gS, cachef[f, k, LEVEL_MARGIN] * (1.0 - 1e-12) - grow),
+            min(gW, cachef[f, k, LEVEL_WAKE]))
 
 
 # Few, big kernels on purpose: in numba, a call that passes arrays pays atomic
 # reference-count updates per array (~100 ns here), more than the work for one value, so
-# calls happen once per chunk of features (and array views are avoided inside).
+# calls happen once per chunk of features (and array views are avoided inside); the
+# helpers below are inlined into _chunk (numba's inline="always", measured free).
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _adwin_kernel(X, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins, Wa, Ta, Va, Aa,
-                  pending, n_det, flags, lo, hi, cachef, cachea, grp, pow2, pow2inv,
-                  use_filter):  # pragma: no cover - numba
-    # Returns the hits as (row, feature) pairs in stream order; ``flags`` is a zeroed
-    # scratch [rows, F] (only the cells of hits are written, and read back).
+def _adwin_kernel(X, params, state, rings, caches, lo, hi, flags, use_filter):  # pragma: no cover - numba
+    """All rows of batch ``X`` for every feature. ``params``: the per-feature arrays
+    (delta, clock, max_buckets, min_window_length, grace_period); ``state``: (count since
+    the reset, width, total, variance, sum |x|, reset due, detections); ``rings``: (tot,
+    var, tend, hist); ``caches``: (cachef, cachea, grp); ``lo`` / ``hi`` scratch per level;
+    ``flags`` a zeroed scratch [rows, F] (only the cells of hits are written, and read
+    back). Returns the hits as (row, feature) pairs in stream order."""
     rows, F = X.shape
     row_hits = np.zeros(rows, np.int64)
     n_hits = 0
     for c0 in range(0, F, _CHUNK):
         nf = min(_CHUNK, F - c0)
-        n_hits += _chunk(X, c0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins,
-                         Wa, Ta, Va, Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea, grp,
-                         pow2, pow2inv, use_filter)
+        n_hits += _chunk(X, c0, nf, params, state, rings, caches, lo, hi, flags, row_hits, use_filter)
     return collect_hits(flags, row_hits, rows, F, n_hits)
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hist, nins, Wa, Ta, Va,
-          Aa, pending, n_det, flags, row_hits, lo, hi, cachef, cachea, grp, pow2, pow2inv, use_filter,
-          ):  # pragma: no cover - numba
-    # features [fc0, fc0 + nf) over all rows, a tile of _TILE rows at a time (one call per
-    # chunk: each call with arrays costs atomic reference counts)
+def _chunk(X, fc0, nf, params, state, rings, caches, lo, hi, flags, row_hits,
+           use_filter):  # pragma: no cover - numba
+    # features [fc0, fc0 + nf) over all rows, a tile of _TILE rows at a time: pass 1 for the
+    # chunk (features innermost), then pass 2 feature by feature. State and per-row results
+    # live in in-kernel blocks of constant row stride (S: a feature's running width / total /
+    # variance / sum |x| and its values in the tile; RB: running total / variance / sum |x|
+    # per row): with few distinct arrays LLVM's run-time alias checks are cheap and it
+    # vectorises the feature loop for few features. Tiles keep RB in cache for pass 2.
+    # The argument tuples are unpacked here once: unpacked in the inlined helpers, they cost
+    # reference-count updates in the loops (measured 2x slower)
+    deltas, clocks, max_bucketss, min_window_lengths, grace_periods = params
+    nins, Wa, Ta, Va, Aa, pending, n_det = state
+    tot, var, tend, hist = rings
+    cachef, cachea, grp = caches
     rows = X.shape[0]
-    R = tot.shape[2]
-    rmask = R - 1
-    pmask = hist.shape[1] - 1
-    # ---- pass 1 over rows [r0, r1): width / total / variance (river's insert_element
-    # arithmetic) and sum |x|, features innermost so the divisions vectorise; it assumes no
-    # detection in the tile (pass 2 redoes a feature's tail after one). Tiles keep the
-    # per-row results in cache for pass 2.
-    # a feature due for river's reset starts from zero (rows before its next value are
-    # missing for it, so they leave that zero state alone)
-    # State and per-row results live in in-kernel blocks of constant row stride (S, and
-    # RB = running total / variance / sum |x| per row): with few distinct arrays LLVM's
-    # run-time alias checks are cheap and it vectorises the feature loop for few features.
     S = np.empty((5, _CHUNK))
     RB = np.empty((3, _TILE, _CHUNK))
     n_hits = 0
     for r0 in range(0, rows, _TILE):
         r1 = min(rows, r0 + _TILE)
-        for j in range(nf):
-            f = fc0 + j
-            p = pending[f]
-            S[0, j] = 0.0 if p else Wa[f]
-            S[1, j] = 0.0 if p else Ta[f]
-            S[2, j] = 0.0 if p else Va[f]
-            S[3, j] = 0.0 if p else Aa[f]
-            S[4, j] = 0.0
-        for i in range(r0, r1):
-            ii = i - r0
-            for f in range(nf):
-                x = X[i, fc0 + f]
-                ok = x == x
-                w0 = S[0, f]
-                t0 = S[1, f]
-                v0 = S[2, f]
-                a0 = S[3, f]
-                w = w0 + 1.0
-                v = v0 + _increment(w, t0, x)
-                t = t0 + x
-                a = a0 + abs(x)
-                RB[0, ii, f] = t
-                RB[1, ii, f] = v
-                RB[2, ii, f] = a
-                S[0, f] = w if ok else w0
-                S[1, f] = t if ok else t0
-                S[2, f] = v if ok else v0
-                S[3, f] = a if ok else a0
-                S[4, f] += 1.0 if ok else 0.0
-        for j in range(nf):
-            if S[4, j] > 0.0:  # else keep the read-outs (a pending feature's post-detection window)
-                f = fc0 + j
-                Wa[f] = S[0, j]
-                Ta[f] = S[1, j]
-                Va[f] = S[2, j]
-                Aa[f] = S[3, j]
-        # ---- pass 2: per feature, buckets (merge replay) and cut-point scans
+        _pass1(X, fc0, nf, r0, r1, pending, Wa, Ta, Va, Aa, S, RB)
+        # ---- pass 2, feature by feature: buckets (merge replay) and cut-point scans
         for jf in range(nf):
             f = fc0 + jf
-            mb = max_buckets[f]
-            ck = clock[f]
+            delta = deltas[f]
+            clock = clocks[f]
+            max_buckets = max_bucketss[f]
+            min_window_length = min_window_lengths[f]
+            grace_period = grace_periods[f]
             kg = 1  # the lowest level of the group certificate: changes at most every 8th scan
-            while (1 << kg) < 8 * ck:
+            while (1 << kg) < 8 * clock:
                 kg += 1
-            dlt = delta[f]
-            mw = mwl[f]
-            imw = int(math.ceil(mw)) if mw >= 1.0 else 1  # pp >= mw <=> pp >= imw (pp an integer)
-            gr = grace[f]
-            filt = use_filter and mw >= 1.0
+            # n0 >= min_window_length <=> n0 >= min_window_int (n0 an integer)
+            min_window_int = int(math.ceil(min_window_length)) if min_window_length >= 1.0 else 1
+            filt = use_filter and min_window_length >= 1.0
             n = nins[f]
             pend = pending[f]
-            nxt_scan = (n // ck + 1) * ck
-            # The unrolled insert path writes the level-0 and level-1 rings (and the level-0/1
-            # running totals) only where they can be read: river's live level-0 buckets are
-            # at most the newest mb values, its live level-1 buckets lie within the newest 3 mb
-            # (and the level-2 ones, always written, within the newest 7 mb), and
-            # they are read only at a scan or where this loop stops (the tile's end). qrow:
-            # the tile's rows from qrow on hold 3 mb of this feature's values (r0 - 1: fewer).
-            k1 = 3 * mb
-            if S[4, jf] == r1 - r0:
-                qrow = r1 - k1
-            else:
-                qrow = r0 - 1
-                cnt = 0
-                for rr in range(r1 - 1, r0 - 1, -1):
-                    if X[rr, f] == X[rr, f]:
-                        cnt += 1
-                        if cnt == k1:
-                            qrow = rr
-                            break
+            next_scan = (n // clock + 1) * clock
+            qrow = _qrow(X, f, r0, r1, S[_SEEN, jf], 3 * max_buckets)
+            rmask = tot.shape[2] - 1
+            pmask = hist.shape[1] - 1
             i = r0
             while True:
                 if pend:  # river resets on the update after a detection
@@ -258,194 +241,101 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                         break
                     pend = False
                     n = 0
-                    nxt_scan = ck
+                    next_scan = clock
                     for k in range(cachea.shape[1]):
                         cachea[f, k] = -1
-                    grp[f, 0] = 0.0
-                # insert values (level-0 buckets) until a scan is due; a bucket of any level is
-                # made as soon as its last value arrives (level-k bucket j from level-(k-1)
-                # buckets 2j and 2j+1): its value does not depend on when river merges it
-                stop = nxt_scan
-                prev = tot[f, 0, (n - 1) & rmask]
-                prev1_t, prev1_v = _last(tot, var, f, 1, n, rmask)
-                prev2_t, prev2_v = _last(tot, var, f, 2, n, rmask)
-                prev3_t, prev3_v = _last(tot, var, f, 3, n, rmask)
-                prev4_t, prev4_v = _last(tot, var, f, 4, n, rmask)
-                while i < r1 and n < stop:
-                    if (n & 3) == 0 and n + 4 <= stop and i + 4 <= r1:
-                        # four present values from a multiple of 4: the same merges, unrolled
-                        x0 = X[i, f]
-                        x1 = X[i + 1, f]
-                        x2 = X[i + 2, f]
-                        x3 = X[i + 3, f]
-                        if (x0 == x0) & (x1 == x1) & (x2 == x2) & (x3 == x3):
-                            b = i - r0
-                            near = i + 4 > qrow  # fewer than 3 mb values may follow in the tile
-                            dst = stop - n - 4  # values after these four before the scan
-                            h = n & pmask  # R >= 4 and P >= 4: slots s .. s + 3 are contiguous
-                            te = RB[0, b + 3, jf]
-                            hist[f, h + 3] = te  # a level-2 bucket's end
-                            ta, va = _merge(x0, 0.0, x1, 0.0, 1.0, 0.5)
-                            tb, vb = _merge(x2, 0.0, x3, 0.0, 1.0, 0.5)
-                            if near or dst < k1:
-                                d = (n >> 1) & rmask
-                                tot[f, 1, d] = ta
-                                var[f, 1, d] = va
-                                tot[f, 1, d + 1] = tb
-                                var[f, 1, d + 1] = vb
-                                hist[f, h + 1] = RB[0, b + 1, jf]
-                                if near or dst < mb:
-                                    s = n & rmask
-                                    tot[f, 0, s] = x0
-                                    tot[f, 0, s + 1] = x1
-                                    tot[f, 0, s + 2] = x2
-                                    tot[f, 0, s + 3] = x3
-                                    hist[f, h] = RB[0, b, jf]
-                                    hist[f, h + 2] = RB[0, b + 2, jf]
-                            j2 = n >> 2
-                            d2 = j2 & rmask
-                            t2, v2 = _merge(ta, va, tb, vb, 0.5, 1.0)
-                            tot[f, 2, d2] = t2
-                            var[f, 2, d2] = v2
-                            # levels 3-5 from the previous bucket of each level, kept in
-                            # registers (measured a little faster than the ring-reading loop)
-                            if j2 & 1:
-                                t3, v3 = _merge(prev2_t, prev2_v, t2, v2, 0.25, 2.0)
-                                j3 = j2 >> 1
-                                _put(tot, var, tend, f, 3, j3 & rmask, t3, v3, te)
-                                if j3 & 1:
-                                    t4, v4 = _merge(prev3_t, prev3_v, t3, v3, 0.125, 4.0)
-                                    j4 = j3 >> 1
-                                    _put(tot, var, tend, f, 4, j4 & rmask, t4, v4, te)
-                                    if j4 & 1:
-                                        t5, v5 = _merge(prev4_t, prev4_v, t4, v4, 0.0625, 8.0)
-                                        j5 = j4 >> 1
-                                        _put(tot, var, tend, f, 5, j5 & rmask, t5, v5, te)
-                                        _carry(tot, var, tend, f, j5, 5, te, rmask, pow2, pow2inv)
-                                    prev4_t = t4
-                                    prev4_v = v4
-                                prev3_t = t3
-                                prev3_v = v3
-                            prev2_t = t2
-                            prev2_v = v2
-                            prev = x3
-                            prev1_t = tb
-                            prev1_v = vb
-                            n += 4
-                            i += 4
-                            continue
-                    x = X[i, f]
-                    if x == x:
-                        s = n & rmask
-                        tot[f, 0, s] = x  # level-0 variances are 0.0: not stored
-                        te = RB[0, i - r0, jf]
-                        hist[f, n & pmask] = te
-                        if n & 1:
-                            j1 = n >> 1
-                            d = j1 & rmask
-                            t1_, v1_ = _merge(prev, 0.0, x, 0.0, 1.0, 0.5)
-                            tot[f, 1, d] = t1_
-                            var[f, 1, d] = v1_
-                            if j1 & 1:  # and each pair of level-1 buckets into level 2
-                                j2 = j1 >> 1
-                                d2 = j2 & rmask
-                                prev2_t, prev2_v = _merge(prev1_t, prev1_v, t1_, v1_, 0.5, 1.0)
-                                tot[f, 2, d2] = prev2_t
-                                var[f, 2, d2] = prev2_v
-                                _carry(tot, var, tend, f, j2, 2, te, rmask, pow2, pow2inv)
-                                prev3_t, prev3_v = _last(tot, var, f, 3, n + 1, rmask)
-                                prev4_t, prev4_v = _last(tot, var, f, 4, n + 1, rmask)
-                            prev1_t = t1_
-                            prev1_v = v1_
-                        prev = x
-                        n += 1
-                    i += 1
-                if n != nxt_scan:
-                    if i == r1:
-                        break
-                    continue
-                nxt_scan += ck
+                    grp[f, CERT_VALID] = 0.0
+                i, n = _insert(X, f, jf, r0, r1, i, n, next_scan, qrow, max_buckets, RB, tot, var, tend, hist)
+                if n != next_scan:  # the tile ended first
+                    break
+                next_scan += clock
                 W = float(n)
-                if not W > gr:
+                if not W > grace_period:
                     if i == r1:
                         break
                     continue
                 i -= 1  # the row of the value just inserted
                 # ---- detect_change at this value: live bucket ranges from the shape
-                Tc = RB[0, i - r0, jf]
-                Vc = RB[1, i - r0, jf]
-                nl = _live_ranges(n, mb, lo, hi)  # river's live buckets per level
+                Tc = RB[_RB_T, i - r0, jf]
+                Vc = RB[_RB_V, i - r0, jf]
+                nl = _live_ranges(n, max_buckets, lo, hi)  # river's live buckets per level
+                # ---- the sound pre-check of every cut (_FILTER_NOTE): levels whose buckets did
+                # not change keep certificates (cachef), the levels from kg up one for all of
+                # them (grp, _GROUP_NOTE). Written out here: as an inline helper (same code,
+                # early returns for "maybe") it made the general kernel 2x slower (measured).
                 maybe = True
                 if filt:
                     # a lower bound of delta_prime is enough here (the bound grows with it), so
                     # it is recomputed only when the window has grown by a quarter
-                    if not (W >= cachef[f, 0, 7] and W <= 1.25 * cachef[f, 0, 7]):
-                        cachef[f, 0, 7] = W
-                        cachef[f, 1, 7] = math.log(2.0 * math.log(W) / dlt)
-                    dp = cachef[f, 1, 7]
+                    if not (W >= cachef[f, 0, DP_CACHE] and W <= 1.25 * cachef[f, 0, DP_CACHE]):
+                        cachef[f, 0, DP_CACHE] = W
+                        cachef[f, 1, DP_CACHE] = math.log(2.0 * math.log(W) / delta)
+                    dp = cachef[f, 1, DP_CACHE]
                     B = (2.0 / 3.0) * dp * W
                     AW = 2.0 * (Vc / W) * dp * W
                     if dp > 0.0 and math.isfinite(B) and math.isfinite(AW) and AW >= 0.0:
                         maybe = False
                         Bm = B * (1.0 - 1e-9)
                         AWm = AW * (1.0 - 1e-9)
-                        Sabs = RB[2, i - r0, jf] + abs(Tc)
+                        Sabs = RB[_RB_A, i - r0, jf] + abs(Tc)
                         M = (1e-12 + 1e-15 * W) * Sabs * W + 1e-300
                         MB = M - Bm
                         # the levels from kg up change rarely: one certificate for all of them
                         # (see _GROUP_NOTE); their buckets are unchanged while level kg's are
                         kend = nl
                         mu0 = Tc / W
-                        if grp[f, 0] != 0.0 and kg < nl and cachea[f, kg] == hi[kg] and W < grp[f, 8]:
-                            dWg = W - grp[f, 1]
-                            dTg = Tc - grp[f, 2]
-                            mug = grp[f, 4]
+                        if grp[f, CERT_VALID] != 0.0 and kg < nl and cachea[f, kg] == hi[kg] and W < grp[f, CERT_WAKE]:
+                            dWg = W - grp[f, CERT_W]
+                            dTg = Tc - grp[f, CERT_T]
+                            mug = grp[f, CERT_MU]
                             Eg = abs(dTg - mug * dWg)
-                            lhs = grp[f, 5] * dWg + grp[f, 6] * (Eg + 1e-12 * (abs(dTg) + abs(mug) * dWg)) \
-                                + (M - grp[f, 3])
-                            if lhs < grp[f, 7]:
+                            lhs = grp[f, CERT_A] * dWg + grp[f, CERT_B] * (Eg + 1e-12 * (abs(dTg) + abs(mug) * dWg)) \
+                                + (M - grp[f, CERT_M])
+                            if lhs < grp[f, CERT_SLACK]:
                                 kend = kg
                         gok = kend == nl and kg < nl  # this scan visits them all: it can form one
                         if kend == nl:
                             # invalid from here on: the loop below may record a new bucket of a
                             # group level in cachea and then stop early (an exact scan follows)
-                            grp[f, 0] = 0.0
+                            grp[f, CERT_VALID] = 0.0
                         gA = 0.0
                         gB = 0.0
                         gS = np.inf
                         gW = np.inf
                         for k in range(kend):
                             stable = cachea[f, k] == hi[k]
-                            if stable and W < cachef[f, k, 6] and cachef[f, k, 3] > 0.0:
+                            if stable and W < cachef[f, k, LEVEL_WAKE] and cachef[f, k, LEVEL_MARGIN] > 0.0:
                                 # no bucket added since this level was last checked and the bound
                                 # only grows: it stays safe while |D| + M cannot have caught up.
                                 # D = te W - T pp moves by te dW - pp dT
                                 #   = (te - pp mu) dW - pp (dT - mu dW)   (mu: the mean then),
                                 # so a stream whose mean stays put barely moves D, whatever mu is
-                                dW = W - cachef[f, k, 0]
-                                dT = Tc - cachef[f, k, 1]
-                                mu = cachef[f, k, 1] / cachef[f, k, 0]
-                                grow = cachef[f, k, 4] * dW + cachef[f, k, 5] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) \
-                                    + (M - cachef[f, k, 2])
-                                if grow < cachef[f, k, 3] * (1.0 - 1e-12):
+                                dW = W - cachef[f, k, LEVEL_W]
+                                dT = Tc - cachef[f, k, LEVEL_T]
+                                mu = cachef[f, k, LEVEL_T] / cachef[f, k, LEVEL_W]
+                                grow = cachef[f, k, LEVEL_A] * dW \
+                                    + cachef[f, k, LEVEL_B] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) \
+                                    + (M - cachef[f, k, LEVEL_M])
+                                if grow < cachef[f, k, LEVEL_MARGIN] * (1.0 - 1e-12):
                                     if gok and k >= kg:
                                         gA, gB, gS, gW = _group_add(cachef, f, k, mu0, grow, gA, gB, gS, gW)
                                     continue
-                            bs = pow2[k]
-                            # only cuts with n0 >= mwl and n1 >= mwl can fire: j in [j0, min(j1, jmax))
-                            j0 = max(lo[k], ((imw + (1 << k) - 1) >> k) - 1)  # (j+1) 2^k >= imw
+                            bs = _POW2[k]
+                            # only cuts with n0, n1 >= min_window_length can fire: j in [j0, min(j1, jmax))
+                            j0 = max(lo[k], ((min_window_int + (1 << k) - 1) >> k) - 1)  # (j+1) 2^k >= min_window_int
                             j1 = hi[k]
-                            jmax = (n - imw) >> k  # (j+1) 2^k <= n - imw, i.e. n1 >= mw
+                            jmax = (n - min_window_int) >> k  # (j+1) 2^k <= n - min_window_int: n1 long enough
                             if not stable:
                                 cachea[f, k] = hi[k]
-                                cachef[f, k, 3] = -1.0  # no bound cached yet
-                                if (1 << k) <= ck:
+                                cachef[f, k, LEVEL_MARGIN] = -1.0  # no bound cached yet
+                                if (1 << k) <= clock:
                                     # a level that changes at every scan (the low ones, all below kg):
                                     # cheap test of its testable cuts, no certificate
                                     hit = False
                                     for j in range(j0, min(j1, jmax)):
                                         pp = (j + 1) * bs
-                                        te = hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tend[f, k, j & rmask]
+                                        te = (hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS
+                                              else tend[f, k, j & rmask])
                                         g = abs(te * W - Tc * pp) + MB
                                         hit |= ((g > 0.0) & (g * g >= AWm * pp * (W - pp))) | (g != g)
                                     if hit:
@@ -456,7 +346,7 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                             if jmax < j1:
                                 jw = jmax if jmax > j0 else j0
                                 if jw < j1:
-                                    wake = (jw + 1) * bs + mw  # W at which that cut becomes testable
+                                    wake = (jw + 1) * bs + min_window_length  # W at which that cut becomes testable
                                 j1 = jmax
                             # a level unchanged since the last scan, or one that changes less often than
                             # every scan: cache its smallest margin to the bound (its certificate)
@@ -465,7 +355,8 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                             pmax = 0.0
                             for j in range(j0, j1):
                                 pp = (j + 1) * bs
-                                te = hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tend[f, k, j & rmask]
+                                te = (hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS
+                                      else tend[f, k, j & rmask])
                                 dj = abs(te * W - Tc * pp)
                                 mj = math.sqrt(AWm * pp * (W - pp)) - dj - MB
                                 if not (mj > 0.0):  # also NaN
@@ -479,77 +370,250 @@ def _chunk(X, fc0, nf, delta, clock, max_buckets, mwl, grace, tot, var, tend, hi
                                     pmax = pp
                             if maybe:
                                 break
-                            cachef[f, k, 0] = W
-                            cachef[f, k, 1] = Tc
-                            cachef[f, k, 2] = M
-                            cachef[f, k, 3] = margin
+                            cachef[f, k, LEVEL_W] = W
+                            cachef[f, k, LEVEL_T] = Tc
+                            cachef[f, k, LEVEL_M] = M
+                            cachef[f, k, LEVEL_MARGIN] = margin
                             # max |te - pp mu| = max |D| / W, plus rounding slack (of D's terms,
                             # <= (S + |T|) W, and of mu)
-                            cachef[f, k, 4] = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(Tc / W))
-                            cachef[f, k, 5] = pmax
-                            cachef[f, k, 6] = wake
+                            cachef[f, k, LEVEL_A] = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(Tc / W))
+                            cachef[f, k, LEVEL_B] = pmax
+                            cachef[f, k, LEVEL_WAKE] = wake
                             if gok and k >= kg:  # its own certificate, fresh: grow = 0
                                 gA, gB, gS, gW = _group_add(cachef, f, k, mu0, 0.0, gA, gB, gS, gW)
                         if not maybe and gok:
-                            grp[f, 0] = 1.0
-                            grp[f, 1] = W
-                            grp[f, 2] = Tc
-                            grp[f, 3] = M
-                            grp[f, 4] = mu0
-                            grp[f, 5] = gA * (1.0 + 1e-9)
-                            grp[f, 6] = gB * (1.0 + 1e-9)
-                            grp[f, 7] = gS * (1.0 - 1e-9)
-                            grp[f, 8] = gW
-                if not maybe:
-                    i += 1
-                    if i == r1:
-                        break
-                    continue
-                # ---- river's exact scan, with its deletions (on local copies of the ranges)
-                change, Wx, Tx, Vx = _river_scan(tot, var, f, lo, hi, nl, W, Tc, Vc, mw, dlt, rmask, pow2, pow2inv)
-                if not change:
-                    i += 1
-                    if i == r1:
-                        break
-                    continue
-                pend = True
-                n_det[f] += 1
-                flags[i, f] = True
-                row_hits[i] += 1
-                n_hits += 1
-                # pass 1 assumed no reset: redo this feature's running stats after row i
-                pr = True
-                w_ = Wx
-                t_ = Tx
-                v_ = Vx
-                s_ = RB[2, i - r0, jf]
-                for i2 in range(i + 1, r1):
-                    x2 = X[i2, f]
-                    if x2 != x2:
-                        continue
-                    if pr:
-                        pr = False
-                        w_ = 0.0
-                        t_ = 0.0
-                        v_ = 0.0
-                        s_ = 0.0
-                    w_ += 1.0
-                    v_ += _increment(w_, t_, x2)
-                    t_ += x2
-                    s_ += abs(x2)
-                    RB[0, i2 - r0, jf] = t_
-                    RB[1, i2 - r0, jf] = v_
-                    RB[2, i2 - r0, jf] = s_
-                Wa[f] = w_
-                Ta[f] = t_
-                Va[f] = v_
-                Aa[f] = s_
+                            grp[f, CERT_VALID] = 1.0
+                            grp[f, CERT_W] = W
+                            grp[f, CERT_T] = Tc
+                            grp[f, CERT_M] = M
+                            grp[f, CERT_MU] = mu0
+                            grp[f, CERT_A] = gA * (1.0 + 1e-9)
+                            grp[f, CERT_B] = gB * (1.0 + 1e-9)
+                            grp[f, CERT_SLACK] = gS * (1.0 - 1e-9)
+                            grp[f, CERT_WAKE] = gW
+                change = False
+                Wx = Tx = Vx = 0.0
+                if maybe:  # river's exact scan, with its deletions (on local copies of the ranges)
+                    change, Wx, Tx, Vx = _river_scan(tot, var, f, lo, hi, nl, W, Tc, Vc, min_window_length,
+                                                     delta, tot.shape[2] - 1, _POW2, _POW2INV)
+                if change:
+                    pend = True
+                    n_det[f] += 1
+                    flags[i, f] = True
+                    row_hits[i] += 1
+                    n_hits += 1
+                    Wa[f], Ta[f], Va[f], Aa[f] = _redo_tail(X, f, jf, i, r0, r1, RB, Wx, Tx, Vx)
                 i += 1
                 if i == r1:
                     break
             nins[f] = n
             pending[f] = pend
     return n_hits
+
+
+_SEEN = 4  # S's row: the values a feature received in the tile
+_RB_T = 0  # RB's rows: running total, variance, sum |x| after each row of the tile
+_RB_V = 1
+_RB_A = 2
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _pass1(X, fc0, nf, r0, r1, pending, Wa, Ta, Va, Aa, S, RB):  # pragma: no cover - numba
+    # width / total / variance (river's insert_element arithmetic) and sum |x| after each row
+    # of [r0, r1), features innermost so the divisions vectorise; it assumes no detection in
+    # the tile (pass 2 redoes a feature's tail after one). A feature due for river's reset
+    # starts from zero (rows before its next value are missing for it, so they leave that
+    # zero state alone).
+    for j in range(nf):
+        f = fc0 + j
+        p = pending[f]
+        S[RUN_W, j] = 0.0 if p else Wa[f]
+        S[RUN_T, j] = 0.0 if p else Ta[f]
+        S[RUN_V, j] = 0.0 if p else Va[f]
+        S[RUN_A, j] = 0.0 if p else Aa[f]
+        S[_SEEN, j] = 0.0
+    for i in range(r0, r1):
+        ii = i - r0
+        for f in range(nf):
+            x = X[i, fc0 + f]
+            ok = x == x
+            w0 = S[RUN_W, f]
+            t0 = S[RUN_T, f]
+            v0 = S[RUN_V, f]
+            a0 = S[RUN_A, f]
+            w = w0 + 1.0
+            v = v0 + _increment(w, t0, x)
+            t = t0 + x
+            a = a0 + abs(x)
+            RB[_RB_T, ii, f] = t
+            RB[_RB_V, ii, f] = v
+            RB[_RB_A, ii, f] = a
+            S[RUN_W, f] = w if ok else w0
+            S[RUN_T, f] = t if ok else t0
+            S[RUN_V, f] = v if ok else v0
+            S[RUN_A, f] = a if ok else a0
+            S[_SEEN, f] += 1.0 if ok else 0.0
+    for j in range(nf):
+        if S[_SEEN, j] > 0.0:  # else keep the read-outs (a pending feature's post-detection window)
+            f = fc0 + j
+            Wa[f] = S[RUN_W, j]
+            Ta[f] = S[RUN_T, j]
+            Va[f] = S[RUN_V, j]
+            Aa[f] = S[RUN_A, j]
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _qrow(X, f, r0, r1, seen, k1):  # pragma: no cover - numba
+    # the tile's rows from the returned one on hold the last k1 of feature f's values in the
+    # tile (r0 - 1: it had fewer)
+    if seen == r1 - r0:
+        return r1 - k1
+    cnt = 0
+    for rr in range(r1 - 1, r0 - 1, -1):
+        if X[rr, f] == X[rr, f]:
+            cnt += 1
+            if cnt == k1:
+                return rr
+    return r0 - 1
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _insert(X, f, jf, r0, r1, i, n, stop, qrow, max_buckets, RB, tot, var, tend,
+            hist):  # pragma: no cover - numba
+    # insert feature f's values from row i (level-0 buckets, count n) until the count reaches
+    # stop or the tile ends; returns (row, count). A bucket of any level is made as soon as
+    # its last value arrives (level-k bucket j from level-(k-1) buckets 2j and 2j+1): its
+    # value does not depend on when river merges it.
+    # The unrolled path writes the level-0 and level-1 rings (and the level-0/1 running
+    # totals) only where they can be read: river's live level-0 buckets are at most the newest
+    # max_buckets values, its live level-1 buckets lie within the newest 3 max_buckets (and
+    # the level-2 ones, always written, within the newest 7 max_buckets), and they are read
+    # only at a scan or where this loop stops (the tile's end; qrow: see _qrow).
+    rmask = tot.shape[2] - 1
+    pmask = hist.shape[1] - 1
+    k1 = 3 * max_buckets
+    prev = tot[f, 0, (n - 1) & rmask]
+    prev1_t, prev1_v = _last(tot, var, f, 1, n, rmask)
+    prev2_t, prev2_v = _last(tot, var, f, 2, n, rmask)
+    prev3_t, prev3_v = _last(tot, var, f, 3, n, rmask)
+    prev4_t, prev4_v = _last(tot, var, f, 4, n, rmask)
+    while i < r1 and n < stop:
+        if (n & 3) == 0 and n + 4 <= stop and i + 4 <= r1:
+            # four present values from a multiple of 4: the same merges, unrolled
+            x0 = X[i, f]
+            x1 = X[i + 1, f]
+            x2 = X[i + 2, f]
+            x3 = X[i + 3, f]
+            if (x0 == x0) & (x1 == x1) & (x2 == x2) & (x3 == x3):
+                b = i - r0
+                near = i + 4 > qrow  # fewer than 3 max_buckets values may follow in the tile
+                dst = stop - n - 4  # values after these four before the scan
+                h = n & pmask  # R >= 4 and P >= 4: slots s .. s + 3 are contiguous
+                te = RB[_RB_T, b + 3, jf]
+                hist[f, h + 3] = te  # a level-2 bucket's end
+                ta, va = _merge(x0, 0.0, x1, 0.0, 1.0, 0.5)
+                tb, vb = _merge(x2, 0.0, x3, 0.0, 1.0, 0.5)
+                if near or dst < k1:
+                    d = (n >> 1) & rmask
+                    tot[f, 1, d] = ta
+                    var[f, 1, d] = va
+                    tot[f, 1, d + 1] = tb
+                    var[f, 1, d + 1] = vb
+                    hist[f, h + 1] = RB[_RB_T, b + 1, jf]
+                    if near or dst < max_buckets:
+                        s = n & rmask
+                        tot[f, 0, s] = x0
+                        tot[f, 0, s + 1] = x1
+                        tot[f, 0, s + 2] = x2
+                        tot[f, 0, s + 3] = x3
+                        hist[f, h] = RB[_RB_T, b, jf]
+                        hist[f, h + 2] = RB[_RB_T, b + 2, jf]
+                j2 = n >> 2
+                d2 = j2 & rmask
+                t2, v2 = _merge(ta, va, tb, vb, 0.5, 1.0)
+                tot[f, 2, d2] = t2
+                var[f, 2, d2] = v2
+                # levels 3-5 from the previous bucket of each level, kept in registers
+                # (measured a little faster than the ring-reading loop)
+                if j2 & 1:
+                    t3, v3 = _merge(prev2_t, prev2_v, t2, v2, 0.25, 2.0)
+                    j3 = j2 >> 1
+                    _put(tot, var, tend, f, 3, j3 & rmask, t3, v3, te)
+                    if j3 & 1:
+                        t4, v4 = _merge(prev3_t, prev3_v, t3, v3, 0.125, 4.0)
+                        j4 = j3 >> 1
+                        _put(tot, var, tend, f, 4, j4 & rmask, t4, v4, te)
+                        if j4 & 1:
+                            t5, v5 = _merge(prev4_t, prev4_v, t4, v4, 0.0625, 8.0)
+                            j5 = j4 >> 1
+                            _put(tot, var, tend, f, 5, j5 & rmask, t5, v5, te)
+                            _carry(tot, var, tend, f, j5, 5, te, rmask, _POW2, _POW2INV)
+                        prev4_t = t4
+                        prev4_v = v4
+                    prev3_t = t3
+                    prev3_v = v3
+                prev2_t = t2
+                prev2_v = v2
+                prev = x3
+                prev1_t = tb
+                prev1_v = vb
+                n += 4
+                i += 4
+                continue
+        x = X[i, f]
+        if x == x:
+            s = n & rmask
+            tot[f, 0, s] = x  # level-0 variances are 0.0: not stored
+            te = RB[_RB_T, i - r0, jf]
+            hist[f, n & pmask] = te
+            if n & 1:
+                j1 = n >> 1
+                d = j1 & rmask
+                t1_, v1_ = _merge(prev, 0.0, x, 0.0, 1.0, 0.5)
+                tot[f, 1, d] = t1_
+                var[f, 1, d] = v1_
+                if j1 & 1:  # and each pair of level-1 buckets into level 2
+                    j2 = j1 >> 1
+                    d2 = j2 & rmask
+                    prev2_t, prev2_v = _merge(prev1_t, prev1_v, t1_, v1_, 0.5, 1.0)
+                    tot[f, 2, d2] = prev2_t
+                    var[f, 2, d2] = prev2_v
+                    _carry(tot, var, tend, f, j2, 2, te, rmask, _POW2, _POW2INV)
+                    prev3_t, prev3_v = _last(tot, var, f, 3, n + 1, rmask)
+                    prev4_t, prev4_v = _last(tot, var, f, 4, n + 1, rmask)
+                prev1_t = t1_
+                prev1_v = v1_
+            prev = x
+            n += 1
+        i += 1
+    return i, n
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _redo_tail(X, f, jf, i, r0, r1, RB, W, T, V):  # pragma: no cover - numba
+    # a detection at row i: pass 1 assumed none, so redo feature f's running stats after it
+    # (river's window after its deletions until the next value, then a fresh start); returns
+    # the width, total, variance and sum |x| at the tile's end
+    pr = True
+    s = RB[_RB_A, i - r0, jf]
+    for i2 in range(i + 1, r1):
+        x = X[i2, f]
+        if x != x:
+            continue
+        if pr:
+            pr = False
+            W = 0.0
+            T = 0.0
+            V = 0.0
+            s = 0.0
+        W += 1.0
+        V += _increment(W, T, x)
+        T += x
+        s += abs(x)
+        RB[_RB_T, i2 - r0, jf] = T
+        RB[_RB_V, i2 - r0, jf] = V
+        RB[_RB_A, i2 - r0, jf] = s
+    return W, T, V, s
 
 
 _FILTER_NOTE = """
@@ -669,9 +733,9 @@ class ADWIN:
         self._var = np.zeros((F, levels, R))
         self._tend = np.zeros((F, levels, R))
         self._hist = np.zeros((F, _hist_size(int(self._mb.max()) if F else 1)))
-        self._cachef = np.zeros((F, levels, 8))  # per-level filter results; see _FILTER_NOTE
+        self._cachef = np.zeros((F, levels, LEVEL_SLOTS))  # per-level filter results; see _FILTER_NOTE
         self._cachea = np.full((F, levels), -1, dtype=np.int64)
-        self._grp = np.zeros((F, 9))  # the group certificate of the high levels; see _GROUP_NOTE
+        self._grp = np.zeros((F, CERT_SLOTS))  # the group certificate of the high levels; see _GROUP_NOTE
         self._nins = np.zeros(F, dtype=np.int64)
         self._W = np.zeros(F)
         self._T = np.zeros(F)
@@ -697,7 +761,7 @@ class ADWIN:
                 a = np.zeros((F, grow, R))
                 a[:, :L] = getattr(self, name)
                 setattr(self, name, a)
-            self._cachef = np.zeros((F, grow, 8))
+            self._cachef = np.zeros((F, grow, LEVEL_SLOTS))
             self._cachea = np.full((F, grow), -1, dtype=np.int64)
 
     def _buffers(self) -> tuple[np.ndarray, ...]:
@@ -729,11 +793,21 @@ class ADWIN:
         # the general kernel: every parameter, missing values anywhere
         lo, hi = self._buffers()
         flags = np.zeros(X.shape, dtype=np.bool_)
-        return _adwin_kernel(X, self._delta, self._clock, self._mb, self._mwl, self._grace,
-                             self._tot, self._var, self._tend, self._hist, self._nins,
-                             self._W, self._T, self._V, self._A, self._pending, self._n_det, flags,
-                             lo, hi, self._cachef, self._cachea, self._grp, _POW2, _POW2INV,
+        return _adwin_kernel(X, self._params(), self._state(), self._rings(), self._caches(), lo, hi, flags,
                              self.use_filter)
+
+    # the kernels' argument groups (numba takes tuples of arrays at no cost inside)
+    def _params(self) -> tuple[np.ndarray, ...]:
+        return self._delta, self._clock, self._mb, self._mwl, self._grace
+
+    def _state(self) -> tuple[np.ndarray, ...]:
+        return self._nins, self._W, self._T, self._V, self._A, self._pending, self._n_det
+
+    def _rings(self) -> tuple[np.ndarray, ...]:
+        return self._tot, self._var, self._tend, self._hist
+
+    def _caches(self) -> tuple[np.ndarray, ...]:
+        return self._cachef, self._cachea, self._grp
 
     def _general_rows(self, X: np.ndarray, start: int, stop: int, first: np.ndarray, end: np.ndarray) -> np.ndarray:
         # the general kernel on rows [start, stop), feature f seeing only rows [first[f], end[f])
@@ -831,13 +905,13 @@ class ADWIN:
         >>> d.set_params([1], dleta=0.1)
         Traceback (most recent call last):
         ...
-        ValueError: unknown ADWIN parameter 'dleta' (expected one of delta, clock, max_buckets, min_window_length, grace_period)
+        ValueError: unknown ADWIN parameter 'dleta' (expected one of delta, clock, ...)
         """
         idx = feature_indices(features, self.n_features)
         new: dict[str, np.ndarray] = {}
         for name, value in params.items():
             if name not in _ARRAYS:
-                raise ValueError(f"unknown ADWIN parameter {name!r} (expected one of {', '.join(_PARAMS)})")
+                raise ValueError(f"unknown ADWIN parameter {name!r} (expected one of {', '.join(_PARAMS[:2])}, ...)")
             attr, dtype = _ARRAYS[name]
             if dtype is np.int64:
                 _check_integers(name, value)
@@ -914,7 +988,7 @@ class ADWIN:
         """Bucket summaries in each window: O(max_buckets * log2(width)). (Right after a
         detection, until the next value, this is the count before river's deletions.)"""
         return np.array([sum(h - lo for lo, h in _shape(int(n), int(mb)))
-                         for n, mb in zip(self._nins, self._mb)], dtype=np.int64)
+                         for n, mb in zip(self._nins, self._mb, strict=True)], dtype=np.int64)
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict:
