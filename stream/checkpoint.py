@@ -1,4 +1,7 @@
-"""Detector state checkpoints: a pickle-free codec and the compacted state topic.
+"""Partition checkpoints: the document (built and parsed here only) and its pickle-free codec.
+
+The state topic's I/O is :mod:`driftsentinel.stream.state_topic`; what a restart does with
+a checkpoint is :mod:`driftsentinel.stream.restore`.
 
 A state topic can be written by anyone with access, so reading it must never execute
 anything: records are msgpack maps whose arrays are tagged raw buffers of a whitelisted
@@ -13,19 +16,13 @@ numeric dtype, rebuilt with ``numpy.frombuffer``.
 
 from __future__ import annotations
 
-import logging
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 import numpy as np
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
-
-from driftsentinel.stream.topic_reader import read_to_end
-
-log = logging.getLogger("driftsentinel.checkpoint")
 
 CODEC_VERSION = 1
 _ARRAY_TAG = "__ndarray__"
@@ -109,70 +106,67 @@ def progress_key(group: str, topic: str, partition: int) -> bytes:
     return state_key(group, topic, partition) + b"#progress"
 
 
+DOC_VERSION = 1
+
+
 @dataclass(frozen=True)
-class PartitionState:
-    """What a checkpoint holds for one input partition."""
+class Checkpoint:
+    """One input partition's checkpoint: the engine's state as of ``next_offset``.
 
-    next_offset: int
-    state: dict[str, Any]
+    ``engine``: :meth:`driftsentinel.detectors.engine.Engine.state` (banks, policy, and with
+    late labels their join and policy); ``labels_next_offset``: where the labels partition of
+    the same number was when it was taken (``None``: no labels topic, or not known).
 
-
-def ensure_state_topic(admin: AdminClient, topic: str) -> None:
-    """Create the compacted state topic if it does not exist."""
-    if topic in admin.list_topics(timeout=10).topics:
-        return
-    spec = NewTopic(
-        topic,
-        num_partitions=1,
-        replication_factor=-1,
-        config={"cleanup.policy": "compact", "max.message.bytes": str(MAX_STATE_BYTES)},
-    )
-    fut = admin.create_topics([spec])[topic]
-    try:
-        fut.result(timeout=30)
-    except KafkaException as exc:
-        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise
-
-
-def load_states(
-    bootstrap: dict[str, Any], topic: str, keys: set[bytes], timeout: float = 60.0
-) -> dict[bytes, PartitionState]:
-    """Read the state topic to its end; the newest readable record for each wanted key.
-
-    Records that fail to decode are logged and skipped (the partition then starts from
-    its committed offset without state, which is correct, just slower to warm up).
+    >>> c = Checkpoint("g", "t", 0, 42, {"banks": {}, "policy": [], "labels": {"join": {}, "policy": []}}, 7)
+    >>> d = Checkpoint.decode(c.encode())
+    >>> d == c, sorted(decode_state(c.encode()))
+    (True, ['banks', 'group', 'labels', 'next_offset', 'partition', 'policy', 'topic', 'version'])
     """
-    consumer = Consumer(
-        {
-            **bootstrap,
-            "group.id": "driftsentinel-state-reader",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "isolation.level": "read_committed",
-            "fetch.message.max.bytes": MAX_STATE_BYTES,
+
+    group: str
+    topic: str
+    partition: int
+    next_offset: int
+    engine: Mapping[str, Any]
+    labels_next_offset: int | None = None
+
+    def encode(self) -> bytes:
+        doc: dict[str, Any] = {
+            "version": DOC_VERSION, "group": self.group, "topic": self.topic, "partition": self.partition,
+            "next_offset": self.next_offset, "banks": self.engine["banks"], "policy": self.engine["policy"],
         }
-    )
-    found: dict[bytes, bytes] = {}
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return {}
-        parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
-        for msg in read_to_end(consumer, parts, timeout):
-            key = msg.key()
-            if key in keys:
-                if msg.value() is None:
-                    found.pop(key, None)  # tombstone
-                else:
-                    found[key] = msg.value()
-    finally:
-        consumer.close()
-    out: dict[bytes, PartitionState] = {}
-    for key, blob in found.items():
+        if "labels" in self.engine:
+            doc["labels"] = {"next_offset": self.labels_next_offset, **self.engine["labels"]}
+        return encode_state(doc)
+
+    @classmethod
+    def decode(cls, blob: bytes) -> Checkpoint:
+        """Parse a state record; :class:`StateFormatError` when it is not a checkpoint we read."""
+        doc = decode_state(blob)
         try:
-            doc = decode_state(blob)
-            out[key] = PartitionState(next_offset=int(doc["next_offset"]), state=doc)
-        except (StateFormatError, KeyError, TypeError, ValueError) as exc:
-            log.warning("ignoring unreadable state record %s: %s", key.decode(errors="replace"), exc)
-    return out
+            engine: dict[str, Any] = {"banks": doc["banks"], "policy": doc.get("policy", [])}
+            labels = doc.get("labels")
+            offset = None
+            if labels is not None:
+                engine["labels"] = {"join": labels["join"], "policy": labels.get("policy", [])}
+                offset = None if labels.get("next_offset") is None else int(labels["next_offset"])
+            return cls(str(doc.get("group", "")), str(doc.get("topic", "")), int(doc.get("partition", -1)),
+                       int(doc["next_offset"]), engine, offset)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateFormatError(f"not a checkpoint: {exc!r}") from None
+
+
+def encode_progress(next_offset: int) -> bytes:
+    """A progress marker (:func:`progress_key`): how far the partition's published output goes.
+
+    >>> decode_progress(encode_progress(17))
+    17
+    """
+    return encode_state({"next_offset": next_offset})
+
+
+def decode_progress(blob: bytes) -> int:
+    try:
+        return int(decode_state(blob)["next_offset"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StateFormatError(f"not a progress marker: {exc!r}") from None

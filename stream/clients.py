@@ -17,8 +17,12 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from driftsentinel.schemas import SidecarConfig
+from driftsentinel.stream.checkpoint import MAX_STATE_BYTES
+from driftsentinel.stream.transaction import transactional_id
 
 log = logging.getLogger("driftsentinel")
 
@@ -120,3 +124,47 @@ def create_topics(admin: AdminClient, names: Iterable[str], existing: dict[str, 
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise StartupError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+
+
+def sidecar_settings(config: SidecarConfig, instance_id: str, error_cb: Callable[[KafkaError], None],
+                     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The sidecar's (consumer, producer, admin) settings.
+
+    Security settings (SASL/TLS) go to every client: ``kafka.common``; the consumer
+    section's client-level keys also reach the admin client, so either place works.
+    """
+    kafka = config.kafka
+    common = {"bootstrap.servers": kafka.bootstrap_servers, "logger": rdkafka_log, **kafka.common}
+    labels = bool(kafka.labels_topic) and config.detectors.concept_drift.enabled
+    consumer = {
+        **common, "error_cb": error_cb, "group.id": kafka.group_id, "group.instance.id": instance_id,
+        "session.timeout.ms": 10_000, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed", "enable.partition.eof": False,
+        # Late labels meet their predictions only if partition i of both topics goes
+        # to the same member: the range assignor does that for equal partition counts.
+        **({"partition.assignment.strategy": "range"} if labels else {}),
+        **kafka.consumer,
+    }
+    producer: dict[str, Any] = {
+        **common, "error_cb": error_cb, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
+        "message.max.bytes": MAX_STATE_BYTES + 1024 * 1024, "compression.type": "lz4",
+    }
+    if kafka.exactly_once:
+        producer["transactional.id"] = transactional_id(kafka.group_id, instance_id)
+        producer["transaction.timeout.ms"] = 60_000
+    return consumer, {**producer, **kafka.producer}, admin_settings(common, kafka.consumer)
+
+
+#: DLQ record headers (the value and key are the original bytes).
+H_REASON = "driftsentinel.reason"
+H_ERROR = "driftsentinel.error"
+H_TOPIC = "driftsentinel.source.topic"
+H_PARTITION = "driftsentinel.source.partition"
+H_OFFSET = "driftsentinel.source.offset"
+
+
+def dead_letter_headers(msg: Message, reason: str, detail: str) -> list[tuple[str, bytes]]:
+    """The message's own headers plus why it is in the DLQ and where it came from."""
+    return [*(msg.headers() or []), (H_REASON, reason.encode()), (H_ERROR, detail.encode("utf-8", "replace")[:1000]),
+            (H_TOPIC, msg.topic().encode()), (H_PARTITION, str(msg.partition()).encode()),
+            (H_OFFSET, str(msg.offset()).encode())]

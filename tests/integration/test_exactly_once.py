@@ -21,7 +21,7 @@ from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.policy import AlertPolicy
 from driftsentinel.schemas import FeatureBatch, SidecarConfig
 from driftsentinel.schemas.alerts import make_event_id
-from driftsentinel.stream.consumer import transactional_id
+from driftsentinel.stream.transaction import transactional_id
 from tests.integration.sidecar_helpers import SidecarProcess, key_of, read_all, sample, value_of
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,90 @@
+"""Gauges from the engine's read-outs (the metrics themselves are declared in :mod:`driftsentinel.stream.metrics`).
+
+Feature gauges (mean, missing ratio, scores, window sizes, drift flags) and the late-label
+join's waiting ids come from :meth:`driftsentinel.detectors.engine.Engine.readouts`; consumer
+lag from the consumer's positions and cached watermarks. They are refreshed at most once a
+second (per event they cost ~20 % of the loop); a published alert flips its drift flag at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from confluent_kafka import Consumer, KafkaException
+
+from driftsentinel.detectors.engine import Readouts
+from driftsentinel.schemas import DriftEvent
+from driftsentinel.stream.metrics import Metrics
+
+log = logging.getLogger("driftsentinel")
+
+
+class Gauges:
+    """Sets the gauges of ``metrics``; keeps the lag it saw for the throughput log line."""
+
+    def __init__(self, metrics: Metrics, log_interval_s: float) -> None:
+        self.metrics = metrics
+        self.log_interval_s = log_interval_s
+        self.lag: dict[tuple[str, int], int] = {}
+        self._last = 0.0
+        self._last_report = (time.monotonic(), 0)
+
+    def due(self, force: bool = False) -> bool:
+        """Once a second (or ``force``)."""
+        now = time.monotonic()
+        if not force and now - self._last < 1.0:
+            return False
+        self._last = now
+        return True
+
+    def features(self, readouts: Readouts) -> None:
+        m = self.metrics
+        drift: dict[tuple[str, str, str], bool] = {}
+        for model, statuses in readouts.statuses:
+            for st in statuses:
+                if st.live_mean is not None:
+                    m.feature_mean.labels(model, st.feature).set(st.live_mean)
+                if st.missing_ratio is not None:
+                    m.missing_ratio.labels(model, st.feature).set(st.missing_ratio)
+                for stat, value in st.scores.items():
+                    m.drift_score.labels(model, st.feature, stat).set(value)
+                for det, size in st.window_size.items():
+                    m.window_size.labels(model, st.feature, det).set(size)
+                for det, flag in st.drift.items():
+                    drift[(model, st.feature, det)] = drift.get((model, st.feature, det), False) or flag
+        for labels, flag in drift.items():
+            m.drift_detected.labels(*labels).set(1 if flag else 0)
+        for side, n in readouts.labels_pending.items():
+            m.labels_pending.labels(side).set(n)
+
+    def alert(self, event: DriftEvent) -> None:
+        self.metrics.alerts.labels(event.model, event.feature, event.detector, event.status).inc()
+        self.metrics.drift_detected.labels(event.model, event.feature, event.detector).set(
+            1 if event.status == "drift" else 0)
+
+    def consumer_lag(self, consumer: Consumer) -> None:
+        try:
+            assigned = consumer.assignment()
+            positions = consumer.position(assigned) if assigned else []
+        except KafkaException:
+            return
+        for tp in positions:
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0 and tp.offset >= 0:
+                lag = max(high - tp.offset, 0)
+                self.lag[(tp.topic, tp.partition)] = lag
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def forget(self, topic: str, partition: int) -> None:
+        self.lag.pop((topic, partition), None)
+
+    def report_throughput(self, consumed: int) -> None:
+        """One log line every ``log_interval_s`` (lag as of the last gauge update)."""
+        now = time.monotonic()
+        since, count = self._last_report
+        if now - since < self.log_interval_s:
+            return
+        self._last_report = (now, consumed)
+        log.info("throughput messages=%d rate=%.0f/s lag=%d partitions=%d", consumed,
+                 (consumed - count) / (now - since), sum(self.lag.values()), len(self.lag))

@@ -1,0 +1,145 @@
+"""The shell's side of the assigned partitions: positions, due checkpoints, progress markers.
+
+The engine (:mod:`driftsentinel.detectors.engine`) holds each partition's detectors and
+decides its alerts; this module holds where each partition is (the next offset to process)
+and when its state is written: a checkpoint is due every ``checkpoint.every_events`` events
+or ``checkpoint.every_s`` seconds, in the first transaction of every assignment (so a
+committed offset always has a checkpoint at or before it), and with a late-label alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import TopicPartition
+
+from driftsentinel.detectors.engine import Engine
+from driftsentinel.schemas import SidecarConfig
+from driftsentinel.stream.checkpoint import MAX_STATE_BYTES, Checkpoint, encode_progress, progress_key, state_key
+from driftsentinel.stream.label_topic import LabelPosition
+from driftsentinel.stream.restore import RestorePlan
+
+log = logging.getLogger("driftsentinel")
+
+Key = tuple[str, int]
+#: A record for the state topic: (key, value)
+Record = tuple[bytes, bytes]
+
+
+@dataclass
+class InputPosition:
+    """One assigned input partition, as the shell sees it."""
+
+    topic: str
+    partition: int
+    next_offset: int = -1  # next offset to process (-1: not known yet)
+    since_checkpoint: int = 0
+    checkpointed_at: float = 0.0  # monotonic time; 0 = never in this assignment
+    published: bool = False  # this transaction holds alerts or DLQ records of the partition
+    force_checkpoint: bool = False  # checkpoint in this transaction (a late-label alert was published)
+
+
+class Partitions:
+    """Positions of the assigned input and labels partitions, and their checkpoints."""
+
+    def __init__(self, config: SidecarConfig, engine: Engine, checkpointing: bool) -> None:
+        self.config = config
+        self.engine = engine
+        self.checkpointing = checkpointing
+        self.inputs: dict[Key, InputPosition] = {}
+        self.labels: dict[int, LabelPosition] = {}
+
+    def apply(self, plan: RestorePlan, labels_topic: str | None) -> list[TopicPartition]:
+        """Restore the engine per ``plan``; returns where to read each partition from."""
+        out = []
+        used: dict[int, bool] = {}
+        for p in plan.inputs:
+            pos = InputPosition(p.topic, p.partition)
+            used[p.partition] = False
+            if p.checkpoint is not None:
+                try:
+                    self.engine.restore(p.topic, p.partition, p.checkpoint.engine, replay_until=p.replay_until,
+                                        labels_replay_until=p.labels_replay_until)
+                    used[p.partition] = True
+                    pos.next_offset, pos.checkpointed_at = p.start, time.monotonic()
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("checkpoint of %s[%d] not usable (%s): starting without state", p.topic, p.partition,
+                                exc)
+            start = p.start if used[p.partition] else (p.done if p.done >= 0 else p.start)
+            if not used[p.partition]:
+                self.engine.restore(p.topic, p.partition, None, replay_until=p.replay_until,
+                                    labels_replay_until=p.labels_replay_until)
+                if labels_topic is not None and start >= 0:
+                    pos.next_offset = start  # known now: a labels-only batch can checkpoint the partition
+            self.inputs[(p.topic, p.partition)] = pos
+            log.info("partition %s[%d]: committed %s, reading from %s, alerts from %d",
+                     p.topic, p.partition, p.done, start, p.replay_until)
+            out.append(TopicPartition(p.topic, p.partition, start))
+        for number, done in plan.labels_done.items():
+            lp = LabelPosition(number, next_offset=plan.label_start(number, used.get(number, False)))
+            self.labels[number] = lp
+            log.info("labels %s[%d]: committed %s, reading from %s", labels_topic, number, done, lp.next_offset)
+            out.append(TopicPartition(labels_topic or "", number, lp.next_offset))
+        return out
+
+    def drop(self, keys: list[Key], label_numbers: list[int]) -> None:
+        for key in keys:
+            del self.inputs[key]
+            self.engine.drop(*key)
+        for number in label_numbers:
+            del self.labels[number]
+
+    def widest(self) -> int:
+        return self.engine.readouts().widest if self.inputs else 0
+
+    def due_checkpoints(self, keys: list[Key], force: bool) -> list[Record]:
+        """The checkpoints due now for ``keys`` (encoded), their clocks restarted."""
+        if not self.checkpointing:
+            return []
+        cfg = self.config.checkpoint
+        now = time.monotonic()
+        out = []
+        for key in keys:
+            pos = self.inputs[key]
+            due = (force or pos.force_checkpoint or pos.checkpointed_at == 0.0
+                   or pos.since_checkpoint >= cfg.every_events or now - pos.checkpointed_at >= cfg.every_s)
+            if not due or pos.next_offset < 0:
+                continue
+            lp = self.labels.get(pos.partition)
+            blob = Checkpoint(self.config.kafka.group_id, pos.topic, pos.partition, pos.next_offset,
+                              self.engine.state(*key), lp.next_offset if lp is not None else None).encode()
+            pos.force_checkpoint, pos.since_checkpoint, pos.checkpointed_at = False, 0, now
+            if len(blob) > MAX_STATE_BYTES:
+                # Correct without it (the previous checkpoint stays, a restart re-reads more),
+                # but say so: fewer features per model (detectors.max_features) keep it small.
+                log.error("checkpoint of %s[%d] is %d bytes > %d: not written", *key, len(blob), MAX_STATE_BYTES)
+                continue
+            out.append((state_key(self.config.kafka.group_id, *key), blob))
+        return out
+
+    def offsets(self, keys: list[Key], label_numbers: list[int] | None, labels_topic: str | None,
+                ) -> dict[Key, int]:
+        """Next offsets of ``keys`` and of the labels partitions (all, or the given numbers)."""
+        out = {key: self.inputs[key].next_offset for key in keys}
+        if labels_topic is not None:
+            wanted = list(self.labels) if label_numbers is None else label_numbers
+            out.update({(labels_topic, n): self.labels[n].next_offset for n in wanted if n in self.labels})
+        return out
+
+    def progress_markers(self, offsets: dict[Key, int], labels_topic: str | None) -> list[Record]:
+        """How far each partition that published in this transaction got, committed with its alerts
+        (it bounds what a restart must not repeat)."""
+        out = []
+        for (topic, partition), offset in offsets.items():
+            holder = self.labels.get(partition) if topic == labels_topic else self.inputs.get((topic, partition))
+            if holder is not None and holder.published and offset >= 0:
+                holder.published = False
+                out.append((progress_key(self.config.kafka.group_id, topic, partition), encode_progress(offset)))
+        return out
+
+    def mark_published(self, topic: str, partition: int, labels_topic: str | None) -> None:
+        holder = self.labels.get(partition) if topic == labels_topic else self.inputs.get((topic, partition))
+        if holder is not None:
+            holder.published = True

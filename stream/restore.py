@@ -1,0 +1,120 @@
+"""Where each assigned partition resumes, and from which checkpoint (the restore plan).
+
+On assignment (and after an aborted transaction) every partition is rebuilt from its newest
+checkpoint and read from the checkpoint's offset. ``done`` (the committed offset, or the
+progress marker when that is further: the marker is committed with the alerts, so it is
+never stale) bounds what was already published: alerts and DLQ records of offsets below it
+are decided again but not produced again (the engine's ``replay_until``). A checkpoint taken
+after ``done`` (never committed) is not used. Late labels: the labels partition re-reads
+from where the input checkpoint says it was, so the join sees the same labels again.
+
+>>> from driftsentinel.stream.checkpoint import Checkpoint
+>>> ck = Checkpoint("g", "in", 0, 40, {"banks": {}, "policy": []}, labels_next_offset=9)
+>>> plan = plan_restore([("in", 0), ("lab", 0)], {("in", 0): 50, ("lab", 0): 12}, {}, {("in", 0): ck}, "lab")
+>>> p = plan.inputs[0]
+>>> (p.start, p.replay_until, p.checkpoint is ck, p.labels_replay_until)
+(40, 50, True, 12)
+>>> plan.label_start(0, checkpoint_used=True), plan.label_start(0, checkpoint_used=False)
+(9, 12)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+
+from driftsentinel.stream.checkpoint import Checkpoint
+from driftsentinel.stream.transaction import Health
+
+log = logging.getLogger("driftsentinel")
+
+#: How long a new owner waits for committed offsets that an open transaction holds (a
+#: member that died between send_offsets_to_transaction and commit): the broker aborts that
+#: transaction after its transaction.timeout.ms (60 s here) plus its abort-scan interval.
+PENDING_OFFSETS_WAIT_S = 180.0
+
+Key = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class InputStart:
+    """An input partition: read from ``start``; alerts from ``replay_until``; restore ``checkpoint``."""
+
+    topic: str
+    partition: int
+    done: int
+    start: int
+    replay_until: int
+    checkpoint: Checkpoint | None
+    labels_replay_until: int | None  # None: the labels partition is not assigned here
+
+
+@dataclass
+class RestorePlan:
+    inputs: list[InputStart] = field(default_factory=list)
+    labels_done: dict[int, int] = field(default_factory=dict)  # labels partition -> done
+    labels_at_checkpoint: dict[int, int | None] = field(default_factory=dict)
+
+    def label_start(self, partition: int, checkpoint_used: bool) -> int:
+        """Where labels partition ``partition`` is read from (the input checkpoint's labels offset
+        when that checkpoint was restored, re-reading its labels with alerts suppressed)."""
+        done = self.labels_done.get(partition, OFFSET_INVALID)
+        at = self.labels_at_checkpoint.get(partition) if checkpoint_used else None
+        if at is not None and (done < 0 or at <= done):
+            return at
+        return done if done >= 0 else OFFSET_BEGINNING
+
+
+def plan_restore(assigned: list[Key], committed: dict[Key, int], progress: dict[Key, int],
+                 checkpoints: dict[Key, Checkpoint], labels_topic: str | None) -> RestorePlan:
+    """The plan for ``assigned`` partitions from what the group and the state topic hold."""
+    plan = RestorePlan()
+    for key in assigned:
+        if key[0] == labels_topic:
+            plan.labels_done[key[1]] = max(committed.get(key, OFFSET_INVALID), progress.get(key, OFFSET_INVALID))
+    for key in assigned:
+        if key[0] == labels_topic:
+            continue
+        done = max(committed.get(key, OFFSET_INVALID), progress.get(key, OFFSET_INVALID))
+        if done > committed.get(key, OFFSET_INVALID):
+            log.warning("%s[%d]: committed offset %s is behind the progress marker %d; using the marker",
+                        *key, committed.get(key), done)
+        found = checkpoints.get(key)
+        usable = found if found is not None and done >= 0 and found.next_offset <= done else None
+        if found is None and done >= 0:
+            log.warning("no checkpoint for %s[%d]: detectors start fresh at offset %d", *key, done)
+        labels_done = plan.labels_done.get(key[1]) if labels_topic is not None else None
+        plan.inputs.append(InputStart(
+            key[0], key[1], done, usable.next_offset if usable else (done if done >= 0 else OFFSET_BEGINNING),
+            max(done, 0), usable, None if labels_done is None else max(labels_done, 0)))
+        if usable is not None:
+            plan.labels_at_checkpoint[key[1]] = usable.labels_next_offset
+    return plan
+
+
+def committed_offsets(consumer: Consumer, tps: list[TopicPartition], health: Health,
+                      wait_s: float = PENDING_OFFSETS_WAIT_S) -> dict[Key, int]:
+    """The group's committed offsets, waiting (bounded) while an open transaction holds them.
+
+    Under read_committed the broker answers UNSTABLE_OFFSET_COMMIT for offsets sent in a
+    transaction that is neither committed nor aborted yet; librdkafka retries until its
+    timeout. That transaction belongs to a member that died mid-commit, and the broker
+    aborts it after its transaction.timeout.ms: wait for that instead of failing the
+    takeover.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            found = consumer.committed(tps, timeout=min(10.0, max(1.0, deadline - time.monotonic())))
+            return {(tp.topic, tp.partition): tp.offset for tp in found}
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._TIMED_OUT or time.monotonic() >= deadline:
+                raise
+            health.beat()
+            health.set_ready("restoring: committed offsets held by an open transaction")
+            log.warning("committed offsets of %s not readable yet: a transaction of a member that died "
+                        "mid-commit holds them until the broker aborts it (its transaction.timeout.ms); "
+                        "waiting", [f"{tp.topic}[{tp.partition}]" for tp in tps])
