@@ -1,21 +1,18 @@
 """``driftsentinel skew``: the shell around the skew engine (train/serve skew, shadow divergence).
 
 Consumes the serving topic (the model server's FeatureEvents) and the offline topic (the
-same entities' features computed by the training pipeline), or reads the offline side
-from a JSON Lines / CSV / Parquet file (:mod:`driftsentinel.stream.offline_file`), decodes
-them and feeds :class:`~driftsentinel.detectors.skew_engine.SkewEngine`, which joins,
-compares and decides; this module publishes its DriftEvents, commits offsets and sets the
-gauges.
+same entities' features from the training pipeline), or reads the offline side from a
+file (:mod:`driftsentinel.stream.offline_file`); decodes them and feeds
+:class:`~driftsentinel.detectors.skew_engine.SkewEngine`, which joins, compares and
+decides; publishes its DriftEvents, commits offsets, sets the gauges.
 
-Delivery is at-least-once: alerts are flushed before the input offsets are committed,
-and their ``event_id`` is derived from the serving event at which the window closed.
-The join window lives in memory only: after a restart, ids that were waiting for their
-partner are not paired (their partners count as unmatched).
+Delivery is at-least-once (:class:`~driftsentinel.stream.transaction.AtLeastOnce`): alerts
+are acknowledged before the input offsets are committed; an alert's ``event_id`` comes
+from the serving event at which its window closed. The joins live in memory only: after
+a restart, ids that were waiting for their partner count as unmatched.
 
     driftsentinel skew --bootstrap-servers 127.0.0.1:9092 --serving-topic features \\
         --offline-topic features-offline --alerts-topic drift-alerts --config skew.yaml
-
-The version of a shadow pair may be a top-level field FeatureEvent does not keep:
 
 >>> _top_level(b'{"model": "m", "model_version": 2}', "model_version"), _top_level(b"[]", "x")
 ('2', None)
@@ -46,6 +43,7 @@ from driftsentinel.stream.clients import StartupError, admin_settings, create_to
 from driftsentinel.stream.idle import IdleClock
 from driftsentinel.stream.metrics import HealthState, Metrics, serve
 from driftsentinel.stream.offline_file import read_offline_file
+from driftsentinel.stream.transaction import Aborted, AtLeastOnce
 
 __all__ = ["SkewSidecar", "cmd_skew", "read_offline_file", "register_cli"]  # read_offline_file: moved, still here
 
@@ -53,6 +51,9 @@ log = logging.getLogger("driftsentinel.skew")
 
 #: Offline file rows read per loop iteration at most (keeps every iteration short).
 FILE_ROWS_PER_ITERATION = 20_000
+#: The loop commits offsets itself; aborted records of transactional producers are not features.
+CONSUMER_SETTINGS = {"enable.auto.commit": False, "auto.offset.reset": "earliest", "isolation.level": "read_committed"}
+PRODUCER_SETTINGS = {"enable.idempotence": True, "acks": "all", "linger.ms": 5}
 
 
 class SkewSidecar:
@@ -71,7 +72,8 @@ class SkewSidecar:
         self.on_alert = on_alert
         self.engine = SkewEngine.from_config(config)
         src = config.sources
-        self.consumed = self.published = self.invalid = self.no_id = 0
+        #: input messages, unusable rows (bad JSON/schema, file rows without id), events without id, alerts
+        self.counts = {"consumed": 0, "invalid": 0, "no_id": 0, "alerts": 0}
         self._reported_unmatched = {SERVING: 0, OFFLINE: 0}
         if self.engine.skew_on:
             for side in (SERVING, OFFLINE):  # exported from the start, at 0
@@ -84,21 +86,10 @@ class SkewSidecar:
         # security settings in sources.common reach every client; librdkafka's log is rate limited
         common: dict[str, Any] = {"bootstrap.servers": src.bootstrap_servers, "logger": rdkafka_log, **src.common}
         self._admin_conf = admin_settings(common, {})
-        self.consumer = Consumer(
-            {
-                **common,
-                "error_cb": self._on_kafka_error,
-                "group.id": src.group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "enable.partition.eof": False,
-                "isolation.level": "read_committed",  # transactional producers' aborted records are not features
-            }
-        )
-        self.producer = Producer(
-            {**common, "error_cb": self._on_kafka_error, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
-        )
-        self._delivery_failures: list[str] = []
+        errors = {"error_cb": self._on_kafka_error}
+        self.consumer = Consumer({**common, **errors, **CONSUMER_SETTINGS, "group.id": src.group_id})
+        self.producer = Producer({**common, **errors, **PRODUCER_SETTINGS})
+        self.output = AtLeastOnce(self.producer, self.consumer, self.health)
 
     # ------------------------------------------------------------------ lifecycle
     def request_stop(self, *_: Any) -> None:
@@ -117,6 +108,7 @@ class SkewSidecar:
         code = 0
         try:
             self._start_up()
+            self.output.begin()
             self._loop()
             self._apply(self.engine.finish(time.time()))  # partial windows evaluated, waiting ids unmatched
             self._commit()
@@ -124,7 +116,7 @@ class SkewSidecar:
         except StartupError as exc:
             log.error("cannot start: %s", exc)
             code = 3
-        except (KafkaException, ValueError, OSError) as exc:
+        except (KafkaException, Aborted, ValueError, OSError) as exc:
             log.error("skew loop failed: %s", exc)
             code = 1
         self.consumer.close()
@@ -135,13 +127,7 @@ class SkewSidecar:
 
     def stats(self) -> dict[str, Any]:
         """What the run did (printed as one JSON line at exit)."""
-        return {
-            "consumed": self.consumed,
-            "invalid": self.invalid,
-            "no_id": self.no_id,
-            "alerts": self.published,
-            **self.engine.stats(),
-        }
+        return {**self.counts, **self.engine.stats()}
 
     def _start_up(self) -> None:
         """Reach the broker (StartupError if it never answers), create the alerts topic, subscribe."""
@@ -171,7 +157,7 @@ class SkewSidecar:
             fed = self._feed_file()
             budget = cfg.batch_size
             if cfg.max_events is not None:
-                budget = min(budget, cfg.max_events - self.consumed)
+                budget = min(budget, cfg.max_events - self.counts["consumed"])
                 if budget <= 0:
                     log.info("max_events=%d reached", cfg.max_events)
                     return
@@ -183,7 +169,6 @@ class SkewSidecar:
             elif fed or not self.consumer.assignment():
                 self._idle.restart(now)  # input from the file, or no partition owned yet: not idle
             self._apply(self.engine.tick(now, time.time()))
-            self._check_deliveries()
             if msgs and now - last_commit >= 1.0:
                 self._commit()
                 last_commit = now
@@ -201,7 +186,7 @@ class SkewSidecar:
             self._file_done = True
             log.info("offline file read to the end")
         rows = [row for row in got if row is not None]
-        self.invalid += len(got) - len(rows)
+        self.counts["invalid"] += len(got) - len(rows)
         if rows:
             self._apply(self.engine.add(rows, time.monotonic(), time.time()))
         return len(got)
@@ -217,15 +202,15 @@ class SkewSidecar:
                     raise KafkaException(err)
                 log.warning("consume error: %s", err.str())
                 continue
-            self.consumed += 1
+            self.counts["consumed"] += 1
             try:
                 event = decode_event(msg.value())
             except InvalidEvent as exc:
-                self.invalid += 1
+                self.counts["invalid"] += 1
                 self.metrics.invalid_events.labels(exc.reason).inc()
                 continue
             if event.id is None:
-                self.no_id += 1
+                self.counts["no_id"] += 1
                 continue
             if msg.topic() == src.offline_topic:
                 rows.append(OfflineRow(event.id, event.features, event.ts))
@@ -260,48 +245,19 @@ class SkewSidecar:
                 self._reported_unmatched[side] = total
 
     def _publish(self, event: DriftEvent) -> None:
-        value = event.model_dump_json().encode()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.producer.produce(
-                    self.config.sources.alerts_topic, key=event.key.encode(), value=value, on_delivery=self._on_delivery
-                )
-                break
-            except BufferError:
-                if time.monotonic() > deadline:
-                    raise
-                self.producer.poll(0.05)
-        self.producer.poll(0)
-        self.published += 1
+        self.output.produce(self.config.sources.alerts_topic, event.key.encode(), event.model_dump_json().encode())
+        self.counts["alerts"] += 1
         self.metrics.alerts.labels(event.model, event.feature, event.detector, event.status).inc()
-        self.metrics.drift_detected.labels(event.model, event.feature, event.detector).set(
-            1 if event.status == "drift" else 0
-        )
+        drifting = 1 if event.status == "drift" else 0
+        self.metrics.drift_detected.labels(event.model, event.feature, event.detector).set(drifting)
         log.info("alert %s %s %s=%.4g", event.key, event.detector, event.statistic_name, event.statistic or 0.0)
         if self.on_alert is not None:
             self.on_alert(event)
 
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._delivery_failures.append(f"{msg.topic()}: {err}")
-
-    def _check_deliveries(self) -> None:
-        self.producer.poll(0)
-        if self._delivery_failures:
-            failures, self._delivery_failures = self._delivery_failures, []
-            raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, f"alerts not delivered: {failures[:3]}"))
-
     def _commit(self) -> None:
         """At-least-once: every alert is acknowledged before the offsets that led to it are committed."""
-        if self.producer.flush(60):
-            raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "alerts not delivered within 60s"))
-        self._check_deliveries()
-        try:
-            self.consumer.commit(asynchronous=False)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._NO_OFFSET:
-                raise
+        self.output.commit(None)  # None: the consumer's current positions
+        self.output.begin()
 
     def _on_kafka_error(self, err: KafkaError) -> None:
         if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
@@ -322,25 +278,32 @@ def _top_level(raw: bytes | None, name: str) -> str | None:
 
 # ---------------------------------------------------------------------- CLI
 def cmd_skew(args: argparse.Namespace) -> int:
-    """``driftsentinel skew``: flags override the config file."""
+    """``driftsentinel skew``: flags override the config file; exit code 2 for a config that cannot run."""
     names = ("bootstrap_servers", "serving_topic", "offline_topic", "offline_file", "alerts_topic", "group_id", "model")
     overrides = {f"sources.{name}": getattr(args, name) for name in names}
     overrides |= {name: getattr(args, name) for name in ("metrics_port", "metrics_host", "idle_exit", "max_events")}
     try:
         config = load_skew_config(args.config, overrides)
+        problem = _cannot_run(config)
     except ConfigError as exc:
-        print(f"driftsentinel: {exc}", file=sys.stderr)
-        return 2
-    if not (config.sources.offline_topic or config.sources.offline_file or config.shadow):
-        print("driftsentinel: skew needs --offline-topic, --offline-file or a shadow section", file=sys.stderr)
-        return 2
-    if config.sources.offline_file and not Path(config.sources.offline_file).is_file():
-        print(f"driftsentinel: no such offline file: {config.sources.offline_file}", file=sys.stderr)
+        problem = str(exc)
+    if problem is not None:
+        print(f"driftsentinel: {problem}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sidecar = SkewSidecar(config)
     sidecar.install_signal_handlers()
     return sidecar.run()
+
+
+def _cannot_run(config: SkewSidecarConfig) -> str | None:
+    """Why a valid config still gives nothing to do (or nothing to read), if it does."""
+    src = config.sources
+    if not (src.offline_topic or src.offline_file or config.shadow):
+        return "skew needs --offline-topic, --offline-file or a shadow section"
+    if src.offline_file and not Path(src.offline_file).is_file():
+        return f"no such offline file: {src.offline_file}"
+    return None
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -349,15 +312,13 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "skew", help="train/serve skew by join (serving vs offline features) and shadow-model divergence"
     )
     p.add_argument("--config", help="YAML config file (schemas/skew.py: sources, skew, shadow)")
-    p.add_argument("--bootstrap-servers")
+    for flag in ("--bootstrap-servers", "--alerts-topic", "--group-id", "--metrics-host"):
+        p.add_argument(flag)
     p.add_argument("--serving-topic", help="the model server's FeatureEvents")
     p.add_argument("--offline-topic", help="offline-computed features of the same ids")
     p.add_argument("--offline-file", help="...or replay them from a JSON Lines / CSV / Parquet file")
-    p.add_argument("--alerts-topic")
-    p.add_argument("--group-id")
     p.add_argument("--model", help="join only serving events of this model")
     p.add_argument("--metrics-port", type=int)
-    p.add_argument("--metrics-host")
     p.add_argument("--idle-exit", type=float, help="stop after SECONDS without input")
     p.add_argument("--max-events", type=int, help="stop after N input messages")
     p.set_defaults(func=cmd_skew)
