@@ -15,7 +15,8 @@ Inputs are ``(offset, message, message_time)``: a message is a decoded FeatureEv
 late-label join's clock. Labels are ``(offset, LabelEvent, message_time)`` of the labels
 topic's partition with the same number. Within one :meth:`Engine.process` call, events are
 detected in offset order, then the pairs their predictions completed; :meth:`Engine.process_labels`
-detects the pairs its labels completed.
+detects the pairs its labels completed. A call's feature alerts come in stream order (offset,
+then row), whatever the models: their order does not depend on how the stream is cut into calls.
 
 >>> from driftsentinel.schemas import SidecarConfig
 >>> from driftsentinel.schemas.fastdecode import EventView
@@ -56,6 +57,10 @@ from driftsentinel.schemas.signals import DriftSignal, FeatureStatus
 Item = tuple[int, EventView | ColumnBatch, float]
 #: ``(offset on the labels topic, label, message time in seconds)``
 LabelItem = tuple[int, LabelEvent, float]
+
+
+def _stream_order(event: DriftEvent) -> tuple[int, int]:
+    return event.source.offset, -1 if event.source.row is None else event.source.row
 
 
 def _add(counts: dict[str, int], key: str, n: int) -> None:
@@ -218,6 +223,9 @@ class Engine:
         for segment in segments:
             for model, batch in self._batches(part, segment).items():
                 self._detect(topic, partition, part, model, batch, now, out)
+        # Batches are cut by model: in stream order again, so the order of the events does
+        # not depend on how the stream was cut into calls (the bank orders each row's own).
+        out.events.sort(key=_stream_order)
         self._concept(partition, part, hits, now, out)
         self._expire(part, out)
         return out
