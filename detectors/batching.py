@@ -63,13 +63,13 @@ def to_batches(
         row_layout: list[int] = []
         last_keys: list[str] | None = None
         last_types: tuple[type, ...] | None = None
-        for (_, event), feats in zip(items, rows):
+        for (_, event), feats in zip(items, rows, strict=True):
             ks = list(feats)
             ts = _NUMERIC if _is_numeric(event) else tuple(map(type, feats.values()))
             if ts != last_types or ks != last_keys:
                 last_keys, last_types = ks, ts
                 layouts.append((ks, ts))
-                for name, cls in zip(ks, ts) if ts is not _NUMERIC else zip(ks, repeat(float)):
+                for name, cls in zip(ks, ts, strict=True) if ts is not _NUMERIC else zip(ks, repeat(float)):
                     if cls is float or cls is int:
                         if name not in index:
                             index[name] = len(index)
@@ -123,7 +123,8 @@ def to_batches(
             names=columns,
             values=values,
             offsets=np.array([o for o, _ in items], dtype=np.int64).reshape(n_rows),
-            event_times=np.array([np.nan if e.ts is None else e.ts for _, e in items], dtype=np.float64).reshape(n_rows),
+            event_times=np.array([np.nan if e.ts is None else e.ts for _, e in items],
+                                 dtype=np.float64).reshape(n_rows),
             dropped_values=dropped,
             cat_names=list(cat_index),
             cat_values=cats,

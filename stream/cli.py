@@ -57,7 +57,8 @@ def _config_from_args(args: argparse.Namespace) -> SidecarConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from driftsentinel.stream.consumer import Sidecar, effective_config_line
+    from driftsentinel.stream.clients import effective_config_line
+    from driftsentinel.stream.consumer import Sidecar
 
     try:
         config = _config_from_args(args)

@@ -12,6 +12,7 @@ limits librdkafka's repeated connection errors in the log.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -168,3 +169,13 @@ def dead_letter_headers(msg: Message, reason: str, detail: str) -> list[tuple[st
     return [*(msg.headers() or []), (H_REASON, reason.encode()), (H_ERROR, detail.encode("utf-8", "replace")[:1000]),
             (H_TOPIC, msg.topic().encode()), (H_PARTITION, str(msg.partition()).encode()),
             (H_OFFSET, str(msg.offset()).encode())]
+
+
+def effective_config_line(config: SidecarConfig) -> str:
+    """The start-up log line: the effective config, secrets redacted."""
+    data = config.model_dump()
+    for section in ("common", "consumer", "producer"):
+        for key in list(data["kafka"][section]):
+            if any(s in key.lower() for s in ("password", "secret", "sasl.oauthbearer", "key", "jaas")):
+                data["kafka"][section][key] = "***"
+    return json.dumps(data, sort_keys=True)

@@ -15,8 +15,8 @@ and every assigned partition is rewound the same way: nothing is lost, nothing s
 
 from __future__ import annotations
 
+import contextlib
 import gc
-import json
 import logging
 import signal
 import socket
@@ -24,27 +24,25 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as TP
 
-from driftsentinel.detectors.engine import Engine, Item, LabelItem, Output
+from driftsentinel.detectors.engine import Engine
 from driftsentinel.detectors.warmup import load_kernels
-from driftsentinel.schemas import DriftEvent, InvalidEvent, SidecarConfig
-from driftsentinel.schemas.columnar import ColumnBatch, decode_columns, is_columnar
-from driftsentinel.schemas.fastdecode import EventView, decode_event_fast
-from driftsentinel.schemas.labels import decode_label
+from driftsentinel.schemas import DriftEvent, SidecarConfig
 from driftsentinel.schemas.profile import load_profile
 from driftsentinel.stream import clients
+from driftsentinel.stream.batch import BatchRunner
 from driftsentinel.stream.broker_watch import start_broker_watch
-from driftsentinel.stream.checkpoint import Checkpoint, StateFormatError, decode_progress, progress_key, state_key
 from driftsentinel.stream.columns import BatchBudget
 from driftsentinel.stream.gauges import Gauges
 from driftsentinel.stream.idle import IdleClock
-from driftsentinel.stream.label_topic import check_labels_topic, split_assignment
+from driftsentinel.stream.label_topic import split_assignment
 from driftsentinel.stream.metrics import HealthState, Metrics, serve
-from driftsentinel.stream.partitions import InputPosition, Partitions
+from driftsentinel.stream.partitions import Partitions
 from driftsentinel.stream.restore import committed_offsets, plan_restore
-from driftsentinel.stream.state_topic import ensure_state_topic, read_records
+from driftsentinel.stream.startup import start_up
+from driftsentinel.stream.state_topic import read_checkpoints
 from driftsentinel.stream.transaction import Aborted, AtLeastOnce, ExactlyOnce, Watchdog
 
 log = logging.getLogger("driftsentinel")
@@ -68,7 +66,7 @@ class Sidecar:
         self.engine = Engine(config, kafka.input_topic, self.labels_topic, self.profile)
         self.state = Partitions(config, self.engine, self.checkpointing)
         self.gauges = Gauges(self.metrics, config.log_interval_s)
-        self.consumed, self.http_port = 0, None
+        self.http_port: int | None = None
         self._stopping, self._fatal = False, None
         self._budget = BatchBudget()  # events per batch: bounded by matrix cells and message bytes
         self._idle = IdleClock(config.idle_exit, log)  # restarted in _loop and _on_assign
@@ -78,6 +76,12 @@ class Sidecar:
         self.watchdog = Watchdog()
         self.txn = (ExactlyOnce(self.producer, self.consumer, self.health, self.watchdog, log) if kafka.exactly_once
                     else AtLeastOnce(self.producer, self.consumer, self.health))
+        self.batches = BatchRunner(config, self.engine, self.state, self.gauges, self.txn, on_alert)
+
+    @property
+    def consumed(self) -> int:
+        """Messages consumed (input and labels)."""
+        return self.batches.consumed
 
     @property
     def partitions(self) -> dict[tuple[str, int], Any]:
@@ -127,22 +131,8 @@ class Sidecar:
         return 0
 
     def _start_up(self) -> None:
-        """Reach the broker, create output topics, initialise transactions — or fail clearly."""
-        kafka = self.config.kafka
         admin = clients.AdminClient({**self._admin_conf, "error_cb": self._on_kafka_error})
-        existing = clients.list_topics(admin, kafka.bootstrap_servers, lambda: self._fatal)
-        if self.labels_topic:
-            check_labels_topic({t: m.partitions for t, m in existing.items()}, kafka.input_topic, self.labels_topic,
-                               str(kafka.consumer.get("partition.assignment.strategy", "range")))
-        clients.create_topics(admin, (kafka.alerts_topic, kafka.dlq_topic), existing)
-        if self.checkpointing:
-            ensure_state_topic(admin, kafka.state_topic)
-        if kafka.exactly_once:
-            try:
-                self.producer.init_transactions(clients.STARTUP_TIMEOUT_S)
-            except KafkaException as exc:
-                why = clients.explain(exc.args[0], kafka.bootstrap_servers)
-                raise clients.StartupError(f"cannot initialise transactions: {why}") from None
+        start_up(self.config, admin, self.producer, self.labels_topic, self.checkpointing, lambda: self._fatal)
 
     def _loop(self) -> None:
         cfg = self.config
@@ -173,7 +163,8 @@ class Sidecar:
     def _process_batch(self, msgs: list[Message]) -> None:
         try:
             self.txn.begin()
-            touched = self._process(msgs)
+            touched = self.batches.run(msgs)
+            self._update_gauges()  # drift gauges flip as alerts go out; the rest once a second
             for key, blob in self.state.due_checkpoints(touched, force=False):
                 self.txn.produce(self.config.kafka.state_topic, key, blob)
             self._commit(self.state.offsets(touched, None, self.labels_topic))
@@ -181,80 +172,6 @@ class Sidecar:
             log.warning("transaction aborted (%s): rewinding to the last checkpoint", exc)
             self._abort()
             self._rewind()
-
-    def _process(self, msgs: list[Message]) -> list[tuple[str, int]]:
-        """Decode per partition, run the engine, publish; returns the input partitions touched."""
-        inputs: dict[tuple[str, int], list[Item]] = {}
-        labels: dict[int, list[LabelItem]] = {}
-        for msg in msgs:
-            err = msg.error()
-            if err is not None:
-                if err.fatal():
-                    raise KafkaException(err)
-                log.warning("consume error: %s", err.str())
-            elif msg.topic() == self.labels_topic:
-                self._take(msg, labels.setdefault(msg.partition(), []), decode_label)
-            elif (msg.topic(), msg.partition()) in self.state.inputs:  # else: of a partition revoked meanwhile
-                self._take(msg, inputs.setdefault((msg.topic(), msg.partition()), []), _decode_input)
-        now = time.time()
-        for key, items in inputs.items():
-            self._emit(key, self.engine.process(*key, items, now))
-        touched = dict.fromkeys(inputs)
-        for number, found in labels.items():
-            key = (self.config.kafka.input_topic, number)
-            if key in self.state.inputs:
-                touched[key] = None
-                self.state.inputs[key].since_checkpoint += len(found)  # labels move the partition's state too
-            self._emit(key, self.engine.process_labels(self.labels_topic or "", number, found, now))
-        self._update_gauges()  # drift gauges flip in _publish; the rest once a second
-        return list(touched)
-
-    def _take(self, msg: Message, into: list[Any], decode: Callable[[bytes | None], Any]) -> None:
-        """One message: its position moves on; decoded into ``into``, or (when new) to the DLQ."""
-        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        is_label = topic == self.labels_topic
-        holder = self.state.labels.get(partition) if is_label else self.state.inputs[(topic, partition)]
-        if holder is None:  # a labels partition revoked meanwhile
-            return
-        holder.next_offset = offset + 1
-        self.consumed += 1
-        if isinstance(holder, InputPosition):
-            holder.since_checkpoint += 1
-        try:
-            into.append((offset, decode(msg.value()), _message_time(msg)))
-        except InvalidEvent as exc:
-            if not self.engine.owns(self.config.kafka.input_topic, partition) or self.engine.live(topic, partition,
-                                                                                                  offset):
-                self.txn.produce(self.config.kafka.dlq_topic, msg.key(), msg.value(),
-                                 clients.dead_letter_headers(msg, exc.reason, exc.detail))
-                self.metrics.invalid_events.labels(exc.reason).inc()
-                holder.published = True
-
-    def _emit(self, key: tuple[str, int], out: Output) -> None:
-        """The engine's output for one partition: alerts published, counts into metrics."""
-        m = self.metrics
-        for model, n in out.events_per_model.items():
-            m.events.labels(model).inc(n)
-        for model, n in out.dropped_values.items():
-            m.features_dropped.labels(model).inc(n)
-        for model, n in out.labels_joined.items():
-            m.labels_joined.labels(model).inc(n)
-        for side, n in out.labels_unmatched.items():
-            m.labels_unmatched.labels(side).inc(n)
-        if out.newest_event_time is not None:  # one gauge update per partition and batch, not per event
-            m.last_event_ts.labels(key[0], str(key[1])).set(out.newest_event_time)
-        if out.orphan_labels:
-            log.error("%d labels of %s[%d] have no input partition %s[%d] here: are the topics co-partitioned?",
-                      out.orphan_labels, self.labels_topic, key[1], *key)
-        for event in out.events:
-            self.txn.produce(self.config.kafka.alerts_topic, event.key.encode(), event.model_dump_json().encode())
-            self.gauges.alert(event)
-            log.info("alert %s", event.model_dump_json())
-            self.state.mark_published(event.source.topic, event.source.partition, self.labels_topic)
-            if self.on_alert is not None:
-                self.on_alert(event)
-        if out.label_alerts and key in self.state.inputs:
-            self.state.inputs[key].force_checkpoint = True
 
     def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
         if self.txn.exactly_once and self.checkpointing:
@@ -273,22 +190,12 @@ class Sidecar:
 
     def _restore(self, tps: list[TP]) -> list[TP]:
         """Rebuild each partition from its checkpoint; return where to read each from."""
-        group, keys = self.config.kafka.group_id, [(tp.topic, tp.partition) for tp in tps]
+        keys = [(tp.topic, tp.partition) for tp in tps]
         committed = committed_offsets(self.consumer, tps, self.health)
-        wanted = {state_key(group, *k): k for k in keys} if self.checkpointing else {}
-        marks = {progress_key(group, *k): k for k in keys} if self.checkpointing else {}
-        found = read_records(self._admin_conf, self.config.kafka.state_topic, {*wanted, *marks}) if wanted else {}
-        checkpoints, progress = {}, {}
-        for raw_key, blob in found.items():
-            try:
-                if raw_key in wanted:
-                    checkpoints[wanted[raw_key]] = Checkpoint.decode(blob)
-                else:
-                    progress[marks[raw_key]] = decode_progress(blob)
-            except StateFormatError as exc:
-                log.warning("ignoring unreadable state record %s: %s", raw_key.decode(errors="replace"), exc)
-        return self.state.apply(plan_restore(keys, committed, progress, checkpoints, self.labels_topic),
-                                self.labels_topic)
+        checkpoints, progress = (read_checkpoints(self._admin_conf, self.config.kafka.state_topic,
+                                                  self.config.kafka.group_id, keys) if self.checkpointing else ({}, {}))
+        plan = plan_restore(keys, committed, progress, checkpoints, self.labels_topic)
+        return self.state.apply(plan, self.labels_topic)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TP]) -> None:
         log.info("assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
@@ -314,10 +221,8 @@ class Sidecar:
                 self._commit(self.state.offsets(keys, numbers, self.labels_topic))
             except (Aborted, KafkaException) as exc:
                 log.warning("could not checkpoint revoked partitions (%s); the next owner re-reads more", exc)
-                try:
+                with contextlib.suppress(KafkaException):
                     self._abort()
-                except KafkaException:
-                    pass
         self.state.drop(keys, numbers)
         for key in [*keys, *((self.labels_topic or "", n) for n in numbers)]:
             self.gauges.forget(*key)
@@ -341,23 +246,3 @@ class _Banks:
     def __init__(self, banks: dict[str, Any]) -> None:
         self.banks = banks
 
-
-def _decode_input(raw: bytes | None) -> EventView | ColumnBatch:
-    """A FeatureEvent (JSON) or a columnar batch (msgpack); one topic may carry both."""
-    return decode_columns(raw) if raw is not None and is_columnar(raw) else decode_event_fast(raw)
-
-
-def _message_time(msg: Message) -> float:
-    """The message's Kafka timestamp in seconds (the join's clock: the same on a re-read)."""
-    kind, ms = msg.timestamp()
-    return ms / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE else time.time()
-
-
-def effective_config_line(config: SidecarConfig) -> str:
-    """The start-up log line: the effective config, secrets redacted."""
-    data = config.model_dump()
-    for section in ("common", "consumer", "producer"):
-        for key in list(data["kafka"][section]):
-            if any(s in key.lower() for s in ("password", "secret", "sasl.oauthbearer", "key", "jaas")):
-                data["kafka"][section][key] = "***"
-    return json.dumps(data, sort_keys=True)

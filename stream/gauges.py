@@ -13,7 +13,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaException
 
-from driftsentinel.detectors.engine import Readouts
+from driftsentinel.detectors.engine import Output, Readouts
 from driftsentinel.schemas import DriftEvent
 from driftsentinel.stream.metrics import Metrics
 
@@ -88,3 +88,17 @@ class Gauges:
         self._last_report = (now, consumed)
         log.info("throughput messages=%d rate=%.0f/s lag=%d partitions=%d", consumed,
                  (consumed - count) / (now - since), sum(self.lag.values()), len(self.lag))
+
+    def counts(self, topic: str, partition: int, out: Output) -> None:
+        """The counters and the event-time gauge of one engine call's output."""
+        m = self.metrics
+        for model, n in out.events_per_model.items():
+            m.events.labels(model).inc(n)
+        for model, n in out.dropped_values.items():
+            m.features_dropped.labels(model).inc(n)
+        for model, n in out.labels_joined.items():
+            m.labels_joined.labels(model).inc(n)
+        for side, n in out.labels_unmatched.items():
+            m.labels_unmatched.labels(side).inc(n)
+        if out.newest_event_time is not None:  # one gauge update per partition and batch, not per event
+            m.last_event_ts.labels(topic, str(partition)).set(out.newest_event_time)

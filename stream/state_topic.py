@@ -6,13 +6,23 @@ what they hold is :mod:`driftsentinel.stream.checkpoint`'s to say.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from driftsentinel.stream.checkpoint import MAX_STATE_BYTES
+from driftsentinel.stream.checkpoint import (
+    MAX_STATE_BYTES,
+    Checkpoint,
+    StateFormatError,
+    decode_progress,
+    progress_key,
+    state_key,
+)
 from driftsentinel.stream.topic_reader import read_to_end
+
+log = logging.getLogger("driftsentinel.checkpoint")
 
 
 def ensure_state_topic(admin: AdminClient, topic: str) -> None:
@@ -62,3 +72,23 @@ def read_records(settings: dict[str, Any], topic: str, keys: set[bytes], timeout
     finally:
         consumer.close()
     return found
+
+
+def read_checkpoints(settings: dict[str, Any], topic: str, group: str, partitions: list[tuple[str, int]],
+                     ) -> tuple[dict[tuple[str, int], Checkpoint], dict[tuple[str, int], int]]:
+    """The newest checkpoint and progress marker of each partition; unreadable records are
+    logged and skipped (the partition then starts from its committed offset without state,
+    which is correct, just slower to warm up)."""
+    wanted = {state_key(group, *key): key for key in partitions}
+    marks = {progress_key(group, *key): key for key in partitions}
+    checkpoints: dict[tuple[str, int], Checkpoint] = {}
+    progress: dict[tuple[str, int], int] = {}
+    for raw_key, blob in read_records(settings, topic, {*wanted, *marks}).items():
+        try:
+            if raw_key in wanted:
+                checkpoints[wanted[raw_key]] = Checkpoint.decode(blob)
+            else:
+                progress[marks[raw_key]] = decode_progress(blob)
+        except StateFormatError as exc:
+            log.warning("ignoring unreadable state record %s: %s", raw_key.decode(errors="replace"), exc)
+    return checkpoints, progress

@@ -12,7 +12,7 @@ from driftsentinel.schemas import AlertPolicyConfig, FeatureEvent, WindowSummary
 from driftsentinel.detectors.policy import AlertPolicy
 from driftsentinel.stream.cli import main
 from driftsentinel.detectors.batching import to_batches
-from driftsentinel.stream.consumer import effective_config_line
+from driftsentinel.stream.clients import effective_config_line
 from driftsentinel.schemas import load_config
 
 W = WindowSummary(count=3, mean=0.0, std=1.0, quantiles={}, missing_ratio=0.0)

@@ -1,0 +1,115 @@
+"""One consumed batch through the engine: decode per partition, run, publish what it returns.
+
+Messages of the input topic are decoded (a FeatureEvent, or a columnar batch: one topic may
+carry both) and handed to the engine per partition; messages of the labels topic go to the
+engine's late-label join. Undecodable messages go to the DLQ (unless a restart re-reads
+them: then they were sent before). Each partition's position moves past every message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaException, Message
+
+from driftsentinel.detectors.engine import Engine, Item, LabelItem, Output
+from driftsentinel.schemas import DriftEvent, InvalidEvent, SidecarConfig
+from driftsentinel.schemas.columnar import ColumnBatch, decode_columns, is_columnar
+from driftsentinel.schemas.fastdecode import EventView, decode_event_fast
+from driftsentinel.schemas.labels import decode_label
+from driftsentinel.stream import clients
+from driftsentinel.stream.gauges import Gauges
+from driftsentinel.stream.partitions import InputPosition, Partitions
+from driftsentinel.stream.transaction import Transaction
+
+log = logging.getLogger("driftsentinel")
+
+
+class BatchRunner:
+    """Runs consumed batches through the engine into the current transaction."""
+
+    def __init__(self, config: SidecarConfig, engine: Engine, state: Partitions, gauges: Gauges,
+                 txn: Transaction, on_alert: Callable[[DriftEvent], None] | None) -> None:
+        self.config, self.engine, self.state, self.gauges, self.txn = config, engine, state, gauges, txn
+        self.metrics = gauges.metrics
+        self.labels_topic = engine.labels_topic
+        self.on_alert = on_alert
+        self.consumed = 0
+
+    def run(self, msgs: list[Message]) -> list[tuple[str, int]]:
+        """Decode per partition, run the engine, publish; returns the input partitions touched."""
+        inputs: dict[tuple[str, int], list[Item]] = {}
+        labels: dict[int, list[LabelItem]] = {}
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise KafkaException(err)
+                log.warning("consume error: %s", err.str())
+            elif msg.topic() == self.labels_topic:
+                self._take(msg, labels.setdefault(msg.partition(), []), decode_label)
+            elif (msg.topic(), msg.partition()) in self.state.inputs:  # else: of a partition revoked meanwhile
+                self._take(msg, inputs.setdefault((msg.topic(), msg.partition()), []), _decode_input)
+        now = time.time()
+        for key, items in inputs.items():
+            self._emit(key, self.engine.process(*key, items, now))
+        touched = dict.fromkeys(inputs)
+        for number, found in labels.items():
+            key = (self.config.kafka.input_topic, number)
+            if key in self.state.inputs:
+                touched[key] = None
+                self.state.inputs[key].since_checkpoint += len(found)  # labels move the partition's state too
+            self._emit(key, self.engine.process_labels(self.labels_topic or "", number, found, now))
+        return list(touched)
+
+    def _take(self, msg: Message, into: list[Any], decode: Callable[[bytes | None], Any]) -> None:
+        """One message: its position moves on; decoded into ``into``, or (when new) to the DLQ."""
+        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        is_label = topic == self.labels_topic
+        holder = self.state.labels.get(partition) if is_label else self.state.inputs[(topic, partition)]
+        if holder is None:  # a labels partition revoked meanwhile
+            return
+        holder.next_offset = offset + 1
+        self.consumed += 1
+        if isinstance(holder, InputPosition):
+            holder.since_checkpoint += 1
+        try:
+            into.append((offset, decode(msg.value()), _message_time(msg)))
+        except InvalidEvent as exc:
+            if not self.engine.owns(self.config.kafka.input_topic, partition) or self.engine.live(topic, partition,
+                                                                                                  offset):
+                self.txn.produce(self.config.kafka.dlq_topic, msg.key(), msg.value(),
+                                 clients.dead_letter_headers(msg, exc.reason, exc.detail))
+                self.metrics.invalid_events.labels(exc.reason).inc()
+                holder.published = True
+
+    def _emit(self, key: tuple[str, int], out: Output) -> None:
+        """The engine's output for one partition: alerts published, counts into metrics."""
+        self.gauges.counts(*key, out)
+        if out.orphan_labels:
+            log.error("%d labels of %s[%d] have no input partition %s[%d] here: are the topics co-partitioned?",
+                      out.orphan_labels, self.labels_topic, key[1], *key)
+        for event in out.events:
+            self.txn.produce(self.config.kafka.alerts_topic, event.key.encode(), event.model_dump_json().encode())
+            self.gauges.alert(event)
+            log.info("alert %s", event.model_dump_json())
+            self.state.mark_published(event.source.topic, event.source.partition, self.labels_topic)
+            if self.on_alert is not None:
+                self.on_alert(event)
+        if out.label_alerts and key in self.state.inputs:
+            self.state.inputs[key].force_checkpoint = True
+
+
+def _decode_input(raw: bytes | None) -> EventView | ColumnBatch:
+    """A FeatureEvent (JSON) or a columnar batch (msgpack); one topic may carry both."""
+    return decode_columns(raw) if raw is not None and is_columnar(raw) else decode_event_fast(raw)
+
+
+def _message_time(msg: Message) -> float:
+    """The message's Kafka timestamp in seconds (the join's clock: the same on a re-read)."""
+    kind, ms = msg.timestamp()
+    return ms / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE else time.time()
+
