@@ -39,16 +39,46 @@ from functools import lru_cache
 import numba as nb
 import numpy as np
 
-from driftsentinel.detectors._adwin_buckets import (_carry, _increment, _live_ranges, _merge, _merged, _put, _received, _river_scan,
-                                      _shape)
+from driftsentinel.detectors._adwin_buckets import (
+    CERT_A,
+    CERT_B,
+    CERT_M,
+    CERT_MU,
+    CERT_NEWEST,
+    CERT_SLACK,
+    CERT_SLOTS,
+    CERT_T,
+    CERT_VALID,
+    CERT_W,
+    CERT_WAKE,
+    DP_CACHE,
+    RUN_A,
+    RUN_T,
+    RUN_V,
+    RUN_W,
+    _carry,
+    _increment,
+    _live_ranges,
+    _merge,
+    _merged,
+    _put,
+    _received,
+    _river_scan,
+    _shape,
+)
 
 SEG = 32
 MAX_BUCKETS = 16  # larger max_buckets take the general kernel
+# the rows of a lane's per-check constants SC (see _FILTER_NOTE in adwin.py): 2 (v/W) dp W,
+# M - B and M, each with its rounding margin
+_SC_AW = 0
+_SC_MB = 1
+_SC_M = 2
 
 
 @lru_cache(maxsize=32)
-def lockstep_plan(mb: int) -> tuple[np.ndarray, np.ndarray, int, int, int, int, int]:
-    """Cut offsets and ring sizes for ``max_buckets = mb``.
+def lockstep_plan(max_buckets: int) -> tuple[np.ndarray, np.ndarray, int, int, int, int, int]:
+    """Cut offsets and ring sizes for river's ``max_buckets``.
 
     Returns ``(fixed, far, far_limit, cert_from, tot_ring, seg_ring, tree_ring)``: ``fixed``
     the offsets (newest value = 0 back) of river's level 0-4 cuts at any count that is a
@@ -61,20 +91,21 @@ def lockstep_plan(mb: int) -> tuple[np.ndarray, np.ndarray, int, int, int, int, 
     big = SEG * (1 << 20)
     fixed: set[int] = set()
     for n in range(big, big + 8 * SEG, SEG):  # the pattern does not depend on n (checked here)
-        offs = {n - ((j + 1) << k) for k, (lo, hi) in enumerate(_shape(n, mb)[:5]) for j in range(lo, hi)} - {0}
+        shape = _shape(n, max_buckets)[:5]
+        offs = {n - ((j + 1) << k) for k, (lo, hi) in enumerate(shape) for j in range(lo, hi)} - {0}
         assert not fixed or offs == fixed
         fixed = offs
     fixed_a = np.array(sorted(fixed), dtype=np.int64)
     fixed_max = max(fixed, default=0)
-    far_from = max(mb - 1, 1) * SEG  # level 5's newest cut
+    far_from = max(max_buckets - 1, 1) * SEG  # level 5's newest cut
     far_limit = far_from + 256
     cert_from = far_limit - 128
     assert fixed_max < cert_from
     far = np.array([o for o in range(far_from, far_limit + 1, SEG) if o not in fixed], dtype=np.int64)
     # the running totals read back: the fixed pattern, and the level 0-4 ends _sync writes
-    tot_ring = 1 << int(max(fixed_max + 2 * SEG, (mb + 2) * SEG)).bit_length()
+    tot_ring = 1 << int(max(fixed_max + 2 * SEG, (max_buckets + 2) * SEG)).bit_length()
     seg_ring = 1 << (far_limit // SEG + 2).bit_length()
-    tree_ring = 1 << (mb + 1).bit_length()
+    tree_ring = 1 << (max_buckets + 1).bit_length()
     return fixed_a, far, far_limit, cert_from, tot_ring, seg_ring, tree_ring
 
 
@@ -123,10 +154,10 @@ def plan_rows(X, nins, pending, eligible, max_buckets):  # pragma: no cover - nu
     return head, segs, info
 
 
-def work_size(mb: int, lanes: int) -> int:
+def work_size(max_buckets: int, lanes: int) -> int:
     """Length of the float64 scratch ``lockstep_kernel`` needs for ``lanes`` features
     (``iwork``: 4 lanes int64, ``bwork``: (5 + seg_ring) lanes bool)."""
-    *_, tot_ring, seg_ring, tree_ring = lockstep_plan(mb)
+    *_, tot_ring, seg_ring, tree_ring = lockstep_plan(max_buckets)
     tree = 2 * (16 + 8) + 2 * (4 + 2) * tree_ring  # T, V of levels 1-2 (one segment), 3-4 (a ring)
     return (tot_ring + seg_ring + tree + 26) * lanes
 
@@ -155,7 +186,7 @@ def _pair(Xg, i, l):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _sync(l, f, n, rb, fast0, vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend, hist, mb,
+def _sync(l, f, n, rb, fast0, vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend, hist, max_buckets,
           rmask, los, his):  # pragma: no cover - numba
     # write lane l's buckets of levels 0-4 made in this call (values from count fast0 on)
     # into the shared rings, with the running totals the general kernel reads (hist, tend);
@@ -164,7 +195,7 @@ def _sync(l, f, n, rb, fast0, vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend, hist,
     tmask = TBR.shape[0] - 1
     dmask = T3.shape[0] - 1
     pmask = hist.shape[1] - 1
-    nlv = _live_ranges(n, mb, los, his)
+    nlv = _live_ranges(n, max_buckets, los, his)
     c_hist = n
     for k in range(5):
         lo = los[k] if k < nlv else 0  # a level river does not have yet may hold early buckets
@@ -199,15 +230,17 @@ def _sync(l, f, n, rb, fast0, vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend, hist,
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, seg_ring, tree_ring,
-                    delta, mwl, grace, tot, var, tend, hist, nins, Wa, Ta, Va, Aa, pending, n_det, cachef,
+def lockstep_kernel(Xg, fi, qs, max_buckets, fixed, far, far_limit, cert_from, tot_ring, seg_ring, tree_ring,
+                    delta, min_window_length, grace_period, tot, var, tend, hist, nins, Wa, Ta, Va, Aa, pending,
+                    n_det, cachef,
                     cachea, grp, lo, hi, pow2, pow2inv, hits, row0, work, iwork, bwork, lsm, vb,
                     keep):  # pragma: no cover - numba
     """Run lanes ``l`` (feature ``fi[l]``, column ``l`` of ``Xg``) over up to ``qs[l]``
     segments of 32 rows each from row 0; a lane stops before a segment with a missing value,
     and ``qs[l]`` is set to the segments it did. Detections go to ``hits`` as
     (row0 + row in Xg, feature), in stream order; returns their count. The shared state is
-    read at entry and written back at exit. Rings are indexed by virtual rows (row + ``vb``, ``vb`` a multiple of 32 that
+    read at entry and written back at exit. Rings are indexed by virtual rows (row + ``vb``, ``vb`` a
+    multiple of 32 that
     grows by each call's rows): with ``keep`` (the lanes are the features in order, as in
     the call before), a lane whose state is as its last call left it (``lsm``) and that
     ended at ``vb`` goes on from its scratch (certificate and rings) instead of re-reading
@@ -233,15 +266,15 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
     T4, o = _take3(work, o, tree_ring, 2, L)
     V4, o = _take3(work, o, tree_ring, 2, L)
     F3, o = _take2(work, o, 26, L)  # per-lane floats (a lane's certificate is kept or zeroed)
-    gr = F3[24]  # grace_period per lane
+    lane_grace = F3[24]  # grace_period per lane
     Wf = F3[25]  # the width as a float, per check
     S0 = F3[20:24]
     S = F3[0:4]
     SC = F3[4:7]
-    C = F3[7:17]
+    C = F3[7:7 + CERT_SLOTS]  # a certificate per lane over the older cuts
     cw = F3[17]
     dpc = F3[18]
-    imw = F3[19]
+    lane_min_window = F3[19]  # min_window_length per lane, rounded up
     I3 = iwork[:4 * L].reshape((4, L))
     nl = I3[0]  # count since the reset
     rb = I3[1]  # the row of count 0
@@ -256,20 +289,19 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
     done = B5[4]
     EV = bwork[5 * L:(5 + seg_ring) * L].reshape((seg_ring, L))
     vs0 = vb >> 5  # the virtual segment of row 0
-    imw_min = np.inf
+    min_window_all = np.inf
     # ---- entry: the shared state into the lanes
     for l in range(L):
         f = fi[l]
-        mw = mwl[f]
-        imw[l] = float(int(math.ceil(mw)))
-        gr[l] = grace[f]
-        imw_min = min(imw_min, imw[l])
+        lane_min_window[l] = float(int(math.ceil(min_window_length[f])))
+        lane_grace[l] = grace_period[f]
+        min_window_all = min(min_window_all, lane_min_window[l])
         n = nins[f]
         pend[l] = pending[f]
-        S[0, l] = Wa[f]
-        S[1, l] = Ta[f]
-        S[2, l] = Va[f]
-        S[3, l] = Aa[f]
+        S[RUN_W, l] = Wa[f]
+        S[RUN_T, l] = Ta[f]
+        S[RUN_V, l] = Va[f]
+        S[RUN_A, l] = Aa[f]
         nl[l] = n
         fast0[l] = n
         if keep and not pend[l] and lsm[0, f] == vb and lsm[1, f] == n and lsm[2, f] == 0:
@@ -284,7 +316,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             continue
         rb[l] = vb - n
         # running totals at river's boundaries now (the cuts later checks can still see)
-        nlv = _live_ranges(n, mb, lo, hi)
+        nlv = _live_ranges(n, max_buckets, lo, hi)
         for k in range(nlv):
             if n - (hi[k] << k) > far_limit:  # this level's newest cut is out of reach, and older ones
                 break
@@ -305,7 +337,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             E[(vs0 - 1) & emask, l] = Ta[f]
             EV[(vs0 - 1) & emask, l] = True
     c_fix = 0  # fixed offsets below every lane's min_window_length test nothing
-    while c_fix < fixed.shape[0] and fixed[c_fix] < imw_min:
+    while c_fix < fixed.shape[0] and fixed[c_fix] < min_window_all:
         c_fix += 1
     nh = 0
     any_pend = False
@@ -329,15 +361,15 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
         for l in range(L if any_pend else 0):
             if act[l] and pend[l]:
                 NL0[l] = nl[l]
-                S[0, l] = 0.0
-                S[1, l] = 0.0
-                S[2, l] = 0.0
-                S[3, l] = 0.0
+                S[RUN_W, l] = 0.0
+                S[RUN_T, l] = 0.0
+                S[RUN_V, l] = 0.0
+                S[RUN_A, l] = 0.0
                 nl[l] = 0
                 rb[l] = vb + r0
                 fast0[l] = 0
                 cw[l] = 0.0
-                C[0, l] = 0.0
+                C[CERT_VALID, l] = 0.0
         # ---- river's width / total / variance per value (insert_element), features innermost,
         # with the segment's merge tree (river's merges, same order) as its rows arrive: the
         # tree's multiplications run while pass 1 waits on the divider
@@ -347,28 +379,28 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             if all_act:
                 for l in range(L):
                     x = Xg[r, l]
-                    w = S[0, l] + 1.0
-                    t0 = S[1, l]
-                    S[2, l] += _increment(w, t0, x)
-                    S[0, l] = w
-                    S[1, l] = t0 + x
-                    S[3, l] += abs(x)
+                    w = S[RUN_W, l] + 1.0
+                    t0 = S[RUN_T, l]
+                    S[RUN_V, l] += _increment(w, t0, x)
+                    S[RUN_W, l] = w
+                    S[RUN_T, l] = t0 + x
+                    S[RUN_A, l] += abs(x)
                     TBR[(vb + r) & tmask, l] = t0 + x
             else:
                 for l in range(L):
                     x = Xg[r, l]
-                    w0 = S[0, l]
-                    t0 = S[1, l]
-                    v0 = S[2, l]
-                    a0 = S[3, l]
+                    w0 = S[RUN_W, l]
+                    t0 = S[RUN_T, l]
+                    v0 = S[RUN_V, l]
+                    a0 = S[RUN_A, l]
                     w = w0 + 1.0
                     inc = _increment(w, t0, x)
                     tn = t0 + x
                     ok = act[l]
-                    S[0, l] = w if ok else w0
-                    S[1, l] = tn if ok else t0
-                    S[2, l] = v0 + inc if ok else v0
-                    S[3, l] = a0 + abs(x) if ok else a0
+                    S[RUN_W, l] = w if ok else w0
+                    S[RUN_T, l] = tn if ok else t0
+                    S[RUN_V, l] = v0 + inc if ok else v0
+                    S[RUN_A, l] = a0 + abs(x) if ok else a0
                     TBR[(vb + r) & tmask, l] = tn
             # the merges row r completes: levels 1-2 for this segment only (_sync makes those
             # buckets again from the values), 3-4 in ring slot d. Written out here: numba did
@@ -403,10 +435,10 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
         # so can infinities, which are values: those lanes look at their 32 values)
         any_nan = False
         for l in range(L):
-            any_nan |= S[1, l] != S[1, l]
+            any_nan |= S[RUN_T, l] != S[RUN_T, l]
         any_done = False
         for l in range(L if any_nan else 0):
-            if act[l] and S[1, l] != S[1, l]:
+            if act[l] and S[RUN_T, l] != S[RUN_T, l]:
                 nan = False
                 for t in range(32):
                     nan |= Xg[r0 + t, l] != Xg[r0 + t, l]
@@ -431,7 +463,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 continue
             f = fi[l]
             m = nl[l] >> 5
-            te = S[1, l]
+            te = S[RUN_T, l]
             t5, v5 = _merge(T4[d, 0, l], V4[d, 0, l], T4[d, 1, l], V4[d, 1, l], 0.0625, 8.0)
             _put(tot, var, tend, f, 5, m & rmask, t5, v5, te)
             _carry(tot, var, tend, f, m, 5, te, rmask, pow2, pow2inv)
@@ -441,7 +473,7 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
         for l in range(L):
             W = float(nl[l])
             Wf[l] = W
-            sc = act[l] & (W > gr[l])
+            sc = act[l] & (W > lane_grace[l])
             scan[l] = sc
             any_dp |= sc & ~((W >= cw[l]) & (W <= 1.25 * cw[l]))
         for l in range(L if any_dp else 0):
@@ -454,12 +486,12 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             W = Wf[l]
             dp = dpc[l]
             B = (2.0 / 3.0) * dp * W
-            AW = 2.0 * (S[2, l] / W) * dp * W
-            Sabs = S[3, l] + abs(S[1, l])
+            AW = 2.0 * (S[RUN_V, l] / W) * dp * W
+            Sabs = S[RUN_A, l] + abs(S[RUN_T, l])
             M = (1e-12 + 1e-15 * W) * Sabs * W + 1e-300
-            SC[0, l] = AW * (1.0 - 1e-9)
-            SC[1, l] = M - B * (1.0 - 1e-9)
-            SC[2, l] = M
+            SC[_SC_AW, l] = AW * (1.0 - 1e-9)
+            SC[_SC_MB, l] = M - B * (1.0 - 1e-9)
+            SC[_SC_M, l] = M
             sane = (dp > 0.0) & (B < np.inf) & (AW < np.inf) & (AW >= 0.0)
             acc[l] = not sane
         # ---- levels 0-4: the fixed pattern
@@ -470,8 +502,8 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             for l in range(L):
                 W = Wf[l]
                 pp = W - fo
-                g = abs(TBR[rr, l] * W - S[1, l] * pp) + SC[1, l]
-                acc[l] |= _hit(g, SC[0, l] * pp * fo) & (min(pp, fo) >= imw[l])
+                g = abs(TBR[rr, l] * W - S[RUN_T, l] * pp) + SC[_SC_MB, l]
+                acc[l] |= _hit(g, SC[_SC_AW, l] * pp * fo) & (min(pp, fo) >= lane_min_window[l])
         # ---- newer cuts of levels 5 and up: every segment end up to far_limit back
         for c in range(far.shape[0]):
             o = far[c]
@@ -480,53 +512,53 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             for l in range(L):
                 W = Wf[l]
                 pp = W - fo
-                g = abs(E[se, l] * W - S[1, l] * pp) + SC[1, l]
-                acc[l] |= _hit(g, SC[0, l] * pp * fo) & (min(pp, fo) >= imw[l]) & EV[se, l]
+                g = abs(E[se, l] * W - S[RUN_T, l] * pp) + SC[_SC_MB, l]
+                acc[l] |= _hit(g, SC[_SC_AW, l] * pp * fo) & (min(pp, fo) >= lane_min_window[l]) & EV[se, l]
         # ---- older cuts: the certificate (C: valid, W, T, M, mean at W, A, B, slack, expiry,
         # newest position covered); see the module docstring and _GROUP_NOTE in adwin.py
         any_form = False
         any_acc = False
         for l in range(L):
             W = Wf[l]
-            dW = W - C[1, l]
-            dT = S[1, l] - C[2, l]
-            mu = C[4, l]
-            grow = C[5, l] * dW + C[6, l] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) \
-                + (SC[2, l] - C[3, l])
-            valid = (C[0, l] != 0.0) & (grow < C[7, l])
-            c0 = 2.0 if valid & (W > C[8, l]) else (1.0 if valid else 0.0)  # 2: to extend
-            C[0, l] = c0
+            dW = W - C[CERT_W, l]
+            dT = S[RUN_T, l] - C[CERT_T, l]
+            mu = C[CERT_MU, l]
+            grow = C[CERT_A, l] * dW + C[CERT_B, l] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) \
+                + (SC[_SC_M, l] - C[CERT_M, l])
+            valid = (C[CERT_VALID, l] != 0.0) & (grow < C[CERT_SLACK, l])
+            c0 = 2.0 if valid & (W > C[CERT_WAKE, l]) else (1.0 if valid else 0.0)  # 2: to extend
+            C[CERT_VALID, l] = c0
             any_form |= scan[l] & ~acc[l] & (c0 != 1.0)
             any_acc |= scan[l] & acc[l]
         for l in range(L if any_form else 0):
-            if not scan[l] or acc[l] or C[0, l] == 1.0:
+            if not scan[l] or acc[l] or C[CERT_VALID, l] == 1.0:
                 continue
             f = fi[l]
             n = nl[l]
             W = float(n)
-            Tc = S[1, l]
-            AWm = SC[0, l]
-            MB = SC[1, l]
-            Sabs = S[3, l] + abs(Tc)
+            Tc = S[RUN_T, l]
+            AWm = SC[_SC_AW, l]
+            MB = SC[_SC_MB, l]
+            Sabs = S[RUN_A, l] + abs(Tc)
             mu1 = Tc / W
             # extend: only the cuts that left the tested range since (older ones are covered);
             # when the old certificate's slack is used up, a full one over every older cut
-            extend = C[0, l] == 2.0
-            iw = int(imw[l])
-            for attempt in range(2):
-                p_from = int(C[9, l]) if extend else -1
+            extend = C[CERT_VALID, l] == 2.0
+            min_window_int = int(lane_min_window[l])
+            for _attempt in range(2):
+                p_from = int(C[CERT_NEWEST, l]) if extend else -1
                 margin = np.inf
                 dmax = 0.0
                 pmax = 0.0
                 # river's levels from 5 up, walked only as far as cuts are new (an extension
                 # stops after a level or two: not _live_ranges, which fills every level)
                 k = 5
-                a = _received(n, mb, 5)
+                a = _received(n, max_buckets, 5)
                 bad = False
                 while a > 0 and not bad and (a << k) > p_from:  # level k's newest cut is new
-                    g = _merged(a, mb)
+                    g = _merged(a, max_buckets)
                     # cuts (j+1) 2^k in (p_from, n - cert_from] with n0 >= min_window_length
-                    j0 = max(2 * g, ((iw + (1 << k) - 1) >> k) - 1, (p_from >> k) if p_from >= 0 else 0)
+                    j0 = max(2 * g, ((min_window_int + (1 << k) - 1) >> k) - 1, (p_from >> k) if p_from >= 0 else 0)
                     j1 = min(a, ((n - cert_from) >> k))
                     for j in range(j0, j1):
                         pp = float((j + 1) << k)
@@ -546,33 +578,33 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 cB = pmax
                 cS = margin * (1.0 - 1e-12)
                 if extend:  # the old certificate seen from (W, T), as in _group_add
-                    dW = W - C[1, l]
-                    dT = Tc - C[2, l]
-                    mu0 = C[4, l]
-                    grow = C[5, l] * dW + C[6, l] * (abs(dT - mu0 * dW) + 1e-12 * (abs(dT) + abs(mu0) * dW)) \
-                        + (SC[2, l] - C[3, l])
-                    cA = max(cA, C[5, l] + C[6, l] * (abs(mu1 - mu0) + 1e-12 * (abs(mu0) + abs(mu1)))) \
+                    dW = W - C[CERT_W, l]
+                    dT = Tc - C[CERT_T, l]
+                    mu0 = C[CERT_MU, l]
+                    grow = C[CERT_A, l] * dW + C[CERT_B, l] * (abs(dT - mu0 * dW) + 1e-12 * (abs(dT) + abs(mu0) * dW)) \
+                        + (SC[_SC_M, l] - C[CERT_M, l])
+                    cA = max(cA, C[CERT_A, l] + C[CERT_B, l] * (abs(mu1 - mu0) + 1e-12 * (abs(mu0) + abs(mu1)))) \
                         * (1.0 + 1e-9)
-                    cB = max(cB, C[6, l] * (1.0 + 1e-12)) * (1.0 + 1e-9)
-                    cS = min(cS, C[7, l] - grow) * (1.0 - 1e-9)
+                    cB = max(cB, C[CERT_B, l] * (1.0 + 1e-12)) * (1.0 + 1e-9)
+                    cS = min(cS, C[CERT_SLACK, l] - grow) * (1.0 - 1e-9)
                 if cS > 0.0 or not extend:
                     break
                 extend = False
             if acc[l] or not cS > 0.0:
                 acc[l] = True
                 any_acc = True
-                C[0, l] = 0.0
+                C[CERT_VALID, l] = 0.0
                 continue
-            C[0, l] = 1.0
-            C[1, l] = W
-            C[2, l] = Tc
-            C[3, l] = SC[2, l]
-            C[4, l] = mu1
-            C[5, l] = cA
-            C[6, l] = cB
-            C[7, l] = cS
-            C[8, l] = W + float(far_limit - cert_from)
-            C[9, l] = float(n - cert_from)
+            C[CERT_VALID, l] = 1.0
+            C[CERT_W, l] = W
+            C[CERT_T, l] = Tc
+            C[CERT_M, l] = SC[_SC_M, l]
+            C[CERT_MU, l] = mu1
+            C[CERT_A, l] = cA
+            C[CERT_B, l] = cB
+            C[CERT_SLACK, l] = cS
+            C[CERT_WAKE, l] = W + float(far_limit - cert_from)
+            C[CERT_NEWEST, l] = float(n - cert_from)
         # ---- river's own scan where the check could not rule a cut out
         for l in range(L if any_acc else 0):
             if not (scan[l] and acc[l]):
@@ -580,11 +612,12 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             f = fi[l]
             n = nl[l]
             nlv = _sync(l, f, n, rb[l], fast0[l], vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend,
-                        hist, mb, rmask, lo, hi)
+                        hist, max_buckets, rmask, lo, hi)
             fast0[l] = n
-            change, Wx, Tx, Vx = _river_scan(tot, var, f, lo, hi, nlv, float(n), S[1, l], S[2, l], mwl[f],
+            change, Wx, Tx, Vx = _river_scan(tot, var, f, lo, hi, nlv, float(n), S[RUN_T, l], S[RUN_V, l],
+                                             min_window_length[f],
                                              delta[f], rmask, pow2, pow2inv)
-            C[0, l] = 0.0
+            C[CERT_VALID, l] = 0.0
             if change:
                 pend[l] = True
                 any_pend = True
@@ -592,9 +625,9 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
                 hits[nh, 0] = row0 + r0 + 31
                 hits[nh, 1] = f
                 nh += 1
-                S[0, l] = Wx
-                S[1, l] = Tx
-                S[2, l] = Vx
+                S[RUN_W, l] = Wx
+                S[RUN_T, l] = Tx
+                S[RUN_V, l] = Vx
         # ---- exit: a lane's last segment done (or stopped before a missing value), its state
         # back into the shared arrays now (the scratch rings are reused by the lanes that go
         # on), the general kernel's caches invalidated. lsm records where its scratch ends
@@ -609,16 +642,16 @@ def lockstep_kernel(Xg, fi, qs, mb, fixed, far, far_limit, cert_from, tot_ring, 
             lsm[2, f] = 1 if pend[l] else 0
             if not pend[l]:
                 _sync(l, f, nl[l], rb[l], fast0[l], vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend,
-                      hist, mb, rmask, lo, hi)
+                      hist, max_buckets, rmask, lo, hi)
             nins[f] = nl[l]
             pending[f] = pend[l]
-            Wa[f] = S[0, l]
-            Ta[f] = S[1, l]
-            Va[f] = S[2, l]
-            Aa[f] = S[3, l]
+            Wa[f] = S[RUN_W, l]
+            Ta[f] = S[RUN_T, l]
+            Va[f] = S[RUN_V, l]
+            Aa[f] = S[RUN_A, l]
             for k in range(cachea.shape[1]):
                 cachea[f, k] = -1
             grp[f, 0] = 0.0
-            cachef[f, 0, 7] = 0.0
+            cachef[f, 0, DP_CACHE] = 0.0
             done[l] = False
     return nh
