@@ -198,15 +198,40 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    model = {"alert": DriftEvent, "event": FeatureEvent, "config": SidecarConfig, "profile": ReferenceProfile}[args.which]
+    contracts = {"alert": DriftEvent, "event": FeatureEvent, "config": SidecarConfig, "profile": ReferenceProfile}
+    model = contracts[args.which]
     print(json.dumps(model.model_json_schema(), indent=2))
     return 0
+
+
+def cmd_local_kafka(args: argparse.Namespace) -> int:
+    from driftsentinel.stream import local_kafka
+
+    return local_kafka.main(args.local_kafka_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="driftsentinel", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_run(sub)
+    _add_demo(sub)
+    _add_replay(sub)
+    _add_baseline_and_calibrate(sub)
 
+    schema = sub.add_parser("schema", help="print a contract's JSON Schema")
+    schema.add_argument("which", choices=["alert", "event", "config", "profile"])
+    schema.set_defaults(func=cmd_schema)
+
+    # The launcher is a dev tool: its module is imported only when its command runs, never by `run`.
+    launcher = sub.add_parser("local-kafka", add_help=False,
+                              help="a local Apache Kafka broker on the JVM (no Docker needed): start|stop|status|fetch")
+    launcher.add_argument("local_kafka_args", nargs=argparse.REMAINDER)
+    launcher.set_defaults(func=cmd_local_kafka)
+    __import__("driftsentinel.stream.skew_loop", fromlist=["register_cli"]).register_cli(sub)  # driftsentinel skew
+    return parser
+
+
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="run the sidecar (flags override the config file)")
     run.add_argument("--config", help="YAML config file")
     run.add_argument("--bootstrap-servers")
@@ -224,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--instance-id", help="stable id of this sidecar (default: host name)")
     run.set_defaults(func=cmd_run)
 
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = sub.add_parser("demo", help="produce a synthetic stream with known drift points")
     demo.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
     demo.add_argument("--topic", default="features")
@@ -237,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
     demo.set_defaults(func=cmd_demo)
 
+
+def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     replay = sub.add_parser("replay", help="run the detectors over a JSON Lines file, alerts as JSON lines")
     replay.add_argument("--input", required=True, help="JSON Lines file of FeatureEvents")
     replay.add_argument("--output", default="-", help="where to write alerts (default stdout)")
@@ -253,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--progress", action="store_true", help="progress bar on stderr even when not a terminal")
     replay.set_defaults(func=cmd_replay)
 
+
+def _add_baseline_and_calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     base = sub.add_parser("baseline", help="build a reference profile from training data")
     base.add_argument("--input", help="CSV, JSON Lines or Parquet file of training rows")
     base.add_argument("--from-topic", help="read FeatureEvents from this Kafka topic instead")
@@ -272,16 +303,6 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--values", type=int, default=1_000_000, help="simulated values per feature")
     cal.add_argument("--seed", type=int, default=0)
     cal.set_defaults(func=cmd_calibrate)
-
-    schema = sub.add_parser("schema", help="print a contract's JSON Schema")
-    schema.add_argument("which", choices=["alert", "event", "config", "profile"])
-    schema.set_defaults(func=cmd_schema)
-
-    from driftsentinel.stream import local_kafka
-
-    local_kafka.register_cli(sub)
-    __import__("driftsentinel.stream.skew_loop", fromlist=["register_cli"]).register_cli(sub)  # driftsentinel skew
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

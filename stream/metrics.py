@@ -58,6 +58,11 @@ class Metrics:
             ["model", "feature", "detector"],
             registry=r,
         )
+        self._declare_loop(r)
+        self._declare_skew_and_labels(r)
+
+    def _declare_loop(self, r: CollectorRegistry) -> None:
+        """The consume loop's own: lag, batch time, event time."""
         self.consumer_lag = Gauge(
             f"{PREFIX}_consumer_lag", "High watermark minus position.", ["topic", "partition"], registry=r
         )
@@ -73,7 +78,9 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
-        # train/serve skew (stream/skew_loop.py)
+
+    def _declare_skew_and_labels(self, r: CollectorRegistry) -> None:
+        """Train/serve skew (``driftsentinel skew``) and late labels (``kafka.labels_topic``)."""
         self.feature_skew_ratio = Gauge(
             f"{PREFIX}_feature_skew_ratio",
             "Share of joined serving/offline pairs whose values differ beyond tolerance (last join window).",
@@ -86,7 +93,6 @@ class Metrics:
             ["model", "side"],
             registry=r,
         )
-
         # late labels (kafka.labels_topic)
         self.labels_joined = Counter(
             f"{PREFIX}_labels_joined", "Labels joined to their prediction by id (concept drift input).", ["model"],
