@@ -49,10 +49,12 @@ class BatchRunner:
                 if err.fatal():
                     raise KafkaException(err)
                 log.warning("consume error: %s", err.str())
-            elif msg.topic() == self.labels_topic:
-                self._take(msg, labels.setdefault(msg.partition(), []), decode_label)
-            elif (msg.topic(), msg.partition()) in self.state.inputs:  # else: of a partition revoked meanwhile
-                self._take(msg, inputs.setdefault((msg.topic(), msg.partition()), []), _decode_input)
+                continue
+            key = (msg.topic() or "", msg.partition() or 0)
+            if key[0] == self.labels_topic:
+                self._take(msg, labels.setdefault(key[1], []), decode_label)
+            elif key in self.state.inputs:  # else: of a partition revoked meanwhile
+                self._take(msg, inputs.setdefault(key, []), _decode_input)
         now = time.time()
         for key, items in inputs.items():
             self._emit(key, self.engine.process(*key, items, now))
@@ -67,7 +69,7 @@ class BatchRunner:
 
     def _take(self, msg: Message, into: list[Any], decode: Callable[[bytes | None], Any]) -> None:
         """One message: its position moves on; decoded into ``into``, or (when new) to the DLQ."""
-        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
         is_label = topic == self.labels_topic
         holder = self.state.labels.get(partition) if is_label else self.state.inputs[(topic, partition)]
         if holder is None:  # a labels partition revoked meanwhile

@@ -15,6 +15,8 @@ import logging
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from driftsentinel.schemas import ConfigError, DriftEvent, FeatureEvent, SidecarConfig, load_config
 from driftsentinel.schemas.profile import ProfileError, ReferenceProfile, load_profile
 
@@ -198,7 +200,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    contracts = {"alert": DriftEvent, "event": FeatureEvent, "config": SidecarConfig, "profile": ReferenceProfile}
+    contracts: dict[str, type[BaseModel]] = {
+        "alert": DriftEvent, "event": FeatureEvent, "config": SidecarConfig, "profile": ReferenceProfile,
+    }
     model = contracts[args.which]
     print(json.dumps(model.model_json_schema(), indent=2))
     return 0

@@ -164,10 +164,10 @@ H_PARTITION = "driftsentinel.source.partition"
 H_OFFSET = "driftsentinel.source.offset"
 
 
-def dead_letter_headers(msg: Message, reason: str, detail: str) -> list[tuple[str, bytes]]:
+def dead_letter_headers(msg: Message, reason: str, detail: str) -> list[tuple[str, str | bytes | None]]:
     """The message's own headers plus why it is in the DLQ and where it came from."""
     return [*(msg.headers() or []), (H_REASON, reason.encode()), (H_ERROR, detail.encode("utf-8", "replace")[:1000]),
-            (H_TOPIC, msg.topic().encode()), (H_PARTITION, str(msg.partition()).encode()),
+            (H_TOPIC, (msg.topic() or "").encode()), (H_PARTITION, str(msg.partition()).encode()),
             (H_OFFSET, str(msg.offset()).encode())]
 
 

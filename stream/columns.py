@@ -10,7 +10,7 @@ Turning the messages into column batches is the engine's
 
 from __future__ import annotations
 
-from collections.abc import Sized
+from collections.abc import Sequence, Sized
 
 #: Message bytes per consumed batch at most (~3x that in decoded objects and columns).
 MAX_BATCH_BYTES = 32 * 1024 * 1024
@@ -48,7 +48,7 @@ class BatchBudget:
         by_bytes = int(self.max_bytes // self.message_bytes)
         return max(min(batch_size, by_cells, by_bytes), 1)
 
-    def observe(self, msgs: list[Sized]) -> None:
+    def observe(self, msgs: Sequence[Sized]) -> None:
         """Learn the message size from a consumed batch (``len(msg)`` is the value's length)."""
         if msgs:
             mean = sum(map(len, msgs)) / len(msgs)

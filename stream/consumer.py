@@ -67,7 +67,8 @@ class Sidecar:
         self.state = Partitions(config, self.engine, self.checkpointing)
         self.gauges = Gauges(self.metrics, config.log_interval_s)
         self.http_port: int | None = None
-        self._stopping, self._fatal = False, None
+        self._stopping = False
+        self._fatal: KafkaError | None = None
         self._budget = BatchBudget()  # events per batch: bounded by matrix cells and message bytes
         self._idle = IdleClock(config.idle_exit, log)  # restarted in _loop and _on_assign
         self.instance_id = kafka.instance_id or socket.gethostname()
@@ -131,7 +132,8 @@ class Sidecar:
         return 0
 
     def _start_up(self) -> None:
-        admin = clients.AdminClient({**self._admin_conf, "error_cb": self._on_kafka_error})
+        settings: dict[str, Any] = {**self._admin_conf, "error_cb": self._on_kafka_error}
+        admin = clients.AdminClient(settings)
         start_up(self.config, admin, self.producer, self.labels_topic, self.checkpointing, lambda: self._fatal)
 
     def _loop(self) -> None:
@@ -224,8 +226,8 @@ class Sidecar:
                 with contextlib.suppress(KafkaException):
                     self._abort()
         self.state.drop(keys, numbers)
-        for key in [*keys, *((self.labels_topic or "", n) for n in numbers)]:
-            self.gauges.forget(*key)
+        for gone in [*keys, *((self.labels_topic or "", n) for n in numbers)]:
+            self.gauges.forget(*gone)
         consumer.unassign()
         log.info("revoked %s", keys)
 

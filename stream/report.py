@@ -15,7 +15,7 @@ matplotlib (extra ``report``: ``pip install 'driftsentinel[report]'``) is import
 here, with the Agg backend: no display needed.
 
 >>> import numpy as np
->>> from schemas import FeatureBatch
+>>> from driftsentinel.schemas import FeatureBatch
 >>> rec = ReplayRecorder(bin_size=10, max_bins=4)
 >>> rec.on_batch("m", FeatureBatch(["a"], np.arange(80.0)[:, None], np.arange(80), np.full(80, np.nan)))
 >>> rec.bin_size, [round(float(v), 1) for v in rec.series[("m", "a")].mean()]
@@ -29,7 +29,7 @@ import html
 import io
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -131,9 +131,8 @@ class ReplayRecorder:
             ok = np.isfinite(col)
             if not ok.any():
                 continue
-            s = self.series.get((model, name))
-            if s is None:
-                s = self.series[(model, name)] = _Binned()
+            found = self.series.get((model, name))
+            s = found if found is not None else self.series.setdefault((model, name), _Binned())
             s.grow(n_bins)
             b, v = bins[ok], col[ok]
             s.count[:n_bins] += np.bincount(b, minlength=n_bins)
@@ -171,16 +170,23 @@ class ReplayRecorder:
             top = max(drifts, key=lambda a: abs(a.statistic or 0.0), default=None)
             ref = next((a.reference for a in alerts if a.reference is not None), None)
             score = st.scores.get("mean_shift_sigma") if st else None
-            out.append(FeatureRow(
-                model=model, feature=feature, status=status,
-                detectors=sorted({a.detector for a in drifts}), alerts=len(alerts),
-                first_drift_offset=min((a.source.offset for a in drifts), default=None),
-                statistic=top.statistic if top else None, statistic_name=top.statistic_name if top else None,
-                severity=top.severity if top else None,
-                mean_shift_now=None if score is None else float(score),
-                live_mean=st.live_mean if st else None,
-                reference_mean=ref.mean if ref else None, reference_std=ref.std if ref else None,
-            ))
+            out.append(
+                FeatureRow(
+                    model=model,
+                    feature=feature,
+                    status=status,
+                    detectors=sorted({a.detector for a in drifts}),
+                    alerts=len(alerts),
+                    first_drift_offset=min((a.source.offset for a in drifts), default=None),
+                    statistic=top.statistic if top else None,
+                    statistic_name=top.statistic_name if top else None,
+                    severity=top.severity if top else None,
+                    mean_shift_now=None if score is None else float(score),
+                    live_mean=st.live_mean if st else None,
+                    reference_mean=ref.mean if ref else None,
+                    reference_std=ref.std if ref else None,
+                )
+            )
         return out
 
 
@@ -202,7 +208,9 @@ def _title(model: str, feature: str, alerts: list[DriftEvent]) -> str:
         if a.status != "drift":
             continue
         stat = "n/a" if a.statistic is None else f"{a.statistic:+.2f}"
-        parts.append(f"{_detector_name(a.detector)} at event {a.source.offset:,} ({a.statistic_name} = {stat}, {a.severity})")
+        parts.append(
+            f"{_detector_name(a.detector)} at event {a.source.offset:,} ({a.statistic_name} = {stat}, {a.severity})"
+        )
     head = f"{model}/{feature}: drift detected by " if parts else f"{model}/{feature}: no drift detected"
     return head + ("\n" + "; ".join(parts) if parts else "")
 
@@ -224,16 +232,45 @@ def draw_feature(ax: Any, rec: ReplayRecorder, model: str, feature: str) -> None
         x = (np.arange(s.count.size) + 0.5) * rec.bin_size
         mean, std = s.mean(), s.std()
         has = s.count > 0
-        ax.fill_between(x, np.where(has, mean - std, np.nan), np.where(has, mean + std, np.nan),
-                        color="#1f77b4", alpha=0.18, linewidth=0, label="live: +-1 std per bin")
-        ax.plot(x, np.where(has, mean, np.nan), color="#1f77b4", linewidth=1.2,
-                label=f"live: rolling mean ({rec.bin_size:,} events/bin)")
+        ax.fill_between(
+            x,
+            np.where(has, mean - std, np.nan),
+            np.where(has, mean + std, np.nan),
+            color="#1f77b4",
+            alpha=0.18,
+            linewidth=0,
+            label="live: +-1 std per bin",
+        )
+        ax.plot(
+            x,
+            np.where(has, mean, np.nan),
+            color="#1f77b4",
+            linewidth=1.2,
+            label=f"live: rolling mean ({rec.bin_size:,} events/bin)",
+        )
     ref = next((a.reference for a in alerts if a.reference is not None), None)
     if ref is not None and ref.mean is not None:
         sd = ref.std or 0.0
-        ax.axhspan(ref.mean - sd, ref.mean + sd, color="#7f7f7f", alpha=0.22,
-                   label=f"reference: mean +- std ({ref.mean:.3g} +- {sd:.3g}, n={ref.count:,})")
+        ax.axhspan(
+            ref.mean - sd,
+            ref.mean + sd,
+            color="#7f7f7f",
+            alpha=0.22,
+            label=f"reference: mean +- std ({ref.mean:.3g} +- {sd:.3g}, n={ref.count:,})",
+        )
         ax.axhline(ref.mean, color="#4d4d4d", linestyle="--", linewidth=1.0)
+    _draw_detections(ax, rec, model, feature, alerts, ref.mean if ref is not None else None)
+    ax.set_title(_title(model, feature, alerts), fontsize=10, loc="left")
+    ax.set_xlabel("event (line of the input file)")
+    ax.set_ylabel(f"{feature} (raw units)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", framealpha=0.85)
+
+
+def _draw_detections(
+    ax: Any, rec: ReplayRecorder, model: str, feature: str, alerts: list[DriftEvent], ref_mean: float | None
+) -> None:
+    """A marker on the live curve at each detection, a dotted line at each resolution."""
     labelled: set[tuple[str, str]] = set()
     for a in alerts:
         off = a.source.offset
@@ -242,24 +279,32 @@ def draw_feature(ax: Any, rec: ReplayRecorder, model: str, feature: str) -> None
             label = f"{_detector_name(a.detector)} detection"
             y = _value_at(rec, model, feature, off)
             if y is None:
-                y = a.window.mean if a.window.mean is not None else (ref.mean if ref and ref.mean is not None else 0.0)
+                y = a.window.mean if a.window.mean is not None else (ref_mean if ref_mean is not None else 0.0)
             ax.axvline(off, color=color, linewidth=1.2, alpha=0.8)
-            ax.scatter([off], [y], color=color, marker=_MARKERS.get(a.detector, "o"), s=70, zorder=5,
-                       label=None if (a.detector, "drift") in labelled else label)
+            ax.scatter(
+                [off],
+                [y],
+                color=color,
+                marker=_MARKERS.get(a.detector, "o"),
+                s=70,
+                zorder=5,
+                label=None if (a.detector, "drift") in labelled else label,
+            )
         else:
-            ax.axvline(off, color="#2ca02c", linestyle=":", linewidth=1.5,
-                       label=None if ("*", "resolved") in labelled else "resolved")
+            ax.axvline(
+                off,
+                color="#2ca02c",
+                linestyle=":",
+                linewidth=1.5,
+                label=None if ("*", "resolved") in labelled else "resolved",
+            )
             labelled.add(("*", "resolved"))
         labelled.add((a.detector, a.status))
-    ax.set_title(_title(model, feature, alerts), fontsize=10, loc="left")
-    ax.set_xlabel("event (line of the input file)")
-    ax.set_ylabel(f"{feature} (raw units)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", framealpha=0.85)
 
 
-def render_png(rec: ReplayRecorder, target: str | Path | IO[bytes], keys: list[tuple[str, str]] | None = None,
-               source: str = "") -> int:
+def render_png(
+    rec: ReplayRecorder, target: str | Path | IO[bytes], keys: list[tuple[str, str]] | None = None, source: str = ""
+) -> int:
     """Draw the drifting features (or ``keys``) into one PNG; returns the panels drawn."""
     all_keys = rec.drifting() if keys is None else keys
     shown = all_keys[:MAX_PLOTS]
@@ -267,16 +312,26 @@ def render_png(rec: ReplayRecorder, target: str | Path | IO[bytes], keys: list[t
     if not shown:
         ax = fig.subplots(1, 1)
         ax.axis("off")
-        ax.text(0.5, 0.5, f"No drift detected in {rec.last_offset + 1:,} events{f' of {source}' if source else ''}.",
-                ha="center", va="center", fontsize=14)
+        ax.text(
+            0.5,
+            0.5,
+            f"No drift detected in {rec.last_offset + 1:,} events{f' of {source}' if source else ''}.",
+            ha="center",
+            va="center",
+            fontsize=14,
+        )
     else:
         axes = fig.subplots(len(shown), 1, squeeze=False)[:, 0]
-        for ax, (model, feature) in zip(axes, shown):
+        for ax, (model, feature) in zip(axes, shown, strict=True):
             draw_feature(ax, rec, model, feature)
         if keys is None:
-            more = f" ({len(shown)} of {len(all_keys)} shown, largest shift first)" if len(all_keys) > len(shown) else ""
-            fig.suptitle(f"driftsentinel replay{f' of {source}' if source else ''}: "
-                         f"{len(all_keys)} drifting feature(s){more}", fontsize=12)
+            more = (
+                f" ({len(shown)} of {len(all_keys)} shown, largest shift first)" if len(all_keys) > len(shown) else ""
+            )
+            fig.suptitle(
+                f"driftsentinel replay{f' of {source}' if source else ''}: {len(all_keys)} drifting feature(s){more}",
+                fontsize=12,
+            )
     fig.savefig(target, format="png")
     return len(shown)
 
@@ -313,10 +368,12 @@ def render_html(rec: ReplayRecorder, target: str | Path, stats: dict[str, Any], 
     e = html.escape
     rows = rec.rows()
     drifting = rec.drifting()
-    invalid: dict[str, int] = dict(stats.get("invalid", {}))  # type: ignore[arg-type]
+    invalid: dict[str, int] = dict(stats.get("invalid", {}))
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>driftsentinel replay report: {e(source)}</title>", f"<style>{_CSS}</style></head><body>",
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>driftsentinel replay report: {e(source)}</title>",
+        f"<style>{_CSS}</style></head><body>",
         f"<h1>driftsentinel replay report: {e(source)}</h1>",
         "<dl>",
         f"<dt>input</dt><dd>{e(source)}</dd>",
@@ -324,7 +381,7 @@ def render_html(rec: ReplayRecorder, target: str | Path, stats: dict[str, Any], 
         f"{' (' + e(', '.join(f'{k}: {v:,}' for k, v in sorted(invalid.items()))) + ')' if invalid else ''}</dd>",
         f"<dt>alerts</dt><dd>{int(stats.get('alerts', 0)):,} DriftEvents</dd>",
         f"<dt>features</dt><dd>{len(rows):,} ({len(drifting):,} drifted)</dd>",
-        f"<dt>generated</dt><dd>{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')}</dd>",
+        f"<dt>generated</dt><dd>{datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S UTC')}</dd>",
         "</dl>",
         "<h2>Features</h2>",
         '<table id="features"><thead><tr><th>model</th><th>feature</th><th>status</th><th>detectors</th>'
@@ -334,11 +391,14 @@ def render_html(rec: ReplayRecorder, target: str | Path, stats: dict[str, Any], 
     for r in rows:
         anchor = f"#plot-{e(r.model)}-{e(r.feature)}" if (r.model, r.feature) in drifting else ""
         name = f'<a href="{anchor}">{e(r.feature)}</a>' if anchor else e(r.feature)
-        stat = (f"{e(r.statistic_name or '')} = {_fmt(r.statistic, '+.2f')}" if r.statistic is not None else "&ndash;")
-        ref = (f"{_fmt(r.reference_mean)} &plusmn; {_fmt(r.reference_std)}" if r.reference_mean is not None else "&ndash;")
+        stat = f"{e(r.statistic_name or '')} = {_fmt(r.statistic, '+.2f')}" if r.statistic is not None else "&ndash;"
+        ref = (
+            f"{_fmt(r.reference_mean)} &plusmn; {_fmt(r.reference_std)}" if r.reference_mean is not None else "&ndash;"
+        )
+        detectors = e(", ".join(_detector_name(d) for d in r.detectors)) or "&ndash;"
         parts.append(
             f'<tr class="{e(r.status)}"><td class="l">{e(r.model)}</td><td class="l">{name}</td>'
-            f'<td class="l status">{e(r.status)}</td><td class="l">{e(", ".join(_detector_name(d) for d in r.detectors)) or "&ndash;"}</td>'
+            f'<td class="l status">{e(r.status)}</td><td class="l">{detectors}</td>'
             f"<td>{r.alerts}</td><td>{'&ndash;' if r.first_drift_offset is None else f'{r.first_drift_offset:,}'}</td>"
             f"<td>{stat}</td><td>{e(r.severity or '') or '&ndash;'}</td><td>{_fmt(r.mean_shift_now, '+.2f')}</td>"
             f"<td>{_fmt(r.live_mean)}</td><td>{ref}</td></tr>"
@@ -349,10 +409,14 @@ def render_html(rec: ReplayRecorder, target: str | Path, stats: dict[str, Any], 
         parts.append("<p>No drift detected.</p>")
     for model, feature in drifting:
         parts.append(f'<section id="plot-{e(model)}-{e(feature)}"><h3>{e(model)}/{e(feature)}</h3>')
-        parts.append(f'<img alt="{e(model)}/{e(feature)}: live values, reference band and detections" '
-                     f'src="data:image/png;base64,{_png_base64(rec, (model, feature))}"></section>')
-    parts.append("<p><small>Live band: mean &plusmn; 1 std of the values in each bin of events. Reference band: "
-                 "mean &plusmn; std of the warm-up values (the DriftEvent's <code>reference</code>). Markers: "
-                 "detections, at the input line where the detector decided; dotted green: resolved.</small></p>")
+        parts.append(
+            f'<img alt="{e(model)}/{e(feature)}: live values, reference band and detections" '
+            f'src="data:image/png;base64,{_png_base64(rec, (model, feature))}"></section>'
+        )
+    parts.append(
+        "<p><small>Live band: mean &plusmn; 1 std of the values in each bin of events. Reference band: "
+        "mean &plusmn; std of the warm-up values (the DriftEvent's <code>reference</code>). Markers: "
+        "detections, at the input line where the detector decided; dotted green: resolved.</small></p>"
+    )
     parts.append("</body></html>")
     Path(target).write_text("\n".join(parts) + "\n", encoding="utf-8")

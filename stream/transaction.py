@@ -41,7 +41,7 @@ TXN_RETRY_S = 300.0
 #: process then re-executes itself and recovers from its checkpoints.
 TXN_STUCK_S = 45.0
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 def transactional_id(group_id: str, instance_id: str) -> str:
