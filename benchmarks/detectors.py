@@ -39,7 +39,7 @@ def make_data(n: int, F: int, seed: int = 42) -> np.ndarray:
 def feed(dets, X: np.ndarray) -> list[np.ndarray]:
     hits: list[list[np.ndarray]] = [[] for _ in dets]
     for a in range(0, len(X), BATCH):
-        chunk = X[a:a + BATCH]
+        chunk = X[a : a + BATCH]
         for j, d in enumerate(dets):
             h = d.update(chunk)
             if h is not None:
@@ -62,7 +62,7 @@ def timed_pair(makers: tuple, X: np.ndarray, repeats: int) -> list[tuple[float, 
             t = time.perf_counter()
             outs[i] = feed(dets[i], X)
             best[i] = min(best[i], time.perf_counter() - t)
-    return list(zip(best, outs, dets))
+    return list(zip(best, outs, dets, strict=True))
 
 
 def river_direct_seconds(cls, X: np.ndarray) -> float:
@@ -100,15 +100,18 @@ def import_seconds() -> float | None:
 
 
 def cold_compile_seconds() -> float | None:
-    code = ("import time, numpy as np; t=time.perf_counter();"
-            "from detectors import ADWIN, PageHinkley, FeatureSketch;"
-            "X=np.zeros((64, 2)); [c(2).update(X) for c in (ADWIN, PageHinkley, FeatureSketch)];"
-            "print(time.perf_counter()-t)")
+    code = (
+        "import time, numpy as np; t=time.perf_counter();"
+        "from detectors import ADWIN, PageHinkley, FeatureSketch;"
+        "X=np.zeros((64, 2)); [c(2).update(X) for c in (ADWIN, PageHinkley, FeatureSketch)];"
+        "print(time.perf_counter()-t)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, NUMBA_CACHE_DIR=tmp)
         try:
-            res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                 timeout=600, check=True)
+            res = subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600, check=True
+            )
             return round(float(res.stdout.strip().splitlines()[-1]), 3)
         except (subprocess.SubprocessError, ValueError, IndexError):
             return None
@@ -119,10 +122,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="20 features x 20,000 values")
     ap.add_argument("--features", type=int, default=20)
     ap.add_argument("--values", type=int, default=None, help="values per feature (default 200,000)")
-    ap.add_argument("--repeats", type=int, default=3,
-                    help="runs of each side (kernel, river), interleaved; the best of each is reported")
-    ap.add_argument("--no-cold-compile", action="store_true",
-                    help="skip compile_cold_s (a fresh process compiling into an empty cache, ~8 s)")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs of each side (kernel, river), interleaved; the best of each is reported",
+    )
+    ap.add_argument(
+        "--no-cold-compile",
+        action="store_true",
+        help="skip compile_cold_s (a fresh process compiling into an empty cache, ~8 s)",
+    )
     args = ap.parse_args(argv)
     F = args.features
     n = args.values or (20_000 if args.quick else 200_000)
@@ -144,25 +154,40 @@ def main(argv: list[str] | None = None) -> None:
 
     values = n * F
     result: dict = {
-        "config": {"features": F, "values_per_feature": n, "batch_rows": BATCH, "updates": values,
-                   "repeats": args.repeats, "data": "N(0,1), 3 mean shifts per feature"},
-        "machine": {"cpu_count": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)),
-                    "processor": platform.processor() or platform.machine(), "python": platform.python_version(),
-                    "numpy": np.__version__, "numba": numba.__version__, "river": river.__version__,
-                    "loadavg_1m": round(os.getloadavg()[0], 2)},
+        "config": {
+            "features": F,
+            "values_per_feature": n,
+            "batch_rows": BATCH,
+            "updates": values,
+            "repeats": args.repeats,
+            "data": "N(0,1), 3 mean shifts per feature",
+        },
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "affinity": len(os.sched_getaffinity(0)),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "numba": numba.__version__,
+            "river": river.__version__,
+            "loadavg_1m": round(os.getloadavg()[0], 2),
+        },
         "import_s": import_s,
     }
 
     cases = {
         "adwin": (lambda: [ADWIN(F)], lambda: [RiverADWIN(F)], compile_s["adwin"]),
         "page_hinkley": (lambda: [PageHinkley(F)], lambda: [RiverPageHinkley(F)], compile_s["page_hinkley"]),
-        "bank": (lambda: [ADWIN(F), PageHinkley(F), FeatureSketch(F)],
-                 lambda: [RiverADWIN(F), RiverPageHinkley(F), FeatureSketch(F)], round(sum(compile_s.values()), 4)),
+        "bank": (
+            lambda: [ADWIN(F), PageHinkley(F), FeatureSketch(F)],
+            lambda: [RiverADWIN(F), RiverPageHinkley(F), FeatureSketch(F)],
+            round(sum(compile_s.values()), 4),
+        ),
     }
     for name, (make_k, make_r, comp) in cases.items():
         (tk, hk, dk), (tr, hr, _) = timed_pair((make_k, make_r), X, args.repeats)
         n_cmp = 2 if name == "bank" else 1  # the detectors' hits (the sketch returns none)
-        parity = all(np.array_equal(a, b) for a, b in zip(hk[:n_cmp], hr[:n_cmp]))
+        parity = all(np.array_equal(a, b) for a, b in zip(hk[:n_cmp], hr[:n_cmp], strict=True))
         detectors_ = [d for d in dk if hasattr(d, "to_builtin_state")]
         entry = {
             "river_updates_per_s": round(values / tr),

@@ -17,7 +17,7 @@ import numpy as np
 
 _MAX_LEVELS = 64
 _POW2 = np.array([float(2**i) for i in range(_MAX_LEVELS)], dtype=np.float64)
-_POW2INV = np.array([2.0 ** -i for i in range(_MAX_LEVELS)], dtype=np.float64)
+_POW2INV = np.array([2.0**-i for i in range(_MAX_LEVELS)], dtype=np.float64)
 
 # Named slots of the kernels' per-feature state (numba folds these module-level integers
 # into the indices at compile time: no cost over literal numbers).
@@ -68,7 +68,7 @@ def _shape(n: int, max_buckets: int) -> list[tuple[int, int]]:
 @nb.njit(cache=True, nogil=True, inline="always")
 def _received(n, max_buckets, k):  # pragma: no cover - numba
     # a_k, the buckets level k has received after n values since the reset (closed form,
-    # checked in docs/kernels.md)
+    # checked in docs/lab/kernels.md)
     return max(((n + max_buckets - 1) >> k) - max_buckets + 1, 0)
 
 
@@ -147,8 +147,9 @@ def _carry(tot, var, tend, f, j2, kk, te, rmask, pow2, pow2inv):  # pragma: no c
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _river_scan(tot, var, f, lo, hi, nl, W, T, V, min_window_length, delta, rmask, pow2,
-                pow2inv):  # pragma: no cover - numba
+def _river_scan(
+    tot, var, f, lo, hi, nl, W, T, V, min_window_length, delta, rmask, pow2, pow2inv
+):  # pragma: no cover - numba
     """river's ``detect_change`` on the live buckets ``[lo[k], hi[k])`` of levels ``0..nl-1``,
     with its deletions (``lo`` is advanced in place): ``(change, width, total, variance)``."""
     change = False

@@ -105,10 +105,13 @@ __all__ = ["ADWIN"]
 _PARAMS = ("delta", "clock", "max_buckets", "min_window_length", "grace_period")
 _DEFAULTS: dict[str, Any] = {name: getattr(_D, name) for name in _PARAMS}
 # river's parameter name -> (the per-feature array attribute, its dtype)
-_ARRAYS: dict[str, tuple[str, Any]] = {"delta": ("_delta", np.float64), "clock": ("_clock", np.int64),
-                                       "max_buckets": ("_mb", np.int64),
-                                       "min_window_length": ("_mwl", np.float64),
-                                       "grace_period": ("_grace", np.float64)}
+_ARRAYS: dict[str, tuple[str, Any]] = {
+    "delta": ("_delta", np.float64),
+    "clock": ("_clock", np.int64),
+    "max_buckets": ("_mb", np.int64),
+    "min_window_length": ("_mwl", np.float64),
+    "grace_period": ("_grace", np.float64),
+}
 _TILE = 128  # rows per pass-1 / pass-2 round: per-row results stay in L1/L2
 _CHUNK = 32  # features per pass-1 block (the block's row stride is a compile-time constant)
 # A cut's old-part total ("te", the running total at its bucket's end) is read, for the
@@ -135,7 +138,7 @@ def _hist_size(max_buckets: int) -> int:
     # the running total after each of the last P values (P a power of two): it must reach
     # back over every live bucket of the levels below _HIST_LEVELS, at most
     # (max_buckets + 1) (1 + 2 + ... + 2**(_HIST_LEVELS - 1)) values
-    need = (int(max_buckets) + 1) * (2 ** _HIST_LEVELS) + 8
+    need = (int(max_buckets) + 1) * (2**_HIST_LEVELS) + 8
     return 1 << (need - 1).bit_length()
 
 
@@ -143,8 +146,10 @@ def _check_integers(name: str, value: Any) -> None:
     # river's ADWIN takes integers here (a float raises TypeError there); casting 2.5 to 2
     # or comparing with 2.5 would silently differ from river, so refuse it
     arr = np.asarray(value)
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or (
-            np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))):
+    if arr.dtype == np.bool_ or not (
+        np.issubdtype(arr.dtype, np.integer)
+        or (np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+    ):
         raise ValueError(f"{name} must be an integer (as in river's ADWIN), got {value!r}")
 
 
@@ -163,10 +168,12 @@ def _group_add(cachef, f, k, mu0, grow, gA, gB, gS, gW):  # pragma: no cover - n
     # A, B, min slack and wake-up width; see _GROUP_NOTE
     mu = cachef[f, k, LEVEL_T] / cachef[f, k, LEVEL_W]
     b = cachef[f, k, LEVEL_B]
-    return (max(gA, cachef[f, k, LEVEL_A] + b * (abs(mu0 - mu) + 1e-12 * (abs(mu) + abs(mu0)))),
-            max(gB, b * (1.0 + 1e-12)),
-            min(gS, cachef[f, k, LEVEL_MARGIN] * (1.0 - 1e-12) - grow),
-            min(gW, cachef[f, k, LEVEL_WAKE]))
+    return (
+        max(gA, cachef[f, k, LEVEL_A] + b * (abs(mu0 - mu) + 1e-12 * (abs(mu) + abs(mu0)))),
+        max(gB, b * (1.0 + 1e-12)),
+        min(gS, cachef[f, k, LEVEL_MARGIN] * (1.0 - 1e-12) - grow),
+        min(gW, cachef[f, k, LEVEL_WAKE]),
+    )
 
 
 # Few, big kernels on purpose: in numba, a call that passes arrays pays atomic
@@ -191,8 +198,7 @@ def _adwin_kernel(X, params, state, rings, caches, lo, hi, flags, use_filter):  
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _chunk(X, fc0, nf, params, state, rings, caches, lo, hi, flags, row_hits,
-           use_filter):  # pragma: no cover - numba
+def _chunk(X, fc0, nf, params, state, rings, caches, lo, hi, flags, row_hits, use_filter):  # pragma: no cover - numba
     # features [fc0, fc0 + nf) over all rows, a tile of _TILE rows at a time: pass 1 for the
     # chunk (features innermost), then pass 2 feature by feature. State and per-row results
     # live in in-kernel blocks of constant row stride (S: a feature's running width / total /
@@ -289,8 +295,11 @@ def _chunk(X, fc0, nf, params, state, rings, caches, lo, hi, flags, row_hits,
                             dTg = Tc - grp[f, CERT_T]
                             mug = grp[f, CERT_MU]
                             Eg = abs(dTg - mug * dWg)
-                            lhs = grp[f, CERT_A] * dWg + grp[f, CERT_B] * (Eg + 1e-12 * (abs(dTg) + abs(mug) * dWg)) \
+                            lhs = (
+                                grp[f, CERT_A] * dWg
+                                + grp[f, CERT_B] * (Eg + 1e-12 * (abs(dTg) + abs(mug) * dWg))
                                 + (M - grp[f, CERT_M])
+                            )
                             if lhs < grp[f, CERT_SLACK]:
                                 kend = kg
                         gok = kend == nl and kg < nl  # this scan visits them all: it can form one
@@ -313,9 +322,11 @@ def _chunk(X, fc0, nf, params, state, rings, caches, lo, hi, flags, row_hits,
                                 dW = W - cachef[f, k, LEVEL_W]
                                 dT = Tc - cachef[f, k, LEVEL_T]
                                 mu = cachef[f, k, LEVEL_T] / cachef[f, k, LEVEL_W]
-                                grow = cachef[f, k, LEVEL_A] * dW \
-                                    + cachef[f, k, LEVEL_B] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) \
+                                grow = (
+                                    cachef[f, k, LEVEL_A] * dW
+                                    + cachef[f, k, LEVEL_B] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW))
                                     + (M - cachef[f, k, LEVEL_M])
+                                )
                                 if grow < cachef[f, k, LEVEL_MARGIN] * (1.0 - 1e-12):
                                     if gok and k >= kg:
                                         gA, gB, gS, gW = _group_add(cachef, f, k, mu0, grow, gA, gB, gS, gW)
@@ -334,8 +345,11 @@ def _chunk(X, fc0, nf, params, state, rings, caches, lo, hi, flags, row_hits,
                                     hit = False
                                     for j in range(j0, min(j1, jmax)):
                                         pp = (j + 1) * bs
-                                        te = (hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS
-                                              else tend[f, k, j & rmask])
+                                        te = (
+                                            hist[f, (((j + 1) << k) - 1) & pmask]
+                                            if k < _HIST_LEVELS
+                                            else tend[f, k, j & rmask]
+                                        )
                                         g = abs(te * W - Tc * pp) + MB
                                         hit |= ((g > 0.0) & (g * g >= AWm * pp * (W - pp))) | (g != g)
                                     if hit:
@@ -355,8 +369,9 @@ def _chunk(X, fc0, nf, params, state, rings, caches, lo, hi, flags, row_hits,
                             pmax = 0.0
                             for j in range(j0, j1):
                                 pp = (j + 1) * bs
-                                te = (hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS
-                                      else tend[f, k, j & rmask])
+                                te = (
+                                    hist[f, (((j + 1) << k) - 1) & pmask] if k < _HIST_LEVELS else tend[f, k, j & rmask]
+                                )
                                 dj = abs(te * W - Tc * pp)
                                 mj = math.sqrt(AWm * pp * (W - pp)) - dj - MB
                                 if not (mj > 0.0):  # also NaN
@@ -394,8 +409,9 @@ def _chunk(X, fc0, nf, params, state, rings, caches, lo, hi, flags, row_hits,
                 change = False
                 Wx = Tx = Vx = 0.0
                 if maybe:  # river's exact scan, with its deletions (on local copies of the ranges)
-                    change, Wx, Tx, Vx = _river_scan(tot, var, f, lo, hi, nl, W, Tc, Vc, min_window_length,
-                                                     delta, tot.shape[2] - 1, _POW2, _POW2INV)
+                    change, Wx, Tx, Vx = _river_scan(
+                        tot, var, f, lo, hi, nl, W, Tc, Vc, min_window_length, delta, tot.shape[2] - 1, _POW2, _POW2INV
+                    )
                 if change:
                     pend = True
                     n_det[f] += 1
@@ -478,8 +494,7 @@ def _qrow(X, f, r0, r1, seen, k1):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _insert(X, f, jf, r0, r1, i, n, stop, qrow, max_buckets, RB, tot, var, tend,
-            hist):  # pragma: no cover - numba
+def _insert(X, f, jf, r0, r1, i, n, stop, qrow, max_buckets, RB, tot, var, tend, hist):  # pragma: no cover - numba
     # insert feature f's values from row i (level-0 buckets, count n) until the count reaches
     # stop or the tile ends; returns (row, count). A bucket of any level is made as soon as
     # its last value arrives (level-k bucket j from level-(k-1) buckets 2j and 2j+1): its
@@ -697,22 +712,35 @@ class ADWIN:
     True
     """
 
-    def __init__(self, n_features: int, delta: ArrayLike = _D.delta, clock: ArrayLike = _D.clock,
-                 max_buckets: ArrayLike = _D.max_buckets, min_window_length: ArrayLike = _D.min_window_length,
-                 grace_period: ArrayLike = _D.grace_period, *, use_filter: bool = True,
-                 lockstep: bool = True) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        delta: ArrayLike = _D.delta,
+        clock: ArrayLike = _D.clock,
+        max_buckets: ArrayLike = _D.max_buckets,
+        min_window_length: ArrayLike = _D.min_window_length,
+        grace_period: ArrayLike = _D.grace_period,
+        *,
+        use_filter: bool = True,
+        lockstep: bool = True,
+    ) -> None:
         F = int(n_features)
         if F < 0:
             raise ValueError("n_features must be >= 0")
         self._scalars: dict[str, Any] = {}
-        for name, value in (("clock", clock), ("max_buckets", max_buckets),
-                            ("min_window_length", min_window_length), ("grace_period", grace_period)):
+        for name, value in (
+            ("clock", clock),
+            ("max_buckets", max_buckets),
+            ("min_window_length", min_window_length),
+            ("grace_period", grace_period),
+        ):
             _check_integers(name, value)
         self._delta, self._scalars["delta"] = per_feature(delta, F, np.float64, "delta")
         self._clock, self._scalars["clock"] = per_feature(clock, F, np.int64, "clock")
         self._mb, self._scalars["max_buckets"] = per_feature(max_buckets, F, np.int64, "max_buckets")
-        self._mwl, self._scalars["min_window_length"] = per_feature(min_window_length, F, np.float64,
-                                                                    "min_window_length")
+        self._mwl, self._scalars["min_window_length"] = per_feature(
+            min_window_length, F, np.float64, "min_window_length"
+        )
         self._grace, self._scalars["grace_period"] = per_feature(grace_period, F, np.float64, "grace_period")
         self._check_params()
         self.use_filter = bool(use_filter)
@@ -793,8 +821,9 @@ class ADWIN:
         # the general kernel: every parameter, missing values anywhere
         lo, hi = self._buffers()
         flags = np.zeros(X.shape, dtype=np.bool_)
-        return _adwin_kernel(X, self._params(), self._state(), self._rings(), self._caches(), lo, hi, flags,
-                             self.use_filter)
+        return _adwin_kernel(
+            X, self._params(), self._state(), self._rings(), self._caches(), lo, hi, flags, self.use_filter
+        )
 
     # the kernels' argument groups (numba takes tuples of arrays at no cost inside)
     def _params(self) -> tuple[np.ndarray, ...]:
@@ -817,8 +846,18 @@ class ADWIN:
         Xm[(r < first[None, :]) | (r >= end[None, :])] = np.nan
         return self._general(Xm) + [start, 0]
 
-    def _lockstep_call(self, Xg: np.ndarray, cols: np.ndarray, q: np.ndarray, n_segs: int, mb: int,
-                       row0: int, lo: np.ndarray, hi: np.ndarray, keep: bool) -> np.ndarray:
+    def _lockstep_call(
+        self,
+        Xg: np.ndarray,
+        cols: np.ndarray,
+        q: np.ndarray,
+        n_segs: int,
+        mb: int,
+        row0: int,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        keep: bool,
+    ) -> np.ndarray:
         # keep: the lanes are every feature in order, as in the calls whose scratch carries over
         plan = lockstep_plan(mb)
         L = cols.size
@@ -832,11 +871,42 @@ class ADWIN:
             self._hits = np.empty((n_segs + 1, 2), np.int64)
         vb = self._vb
         self._vb += SEG * int(q.max())
-        k = lockstep_kernel(Xg, cols, q, mb, *plan, self._delta, self._mwl, self._grace,
-                            self._tot, self._var, self._tend, self._hist, self._nins, self._W, self._T,
-                            self._V, self._A, self._pending, self._n_det, self._cachef, self._cachea,
-                            self._grp, lo, hi, _POW2, _POW2INV, self._hits, row0, self._work, self._iwork,
-                            self._bwork, self._lsm, vb, keep)
+        k = lockstep_kernel(
+            Xg,
+            cols,
+            q,
+            mb,
+            *plan,
+            self._delta,
+            self._mwl,
+            self._grace,
+            self._tot,
+            self._var,
+            self._tend,
+            self._hist,
+            self._nins,
+            self._W,
+            self._T,
+            self._V,
+            self._A,
+            self._pending,
+            self._n_det,
+            self._cachef,
+            self._cachea,
+            self._grp,
+            lo,
+            hi,
+            _POW2,
+            _POW2INV,
+            self._hits,
+            row0,
+            self._work,
+            self._iwork,
+            self._bwork,
+            self._lsm,
+            vb,
+            keep,
+        )
         return self._hits[:k].copy()
 
     def _update_lockstep(self, X: np.ndarray) -> np.ndarray:
@@ -859,7 +929,7 @@ class ADWIN:
                 cols = lanes[key == g]
                 h = int(head[cols[0]])
                 q = segs[cols]
-                Xg = np.ascontiguousarray(X[h:h + SEG * int(q.max())][:, cols])
+                Xg = np.ascontiguousarray(X[h : h + SEG * int(q.max())][:, cols])
                 parts.append(self._lockstep_call(Xg, cols, q, int(q.sum()), int(self._mb[cols[0]]), h, lo, hi, False))
                 segs[cols] = q  # the segments each lane did
         tail = head + SEG * segs
@@ -987,8 +1057,10 @@ class ADWIN:
     def n_buckets(self) -> np.ndarray:
         """Bucket summaries in each window: O(max_buckets * log2(width)). (Right after a
         detection, until the next value, this is the count before river's deletions.)"""
-        return np.array([sum(h - lo for lo, h in _shape(int(n), int(mb)))
-                         for n, mb in zip(self._nins, self._mb, strict=True)], dtype=np.int64)
+        return np.array(
+            [sum(h - lo for lo, h in _shape(int(n), int(mb))) for n, mb in zip(self._nins, self._mb, strict=True)],
+            dtype=np.int64,
+        )
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict:
@@ -1058,15 +1130,20 @@ class ADWIN:
         counts = as_array(state["level_counts"], np.int64)
         totals = as_array(state["bucket_totals"], np.float64)
         variances = as_array(state["bucket_variances"], np.float64)
-        if np.any(self._nins[:n] < 0) or counts.size != int(nlev.sum()) or np.any(counts < 0) \
-                or totals.size != int(counts.sum()) or variances.size != totals.size:
+        if (
+            np.any(self._nins[:n] < 0)
+            or counts.size != int(nlev.sum())
+            or np.any(counts < 0)
+            or totals.size != int(counts.sum())
+            or variances.size != totals.size
+        ):
             raise ValueError("inconsistent ADWIN state: n_levels / level_counts / buckets")
         self._ensure_levels(0)
         R = self._tot.shape[2]
         P = self._hist.shape[1]
         ci = vi = 0
         for f in range(n):
-            c = counts[ci:ci + int(nlev[f])]
+            c = counts[ci : ci + int(nlev[f])]
             ci += int(nlev[f])
             if self._pending[f]:
                 vi += int(c.sum())
@@ -1079,9 +1156,9 @@ class ADWIN:
                 lo, hi = shape[lev]
                 off = vi + sum(hi_ - lo_ for lo_, hi_ in shape[:lev])
                 idx = np.arange(lo, hi) & (R - 1)
-                t = totals[off:off + hi - lo]
+                t = totals[off : off + hi - lo]
                 self._tot[f, lev, idx] = t
-                self._var[f, lev, idx] = variances[off:off + hi - lo]
+                self._var[f, lev, idx] = variances[off : off + hi - lo]
                 # running totals at bucket ends: any value within the filter's error margin will do
                 ends = run + np.cumsum(t)
                 if lev < _HIST_LEVELS:  # by the index of the bucket's last value
@@ -1105,8 +1182,10 @@ class ADWIN:
                     self._tot[f, lev, j & (R - 1)], self._var[f, lev, j & (R - 1)] = _merge(t0, v0, t1, v1, inv, h)
                     if lev >= _HIST_LEVELS:
                         self._tend[f, lev, j & (R - 1)] = (
-                            self._hist[f, (((j + 1) << lev) - 1) & (P - 1)] if lev - 1 < _HIST_LEVELS
-                            else self._tend[f, lev - 1, b])
+                            self._hist[f, (((j + 1) << lev) - 1) & (P - 1)]
+                            if lev - 1 < _HIST_LEVELS
+                            else self._tend[f, lev - 1, b]
+                        )
             vi += int(c.sum())
 
     @classmethod

@@ -45,16 +45,22 @@ _MODE_NAMES = {v: k for k, v in _MODES.items()}
 _PARAMS = ("min_instances", "delta", "threshold", "alpha", "mode")
 _DEFAULTS: dict[str, Any] = {name: getattr(_D, name) for name in _PARAMS}
 # river's parameter name -> the per-feature array attribute (float64; mode: int64 codes)
-_ARRAYS = {"min_instances": "_min_inst", "delta": "_delta", "threshold": "_threshold", "alpha": "_alpha",
-           "mode": "_mode"}
+_ARRAYS = {
+    "min_instances": "_min_inst",
+    "delta": "_delta",
+    "threshold": "_threshold",
+    "alpha": "_alpha",
+    "mode": "_mode",
+}
 
 
 _CHUNK = 64  # features per pass over the rows: the in-kernel state block is [13, _CHUNK]
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _ph_kernel(X, min_inst, delta, threshold, alpha, mode,
-               n, mean, s_inc, s_dec, min_inc, max_dec, pending, n_det, flags):  # pragma: no cover - numba
+def _ph_kernel(
+    X, min_inst, delta, threshold, alpha, mode, n, mean, s_inc, s_dec, min_inc, max_dec, pending, n_det, flags
+):  # pragma: no cover - numba
     # Returns the hits as (row, feature) pairs in stream order. ``flags`` is scratch of at
     # least [rows, F]: every cell is written, so it needs no clearing.
     rows, F = X.shape
@@ -83,8 +89,8 @@ def _ph_kernel(X, min_inst, delta, threshold, alpha, mode,
             S[11, j] = 1.0 if mode[f] != 1 else 0.0  # "up" or "both"
             S[12, j] = 1.0 if mode[f] != 0 else 0.0  # "down" or "both"
         for i in range(rows):
-            xr = X[i, c0:c0 + nf]
-            fr = flags[i, c0:c0 + nf]
+            xr = X[i, c0 : c0 + nf]
+            fr = flags[i, c0 : c0 + nf]
             cnt = 0
             for j in range(nf):
                 x = xr[j]
@@ -112,8 +118,11 @@ def _ph_kernel(X, min_inst, delta, threshold, alpha, mode,
                 mi = si if si < mi0 else mi0
                 md = sd if sd > md0 else md0
                 th = S[9, j]
-                hit = ok & (nn >= S[7, j]) & (((S[11, j] != 0.0) & ((si - mi) > th))
-                                              | ((S[12, j] != 0.0) & ((md - sd) > th)))
+                hit = (
+                    ok
+                    & (nn >= S[7, j])
+                    & (((S[11, j] != 0.0) & ((si - mi) > th)) | ((S[12, j] != 0.0) & ((md - sd) > th)))
+                )
                 S[0, j] = nn if ok else n_
                 S[1, j] = m if ok else m_
                 S[2, j] = si if ok else si_
@@ -167,8 +176,15 @@ class PageHinkley:
     True
     """
 
-    def __init__(self, n_features: int, min_instances: ArrayLike = _D.min_instances, delta: ArrayLike = _D.delta,
-                 threshold: ArrayLike = _D.threshold, alpha: ArrayLike = _D.alpha, mode: Any = _D.mode) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        min_instances: ArrayLike = _D.min_instances,
+        delta: ArrayLike = _D.delta,
+        threshold: ArrayLike = _D.threshold,
+        alpha: ArrayLike = _D.alpha,
+        mode: Any = _D.mode,
+    ) -> None:
         F = int(n_features)
         if F < 0:
             raise ValueError("n_features must be >= 0")
@@ -207,9 +223,23 @@ class PageHinkley:
         """Feed a batch ``[n, n_features]`` (NaN = missing); return hits ``[k, 2]`` (row, feature)."""
         X = np.ascontiguousarray(as_matrix(X, self.n_features))
         flags = np.empty(X.shape, dtype=np.bool_)
-        return _ph_kernel(X, self._min_inst, self._delta, self._threshold, self._alpha, self._mode,
-                          self._n, self._mean, self._s_inc, self._s_dec, self._min_inc, self._max_dec,
-                          self._pending, self._n_det, flags)
+        return _ph_kernel(
+            X,
+            self._min_inst,
+            self._delta,
+            self._threshold,
+            self._alpha,
+            self._mode,
+            self._n,
+            self._mean,
+            self._s_inc,
+            self._s_dec,
+            self._min_inc,
+            self._max_dec,
+            self._pending,
+            self._n_det,
+            flags,
+        )
 
     def add_features(self, n: int) -> None:
         """Append ``n`` fresh features (construction-time scalars, else river's defaults)."""
@@ -272,8 +302,10 @@ class PageHinkley:
         self._pending[mask] = False
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {k: getattr(self, k) for k in
-                ("_n", "_mean", "_s_inc", "_s_dec", "_min_inc", "_max_dec", "_pending", "_n_det")}
+        return {
+            k: getattr(self, k)
+            for k in ("_n", "_mean", "_s_inc", "_s_dec", "_min_inc", "_max_dec", "_pending", "_n_det")
+        }
 
     # ------------------------------------------------------------ read-outs
     @property

@@ -28,17 +28,20 @@ def main(argv: list[str]) -> int:
     clock32 = argv[2:] == ["clock32"]
     if clock32:  # the lockstep kernel for batches of every size, as in the unit tests
         from driftsentinel.detectors import adwin as adwin_module
+
         adwin_module.LOCKSTEP_MIN_CELLS = (0, 0)
     rng = np.random.default_rng(seed)
     bad = 0
     for it in range(count):
         F = int(rng.integers(1, 4))
         n = int(rng.choice([50, 500, 3000, 30000]))
-        params = dict(delta=float(rng.choice([0.002, 0.05, 0.3, 1e-5])),
-                      clock=int(rng.choice([32, 1, 2, 3, 4, 5, 8, 16, 33, 64])),
-                      max_buckets=int(rng.choice([5, 2, 3, 8, 13])),
-                      min_window_length=int(rng.choice([5, 1, 2, 3, 10, 7])),
-                      grace_period=int(rng.choice([10, 0, 50])))
+        params = dict(
+            delta=float(rng.choice([0.002, 0.05, 0.3, 1e-5])),
+            clock=int(rng.choice([32, 1, 2, 3, 4, 5, 8, 16, 33, 64])),
+            max_buckets=int(rng.choice([5, 2, 3, 8, 13])),
+            min_window_length=int(rng.choice([5, 1, 2, 3, 10, 7])),
+            grace_period=int(rng.choice([10, 0, 50])),
+        )
         if clock32:
             params.update(clock=32, max_buckets=int(rng.integers(2, 17)))
         kind = KINDS[rng.integers(0, len(KINDS))]
@@ -55,9 +58,17 @@ def main(argv: list[str]) -> int:
         except AssertionError:
             bad += 1
             plain = run(ADWIN(F, use_filter=False, **params), X, cuts)
-            print("MISMATCH", it, params, kind, n, F, cuts,
-                  "(without the filter: same as river)" if np.array_equal(plain, hr) else "(also without the filter)",
-                  flush=True)
+            print(
+                "MISMATCH",
+                it,
+                params,
+                kind,
+                n,
+                F,
+                cuts,
+                "(without the filter: same as river)" if np.array_equal(plain, hr) else "(also without the filter)",
+                flush=True,
+            )
     print(f"seed {seed}: {count} streams, {bad} mismatches")
     return 1 if bad else 0
 

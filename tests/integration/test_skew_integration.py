@@ -39,10 +39,25 @@ class SkewProcess(MetricsPortFromLog):
         self._out = open(self.out_path, "wb")  # noqa: SIM115
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "driftsentinel.stream.cli", "skew", "--bootstrap-servers", bootstrap,
-             "--config", str(cfg_path), "--metrics-port", "0", "--metrics-host", "127.0.0.1",
-             *flags],
-            cwd=REPO, stdout=self._out, stderr=self._log, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            [
+                sys.executable,
+                "-m",
+                "driftsentinel.stream.cli",
+                "skew",
+                "--bootstrap-servers",
+                bootstrap,
+                "--config",
+                str(cfg_path),
+                "--metrics-port",
+                "0",
+                "--metrics-host",
+                "127.0.0.1",
+                *flags,
+            ],
+            cwd=REPO,
+            stdout=self._out,
+            stderr=self._log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 
     def finish(self, timeout: float) -> dict:
@@ -103,8 +118,9 @@ def alerts_of(bootstrap: str, topic: str) -> list[dict]:
     return [json.loads(m.value()) for m in read_all(bootstrap, topic)]
 
 
-def test_skew_join_flags_latency_and_plan_only(kafka_bootstrap: str, new_topic: Callable[..., str],
-                                               tmp_path: Path) -> None:
+def test_skew_join_flags_latency_and_plan_only(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
     serving, offline, alerts = new_topic(prefix="serving"), new_topic(prefix="offline"), new_topic(prefix="alerts")
     off_events, on_events = make_entities(N_ENTITIES)
     assert len(on_events) == len(off_events) == N_ENTITIES - N_ENTITIES // 40
@@ -114,8 +130,12 @@ def test_skew_join_flags_latency_and_plan_only(kafka_bootstrap: str, new_topic: 
     produce(kafka_bootstrap, serving, encode(on_events), key=b"churn-v1")
 
     config = {
-        "sources": {"serving_topic": serving, "offline_topic": offline, "alerts_topic": alerts,
-                    "group_id": f"{serving}-skew"},
+        "sources": {
+            "serving_topic": serving,
+            "offline_topic": offline,
+            "alerts_topic": alerts,
+            "group_id": f"{serving}-skew",
+        },
         # the age limit is far above the read time (the offline side arrives shuffled, up to a
         # whole read after its serving partner): the one-sided ids are given up at the end
         "skew": {"window_pairs": 5000, "min_pairs": 500, "window": {"max_pending": 50_000, "max_age_s": 120}},
@@ -126,8 +146,9 @@ def test_skew_join_flags_latency_and_plan_only(kafka_bootstrap: str, new_topic: 
         one_sided = N_ENTITIES // 40  # per side
         names = ["latency", "plan", "f0", "clicks", "country"]
         snap = proc.wait_until(  # a first window of 5,000 pairs evaluated
-            lambda s: all(sample(s, "driftsentinel_feature_skew_ratio", model="default", feature=f) is not None
-                          for f in names),
+            lambda s: all(
+                sample(s, "driftsentinel_feature_skew_ratio", model="default", feature=f) is not None for f in names
+            ),
             timeout=60,
         )
         ratio = {f: sample(snap, "driftsentinel_feature_skew_ratio", model="default", feature=f) for f in names}
@@ -143,7 +164,8 @@ def test_skew_join_flags_latency_and_plan_only(kafka_bootstrap: str, new_topic: 
 
     events = alerts_of(kafka_bootstrap, alerts)
     assert sorted((e["feature"], e["detector"], e["status"]) for e in events) == [
-        ("latency", "skew", "drift"), ("plan", "skew", "drift"),
+        ("latency", "skew", "drift"),
+        ("plan", "skew", "drift"),
     ], [(e["feature"], e["statistic"]) for e in events]
     by_feature = {e["feature"]: e for e in events}
 
@@ -161,7 +183,8 @@ def test_skew_join_flags_latency_and_plan_only(kafka_bootstrap: str, new_topic: 
     assert [(p["a"], p["b"]) for p in swapped] == [("basic", "pro")]
     assert swapped[0]["a_to_b"] > 0 and swapped[0]["b_to_a"] > 0
     assert {(p["serving"], p["offline"]) for p in plan["evidence"]["top_mismatching_pairs"]} == {
-        ("basic", "pro"), ("pro", "basic"),
+        ("basic", "pro"),
+        ("pro", "basic"),
     }
     assert len({e["event_id"] for e in events}) == 2
     print(f"\nskew run: {stats}, {elapsed:.1f}s")
@@ -174,13 +197,23 @@ def test_offline_file_replay(kafka_bootstrap: str, new_topic: Callable[..., str]
     names = list(off_events[0]["features"])
     lines = ["id," + ",".join(names)]
     for ev in off_events:
-        lines.append(ev["id"] + "," + ",".join(repr(ev["features"][n]) if isinstance(ev["features"][n], float)
-                                               else str(ev["features"][n]) for n in names))
+        lines.append(
+            ev["id"]
+            + ","
+            + ",".join(
+                repr(ev["features"][n]) if isinstance(ev["features"][n], float) else str(ev["features"][n])
+                for n in names
+            )
+        )
     path.write_text("\n".join(lines) + "\n")
     produce(kafka_bootstrap, serving, encode(on_events), key=b"churn-v1")
     config = {
-        "sources": {"serving_topic": serving, "alerts_topic": alerts, "group_id": f"{serving}-skew",
-                    "model": "churn-v1"},
+        "sources": {
+            "serving_topic": serving,
+            "alerts_topic": alerts,
+            "group_id": f"{serving}-skew",
+            "model": "churn-v1",
+        },
         "skew": {"window_pairs": 1000, "min_pairs": 100, "window": {"max_pending": 10_000, "max_age_s": 60}},
     }
     proc = SkewProcess(kafka_bootstrap, tmp_path, config, "--offline-file", str(path), "--idle-exit", "4")
@@ -195,8 +228,9 @@ def test_offline_file_replay(kafka_bootstrap: str, new_topic: Callable[..., str]
     assert all(e["model"] == "churn-v1" for e in events)
 
 
-def test_shadow_pair_99_then_80_percent_agreement(kafka_bootstrap: str, new_topic: Callable[..., str],
-                                                  tmp_path: Path) -> None:
+def test_shadow_pair_99_then_80_percent_agreement(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
     serving, alerts = new_topic(prefix="serving"), new_topic(prefix="alerts")
     rng = np.random.default_rng(9)
     classes = ["approve", "review", "deny"]
@@ -207,13 +241,28 @@ def test_shadow_pair_99_then_80_percent_agreement(kafka_bootstrap: str, new_topi
         base = int(rng.integers(0, 3))
         cand = (base + 1) % 3 if rng.random() >= agreement else base
         for version, pred in (("v1", base), ("v2", cand)):
-            values.append(json.dumps({"model": "fraud", "model_version": version, "id": f"req-{i}", "ts": i,
-                                      "features": {"amount": float(i % 100)}, "prediction": classes[pred]}).encode())
+            values.append(
+                json.dumps(
+                    {
+                        "model": "fraud",
+                        "model_version": version,
+                        "id": f"req-{i}",
+                        "ts": i,
+                        "features": {"amount": float(i % 100)},
+                        "prediction": classes[pred],
+                    }
+                ).encode()
+            )
     produce(kafka_bootstrap, serving, values, key=b"fraud")
     config = {
         "sources": {"serving_topic": serving, "alerts_topic": alerts, "group_id": f"{serving}-shadow"},
-        "shadow": {"baseline": "v1", "candidate": "v2", "version_field": "model_version", "window_pairs": 1000,
-                   "min_agreement": 0.9},
+        "shadow": {
+            "baseline": "v1",
+            "candidate": "v2",
+            "version_field": "model_version",
+            "window_pairs": 1000,
+            "min_agreement": 0.9,
+        },
     }
     proc = SkewProcess(kafka_bootstrap, tmp_path, config, "--idle-exit", "4")
     try:
@@ -224,8 +273,12 @@ def test_shadow_pair_99_then_80_percent_agreement(kafka_bootstrap: str, new_topi
     events = alerts_of(kafka_bootstrap, alerts)
     assert len(events) == 1, events
     [ev] = events
-    assert (ev["detector"], ev["status"], ev["model"], ev["feature"]) == ("shadow_divergence", "drift", "v2",
-                                                                          "prediction")
+    assert (ev["detector"], ev["status"], ev["model"], ev["feature"]) == (
+        "shadow_divergence",
+        "drift",
+        "v2",
+        "prediction",
+    )
     assert ev["statistic"] == pytest.approx(0.8, abs=0.04) and ev["threshold"] == 0.9
     assert ev["source"]["offset"] >= 2 * n  # decided after the change (two events per request)
     assert ev["evidence"]["baseline"] == "v1" and ev["evidence"]["kind"] == "classes"

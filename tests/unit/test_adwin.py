@@ -45,13 +45,13 @@ def make_stream(seed: int, n: int, F: int, kind: str, nan_rate: float = 0.0) -> 
         X[rng.random((n, F)) < nan_rate] = np.nan
         if n > 50 and rng.random() < 0.5:  # a long gap in one column
             a = int(rng.integers(0, n - 10))
-            X[a:a + int(rng.integers(1, n - a)), int(rng.integers(0, F))] = np.nan
+            X[a : a + int(rng.integers(1, n - a)), int(rng.integers(0, F))] = np.nan
     return X
 
 
 def run(det, X: np.ndarray, cuts: list[int]) -> np.ndarray:
     bounds = [0, *sorted(c for c in cuts if 0 < c < len(X)), len(X)]
-    out = [det.update(X[a:b]) + [a, 0] for a, b in zip(bounds[:-1], bounds[1:])]
+    out = [det.update(X[a:b]) + [a, 0] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     return np.concatenate(out) if out else np.empty((0, 2), np.int64)
 
 
@@ -67,13 +67,15 @@ def assert_same(kernel: ADWIN, ref, hk: np.ndarray, hr: np.ndarray) -> None:
         np.testing.assert_array_equal(kernel.drift_detected, [d.drift_detected for d in ref._detectors])
 
 
-params_st = st.fixed_dictionaries({
-    "delta": st.sampled_from([0.002, 0.05, 0.3, 1e-5]),
-    "clock": st.sampled_from([32, 1, 5, 16, 33]),
-    "max_buckets": st.sampled_from([5, 1, 2, 3, 8]),
-    "min_window_length": st.sampled_from([5, 0, 1, 2, 10, 30]),
-    "grace_period": st.sampled_from([10, 0, 1, 50, 200]),
-})
+params_st = st.fixed_dictionaries(
+    {
+        "delta": st.sampled_from([0.002, 0.05, 0.3, 1e-5]),
+        "clock": st.sampled_from([32, 1, 5, 16, 33]),
+        "max_buckets": st.sampled_from([5, 1, 2, 3, 8]),
+        "min_window_length": st.sampled_from([5, 0, 1, 2, 10, 30]),
+        "grace_period": st.sampled_from([10, 0, 1, 50, 200]),
+    }
+)
 
 
 @st.composite
@@ -207,12 +209,12 @@ def test_lockstep_readouts_when_a_reset_due_meets_a_missing_value():
     rng = np.random.default_rng(3)
     x = np.r_[rng.normal(0, 1, 2000), rng.normal(5, 1, 2000)]
     ref = drift.ADWIN()
-    for i, v in enumerate(x):
+    for i, v in enumerate(x):  # noqa: B007 (i is the detection's index after the loop)
         ref.update(v)
         if ref.drift_detected:
             break
     assert (i + 1) % 32 == 0  # the detection ends a segment
-    col = np.r_[x[:i + 1], np.full(64, np.nan), x[i + 1:i + 200]]
+    col = np.r_[x[: i + 1], np.full(64, np.nan), x[i + 1 : i + 200]]
     X = np.c_[col, rng.normal(0, 1, col.size)]  # a second feature without gaps
     batches = [(0, i + 33), (i + 33, i + 65), (i + 65, col.size)]  # the NaN segments end the first two
     k = ADWIN(2)
@@ -248,7 +250,7 @@ def test_readouts_after_detection_and_reset_on_next_update():
     X = np.r_[np.zeros(300), np.full(300, 10.0)].reshape(-1, 1)
     row = int(ADWIN(1).update(X)[0, 0])
     k, r = ADWIN(1), RiverADWIN(1)
-    assert_same(k, r, k.update(X[:row + 1]), r.update(X[:row + 1]))
+    assert_same(k, r, k.update(X[: row + 1]), r.update(X[: row + 1]))
     assert bool(k.drift_detected[0]) and k.n_detections[0] == 1
     assert 0 < k.width[0] < row + 1  # river's window right after the detection: oldest buckets dropped
     k.update([[10.0]])
@@ -266,8 +268,13 @@ def _roundtrip(state: dict, codec: str) -> dict:
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), split=st.floats(0, 1), codec=st.sampled_from(["json", "msgpack", "raw"]),
-       n=st.integers(0, 6000), params=params_st)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    split=st.floats(0, 1),
+    codec=st.sampled_from(["json", "msgpack", "raw"]),
+    n=st.integers(0, 6000),
+    params=params_st,
+)
 def test_state_round_trip(seed, split, codec, n, params):
     X = make_stream(seed, n, 3, "mixed", nan_rate=0.05)
     s = int(split * n)
@@ -351,12 +358,12 @@ def test_reset_is_a_fresh_start_and_state_right_after_a_detection():
     # and resets on the next value
     row = int(ADWIN(3).update(X)[0, 0])
     a = ADWIN(3)
-    a.update(X[:row + 1])
+    a.update(X[: row + 1])
     assert a.drift_detected.any()
     b = ADWIN.from_state(_roundtrip(a.state_dict(), "json"))
     for name in ("width", "variance", "estimation", "drift_detected"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-    np.testing.assert_array_equal(a.update(X[row + 1:]), b.update(X[row + 1:]))
+    np.testing.assert_array_equal(a.update(X[row + 1 :]), b.update(X[row + 1 :]))
 
 
 def test_filter_never_changes_results():
@@ -432,8 +439,9 @@ def test_feature_chunks_with_own_nan_patterns(F):
     rng = np.random.default_rng(F)
     for f in range(F):
         X[rng.random(len(X)) < rng.uniform(0, 0.5), f] = np.nan
-    params = dict(delta=rng.choice([0.002, 0.05, 0.3], F), clock=rng.choice([1, 5, 32], F),
-                  max_buckets=rng.choice([2, 5], F))
+    params = dict(
+        delta=rng.choice([0.002, 0.05, 0.3], F), clock=rng.choice([1, 5, 32], F), max_buckets=rng.choice([2, 5], F)
+    )
     k, r = ADWIN(F, **params), RiverADWIN(F, **params)
     hk, hr = run(k, X, [1000, 4100]), run(r, X, [])
     assert len(hr) > 0

@@ -1,7 +1,7 @@
 """Smoke test of `python -m benchmarks.detectors`: a tiny run in a child process.
 
 Checks that the benchmark runs end to end, prints one JSON object with the keys issue 3
-and docs/kernels.md rely on, that the measurements are positive numbers and that parity
+and docs/lab/kernels.md rely on, that the measurements are positive numbers and that parity
 holds on its data. It does not check the speed goals: those are judged from full runs.
 """
 

@@ -24,13 +24,15 @@ def assert_same(k: PageHinkley, r: RiverPageHinkley, hk: np.ndarray, hr: np.ndar
     np.testing.assert_array_equal(k.n_detections, r.n_detections)
 
 
-params_st = st.fixed_dictionaries({
-    "min_instances": st.sampled_from([30, 0, 1, 5, 200]),
-    "delta": st.sampled_from([0.005, 0.0, 0.1, 1.0]),
-    "threshold": st.sampled_from([50.0, 1.0, 10.0, 500.0, 1e12]),
-    "alpha": st.sampled_from([1 - 0.0001, 1.0, 0.9, 0.5]),
-    "mode": st.sampled_from(["both", "up", "down"]),
-})
+params_st = st.fixed_dictionaries(
+    {
+        "min_instances": st.sampled_from([30, 0, 1, 5, 200]),
+        "delta": st.sampled_from([0.005, 0.0, 0.1, 1.0]),
+        "threshold": st.sampled_from([50.0, 1.0, 10.0, 500.0, 1e12]),
+        "alpha": st.sampled_from([1 - 0.0001, 1.0, 0.9, 0.5]),
+        "mode": st.sampled_from(["both", "up", "down"]),
+    }
+)
 
 
 @st.composite
@@ -66,8 +68,13 @@ def test_parity_long_streams(seed, kind):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), split=st.floats(0, 1), codec=st.sampled_from(["json", "msgpack", "raw"]),
-       n=st.integers(0, 5000), params=params_st)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    split=st.floats(0, 1),
+    codec=st.sampled_from(["json", "msgpack", "raw"]),
+    n=st.integers(0, 5000),
+    params=params_st,
+)
 def test_state_round_trip(seed, split, codec, n, params):
     X = make_stream(seed, n, 3, "mixed", nan_rate=0.05)
     s = int(split * n)
@@ -121,8 +128,12 @@ def test_parity_across_feature_chunks(F):
     chunk, per-feature parameters that differ across the chunk border, NaN gaps."""
     X = make_stream(100 + F, 2500, F, "mixed", nan_rate=0.05)
     rng = np.random.default_rng(F)
-    params = dict(threshold=rng.choice([1.0, 10.0, 50.0], F), mode=rng.choice(["up", "down", "both"], F),
-                  min_instances=rng.choice([0, 30], F), alpha=rng.choice([1 - 0.0001, 0.9], F))
+    params = dict(
+        threshold=rng.choice([1.0, 10.0, 50.0], F),
+        mode=rng.choice(["up", "down", "both"], F),
+        min_instances=rng.choice([0, 30], F),
+        alpha=rng.choice([1 - 0.0001, 0.9], F),
+    )
     k, r = PageHinkley(F, **params), RiverPageHinkley(F, **params)
     hk, hr = run(k, X, [700, 701, 2000]), run(r, X, [])
     assert len(hr) > 0 or F == 1

@@ -83,8 +83,7 @@ def test_resolved_when_back_and_missing_predictions() -> None:
 
 def test_class_count_is_bounded() -> None:
     det = ShadowDetector(config(window_pairs=1000, max_classes=5))
-    [res] = det.update([str(i) for i in range(1000)], [f"c{i}" for i in range(1000)],
-                       [f"c{i}" for i in range(1000)])
+    [res] = det.update([str(i) for i in range(1000)], [f"c{i}" for i in range(1000)], [f"c{i}" for i in range(1000)])
     assert res.report.agreement_rate == 1.0 and res.report.distance == pytest.approx(0.0)
 
 
