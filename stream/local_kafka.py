@@ -663,51 +663,16 @@ def start(
     with _locked(data_dir / ".lock"):
         pid = _read_pid(data_dir)
         if pid is not None and _is_our_broker(pid, data_dir):
+            _check_running(data_dir, pid, bootstrap, sasl_users)
             state = _read_state(data_dir)
-            running_at = state.get("bootstrap")
-            if running_at != bootstrap:
-                raise LocalKafkaError(
-                    f"the broker of {data_dir} already runs at {running_at} (pid {pid}), not {bootstrap}; stop it first"
-                )
-            if state.get("sasl_users_digest") != _users_digest(sasl_users):
-                raise LocalKafkaError(f"the broker of {data_dir} already runs (pid {pid}) with other SASL users")
             _wait_ready(bootstrap, data_dir, None, timeout, wait_for_transactions, _security_settings(state))
             return bootstrap
 
         fetch(version)
         if not _port_free(port):
             raise LocalKafkaError(f"port {HOST}:{port} is already in use")
-        state = _read_state(data_dir)
-        taken = {port}
-        controller_port = state.get("controller_port") or port + 1
-        if controller_port in taken or not _port_free(controller_port):
-            controller_port = free_port()
-        taken.add(controller_port)
-        internal_port: int | None = None
-        if sasl_users:
-            internal_port = state.get("internal_port") or free_port()
-            while internal_port in taken or not _port_free(internal_port):
-                internal_port = free_port()
-        (data_dir / _LOG_DIR).mkdir(exist_ok=True)
-        props_path = data_dir / "server.properties"
-        props_path.write_text(_server_properties(data_dir, port, controller_port, sasl_users, internal_port))
-        if sasl_users:
-            props_path.chmod(0o600)  # holds the PLAIN passwords
-        (data_dir / "log4j2.properties").write_text(_log4j2_properties(data_dir))
-        _format_storage(data_dir, version, sasl_users)
-
-        cmd = [_java(), *_jvm_opts(data_dir), "-cp", _classpath(version), "kafka.Kafka", str(props_path)]
-        with open(data_dir / _OUT_FILE, "ab") as out:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=data_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives the caller's terminal and Ctrl-C
-            )
-        _children[proc.pid] = proc
-        (data_dir / _PID_FILE).write_text(f"{proc.pid}\n")
+        controller_port, internal_port = _configure(data_dir, port, version, sasl_users)
+        proc = _launch(data_dir, version)
         state = _read_state(data_dir)
         state.update(
             {
@@ -737,6 +702,63 @@ def start(
             _kill(proc.pid, data_dir, grace=5)
             raise
     return bootstrap
+
+
+def _check_running(data_dir: Path, pid: int, bootstrap: str, sasl_users: dict[str, str] | None) -> None:
+    """The broker of ``data_dir`` already runs: it must be the one asked for (address, users)."""
+    state = _read_state(data_dir)
+    running_at = state.get("bootstrap")
+    if running_at != bootstrap:
+        raise LocalKafkaError(
+            f"the broker of {data_dir} already runs at {running_at} (pid {pid}), not {bootstrap}; stop it first"
+        )
+    if state.get("sasl_users_digest") != _users_digest(sasl_users):
+        raise LocalKafkaError(f"the broker of {data_dir} already runs (pid {pid}) with other SASL users")
+
+
+def _configure(data_dir: Path, port: int, version: str, sasl_users: dict[str, str] | None) -> tuple[int, int | None]:
+    """Pick the controller (and internal SASL) ports, write the broker's files, format its storage.
+
+    Returns ``(controller_port, internal_port)``; a port kept from the last start is reused
+    while it is free.
+    """
+    state = _read_state(data_dir)
+    taken = {port}
+    controller_port: int = state.get("controller_port") or port + 1
+    if controller_port in taken or not _port_free(controller_port):
+        controller_port = free_port()
+    taken.add(controller_port)
+    internal_port: int | None = None
+    if sasl_users:
+        internal_port = state.get("internal_port") or free_port()
+        while internal_port in taken or not _port_free(internal_port):
+            internal_port = free_port()
+    (data_dir / _LOG_DIR).mkdir(exist_ok=True)
+    props_path = data_dir / "server.properties"
+    props_path.write_text(_server_properties(data_dir, port, controller_port, sasl_users, internal_port))
+    if sasl_users:
+        props_path.chmod(0o600)  # holds the PLAIN passwords
+    (data_dir / "log4j2.properties").write_text(_log4j2_properties(data_dir))
+    _format_storage(data_dir, version, sasl_users)
+    return controller_port, internal_port
+
+
+def _launch(data_dir: Path, version: str) -> subprocess.Popen[bytes]:
+    """Start the broker's JVM in its own session (it survives the caller's terminal and Ctrl-C)."""
+    props_path = data_dir / "server.properties"
+    cmd = [_java(), *_jvm_opts(data_dir), "-cp", _classpath(version), "kafka.Kafka", str(props_path)]
+    with open(data_dir / _OUT_FILE, "ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=data_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _children[proc.pid] = proc
+    (data_dir / _PID_FILE).write_text(f"{proc.pid}\n")
+    return proc
 
 
 def _wait_ready(
