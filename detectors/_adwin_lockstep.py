@@ -171,12 +171,12 @@ def _hit(g, rhs):  # pragma: no cover - numba
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _take2(work, o, a, b):  # pragma: no cover - numba
-    return work[o:o + a * b].reshape((a, b)), o + a * b
+    return work[o : o + a * b].reshape((a, b)), o + a * b
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def _take3(work, o, a, b, c):  # pragma: no cover - numba
-    return work[o:o + a * b * c].reshape((a, b, c)), o + a * b * c
+    return work[o : o + a * b * c].reshape((a, b, c)), o + a * b * c
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
@@ -186,8 +186,9 @@ def _pair(Xg, i, l):  # pragma: no cover - numba
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _sync(l, f, n, rb, fast0, vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend, hist, max_buckets,
-          rmask, los, his):  # pragma: no cover - numba
+def _sync(
+    l, f, n, rb, fast0, vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend, hist, max_buckets, rmask, los, his
+):  # pragma: no cover - numba
     # write lane l's buckets of levels 0-4 made in this call (values from count fast0 on)
     # into the shared rings, with the running totals the general kernel reads (hist, tend);
     # ring rows are virtual (row in Xg + vb), count c at virtual row rb + c. Leaves river's
@@ -229,35 +230,15 @@ def _sync(l, f, n, rb, fast0, vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend, hist,
     return nlv
 
 
-@nb.njit(cache=True, error_model="numpy", nogil=True)
-def lockstep_kernel(Xg, fi, qs, max_buckets, fixed, far, far_limit, cert_from, tot_ring, seg_ring, tree_ring,
-                    delta, min_window_length, grace_period, tot, var, tend, hist, nins, Wa, Ta, Va, Aa, pending,
-                    n_det, cachef,
-                    cachea, grp, lo, hi, pow2, pow2inv, hits, row0, work, iwork, bwork, lsm, vb,
-                    keep):  # pragma: no cover - numba
-    """Run lanes ``l`` (feature ``fi[l]``, column ``l`` of ``Xg``) over up to ``qs[l]``
-    segments of 32 rows each from row 0; a lane stops before a segment with a missing value,
-    and ``qs[l]`` is set to the segments it did. Detections go to ``hits`` as
-    (row0 + row in Xg, feature), in stream order; returns their count. The shared state is
-    read at entry and written back at exit. Rings are indexed by virtual rows (row + ``vb``, ``vb`` a
-    multiple of 32 that
-    grows by each call's rows): with ``keep`` (the lanes are the features in order, as in
-    the call before), a lane whose state is as its last call left it (``lsm``) and that
-    ended at ``vb`` goes on from its scratch (certificate and rings) instead of re-reading
-    the shared state."""
-    L = fi.shape[0]
-    nseg = 0
-    for l in range(L):
-        nseg = max(nseg, qs[l])
-    rmask = tot.shape[2] - 1
-    pmask = hist.shape[1] - 1
-    tmask = tot_ring - 1
-    emask = seg_ring - 1
-    # scratch carved from ``work`` (kept by the caller: fresh arrays of this size per call
-    # cost page faults); every cell is written before it is read, or masked
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _carve(work, iwork, bwork, L, tot_ring, seg_ring, tree_ring):  # pragma: no cover - numba
+    # the scratch views, carved from ``work`` / ``iwork`` / ``bwork`` (kept by the caller:
+    # fresh arrays of this size per call cost page faults); every cell is written before it
+    # is read, or masked. rings: running totals by row, segment ends (and their validity);
+    # tree: T, V of levels 1-2 (this segment's only) and 3-4 (a ring of segments)
     TBR, o = _take2(work, 0, tot_ring, L)
     E, o = _take2(work, o, seg_ring, L)
-    T1, o = _take2(work, o, 16, L)  # the tree's levels 1-2, this segment's only
+    T1, o = _take2(work, o, 16, L)
     V1, o = _take2(work, o, 16, L)
     T2, o = _take2(work, o, 8, L)
     V2, o = _take2(work, o, 8, L)
@@ -266,28 +247,402 @@ def lockstep_kernel(Xg, fi, qs, max_buckets, fixed, far, far_limit, cert_from, t
     T4, o = _take3(work, o, tree_ring, 2, L)
     V4, o = _take3(work, o, tree_ring, 2, L)
     F3, o = _take2(work, o, 26, L)  # per-lane floats (a lane's certificate is kept or zeroed)
+    I3 = iwork[: 4 * L].reshape((4, L))
+    B5 = bwork[: 5 * L].reshape((5, L))
+    EV = bwork[5 * L : (5 + seg_ring) * L].reshape((seg_ring, L))
+    return (TBR, E, EV), (T1, V1, T2, V2, T3, V3, T4, V4), F3, I3, B5
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _enter(l, f, n, vb, max_buckets, far_limit, hist, tend, Ta, TBR, E, EV, lo, hi):  # pragma: no cover - numba
+    # lane l (feature f, n values since its reset) starting from the shared state: the running
+    # totals at river's boundaries now (the cuts later checks can still see) into the rings
+    rmask = tend.shape[2] - 1
+    pmask = hist.shape[1] - 1
+    tmask = TBR.shape[0] - 1
+    emask = E.shape[0] - 1
+    vs0 = vb >> 5
+    nlv = _live_ranges(n, max_buckets, lo, hi)
+    for k in range(nlv):
+        if n - (hi[k] << k) > far_limit:  # this level's newest cut is out of reach, and older ones
+            break
+        for j in range(lo[k], hi[k]):
+            pp = (j + 1) << k
+            te = hist[f, (pp - 1) & pmask] if k < 3 else tend[f, k, j & rmask]
+            if n - pp <= TBR.shape[0] - 2 * 32:
+                TBR[(vb + pp - 1 - n) & tmask, l] = te
+            if (n - pp) % 32 == 0 and n - pp <= far_limit:
+                st = vs0 + ((pp - n) >> 5) - 1
+                E[st & emask, l] = te
+                EV[st & emask, l] = True
+    if n > 0:
+        TBR[(vb - 1) & tmask, l] = Ta[f]
+        E[(vs0 - 1) & emask, l] = Ta[f]
+        EV[(vs0 - 1) & emask, l] = True
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _segment_values(Xg, r0, vb, d, all_act, act, S, TBR, T1, V1, T2, V2, T3, V3, T4, V4):  # pragma: no cover - numba
+    # river's width / total / variance per value (insert_element) of rows r0 .. r0 + 31,
+    # features innermost, with the segment's merge tree (river's merges, same order) as its
+    # rows arrive: the tree's multiplications run while the divider works. Levels 1-2 for
+    # this segment only (_sync makes those buckets again from the values), 3-4 in slot d
+    L = Xg.shape[1]
+    tmask = TBR.shape[0] - 1
+    for t in range(32):
+        r = r0 + t
+        if all_act:
+            for l in range(L):
+                x = Xg[r, l]
+                w = S[RUN_W, l] + 1.0
+                t0 = S[RUN_T, l]
+                S[RUN_V, l] += _increment(w, t0, x)
+                S[RUN_W, l] = w
+                S[RUN_T, l] = t0 + x
+                S[RUN_A, l] += abs(x)
+                TBR[(vb + r) & tmask, l] = t0 + x
+        else:
+            for l in range(L):
+                x = Xg[r, l]
+                w0 = S[RUN_W, l]
+                t0 = S[RUN_T, l]
+                v0 = S[RUN_V, l]
+                a0 = S[RUN_A, l]
+                w = w0 + 1.0
+                inc = _increment(w, t0, x)
+                tn = t0 + x
+                ok = act[l]
+                S[RUN_W, l] = w if ok else w0
+                S[RUN_T, l] = tn if ok else t0
+                S[RUN_V, l] = v0 + inc if ok else v0
+                S[RUN_A, l] = a0 + abs(x) if ok else a0
+                TBR[(vb + r) & tmask, l] = tn
+        # the merges row r completes (loops written out: one helper per merge level was not
+        # inlined by numba, ~2.5x slower with the calls)
+        if t & 1:
+            q = t >> 1
+            for l in range(L):
+                tt, vv = _pair(Xg, r - 1, l)
+                T1[q, l] = tt
+                V1[q, l] = vv
+            if (t & 3) == 3:
+                q = t >> 2
+                for l in range(L):
+                    tt, vv = _merge(T1[2 * q, l], V1[2 * q, l], T1[2 * q + 1, l], V1[2 * q + 1, l], 0.5, 1.0)
+                    T2[q, l] = tt
+                    V2[q, l] = vv
+                if (t & 7) == 7:
+                    q = t >> 3
+                    for l in range(L):
+                        tt, vv = _merge(T2[2 * q, l], V2[2 * q, l], T2[2 * q + 1, l], V2[2 * q + 1, l], 0.25, 2.0)
+                        T3[d, q, l] = tt
+                        V3[d, q, l] = vv
+                    if (t & 15) == 15:
+                        q = t >> 4
+                        for l in range(L):
+                            tt, vv = _merge(
+                                T3[d, 2 * q, l], V3[d, 2 * q, l], T3[d, 2 * q + 1, l], V3[d, 2 * q + 1, l], 0.125, 4.0
+                            )
+                            T4[d, q, l] = tt
+                            V4[d, q, l] = vv
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _has_missing(Xg, r0, l):  # pragma: no cover - numba
+    nan = False
+    for t in range(32):
+        nan |= Xg[r0 + t, l] != Xg[r0 + t, l]
+    return nan
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _level5(f, nl, te, T4, V4, d, l, tot, var, tend, pow2, pow2inv):  # pragma: no cover - numba
+    # the segment's level-5 bucket (the tree's last merge) and river's binary counter above it
+    rmask = tot.shape[2] - 1
+    m = nl >> 5
+    t5, v5 = _merge(T4[d, 0, l], V4[d, 0, l], T4[d, 1, l], V4[d, 1, l], 0.0625, 8.0)
+    _put(tot, var, tend, f, 5, m & rmask, t5, v5, te)
+    _carry(tot, var, tend, f, m, 5, te, rmask, pow2, pow2inv)
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _check_constants(S, SC, Wf, dpc, acc):  # pragma: no cover - numba
+    # per lane: the pre-check's constants (see _FILTER_NOTE in adwin.py); a lane whose
+    # numbers are not sane goes to river's scan (acc)
+    for l in range(S.shape[1]):
+        W = Wf[l]
+        dp = dpc[l]
+        B = (2.0 / 3.0) * dp * W
+        AW = 2.0 * (S[RUN_V, l] / W) * dp * W
+        Sabs = S[RUN_A, l] + abs(S[RUN_T, l])
+        M = (1e-12 + 1e-15 * W) * Sabs * W + 1e-300
+        SC[_SC_AW, l] = AW * (1.0 - 1e-9)
+        SC[_SC_MB, l] = M - B * (1.0 - 1e-9)
+        SC[_SC_M, l] = M
+        sane = (dp > 0.0) & (B < np.inf) & (AW < np.inf) & (AW >= 0.0)
+        acc[l] = not sane
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _cert_grow(C, l, W, T, M):  # pragma: no cover - numba
+    # how much of certificate C[:, l]'s slack the window (W, T, margin M) has used up
+    dW = W - C[CERT_W, l]
+    dT = T - C[CERT_T, l]
+    mu = C[CERT_MU, l]
+    return (
+        C[CERT_A, l] * dW + C[CERT_B, l] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) + (M - C[CERT_M, l])
+    )
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _cert_new(l, f, n, max_buckets, cert_from, far_limit, tend, S, SC, C, min_window_int):  # pragma: no cover - numba
+    # lane l's certificate over river's cuts older than cert_from, made at count n: extended by
+    # the cuts that left the tested range since (older ones are covered), or, when the old
+    # one's slack is used up, a full one over every older cut. False: a cut may be a change
+    rmask = tend.shape[2] - 1
+    W = float(n)
+    Tc = S[RUN_T, l]
+    AWm = SC[_SC_AW, l]
+    MB = SC[_SC_MB, l]
+    Sabs = S[RUN_A, l] + abs(Tc)
+    mu1 = Tc / W
+    extend = C[CERT_VALID, l] == 2.0
+    cA = cB = cS = 0.0
+    for _attempt in range(2):
+        p_from = int(C[CERT_NEWEST, l]) if extend else -1
+        margin = np.inf
+        dmax = 0.0
+        pmax = 0.0
+        # river's levels from 5 up, walked only as far as cuts are new (an extension stops
+        # after a level or two: not _live_ranges, which fills every level)
+        k = 5
+        a = _received(n, max_buckets, 5)
+        bad = False
+        while a > 0 and not bad and (a << k) > p_from:  # level k's newest cut is new
+            g = _merged(a, max_buckets)
+            # cuts (j+1) 2^k in (p_from, n - cert_from] with n0 >= min_window_length
+            j0 = max(2 * g, ((min_window_int + (1 << k) - 1) >> k) - 1, (p_from >> k) if p_from >= 0 else 0)
+            j1 = min(a, ((n - cert_from) >> k))
+            for j in range(j0, j1):
+                pp = float((j + 1) << k)
+                dj = abs(tend[f, k, j & rmask] * W - Tc * pp)
+                mj = math.sqrt(AWm * pp * (W - pp)) - dj - MB
+                bad |= not (mj > 0.0)  # also NaN
+                margin = min(margin, mj)
+                dmax = max(dmax, dj)
+                pmax = max(pmax, pp)
+            a = g
+            k += 1
+        if bad:
+            return False
+        cA = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(mu1))
+        cB = pmax
+        cS = margin * (1.0 - 1e-12)
+        if extend:  # the old certificate seen from (W, T), as in _group_add
+            mu0 = C[CERT_MU, l]
+            grow = _cert_grow(C, l, W, Tc, SC[_SC_M, l])
+            cA = max(cA, C[CERT_A, l] + C[CERT_B, l] * (abs(mu1 - mu0) + 1e-12 * (abs(mu0) + abs(mu1)))) * (1.0 + 1e-9)
+            cB = max(cB, C[CERT_B, l] * (1.0 + 1e-12)) * (1.0 + 1e-9)
+            cS = min(cS, C[CERT_SLACK, l] - grow) * (1.0 - 1e-9)
+        if cS > 0.0 or not extend:
+            break
+        extend = False
+    if not cS > 0.0:
+        return False
+    C[CERT_VALID, l] = 1.0
+    C[CERT_W, l] = W
+    C[CERT_T, l] = Tc
+    C[CERT_M, l] = SC[_SC_M, l]
+    C[CERT_MU, l] = mu1
+    C[CERT_A, l] = cA
+    C[CERT_B, l] = cB
+    C[CERT_SLACK, l] = cS
+    C[CERT_WAKE, l] = W + float(far_limit - cert_from)
+    C[CERT_NEWEST, l] = float(n - cert_from)
+    return True
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _fixed_cuts(fixed, c_fix, TBR, row, Wf, S, SC, lane_min_window, acc):  # pragma: no cover - numba
+    # the pre-check of levels 0-4's cuts: the fixed pattern of offsets back from virtual row
+    # ``row``, from the ring of running totals
+    tmask = TBR.shape[0] - 1
+    for c in range(c_fix, fixed.shape[0]):
+        o = fixed[c]
+        fo = float(o)
+        rr = (row - o) & tmask
+        for l in range(Wf.shape[0]):
+            W = Wf[l]
+            pp = W - fo
+            g = abs(TBR[rr, l] * W - S[RUN_T, l] * pp) + SC[_SC_MB, l]
+            acc[l] |= _hit(g, SC[_SC_AW, l] * pp * fo) & (min(pp, fo) >= lane_min_window[l])
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _far_cuts(far, E, EV, vseg, Wf, S, SC, lane_min_window, acc):  # pragma: no cover - numba
+    # the pre-check of the newer cuts of levels 5 and up: every segment end ``far`` back from
+    # virtual segment ``vseg``, from the ring of segment ends
+    emask = E.shape[0] - 1
+    for c in range(far.shape[0]):
+        o = far[c]
+        fo = float(o)
+        se = (vseg - (o >> 5)) & emask
+        for l in range(Wf.shape[0]):
+            W = Wf[l]
+            pp = W - fo
+            g = abs(E[se, l] * W - S[RUN_T, l] * pp) + SC[_SC_MB, l]
+            acc[l] |= _hit(g, SC[_SC_AW, l] * pp * fo) & (min(pp, fo) >= lane_min_window[l]) & EV[se, l]
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _cert_check(Wf, S, SC, C, scan, acc):  # pragma: no cover - numba
+    # per lane: does its certificate still hold (CERT_VALID 1; 2: it does but is due to be
+    # extended; 0: it does not)? Returns whether some lane needs a new one, some river's scan
+    any_form = False
+    any_acc = False
+    for l in range(Wf.shape[0]):
+        W = Wf[l]
+        valid = (C[CERT_VALID, l] != 0.0) & (_cert_grow(C, l, W, S[RUN_T, l], SC[_SC_M, l]) < C[CERT_SLACK, l])
+        c0 = 2.0 if valid & (W > C[CERT_WAKE, l]) else (1.0 if valid else 0.0)
+        C[CERT_VALID, l] = c0
+        any_form |= scan[l] & ~acc[l] & (c0 != 1.0)
+        any_acc |= scan[l] & acc[l]
+    return any_form, any_acc
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _exit(l, f, n, pend, S, vb_end, state, caches, lsm):  # pragma: no cover - numba
+    # lane l's state back into the shared arrays (its buckets already synced by the caller),
+    # the general kernel's caches invalidated. lsm records where its scratch ends (virtual
+    # row; -1: not kept) and the count and reset flag it left, for the next call
+    nins, Wa, Ta, Va, Aa, pending, _ = state
+    cachef, cachea, grp = caches
+    lsm[0, f] = vb_end
+    lsm[1, f] = n
+    lsm[2, f] = 1 if pend else 0
+    nins[f] = n
+    pending[f] = pend
+    Wa[f] = S[RUN_W, l]
+    Ta[f] = S[RUN_T, l]
+    Va[f] = S[RUN_V, l]
+    Aa[f] = S[RUN_A, l]
+    for k in range(cachea.shape[1]):
+        cachea[f, k] = -1
+    grp[f, 0] = 0.0
+    cachef[f, 0, DP_CACHE] = 0.0
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True)
+def lockstep_kernel(
+    Xg,
+    fi,
+    qs,
+    max_buckets,
+    fixed,
+    far,
+    far_limit,
+    cert_from,
+    tot_ring,
+    seg_ring,
+    tree_ring,
+    delta,
+    min_window_length,
+    grace_period,
+    tot,
+    var,
+    tend,
+    hist,
+    nins,
+    Wa,
+    Ta,
+    Va,
+    Aa,
+    pending,
+    n_det,
+    cachef,
+    cachea,
+    grp,
+    lo,
+    hi,
+    pow2,
+    pow2inv,
+    hits,
+    row0,
+    work,
+    iwork,
+    bwork,
+    lsm,
+    vb,
+    keep,
+):  # pragma: no cover - numba
+    """``lockstep_run`` with its arguments one by one, as ``ADWIN`` passes them (the groups
+    are made here, inside the compiled code, where they cost nothing)."""
+    plan = (max_buckets, fixed, far, far_limit, cert_from, tot_ring, seg_ring, tree_ring)
+    return lockstep_run(
+        Xg,
+        (fi, qs),
+        plan,
+        (delta, min_window_length, grace_period),
+        (nins, Wa, Ta, Va, Aa, pending, n_det),
+        (tot, var, tend, hist),
+        (cachef, cachea, grp),
+        (work, iwork, bwork, lsm, lo, hi),
+        (pow2, pow2inv),
+        (hits, row0, vb, keep),
+    )
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def lockstep_run(Xg, lanes, plan, params, state, rings, caches, scratch, tables, call):  # pragma: no cover - numba
+    """Run lanes ``l`` (feature ``fi[l]``, column ``l`` of ``Xg``) over up to ``qs[l]``
+    segments of 32 rows each from row 0; a lane stops before a segment with a missing value,
+    and ``qs[l]`` is set to the segments it did. Detections go to ``hits`` as
+    (row0 + row in Xg, feature), in stream order; returns their count. The shared state is
+    read at entry and written back at exit.
+
+    ``lanes``: (fi, qs); ``plan``: ``lockstep_plan``'s (max_buckets first); ``params``:
+    per-feature (delta, min_window_length, grace_period); ``state``, ``rings``, ``caches``:
+    ``ADWIN``'s (as the general kernel takes them); ``scratch``: (work, iwork, bwork, lsm,
+    lo, hi); ``tables``: (pow2, pow2inv); ``call``: (hits, row0, vb, keep). Rings are indexed
+    by virtual rows (row + ``vb``, ``vb`` a multiple of 32 that grows by each call's rows):
+    with ``keep`` (the lanes are the features in order, as in the call before), a lane whose
+    state is as its last call left it (``lsm``) and that ended at ``vb`` goes on from its
+    scratch (certificate and rings) instead of re-reading the shared state."""
+    # the groups are unpacked here once (unpacked in the inlined helpers inside the loops,
+    # they cost reference counts there: measured 2x slower in adwin.py)
+    fi, qs = lanes
+    max_buckets, fixed, far, far_limit, cert_from, tot_ring, seg_ring, tree_ring = plan
+    delta, min_window_length, grace_period = params
+    nins, Wa, Ta, Va, Aa, pending, n_det = state
+    tot, var, tend, hist = rings
+    work, iwork, bwork, lsm, lo, hi = scratch
+    pow2, pow2inv = tables
+    hits, row0, vb, keep = call
+    L = fi.shape[0]
+    nseg = 0
+    for l in range(L):
+        nseg = max(nseg, qs[l])
+    rmask = tot.shape[2] - 1
+    tmask = tot_ring - 1
+    emask = seg_ring - 1
+    (TBR, E, EV), (T1, V1, T2, V2, T3, V3, T4, V4), F3, I3, B5 = _carve(
+        work, iwork, bwork, L, tot_ring, seg_ring, tree_ring
+    )
+    S = F3[0:4]  # running width / total / variance / sum |x| per lane (RUN_*)
+    SC = F3[4:7]  # the check's constants (_SC_*)
+    C = F3[7 : 7 + CERT_SLOTS]  # a certificate per lane over the older cuts (CERT_*)
+    cw = F3[17]  # the width delta_prime was computed at
+    dpc = F3[18]  # delta_prime (a lower bound)
+    lane_min_window = F3[19]  # min_window_length per lane, rounded up
+    S0 = F3[20:24]  # S at the segment's start
     lane_grace = F3[24]  # grace_period per lane
     Wf = F3[25]  # the width as a float, per check
-    S0 = F3[20:24]
-    S = F3[0:4]
-    SC = F3[4:7]
-    C = F3[7:7 + CERT_SLOTS]  # a certificate per lane over the older cuts
-    cw = F3[17]
-    dpc = F3[18]
-    lane_min_window = F3[19]  # min_window_length per lane, rounded up
-    I3 = iwork[:4 * L].reshape((4, L))
     nl = I3[0]  # count since the reset
     rb = I3[1]  # the row of count 0
     fast0 = I3[2]  # the first count this call inserts
     NL0 = I3[3]  # the count before a reset in this segment
-    B5 = bwork[:5 * L].reshape((5, L))
     B5[:, :] = False
-    pend = B5[0]
-    act = B5[1]
-    acc = B5[2]
-    scan = B5[3]
-    done = B5[4]
-    EV = bwork[5 * L:(5 + seg_ring) * L].reshape((seg_ring, L))
+    pend, act, acc, scan, done = B5[0], B5[1], B5[2], B5[3], B5[4]
     vs0 = vb >> 5  # the virtual segment of row 0
     min_window_all = np.inf
     # ---- entry: the shared state into the lanes
@@ -306,36 +661,13 @@ def lockstep_kernel(Xg, fi, qs, max_buckets, fixed, far, far_limit, cert_from, t
         fast0[l] = n
         if keep and not pend[l] and lsm[0, f] == vb and lsm[1, f] == n and lsm[2, f] == 0:
             continue  # as the last call left it: its scratch goes on
-        for i in range(C.shape[0]):
-            C[i, l] = 0.0
+        C[:, l] = 0.0
         cw[l] = 0.0
         dpc[l] = 0.0
-        for i in range(seg_ring):
-            EV[i, l] = False
-        if pend[l]:
-            continue
-        rb[l] = vb - n
-        # running totals at river's boundaries now (the cuts later checks can still see)
-        nlv = _live_ranges(n, max_buckets, lo, hi)
-        for k in range(nlv):
-            if n - (hi[k] << k) > far_limit:  # this level's newest cut is out of reach, and older ones
-                break
-            for j in range(lo[k], hi[k]):
-                pp = (j + 1) << k
-                if k < 3:
-                    te = hist[f, (pp - 1) & pmask]
-                else:
-                    te = tend[f, k, j & rmask]
-                if n - pp <= tot_ring - 2 * 32:
-                    TBR[(vb + pp - 1 - n) & tmask, l] = te
-                if (n - pp) % 32 == 0 and n - pp <= far_limit:
-                    st = vs0 + ((pp - n) >> 5) - 1
-                    E[st & emask, l] = te
-                    EV[st & emask, l] = True
-        if n > 0:
-            TBR[(vb - 1) & tmask, l] = Ta[f]
-            E[(vs0 - 1) & emask, l] = Ta[f]
-            EV[(vs0 - 1) & emask, l] = True
+        EV[:, l] = False
+        if not pend[l]:
+            rb[l] = vb - n
+            _enter(l, f, n, vb, max_buckets, far_limit, hist, tend, Ta, TBR, E, EV, lo, hi)
     c_fix = 0  # fixed offsets below every lane's min_window_length test nothing
     while c_fix < fixed.shape[0] and fixed[c_fix] < min_window_all:
         c_fix += 1
@@ -347,13 +679,12 @@ def lockstep_kernel(Xg, fi, qs, max_buckets, fixed, far, far_limit, cert_from, t
         r0 = s * 32
         # per-lane work below runs only where a vectorised pass over the lanes found some
         any_exit = False
+        all_act = True
         for l in range(L):
             a_ = s < qs[l]
             act[l] = a_
             any_exit |= a_ & (s == qs[l] - 1)
-        all_act = True
-        for l in range(L):
-            all_act &= act[l]
+            all_act &= a_
             for i in range(4):
                 S0[i, l] = S[i, l]
         # river resets on the value after a detection; pend stays set until the segment is
@@ -361,76 +692,16 @@ def lockstep_kernel(Xg, fi, qs, max_buckets, fixed, far, far_limit, cert_from, t
         for l in range(L if any_pend else 0):
             if act[l] and pend[l]:
                 NL0[l] = nl[l]
-                S[RUN_W, l] = 0.0
-                S[RUN_T, l] = 0.0
-                S[RUN_V, l] = 0.0
-                S[RUN_A, l] = 0.0
+                for i in range(4):
+                    S[i, l] = 0.0
                 nl[l] = 0
                 rb[l] = vb + r0
                 fast0[l] = 0
                 cw[l] = 0.0
                 C[CERT_VALID, l] = 0.0
-        # ---- river's width / total / variance per value (insert_element), features innermost,
-        # with the segment's merge tree (river's merges, same order) as its rows arrive: the
-        # tree's multiplications run while pass 1 waits on the divider
         d = (vs0 + s) & (tree_ring - 1)
-        for t in range(32):
-            r = r0 + t
-            if all_act:
-                for l in range(L):
-                    x = Xg[r, l]
-                    w = S[RUN_W, l] + 1.0
-                    t0 = S[RUN_T, l]
-                    S[RUN_V, l] += _increment(w, t0, x)
-                    S[RUN_W, l] = w
-                    S[RUN_T, l] = t0 + x
-                    S[RUN_A, l] += abs(x)
-                    TBR[(vb + r) & tmask, l] = t0 + x
-            else:
-                for l in range(L):
-                    x = Xg[r, l]
-                    w0 = S[RUN_W, l]
-                    t0 = S[RUN_T, l]
-                    v0 = S[RUN_V, l]
-                    a0 = S[RUN_A, l]
-                    w = w0 + 1.0
-                    inc = _increment(w, t0, x)
-                    tn = t0 + x
-                    ok = act[l]
-                    S[RUN_W, l] = w if ok else w0
-                    S[RUN_T, l] = tn if ok else t0
-                    S[RUN_V, l] = v0 + inc if ok else v0
-                    S[RUN_A, l] = a0 + abs(x) if ok else a0
-                    TBR[(vb + r) & tmask, l] = tn
-            # the merges row r completes: levels 1-2 for this segment only (_sync makes those
-            # buckets again from the values), 3-4 in ring slot d. Written out here: numba did
-            # not inline a helper for it (~2.5x slower with the calls)
-            if t & 1:
-                q = t >> 1
-                for l in range(L):
-                    tt, vv = _pair(Xg, r - 1, l)
-                    T1[q, l] = tt
-                    V1[q, l] = vv
-                if (t & 3) == 3:
-                    q = t >> 2
-                    for l in range(L):
-                        tt, vv = _merge(T1[2 * q, l], V1[2 * q, l], T1[2 * q + 1, l], V1[2 * q + 1, l], 0.5, 1.0)
-                        T2[q, l] = tt
-                        V2[q, l] = vv
-                    if (t & 7) == 7:
-                        q = t >> 3
-                        for l in range(L):
-                            tt, vv = _merge(T2[2 * q, l], V2[2 * q, l], T2[2 * q + 1, l], V2[2 * q + 1, l],
-                                            0.25, 2.0)
-                            T3[d, q, l] = tt
-                            V3[d, q, l] = vv
-                        if (t & 15) == 15:
-                            q = t >> 4
-                            for l in range(L):
-                                tt, vv = _merge(T3[d, 2 * q, l], V3[d, 2 * q, l], T3[d, 2 * q + 1, l],
-                                                V3[d, 2 * q + 1, l], 0.125, 4.0)
-                                T4[d, q, l] = tt
-                                V4[d, q, l] = vv
+        # ---- river's width / total / variance per value, with the segment's merge tree
+        _segment_values(Xg, r0, vb, d, all_act, act, S, TBR, T1, V1, T2, V2, T3, V3, T4, V4)
         # ---- a segment with a missing value: the lane stops before it (a NaN makes the total NaN;
         # so can infinities, which are values: those lanes look at their 32 values)
         any_nan = False
@@ -438,19 +709,16 @@ def lockstep_kernel(Xg, fi, qs, max_buckets, fixed, far, far_limit, cert_from, t
             any_nan |= S[RUN_T, l] != S[RUN_T, l]
         any_done = False
         for l in range(L if any_nan else 0):
-            if act[l] and S[RUN_T, l] != S[RUN_T, l]:
-                nan = False
-                for t in range(32):
-                    nan |= Xg[r0 + t, l] != Xg[r0 + t, l]
-                if nan:  # back to the segment's start (a reset due stays due, as in river)
-                    for i in range(4):
-                        S[i, l] = S0[i, l]
-                    if pend[l]:
-                        nl[l] = NL0[l]
-                    act[l] = False
-                    qs[l] = s
-                    done[l] = True
-                    any_done = True
+            if act[l] and S[RUN_T, l] != S[RUN_T, l] and _has_missing(Xg, r0, l):
+                # back to the segment's start (a reset due stays due, as in river)
+                for i in range(4):
+                    S[i, l] = S0[i, l]
+                if pend[l]:
+                    nl[l] = NL0[l]
+                act[l] = False
+                qs[l] = s
+                done[l] = True
+                any_done = True
         for l in range(L if any_pend else 0):
             pend[l] &= not act[l]
         es = (vs0 + s) & emask
@@ -459,16 +727,11 @@ def lockstep_kernel(Xg, fi, qs, max_buckets, fixed, far, far_limit, cert_from, t
             EV[es, l] = True
         # ---- level 5 (the segment) and the binary counter above it, per feature
         for l in range(L):
-            if not act[l]:
-                continue
-            f = fi[l]
-            m = nl[l] >> 5
-            te = S[RUN_T, l]
-            t5, v5 = _merge(T4[d, 0, l], V4[d, 0, l], T4[d, 1, l], V4[d, 1, l], 0.0625, 8.0)
-            _put(tot, var, tend, f, 5, m & rmask, t5, v5, te)
-            _carry(tot, var, tend, f, m, 5, te, rmask, pow2, pow2inv)
-            nl[l] += 32
-        # ---- the check's constants (see _FILTER_NOTE in adwin.py)
+            if act[l]:
+                _level5(fi[l], nl[l], S[RUN_T, l], T4, V4, d, l, tot, var, tend, pow2, pow2inv)
+                nl[l] += 32
+        # ---- which lanes check now; delta_prime (a lower bound is enough: recomputed when W
+        # grew by a quarter)
         any_dp = False
         for l in range(L):
             W = float(nl[l])
@@ -479,144 +742,50 @@ def lockstep_kernel(Xg, fi, qs, max_buckets, fixed, far, far_limit, cert_from, t
         for l in range(L if any_dp else 0):
             W = Wf[l]
             if scan[l] and not (W >= cw[l] and W <= 1.25 * cw[l]):
-                # a lower bound of delta_prime is enough: recomputed when W grew by a quarter
                 cw[l] = W
                 dpc[l] = math.log(2.0 * math.log(W) / delta[fi[l]])
-        for l in range(L):
-            W = Wf[l]
-            dp = dpc[l]
-            B = (2.0 / 3.0) * dp * W
-            AW = 2.0 * (S[RUN_V, l] / W) * dp * W
-            Sabs = S[RUN_A, l] + abs(S[RUN_T, l])
-            M = (1e-12 + 1e-15 * W) * Sabs * W + 1e-300
-            SC[_SC_AW, l] = AW * (1.0 - 1e-9)
-            SC[_SC_MB, l] = M - B * (1.0 - 1e-9)
-            SC[_SC_M, l] = M
-            sane = (dp > 0.0) & (B < np.inf) & (AW < np.inf) & (AW >= 0.0)
-            acc[l] = not sane
-        # ---- levels 0-4: the fixed pattern
-        for c in range(c_fix, fixed.shape[0]):
-            o = fixed[c]
-            fo = float(o)
-            rr = (vb + r0 + 31 - o) & tmask
-            for l in range(L):
-                W = Wf[l]
-                pp = W - fo
-                g = abs(TBR[rr, l] * W - S[RUN_T, l] * pp) + SC[_SC_MB, l]
-                acc[l] |= _hit(g, SC[_SC_AW, l] * pp * fo) & (min(pp, fo) >= lane_min_window[l])
-        # ---- newer cuts of levels 5 and up: every segment end up to far_limit back
-        for c in range(far.shape[0]):
-            o = far[c]
-            fo = float(o)
-            se = (vs0 + s - (o >> 5)) & emask
-            for l in range(L):
-                W = Wf[l]
-                pp = W - fo
-                g = abs(E[se, l] * W - S[RUN_T, l] * pp) + SC[_SC_MB, l]
-                acc[l] |= _hit(g, SC[_SC_AW, l] * pp * fo) & (min(pp, fo) >= lane_min_window[l]) & EV[se, l]
-        # ---- older cuts: the certificate (C: valid, W, T, M, mean at W, A, B, slack, expiry,
-        # newest position covered); see the module docstring and _GROUP_NOTE in adwin.py
-        any_form = False
-        any_acc = False
-        for l in range(L):
-            W = Wf[l]
-            dW = W - C[CERT_W, l]
-            dT = S[RUN_T, l] - C[CERT_T, l]
-            mu = C[CERT_MU, l]
-            grow = C[CERT_A, l] * dW + C[CERT_B, l] * (abs(dT - mu * dW) + 1e-12 * (abs(dT) + abs(mu) * dW)) \
-                + (SC[_SC_M, l] - C[CERT_M, l])
-            valid = (C[CERT_VALID, l] != 0.0) & (grow < C[CERT_SLACK, l])
-            c0 = 2.0 if valid & (W > C[CERT_WAKE, l]) else (1.0 if valid else 0.0)  # 2: to extend
-            C[CERT_VALID, l] = c0
-            any_form |= scan[l] & ~acc[l] & (c0 != 1.0)
-            any_acc |= scan[l] & acc[l]
+        _check_constants(S, SC, Wf, dpc, acc)
+        # ---- levels 0-4: the fixed pattern; newer cuts of levels 5 and up: every segment end
+        _fixed_cuts(fixed, c_fix, TBR, vb + r0 + 31, Wf, S, SC, lane_min_window, acc)
+        _far_cuts(far, E, EV, vs0 + s, Wf, S, SC, lane_min_window, acc)
+        # ---- older cuts: the certificate (CERT_*); see the module docstring and _GROUP_NOTE in
+        # adwin.py; made or extended where it is used up or due
+        any_form, any_acc = _cert_check(Wf, S, SC, C, scan, acc)
         for l in range(L if any_form else 0):
-            if not scan[l] or acc[l] or C[CERT_VALID, l] == 1.0:
-                continue
-            f = fi[l]
-            n = nl[l]
-            W = float(n)
-            Tc = S[RUN_T, l]
-            AWm = SC[_SC_AW, l]
-            MB = SC[_SC_MB, l]
-            Sabs = S[RUN_A, l] + abs(Tc)
-            mu1 = Tc / W
-            # extend: only the cuts that left the tested range since (older ones are covered);
-            # when the old certificate's slack is used up, a full one over every older cut
-            extend = C[CERT_VALID, l] == 2.0
-            min_window_int = int(lane_min_window[l])
-            for _attempt in range(2):
-                p_from = int(C[CERT_NEWEST, l]) if extend else -1
-                margin = np.inf
-                dmax = 0.0
-                pmax = 0.0
-                # river's levels from 5 up, walked only as far as cuts are new (an extension
-                # stops after a level or two: not _live_ranges, which fills every level)
-                k = 5
-                a = _received(n, max_buckets, 5)
-                bad = False
-                while a > 0 and not bad and (a << k) > p_from:  # level k's newest cut is new
-                    g = _merged(a, max_buckets)
-                    # cuts (j+1) 2^k in (p_from, n - cert_from] with n0 >= min_window_length
-                    j0 = max(2 * g, ((min_window_int + (1 << k) - 1) >> k) - 1, (p_from >> k) if p_from >= 0 else 0)
-                    j1 = min(a, ((n - cert_from) >> k))
-                    for j in range(j0, j1):
-                        pp = float((j + 1) << k)
-                        dj = abs(tend[f, k, j & rmask] * W - Tc * pp)
-                        mj = math.sqrt(AWm * pp * (W - pp)) - dj - MB
-                        bad |= not (mj > 0.0)  # also NaN
-                        margin = min(margin, mj)
-                        dmax = max(dmax, dj)
-                        pmax = max(pmax, pp)
-                    a = g
-                    k += 1
-                if bad:
+            if scan[l] and not acc[l] and C[CERT_VALID, l] != 1.0:
+                ok = _cert_new(
+                    l, fi[l], nl[l], max_buckets, cert_from, far_limit, tend, S, SC, C, int(lane_min_window[l])
+                )
+                if not ok:
                     acc[l] = True
                     any_acc = True
-                    break
-                cA = dmax / W * (1.0 + 1e-12) + 1e-12 * (Sabs + pmax * abs(mu1))
-                cB = pmax
-                cS = margin * (1.0 - 1e-12)
-                if extend:  # the old certificate seen from (W, T), as in _group_add
-                    dW = W - C[CERT_W, l]
-                    dT = Tc - C[CERT_T, l]
-                    mu0 = C[CERT_MU, l]
-                    grow = C[CERT_A, l] * dW + C[CERT_B, l] * (abs(dT - mu0 * dW) + 1e-12 * (abs(dT) + abs(mu0) * dW)) \
-                        + (SC[_SC_M, l] - C[CERT_M, l])
-                    cA = max(cA, C[CERT_A, l] + C[CERT_B, l] * (abs(mu1 - mu0) + 1e-12 * (abs(mu0) + abs(mu1)))) \
-                        * (1.0 + 1e-9)
-                    cB = max(cB, C[CERT_B, l] * (1.0 + 1e-12)) * (1.0 + 1e-9)
-                    cS = min(cS, C[CERT_SLACK, l] - grow) * (1.0 - 1e-9)
-                if cS > 0.0 or not extend:
-                    break
-                extend = False
-            if acc[l] or not cS > 0.0:
-                acc[l] = True
-                any_acc = True
-                C[CERT_VALID, l] = 0.0
-                continue
-            C[CERT_VALID, l] = 1.0
-            C[CERT_W, l] = W
-            C[CERT_T, l] = Tc
-            C[CERT_M, l] = SC[_SC_M, l]
-            C[CERT_MU, l] = mu1
-            C[CERT_A, l] = cA
-            C[CERT_B, l] = cB
-            C[CERT_SLACK, l] = cS
-            C[CERT_WAKE, l] = W + float(far_limit - cert_from)
-            C[CERT_NEWEST, l] = float(n - cert_from)
+                    C[CERT_VALID, l] = 0.0
         # ---- river's own scan where the check could not rule a cut out
         for l in range(L if any_acc else 0):
             if not (scan[l] and acc[l]):
                 continue
             f = fi[l]
             n = nl[l]
-            nlv = _sync(l, f, n, rb[l], fast0[l], vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend,
-                        hist, max_buckets, rmask, lo, hi)
+            nlv = _sync(
+                l, f, n, rb[l], fast0[l], vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend, hist, max_buckets, rmask, lo, hi
+            )
             fast0[l] = n
-            change, Wx, Tx, Vx = _river_scan(tot, var, f, lo, hi, nlv, float(n), S[RUN_T, l], S[RUN_V, l],
-                                             min_window_length[f],
-                                             delta[f], rmask, pow2, pow2inv)
+            change, Wx, Tx, Vx = _river_scan(
+                tot,
+                var,
+                f,
+                lo,
+                hi,
+                nlv,
+                float(n),
+                S[RUN_T, l],
+                S[RUN_V, l],
+                min_window_length[f],
+                delta[f],
+                rmask,
+                pow2,
+                pow2inv,
+            )
             C[CERT_VALID, l] = 0.0
             if change:
                 pend[l] = True
@@ -629,29 +798,33 @@ def lockstep_kernel(Xg, fi, qs, max_buckets, fixed, far, far_limit, cert_from, t
                 S[RUN_T, l] = Tx
                 S[RUN_V, l] = Vx
         # ---- exit: a lane's last segment done (or stopped before a missing value), its state
-        # back into the shared arrays now (the scratch rings are reused by the lanes that go
-        # on), the general kernel's caches invalidated. lsm records where its scratch ends
-        # (virtual row; -1: not kept) and the count and reset flag it left, so that the next
-        # call can go on from the scratch
+        # back into the shared arrays now (the scratch rings are reused by the lanes that go on)
         for l in range(L if any_exit or any_done else 0):
-            if not (done[l] or (act[l] and s == qs[l] - 1)):
-                continue
-            f = fi[l]
-            lsm[0, f] = (vb + 32 * qs[l]) if keep else -1
-            lsm[1, f] = nl[l]
-            lsm[2, f] = 1 if pend[l] else 0
-            if not pend[l]:
-                _sync(l, f, nl[l], rb[l], fast0[l], vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend,
-                      hist, max_buckets, rmask, lo, hi)
-            nins[f] = nl[l]
-            pending[f] = pend[l]
-            Wa[f] = S[RUN_W, l]
-            Ta[f] = S[RUN_T, l]
-            Va[f] = S[RUN_V, l]
-            Aa[f] = S[RUN_A, l]
-            for k in range(cachea.shape[1]):
-                cachea[f, k] = -1
-            grp[f, 0] = 0.0
-            cachef[f, 0, DP_CACHE] = 0.0
-            done[l] = False
+            if done[l] or (act[l] and s == qs[l] - 1):
+                f = fi[l]
+                if not pend[l]:
+                    _sync(
+                        l,
+                        f,
+                        nl[l],
+                        rb[l],
+                        fast0[l],
+                        vb,
+                        Xg,
+                        TBR,
+                        T3,
+                        V3,
+                        T4,
+                        V4,
+                        tot,
+                        var,
+                        tend,
+                        hist,
+                        max_buckets,
+                        rmask,
+                        lo,
+                        hi,
+                    )
+                _exit(l, f, nl[l], pend[l], S, (vb + 32 * qs[l]) if keep else -1, state, caches, lsm)
+                done[l] = False
     return nh
