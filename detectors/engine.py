@@ -21,10 +21,14 @@ then row), whatever the models: their order does not depend on how the stream is
 >>> from driftsentinel.schemas import SidecarConfig
 >>> from driftsentinel.schemas.fastdecode import EventView
 >>> engine = Engine(SidecarConfig(), input_topic="features")
->>> items = [(i, EventView(model="m", features={"x": float(i >= 3000)}), 0.0) for i in range(6000)]
+>>> rng = np.random.default_rng(0)
+>>> x = np.r_[rng.normal(0, 1, 3000), rng.normal(3, 1, 3000)]
+>>> items = [(i, EventView(model="m", features={"x": float(v)}), 0.0) for i, v in enumerate(x)]
 >>> out = engine.process("features", 0, items, now=0.0)
->>> [(e.feature, e.detector, e.source.offset >= 3000) for e in out.events][:1]
-[('x', 'adwin', True)]
+>>> sorted({(e.feature, e.detector) for e in out.events if e.status == "drift"})
+[('x', 'adwin'), ('x', 'page_hinkley')]
+>>> min(e.source.offset for e in out.events) >= 3000
+True
 >>> out.events_per_model
 {'m': 6000}
 >>> restored = Engine(SidecarConfig(), input_topic="features")
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -57,6 +62,18 @@ from driftsentinel.schemas.signals import DriftSignal, FeatureStatus
 Item = tuple[int, EventView | ColumnBatch, float]
 #: ``(offset on the labels topic, label, message time in seconds)``
 LabelItem = tuple[int, LabelEvent, float]
+
+
+def _newest_time(items: Sequence[Item]) -> float | None:
+    """The event time of the last message that has one."""
+    for _, message, _ in reversed(items):
+        if isinstance(message, ColumnBatch):
+            last = float(message.ts[-1])
+            if last == last:
+                return last
+        elif message.ts.__class__ is float or message.ts.__class__ is int:
+            return float(message.ts)
+    return None
 
 
 def _stream_order(event: DriftEvent) -> tuple[int, int]:
@@ -196,30 +213,14 @@ class Engine:
             self.restore(topic, partition, None)
             part = self._parts[(topic, partition)]
         out = Output()
-        segments: list[list[tuple[int, EventView]] | tuple[int, ColumnBatch]] = []
         hits: list[JoinedLabel] = []
-        for offset, message, t in items:
-            if isinstance(message, ColumnBatch):
-                segments.append((offset, message))
-                last = float(message.ts[-1])
-                if last == last:
-                    out.newest_event_time = last
-                if part.labels is not None and message.id is not None and message.prediction is not None:
-                    hits += part.labels.add_predictions(
-                        message.model or self.config.default_model, message.id, message.prediction,
-                        message.label or [None] * message.rows, t, offset, rows=True)
-                continue
-            if not segments or not isinstance(segments[-1], list):
-                segments.append([])
-            segments[-1].append((offset, message))  # type: ignore[union-attr]
-            if isinstance(message.ts, float | int):
-                out.newest_event_time = float(message.ts)
-            if (part.labels is not None and message.prediction is not None and message.id is not None
-                    and message.label is None):
-                hit = part.labels.add_prediction(message.id, message.model or self.config.default_model,
-                                                 message.prediction, t, offset)
-                if hit is not None:
-                    hits.append(hit)
+        if part.labels is None and ColumnBatch not in set(map(type, map(itemgetter(1), items))):
+            # the common case, one run of events and no join: no per-event branching
+            segments: list[list[tuple[int, EventView]] | tuple[int, ColumnBatch]] = [
+                [(offset, message) for offset, message, _ in items]]  # type: ignore[misc]
+        else:
+            segments = self._segments(part, items, hits)
+        out.newest_event_time = _newest_time(items)
         for segment in segments:
             for model, batch in self._batches(part, segment).items():
                 self._detect(topic, partition, part, model, batch, now, out)
@@ -255,6 +256,10 @@ class Engine:
                 _add(out.labels_unmatched, side, n)
         return out
 
+    def widest(self) -> int:
+        """Features of the widest bank (the shell bounds its batches' matrix cells by it)."""
+        return max((len(b.features) for p in self._parts.values() for b in p.banks.values()), default=0)
+
     def readouts(self) -> Readouts:
         statuses = [(model, bank.status()) for part in self._parts.values() for model, bank in part.banks.items()]
         pending = {"prediction": 0, "label": 0}
@@ -262,10 +267,32 @@ class Engine:
             if part.labels is not None:
                 for side, n in part.labels.pending().items():
                     pending[side] += n
-        widest = max((len(b.features) for p in self._parts.values() for b in p.banks.values()), default=0)
-        return Readouts(statuses, pending if self.labels_topic is not None else {}, widest)
+        return Readouts(statuses, pending if self.labels_topic is not None else {}, self.widest())
 
     # ------------------------------------------------------------------ helpers
+    def _segments(self, part: _Partition, items: Sequence[Item], hits: list[JoinedLabel],
+                  ) -> list[list[tuple[int, EventView]] | tuple[int, ColumnBatch]]:
+        """Runs of events and columnar messages, in order; predictions offered to the join (its pairs into ``hits``)."""
+        segments: list[list[tuple[int, EventView]] | tuple[int, ColumnBatch]] = []
+        for offset, message, t in items:
+            if isinstance(message, ColumnBatch):
+                segments.append((offset, message))
+                if part.labels is not None and message.id is not None and message.prediction is not None:
+                    hits += part.labels.add_predictions(
+                        message.model or self.config.default_model, message.id, message.prediction,
+                        message.label or [None] * message.rows, t, offset, rows=True)
+                continue
+            if not segments or not isinstance(segments[-1], list):
+                segments.append([])
+            segments[-1].append((offset, message))  # type: ignore[union-attr]
+            if (part.labels is not None and message.prediction is not None and message.id is not None
+                    and message.label is None):
+                hit = part.labels.add_prediction(message.id, message.model or self.config.default_model,
+                                                 message.prediction, t, offset)
+                if hit is not None:
+                    hits.append(hit)
+        return segments
+
     def _bank(self, part: _Partition, model: str) -> DetectorBank:
         bank = part.banks.get(model)
         if bank is None:

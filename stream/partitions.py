@@ -92,7 +92,7 @@ class Partitions:
             del self.labels[number]
 
     def widest(self) -> int:
-        return self.engine.readouts().widest if self.inputs else 0
+        return self.engine.widest()
 
     def due_checkpoints(self, keys: list[Key], force: bool) -> list[Record]:
         """The checkpoints due now for ``keys`` (encoded), their clocks restarted."""
