@@ -27,10 +27,21 @@ from typing import Any
 import numpy as np
 
 from driftsentinel.detectors._state import as_matrix, per_feature
-from driftsentinel.schemas.config import RIVER_ADWIN, RIVER_PAGE_HINKLEY
+from driftsentinel.schemas.config import RIVER_ADWIN, RIVER_PAGE_HINKLEY, ADWINConfig, PageHinkleyConfig
 
-_ADWIN_DEFAULTS: dict[str, Any] = RIVER_ADWIN.model_dump(exclude={"enabled"})
-_PH_DEFAULTS: dict[str, Any] = RIVER_PAGE_HINKLEY.model_dump(exclude={"enabled"})
+
+def _river_params(section: ADWINConfig | PageHinkleyConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """river's parameters as the config schema defines them (defined there only): their
+    defaults (the section's values) and dtypes (from the fields' types).
+
+    >>> defaults, dtypes = _river_params(RIVER_ADWIN)
+    >>> defaults["delta"], dtypes["delta"].__name__, dtypes["clock"].__name__
+    (0.002, 'float64', 'int64')
+    """
+    defaults = section.model_dump(exclude={"enabled"})
+    kinds: dict[Any, Any] = {int: np.int64, float: np.float64}
+    fields = type(section).model_fields
+    return defaults, {name: kinds.get(fields[name].annotation, object) for name in defaults}
 
 
 class _RiverBank:
@@ -150,10 +161,7 @@ class RiverADWIN(_RiverBank):
     [511]
     """
 
-    _defaults = _ADWIN_DEFAULTS
-    _dtypes = dict(
-        delta=np.float64, clock=np.int64, max_buckets=np.int64, min_window_length=np.int64, grace_period=np.int64
-    )
+    _defaults, _dtypes = _river_params(RIVER_ADWIN)
 
     def _make(self, i: int) -> Any:
         from river import drift  # imported on first use: river takes ~0.7 s to import
@@ -195,8 +203,7 @@ class RiverADWIN(_RiverBank):
 class RiverPageHinkley(_RiverBank):
     """river's ``drift.PageHinkley`` per feature, behind the batch interface."""
 
-    _defaults = _PH_DEFAULTS
-    _dtypes = dict(min_instances=np.int64, delta=np.float64, threshold=np.float64, alpha=np.float64, mode=object)
+    _defaults, _dtypes = _river_params(RIVER_PAGE_HINKLEY)
 
     def _make(self, i: int) -> Any:
         from river import drift
