@@ -185,6 +185,7 @@ def _pair(Xg, i, l):  # pragma: no cover - numba
     return _merge(Xg[i, l], 0.0, Xg[i + 1, l], 0.0, 1.0, 0.5)
 
 
+# arguments one by one: with the tree and rings as tuples (unpacked here) ADWIN measured 2.5 % slower
 @nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 def _sync(
     l, f, n, rb, fast0, vb, Xg, TBR, T3, V3, T4, V4, tot, var, tend, hist, max_buckets, rmask, los, his
