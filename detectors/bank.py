@@ -44,12 +44,28 @@ from driftsentinel.detectors.backends import DetectorKind, change_detector
 from driftsentinel.detectors.concept import ConceptDriftMonitor
 from driftsentinel.detectors.protocol import ChangeDetector, CusumReadouts, WindowReadouts
 from driftsentinel.detectors.reference_monitor import ReferenceMonitor, reference_summary
-from driftsentinel.detectors.standardize import clip_bounds, profile_clip_bounds, reference_std, standardize
+from driftsentinel.detectors.standardize import (
+    clip_bounds,
+    is_constant,
+    mean_std,
+    profile_clip_bounds,
+    profile_percentiles,
+    reference_std,
+    spread_floor,
+    standardize,
+)
 from driftsentinel.schemas import ADWINConfig, BankConfig, FeatureBatch, PageHinkleyConfig, WindowSummary
 from driftsentinel.schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 from driftsentinel.schemas.signals import DriftSignal, FeatureStatus
 
 DETECTORS = ("adwin", "page_hinkley")
+#: The detector of a feature whose reference is constant (no spread to measure shifts in):
+#: any value off the constant is a change. Its statistic is the value's distance from the
+#: constant, its threshold the distance allowed (the reference's spread floor, far below
+#: any real change), so the alert policy grades it by their ratio: 'critical'.
+CONSTANT = "constant_changed"
+CONSTANT_STATISTIC = "constant_shift"
+_ORDER = {name: i for i, name in enumerate((*DETECTORS, CONSTANT))}
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 LIVE_SKETCH_ALPHA = 0.02
 #: DDSketch buckets kept per sign and feature in live windows: quantiles keep their 2 %
@@ -133,8 +149,9 @@ class _LiveWindow:
         """Per feature: (count, mean, missing) of both windows, without building a merged sketch."""
         a, b = self.previous, self.current
         count = a.count + b.count
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = (a.count * a.mean + b.count * b.mean) / count
+        # an empty window's mean is NaN, and 0 x NaN would blank the other's (the first window)
+        total = a.count * np.nan_to_num(a.mean) + b.count * np.nan_to_num(b.mean)
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
         return count, mean, a.missing + b.missing
 
 
@@ -171,6 +188,13 @@ class DetectorBank:
         self._warm_events = np.zeros(0, dtype=np.int64)
         self._warm_missing = np.zeros(0, dtype=np.int64)
         self._reference: list[WindowSummary | None] = []
+        # constant references: the change detectors do not see these features (no spread to
+        # standardise by); a value off the constant by more than _const_tol is a change, and
+        # the episode ends after resolve_min_count values in a row at the constant again.
+        self._const = np.zeros(0, dtype=bool)
+        self._const_tol = np.zeros(0)
+        self._const_active = np.zeros(0, dtype=bool)
+        self._const_run = np.zeros(0, dtype=np.int64)
         # alert state
         self._active = {name: np.zeros(0, dtype=bool) for name in self._detectors}
         self._since_n = np.zeros(0, dtype=np.int64)
@@ -215,12 +239,16 @@ class DetectorBank:
         self._warm_events = np.concatenate([self._warm_events, np.zeros(n, dtype=np.int64)])
         self._warm_missing = np.concatenate([self._warm_missing, np.zeros(n, dtype=np.int64)])
         self._reference.extend([None] * n)
+        self._const = np.concatenate([self._const, np.zeros(n, dtype=bool)])
+        self._const_tol = np.concatenate([self._const_tol, np.zeros(n)])
+        self._const_active = np.concatenate([self._const_active, np.zeros(n, dtype=bool)])
+        self._const_run = np.concatenate([self._const_run, np.zeros(n, dtype=np.int64)])
         if self.profile is not None:  # standardise by the training data, no warm-up
             for j in range(len(self.features) - n, len(self.features)):
                 prof = self.profile.features.get(self.features[j])
                 if isinstance(prof, NumericProfile):
-                    self._ref_mean[j] = prof.mean
-                    self._ref_std[j] = reference_std(prof.mean, prof.std)
+                    p01, p99 = profile_percentiles(prof.quantiles) if prof.quantiles else (prof.mean, prof.mean)
+                    self._set_reference(j, prof.mean, prof.std, p01, p99)
                     if self.config.winsorize:
                         self._clip_lo[j], self._clip_hi[j] = profile_clip_bounds(
                             prof.quantiles, prof.mean, self._ref_std[j]
@@ -292,7 +320,7 @@ class DetectorBank:
         """Feed warming features; return, per feature, the first row detectors may see."""
         first_row = np.where(self._ready, 0, x.shape[0])
         need = self.config.warmup
-        for j in np.flatnonzero(~self._ready):
+        for j in map(int, np.flatnonzero(~self._ready)):
             col = x[:, j]
             valid = np.flatnonzero(~np.isnan(col))
             chunks = self._warm[j]
@@ -309,12 +337,11 @@ class DetectorBank:
             self._warm_events[j] += last + 1
             self._warm_missing[j] += last + 1 - take.size
             values = np.concatenate(chunks)
-            mean, std = float(values.mean()), float(values.std(ddof=1))
-            self._ref_mean[j] = mean
-            self._ref_std[j] = reference_std(mean, std)
+            mean, std = mean_std(values)  # a spread of 1e-300 stays 1e-300 (its variance would underflow)
+            p01, p99 = (float(q) for q in np.quantile(values, [0.01, 0.99]))
+            self._set_reference(j, mean, std, p01, p99)
             if self.config.winsorize:
-                p01, p99 = np.quantile(values, [0.01, 0.99])
-                self._clip_lo[j], self._clip_hi[j] = clip_bounds(float(p01), float(p99), mean, self._ref_std[j])
+                self._clip_lo[j], self._clip_hi[j] = clip_bounds(p01, p99, mean, self._ref_std[j])
             self._reference[j] = WindowSummary(
                 count=int(values.size),
                 mean=mean,
@@ -326,6 +353,13 @@ class DetectorBank:
             self._ready[j] = True
             first_row[j] = last + 1
         return first_row
+
+    def _set_reference(self, j: int, mean: float, std: float, p01: float, p99: float) -> None:
+        """Standardise feature ``j`` by this reference; a constant one goes to the constant watch."""
+        self._ref_mean[j] = mean
+        self._ref_std[j] = reference_std(mean, std, p01, p99)
+        self._const[j] = is_constant(std, mean, p01, p99)
+        self._const_tol[j] = spread_floor(mean, p01, p99)
 
     # ------------------------------------------------------------------ update
     def update(self, batch: FeatureBatch) -> list[DriftSignal]:
@@ -356,8 +390,14 @@ class DetectorBank:
         not_yet = np.arange(n)[:, None] < first_row[None, :]
         if not_yet.any():
             z[not_yet] = np.nan
+        constant = self._const & self._ready
+        if constant.any():
+            z[:, constant] = np.nan  # "how many stds" means nothing without a spread
         hits = {name: det.update(z) for name, det in self._detectors.items()}
         decisions = self._decide(z, hits)
+        if constant.any():
+            decisions += self._constant_changes(x, first_row, np.flatnonzero(constant))
+            decisions.sort(key=lambda r: (r[0], r[1], _ORDER[r[2]], r[3]))
         self._recent = np.concatenate([self._recent, z[-_RECENT:]])[-_RECENT:]
         self.n_rows += n
         # The live window is fed up to each decision's row, so its evidence is as of that row.
@@ -374,8 +414,14 @@ class DetectorBank:
                     detector=name,
                     status=status,  # type: ignore[arg-type]
                     statistic=stat,
-                    statistic_name="mean_shift_sigma",
-                    threshold=self.config.resolve_tolerance_sigma if status == "resolved" else None,
+                    statistic_name=CONSTANT_STATISTIC if name == CONSTANT else "mean_shift_sigma",
+                    threshold=(
+                        float(self._const_tol[j])
+                        if name == CONSTANT
+                        else self.config.resolve_tolerance_sigma
+                        if status == "resolved"
+                        else None
+                    ),
                     window=self._summary(self._live.feature(j), 0),
                     reference=self._reference[j],
                 )
@@ -418,6 +464,48 @@ class DetectorBank:
                     out.append((row, j, name, "drift", self._recent_mean(z, j, row)))
             self._resolve_segment(z, j, start, z.shape[0], out)
         out.sort(key=lambda r: (r[0], r[1], DETECTORS.index(r[2]), r[3]))
+        return out
+
+    def _constant_changes(
+        self, x: np.ndarray, first_row: np.ndarray, features: np.ndarray
+    ) -> list[tuple[int, int, str, str, float | None]]:
+        """Episodes of the constant features, row by row: (row, feature, CONSTANT, status, shift).
+
+        A value farther than the tolerance from the constant opens a ``drift`` episode (one
+        event, its distance the statistic); it stays open while values keep straying, and
+        is ``resolved`` once ``resolve_min_count`` values in a row are at the constant
+        again. The run is carried across batches, so how the stream is cut does not matter.
+        """
+        out: list[tuple[int, int, str, str, float | None]] = []
+        need = self.config.resolve_min_count
+        for j in features:
+            j = int(j)
+            start = int(first_row[j])
+            col = x[start:, j]
+            rows = np.flatnonzero(~np.isnan(col))
+            shift = np.abs(col[rows] - self._ref_mean[j])
+            off = shift > self._const_tol[j]
+            i = 0
+            while i < rows.size:
+                if not self._const_active[j]:
+                    k = i + int(np.argmax(off[i:]))
+                    if not off[k]:
+                        break
+                    self._const_active[j], self._const_run[j] = True, 0
+                    out.append((start + int(rows[k]), j, CONSTANT, "drift", float(shift[k])))
+                    i = k + 1
+                    continue
+                seg = off[i:]
+                pos = np.arange(seg.size)
+                last_off = np.maximum.accumulate(np.where(seg, pos, -1))
+                run = np.where(last_off >= 0, pos - last_off, self._const_run[j] + pos + 1)
+                k = int(np.argmax(run >= need))
+                if run[k] < need:
+                    self._const_run[j] = int(run[-1])
+                    break
+                self._const_active[j], self._const_run[j] = False, 0
+                out.append((start + int(rows[i + k]), j, CONSTANT, "resolved", float(shift[i + k])))
+                i += k + 1
         return out
 
     def _resolve_segment(self, z: np.ndarray, j: int, a: int, b: int, out: list) -> None:
@@ -479,6 +567,10 @@ class DetectorBank:
             "warm_events": self._warm_events.copy(),
             "warm_missing": self._warm_missing.copy(),
             "reference": [None if r is None else r.model_dump() for r in self._reference],
+            "const": self._const.copy(),
+            "const_tol": self._const_tol.copy(),
+            "const_active": self._const_active.copy(),
+            "const_run": self._const_run.copy(),
             "active": {name: flags.copy() for name, flags in self._active.items()},
             "since_n": self._since_n.copy(),
             "since_sum": self._since_sum.copy(),
@@ -525,6 +617,11 @@ class DetectorBank:
         bank._warm_events = np.asarray(state["warm_events"], dtype=np.int64)
         bank._warm_missing = np.asarray(state["warm_missing"], dtype=np.int64)
         bank._reference = [None if r is None else WindowSummary.model_validate(r) for r in state["reference"]]
+        n = len(bank.features)  # states from before the constant watch have none: no feature is constant
+        bank._const = np.asarray(state.get("const", np.zeros(n)), dtype=bool)
+        bank._const_tol = np.asarray(state.get("const_tol", np.zeros(n)), dtype=np.float64)
+        bank._const_active = np.asarray(state.get("const_active", np.zeros(n)), dtype=bool)
+        bank._const_run = np.asarray(state.get("const_run", np.zeros(n)), dtype=np.int64)
         bank._active = {name: np.asarray(flags, dtype=bool) for name, flags in state["active"].items()}
         bank._since_n = np.asarray(state["since_n"], dtype=np.int64)
         bank._since_sum = np.asarray(state["since_sum"], dtype=np.float64)
@@ -565,14 +662,18 @@ class DetectorBank:
             mean = float(means[j]) if count else None
             scores: dict[str, float] = {}
             if self._ready[j] and mean is not None:
-                scores["mean_shift_sigma"] = (mean - self._ref_mean[j]) / self._ref_std[j]
+                scores["mean_shift_sigma"] = float((mean - self._ref_mean[j]) / self._ref_std[j])
             window: dict[str, int] = {}
             if adwin is not None:
                 window["adwin"] = int(adwin.width[j])
             if ph is not None:
-                scores["page_hinkley_up"] = float(ph.test_increase[j])
-                scores["page_hinkley_down"] = float(ph.test_decrease[j])
+                # Both tests are >= 0 once there is data; river's start values (-inf, -1)
+                # mean "no evidence yet", which a gauge shows as 0, not -Inf.
+                scores["page_hinkley_up"] = max(float(ph.test_increase[j]), 0.0)
+                scores["page_hinkley_down"] = max(float(ph.test_decrease[j]), 0.0)
             drift = {k: bool(v[j]) for k, v in self._active.items()}
+            if self._const[j]:
+                drift[CONSTANT] = bool(self._const_active[j])
             if self.monitor is not None:
                 scores.update(self.monitor.scores.get(name, {}))
                 drift.update({t: on for (f, t), on in self.monitor.active.items() if f == name})
