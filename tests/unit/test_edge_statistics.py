@@ -157,3 +157,11 @@ def test_read_outs_are_finite_from_the_first_event() -> None:
     assert st.live_mean == pytest.approx(float(x.mean()))
     assert all(math.isfinite(v) for v in st.scores.values())
     assert st.scores["page_hinkley_up"] == 0.0 and st.scores["page_hinkley_down"] == 0.0
+
+
+def test_state_from_before_the_constant_watch_loads() -> None:
+    bank = DetectorBank(BankConfig())
+    feed(bank, np.random.default_rng(7).standard_normal((1500, 2)), ["a", "b"])
+    old = {k: v for k, v in bank.state_dict().items() if not k.startswith("const")}
+    restored = DetectorBank.from_state(old, BankConfig())
+    assert restored.status() == bank.status()
