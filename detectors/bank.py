@@ -16,6 +16,11 @@ Per feature it keeps
 * **ADWIN** and **Page-Hinkley** over ``z`` (batch kernels, or river's classes with
   ``backend="river"``; see :mod:`~driftsentinel.detectors.backends`), with the
   parameters of ``config.per_feature`` for the features named there;
+* for a **constant** reference (a spread under the floor relative to its scale,
+  :func:`~driftsentinel.detectors.standardize.is_constant`), instead of ADWIN and
+  Page-Hinkley, the ``constant_changed`` watch: a value off the constant opens a drift
+  episode (statistic ``constant_shift``, the distance; threshold, the distance allowed),
+  which ends once ``resolve_min_count`` values in a row are at the constant again;
 * a **live window**: summaries of the last one to two ``window_size`` events;
 * an **alert state** per detector: a detection opens a ``drift`` episode; it is
   ``resolved`` once ``resolve_min_count`` values since the latest detection have a mean
