@@ -11,18 +11,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaException, Message
 
 from driftsentinel.detectors.engine import Engine, Item, LabelItem, Output
 from driftsentinel.schemas import DriftEvent, InvalidEvent, SidecarConfig
-from driftsentinel.schemas.columnar import ColumnBatch, decode_columns, is_columnar
-from driftsentinel.schemas.fastdecode import EventView, decode_event_fast
+from driftsentinel.schemas.columnar import decode_columns, is_columnar
+from driftsentinel.schemas.fastdecode import decode_event_fast
 from driftsentinel.schemas.labels import decode_label
 from driftsentinel.stream import clients
 from driftsentinel.stream.gauges import Gauges
-from driftsentinel.stream.partitions import InputPosition, Partitions
+from driftsentinel.stream.partitions import Partitions
 from driftsentinel.stream.transaction import Transaction
 
 log = logging.getLogger("driftsentinel")
@@ -49,12 +48,10 @@ class BatchRunner:
                 if err.fatal():
                     raise KafkaException(err)
                 log.warning("consume error: %s", err.str())
-                continue
-            key = (msg.topic() or "", msg.partition() or 0)
-            if key[0] == self.labels_topic:
-                self._take(msg, labels.setdefault(key[1], []), decode_label)
-            elif key in self.state.inputs:  # else: of a partition revoked meanwhile
-                self._take(msg, inputs.setdefault(key, []), _decode_input)
+            elif msg.topic() == self.labels_topic:
+                self._take_label(msg, labels)
+            else:
+                self._take_input(msg, inputs)
         now = time.time()
         for key, items in inputs.items():
             self._emit(key, self.engine.process(*key, items, now))
@@ -67,26 +64,51 @@ class BatchRunner:
             self._emit(key, self.engine.process_labels(self.labels_topic or "", number, found, now))
         return list(touched)
 
-    def _take(self, msg: Message, into: list[Any], decode: Callable[[bytes | None], Any]) -> None:
-        """One message: its position moves on; decoded into ``into``, or (when new) to the DLQ."""
-        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-        is_label = topic == self.labels_topic
-        holder = self.state.labels.get(partition) if is_label else self.state.inputs[(topic, partition)]
-        if holder is None:  # a labels partition revoked meanwhile
+    def _take_input(self, msg: Message, inputs: dict[tuple[str, int], list[Item]]) -> None:
+        """An input message: its partition's position moves on; decoded, or (when new) to the DLQ."""
+        key = (msg.topic() or "", msg.partition() or 0)
+        pos = self.state.inputs.get(key)
+        if pos is None:  # a stale message of a partition revoked meanwhile
             return
-        holder.next_offset = offset + 1
+        offset = msg.offset() or 0
+        pos.next_offset = offset + 1
+        pos.since_checkpoint += 1
         self.consumed += 1
-        if isinstance(holder, InputPosition):
-            holder.since_checkpoint += 1
+        value = msg.value()
         try:
-            into.append((offset, decode(msg.value()), _message_time(msg)))
+            message = decode_columns(value) if value is not None and is_columnar(value) else decode_event_fast(value)
         except InvalidEvent as exc:
-            if not self.engine.owns(self.config.kafka.input_topic, partition) or self.engine.live(topic, partition,
-                                                                                                  offset):
-                self.txn.produce(self.config.kafka.dlq_topic, msg.key(), msg.value(),
-                                 clients.dead_letter_headers(msg, exc.reason, exc.detail))
-                self.metrics.invalid_events.labels(exc.reason).inc()
-                holder.published = True
+            if self.engine.live(*key, offset):
+                self._dead_letter(msg, exc)
+                pos.published = True
+            return
+        # the message time is the late-label join's clock; without a labels topic nothing reads it
+        t = _message_time(msg) if self.labels_topic is not None else 0.0
+        items = inputs.get(key)
+        if items is None:
+            items = inputs[key] = []
+        items.append((offset, message, t))
+
+    def _take_label(self, msg: Message, labels: dict[int, list[LabelItem]]) -> None:
+        """A labels-topic message: decoded for the join, or (when new) to the DLQ."""
+        partition, offset = msg.partition() or 0, msg.offset() or 0
+        pos = self.state.labels.get(partition)
+        if pos is None:  # a stale message of a partition revoked meanwhile
+            return
+        pos.next_offset = offset + 1
+        self.consumed += 1
+        try:
+            labels.setdefault(partition, []).append((offset, decode_label(msg.value()), _message_time(msg)))
+        except InvalidEvent as exc:
+            mine = self.engine.owns(self.config.kafka.input_topic, partition)
+            if not mine or self.engine.live(self.labels_topic or "", partition, offset):
+                self._dead_letter(msg, exc)
+                pos.published = True
+
+    def _dead_letter(self, msg: Message, exc: InvalidEvent) -> None:
+        self.txn.produce(self.config.kafka.dlq_topic, msg.key(), msg.value(),
+                         clients.dead_letter_headers(msg, exc.reason, exc.detail))
+        self.metrics.invalid_events.labels(exc.reason).inc()
 
     def _emit(self, key: tuple[str, int], out: Output) -> None:
         """The engine's output for one partition: alerts published, counts into metrics."""
@@ -103,11 +125,6 @@ class BatchRunner:
                 self.on_alert(event)
         if out.label_alerts and key in self.state.inputs:
             self.state.inputs[key].force_checkpoint = True
-
-
-def _decode_input(raw: bytes | None) -> EventView | ColumnBatch:
-    """A FeatureEvent (JSON) or a columnar batch (msgpack); one topic may carry both."""
-    return decode_columns(raw) if raw is not None and is_columnar(raw) else decode_event_fast(raw)
 
 
 def _message_time(msg: Message) -> float:
