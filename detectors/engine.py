@@ -95,7 +95,8 @@ class Output:
     side (``prediction`` / ``label``); ``orphan_labels``: labels whose input partition is not
     here; ``label_alerts``: a late-label alert is among ``events`` (the shell checkpoints the
     partition with it: the two topics interleave differently after a restart, so a re-read must
-    never cross it); ``newest_event_time``: the last event ``ts`` seen.
+    never cross it); ``newest_event_time``: the last event ``ts`` seen; ``dropped_model_events``:
+    rows (live ones, as ``events_per_model``) of models over ``detectors.max_models``, not monitored.
     """
 
     events: list[DriftEvent] = field(default_factory=list)
@@ -106,6 +107,7 @@ class Output:
     orphan_labels: int = 0
     label_alerts: bool = False
     newest_event_time: float | None = None
+    dropped_model_events: int = 0
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,11 @@ class Engine:
         policy: list[list[str | int]] = []
         label_policy: list[list[str | int]] = []
         if state is not None:
+            if len(state["banks"]) > self.config.detectors.max_models:  # checked before any bank is built
+                raise ValueError(
+                    f"state holds {len(state['banks'])} models, over detectors.max_models "
+                    f"({self.config.detectors.max_models})"
+                )
             part.banks = {model: DetectorBank.from_state(st, self.config.detectors, self.profile)
                           for model, st in state["banks"].items()}
             policy = list(state.get("policy", []))
@@ -222,6 +229,7 @@ class Engine:
             segments = self._segments(part, items, hits)
         out.newest_event_time = _newest_time(items)
         for segment in segments:
+            segment = self._admit_models(part, segment, out)
             for model, batch in self._batches(part, segment).items():
                 self._detect(topic, partition, part, model, batch, now, out)
         # Batches are cut by model: in stream order again, so the order of the events does
@@ -293,6 +301,37 @@ class Engine:
                     hits.append(hit)
         return segments
 
+    def _admit_models(
+        self, part: _Partition, segment: list[tuple[int, EventView]] | tuple[int, ColumnBatch], out: Output
+    ) -> list[tuple[int, EventView]] | tuple[int, ColumnBatch]:
+        """The segment without the events of models over ``max_models`` (their live rows counted).
+
+        A partition monitors the first ``max_models`` model names in offset order: new models
+        take the room left in first-appearance order, and the admitted set is the banks' keys,
+        which the partition's state holds. So however the stream is cut, and across restarts,
+        the same models are admitted. Per partition, not per process: which partitions a
+        process holds must not change what a partition decides.
+        """
+        default, room = self.config.default_model, self.config.detectors.max_models - len(part.banks)
+        if isinstance(segment, tuple):
+            offset, columns = segment
+            model = columns.model or default
+            if model in part.banks or room > 0:
+                return segment
+            if offset >= part.replay_until:
+                out.dropped_model_events += columns.rows
+            return []
+        new = {event.model or default for _, event in segment} - part.banks.keys()
+        if len(new) <= room:
+            return segment  # the common case: every model is known, or fits
+        for model in [m for m in dict.fromkeys(e.model or default for _, e in segment) if m in new][: max(room, 0)]:
+            self._bank(part, model)  # admitted: the bank is the record (in the state, so a restart agrees)
+        kept = [item for item in segment if (item[1].model or default) in part.banks]
+        out.dropped_model_events += sum(
+            1 for offset, event in segment if offset >= part.replay_until and (event.model or default) not in part.banks
+        )
+        return kept
+
     def _bank(self, part: _Partition, model: str) -> DetectorBank:
         bank = part.banks.get(model)
         if bank is None:
@@ -334,8 +373,10 @@ class Engine:
         for hit in hits:
             by_model.setdefault(hit.model, []).append(hit)
         for model, pairs in by_model.items():
+            bank = part.banks.get(model)
+            if bank is None:
+                continue  # a model over max_models: its events were not monitored, nor are its labels
             _add(out.labels_joined, model, len(pairs))
-            bank = self._bank(part, model)
             if bank.concept is None:
                 continue
             errors = np.array([pair_error(h.prediction, h.label) for h in pairs], dtype=np.float64)

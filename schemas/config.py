@@ -154,6 +154,16 @@ class WindowTestConfig(_Section):
     window_seconds: float | None = Field(
         default=None, gt=0, description="Event-time windows of this length (by `ts`) instead of count windows."
     )
+    event_time_tolerance_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="How far (seconds) an event's `ts` may be from its message's Kafka timestamp, ahead or "
+        "behind. 15 minutes by default: producers' clock skew and log buffering stay well inside it, a `ts` "
+        "of 0, of year 9999 or off by an hour (a time-zone bug) does not. An event outside it is windowed by "
+        "its message time instead (counted in driftsentinel_event_time_fallbacks_total; replay has no message "
+        "time: a file's `ts` is used as is). An event-time window whose position is more than this ahead of "
+        "an event follows the event back (a clock that jumped back), so a window never stops advancing.",
+    )
     min_count: int = Field(default=100, ge=1, description="A feature needs this many values in a window to be tested.")
     alpha: float = Field(
         default=1e-6,
@@ -250,6 +260,14 @@ class BankConfig(_Section):
     include: list[str] | None = Field(default=None, description="Pin the feature set (others are ignored).")
     exclude: list[str] = Field(default_factory=list)
     max_features: int = Field(default=10_000, ge=1, description="Auto-discovery stops at this many features per model.")
+    max_models: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="Models monitored per input partition: the first this many model names seen on a partition "
+        "(in offset order, kept in its checkpoint, so a restart admits the same ones). Events of other models "
+        "are not monitored: counted in driftsentinel_model_events_dropped_total.",
+    )
     adwin: ADWINConfig = Field(default_factory=ADWINConfig)
     page_hinkley: PageHinkleyConfig = Field(default_factory=PageHinkleyConfig)
     window_tests: WindowTestConfig = Field(default_factory=WindowTestConfig)
@@ -300,6 +318,22 @@ class RunConfig(_Section):
     batch_timeout_s: float = Field(default=0.5, gt=0)
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(default=8000, ge=0, le=65535)
+    metrics_max_series: int = Field(
+        default=20_000,
+        ge=100,
+        le=10_000_000,
+        description="Hard cap on labelled Prometheus series: new label sets over it are not created "
+        "(counted in driftsentinel_metrics_series_dropped_total), so memory and scrape time stay bounded.",
+    )
+    metrics_idle_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="A metrics/probe connection that sends no request for this long is closed.",
+    )
+    metrics_max_connections: int = Field(
+        default=64, ge=2, le=10_000, description="Open metrics/probe connections; over it the longest idle is closed."
+    )
     max_events: int | None = Field(default=None, ge=1, description="Stop after this many input messages (tests).")
     idle_exit: float | None = Field(default=None, gt=0, description="Stop after this many seconds without input.")
 

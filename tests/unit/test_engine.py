@@ -21,7 +21,10 @@ def _stream(n: int = 9000, seed: int = 4) -> list[Item]:
     for i in range(n):
         shift = 3.0 if i >= n // 2 else 0.0
         model = "a" if i % 3 else "b"
-        features = {"x": float(rng.normal(shift)), "c": "DE" if i % 2 else "FR"}
+        features: dict[str, float | int | bool | str | None] = {
+            "x": float(rng.normal(shift)),
+            "c": "DE" if i % 2 else "FR",
+        }
         items.append((len(items), EventView(model=model, ts=1.0 + i, features=features), 1.0 + i))
         if i == n // 2 + 100:
             z = np.r_[rng.normal(0, 1, 500), rng.normal(5, 1, 500)]
@@ -34,7 +37,7 @@ def _run(items: list[Item], size: int, engine: Engine | None = None, start: int 
     engine = engine or Engine(SidecarConfig(), input_topic=T)
     out = []
     for k in range(start, len(items), size):
-        out += [(e.event_id, e.source.offset) for e in engine.process(T, 0, items[k:k + size], now=0.0).events]
+        out += [(e.event_id, e.source.offset) for e in engine.process(T, 0, items[k : k + size], now=0.0).events]
     return out
 
 
@@ -76,3 +79,81 @@ def test_late_labels_join_in_the_engine_and_count_what_never_matched() -> None:
     assert engine.finish(T, 0).labels_unmatched == {"label": 1}
     orphan = engine.process_labels("labels", 5, [(0, LabelEvent(id="r9", label="ok"), 1.0)], 0.0)
     assert orphan.orphan_labels == 1
+
+
+# ---------------------------------------------------------------------- detectors.max_models
+
+
+def _many_models(n: int = 6000, models: int = 40, seed: int = 7) -> list[Item]:
+    """Mostly model m0 (drifting at n // 2), new names keep arriving; a columnar message of a late model."""
+    rng = np.random.default_rng(seed)
+    items: list[Item] = []
+    for i in range(n):
+        model = f"m{i // 10 % models}" if i % 10 == 0 else "m0"
+        shift = 3.0 if i >= n // 2 else 0.0
+        items.append((len(items), EventView(model=model, ts=1.0 + i, features={"x": float(rng.normal(shift))}), 1.0))
+        if i == n // 3:
+            batch = decode_columns(encode_columns(numeric={"z": rng.normal(0, 1, 50)}, model="late-columnar"))
+            items.append((len(items), batch, 1.0))
+    return items
+
+
+def _bounded(max_models: int) -> SidecarConfig:
+    return SidecarConfig.model_validate({"detectors": {"max_models": max_models}})
+
+
+def _run_counting(items: list[Item], size: int, engine: Engine) -> tuple[list[str], int, dict[str, int]]:
+    alerts: list[str] = []
+    dropped, per_model = 0, dict[str, int]()
+    for k in range(0, len(items), size):
+        out = engine.process(T, 0, items[k : k + size], now=0.0)
+        alerts += [e.event_id for e in out.events]
+        dropped += out.dropped_model_events
+        for m, c in out.events_per_model.items():
+            per_model[m] = per_model.get(m, 0) + c
+    return alerts, dropped, per_model
+
+
+def test_max_models_admits_the_first_models_of_a_partition_however_the_stream_is_cut() -> None:
+    items = _many_models()
+    first_seen = list(dict.fromkeys(m.model for _, m, _ in items if isinstance(m, EventView)))
+    runs = []
+    for size in (len(items), 1000, 97, 1):
+        engine = Engine(_bounded(5), input_topic=T)
+        alerts, dropped, per_model = _run_counting(items, size, engine)
+        assert list(engine.banks(T, 0)) == first_seen[:5]  # first come, in offset order
+        assert sum(per_model.values()) + dropped == 6050  # every event monitored or counted
+        runs.append((alerts, dropped, per_model))
+    assert all(r == runs[0] for r in runs[1:])
+    assert runs[0][1] > 0 and len(runs[0][0]) > 0  # some dropped, and the admitted still alert
+
+
+def test_max_models_survives_a_restart_and_an_oversized_state_is_refused() -> None:
+    items = _many_models()
+    whole = Engine(_bounded(5), input_topic=T)
+    expected = _run_counting(items, 500, whole)
+    first = Engine(_bounded(5), input_topic=T)
+    before = _run_counting(items[:1200], 500, first)
+    blob = Checkpoint("g", T, 0, 1200, first.state(T, 0)).encode()
+    restored = Engine(_bounded(5), input_topic=T)
+    restored.restore(T, 0, Checkpoint.decode(blob).engine, replay_until=1200)
+    after = _run_counting(items[1200:], 500, restored)
+    assert list(restored.banks(T, 0)) == list(whole.banks(T, 0))
+    assert before[0] + after[0] == expected[0] and before[1] + after[1] == expected[1]
+    smaller = Engine(_bounded(4), input_topic=T)
+    try:
+        smaller.restore(T, 0, Checkpoint.decode(blob).engine)
+    except ValueError as exc:
+        assert "max_models" in str(exc)
+    else:
+        raise AssertionError("a state with more models than max_models was accepted")
+    assert not smaller.owns(T, 0)
+
+
+def test_twenty_thousand_distinct_models_keep_max_models_banks_and_count_the_rest() -> None:
+    engine = Engine(SidecarConfig(), input_topic=T)  # the default bound
+    limit = SidecarConfig().detectors.max_models
+    items: list[Item] = [(i, EventView(model=f"model-{i}", features={"x": float(i % 7)}), 0.0) for i in range(20_000)]
+    _, dropped, per_model = _run_counting(items, 4096, engine)
+    assert len(engine.banks(T, 0)) == limit == len(per_model)
+    assert dropped == 20_000 - limit
