@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from driftsentinel.detectors.bank import DetectorBank
-from driftsentinel.detectors.batching import columnar_to_batch, to_batches
+from driftsentinel.detectors.batching import MessageTimes, columnar_to_batch, to_batches
 from driftsentinel.detectors.concept import pair_error
 from driftsentinel.detectors.labels import JoinedLabel, LabelJoin
 from driftsentinel.detectors.policy import AlertPolicy
@@ -96,7 +96,9 @@ class Output:
     here; ``label_alerts``: a late-label alert is among ``events`` (the shell checkpoints the
     partition with it: the two topics interleave differently after a restart, so a re-read must
     never cross it); ``newest_event_time``: the last event ``ts`` seen; ``dropped_model_events``:
-    rows (live ones, as ``events_per_model``) of models over ``detectors.max_models``, not monitored.
+    rows (live ones, as ``events_per_model``) of models over ``detectors.max_models``, not monitored;
+    ``event_time_fallbacks``: live rows per model whose ``ts`` was more than
+    ``event_time_tolerance_s`` from their message time (message time used instead).
     """
 
     events: list[DriftEvent] = field(default_factory=list)
@@ -108,6 +110,7 @@ class Output:
     label_alerts: bool = False
     newest_event_time: float | None = None
     dropped_model_events: int = 0
+    event_time_fallbacks: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -228,9 +231,12 @@ class Engine:
         else:
             segments = self._segments(part, items, hits)
         out.newest_event_time = _newest_time(items)
+        arrival = MessageTimes(items, self.config.detectors.window_tests.event_time_tolerance_s)
         for segment in segments:
             segment = self._admit_models(part, segment, out)
             for model, batch in self._batches(part, segment).items():
+                batch, off = arrival.check(batch, part.replay_until)  # a stray ts must not steer the windows
+                _add(out.event_time_fallbacks, model, off)
                 self._detect(topic, partition, part, model, batch, now, out)
         # Batches are cut by model: in stream order again, so the order of the events does
         # not depend on how the stream was cut into calls (the bank orders each row's own).
@@ -344,7 +350,8 @@ class Engine:
             return self._bank(part, model).admit(names)
 
         if isinstance(segment, list):
-            return to_batches(segment, self.config.default_model, admit=admit)
+            # null_columns: an always-missing feature gets its gauges (missing ratio 1)
+            return to_batches(segment, self.config.default_model, admit=admit, null_columns=True)
         offset, columns = segment
         model, batch = columnar_to_batch(columns, offset, self.config.default_model, admit=admit)
         return {model: batch}

@@ -8,6 +8,13 @@ below the threshold closes it (``resolved``). Decisions are made at the last eve
 count window, or at the first event of the next event-time window (the one that shows
 the window is complete), so they do not depend on batch boundaries.
 
+Event-time windows never stop advancing: a late event joins the current window, but an
+event more than ``event_time_tolerance_s`` before the current window's start means the
+clock jumped back (or the position is a far-future one, from a stray ``ts`` or a
+checkpoint): the window position follows it back, so the next window closes on the new
+clock's time instead of waiting for it to catch up. (The engine first replaces event
+times far from their messages' times: :class:`~driftsentinel.detectors.batching.MessageTimes`.)
+
 >>> import numpy as np
 >>> from driftsentinel.detectors.profile import build_profile
 >>> from driftsentinel.schemas import WindowTestConfig
@@ -137,7 +144,9 @@ class ReferenceMonitor:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.rows = int(state["rows"])
-        self.bucket = state["bucket"]
+        bucket = state["bucket"]
+        # a non-finite position would never be passed nor followed back: start over instead
+        self.bucket = float(bucket) if bucket is not None and math.isfinite(float(bucket)) else None
         self.counts = {n: np.asarray(c, dtype=np.int64) for n, c in state["counts"].items()}
         self.moments = {n: np.asarray(m, dtype=np.float64) for n, m in state["moments"].items()}
         for n, cats in state["vocab"].items():
@@ -187,7 +196,9 @@ class ReferenceMonitor:
                 cuts.append((pos, pos - 1))
                 pos += self.config.window_events
             return cuts
-        buckets = np.floor(np.asarray(event_times, dtype=np.float64) / sec)
+        times = np.asarray(event_times, dtype=np.float64)
+        buckets = np.floor(times / sec)
+        tolerance = self.config.event_time_tolerance_s
         current = self.bucket
         last = 0
         for i in np.flatnonzero(np.isfinite(buckets)).tolist():
@@ -198,6 +209,10 @@ class ReferenceMonitor:
                 if (0 if cuts else self.rows) + (i - last) > 0:
                     cuts.append((i, i))
                     last = i
+                current = b
+            elif times[i] < current * sec - tolerance:
+                # Not late, a clock that jumped back (or a far-future position): follow it, so
+                # the window closes when the new clock moves on (this event stays in it).
                 current = b
         self.bucket = current
         return cuts
