@@ -61,7 +61,8 @@ class Gauges:
     def alert(self, event: DriftEvent) -> None:
         self.metrics.alerts.labels(event.model, event.feature, event.detector, event.status).inc()
         self.metrics.drift_detected.labels(event.model, event.feature, event.detector).set(
-            1 if event.status == "drift" else 0)
+            1 if event.status == "drift" else 0
+        )
 
     def consumer_lag(self, consumer: Consumer) -> None:
         try:
@@ -86,14 +87,21 @@ class Gauges:
         if now - since < self.log_interval_s:
             return
         self._last_report = (now, consumed)
-        log.info("throughput messages=%d rate=%.0f/s lag=%d partitions=%d", consumed,
-                 (consumed - count) / (now - since), sum(self.lag.values()), len(self.lag))
+        log.info(
+            "throughput messages=%d rate=%.0f/s lag=%d partitions=%d",
+            consumed,
+            (consumed - count) / (now - since),
+            sum(self.lag.values()),
+            len(self.lag),
+        )
 
     def counts(self, topic: str, partition: int, out: Output) -> None:
         """The counters and the event-time gauge of one engine call's output."""
         m = self.metrics
         for model, n in out.events_per_model.items():
             m.events.labels(model).inc(n)
+        if out.dropped_model_events:
+            m.model_events_dropped.inc(out.dropped_model_events)
         for model, n in out.dropped_values.items():
             m.features_dropped.labels(model).inc(n)
         for model, n in out.labels_joined.items():
