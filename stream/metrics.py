@@ -166,6 +166,13 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self.event_time_fallbacks = Counter(
+            f"{PREFIX}_event_time_fallbacks",
+            "Events whose ts was more than detectors.window_tests.event_time_tolerance_s from their message's "
+            "Kafka timestamp: windowed by the message time instead.",
+            ["model"],
+            registry=r,
+        )
         self.alerts = Counter(
             f"{PREFIX}_alerts", "DriftEvents published.", ["model", "feature", "detector", "status"], registry=r
         )
