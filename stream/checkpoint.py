@@ -16,6 +16,7 @@ numeric dtype, rebuilt with ``numpy.frombuffer``.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +34,16 @@ MAX_STATE_BYTES = 32 * 1024 * 1024
 
 class StateFormatError(ValueError):
     """A state record that is not ours, or not of a version we read."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A state record set aside: which (``checkpoint`` or ``progress``), why (``reason``, one of
+    :data:`driftsentinel.detectors.state_check.REASONS`: the metric's label) and what was wrong."""
+
+    record: str
+    reason: str
+    detail: str
 
 
 def _pack(obj: Any) -> Any:
@@ -53,21 +64,35 @@ def _pack(obj: Any) -> Any:
     return obj
 
 
-def _unpack(obj: Any) -> Any:
+#: Nesting deeper than any state we write is not ours (and would exhaust the stack).
+MAX_DEPTH = 32
+
+
+def _unpack(obj: Any, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise StateFormatError(f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(obj, dict):
         if _ARRAY_TAG in obj:
-            dtype = obj[_ARRAY_TAG]
-            if dtype not in _DTYPES:
-                raise StateFormatError(f"array dtype {dtype!r} is not allowed")
-            shape = tuple(int(n) for n in obj["shape"])
-            arr = np.frombuffer(obj["data"], dtype=np.dtype(dtype))
-            if arr.size != int(np.prod(shape)):
-                raise StateFormatError("array data does not match its shape")
-            return arr.reshape(shape).copy()
-        return {k: _unpack(v) for k, v in obj.items()}
+            return _unpack_array(obj)
+        return {k: _unpack(v, depth + 1) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_unpack(v) for v in obj]
+        return [_unpack(v, depth + 1) for v in obj]
     return obj
+
+
+def _unpack_array(obj: dict[str, Any]) -> np.ndarray:
+    """A tagged array: whitelisted dtype, a shape of non-negative ints that its bytes fill exactly."""
+    dtype, shape, data = obj[_ARRAY_TAG], obj.get("shape"), obj.get("data")
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
+        raise StateFormatError(f"array dtype {dtype!r} is not allowed")
+    if not (isinstance(shape, list) and len(shape) <= 8 and all(type(n) is int and n >= 0 for n in shape)):
+        raise StateFormatError(f"array shape {shape!r} is not a list of non-negative integers")
+    if not isinstance(data, bytes):
+        raise StateFormatError("array data is not bytes")
+    arr = np.frombuffer(data, dtype=np.dtype(dtype)) if len(data) % np.dtype(dtype).itemsize == 0 else None
+    if arr is None or arr.size != math.prod(shape):
+        raise StateFormatError("array data does not match its shape")
+    return arr.reshape(shape).copy()
 
 
 def encode_state(state: dict[str, Any]) -> bytes:
@@ -132,8 +157,13 @@ class Checkpoint:
 
     def encode(self) -> bytes:
         doc: dict[str, Any] = {
-            "version": DOC_VERSION, "group": self.group, "topic": self.topic, "partition": self.partition,
-            "next_offset": self.next_offset, "banks": self.engine["banks"], "policy": self.engine["policy"],
+            "version": DOC_VERSION,
+            "group": self.group,
+            "topic": self.topic,
+            "partition": self.partition,
+            "next_offset": self.next_offset,
+            "banks": self.engine["banks"],
+            "policy": self.engine["policy"],
         }
         if "labels" in self.engine:
             doc["labels"] = {"next_offset": self.labels_next_offset, **self.engine["labels"]}
@@ -150,8 +180,14 @@ class Checkpoint:
             if labels is not None:
                 engine["labels"] = {"join": labels["join"], "policy": labels.get("policy", [])}
                 offset = None if labels.get("next_offset") is None else int(labels["next_offset"])
-            return cls(str(doc.get("group", "")), str(doc.get("topic", "")), int(doc.get("partition", -1)),
-                       int(doc["next_offset"]), engine, offset)
+            return cls(
+                str(doc.get("group", "")),
+                str(doc.get("topic", "")),
+                int(doc.get("partition", -1)),
+                int(doc["next_offset"]),
+                engine,
+                offset,
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise StateFormatError(f"not a checkpoint: {exc!r}") from None
 

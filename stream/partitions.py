@@ -13,13 +13,22 @@ import logging
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from driftsentinel.detectors.engine import Engine
+from driftsentinel.detectors.state_check import StateRejected, check_engine_state
 from driftsentinel.schemas import SidecarConfig
-from driftsentinel.stream.checkpoint import MAX_STATE_BYTES, Checkpoint, encode_progress, progress_key, state_key
+from driftsentinel.stream.checkpoint import (
+    MAX_STATE_BYTES,
+    Checkpoint,
+    Rejected,
+    encode_progress,
+    progress_key,
+    state_key,
+)
 from driftsentinel.stream.label_topic import LabelPosition
-from driftsentinel.stream.restore import RestorePlan
+from driftsentinel.stream.metrics import HealthState, Metrics
+from driftsentinel.stream.restore import InputStart, RestorePlan
 
 log = logging.getLogger("driftsentinel")
 
@@ -42,12 +51,24 @@ class InputPosition:
 
 
 class Partitions:
-    """Positions of the assigned input and labels partitions, and their checkpoints."""
+    """Positions of the assigned input and labels partitions, and their checkpoints.
 
-    def __init__(self, config: SidecarConfig, engine: Engine, checkpointing: bool) -> None:
+    ``metrics`` and ``health`` (optional) receive the restore's rejections: a state record set
+    aside is counted in ``driftsentinel_checkpoints_rejected_total{reason}`` and named on /readyz.
+    """
+
+    def __init__(
+        self,
+        config: SidecarConfig,
+        engine: Engine,
+        checkpointing: bool,
+        metrics: Metrics | None = None,
+        health: HealthState | None = None,
+    ) -> None:
         self.config = config
         self.engine = engine
         self.checkpointing = checkpointing
+        self.metrics, self.health = metrics, health
         self.inputs: dict[Key, InputPosition] = {}
         self.labels: dict[int, LabelPosition] = {}
 
@@ -55,34 +76,77 @@ class Partitions:
         """Restore the engine per ``plan``; returns where to read each partition from."""
         out = []
         used: dict[int, bool] = {}
+        rebuilt: dict[int, bool] = {}
+        for key, rejections in plan.rejected.items():
+            for why in rejections:
+                self._report(key, why)
         for p in plan.inputs:
             pos = InputPosition(p.topic, p.partition)
-            used[p.partition] = False
-            if p.checkpoint is not None:
-                try:
-                    self.engine.restore(p.topic, p.partition, p.checkpoint.engine, replay_until=p.replay_until,
-                                        labels_replay_until=p.labels_replay_until)
-                    used[p.partition] = True
-                    pos.next_offset, pos.checkpointed_at = p.start, time.monotonic()
-                except (ValueError, KeyError, TypeError) as exc:
-                    log.warning("checkpoint of %s[%d] not usable (%s): starting without state", p.topic, p.partition,
-                                exc)
-            start = p.start if used[p.partition] else (p.done if p.done >= 0 else p.start)
-            if not used[p.partition]:
-                self.engine.restore(p.topic, p.partition, None, replay_until=p.replay_until,
-                                    labels_replay_until=p.labels_replay_until)
+            used[p.partition] = p.checkpoint is not None and self._restore_checkpoint(p)
+            rebuilt[p.partition] = p.rebuild or (p.checkpoint is not None and not used[p.partition])
+            if used[p.partition]:
+                start = p.start
+                pos.next_offset, pos.checkpointed_at = p.start, time.monotonic()
+            else:
+                start = OFFSET_BEGINNING if rebuilt[p.partition] else (p.done if p.done >= 0 else p.start)
+                self.engine.restore(
+                    p.topic, p.partition, None, replay_until=p.replay_until, labels_replay_until=p.labels_replay_until
+                )
                 if labels_topic is not None and start >= 0:
                     pos.next_offset = start  # known now: a labels-only batch can checkpoint the partition
             self.inputs[(p.topic, p.partition)] = pos
-            log.info("partition %s[%d]: committed %s, reading from %s, alerts from %d",
-                     p.topic, p.partition, p.done, start, p.replay_until)
+            log.info(
+                "partition %s[%d]: committed %s, reading from %s, alerts from %d",
+                p.topic,
+                p.partition,
+                p.done,
+                "the earliest offset" if start == OFFSET_BEGINNING else start,
+                p.replay_until,
+            )
             out.append(TopicPartition(p.topic, p.partition, start))
         for number, done in plan.labels_done.items():
-            lp = LabelPosition(number, next_offset=plan.label_start(number, used.get(number, False)))
+            lp = LabelPosition(
+                number, next_offset=plan.label_start(number, used.get(number, False), rebuilt.get(number, False))
+            )
             self.labels[number] = lp
             log.info("labels %s[%d]: committed %s, reading from %s", labels_topic, number, done, lp.next_offset)
             out.append(TopicPartition(labels_topic or "", number, lp.next_offset))
         return out
+
+    def _restore_checkpoint(self, p: InputStart) -> bool:
+        """Restore ``p``'s checkpoint if it is a state of this configuration within its bounds
+        (checked before anything is allocated); otherwise report it and return ``False``."""
+        assert p.checkpoint is not None
+        try:
+            check_engine_state(p.checkpoint.engine, self.config, self.engine.profile)
+            self.engine.restore(
+                p.topic,
+                p.partition,
+                p.checkpoint.engine,
+                replay_until=p.replay_until,
+                labels_replay_until=p.labels_replay_until,
+            )
+            return True
+        except StateRejected as exc:
+            why = Rejected("checkpoint", exc.reason, str(exc))
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            why = Rejected("checkpoint", "shape", f"{type(exc).__name__}: {exc}")
+        log.error(
+            "state record set aside: checkpoint of %s[%d] rejected (%s): %s; the partition is rebuilt "
+            "from its earliest offset",
+            p.topic,
+            p.partition,
+            why.reason,
+            why.detail,
+        )
+        self._report((p.topic, p.partition), why)
+        return False
+
+    def _report(self, key: Key, why: Rejected) -> None:
+        if self.metrics is not None:
+            self.metrics.checkpoints_rejected.labels(why.reason).inc()
+        if self.health is not None:
+            self.health.set_ready(f"{why.record} of {key[0]}[{key[1]}] rejected ({why.reason}): {why.detail[:200]}")
 
     def drop(self, keys: list[Key], label_numbers: list[int]) -> None:
         for key in keys:
@@ -103,13 +167,24 @@ class Partitions:
         out = []
         for key in keys:
             pos = self.inputs[key]
-            due = (force or pos.force_checkpoint or pos.checkpointed_at == 0.0
-                   or pos.since_checkpoint >= cfg.every_events or now - pos.checkpointed_at >= cfg.every_s)
+            due = (
+                force
+                or pos.force_checkpoint
+                or pos.checkpointed_at == 0.0
+                or pos.since_checkpoint >= cfg.every_events
+                or now - pos.checkpointed_at >= cfg.every_s
+            )
             if not due or pos.next_offset < 0:
                 continue
             lp = self.labels.get(pos.partition)
-            blob = Checkpoint(self.config.kafka.group_id, pos.topic, pos.partition, pos.next_offset,
-                              self.engine.state(*key), lp.next_offset if lp is not None else None).encode()
+            blob = Checkpoint(
+                self.config.kafka.group_id,
+                pos.topic,
+                pos.partition,
+                pos.next_offset,
+                self.engine.state(*key),
+                lp.next_offset if lp is not None else None,
+            ).encode()
             pos.force_checkpoint, pos.since_checkpoint, pos.checkpointed_at = False, 0, now
             if len(blob) > MAX_STATE_BYTES:
                 # Correct without it (the previous checkpoint stays, a restart re-reads more),
@@ -119,8 +194,12 @@ class Partitions:
             out.append((state_key(self.config.kafka.group_id, *key), blob))
         return out
 
-    def offsets(self, keys: list[Key], label_numbers: list[int] | None, labels_topic: str | None,
-                ) -> dict[Key, int]:
+    def offsets(
+        self,
+        keys: list[Key],
+        label_numbers: list[int] | None,
+        labels_topic: str | None,
+    ) -> dict[Key, int]:
         """Next offsets of ``keys`` and of the labels partitions (all, or the given numbers)."""
         out = {key: self.inputs[key].next_offset for key in keys}
         if labels_topic is not None:

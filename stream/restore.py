@@ -8,7 +8,7 @@ are decided again but not produced again (the engine's ``replay_until``). A chec
 after ``done`` (never committed) is not used. Late labels: the labels partition re-reads
 from where the input checkpoint says it was, so the join sees the same labels again.
 
->>> from driftsentinel.stream.checkpoint import Checkpoint
+>>> from driftsentinel.stream.checkpoint import Checkpoint, Rejected
 >>> ck = Checkpoint("g", "in", 0, 40, {"banks": {}, "policy": []}, labels_next_offset=9)
 >>> plan = plan_restore([("in", 0), ("lab", 0)], {("in", 0): 50, ("lab", 0): 12}, {}, {("in", 0): ck}, "lab")
 >>> p = plan.inputs[0]
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
-from driftsentinel.stream.checkpoint import Checkpoint
+from driftsentinel.stream.checkpoint import Checkpoint, Rejected
 from driftsentinel.stream.transaction import Health
 
 log = logging.getLogger("driftsentinel")
@@ -50,6 +50,7 @@ class InputStart:
     replay_until: int
     checkpoint: Checkpoint | None
     labels_replay_until: int | None  # None: the labels partition is not assigned here
+    rebuild: bool = False  # its checkpoint was set aside: read from the earliest offset, publish from done
 
 
 @dataclass
@@ -57,10 +58,14 @@ class RestorePlan:
     inputs: list[InputStart] = field(default_factory=list)
     labels_done: dict[int, int] = field(default_factory=dict)  # labels partition -> done
     labels_at_checkpoint: dict[int, int | None] = field(default_factory=dict)
+    rejected: dict[Key, list[Rejected]] = field(default_factory=dict)  # state records set aside
 
-    def label_start(self, partition: int, checkpoint_used: bool) -> int:
+    def label_start(self, partition: int, checkpoint_used: bool, rebuilt: bool = False) -> int:
         """Where labels partition ``partition`` is read from (the input checkpoint's labels offset
-        when that checkpoint was restored, re-reading its labels with alerts suppressed)."""
+        when that checkpoint was restored, re-reading its labels with alerts suppressed; the
+        earliest offset when the input partition is rebuilt, so the join sees every label again)."""
+        if rebuilt:
+            return OFFSET_BEGINNING
         done = self.labels_done.get(partition, OFFSET_INVALID)
         at = self.labels_at_checkpoint.get(partition) if checkpoint_used else None
         if at is not None and (done < 0 or at <= done):
@@ -68,10 +73,21 @@ class RestorePlan:
         return done if done >= 0 else OFFSET_BEGINNING
 
 
-def plan_restore(assigned: list[Key], committed: dict[Key, int], progress: dict[Key, int],
-                 checkpoints: dict[Key, Checkpoint], labels_topic: str | None) -> RestorePlan:
-    """The plan for ``assigned`` partitions from what the group and the state topic hold."""
-    plan = RestorePlan()
+def plan_restore(
+    assigned: list[Key],
+    committed: dict[Key, int],
+    progress: dict[Key, int],
+    checkpoints: dict[Key, Checkpoint],
+    labels_topic: str | None,
+) -> RestorePlan:
+    """The plan for ``assigned`` partitions from what the group and the state topic hold.
+
+    A partition whose checkpoint was set aside (``checkpoints.rejected``, see
+    :class:`driftsentinel.stream.state_topic.Checkpoints`) is rebuilt: read from its earliest
+    retained offset with the alerts up to ``done`` suppressed, so its detectors stand where an
+    intact checkpoint would have put them.
+    """
+    plan = RestorePlan(rejected=dict(getattr(checkpoints, "rejected", {})))
     for key in assigned:
         if key[0] == labels_topic:
             plan.labels_done[key[1]] = max(committed.get(key, OFFSET_INVALID), progress.get(key, OFFSET_INVALID))
@@ -80,23 +96,39 @@ def plan_restore(assigned: list[Key], committed: dict[Key, int], progress: dict[
             continue
         done = max(committed.get(key, OFFSET_INVALID), progress.get(key, OFFSET_INVALID))
         if done > committed.get(key, OFFSET_INVALID):
-            log.warning("%s[%d]: committed offset %s is behind the progress marker %d; using the marker",
-                        *key, committed.get(key), done)
+            log.warning(
+                "%s[%d]: committed offset %s is behind the progress marker %d; using the marker",
+                *key,
+                committed.get(key),
+                done,
+            )
         found = checkpoints.get(key)
-        usable = found if found is not None and done >= 0 and found.next_offset <= done else None
-        if found is None and done >= 0:
+        rebuild = any(r.record == "checkpoint" for r in plan.rejected.get(key, []))
+        usable = found if found is not None and done >= 0 and found.next_offset <= done and not rebuild else None
+        if found is None and done >= 0 and not rebuild:
             log.warning("no checkpoint for %s[%d]: detectors start fresh at offset %d", *key, done)
+        start = usable.next_offset if usable else (done if done >= 0 and not rebuild else OFFSET_BEGINNING)
         labels_done = plan.labels_done.get(key[1]) if labels_topic is not None else None
-        plan.inputs.append(InputStart(
-            key[0], key[1], done, usable.next_offset if usable else (done if done >= 0 else OFFSET_BEGINNING),
-            max(done, 0), usable, None if labels_done is None else max(labels_done, 0)))
+        plan.inputs.append(
+            InputStart(
+                key[0],
+                key[1],
+                done,
+                start,
+                max(done, 0),
+                usable,
+                None if labels_done is None else max(labels_done, 0),
+                rebuild,
+            )
+        )
         if usable is not None:
             plan.labels_at_checkpoint[key[1]] = usable.labels_next_offset
     return plan
 
 
-def committed_offsets(consumer: Consumer, tps: list[TopicPartition], health: Health,
-                      wait_s: float = PENDING_OFFSETS_WAIT_S) -> dict[Key, int]:
+def committed_offsets(
+    consumer: Consumer, tps: list[TopicPartition], health: Health, wait_s: float = PENDING_OFFSETS_WAIT_S
+) -> dict[Key, int]:
     """The group's committed offsets, waiting (bounded) while an open transaction holds them.
 
     Under read_committed the broker answers UNSTABLE_OFFSET_COMMIT for offsets sent in a
@@ -115,6 +147,9 @@ def committed_offsets(consumer: Consumer, tps: list[TopicPartition], health: Hea
                 raise
             health.beat()
             health.set_ready("restoring: committed offsets held by an open transaction")
-            log.warning("committed offsets of %s not readable yet: a transaction of a member that died "
-                        "mid-commit holds them until the broker aborts it (its transaction.timeout.ms); "
-                        "waiting", [f"{tp.topic}[{tp.partition}]" for tp in tps])
+            log.warning(
+                "committed offsets of %s not readable yet: a transaction of a member that died "
+                "mid-commit holds them until the broker aborts it (its transaction.timeout.ms); "
+                "waiting",
+                [f"{tp.topic}[{tp.partition}]" for tp in tps],
+            )

@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from driftsentinel.stream.checkpoint import (
     MAX_STATE_BYTES,
     Checkpoint,
+    Rejected,
     StateFormatError,
     decode_progress,
     progress_key,
@@ -74,21 +75,90 @@ def read_records(settings: dict[str, Any], topic: str, keys: set[bytes], timeout
     return found
 
 
-def read_checkpoints(settings: dict[str, Any], topic: str, group: str, partitions: list[tuple[str, int]],
-                     ) -> tuple[dict[tuple[str, int], Checkpoint], dict[tuple[str, int], int]]:
-    """The newest checkpoint and progress marker of each partition; unreadable records are
-    logged and skipped (the partition then starts from its committed offset without state,
-    which is correct, just slower to warm up)."""
+class Checkpoints(dict[tuple[str, int], Checkpoint]):
+    """The checkpoints read for a restore, and the records set aside (``rejected``, by partition):
+    the restore plan rebuilds a partition whose checkpoint was rejected from its earliest offset."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rejected: dict[tuple[str, int], list[Rejected]] = {}
+
+
+def watermarks(
+    settings: dict[str, Any], partitions: list[tuple[str, int]], timeout: float = 10.0
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """(low, high) offsets of each partition; a partition whose watermarks cannot be read is left out."""
+    consumer = Consumer({**settings, "group.id": "driftsentinel-state-reader", "enable.auto.commit": False})
+    out = {}
+    try:
+        for topic, partition in partitions:
+            try:
+                out[(topic, partition)] = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=timeout
+                )
+            except KafkaException as exc:
+                log.warning(
+                    "watermarks of %s[%d] not readable (%s): its state records are not range-checked",
+                    topic,
+                    partition,
+                    exc,
+                )
+    finally:
+        consumer.close()
+    return out
+
+
+def _offset_problem(offset: int, key: tuple[str, int], marks: dict[tuple[str, int], tuple[int, int]]) -> str | None:
+    """Why ``offset`` cannot be a position of partition ``key`` (``None``: it can)."""
+    if offset < 0:
+        return f"offset {offset} is negative"
+    high = marks.get(key, (0, None))[1]
+    if high is not None and offset > high:
+        return f"offset {offset} is beyond the partition's high watermark {high}"
+    return None
+
+
+def read_checkpoints(
+    settings: dict[str, Any],
+    topic: str,
+    group: str,
+    partitions: list[tuple[str, int]],
+) -> tuple[Checkpoints, dict[tuple[str, int], int]]:
+    """The newest checkpoint and progress marker of each partition. A record that cannot be read,
+    or whose offset is outside its partition (negative, beyond the high watermark), is logged and set
+    aside (``Checkpoints.rejected``): the restore then rebuilds the partition instead of trusting it."""
     wanted = {state_key(group, *key): key for key in partitions}
     marks = {progress_key(group, *key): key for key in partitions}
-    checkpoints: dict[tuple[str, int], Checkpoint] = {}
+    checkpoints = Checkpoints()
     progress: dict[tuple[str, int], int] = {}
-    for raw_key, blob in read_records(settings, topic, {*wanted, *marks}).items():
+    records = read_records(settings, topic, {*wanted, *marks})
+    bounds = watermarks(settings, [wanted.get(k) or marks[k] for k in records]) if records else {}
+    for raw_key, blob in records.items():
+        key, kind = (wanted[raw_key], "checkpoint") if raw_key in wanted else (marks[raw_key], "progress")
         try:
-            if raw_key in wanted:
-                checkpoints[wanted[raw_key]] = Checkpoint.decode(blob)
-            else:
-                progress[marks[raw_key]] = decode_progress(blob)
+            found = Checkpoint.decode(blob) if kind == "checkpoint" else None
+            offset = found.next_offset if found is not None else decode_progress(blob)
         except StateFormatError as exc:
-            log.warning("ignoring unreadable state record %s: %s", raw_key.decode(errors="replace"), exc)
+            reject(checkpoints, key, Rejected(kind, "unreadable", str(exc)))
+            continue
+        problem = _offset_problem(offset, key, bounds)
+        if problem is not None:
+            reject(checkpoints, key, Rejected(kind, "offset", problem))
+        elif found is not None:
+            checkpoints[key] = found
+        else:
+            progress[key] = offset
     return checkpoints, progress
+
+
+def reject(checkpoints: Checkpoints, key: tuple[str, int], why: Rejected) -> None:
+    """Set a state record aside, saying so (the restore reports it in metrics and /readyz)."""
+    then = (
+        "the partition is rebuilt from its earliest offset"
+        if why.record == "checkpoint"
+        else "the committed offset bounds what was published"
+    )
+    log.error(
+        "state record set aside: %s of %s[%d] rejected (%s): %s; %s", why.record, *key, why.reason, why.detail, then
+    )
+    checkpoints.rejected.setdefault(key, []).append(why)
