@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from itertools import repeat
+from operator import itemgetter
 
 import numpy as np
 
@@ -192,10 +193,9 @@ class MessageTimes:
     def at(self, offsets: np.ndarray) -> np.ndarray:
         """The message time of each offset (NaN where no item has it)."""
         if self._table is None:  # built once per call, and only when a batch has event times
-            n = len(self.items)
-            offs = np.fromiter((item[0] for item in self.items), np.int64, n)
-            times = np.fromiter((item[2] for item in self.items), np.float64, n)
-            if n > 1 and not bool((offs[1:] >= offs[:-1]).all()):
+            offs = np.array(list(map(itemgetter(0), self.items)), dtype=np.int64)  # faster than a generator
+            times = np.array(list(map(itemgetter(2), self.items)), dtype=np.float64)
+            if offs.size > 1 and not bool((offs[1:] >= offs[:-1]).all()):
                 order = np.argsort(offs, kind="stable")
                 offs, times = offs[order], times[order]
             self._table = offs, times
