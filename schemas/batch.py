@@ -19,7 +19,8 @@ class FeatureBatch:
     """Events of one (partition, model) as a float64 matrix ``[rows, features]``.
 
     ``values[i, j]`` is numeric feature ``names[j]`` of event ``i`` (NaN = missing or not
-    numeric); ``offsets[i]`` its Kafka offset; ``event_times[i]`` its ``ts`` (NaN if none).
+    numeric); ``offsets[i]`` its Kafka offset; ``event_times[i]`` its ``ts`` (NaN if none; the engine puts
+    the message's time there when ``ts`` is more than ``event_time_tolerance_s`` off it).
     Categorical values (strings; booleans as ``"true"``/``"false"``) are in
     ``cat_values[i, k]`` for feature ``cat_names[k]`` (None = missing or not a string).
     A feature may appear in both when producers disagree on its type.
