@@ -958,7 +958,7 @@ class ADWIN:
         self._alloc_state(F + n, levels=self._tot.shape[1])
         self._load_windows(state, F)
 
-    def set_params(self, features: Sequence[int], **params: float) -> None:
+    def set_params(self, features: Sequence[int], **params: Any) -> None:
         """Set river's parameters (``delta``, ``clock``, ``max_buckets``,
         ``min_window_length``, ``grace_period``) of the given features, in place.
 

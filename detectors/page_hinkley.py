@@ -256,7 +256,7 @@ class PageHinkley:
         for name in old:
             setattr(self, name, np.concatenate([old[name], new[name]]))
 
-    def set_params(self, features: Sequence[int], **params: float) -> None:
+    def set_params(self, features: Sequence[int], **params: Any) -> None:
         """Set river's parameters (``min_instances``, ``delta``, ``threshold``, ``alpha``,
         ``mode``) of the given features, in place: the running sums are kept and the next
         value uses the new values. Each value is a scalar or one value per listed feature.

@@ -11,7 +11,7 @@ Types are inferred per column: numeric when every non-missing value is a number
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -74,7 +74,7 @@ def categorical_profile(values: Sequence[Any], top_k: int = TOP_K) -> Categorica
 
 
 def build_profile(
-    columns: dict[str, Sequence[Any]],
+    columns: Mapping[str, Sequence[Any]],
     source: str,
     types: dict[str, Literal["numeric", "categorical"]] | None = None,
     top_k: int = TOP_K,

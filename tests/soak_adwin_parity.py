@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def main(argv: list[str]) -> int:
     import numpy as np
 
     sys.path.insert(0, str(Path(__file__).resolve().parent / "unit"))
-    from test_adwin import KINDS, assert_same, make_stream, run
+    from test_adwin import KINDS, assert_same, make_stream, run  # type: ignore[import-not-found]
 
     from driftsentinel.detectors import ADWIN, RiverADWIN
 
@@ -35,7 +36,7 @@ def main(argv: list[str]) -> int:
     for it in range(count):
         F = int(rng.integers(1, 4))
         n = int(rng.choice([50, 500, 3000, 30000]))
-        params = dict(
+        params: dict[str, Any] = dict(
             delta=float(rng.choice([0.002, 0.05, 0.3, 1e-5])),
             clock=int(rng.choice([32, 1, 2, 3, 4, 5, 8, 16, 33, 64])),
             max_buckets=int(rng.choice([5, 2, 3, 8, 13])),

@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, cast
 
@@ -237,7 +237,7 @@ def headers_of(m: Message) -> dict[str, bytes]:
 def produce(
     bootstrap: str,
     topic: str,
-    values: list[bytes | None],
+    values: Sequence[bytes | None],
     key: bytes | None = b"demo",
     partitions: list[int] | None = None,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from unittest import mock
 
 import msgpack
@@ -123,7 +124,7 @@ def test_small_batches_skip_the_lockstep_kernel():
     k = ADWIN(20)
     calls = []
     orig = k._lockstep_call
-    k._lockstep_call = lambda *a: calls.append(1) or orig(*a)
+    k._lockstep_call = lambda *a: calls.append(1) or orig(*a)  # type: ignore[method-assign, func-returns-value]
     h_small = run(k, X, list(range(100, 3000, 100)))
     assert not calls
     h_big = run(k2 := ADWIN(20), X, [])
@@ -192,7 +193,7 @@ def test_lockstep_takes_the_whole_segments():
         calls.append(a[2].copy())  # the segments each feature did (set by the kernel)
         return hits
 
-    k._lockstep_call = counted
+    k._lockstep_call = counted  # type: ignore[method-assign]
     with lockstep_for_every_batch():
         hk = run(k, X, [1000, 1017, 6001])
     assert sum(int(q.sum()) for q in calls) * 32 > 0.9 * X.size
@@ -240,7 +241,7 @@ def test_parity_long_streams(seed, kind):
 def test_parity_without_filter_and_many_detections():
     X = make_stream(11, 20_000, 3, "abrupt")
     X[::500] += 50.0  # spikes: many cut points near the threshold
-    params = dict(delta=0.3, clock=1, min_window_length=1, grace_period=1)
+    params: dict[str, Any] = dict(delta=0.3, clock=1, min_window_length=1, grace_period=1)
     for use_filter in (True, False):
         k, r = ADWIN(3, use_filter=use_filter, **params), RiverADWIN(3, **params)
         assert_same(k, r, run(k, X, [123, 9000]), run(r, X, []))
@@ -334,9 +335,9 @@ def test_input_validation():
     # river's ADWIN takes integers for these (a float raises there): no silent cast
     for name in ("clock", "max_buckets", "min_window_length", "grace_period"):
         with pytest.raises(ValueError, match=name):
-            ADWIN(2, **{name: 2.5})
+            ADWIN(2, **{name: 2.5})  # type: ignore[arg-type]
         with pytest.raises(ValueError, match=name):
-            ADWIN(2, **{name: [3, 2.5]})
+            ADWIN(2, **{name: [3, 2.5]})  # type: ignore[arg-type]
     ADWIN(2, min_window_length=3.0, clock=[16, 32])  # integer-valued floats are fine
     assert ADWIN(0).update(np.zeros((5, 0))).shape == (0, 2)
     assert ADWIN(3).update(np.zeros((0, 3))).shape == (0, 2)
@@ -368,7 +369,7 @@ def test_reset_is_a_fresh_start_and_state_right_after_a_detection():
 
 def test_filter_never_changes_results():
     X = make_stream(33, 30_000, 4, "mixed", nan_rate=0.05)
-    params = dict(delta=[0.002, 0.3, 1e-4, 0.05], clock=[32, 1, 5, 64], min_window_length=[5, 1, 10, 2])
+    params: dict[str, Any] = dict(delta=[0.002, 0.3, 1e-4, 0.05], clock=[32, 1, 5, 64], min_window_length=[5, 1, 10, 2])
     a, b = ADWIN(4, **params), ADWIN(4, use_filter=False, **params)
     np.testing.assert_array_equal(run(a, X, [100, 5000]), run(b, X, [7]))
     np.testing.assert_array_equal(a.variance, b.variance)
@@ -378,7 +379,7 @@ def test_group_certificate_after_a_scan_that_stopped_early():
     """Regression: a scan that recorded a new bucket of a high level and then went on to
     river's exact scan (no detection) left the high levels' group certificate in place, and
     the next scan trusted it for a bucket it never covered (a detection one row late)."""
-    p = dict(clock=1, max_buckets=2, min_window_length=2)
+    p: dict[str, Any] = dict(clock=1, max_buckets=2, min_window_length=2)
     X = make_stream(2, 452, 3, "abrupt")
     assert run(ADWIN(3, **p), X, []).tolist() == run(RiverADWIN(3, **p), X, []).tolist()
 
@@ -423,7 +424,7 @@ def test_filter_cache_on_offset_streams_near_the_bound():
         for at in (7_000, 15_000, 22_000):
             X[at:, f] += step * (1 if at != 15_000 else -1)
     X[rng.random((n, F)) < 0.02] = np.nan
-    params = dict(delta=[0.002, 0.05, 0.3, 1e-4], clock=[32, 1, 5, 16], min_window_length=[5, 1, 10, 2])
+    params: dict[str, Any] = dict(delta=[0.002, 0.05, 0.3, 1e-4], clock=[32, 1, 5, 16], min_window_length=[5, 1, 10, 2])
     a, b, r = ADWIN(F, **params), ADWIN(F, use_filter=False, **params), RiverADWIN(F, **params)
     ha, hb, hr = run(a, X, [4096, 9000, 20000]), run(b, X, [17]), run(r, X, [])
     assert len(hr) > 0
