@@ -348,6 +348,34 @@ class SidecarConfig(RunConfig):
     reference: str | None = Field(default=None, description="Path of a reference profile (driftsentinel baseline).")
     log_format: Literal["text", "json"] = "text"
     log_interval_s: float = Field(default=30.0, gt=0, description="Seconds between throughput/lag log lines.")
+    shutdown_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="After SIGTERM/SIGINT, exit (code 0) within about this long even while the broker is away: "
+        "work not committed by then is aborted and re-read after the restart. Keep it under the grace period.",
+    )
+    txn_stuck_s: float = Field(
+        default=45.0,
+        ge=1,
+        le=3600,
+        description="A transactional call that has not returned after this long is stuck inside librdkafka: "
+        "the process re-executes itself and, when the broker is still away, waits for it at start-up.",
+    )
+    dlq_max_value_bytes: int = Field(
+        default=900_000,
+        ge=1024,
+        le=100_000_000,
+        description="A DLQ record whose value is larger is replaced by a bounded record (value cut to this "
+        "size, headers with the original size and sha256), so it can never exceed the broker's message size.",
+    )
+    max_batch_aborts: int = Field(
+        default=5,
+        ge=1,
+        le=1_000_000,
+        description="Consecutive aborted transactions after which /readyz turns red with the reason (counted "
+        "in driftsentinel_transaction_aborts_total); the batch is retried with a growing pause.",
+    )
 
 
 def format_validation_error(exc: ValidationError) -> str:

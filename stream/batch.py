@@ -82,8 +82,8 @@ class BatchRunner:
                 self._dead_letter(msg, exc)
                 pos.published = True
             return
-        # the message time is the late-label join's clock; without a labels topic nothing reads it
-        t = _message_time(msg) if self.labels_topic is not None else 0.0
+        # the message time is the late-label join's clock and the engine's check of each event's ts
+        t = _message_time(msg)
         items = inputs.get(key)
         if items is None:
             items = inputs[key] = []

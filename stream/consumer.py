@@ -54,7 +54,7 @@ class Sidecar:
     def __init__(self, config: SidecarConfig, metrics: Metrics | None = None, health: HealthState | None = None,
                  on_alert: Callable[[DriftEvent], None] | None = None) -> None:
         self.config, self.on_alert = config, on_alert
-        self.metrics, self.health = metrics or Metrics(), health or HealthState()
+        self.metrics, self.health = metrics or Metrics(max_series=config.metrics_max_series), health or HealthState()
         kafka = config.kafka
         self.labels_topic = kafka.labels_topic if config.detectors.concept_drift.enabled else None
         if kafka.labels_topic and self.labels_topic is None:
@@ -64,7 +64,7 @@ class Sidecar:
             log.warning("checkpoints need detectors.backend=kernel; state is kept in memory only")
         self.profile = load_profile(config.reference) if config.reference else None
         self.engine = Engine(config, kafka.input_topic, self.labels_topic, self.profile)
-        self.state = Partitions(config, self.engine, self.checkpointing)
+        self.state = Partitions(config, self.engine, self.checkpointing, metrics=self.metrics, health=self.health)
         self.gauges = Gauges(self.metrics, config.log_interval_s)
         self.http_port: int | None = None
         self._stopping = False
@@ -100,7 +100,8 @@ class Sidecar:
     def run(self) -> int:
         """Run until stopped, ``max_events`` or ``idle_exit``; returns the exit code."""
         cfg = self.config
-        server = serve(self.metrics, self.health, cfg.metrics_host, cfg.metrics_port)
+        server = serve(self.metrics, self.health, cfg.metrics_host, cfg.metrics_port,
+                       idle_timeout_s=cfg.metrics_idle_timeout_s, max_connections=cfg.metrics_max_connections)
         self.http_port = server.server_address[1]
         log.info("metrics on http://%s:%d/metrics", cfg.metrics_host, self.http_port)
         try:

@@ -102,6 +102,8 @@ class Gauges:
             m.events.labels(model).inc(n)
         if out.dropped_model_events:
             m.model_events_dropped.inc(out.dropped_model_events)
+        for model, n in out.event_time_fallbacks.items():
+            m.event_time_fallbacks.labels(model).inc(n)
         for model, n in out.dropped_values.items():
             m.features_dropped.labels(model).inc(n)
         for model, n in out.labels_joined.items():

@@ -217,6 +217,16 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.dlq_truncated = _Counter(
+            f"{PREFIX}_dlq_truncated",
+            "DLQ records whose value was over dlq_max_value_bytes: written cut, with the original size and sha256.",
+            registry=r,
+        )
+        self.transaction_aborts = _Counter(
+            f"{PREFIX}_transaction_aborts",
+            "Batches whose transaction was aborted (the input is rewound and re-read).",
+            registry=r,
+        )
         self.checkpoints_rejected = Counter(
             f"{PREFIX}_checkpoints_rejected",
             "State records set aside on restore (the partition is rebuilt from its earliest offset), by reason: "
@@ -271,6 +281,9 @@ class HealthState:
         self._heartbeat = time.monotonic()
         self._ready_reason = "starting"
         self._broker_reason = ""
+        # Reasons that outlast the next commit (a rejected checkpoint, an undeliverable DLQ
+        # record): reason -> monotonic expiry. Bounded: the oldest goes when full.
+        self._lasting: dict[str, float] = {}
         self.stall_after_s = stall_after_s
 
     def beat(self) -> None:
@@ -281,6 +294,14 @@ class HealthState:
         """``None`` = ready; otherwise the reason it is not."""
         with self._lock:
             self._ready_reason = reason or ""
+
+    def set_ready_for(self, reason: str, seconds: float) -> None:
+        """Not ready for ``seconds`` (from now) with ``reason``, whatever :meth:`set_ready` says meanwhile."""
+        with self._lock:
+            self._lasting.pop(reason, None)
+            self._lasting[reason] = time.monotonic() + seconds
+            while len(self._lasting) > 16:
+                del self._lasting[next(iter(self._lasting))]
 
     def set_broker(self, reason: str | None) -> None:
         """The broker watch's verdict: ``None`` = the broker answers."""
@@ -298,8 +319,12 @@ class HealthState:
         return ok, "ok" if ok else f"loop stalled for {age:.0f}s"
 
     def ready(self) -> tuple[bool, str]:
+        now = time.monotonic()
         with self._lock:
-            reason = self._broker_reason or self._ready_reason
+            for gone in [r for r, until in self._lasting.items() if until <= now]:
+                del self._lasting[gone]
+            lasting = next(reversed(self._lasting), "")
+            reason = self._broker_reason or self._ready_reason or lasting
         return (not reason), (reason or "ready")
 
 
