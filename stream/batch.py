@@ -30,8 +30,15 @@ log = logging.getLogger("driftsentinel")
 class BatchRunner:
     """Runs consumed batches through the engine into the current transaction."""
 
-    def __init__(self, config: SidecarConfig, engine: Engine, state: Partitions, gauges: Gauges,
-                 txn: Transaction, on_alert: Callable[[DriftEvent], None] | None) -> None:
+    def __init__(
+        self,
+        config: SidecarConfig,
+        engine: Engine,
+        state: Partitions,
+        gauges: Gauges,
+        txn: Transaction,
+        on_alert: Callable[[DriftEvent], None] | None,
+    ) -> None:
         self.config, self.engine, self.state, self.gauges, self.txn = config, engine, state, gauges, txn
         self.metrics = gauges.metrics
         self.labels_topic = engine.labels_topic
@@ -106,16 +113,33 @@ class BatchRunner:
                 pos.published = True
 
     def _dead_letter(self, msg: Message, exc: InvalidEvent) -> None:
-        self.txn.produce(self.config.kafka.dlq_topic, msg.key(), msg.value(),
-                         clients.dead_letter_headers(msg, exc.reason, exc.detail))
+        # A record over the bound is cut (headers keep its size and sha256): produced whole it
+        # could exceed the DLQ topic's limit and abort every retry of this batch.
+        (key, value, headers), cut = clients.dead_letter(msg, exc.reason, exc.detail, self.config.dlq_max_value_bytes)
+        if cut:
+            self.metrics.dlq_truncated.inc()
+            log.warning(
+                "DLQ record of %s[%s]@%s cut to %d bytes (value was %d bytes)",
+                msg.topic(),
+                msg.partition(),
+                msg.offset(),
+                self.config.dlq_max_value_bytes,
+                len(msg.value() or b""),
+            )
+        self.txn.produce(self.config.kafka.dlq_topic, key, value, headers)
         self.metrics.invalid_events.labels(exc.reason).inc()
 
     def _emit(self, key: tuple[str, int], out: Output) -> None:
         """The engine's output for one partition: alerts published, counts into metrics."""
         self.gauges.counts(*key, out)
         if out.orphan_labels:
-            log.error("%d labels of %s[%d] have no input partition %s[%d] here: are the topics co-partitioned?",
-                      out.orphan_labels, self.labels_topic, key[1], *key)
+            log.error(
+                "%d labels of %s[%d] have no input partition %s[%d] here: are the topics co-partitioned?",
+                out.orphan_labels,
+                self.labels_topic,
+                key[1],
+                *key,
+            )
         for event in out.events:
             self.txn.produce(self.config.kafka.alerts_topic, event.key.encode(), event.model_dump_json().encode())
             self.gauges.alert(event)
@@ -131,4 +155,3 @@ def _message_time(msg: Message) -> float:
     """The message's Kafka timestamp in seconds (the join's clock: the same on a re-read)."""
     kind, ms = msg.timestamp()
     return ms / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE else time.time()
-

@@ -12,6 +12,7 @@ limits librdkafka's repeated connection errors in the log.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -33,6 +34,10 @@ STARTUP_TIMEOUT_S = 30.0
 
 class StartupError(RuntimeError):
     """The loop cannot start (broker unreachable, authentication failed, bad topic layout, ...)."""
+
+
+class Stopped(RuntimeError):
+    """A stop was requested while start-up was waiting for the broker (a clean exit)."""
 
 
 class RateLimit(logging.Filter):
@@ -88,11 +93,13 @@ def list_topics(
     bootstrap_servers: str,
     fatal: Callable[[], KafkaError | None] = lambda: None,
     timeout_s: float = STARTUP_TIMEOUT_S,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> dict[str, Any]:
     """The cluster's topics, waiting up to ``timeout_s`` for the broker; StartupError if it never answers.
 
     The wait is cut in short slices so that an authentication error reported through the
-    clients' ``error_cb`` (``fatal()`` returns it) ends it at once.
+    clients' ``error_cb`` (``fatal()`` returns it) ends it at once, and a stop request
+    (``stopping()``) too: :class:`Stopped`.
     """
     deadline = time.monotonic() + timeout_s
     while True:
@@ -106,10 +113,23 @@ def list_topics(
                 raise StartupError(explain(err, bootstrap_servers)) from None
             if time.monotonic() > deadline:
                 raise StartupError(explain(exc.args[0], bootstrap_servers)) from None
+            if stopping():
+                raise Stopped("stop requested while waiting for the broker") from None
     err = fatal()
     if err is not None:
         raise StartupError(explain(err, bootstrap_servers))
     return topics
+
+
+def on_kafka_error(err: KafkaError, health: Any) -> KafkaError | None:
+    """A client's ``error_cb``: readiness red while the broker is unreachable, logged (rate limited);
+    returns ``err`` when it is fatal (authentication, or librdkafka says so), else ``None``."""
+    if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+        health.set_ready(f"broker unreachable: {err.str()}")
+    rdkafka_log.warning("kafka: %s", err.str(), extra={"kind": err.name()})
+    if err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED) or err.fatal():
+        return err
+    return None
 
 
 def create_topics(admin: AdminClient, names: Iterable[str], existing: dict[str, Any]) -> None:
@@ -127,8 +147,11 @@ def create_topics(admin: AdminClient, names: Iterable[str], existing: dict[str, 
                 raise StartupError(f"cannot create topic {name}: {exc.args[0].str()}") from None
 
 
-def sidecar_settings(config: SidecarConfig, instance_id: str, error_cb: Callable[[KafkaError], None],
-                     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def sidecar_settings(
+    config: SidecarConfig,
+    instance_id: str,
+    error_cb: Callable[[KafkaError], None],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The sidecar's (consumer, producer, admin) settings.
 
     Security settings (SASL/TLS) go to every client: ``kafka.common``; the consumer
@@ -138,17 +161,28 @@ def sidecar_settings(config: SidecarConfig, instance_id: str, error_cb: Callable
     common = {"bootstrap.servers": kafka.bootstrap_servers, "logger": rdkafka_log, **kafka.common}
     labels = bool(kafka.labels_topic) and config.detectors.concept_drift.enabled
     consumer = {
-        **common, "error_cb": error_cb, "group.id": kafka.group_id, "group.instance.id": instance_id,
-        "session.timeout.ms": 10_000, "enable.auto.commit": False, "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed", "enable.partition.eof": False,
+        **common,
+        "error_cb": error_cb,
+        "group.id": kafka.group_id,
+        "group.instance.id": instance_id,
+        "session.timeout.ms": 10_000,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "enable.partition.eof": False,
         # Late labels meet their predictions only if partition i of both topics goes
         # to the same member: the range assignor does that for equal partition counts.
         **({"partition.assignment.strategy": "range"} if labels else {}),
         **kafka.consumer,
     }
     producer: dict[str, Any] = {
-        **common, "error_cb": error_cb, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
-        "message.max.bytes": MAX_STATE_BYTES + 1024 * 1024, "compression.type": "lz4",
+        **common,
+        "error_cb": error_cb,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "message.max.bytes": MAX_STATE_BYTES + 1024 * 1024,
+        "compression.type": "lz4",
     }
     if kafka.exactly_once:
         producer["transactional.id"] = transactional_id(kafka.group_id, instance_id)
@@ -166,9 +200,14 @@ H_OFFSET = "driftsentinel.source.offset"
 
 def dead_letter_headers(msg: Message, reason: str, detail: str) -> list[tuple[str, str | bytes | None]]:
     """The message's own headers plus why it is in the DLQ and where it came from."""
-    return [*(msg.headers() or []), (H_REASON, reason.encode()), (H_ERROR, detail.encode("utf-8", "replace")[:1000]),
-            (H_TOPIC, (msg.topic() or "").encode()), (H_PARTITION, str(msg.partition()).encode()),
-            (H_OFFSET, str(msg.offset()).encode())]
+    return [
+        *(msg.headers() or []),
+        (H_REASON, reason.encode()),
+        (H_ERROR, detail.encode("utf-8", "replace")[:1000]),
+        (H_TOPIC, (msg.topic() or "").encode()),
+        (H_PARTITION, str(msg.partition()).encode()),
+        (H_OFFSET, str(msg.offset()).encode()),
+    ]
 
 
 def effective_config_line(config: SidecarConfig) -> str:
@@ -179,3 +218,53 @@ def effective_config_line(config: SidecarConfig) -> str:
             if any(s in key.lower() for s in ("password", "secret", "sasl.oauthbearer", "key", "jaas")):
                 data["kafka"][section][key] = "***"
     return json.dumps(data, sort_keys=True)
+
+
+#: Headers of a DLQ record cut to ``dlq_max_value_bytes`` (the original is too large for the DLQ).
+H_TRUNCATED = "driftsentinel.truncated"
+H_SIZE = "driftsentinel.original.size"
+H_SHA256 = "driftsentinel.original.sha256"
+#: The original key and headers are kept up to these sizes in a cut record.
+_CUT_KEY_BYTES = 1024
+_CUT_HEADER_BYTES = 16 * 1024
+
+DeadLetter = tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | None]]]
+
+
+def dead_letter(msg: Message, reason: str, detail: str, max_bytes: int) -> tuple[DeadLetter, bool]:
+    """The DLQ record (key, value, headers) for ``msg``, and whether it had to be cut.
+
+    A record over ``max_bytes`` (key, value and headers) could never be produced to a DLQ with
+    the broker's default 1 MB limit: the transaction would abort on every retry and the
+    partition never move on. It is replaced by a bounded one: the value cut to fit, the key
+    and the original headers cut or left out, and headers with the original value's size
+    and sha256 so the message can be found in the input topic (source headers) and checked.
+
+    >>> class M:
+    ...     def key(self): return b"k"
+    ...     def value(self): return b"x" * 5000
+    ...     def headers(self): return None
+    ...     def topic(self): return "t"
+    ...     def partition(self): return 0
+    ...     def offset(self): return 7
+    >>> (key, value, headers), cut = dead_letter(M(), "invalid_json", "bad", 2048)
+    >>> cut, len(value) < 2048, dict(headers)[H_SIZE], dict(headers)[H_OFFSET]
+    (True, True, b'5000', b'7')
+    """
+    key, value = msg.key(), msg.value()
+    headers = dead_letter_headers(msg, reason, detail)
+    size = len(key or b"") + len(value or b"") + _header_bytes(headers)
+    if size <= max_bytes:
+        return (key, value, headers), False
+    own = list(msg.headers() or [])
+    if _header_bytes(own) > _CUT_HEADER_BYTES:
+        headers = headers[len(own) :]  # the original headers are too large to keep: left out
+    digest = hashlib.sha256(value or b"").hexdigest().encode()
+    headers += [(H_TRUNCATED, b"value"), (H_SIZE, str(len(value or b"")).encode()), (H_SHA256, digest)]
+    key = key[:_CUT_KEY_BYTES] if key is not None else None
+    room = max_bytes - len(key or b"") - _header_bytes(headers)
+    return (key, (value or b"")[: max(room, 0)], headers), True
+
+
+def _header_bytes(headers: Iterable[Any]) -> int:
+    return sum(len(h[0]) + len(h[1] or b"") for h in headers)

@@ -22,6 +22,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
@@ -33,7 +34,7 @@ from driftsentinel.schemas import DriftEvent, SidecarConfig
 from driftsentinel.schemas.profile import load_profile
 from driftsentinel.stream import clients
 from driftsentinel.stream.batch import BatchRunner
-from driftsentinel.stream.broker_watch import start_broker_watch
+from driftsentinel.stream.broker_watch import Lifecycle, start_broker_watch
 from driftsentinel.stream.columns import BatchBudget
 from driftsentinel.stream.gauges import Gauges
 from driftsentinel.stream.idle import IdleClock
@@ -41,9 +42,9 @@ from driftsentinel.stream.label_topic import split_assignment
 from driftsentinel.stream.metrics import HealthState, Metrics, serve
 from driftsentinel.stream.partitions import Partitions
 from driftsentinel.stream.restore import committed_offsets, plan_restore
-from driftsentinel.stream.startup import start_up
+from driftsentinel.stream.startup import labels_and_checkpoints, start_up
 from driftsentinel.stream.state_topic import read_checkpoints
-from driftsentinel.stream.transaction import Aborted, AtLeastOnce, ExactlyOnce, Watchdog
+from driftsentinel.stream.transaction import Aborted, AbortStreak, AtLeastOnce, ExactlyOnce, Watchdog
 
 log = logging.getLogger("driftsentinel")
 
@@ -56,12 +57,7 @@ class Sidecar:
         self.config, self.on_alert = config, on_alert
         self.metrics, self.health = metrics or Metrics(max_series=config.metrics_max_series), health or HealthState()
         kafka = config.kafka
-        self.labels_topic = kafka.labels_topic if config.detectors.concept_drift.enabled else None
-        if kafka.labels_topic and self.labels_topic is None:
-            log.warning("kafka.labels_topic is set but detectors.concept_drift is disabled: labels are not read")
-        self.checkpointing = config.checkpoint.enabled and config.detectors.backend == "kernel"
-        if config.checkpoint.enabled and not self.checkpointing:
-            log.warning("checkpoints need detectors.backend=kernel; state is kept in memory only")
+        self.labels_topic, self.checkpointing = labels_and_checkpoints(config)
         self.profile = load_profile(config.reference) if config.reference else None
         self.engine = Engine(config, kafka.input_topic, self.labels_topic, self.profile)
         self.state = Partitions(config, self.engine, self.checkpointing, metrics=self.metrics, health=self.health)
@@ -74,9 +70,11 @@ class Sidecar:
         self.instance_id = kafka.instance_id or socket.gethostname()
         consumer, producer, self._admin_conf = clients.sidecar_settings(config, self.instance_id, self._on_kafka_error)
         self.consumer, self.producer = Consumer(consumer), Producer(producer)
-        self.watchdog = Watchdog()
+        self.watchdog, self.life = Watchdog(config.txn_stuck_s), Lifecycle(config.shutdown_timeout_s)
         self.txn = (ExactlyOnce(self.producer, self.consumer, self.health, self.watchdog, log) if kafka.exactly_once
                     else AtLeastOnce(self.producer, self.consumer, self.health))
+        self.txn.stopping = lambda: self._stopping  # waits for an absent broker end when a stop comes
+        self.aborts = AbortStreak(self.health, config.max_batch_aborts, self.metrics.transaction_aborts.inc)
         self.batches = BatchRunner(config, self.engine, self.state, self.gauges, self.txn, on_alert)
 
     @property
@@ -87,13 +85,15 @@ class Sidecar:
     @property
     def partitions(self) -> dict[tuple[str, int], Any]:
         """Each assigned input partition's banks (benchmarks read them)."""
-        return {key: _Banks(self.engine.banks(*key)) for key in self.state.inputs}
+        return {key: SimpleNamespace(banks=self.engine.banks(*key)) for key in self.state.inputs}
 
     def request_stop(self, *_: Any) -> None:
-        """Finish the current batch, commit, exit (SIGTERM/SIGINT handler)."""
+        """Finish the current batch, commit, exit (SIGTERM/SIGINT handler); bounded by shutdown_timeout_s."""
         self._stopping = True
+        self.life.stop()
 
     def install_signal_handlers(self) -> None:
+        self.life.hard_exit = True  # this process is the sidecar's: an overdue stop may end it
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
 
@@ -104,6 +104,7 @@ class Sidecar:
                        idle_timeout_s=cfg.metrics_idle_timeout_s, max_connections=cfg.metrics_max_connections)
         self.http_port = server.server_address[1]
         log.info("metrics on http://%s:%d/metrics", cfg.metrics_host, self.http_port)
+        start_broker_watch(self._admin_conf, self.health, self.watchdog, self.life)
         try:
             self._start_up()
             # numba's cached kernels load on first call (~0.4 s): here, not in the first batch
@@ -111,31 +112,35 @@ class Sidecar:
             # Everything allocated so far lives as long as the process: keep it out of the
             # cycle collector's generations (measured: +15-28 % events per CPU second).
             gc.freeze()
-            start_broker_watch(self._admin_conf, self.health, self.watchdog, lambda: self._stopping)
             topics = [cfg.kafka.input_topic] + ([self.labels_topic] if self.labels_topic else [])
             self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
             self._loop()
-        except clients.StartupError as exc:
-            log.error("cannot start: %s", exc)
+            return self._shut_down(server)
+        except (clients.StartupError, clients.Stopped) as exc:
+            log.log(logging.INFO if isinstance(exc, clients.Stopped) else logging.ERROR, "cannot start: %s", exc)
             self.consumer.close()
             server.shutdown()
-            return 3
+            return 0 if isinstance(exc, clients.Stopped) else 3
         except KafkaException as exc:
             log.error("fatal Kafka error, exiting: %s", exc.args[0].str() if exc.args else exc)
             server.shutdown()
             return 1
+        finally:
+            self.life.done = True  # the broker watch ran through the shutdown; it ends now
+
+    def _shut_down(self, server: Any) -> int:
         self._stopping = True
         self._update_gauges(force=True)
         self.consumer.close()  # revokes: the revoked partitions' state is checkpointed
-        self.producer.flush(30)
+        self.producer.flush(5 if not self.health.broker_ok() else 30)
         log.info("stopped after %d messages", self.consumed)
         server.shutdown()
         return 0
 
     def _start_up(self) -> None:
-        settings: dict[str, Any] = {**self._admin_conf, "error_cb": self._on_kafka_error}
-        admin = clients.AdminClient(settings)
-        start_up(self.config, admin, self.producer, self.labels_topic, self.checkpointing, lambda: self._fatal)
+        admin = clients.AdminClient(self._admin_conf | {"error_cb": self._on_kafka_error})
+        start_up(self.config, admin, self.producer, self.labels_topic, self.checkpointing, lambda: self._fatal,
+                 lambda: self._stopping)
 
     def _loop(self) -> None:
         cfg = self.config
@@ -156,6 +161,7 @@ class Sidecar:
                     self._idle.restart()  # no input while the broker is away or nothing is assigned is not idleness
                 if self._idle.expired():
                     return
+                self._update_gauges()  # idle too: the last batch's read-outs reach the gauges
                 continue
             started = time.perf_counter()
             self._process_batch(msgs)
@@ -174,6 +180,7 @@ class Sidecar:
         except Aborted as exc:
             log.warning("transaction aborted (%s): rewinding to the last checkpoint", exc)
             self._abort()
+            self.aborts.pause(self.aborts.aborted(str(exc)), lambda: self._stopping)
             self._rewind()
 
     def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
@@ -182,6 +189,7 @@ class Sidecar:
                 self.txn.produce(self.config.kafka.state_topic, key, blob)
         self.txn.commit([TP(t, p, o) for (t, p), o in offsets.items() if o >= 0])
         self.health.set_ready(None)
+        self.aborts.committed()
 
     def _abort(self) -> None:
         self.txn.abort()
@@ -238,14 +246,5 @@ class Sidecar:
             self.gauges.consumer_lag(self.consumer)
 
     def _on_kafka_error(self, err: KafkaError) -> None:
-        if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
-            self.health.set_ready(f"broker unreachable: {err.str()}")
-        if err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED) or err.fatal():
-            self._fatal = err
-        clients.rdkafka_log.warning("kafka: %s", err.str(), extra={"kind": err.name()})
-
-
-class _Banks:
-    def __init__(self, banks: dict[str, Any]) -> None:
-        self.banks = banks
+        self._fatal = clients.on_kafka_error(err, self.health) or self._fatal
 

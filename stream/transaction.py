@@ -33,8 +33,9 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-#: How long a transaction may keep failing with retriable errors (broker away) before
-#: the sidecar gives up and exits non-zero.
+#: How long a transaction may keep failing with retriable errors while the broker watch sees
+#: the broker answering before the sidecar gives up and exits non-zero. While the broker is
+#: away the wait has no end (readiness red, liveness green): outages of any length are waited out.
 TXN_RETRY_S = 300.0
 #: A transactional call that has not returned after this long is stuck inside librdkafka
 #: (send_offsets_to_transaction can ignore its timeout: librdkafka #5456, #5511); the
@@ -59,7 +60,46 @@ class Health(Protocol):
 
     def beat(self) -> None: ...
     def set_ready(self, reason: str | None) -> None: ...
+    def set_ready_for(self, reason: str, seconds: float) -> None: ...
     def broker_ok(self) -> bool: ...
+
+
+class AbortStreak:
+    """Consecutive aborted batches: each counted; from ``limit`` on, /readyz red with the reason and a
+    growing pause (up to 30 s) before the retry, so a batch that cannot commit never spins unseen.
+
+    >>> class H:
+    ...     def set_ready_for(self, reason, seconds): print(reason)
+    >>> s = AbortStreak(H(), limit=2)
+    >>> s.aborted("x"), s.aborted("y")
+    2 transactions aborted in a row: y
+    (0.0, 0.4)
+    >>> s.committed(); s.in_row
+    0
+    """
+
+    def __init__(self, health: Any, limit: int, count: Callable[[], None] = lambda: None) -> None:
+        self.health, self.limit, self.count = health, limit, count
+        self.in_row = 0
+
+    def aborted(self, why: str) -> float:
+        """Count one abort; return the pause before the retry (seconds)."""
+        self.in_row += 1
+        self.count()
+        if self.in_row < self.limit:
+            return 0.0
+        self.health.set_ready_for(f"{self.in_row} transactions aborted in a row: {why}"[:500], 120.0)
+        return float(min(0.2 * 2 ** (self.in_row - self.limit + 1), 30.0))
+
+    def committed(self) -> None:
+        self.in_row = 0
+
+    def pause(self, seconds: float, stopping: Callable[[], bool]) -> None:
+        """Sleep ``seconds`` (the loop alive for the liveness probe), cut short by a stop request."""
+        until = time.monotonic() + seconds
+        while time.monotonic() < until and not stopping():
+            self.health.beat()
+            time.sleep(0.1)
 
 
 class Watchdog:
@@ -95,6 +135,12 @@ class _Output:
         self.consumer = consumer
         self.health = health
         self.delivery = _Delivery()
+        #: True once a stop is requested: waits for an absent broker end at once (the
+        #: batch is aborted and re-read after the restart), so SIGTERM exits in bounded time.
+        self.stopping: Callable[[], bool] = lambda: False
+
+    def _give_up(self) -> bool:
+        return self.stopping() and not self.health.broker_ok()
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None) -> None:
         deadline = time.monotonic() + 60
@@ -117,8 +163,9 @@ class ExactlyOnce(_Output):
 
     exactly_once = True
 
-    def __init__(self, producer: Producer, consumer: Consumer, health: Health, watchdog: Watchdog,
-                 log: Any = None) -> None:
+    def __init__(
+        self, producer: Producer, consumer: Consumer, health: Health, watchdog: Watchdog, log: Any = None
+    ) -> None:
         super().__init__(producer, consumer, health)
         self.watchdog = watchdog
         self.log = log
@@ -141,11 +188,17 @@ class ExactlyOnce(_Output):
         deadline = time.monotonic() + TXN_RETRY_S
         while True:
             try:
-                self.producer.abort_transaction(30)
+                self.producer.abort_transaction(5 if self.stopping() else 30)
                 return
             except KafkaException as exc:
-                if exc.args[0].fatal() or time.monotonic() > deadline:
+                if self._give_up():
+                    return  # the next life's init_transactions aborts it (same transactional.id)
+                if exc.args[0].fatal():
                     raise
+                if self.health.broker_ok() and time.monotonic() > deadline:
+                    raise
+                if not self.health.broker_ok():
+                    deadline = time.monotonic() + TXN_RETRY_S
                 self.health.beat()
                 time.sleep(0.5)
 
@@ -156,8 +209,9 @@ class ExactlyOnce(_Output):
         when the group coordinator is down at the call (librdkafka issues #5456, #5511), so
         it is not called while the broker is known to be away.
         """
-        deadline = time.monotonic() + TXN_RETRY_S
-        while not self.health.broker_ok() and time.monotonic() < deadline:
+        while not self.health.broker_ok():
+            if self.stopping():
+                raise Aborted("stopping while the broker is away")
             self.health.beat()
             time.sleep(0.2)
 
@@ -176,8 +230,10 @@ class ExactlyOnce(_Output):
                 err: KafkaError = exc.args[0]
                 if err.fatal():
                     raise
-                if err.txn_requires_abort():
+                if err.txn_requires_abort() or self._give_up():
                     raise Aborted(err.str()) from None
+                if not self.health.broker_ok():
+                    deadline = time.monotonic() + TXN_RETRY_S  # an outage is waited out, however long
                 if not err.retriable() or time.monotonic() > deadline:
                     raise
                 self.health.set_ready(f"transaction retrying: {err.str()}")
