@@ -362,12 +362,13 @@ class SidecarConfig(RunConfig):
         description="A transactional call that has not returned after this long is stuck inside librdkafka: "
         "the process re-executes itself and, when the broker is still away, waits for it at start-up.",
     )
-    dlq_max_value_bytes: int = Field(
-        default=900_000,
+    dlq_max_value_bytes: int | None = Field(
+        default=None,
         ge=1024,
         le=100_000_000,
-        description="A DLQ record whose value is larger is replaced by a bounded record (value cut to this "
-        "size, headers with the original size and sha256), so it can never exceed the broker's message size.",
+        description="A DLQ record (key, value, headers) larger than this is replaced by a bounded record (value "
+        "cut, headers with the original size and sha256), so the DLQ topic can always take it. Default: the DLQ "
+        "topic's max.message.bytes (read at start-up) less 64 KiB, else 900,000.",
     )
     max_batch_aborts: int = Field(
         default=5,

@@ -44,6 +44,8 @@ class BatchRunner:
         self.labels_topic = engine.labels_topic
         self.on_alert = on_alert
         self.consumed = 0
+        #: The largest DLQ record to produce: set at start-up from the DLQ topic's limit.
+        self.dlq_max_bytes = config.dlq_max_value_bytes or clients.DLQ_DEFAULT_BYTES
 
     def run(self, msgs: list[Message]) -> list[tuple[str, int]]:
         """Decode per partition, run the engine, publish; returns the input partitions touched."""
@@ -115,7 +117,7 @@ class BatchRunner:
     def _dead_letter(self, msg: Message, exc: InvalidEvent) -> None:
         # A record over the bound is cut (headers keep its size and sha256): produced whole it
         # could exceed the DLQ topic's limit and abort every retry of this batch.
-        (key, value, headers), cut = clients.dead_letter(msg, exc.reason, exc.detail, self.config.dlq_max_value_bytes)
+        (key, value, headers), cut = clients.dead_letter(msg, exc.reason, exc.detail, self.dlq_max_bytes)
         if cut:
             self.metrics.dlq_truncated.inc()
             log.warning(
@@ -123,7 +125,7 @@ class BatchRunner:
                 msg.topic(),
                 msg.partition(),
                 msg.offset(),
-                self.config.dlq_max_value_bytes,
+                self.dlq_max_bytes,
                 len(msg.value() or b""),
             )
         self.txn.produce(self.config.kafka.dlq_topic, key, value, headers)

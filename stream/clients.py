@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from driftsentinel.schemas import SidecarConfig
 from driftsentinel.stream.checkpoint import MAX_STATE_BYTES
@@ -130,6 +130,27 @@ def on_kafka_error(err: KafkaError, health: Any) -> KafkaError | None:
     if err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED) or err.fatal():
         return err
     return None
+
+
+#: A DLQ record's bound when the DLQ topic's limit cannot be read (under the broker's default 1 MB).
+DLQ_DEFAULT_BYTES = 900_000
+#: Room left under the DLQ topic's max.message.bytes for the record batch's own overhead.
+_DLQ_MARGIN = 64 * 1024
+
+
+def dlq_bound(admin: AdminClient, config: SidecarConfig, producer_max: int) -> int:
+    """The largest DLQ record (key, value, headers) to produce: ``dlq_max_value_bytes`` if set, else
+    the DLQ topic's ``max.message.bytes`` less a margin, never over the producer's own limit."""
+    bound = config.dlq_max_value_bytes
+    if bound is None:
+        bound = DLQ_DEFAULT_BYTES
+        try:
+            resource = ConfigResource(ResourceType.TOPIC, config.kafka.dlq_topic)
+            entries = admin.describe_configs([resource])[resource].result(timeout=10)
+            bound = max(int(entries["max.message.bytes"].value) - _DLQ_MARGIN, 1024)
+        except (KafkaException, KeyError, ValueError, TypeError) as exc:
+            log.warning("DLQ topic's max.message.bytes not readable (%s): DLQ records cut at %d bytes", exc, bound)
+    return min(bound, producer_max - _DLQ_MARGIN)
 
 
 def create_topics(admin: AdminClient, names: Iterable[str], existing: dict[str, Any]) -> None:

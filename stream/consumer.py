@@ -139,8 +139,8 @@ class Sidecar:
 
     def _start_up(self) -> None:
         admin = clients.AdminClient(self._admin_conf | {"error_cb": self._on_kafka_error})
-        start_up(self.config, admin, self.producer, self.labels_topic, self.checkpointing, lambda: self._fatal,
-                 lambda: self._stopping)
+        self.batches.dlq_max_bytes = start_up(self.config, admin, self.producer, self.labels_topic,
+                                              self.checkpointing, lambda: self._fatal, lambda: self._stopping)
 
     def _loop(self) -> None:
         cfg = self.config

@@ -19,7 +19,16 @@ from confluent_kafka.admin import AdminClient
 
 from driftsentinel.schemas import SidecarConfig
 from driftsentinel.stream.broker_watch import REEXEC_ENV
-from driftsentinel.stream.clients import STARTUP_TIMEOUT_S, StartupError, Stopped, create_topics, explain, list_topics
+from driftsentinel.stream.checkpoint import MAX_STATE_BYTES
+from driftsentinel.stream.clients import (
+    STARTUP_TIMEOUT_S,
+    StartupError,
+    Stopped,
+    create_topics,
+    dlq_bound,
+    explain,
+    list_topics,
+)
 from driftsentinel.stream.label_topic import check_labels_topic
 from driftsentinel.stream.state_topic import ensure_state_topic
 
@@ -46,9 +55,10 @@ def start_up(
     checkpointing: bool,
     fatal: Callable[[], KafkaError | None],
     stopping: Callable[[], bool] = lambda: False,
-) -> None:
+) -> int:
     """Reach the broker, check the topics, create the output topics, initialise transactions — or
-    raise :class:`StartupError` saying why not (:class:`Stopped` if a stop came while waiting)."""
+    raise :class:`StartupError` saying why not (:class:`Stopped` if a stop came while waiting).
+    Returns the largest DLQ record to produce (:func:`driftsentinel.stream.clients.dlq_bound`)."""
     kafka = config.kafka
     patient = os.environ.pop(REEXEC_ENV, None) is not None  # not inherited by anything started later
     timeout = math.inf if patient else STARTUP_TIMEOUT_S
@@ -63,8 +73,11 @@ def start_up(
     create_topics(admin, (kafka.alerts_topic, kafka.dlq_topic), existing)
     if checkpointing:
         ensure_state_topic(admin, kafka.state_topic)
+    producer_max = int(kafka.producer.get("message.max.bytes", MAX_STATE_BYTES + 1024 * 1024))
+    bound = dlq_bound(admin, config, producer_max)
     if kafka.exactly_once:
         _init_transactions(producer, kafka.bootstrap_servers, patient, stopping)
+    return bound
 
 
 def _init_transactions(producer: Producer, servers: str, patient: bool, stopping: Callable[[], bool]) -> None:

@@ -430,3 +430,50 @@ def test_numbers_and_escapes_beyond_float64_and_utf8_do_not_kill_the_sidecar(
         sidecar.kill()
     assert sample(snap, "driftsentinel_events_total", model=MODEL) in (len(values) - 1, len(values))
     assert "Traceback" not in sidecar.log(), sidecar.log()[-3000:]
+
+
+def test_an_oversize_message_is_dead_lettered_cut_and_the_partition_moves_on(
+    kafka_bootstrap: str, new_topic, tmp_path: Path
+) -> None:
+    """Issue 24 item 1: one 5 MB incompressible value on an input topic that allows 10 MB, the DLQ
+    topic at the broker's default 1 MB: the DLQ record is cut (size and sha256 in its headers), the
+    transaction commits, alerts become readable, the offset moves past it, nothing is counted twice."""
+    import hashlib
+    import os
+
+    from tests.integration.sidecar_helpers import committed_offset
+
+    rng = random.Random(24)
+    n, at = 5_000, 2_500
+    docs = [_valid_doc(rng, i) for i in range(n)]
+    for doc in docs[3_000:]:  # a shift the default detectors catch
+        doc["features"] = {k: v + 8.0 for k, v in doc["features"].items()}
+    values: list[bytes | None] = [json.dumps(d, separators=(",", ":")).encode() for d in docs]
+    huge = os.urandom(5 * 1024 * 1024)
+    values[at] = huge
+    topic = new_topic(partitions=1, prefix="oversize", config={"max.message.bytes": str(10 * 1024 * 1024)})
+    _produce(kafka_bootstrap, topic, Mix(values=values, keys=[MODEL.encode()] * n))
+    sidecar = SidecarProcess(kafka_bootstrap, topic, "--idle-exit", "6", tmp=tmp_path)
+    try:
+        snap = sidecar.wait_until(
+            lambda s: (
+                sample(s, "driftsentinel_events_total", model=MODEL) == n - 1 and sum(_invalid_counts(s).values()) == 1
+            ),
+            timeout=90,
+        )
+        assert sidecar.wait(60) == 0, sidecar.log()[-3000:]
+    finally:
+        sidecar.kill()
+    assert sample(snap, "driftsentinel_dlq_truncated_total") == 1
+    assert (sample(snap, "driftsentinel_transaction_aborts_total") or 0) == 0, sidecar.log()[-3000:]
+    [dead] = read_all(kafka_bootstrap, sidecar.dlq_topic, timeout=30)
+    headers = headers_of(dead)
+    assert int(headers[H_OFFSET]) == at
+    assert headers["driftsentinel.truncated"] == b"value"
+    assert int(headers["driftsentinel.original.size"]) == len(huge)
+    assert headers["driftsentinel.original.sha256"].decode() == hashlib.sha256(huge).hexdigest()
+    assert (dead.value() or b"") == huge[: len(dead.value() or b"")] and len(dead.value() or b"") < 1_000_000
+    alerts = read_all(kafka_bootstrap, sidecar.alerts_topic, timeout=30)
+    assert alerts, "no alert readable after the oversize message"
+    assert committed_offset(kafka_bootstrap, sidecar.group, topic) == n
+    print(f"oversize: {len(alerts)} alerts, DLQ value {len(dead.value() or b'')} bytes")  # noqa: T201
