@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import socket
 import sys
 import threading
 import time
@@ -44,10 +46,43 @@ class Lifecycle:
     stop_requested_at: float | None = None
     done: bool = False
     hard_exit: bool = False
+    #: Start-up runs (it may wait for the broker as long as it takes): the watch beats for it.
+    starting: bool = True
+
+    _signals: socket.socket | None = None
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_requested_at is not None
 
     def stop(self) -> None:
         if self.stop_requested_at is None:
             self.stop_requested_at = time.monotonic()
+
+    def watch_signals(self) -> None:
+        """Let the watch thread see SIGTERM/SIGINT at once (call from the main thread).
+
+        Python runs a signal handler in the main thread only, between bytecodes: while that
+        thread is blocked inside librdkafka the handler waits, and a re-exec would lose it.
+        The C-level handler writes the signal number to the wakeup socket right away. The
+        process is then the sidecar's own: a stop overdue by ``shutdown_timeout_s`` may end it.
+        """
+        self.hard_exit = True
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._signals, self._writer = reader, writer
+
+    def poll_signals(self) -> None:
+        if self._signals is None:
+            return
+        try:
+            got = self._signals.recv(64)
+        except BlockingIOError:
+            return
+        if {signal.SIGTERM, signal.SIGINT} & set(got):
+            self.stop()
 
     def overdue(self, now: float) -> bool:
         at = self.stop_requested_at
@@ -91,6 +126,9 @@ def start_broker_watch(
                 health.set_broker(None)
             except KafkaException as exc:
                 health.set_broker(f"broker unreachable: {exc.args[0].str()}")
+            life.poll_signals()
+            if life.starting:
+                health.beat()  # alive and waiting for the broker: liveness green
             if life.hard_exit and life.overdue(time.monotonic()):
                 exit_now(f"shutdown not finished within shutdown_timeout_s={life.shutdown_timeout_s:g}")
             if watchdog.stuck() and life.stop_requested_at is None:

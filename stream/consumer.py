@@ -73,7 +73,7 @@ class Sidecar:
         self.watchdog, self.life = Watchdog(config.txn_stuck_s), Lifecycle(config.shutdown_timeout_s)
         self.txn = (ExactlyOnce(self.producer, self.consumer, self.health, self.watchdog, log) if kafka.exactly_once
                     else AtLeastOnce(self.producer, self.consumer, self.health))
-        self.txn.stopping = lambda: self._stopping  # waits for an absent broker end when a stop comes
+        self.txn.stopping = lambda: self._stopping or self.life.stopping  # an absent broker is not waited for
         self.aborts = AbortStreak(self.health, config.max_batch_aborts, self.metrics.transaction_aborts.inc)
         self.batches = BatchRunner(config, self.engine, self.state, self.gauges, self.txn, on_alert)
 
@@ -93,7 +93,7 @@ class Sidecar:
         self.life.stop()
 
     def install_signal_handlers(self) -> None:
-        self.life.hard_exit = True  # this process is the sidecar's: an overdue stop may end it
+        self.life.watch_signals()  # this process is the sidecar's: signals seen at once, an overdue stop ends it
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
 
@@ -140,7 +140,8 @@ class Sidecar:
     def _start_up(self) -> None:
         admin = clients.AdminClient(self._admin_conf | {"error_cb": self._on_kafka_error})
         self.batches.dlq_max_bytes = start_up(self.config, admin, self.producer, self.labels_topic,
-                                              self.checkpointing, lambda: self._fatal, lambda: self._stopping)
+                                              self.checkpointing, lambda: self._fatal, self.txn.stopping)
+        self.life.starting = False  # the broker watch kept the liveness probe green while start-up waited
 
     def _loop(self) -> None:
         cfg = self.config
@@ -247,4 +248,3 @@ class Sidecar:
 
     def _on_kafka_error(self, err: KafkaError) -> None:
         self._fatal = clients.on_kafka_error(err, self.health) or self._fatal
-
