@@ -673,35 +673,51 @@ def start(
             raise LocalKafkaError(f"port {HOST}:{port} is already in use")
         controller_port, internal_port = _configure(data_dir, port, version, sasl_users)
         proc = _launch(data_dir, version)
-        state = _read_state(data_dir)
-        state.update(
-            {
-                "pid": proc.pid,
-                "bootstrap": bootstrap,
-                "port": port,
-                "controller_port": controller_port,
-                "internal_port": internal_port,
-                "version": version,
-                "started_at": time.time(),
-                # The probes' (and client_config()'s) credentials; the file is 0600.
-                "sasl": (
-                    {
-                        "mechanisms": list(SASL_MECHANISMS),
-                        "username": next(iter(sasl_users)),
-                        "password": next(iter(sasl_users.values())),
-                    }
-                    if sasl_users
-                    else None
-                ),
-            }
+        state = _record_start(
+            data_dir, proc.pid, bootstrap, port, (controller_port, internal_port), version, sasl_users
         )
-        _write_state(data_dir, state)
         try:
             _wait_ready(bootstrap, data_dir, proc, timeout, wait_for_transactions, _security_settings(state))
         except BaseException:
             _kill(proc.pid, data_dir, grace=5)
             raise
     return bootstrap
+
+
+def _record_start(
+    data_dir: Path,
+    pid: int,
+    bootstrap: str,
+    port: int,
+    ports: tuple[int, int | None],
+    version: str,
+    sasl_users: dict[str, str] | None,
+) -> dict[str, Any]:
+    """Write what :func:`status`, :func:`stop` and :func:`client_config` need to find the broker."""
+    state = _read_state(data_dir)
+    state.update(
+        {
+            "pid": pid,
+            "bootstrap": bootstrap,
+            "port": port,
+            "controller_port": ports[0],
+            "internal_port": ports[1],
+            "version": version,
+            "started_at": time.time(),
+            # The probes' (and client_config()'s) credentials; the file is 0600.
+            "sasl": (
+                {
+                    "mechanisms": list(SASL_MECHANISMS),
+                    "username": next(iter(sasl_users)),
+                    "password": next(iter(sasl_users.values())),
+                }
+                if sasl_users
+                else None
+            ),
+        }
+    )
+    _write_state(data_dir, state)
+    return state
 
 
 def _check_running(data_dir: Path, pid: int, bootstrap: str, sasl_users: dict[str, str] | None) -> None:
