@@ -215,8 +215,9 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
         "events_per_s": round(n / secs) if secs > 0 else None,
         "rows": rows,  # events, counting every row of a columnar message
         "rows_per_s": round(rows / secs) if secs > 0 else None,
-        "steady_events_per_s": (round((n - times["steady_events"]) / (times["last"] - times["steady_from"]))
-                                if batches > 1 else None),
+        "steady_events_per_s": (
+            round((n - times["steady_events"]) / (times["last"] - times["steady_from"])) if batches > 1 else None
+        ),
         "cpu_seconds": round(times.get("cpu_last", 0.0) - times.get("cpu_first", 0.0), 3),
         "gc_seconds": round(gc_time["seconds"], 3),
         "gc_collections_by_generation": gc_time["count"],
@@ -233,11 +234,18 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _assigned_consumer(bootstrap: str, topic: str, **extra: Any):  # type: ignore[no-untyped-def]
+def _assigned_consumer(bootstrap: str, topic: str, **extra: Any) -> Any:
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
-                  "enable.auto.commit": False, "isolation.level": "read_committed", **extra})
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            **extra,
+        }
+    )
     c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
     return c
 
@@ -261,9 +269,14 @@ def worker_ceiling(a: argparse.Namespace) -> dict[str, Any]:
         last = time.perf_counter()
         cpu = _cpu_s() - cpu0
     c.close()
-    return {"events": n, "seconds": round(last - first, 3), "events_per_s": round(n / (last - first)),
-            "cpu_seconds": round(cpu, 3),
-            "decoder": "msgspec.json.decode (untyped)", "peak_rss_bytes": _peak_rss()}
+    return {
+        "events": n,
+        "seconds": round(last - first, 3),
+        "events_per_s": round(n / (last - first)),
+        "cpu_seconds": round(cpu, 3),
+        "decoder": "msgspec.json.decode (untyped)",
+        "peak_rss_bytes": _peak_rss(),
+    }
 
 
 def worker_naive(a: argparse.Namespace) -> dict[str, Any]:
@@ -300,9 +313,14 @@ def worker_naive(a: argparse.Namespace) -> dict[str, Any]:
         n += 1
     secs, cpu = time.perf_counter() - first, _cpu_s() - cpu0
     c.close()
-    return {"events": n, "seconds": round(secs, 3), "events_per_s": round(n / secs), "drifts": drifts,
-            "cpu_seconds": round(cpu, 3),
-            "peak_rss_bytes": _peak_rss()}
+    return {
+        "events": n,
+        "seconds": round(secs, 3),
+        "events_per_s": round(n / secs),
+        "drifts": drifts,
+        "cpu_seconds": round(cpu, 3),
+        "peak_rss_bytes": _peak_rss(),
+    }
 
 
 WORKERS = {"sidecar": worker_sidecar, "ceiling": worker_ceiling, "naive": worker_naive}
@@ -319,8 +337,9 @@ def _worker_cmd(kind: str, bootstrap: str, topic: str, max_events: int | None, *
     return cmd
 
 
-def run_worker(kind: str, bootstrap: str, topic: str, max_events: int | None, py_spy: str | None = None,
-               **kw: Any) -> dict[str, Any]:
+def run_worker(
+    kind: str, bootstrap: str, topic: str, max_events: int | None, py_spy: str | None = None, **kw: Any
+) -> dict[str, Any]:
     cmd = _worker_cmd(kind, bootstrap, topic, max_events, **kw)
     if py_spy:  # sampling profiler (no tracing overhead, unlike setprofile-based ones)
         cmd = ["py-spy", "record", "--rate", "250", "--format", "raw", "--nonblocking", "-o", py_spy, "--", *cmd]
@@ -358,7 +377,9 @@ def measure_latency(bootstrap: str, rate: float, seconds: float, features: int, 
     producer.flush(30)
     proc = subprocess.Popen(
         _worker_cmd("sidecar", bootstrap, topic, None, alerts_topic=alerts_topic, idle_exit=8, ready_signal=True),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         for line in proc.stderr:  # type: ignore[union-attr]
@@ -432,8 +453,11 @@ def measure_latency(bootstrap: str, rate: float, seconds: float, features: int, 
         "alerts_resolved": sum(1 for _, s in samples if s == "resolved"),
     }
     if lat.size:
-        res.update(p50_s=round(float(np.percentile(lat, 50)), 4), p99_s=round(float(np.percentile(lat, 99)), 4),
-                   max_s=round(float(lat.max()), 4))
+        res.update(
+            p50_s=round(float(np.percentile(lat, 50)), 4),
+            p99_s=round(float(np.percentile(lat, 99)), 4),
+            max_s=round(float(lat.max()), 4),
+        )
     try:
         res["sidecar"] = json.loads(out.strip().splitlines()[-1])
         CREATED.extend(res["sidecar"].pop("topics", []))
@@ -457,7 +481,7 @@ def summarise_profile(path: str, top: int = 15) -> dict[str, Any]:
             n = int(count)
             total += n
             frames = stack.split(";")
-            frames = frames[next(i for i, fr in enumerate(frames) if "_loop (stream/consumer.py" in fr):]
+            frames = frames[next(i for i, fr in enumerate(frames) if "_loop (stream/consumer.py" in fr) :]
             for fn in {fr.split(" (")[0] + " (" + fr.split(" (")[1].split(":")[0] + ")" for fr in frames if " (" in fr}:
                 incl[fn] = incl.get(fn, 0) + n
             own[frames[-1]] = own.get(frames[-1], 0) + n
@@ -480,8 +504,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--naive-values", type=int, default=2_000_000, help="feature values for the naive run at each scale")
     p.add_argument("--big-features", type=int, default=10_000, help="memory check at this many features (0: skip)")
     p.add_argument("--big-events", type=int, default=2_500)
-    p.add_argument("--columnar-rows", type=int, default=1_000,
-                   help="events per message of the columnar run (driftsentinel.columns/1; 0: skip)")
+    p.add_argument(
+        "--columnar-rows",
+        type=int,
+        default=1_000,
+        help="events per message of the columnar run (driftsentinel.columns/1; 0: skip)",
+    )
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not the measurement)")
     p.add_argument("--profile", help="py-spy the sidecar run: collapsed stacks to this file, summary in the JSON")
     # worker mode (internal)
@@ -500,14 +528,28 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(WORKERS[a.worker](a)), flush=True)
         return 0
     if a.quick:  # smaller defaults; flags given explicitly still win
-        p.set_defaults(events=30_000, naive_events=2_000, latency_seconds=6.0, scale_features="200",
-                       scale_values=1_000_000, big_features=0)
+        p.set_defaults(
+            events=30_000,
+            naive_events=2_000,
+            latency_seconds=6.0,
+            scale_features="200",
+            scale_values=1_000_000,
+            big_features=0,
+        )
         a = p.parse_args(argv)
 
     started = time.monotonic()
-    out: dict[str, Any] = {"benchmark": "pipeline", "quick": a.quick, "events": a.events, "features": a.features,
-                           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                       "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}}
+    out: dict[str, Any] = {
+        "benchmark": "pipeline",
+        "quick": a.quick,
+        "events": a.events,
+        "features": a.features,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
+    }
     with _kafka.broker() as (bootstrap, own):
         out["broker"] = "started by the benchmark (stream.local_kafka)" if own else "KAFKA_BOOTSTRAP_SERVERS"
         topics = []
@@ -519,9 +561,12 @@ def main(argv: list[str] | None = None) -> int:
         # sidecar does once); the measured runs then load compiled kernels instead of compiling.
         t = time.perf_counter()
         cold = run_worker("sidecar", bootstrap, topic, min(5_000, a.events))
-        out["cold_start"] = {"events": cold["events"], "process_seconds": round(time.perf_counter() - t, 1),
-                             "first_batches_seconds": cold["seconds"],
-                             "note": "numba compiles the kernels here when its cache is cold; not in events_per_s"}
+        out["cold_start"] = {
+            "events": cold["events"],
+            "process_seconds": round(time.perf_counter() - t, 1),
+            "first_batches_seconds": cold["seconds"],
+            "note": "numba compiles the kernels here when its cache is cold; not in events_per_s",
+        }
         sc = run_worker("sidecar", bootstrap, topic, a.events, py_spy=a.profile)
         if a.profile:
             out["profile"] = summarise_profile(a.profile)
@@ -549,25 +594,39 @@ def main(argv: list[str] | None = None) -> int:
         if not a.no_what_if:
             wi = run_worker("sidecar", bootstrap, topic, a.events, gc_freeze=True)
             out["what_if_gc_freeze_after_startup"] = {
-                "note": "NOT the shipped sidecar: the same run with gc.freeze() after start-up (see docs/performance.md)",
-                "events_per_s": wi["events_per_s"], "events_per_cpu_s": round(wi["events"] / wi["cpu_seconds"]),
-                "gc_seconds": wi["gc_seconds"], "share_of_ceiling": round(wi["events_per_s"] / ceiling["events_per_s"], 3),
+                "note": (
+                    "NOT the shipped sidecar: the same run with gc.freeze() after start-up (see docs/performance.md)"
+                ),
+                "events_per_s": wi["events_per_s"],
+                "events_per_cpu_s": round(wi["events"] / wi["cpu_seconds"]),
+                "gc_seconds": wi["gc_seconds"],
+                "share_of_ceiling": round(wi["events_per_s"] / ceiling["events_per_s"], 3),
             }
         # Optional compact format (issue 7, item 4), reported apart: the same kind of stream as
         # columnar messages of --columnar-rows events each (msgpack, float64 columns).
         if a.columnar_rows:
-            t = _kafka.new_topic(bootstrap, "bench-cols")
-            topics.append(t)
-            pre = _kafka.preload_columnar(bootstrap, t, a.events, a.features, a.columnar_rows, drift_at=a.events // 2)
-            r = run_worker("sidecar", bootstrap, t, pre["messages"])
-            out["columnar"] = {"rows_per_message": a.columnar_rows, "messages": pre["messages"],
-                               "mean_message_bytes": pre["mean_message_bytes"], "events": r["rows"],
-                               "events_per_s": r["rows_per_s"], "feature_values_per_s": r["rows_per_s"] * a.features,
-                               "ratio_vs_json": round(r["rows_per_s"] / eps, 1),
-                               "ratio_vs_naive": round(r["rows_per_s"] / naive["events_per_s"], 1),
-                               "alerts": r["alerts"], "cpu_seconds": r["cpu_seconds"],
-                               "peak_rss_bytes": r["peak_rss_bytes"]}
-        lat = measure_latency(bootstrap, eps / 2, a.latency_seconds, a.features, period_s=min(5.0, a.latency_seconds / 3))
+            name = _kafka.new_topic(bootstrap, "bench-cols")
+            topics.append(name)
+            pre = _kafka.preload_columnar(
+                bootstrap, name, a.events, a.features, a.columnar_rows, drift_at=a.events // 2
+            )
+            r = run_worker("sidecar", bootstrap, name, int(pre["messages"]))
+            out["columnar"] = {
+                "rows_per_message": a.columnar_rows,
+                "messages": pre["messages"],
+                "mean_message_bytes": pre["mean_message_bytes"],
+                "events": r["rows"],
+                "events_per_s": r["rows_per_s"],
+                "feature_values_per_s": r["rows_per_s"] * a.features,
+                "ratio_vs_json": round(r["rows_per_s"] / eps, 1),
+                "ratio_vs_naive": round(r["rows_per_s"] / naive["events_per_s"], 1),
+                "alerts": r["alerts"],
+                "cpu_seconds": r["cpu_seconds"],
+                "peak_rss_bytes": r["peak_rss_bytes"],
+            }
+        lat = measure_latency(
+            bootstrap, eps / 2, a.latency_seconds, a.features, period_s=min(5.0, a.latency_seconds / 3)
+        )
         out["latency"] = lat
         out["latency_p50_s"] = lat.get("p50_s")
         out["latency_p99_s"] = lat.get("p99_s")
@@ -575,42 +634,61 @@ def main(argv: list[str] | None = None) -> int:
         scale: dict[str, Any] = {}
         for f in [int(x) for x in a.scale_features.split(",") if x.strip()]:
             n = max(a.scale_values // f, 5_000)
-            t = _kafka.new_topic(bootstrap, f"bench-f{f}")
-            topics.append(t)
-            pre = _kafka.preload(bootstrap, t, n, f, drift_at=n // 2)
-            r = run_worker("sidecar", bootstrap, t, n)
-            nv = run_worker("naive", bootstrap, t, min(n, max(a.naive_values // f, 500)))
-            scale[str(f)] = {"events": n, "batches": r["batches"], "events_per_s": r["events_per_s"],
-                             "naive_events_per_s": nv["events_per_s"], "naive_events": nv["events"],
-                             "ratio_vs_naive": round(r["events_per_s"] / nv["events_per_s"], 1),
-                             "feature_values_per_s": r["events_per_s"] * f,
-                             "steady_events_per_s": r["steady_events_per_s"],
-                             "steady_feature_values_per_s": (r["steady_events_per_s"] or 0) * f,
-                             "gc_seconds": r["gc_seconds"], "cpu_seconds": r["cpu_seconds"],
-                             "bank_bytes_per_feature_by_part": r["bank_bytes_per_feature_by_part"],
-                             "peak_rss_bytes": r["peak_rss_bytes"], "mean_message_bytes": pre["mean_message_bytes"],
-                             "bank_array_bytes_per_feature": r["bank_array_bytes_per_feature"],
-                             "bank_checkpoint_bytes_per_feature": r["bank_checkpoint_bytes_per_feature"]}
+            name = _kafka.new_topic(bootstrap, f"bench-f{f}")
+            topics.append(name)
+            pre = _kafka.preload(bootstrap, name, n, f, drift_at=n // 2)
+            r = run_worker("sidecar", bootstrap, name, n)
+            nv = run_worker("naive", bootstrap, name, min(n, max(a.naive_values // f, 500)))
+            scale[str(f)] = {
+                "events": n,
+                "batches": r["batches"],
+                "events_per_s": r["events_per_s"],
+                "naive_events_per_s": nv["events_per_s"],
+                "naive_events": nv["events"],
+                "ratio_vs_naive": round(r["events_per_s"] / nv["events_per_s"], 1),
+                "feature_values_per_s": r["events_per_s"] * f,
+                "steady_events_per_s": r["steady_events_per_s"],
+                "steady_feature_values_per_s": (r["steady_events_per_s"] or 0) * f,
+                "gc_seconds": r["gc_seconds"],
+                "cpu_seconds": r["cpu_seconds"],
+                "bank_bytes_per_feature_by_part": r["bank_bytes_per_feature_by_part"],
+                "peak_rss_bytes": r["peak_rss_bytes"],
+                "mean_message_bytes": pre["mean_message_bytes"],
+                "bank_array_bytes_per_feature": r["bank_array_bytes_per_feature"],
+                "bank_checkpoint_bytes_per_feature": r["bank_checkpoint_bytes_per_feature"],
+            }
         if a.big_features:  # the default configuration (no batch-size or other flags), as `driftsentinel run`
             f, n = a.big_features, a.big_events
-            t = _kafka.new_topic(bootstrap, f"bench-f{f}")
-            topics.append(t)
-            pre = _kafka.preload(bootstrap, t, n, f, drift_at=None)
-            r = run_worker("sidecar", bootstrap, t, n)
-            scale[str(f)] = {"events": n, "batches": r["batches"], "mean_message_bytes": pre["mean_message_bytes"],
-                             "peak_rss_bytes": r["peak_rss_bytes"], "fits_1gib": r["peak_rss_bytes"] < 2**30,
-                             "peak_rss_bytes_per_feature": round(r["peak_rss_bytes"] / f),
-                             "rss_before_run_bytes": r["rss_before_run_bytes"],
-                             "events_per_s": r["events_per_s"], "feature_values_per_s": r["events_per_s"] * f,
-                             "bank_array_bytes": r["bank_array_bytes"],
-                             "bank_array_bytes_per_feature": r["bank_array_bytes_per_feature"],
-                             "bank_bytes_per_feature_by_part": r["bank_bytes_per_feature_by_part"],
-                             "bank_checkpoint_bytes": r["bank_checkpoint_bytes"],
-                             "aborted_transactions": r["aborted_transactions"]}
+            name = _kafka.new_topic(bootstrap, f"bench-f{f}")
+            topics.append(name)
+            pre = _kafka.preload(bootstrap, name, n, f, drift_at=None)
+            r = run_worker("sidecar", bootstrap, name, n)
+            scale[str(f)] = {
+                "events": n,
+                "batches": r["batches"],
+                "mean_message_bytes": pre["mean_message_bytes"],
+                "peak_rss_bytes": r["peak_rss_bytes"],
+                "fits_1gib": r["peak_rss_bytes"] < 2**30,
+                "peak_rss_bytes_per_feature": round(r["peak_rss_bytes"] / f),
+                "rss_before_run_bytes": r["rss_before_run_bytes"],
+                "events_per_s": r["events_per_s"],
+                "feature_values_per_s": r["events_per_s"] * f,
+                "bank_array_bytes": r["bank_array_bytes"],
+                "bank_array_bytes_per_feature": r["bank_array_bytes_per_feature"],
+                "bank_bytes_per_feature_by_part": r["bank_bytes_per_feature_by_part"],
+                "bank_checkpoint_bytes": r["bank_checkpoint_bytes"],
+                "aborted_transactions": r["aborted_transactions"],
+            }
         out["scale"] = scale
         _kafka.delete_topics(bootstrap, topics + sorted(set(CREATED) - {None}))
-    out["goals"] = {k: {"goal": g, "measured": out.get(k), "met": out.get(k) is not None and (
-        out[k] <= g if k == "latency_p99_s" else out[k] >= g)} for k, g in GOALS.items()}
+    out["goals"] = {
+        k: {
+            "goal": g,
+            "measured": out.get(k),
+            "met": out.get(k) is not None and (out[k] <= g if k == "latency_p99_s" else out[k] >= g),
+        }
+        for k, g in GOALS.items()
+    }
     out["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out["total_seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(out), flush=True)

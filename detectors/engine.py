@@ -138,9 +138,14 @@ class Engine:
     banks do (replay's report recorder).
     """
 
-    def __init__(self, config: SidecarConfig, input_topic: str, labels_topic: str | None = None,
-                 profile: ReferenceProfile | None = None,
-                 on_batch: Callable[[str, FeatureBatch], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: SidecarConfig,
+        input_topic: str,
+        labels_topic: str | None = None,
+        profile: ReferenceProfile | None = None,
+        on_batch: Callable[[str, FeatureBatch], None] | None = None,
+    ) -> None:
         self.config = config
         self.input_topic = input_topic
         self.labels_topic = labels_topic
@@ -150,8 +155,15 @@ class Engine:
         self._parts: dict[tuple[str, int], _Partition] = {}
 
     # ------------------------------------------------------------------ partitions
-    def restore(self, topic: str, partition: int, state: Mapping[str, Any] | None, *, replay_until: int = 0,
-                labels_replay_until: int | None = 0) -> None:
+    def restore(
+        self,
+        topic: str,
+        partition: int,
+        state: Mapping[str, Any] | None,
+        *,
+        replay_until: int = 0,
+        labels_replay_until: int | None = 0,
+    ) -> None:
         """(Re)start a partition from :meth:`state`'s dict, or empty (``None``).
 
         Alerts of offsets below ``replay_until`` (labels: ``labels_replay_until``; ``None``:
@@ -167,8 +179,10 @@ class Engine:
                     f"state holds {len(state['banks'])} models, over detectors.max_models "
                     f"({self.config.detectors.max_models})"
                 )
-            part.banks = {model: DetectorBank.from_state(st, self.config.detectors, self.profile)
-                          for model, st in state["banks"].items()}
+            part.banks = {
+                model: DetectorBank.from_state(st, self.config.detectors, self.profile)
+                for model, st in state["banks"].items()
+            }
             policy = list(state.get("policy", []))
         if self.labels_topic is not None:
             cfg = self.config.detectors.concept_drift
@@ -190,8 +204,10 @@ class Engine:
             "policy": self.policy.export_partition(topic, partition),
         }
         if part.labels is not None and self.labels_topic is not None:
-            out["labels"] = {"join": part.labels.state_dict(),
-                             "policy": self.policy.export_partition(self.labels_topic, partition)}
+            out["labels"] = {
+                "join": part.labels.state_dict(),
+                "policy": self.policy.export_partition(self.labels_topic, partition),
+            }
         return out
 
     def drop(self, topic: str, partition: int) -> None:
@@ -227,7 +243,8 @@ class Engine:
         if part.labels is None and ColumnBatch not in set(map(type, map(itemgetter(1), items))):
             # the common case, one run of events and no join: no per-event branching
             segments: list[list[tuple[int, EventView]] | tuple[int, ColumnBatch]] = [
-                [(offset, message) for offset, message, _ in items]]  # type: ignore[misc]
+                [(offset, message) for offset, message, _ in items]  # type: ignore[misc]
+            ]
         else:
             segments = self._segments(part, items, hits)
         out.newest_event_time = _newest_time(items)
@@ -284,8 +301,12 @@ class Engine:
         return Readouts(statuses, pending if self.labels_topic is not None else {}, self.widest())
 
     # ------------------------------------------------------------------ helpers
-    def _segments(self, part: _Partition, items: Sequence[Item], hits: list[JoinedLabel],
-                  ) -> list[list[tuple[int, EventView]] | tuple[int, ColumnBatch]]:
+    def _segments(
+        self,
+        part: _Partition,
+        items: Sequence[Item],
+        hits: list[JoinedLabel],
+    ) -> list[list[tuple[int, EventView]] | tuple[int, ColumnBatch]]:
         """Runs of events and columnar messages, in order; predictions offered to the join (its pairs into ``hits``)."""
         segments: list[list[tuple[int, EventView]] | tuple[int, ColumnBatch]] = []
         for offset, message, t in items:
@@ -293,16 +314,27 @@ class Engine:
                 segments.append((offset, message))
                 if part.labels is not None and message.id is not None and message.prediction is not None:
                     hits += part.labels.add_predictions(
-                        message.model or self.config.default_model, message.id, message.prediction,
-                        message.label or [None] * message.rows, t, offset, rows=True)
+                        message.model or self.config.default_model,
+                        message.id,
+                        message.prediction,
+                        message.label or [None] * message.rows,
+                        t,
+                        offset,
+                        rows=True,
+                    )
                 continue
             if not segments or not isinstance(segments[-1], list):
                 segments.append([])
             segments[-1].append((offset, message))  # type: ignore[union-attr]
-            if (part.labels is not None and message.prediction is not None and message.id is not None
-                    and message.label is None):
-                hit = part.labels.add_prediction(message.id, message.model or self.config.default_model,
-                                                 message.prediction, t, offset)
+            if (
+                part.labels is not None
+                and message.prediction is not None
+                and message.id is not None
+                and message.label is None
+            ):
+                hit = part.labels.add_prediction(
+                    message.id, message.model or self.config.default_model, message.prediction, t, offset
+                )
                 if hit is not None:
                     hits.append(hit)
         return segments
@@ -344,8 +376,11 @@ class Engine:
             bank = part.banks[model] = DetectorBank(self.config.detectors, self.profile)
         return bank
 
-    def _batches(self, part: _Partition, segment: list[tuple[int, EventView]] | tuple[int, ColumnBatch],
-                 ) -> dict[str, FeatureBatch]:
+    def _batches(
+        self,
+        part: _Partition,
+        segment: list[tuple[int, EventView]] | tuple[int, ColumnBatch],
+    ) -> dict[str, FeatureBatch]:
         def admit(model: str, names: list[str]) -> list[str]:
             return self._bank(part, model).admit(names)
 
@@ -356,8 +391,9 @@ class Engine:
         model, batch = columnar_to_batch(columns, offset, self.config.default_model, admit=admit)
         return {model: batch}
 
-    def _detect(self, topic: str, partition: int, part: _Partition, model: str, batch: FeatureBatch,
-                now: float, out: Output) -> None:
+    def _detect(
+        self, topic: str, partition: int, part: _Partition, model: str, batch: FeatureBatch, now: float, out: Output
+    ) -> None:
         """One model's bank over a batch; the policy turns its signals into events."""
         if self.on_batch is not None:
             self.on_batch(model, batch)
@@ -370,9 +406,18 @@ class Engine:
                 continue  # in the cooldown, or committed before the restart
             ts = float(batch.event_times[sig.row])
             row = None if batch.rows_in_message is None else int(batch.rows_in_message[sig.row])
-            out.events.append(self.policy.to_event(
-                sig, model=model, topic=topic, partition=partition, offset=offset,
-                event_time=None if ts != ts else ts, now=now, row=row))
+            out.events.append(
+                self.policy.to_event(
+                    sig,
+                    model=model,
+                    topic=topic,
+                    partition=partition,
+                    offset=offset,
+                    event_time=None if ts != ts else ts,
+                    now=now,
+                    row=row,
+                )
+            )
 
     def _concept(self, partition: int, part: _Partition, hits: list[JoinedLabel], now: float, out: Output) -> None:
         """Joined (prediction, label) pairs -> each model's concept-drift ADWIN -> events."""
@@ -391,8 +436,9 @@ class Engine:
             for sig in signals:
                 self._label_alert(partition, part, model, sig, pairs[sig.row], now, out)
 
-    def _label_alert(self, partition: int, part: _Partition, model: str, sig: DriftSignal, hit: JoinedLabel,
-                     now: float, out: Output) -> None:
+    def _label_alert(
+        self, partition: int, part: _Partition, model: str, sig: DriftSignal, hit: JoinedLabel, now: float, out: Output
+    ) -> None:
         topic, offset, row, until = self.labels_topic or "", hit.offset, None, part.labels_replay_until
         if hit.at_prediction and hit.prediction_offset is not None:
             topic, offset, row, until = self.input_topic, hit.prediction_offset, hit.prediction_row, part.replay_until
@@ -400,8 +446,11 @@ class Engine:
             return
         if until is None or offset < until:
             return  # committed before the restart (or the labels partition is not ours)
-        out.events.append(self.policy.to_event(sig, model=model, topic=topic, partition=partition, offset=offset,
-                                               event_time=hit.ts, now=now, row=row))
+        out.events.append(
+            self.policy.to_event(
+                sig, model=model, topic=topic, partition=partition, offset=offset, event_time=hit.ts, now=now, row=row
+            )
+        )
         out.label_alerts = True
 
     def _expire(self, part: _Partition, out: Output) -> None:

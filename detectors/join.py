@@ -133,12 +133,14 @@ class StreamJoin:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], max_pending: int | None = None,
-                   max_age_s: float | None = None) -> StreamJoin:
+    def from_state(
+        cls, state: dict[str, Any], max_pending: int | None = None, max_age_s: float | None = None
+    ) -> StreamJoin:
         """Rebuild from :meth:`state_dict` (limits may be overridden: a changed config applies)."""
         sides = tuple(state["sides"])
-        join = cls((sides[0], sides[1]), max_pending or int(state["max_pending"]),
-                   max_age_s or float(state["max_age_s"]))
+        join = cls(
+            (sides[0], sides[1]), max_pending or int(state["max_pending"]), max_age_s or float(state["max_age_s"])
+        )
         for side in sides:
             waiting = join._pending[side]
             for key, t, value in state["pending"][side]:

@@ -76,15 +76,23 @@ class LabelJoin:
         self.join = join or StreamJoin((PREDICTION, LABEL), max_pending=max_pending, max_age_s=max_age_s)
         self._reported = dict(self.join.unmatched)
 
-    def add_prediction(self, key: str, model: str, prediction: float | str, t: float,
-                       offset: int | None = None, row: int | None = None) -> JoinedLabel | None:
+    def add_prediction(
+        self, key: str, model: str, prediction: float | str, t: float, offset: int | None = None, row: int | None = None
+    ) -> JoinedLabel | None:
         """Offer a served prediction (``t``: message time, seconds; ``offset``/``row``: its position)."""
         pair = self.join.add(PREDICTION, key, [model, prediction, offset, t, row], t)
         return None if pair is None else _joined(pair, by_label=False)
 
-    def add_predictions(self, model: str, ids: Iterable[str | None], predictions: Iterable[Any],
-                        labels: Iterable[Any], t: float, offset: int | None = None,
-                        rows: bool = False) -> list[JoinedLabel]:
+    def add_predictions(
+        self,
+        model: str,
+        ids: Iterable[str | None],
+        predictions: Iterable[Any],
+        labels: Iterable[Any],
+        t: float,
+        offset: int | None = None,
+        rows: bool = False,
+    ) -> list[JoinedLabel]:
         """Offer the predictions of served requests; those without an id or a prediction, or
         whose label came with them, do not wait. Returns the pairs completed now.
 
@@ -141,8 +149,15 @@ def _joined(pair: tuple[Any, Any], by_label: bool) -> JoinedLabel:
     # Entries of older checkpoints carry [model, prediction] and [label, offset, ts].
     model, prediction, p_offset, p_t, p_row = (list(predicted) + [None, float("-inf"), None])[:5]
     label, offset, ts, l_t = (list(labelled) + [float("-inf")])[:4]
-    return JoinedLabel(model=model, prediction=prediction, label=label, offset=int(offset), ts=ts,
-                       prediction_offset=None if p_offset is None else int(p_offset),
-                       prediction_row=None if p_row is None else int(p_row),
-                       prediction_t=float("-inf") if p_t is None else float(p_t),
-                       label_t=float("-inf") if l_t is None else float(l_t), by_label=by_label)
+    return JoinedLabel(
+        model=model,
+        prediction=prediction,
+        label=label,
+        offset=int(offset),
+        ts=ts,
+        prediction_offset=None if p_offset is None else int(p_offset),
+        prediction_row=None if p_row is None else int(p_row),
+        prediction_t=float("-inf") if p_t is None else float(p_t),
+        label_t=float("-inf") if l_t is None else float(l_t),
+        by_label=by_label,
+    )

@@ -88,7 +88,13 @@ class AlertPolicy:
         """The DriftEvent of an admitted signal; its id is a function of its position and decision."""
         return DriftEvent(
             event_id=make_event_id(
-                self.group_id, topic, partition, offset, f"{model}/{signal.feature}", signal.detector, signal.status,
+                self.group_id,
+                topic,
+                partition,
+                offset,
+                f"{model}/{signal.feature}",
+                signal.detector,
+                signal.status,
                 row,
             ),
             model=model,

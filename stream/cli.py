@@ -103,8 +103,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from driftsentinel.stream.replay import replay_file
 
     try:
-        config = load_config(args.config, {"detectors.backend": args.backend, "reference": args.reference,
-                                           "kafka.group_id": args.group_id})
+        config = load_config(
+            args.config,
+            {"detectors.backend": args.backend, "reference": args.reference, "kafka.group_id": args.group_id},
+        )
         if config.reference:
             load_profile(config.reference)  # fail here, clearly, not mid-replay
     except (ConfigError, ProfileError) as exc:
@@ -126,9 +128,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     progress = Progress(path.stat().st_size, sys.stderr, enabled=True if args.progress else None)
     out = sys.stdout if args.output == "-" else open(args.output, "w")  # noqa: SIM115
     try:
-        stats = replay_file(path, config, out, recorder=recorder, progress=progress,
-                            labels=Path(args.labels) if args.labels else None, topic=args.topic,
-                            partition=args.partition, labels_topic=args.labels_topic)
+        stats = replay_file(
+            path,
+            config,
+            out,
+            recorder=recorder,
+            progress=progress,
+            labels=Path(args.labels) if args.labels else None,
+            topic=args.topic,
+            partition=args.partition,
+            labels_topic=args.labels_topic,
+        )
     finally:
         progress.close()
         if out is not sys.stdout:
@@ -169,8 +179,11 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         return 2
     Path(args.out).write_text(profile.model_dump_json(indent=1))
     kinds = [p.kind for p in profile.features.values()]
-    print(f"profile of {profile.n_rows} rows: {kinds.count('numeric')} numeric, "
-          f"{kinds.count('categorical')} categorical features -> {args.out}", file=sys.stderr)
+    print(
+        f"profile of {profile.n_rows} rows: {kinds.count('numeric')} numeric, "
+        f"{kinds.count('categorical')} categorical features -> {args.out}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -201,7 +214,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     contracts: dict[str, type[BaseModel]] = {
-        "alert": DriftEvent, "event": FeatureEvent, "config": SidecarConfig, "profile": ReferenceProfile,
+        "alert": DriftEvent,
+        "event": FeatureEvent,
+        "config": SidecarConfig,
+        "profile": ReferenceProfile,
     }
     model = contracts[args.which]
     print(json.dumps(model.model_json_schema(), indent=2))
@@ -227,8 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=cmd_schema)
 
     # The launcher is a dev tool: its module is imported only when its command runs, never by `run`.
-    launcher = sub.add_parser("local-kafka", add_help=False,
-                              help="a local Apache Kafka broker on the JVM (no Docker needed): start|stop|status|fetch")
+    launcher = sub.add_parser(
+        "local-kafka",
+        add_help=False,
+        help="a local Apache Kafka broker on the JVM (no Docker needed): start|stop|status|fetch",
+    )
     launcher.add_argument("local_kafka_args", nargs=argparse.REMAINDER)
     launcher.set_defaults(func=cmd_local_kafka)
     __import__("driftsentinel.stream.skew_loop", fromlist=["register_cli"]).register_cli(sub)  # driftsentinel skew
@@ -300,8 +319,12 @@ def _add_baseline_and_calibrate(sub: argparse._SubParsersAction[argparse.Argumen
 
     cal = sub.add_parser("calibrate", help="set per-feature thresholds for a false-alarm rate, from a profile")
     cal.add_argument("--reference", required=True, help="reference profile (driftsentinel baseline)")
-    cal.add_argument("--false-alarms-per-million", type=float, default=1.0,
-                     help="target false drift events per million events per feature (default 1)")
+    cal.add_argument(
+        "--false-alarms-per-million",
+        type=float,
+        default=1.0,
+        help="target false drift events per million events per feature (default 1)",
+    )
     cal.add_argument("--config", help="config to extend (default: zero-config)")
     cal.add_argument("--out", required=True, help="config file to write (YAML)")
     cal.add_argument("--values", type=int, default=1_000_000, help="simulated values per feature")

@@ -117,11 +117,23 @@ def _lines(path: Path, kind: int) -> Iterator[_Line]:
 class _Replay:
     """One replay's engine, feed and counters."""
 
-    def __init__(self, config: SidecarConfig, out: IO[str], topic: str, partition: int, labels_topic: str | None,
-                 recorder: Recorder | None) -> None:
+    def __init__(
+        self,
+        config: SidecarConfig,
+        out: IO[str],
+        topic: str,
+        partition: int,
+        labels_topic: str | None,
+        recorder: Recorder | None,
+    ) -> None:
         profile = load_profile(config.reference) if config.reference else None
-        self.engine = Engine(config, input_topic=topic, labels_topic=labels_topic, profile=profile,
-                             on_batch=recorder.on_batch if recorder is not None else None)
+        self.engine = Engine(
+            config,
+            input_topic=topic,
+            labels_topic=labels_topic,
+            profile=profile,
+            on_batch=recorder.on_batch if recorder is not None else None,
+        )
         self.engine.restore(topic, partition, None)
         self.out, self.recorder = out, recorder
         self.topic, self.partition, self.labels_topic = topic, partition, labels_topic
@@ -169,10 +181,18 @@ class _Replay:
         self.unmatched += output.labels_unmatched.get("label", 0)
 
 
-def replay_file(path: Path, config: SidecarConfig, out: IO[str], batch_size: int = 4096,
-                recorder: Recorder | None = None, progress: ProgressSink | None = None,
-                labels: Path | None = None, topic: str | None = None, partition: int = 0,
-                labels_topic: str | None = None) -> dict[str, object]:
+def replay_file(
+    path: Path,
+    config: SidecarConfig,
+    out: IO[str],
+    batch_size: int = 4096,
+    recorder: Recorder | None = None,
+    progress: ProgressSink | None = None,
+    labels: Path | None = None,
+    topic: str | None = None,
+    partition: int = 0,
+    labels_topic: str | None = None,
+) -> dict[str, object]:
     """Replay ``path``; write one DriftEvent JSON per line to ``out``; return counts."""
     labels_topic = (labels_topic or labels.name) if labels is not None else None
     replay = _Replay(config, out, topic or path.name, partition, labels_topic, recorder)
@@ -195,6 +215,9 @@ def replay_file(path: Path, config: SidecarConfig, out: IO[str], batch_size: int
         recorder.on_finish(replay.engine.banks(replay.topic, partition))
     stats: dict[str, object] = {"events": replay.valid, "invalid": dict(replay.invalid), "alerts": replay.alerts}
     if labels is not None:
-        stats["labels"] = {"joined": replay.joined, "unmatched": replay.unmatched,
-                           "invalid": dict(replay.label_invalid)}
+        stats["labels"] = {
+            "joined": replay.joined,
+            "unmatched": replay.unmatched,
+            "invalid": dict(replay.label_invalid),
+        }
     return stats

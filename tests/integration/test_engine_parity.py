@@ -21,7 +21,7 @@ from confluent_kafka import Producer
 
 from driftsentinel.schemas.columnar import encode_columns
 from driftsentinel.stream.cli import main
-from tests.integration.sidecar_helpers import SidecarProcess, read_all
+from tests.integration.sidecar_helpers import SidecarProcess, read_all, value_of
 from tests.unit.test_reference import live_events, training_csv
 
 pytestmark = pytest.mark.integration
@@ -42,11 +42,19 @@ def _stream(seed: int = 3) -> tuple[list[bytes], list[bytes], list[float], list[
     for i, event in enumerate(live_events(n=N, change_at=CHANGE, seed=seed)):
         late = i >= CHANGE
         if i % 3 == 2:  # model "late": its labels come later, on the labels topic
-            doc = {"model": "late", "id": f"r{i}", "ts": event["ts"], "features": {"y": float(rng.normal())},
-                   "prediction": "ok"}
+            doc = {
+                "model": "late",
+                "id": f"r{i}",
+                "ts": event["ts"],
+                "features": {"y": float(rng.normal())},
+                "prediction": "ok",
+            }
             wrong = rng.random() < (0.4 if late else 0.05)
-            labels.append(json.dumps({"id": f"r{i}", "label": "fraud" if wrong else "ok",
-                                      "ts": T0 + N + 100 + len(labels)}).encode())
+            labels.append(
+                json.dumps(
+                    {"id": f"r{i}", "label": "fraud" if wrong else "ok", "ts": T0 + N + 100 + len(labels)}
+                ).encode()
+            )
         else:  # model "m": its label comes with the event
             score = float(np.clip(rng.normal(0.6 if late else 0.2, 0.05), 0, 1))
             doc = {**event, "prediction": score, "label": 0.0}
@@ -81,8 +89,10 @@ def _line(value: bytes) -> bytes:
 
 
 def _view(alerts: list[dict]) -> list[tuple]:
-    return [(a["event_id"], a["model"], a["feature"], a["detector"], a["status"],
-             tuple(sorted(a["source"].items()))) for a in alerts]
+    return [
+        (a["event_id"], a["model"], a["feature"], a["detector"], a["status"], tuple(sorted(a["source"].items())))
+        for a in alerts
+    ]
 
 
 def test_replay_and_run_publish_the_same_drift_events(kafka_bootstrap: str, new_topic, tmp_path: Path) -> None:
@@ -97,26 +107,47 @@ def test_replay_and_run_publish_the_same_drift_events(kafka_bootstrap: str, new_
     (tmp_path / "labels.jsonl").write_bytes(b"".join(v + b"\n" for v in labels))
 
     _produce(kafka_bootstrap, topic, messages, times)
-    sidecar = SidecarProcess(kafka_bootstrap, topic, "--labels-topic", labels_topic, "--reference", str(profile),
-                             tmp=tmp_path, group=group)
+    sidecar = SidecarProcess(
+        kafka_bootstrap, topic, "--labels-topic", labels_topic, "--reference", str(profile), tmp=tmp_path, group=group
+    )
     try:
         rows = N + ROWS
-        sidecar.wait_until(lambda s: sum(v for (n, _), v in s.items() if n == "driftsentinel_events_total") >= rows,
-                           180)
+        sidecar.wait_until(
+            lambda s: sum(v for (n, _), v in s.items() if n == "driftsentinel_events_total") >= rows, 180
+        )
         _produce(kafka_bootstrap, labels_topic, labels, label_times)
         sidecar.wait_until(
-            lambda s: sum(v for (n, _), v in s.items() if n == "driftsentinel_labels_joined_total") >= len(labels),
-            180)
+            lambda s: sum(v for (n, _), v in s.items() if n == "driftsentinel_labels_joined_total") >= len(labels), 180
+        )
         sidecar.terminate()
         assert sidecar.wait(60) == 0, sidecar.log()[-3000:]
     finally:
         sidecar.kill()
-    run = [json.loads(m.value()) for m in read_all(kafka_bootstrap, sidecar.alerts_topic)]
+    run = [json.loads(value_of(m)) for m in read_all(kafka_bootstrap, sidecar.alerts_topic)]
 
     out = tmp_path / "replay.jsonl"
-    assert main(["replay", "--input", str(tmp_path / "events.jsonl"), "--labels", str(tmp_path / "labels.jsonl"),
-                 "--topic", topic, "--labels-topic", labels_topic, "--group-id", group,
-                 "--reference", str(profile), "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                "--input",
+                str(tmp_path / "events.jsonl"),
+                "--labels",
+                str(tmp_path / "labels.jsonl"),
+                "--topic",
+                topic,
+                "--labels-topic",
+                labels_topic,
+                "--group-id",
+                group,
+                "--reference",
+                str(profile),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     replay = [json.loads(line) for line in out.read_text().splitlines()]
 
     assert _view(replay) == _view(run)

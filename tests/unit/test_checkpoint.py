@@ -29,8 +29,10 @@ def _run(bank: DetectorBank, x: np.ndarray, start: int, names: list[str], batch:
     for i in range(start, len(x), batch):
         xb = x[i : min(i + batch, len(x))]
         rows = np.arange(i, i + len(xb))
-        out += [(i + s.row, s.feature, s.detector, s.status, s.statistic, s.window) for s in
-                bank.update(FeatureBatch(names, xb, rows, rows.astype(float)))]
+        out += [
+            (i + s.row, s.feature, s.detector, s.status, s.statistic, s.window)
+            for s in bank.update(FeatureBatch(names, xb, rows, rows.astype(float)))
+        ]
     return out
 
 
@@ -48,7 +50,7 @@ def test_split_restore_continue_equals_unbroken(seed: int, split: int, late: boo
     # Decisions and rows are exact; statistics and window summaries agree to rounding
     # (sums of partial sums, Chan's merge of moments: not associative in the last bits).
     assert [g[:4] for g in got] == [w[:4] for w in whole]
-    for g, w in zip(got, whole):
+    for g, w in zip(got, whole, strict=True):
         assert g[4] == pytest.approx(w[4], rel=1e-9, abs=1e-12)
         a, b = g[5].model_dump(), w[5].model_dump()
         assert a["count"] == b["count"] and a["quantiles"] == b["quantiles"]
@@ -74,10 +76,14 @@ def test_codec_never_executes_or_accepts_foreign_records() -> None:
         decode_state(zlib.compress(msgpack.packb({"codec": 99, "state": {}})))
     with pytest.raises(StateFormatError):
         decode_state(msgpack.packb({"codec": 1, "state": {}}))  # not compressed
-    evil = zlib.compress(msgpack.packb({"codec": 1, "state": {"x": {"__ndarray__": "|O", "shape": [1], "data": b"\0" * 8}}}))
+    evil = zlib.compress(
+        msgpack.packb({"codec": 1, "state": {"x": {"__ndarray__": "|O", "shape": [1], "data": b"\0" * 8}}})
+    )
     with pytest.raises(StateFormatError, match="not allowed"):
         decode_state(evil)
-    short = zlib.compress(msgpack.packb({"codec": 1, "state": {"x": {"__ndarray__": "<f8", "shape": [4], "data": b"\0" * 8}}}))
+    short = zlib.compress(
+        msgpack.packb({"codec": 1, "state": {"x": {"__ndarray__": "<f8", "shape": [4], "data": b"\0" * 8}}})
+    )
     with pytest.raises(StateFormatError, match="shape"):
         decode_state(short)
     with pytest.raises(TypeError):

@@ -55,7 +55,10 @@ def test_duplicates_and_drain() -> None:
     join.add("b", "z", 1, 0)
     assert join.drain() == {"a": 0, "b": 1}
     assert join.stats() == {
-        "matched": 1, "unmatched": {"a": 0, "b": 1}, "pending": {"a": 0, "b": 0}, "duplicates": {"a": 1, "b": 0},
+        "matched": 1,
+        "unmatched": {"a": 0, "b": 1},
+        "pending": {"a": 0, "b": 0},
+        "duplicates": {"a": 1, "b": 0},
     }
 
 
@@ -95,8 +98,10 @@ def test_a_million_ids_that_never_match_stay_within_the_window() -> None:
     assert join.pending("serving") == join.pending("offline") == window
     assert join.unmatched == {"serving": 1_000_000 - window, "offline": 1_000_000 - window}
     assert join.matched == 0
-    print(f"\njoin after 2 x 1M never-matching ids: RSS +{(rss_after - rss_before) / 1e6:.1f} MB "
-          f"(+{(rss_at_window - rss_before) / 1e6:.1f} MB at 2x window), {elapsed:.1f}s")
+    print(
+        f"\njoin after 2 x 1M never-matching ids: RSS +{(rss_after - rss_before) / 1e6:.1f} MB "
+        f"(+{(rss_at_window - rss_before) / 1e6:.1f} MB at 2x window), {elapsed:.1f}s"
+    )
     # keeping 2M ids would take ~250 MB; the window holds 2 x 10,000
     assert rss_after - rss_at_window < 16_000_000
     assert rss_after - rss_before < 32_000_000
@@ -145,7 +150,8 @@ def test_offline_files_csv_and_json_lines(tmp_path: Path) -> None:
     ]
     jsonl = tmp_path / "off.jsonl"
     jsonl.write_bytes(
-        b'{"id": "a", "features": {"x": 1}}\n\nnot json\n[1]\n{"id": "b", "x": 2, "model": "m", "ts": 5}\n\xff{"id":1}\n'
+        b'{"id": "a", "features": {"x": 1}}\n\nnot json\n[1]\n'
+        b'{"id": "b", "x": 2, "model": "m", "ts": 5}\n\xff{"id":1}\n'
     )
     rows = list(read_offline_file(jsonl))
     assert rows[0] == ("a", {"x": 1}, None)

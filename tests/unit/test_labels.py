@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from driftsentinel.detectors.concept import ConceptDriftMonitor, pair_error
+from driftsentinel.detectors.labels import LabelJoin
 from driftsentinel.schemas.events import InvalidEvent
 from driftsentinel.schemas.labels import LabelEvent, decode_label
-from driftsentinel.detectors.labels import LabelJoin
 
 
 @pytest.mark.parametrize(
@@ -47,8 +47,16 @@ def test_labels_keep_their_type() -> None:
 
 @pytest.mark.parametrize(
     ("prediction", "label", "error"),
-    [("a", "a", 0.0), ("a", "b", 1.0), (0.25, True, 0.75), (0.25, "false", 0.25),
-     (2.0, 5.0, 3.0), (True, "true", 0.0), ("true", 1.0, 0.0), (1.0, "fraud", 1.0)],
+    [
+        ("a", "a", 0.0),
+        ("a", "b", 1.0),
+        (0.25, True, 0.75),
+        (0.25, "false", 0.25),
+        (2.0, 5.0, 3.0),
+        (True, "true", 0.0),
+        ("true", 1.0, 0.0),
+        (1.0, "fraud", 1.0),
+    ],
 )
 def test_pair_error(prediction: object, label: object, error: float) -> None:
     assert pair_error(prediction, label) == pytest.approx(error)
@@ -78,8 +86,11 @@ def test_join_state_round_trip_continues_like_an_unbroken_join(codec: str) -> No
     def run(join: LabelJoin, part: list) -> list:
         out = []
         for i, (side, key, t) in enumerate(part):
-            hit = (join.add_prediction(key, "m", t, t) if side == "p"
-                   else join.add_label(LabelEvent(id=key, label=t), offset=i, t=t))
+            hit = (
+                join.add_prediction(key, "m", t, t)
+                if side == "p"
+                else join.add_label(LabelEvent(id=key, label=t), offset=i, t=t)
+            )
             join.expire()
             out.append(hit)
         return out
@@ -94,7 +105,8 @@ def test_join_state_round_trip_continues_like_an_unbroken_join(codec: str) -> No
     rest = run(second, ops[1000:])
     # offsets restart with the enumerate in run(); compare the rest by what was joined
     assert [None if h is None else (h.model, h.prediction, h.label) for h in got + rest] == [
-        None if h is None else (h.model, h.prediction, h.label) for h in expected]
+        None if h is None else (h.model, h.prediction, h.label) for h in expected
+    ]
     assert second.join.unmatched == whole.join.unmatched and second.pending() == whole.pending()
 
 
@@ -103,7 +115,7 @@ def test_errors_fed_one_by_one_or_in_a_batch_decide_alike() -> None:
     err = np.r_[rng.random(4000) < 0.1, rng.random(4000) < 0.3].astype(float)
     batch = ConceptDriftMonitor().update_errors(err)
     one = ConceptDriftMonitor()
-    split = [s.row + 1000 * k for k in range(8) for s in one.update_errors(err[1000 * k:1000 * (k + 1)])]
+    split = [s.row + 1000 * k for k in range(8) for s in one.update_errors(err[1000 * k : 1000 * (k + 1)])]
     assert [s.row for s in batch] == split and len(batch) == 1 and batch[0].row >= 4000
 
 
@@ -113,8 +125,9 @@ def test_replay_joins_a_labels_file_by_id(tmp_path) -> None:
     rng = np.random.default_rng(9)
     events, labels = [], []
     for i in range(20_000):
-        events.append(json.dumps({"model": "m", "id": f"r{i}", "features": {"x": float(rng.normal())},
-                                  "prediction": True}))
+        events.append(
+            json.dumps({"model": "m", "id": f"r{i}", "features": {"x": float(rng.normal())}, "prediction": True})
+        )
         wrong = rng.random() < (0.1 if i < 10_000 else 0.3)
         labels.append(json.dumps({"id": f"r{i}", "label": not wrong}))
     labels.reverse()  # arrival order of labels does not matter offline
@@ -122,8 +135,20 @@ def test_replay_joins_a_labels_file_by_id(tmp_path) -> None:
     (tmp_path / "events.jsonl").write_text("\n".join(events) + "\n")
     (tmp_path / "labels.jsonl").write_text("\n".join(labels) + "\n")
     out = tmp_path / "alerts.jsonl"
-    assert main(["replay", "--input", str(tmp_path / "events.jsonl"), "--labels", str(tmp_path / "labels.jsonl"),
-                 "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                "--input",
+                str(tmp_path / "events.jsonl"),
+                "--labels",
+                str(tmp_path / "labels.jsonl"),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     alerts = [json.loads(a) for a in out.read_text().splitlines()]
     concept = [a for a in alerts if a["detector"] == "concept_drift"]
     assert len(concept) == 1 and 10_000 <= concept[0]["source"]["offset"] < 12_000, concept

@@ -23,13 +23,18 @@ REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def write_jsonl(path: Path, events: int = 12_000, drift_at: int = 6_000, drift: tuple[int, ...] = (0, 2),
-                shift: float = 1.0) -> Path:
+def write_jsonl(
+    path: Path, events: int = 12_000, drift_at: int = 6_000, drift: tuple[int, ...] = (0, 2), shift: float = 1.0
+) -> Path:
     values = demo_values(events, 4, drift_at, list(drift), shift, seed=7)
     with path.open("w") as fh:
         for i, row in enumerate(values):
-            doc = {"model": "fraud", "ts": 1.7e9 + i, "id": f"r{i}",
-                   "features": {f"f{j}": float(x) for j, x in enumerate(row)}}
+            doc = {
+                "model": "fraud",
+                "ts": 1.7e9 + i,
+                "id": f"r{i}",
+                "features": {f"f{j}": float(x) for j, x in enumerate(row)},
+            }
             fh.write(json.dumps(doc) + "\n")
         fh.write("{not json\n")
     return path
@@ -52,8 +57,19 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("replay")
     src = write_jsonl(tmp / "shifted.jsonl")
     out = {"input": src, "alerts": tmp / "alerts.jsonl", "png": tmp / "report.png", "html": tmp / "report.html"}
-    code = main(["replay", "--input", str(src), "--output", str(out["alerts"]),
-                 "--plot", str(out["png"]), "--html", str(out["html"])])
+    code = main(
+        [
+            "replay",
+            "--input",
+            str(src),
+            "--output",
+            str(out["alerts"]),
+            "--plot",
+            str(out["png"]),
+            "--html",
+            str(out["html"]),
+        ]
+    )
     assert code == 0
     return out
 
@@ -69,7 +85,7 @@ def test_plot_is_a_valid_png_of_the_drifting_features(replayed: dict[str, Path])
 def test_html_is_self_contained_with_the_feature_table_and_embedded_plots(replayed: dict[str, Path]) -> None:
     text = replayed["html"].read_text()
     assert text.startswith("<!DOCTYPE html>")
-    table = text[text.index('<table id="features">'):text.index("</table>")]
+    table = text[text.index('<table id="features">') : text.index("</table>")]
     rows = {m.group(1): m.group(0) for m in re.finditer(r'<tr class="\w+">.*?(?:>(f\d)<).*?</tr>', table)}
     assert set(rows) == {"f0", "f1", "f2", "f3"}
     for f in ("f0", "f2"):
@@ -96,14 +112,26 @@ def test_alerts_are_the_same_with_and_without_pictures(replayed: dict[str, Path]
 
 
 def test_title_names_detector_and_statistic() -> None:
-    from driftsentinel.stream.report import _title
     from driftsentinel.schemas import DriftEvent, SourcePosition, WindowSummary
+    from driftsentinel.stream.report import _title
 
     w = WindowSummary(count=10, mean=1.0, std=1.0, quantiles={}, missing_ratio=0.0)
-    ev = DriftEvent(event_id="x" * 32, model="m", feature="amount", detector="page_hinkley", status="drift",
-                    severity="critical", statistic=1.234, statistic_name="mean_shift_sigma", threshold=None,
-                    source=SourcePosition(topic="t", partition=0, offset=1234), event_time=None,
-                    detected_at=0.0, window=w, reference=w)
+    ev = DriftEvent(
+        event_id="x" * 32,
+        model="m",
+        feature="amount",
+        detector="page_hinkley",
+        status="drift",
+        severity="critical",
+        statistic=1.234,
+        statistic_name="mean_shift_sigma",
+        threshold=None,
+        source=SourcePosition(topic="t", partition=0, offset=1234),
+        event_time=None,
+        detected_at=0.0,
+        window=w,
+        reference=w,
+    )
     title = _title("m", "amount", [ev])
     assert "Page-Hinkley" in title and "mean_shift_sigma = +1.23" in title and "1,234" in title
 
@@ -112,8 +140,22 @@ def test_no_drift_still_writes_a_png(tmp_path: Path) -> None:
     src = write_jsonl(tmp_path / "stable.jsonl", events=3_000, drift=())
     png = tmp_path / "none.png"
     html = tmp_path / "none.html"
-    assert main(["replay", "--input", str(src), "--output", str(tmp_path / "a.jsonl"), "--plot", str(png),
-                 "--html", str(html)]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                "--input",
+                str(src),
+                "--output",
+                str(tmp_path / "a.jsonl"),
+                "--plot",
+                str(png),
+                "--html",
+                str(html),
+            ]
+        )
+        == 0
+    )
     png_size(png.read_bytes())
     assert "No drift detected." in html.read_text()
 
@@ -139,9 +181,23 @@ def test_recorder_bins_stay_bounded_and_keep_the_mean() -> None:
 
 def _replay_cli(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     src = write_jsonl(tmp_path / "p.jsonl", events=5_000, drift=())
-    return subprocess.run([sys.executable, "-m", "driftsentinel.stream.cli", "replay", "--input", str(src),
-                           "--output", str(tmp_path / "a.jsonl"), *extra],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "driftsentinel.stream.cli",
+            "replay",
+            "--input",
+            str(src),
+            "--output",
+            str(tmp_path / "a.jsonl"),
+            *extra,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path: Path) -> None:

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import json
+from typing import Any, Literal
 
 import numpy as np
 import pytest
 
-from driftsentinel.detectors.bank import DriftSignal
-from driftsentinel.schemas import AlertPolicyConfig, FeatureEvent, WindowSummary
-from driftsentinel.detectors.policy import AlertPolicy
-from driftsentinel.stream.cli import main
 from driftsentinel.detectors.batching import to_batches
+from driftsentinel.detectors.policy import AlertPolicy
+from driftsentinel.schemas import AlertPolicyConfig, DriftSignal, FeatureEvent, WindowSummary, load_config
+from driftsentinel.stream.cli import main
 from driftsentinel.stream.clients import effective_config_line
-from driftsentinel.schemas import load_config
 
 W = WindowSummary(count=3, mean=0.0, std=1.0, quantiles={}, missing_ratio=0.0)
 
 
 def test_batches_split_by_model_keep_order_and_missing() -> None:
-    events = [
+    events: list[Any] = [
         (0, FeatureEvent(model="a", ts=5.0, features={"x": 1, "y": True})),
         (1, FeatureEvent(model="b", features={"x": 2.0})),
         (2, FeatureEvent(model=None, features={"x": None, "c": "DE"})),
@@ -31,6 +30,7 @@ def test_batches_split_by_model_keep_order_and_missing() -> None:
     assert a.names == ["x", "z"] and a.cat_names == ["y"]  # booleans are categorical
     np.testing.assert_array_equal(a.offsets, [0, 3])
     np.testing.assert_array_equal(a.values, [[1.0, np.nan], [np.nan, 3.0]])
+    assert a.cat_values is not None
     assert a.cat_values.tolist() == [["true"], [None]]
     assert a.event_times[0] == 5.0 and np.isnan(a.event_times[1])
     assert out["dflt"].names == [] and out["dflt"].cat_names == ["c"]
@@ -38,20 +38,30 @@ def test_batches_split_by_model_keep_order_and_missing() -> None:
 
 def test_prediction_and_label_travel_as_features() -> None:
     ev = FeatureEvent(model="m", features={"x": 1.0}, prediction=0.7, label="yes")
-    [batch] = to_batches([(0, ev)], "d").values()
+    [batch] = to_batches([(0, ev)], "d").values()  # type: ignore[list-item]
     assert batch.names == ["x", "@prediction"] and batch.cat_names == ["@label"]
 
 
 def test_mixed_types_give_both_columns() -> None:
-    evs = [(0, FeatureEvent(features={"v": 1.0})), (1, FeatureEvent(features={"v": "oops"}))]
+    evs: list[Any] = [(0, FeatureEvent(features={"v": 1.0})), (1, FeatureEvent(features={"v": "oops"}))]
     [batch] = to_batches(evs, "d").values()
     assert batch.names == ["v"] and batch.cat_names == ["v"]
+    assert batch.cat_values is not None
     assert np.isnan(batch.values[1, 0]) and batch.cat_values[1, 0] == "oops"
 
 
-def _signal(stat: float | None, status: str = "drift") -> DriftSignal:
-    return DriftSignal(row=0, feature="f", detector="adwin", status=status, statistic=stat,  # type: ignore[arg-type]
-                       statistic_name="mean_shift_sigma", threshold=None, window=W, reference=W)
+def _signal(stat: float | None, status: Literal["drift", "resolved"] = "drift") -> DriftSignal:
+    return DriftSignal(
+        row=0,
+        feature="f",
+        detector="adwin",
+        status=status,
+        statistic=stat,
+        statistic_name="mean_shift_sigma",
+        threshold=None,
+        window=W,
+        reference=W,
+    )
 
 
 def test_severity_grows_with_the_shift() -> None:
@@ -75,7 +85,7 @@ def test_cooldown_suppresses_repeated_drift_events() -> None:
 
 def test_event_carries_position_and_stable_id() -> None:
     policy = AlertPolicy(AlertPolicyConfig(), "g")
-    kw = dict(model="m", topic="t", partition=2, offset=99, event_time=12.0)
+    kw: dict[str, Any] = dict(model="m", topic="t", partition=2, offset=99, event_time=12.0)
     a = policy.to_event(_signal(1.5), now=1.0, **kw)
     b = policy.to_event(_signal(1.5), now=2.0, **kw)
     assert a.event_id == b.event_id and a.key == "m/f"
