@@ -31,6 +31,8 @@ from driftsentinel.stream.metrics import HealthState, Metrics
 from driftsentinel.stream.restore import InputStart, RestorePlan
 
 log = logging.getLogger("driftsentinel")
+#: How long /readyz reports a rejected state record (the partition rebuilds meanwhile).
+REJECTED_READY_S = 120.0
 
 Key = tuple[str, int]
 #: A record for the state topic: (key, value)
@@ -145,8 +147,9 @@ class Partitions:
     def _report(self, key: Key, why: Rejected) -> None:
         if self.metrics is not None:
             self.metrics.checkpoints_rejected.labels(why.reason).inc()
-        if self.health is not None:
-            self.health.set_ready(f"{why.record} of {key[0]}[{key[1]}] rejected ({why.reason}): {why.detail[:200]}")
+        if self.health is not None:  # shown on /readyz for a while: the next commit must not hide it
+            reason = f"{why.record} of {key[0]}[{key[1]}] rejected ({why.reason}): {why.detail[:200]}"
+            self.health.set_ready_for(reason, REJECTED_READY_S)
 
     def drop(self, keys: list[Key], label_numbers: list[int]) -> None:
         for key in keys:

@@ -226,3 +226,22 @@ def test_a_rejected_checkpoint_makes_the_plan_rebuild_from_the_earliest_offset()
     )
     assert (kept.start, kept.replay_until, kept.checkpoint is found[(T, 1)], kept.rebuild) == (40, 50, True, False)
     assert plan.label_start(0, checkpoint_used=False, rebuilt=True) == OFFSET_BEGINNING
+
+
+def test_a_rejected_state_record_shows_on_readyz_past_the_next_commit() -> None:
+    """The rejection is a lasting readiness reason: the ``set_ready(None)`` of the commit that
+    follows the restore does not hide it."""
+    from driftsentinel.detectors.engine import Engine
+    from driftsentinel.schemas import SidecarConfig
+    from driftsentinel.stream.checkpoint import Rejected
+    from driftsentinel.stream.metrics import HealthState, Metrics
+    from driftsentinel.stream.partitions import Partitions
+
+    config = SidecarConfig()
+    health, metrics = HealthState(), Metrics()
+    parts = Partitions(config, Engine(config, input_topic="in"), True, metrics=metrics, health=health)
+    parts._report(("in", 3), Rejected("checkpoint", "shape", "banks is a str"))
+    health.set_ready(None)  # what a commit does
+    ok, reason = health.ready()
+    assert not ok and "checkpoint of in[3] rejected (shape)" in reason
+    assert b'driftsentinel_checkpoints_rejected_total{reason="shape"} 1.0' in metrics.render()
