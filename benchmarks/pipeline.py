@@ -187,15 +187,6 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
             banks.update(part.banks)
 
     sidecar._process_batch = timed_batch  # type: ignore[method-assign]
-    aborts = 0
-    inner_abort = sidecar._abort
-
-    def counted_abort() -> None:
-        nonlocal aborts
-        aborts += 1
-        inner_abort()
-
-    sidecar._abort = counted_abort  # type: ignore[method-assign]
     gc_time = _gc_clock()
     code = sidecar.run()
     peak_rss = _peak_rss()  # the sidecar's own; the size checks below encode another checkpoint
@@ -222,7 +213,14 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
         "gc_seconds": round(gc_time["seconds"], 3),
         "gc_collections_by_generation": gc_time["count"],
         "alerts": alerts,
-        "aborted_transactions": aborts,
+        "aborted_transactions": round(
+            sum(
+                s.value
+                for m in sidecar.metrics.transaction_aborts.collect()
+                for s in m.samples
+                if s.name.endswith("_total")
+            )
+        ),
         "features": n_features,
         "peak_rss_bytes": peak_rss,
         "rss_before_run_bytes": rss_before,

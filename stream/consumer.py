@@ -15,7 +15,6 @@ and every assigned partition is rewound the same way: nothing is lost, nothing s
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import signal
@@ -38,12 +37,10 @@ from driftsentinel.stream.broker_watch import Lifecycle, start_broker_watch
 from driftsentinel.stream.columns import BatchBudget
 from driftsentinel.stream.gauges import Gauges
 from driftsentinel.stream.idle import IdleClock
-from driftsentinel.stream.label_topic import split_assignment
 from driftsentinel.stream.metrics import HealthState, Metrics, serve
 from driftsentinel.stream.partitions import Partitions
-from driftsentinel.stream.restore import committed_offsets, plan_restore
+from driftsentinel.stream.rebalance import Rebalance
 from driftsentinel.stream.startup import labels_and_checkpoints, start_up
-from driftsentinel.stream.state_topic import read_checkpoints
 from driftsentinel.stream.transaction import Aborted, AbortStreak, AtLeastOnce, ExactlyOnce, Watchdog
 
 log = logging.getLogger("driftsentinel")
@@ -52,8 +49,13 @@ log = logging.getLogger("driftsentinel")
 class Sidecar:
     """Consume FeatureEvents (and late labels), drive the engine, publish DriftEvents."""
 
-    def __init__(self, config: SidecarConfig, metrics: Metrics | None = None, health: HealthState | None = None,
-                 on_alert: Callable[[DriftEvent], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: SidecarConfig,
+        metrics: Metrics | None = None,
+        health: HealthState | None = None,
+        on_alert: Callable[[DriftEvent], None] | None = None,
+    ) -> None:
         self.config, self.on_alert = config, on_alert
         self.metrics, self.health = metrics or Metrics(max_series=config.metrics_max_series), health or HealthState()
         kafka = config.kafka
@@ -66,16 +68,23 @@ class Sidecar:
         self._stopping = False
         self._fatal: KafkaError | None = None
         self._budget = BatchBudget()  # events per batch: bounded by matrix cells and message bytes
-        self._idle = IdleClock(config.idle_exit, log)  # restarted in _loop and _on_assign
+        self._idle = IdleClock(config.idle_exit, log)  # restarted in _loop and on assignment
         self.instance_id = kafka.instance_id or socket.gethostname()
         consumer, producer, self._admin_conf = clients.sidecar_settings(config, self.instance_id, self._on_kafka_error)
         self.consumer, self.producer = Consumer(consumer), Producer(producer)
         self.watchdog, self.life = Watchdog(config.txn_stuck_s), Lifecycle(config.shutdown_timeout_s)
-        self.txn = (ExactlyOnce(self.producer, self.consumer, self.health, self.watchdog, log) if kafka.exactly_once
-                    else AtLeastOnce(self.producer, self.consumer, self.health))
+        self.txn = (
+            ExactlyOnce(self.producer, self.consumer, self.health, self.watchdog, log)
+            if kafka.exactly_once
+            else AtLeastOnce(self.producer, self.consumer, self.health)
+        )
         self.txn.stopping = lambda: self._stopping or self.life.stopping  # an absent broker is not waited for
         self.aborts = AbortStreak(self.health, config.max_batch_aborts, self.metrics.transaction_aborts.inc)
         self.batches = BatchRunner(config, self.engine, self.state, self.gauges, self.txn, on_alert)
+        self.rebalance = Rebalance(
+            config, self.consumer, self.state, self.txn, self._commit, self.health, self.gauges, self._idle,
+            self._admin_conf, self.labels_topic, self.checkpointing, lambda: self._fatal,
+        )  # fmt: skip
 
     @property
     def consumed(self) -> int:
@@ -100,8 +109,14 @@ class Sidecar:
     def run(self) -> int:
         """Run until stopped, ``max_events`` or ``idle_exit``; returns the exit code."""
         cfg = self.config
-        server = serve(self.metrics, self.health, cfg.metrics_host, cfg.metrics_port,
-                       idle_timeout_s=cfg.metrics_idle_timeout_s, max_connections=cfg.metrics_max_connections)
+        server = serve(
+            self.metrics,
+            self.health,
+            cfg.metrics_host,
+            cfg.metrics_port,
+            idle_timeout_s=cfg.metrics_idle_timeout_s,
+            max_connections=cfg.metrics_max_connections,
+        )
         self.http_port = server.server_address[1]
         log.info("metrics on http://%s:%d/metrics", cfg.metrics_host, self.http_port)
         start_broker_watch(self._admin_conf, self.health, self.watchdog, self.life)
@@ -113,7 +128,7 @@ class Sidecar:
             # cycle collector's generations (measured: +15-28 % events per CPU second).
             gc.freeze()
             topics = [cfg.kafka.input_topic] + ([self.labels_topic] if self.labels_topic else [])
-            self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+            self.consumer.subscribe(topics, on_assign=self.rebalance.on_assign, on_revoke=self.rebalance.on_revoke)
             self._loop()
             return self._shut_down(server)
         except (clients.StartupError, clients.Stopped) as exc:
@@ -139,8 +154,15 @@ class Sidecar:
 
     def _start_up(self) -> None:
         admin = clients.AdminClient(self._admin_conf | {"error_cb": self._on_kafka_error})
-        self.batches.dlq_max_bytes = start_up(self.config, admin, self.producer, self.labels_topic,
-                                              self.checkpointing, lambda: self._fatal, self.txn.stopping)
+        self.batches.dlq_max_bytes = start_up(
+            self.config,
+            admin,
+            self.producer,
+            self.labels_topic,
+            self.checkpointing,
+            lambda: self._fatal,
+            self.txn.stopping,
+        )
         self.life.starting = False  # the broker watch kept the liveness probe green while start-up waited
 
     def _loop(self) -> None:
@@ -180,9 +202,9 @@ class Sidecar:
             self._commit(self.state.offsets(touched, None, self.labels_topic))
         except Aborted as exc:
             log.warning("transaction aborted (%s): rewinding to the last checkpoint", exc)
-            self._abort()
+            self.txn.abort()
             self.aborts.pause(self.aborts.aborted(str(exc)), lambda: self._stopping)
-            self._rewind()
+            self.rebalance.rewind()
 
     def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
         if self.txn.exactly_once and self.checkpointing:
@@ -191,55 +213,6 @@ class Sidecar:
         self.txn.commit([TP(t, p, o) for (t, p), o in offsets.items() if o >= 0])
         self.health.set_ready(None)
         self.aborts.committed()
-
-    def _abort(self) -> None:
-        self.txn.abort()
-
-    def _rewind(self) -> None:
-        """After an abort: rebuild every assigned partition from its checkpoint and seek there."""
-        for tp in self._restore(list(self.consumer.assignment())):
-            self.consumer.seek(tp)
-
-    def _restore(self, tps: list[TP]) -> list[TP]:
-        """Rebuild each partition from its checkpoint; return where to read each from."""
-        keys = [(tp.topic, tp.partition) for tp in tps]
-        committed = committed_offsets(self.consumer, tps, self.health)
-        checkpoints, progress = (read_checkpoints(self._admin_conf, self.config.kafka.state_topic,
-                                                  self.config.kafka.group_id, keys) if self.checkpointing else ({}, {}))
-        plan = plan_restore(keys, committed, progress, checkpoints, self.labels_topic)
-        return self.state.apply(plan, self.labels_topic)
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TP]) -> None:
-        log.info("assigned %s", [f"{p.topic}[{p.partition}]" for p in partitions])
-        if self.labels_topic is not None:
-            inputs, labels = split_assignment([(p.topic, p.partition) for p in partitions], self.labels_topic)
-            if inputs != labels:
-                log.error("input partitions %s but labels partitions %s: labels without their partition are lost",
-                          sorted(inputs), sorted(labels))
-        consumer.assign(self._restore(partitions))
-        self.health.set_ready(None)
-        self._idle.restart()  # a group rejoining (e.g. after a broker restart) is not idleness
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TP]) -> None:
-        keys = [(p.topic, p.partition) for p in partitions if (p.topic, p.partition) in self.state.inputs]
-        numbers = [p.partition for p in partitions if p.topic == self.labels_topic and p.partition in self.state.labels]
-        # Offsets are committed per batch; checkpoint the state so the next owner
-        # does not have to re-read events since the last periodic checkpoint.
-        if keys and self.checkpointing and self._fatal is None:
-            try:
-                self.txn.begin()
-                for key, blob in self.state.due_checkpoints(keys, force=True):
-                    self.txn.produce(self.config.kafka.state_topic, key, blob)
-                self._commit(self.state.offsets(keys, numbers, self.labels_topic))
-            except (Aborted, KafkaException) as exc:
-                log.warning("could not checkpoint revoked partitions (%s); the next owner re-reads more", exc)
-                with contextlib.suppress(KafkaException):
-                    self._abort()
-        self.state.drop(keys, numbers)
-        for gone in [*keys, *((self.labels_topic or "", n) for n in numbers)]:
-            self.gauges.forget(*gone)
-        consumer.unassign()
-        log.info("revoked %s", keys)
 
     def _update_gauges(self, force: bool = False) -> None:
         if self.gauges.due(force):
