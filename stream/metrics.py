@@ -87,9 +87,11 @@ def _admits(
     return key in metric._metrics or budget.take(series)
 
 
-class Counter(_Counter):
-    """prometheus-client's Counter whose new label sets draw on the registry's budget (2 series each:
-    ``_total`` and ``_created``); over it, ``labels()`` returns an unregistered counter (the update is lost)."""
+class _Budgeted:
+    """A prometheus-client metric whose new label sets draw on the registry's budget (``_SERIES``
+    series each); over it, ``labels()`` returns an unregistered metric (the update is lost)."""
+
+    _SERIES = 1
 
     def __init__(
         self,
@@ -100,40 +102,26 @@ class Counter(_Counter):
         registry: CollectorRegistry | None = REGISTRY,
         **kwargs: Any,
     ) -> None:
-        super().__init__(name, documentation, labelnames, registry=registry, **kwargs)
+        super().__init__(name, documentation, labelnames, registry=registry, **kwargs)  # type: ignore[call-arg]
         self._budget: SeriesBudget | None = getattr(registry, "budget", None)
         self._sink: Self | None = None
 
     def labels(self, *labelvalues: object, **labelkwargs: object) -> Self:
-        if _admits(self, self._budget, 2, labelvalues, labelkwargs):
-            return super().labels(*labelvalues, **labelkwargs)
+        if _admits(self, self._budget, self._SERIES, labelvalues, labelkwargs):
+            return super().labels(*labelvalues, **labelkwargs)  # type: ignore[misc]
         if self._sink is None:
-            self._sink = type(self)(self._original_name, self._documentation, registry=None)
+            self._sink = type(self)(self._original_name, self._documentation, registry=None)  # type: ignore[attr-defined]
         return self._sink
 
 
-class Gauge(_Gauge):
-    """prometheus-client's Gauge whose new label sets draw on the registry's budget (1 series each)."""
+class Counter(_Budgeted, _Counter):
+    """prometheus-client's Counter on the series budget (2 series each: ``_total`` and ``_created``)."""
 
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        labelnames: Iterable[str] = (),
-        *,
-        registry: CollectorRegistry | None = REGISTRY,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(name, documentation, labelnames, registry=registry, **kwargs)
-        self._budget: SeriesBudget | None = getattr(registry, "budget", None)
-        self._sink: Self | None = None
+    _SERIES = 2
 
-    def labels(self, *labelvalues: object, **labelkwargs: object) -> Self:
-        if _admits(self, self._budget, 1, labelvalues, labelkwargs):
-            return super().labels(*labelvalues, **labelkwargs)
-        if self._sink is None:
-            self._sink = type(self)(self._original_name, self._documentation, registry=None)
-        return self._sink
+
+class Gauge(_Budgeted, _Gauge):
+    """prometheus-client's Gauge on the series budget (1 series each)."""
 
 
 class Metrics:
@@ -219,7 +207,7 @@ class Metrics:
         )
         self.dlq_truncated = _Counter(
             f"{PREFIX}_dlq_truncated",
-            "DLQ records whose value was over dlq_max_value_bytes: written cut, with the original size and sha256.",
+            "DLQ records (key, value, headers) over the DLQ bound: written cut, with the original size and sha256.",
             registry=r,
         )
         self.transaction_aborts = _Counter(
