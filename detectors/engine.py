@@ -45,6 +45,7 @@ from operator import itemgetter
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.batching import MessageTimes, columnar_to_batch, to_batches
@@ -252,9 +253,10 @@ class Engine:
         for segment in segments:
             segment = self._admit_models(part, segment, out)
             for model, batch in self._batches(part, segment).items():
+                reported = batch.event_times  # an alert's event_time stays the event's own ts
                 batch, off = arrival.check(batch, part.replay_until)  # a stray ts must not steer the windows
                 _add(out.event_time_fallbacks, model, off)
-                self._detect(topic, partition, part, model, batch, now, out)
+                self._detect(topic, partition, part, model, batch, now, out, reported)
         # Batches are cut by model: in stream order again, so the order of the events does
         # not depend on how the stream was cut into calls (the bank orders each row's own).
         out.events.sort(key=_stream_order)
@@ -392,9 +394,18 @@ class Engine:
         return {model: batch}
 
     def _detect(
-        self, topic: str, partition: int, part: _Partition, model: str, batch: FeatureBatch, now: float, out: Output
+        self,
+        topic: str,
+        partition: int,
+        part: _Partition,
+        model: str,
+        batch: FeatureBatch,
+        now: float,
+        out: Output,
+        event_times: NDArray[np.float64],
     ) -> None:
-        """One model's bank over a batch; the policy turns its signals into events."""
+        """One model's bank over a batch; the policy turns its signals into events (``event_times``:
+        the events' own times, for the alerts, where the batch may carry message times for windowing)."""
         if self.on_batch is not None:
             self.on_batch(model, batch)
         bank = self._bank(part, model)
@@ -404,7 +415,7 @@ class Engine:
             offset = int(batch.offsets[sig.row])
             if not self.policy.admit(sig, model, topic, partition, offset) or offset < part.replay_until:
                 continue  # in the cooldown, or committed before the restart
-            ts = float(batch.event_times[sig.row])
+            ts = float(event_times[sig.row])
             row = None if batch.rows_in_message is None else int(batch.rows_in_message[sig.row])
             out.events.append(
                 self.policy.to_event(
