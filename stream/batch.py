@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaException, Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 
 from driftsentinel.detectors.engine import Engine, Item, LabelItem, Output
 from driftsentinel.schemas import DriftEvent, InvalidEvent, SidecarConfig
@@ -54,9 +54,7 @@ class BatchRunner:
         for msg in msgs:
             err = msg.error()
             if err is not None:
-                if err.fatal():
-                    raise KafkaException(err)
-                log.warning("consume error: %s", err.str())
+                clients.consume_error(err)
             elif msg.topic() == self.labels_topic:
                 self._take_label(msg, labels)
             else:

@@ -71,6 +71,13 @@ rdkafka_log = logging.getLogger("driftsentinel.rdkafka")
 rdkafka_log.addFilter(RateLimit())
 
 
+def consume_error(err: KafkaError) -> None:
+    """A consumed message that carries an error: a fatal one ends the loop (raised), others are logged."""
+    if err.fatal():
+        raise KafkaException(err)
+    log.warning("consume error: %s", err.str())
+
+
 def is_client_setting(key: str) -> bool:
     """Settings every client needs (security, DNS), as opposed to consumer-only ones."""
     return key.startswith(("security.", "sasl.", "ssl.", "client.dns", "socket.", "broker.address"))

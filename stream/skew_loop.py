@@ -39,7 +39,14 @@ from driftsentinel.detectors.skew_engine import OFFLINE, SERVING, SkewEngine
 from driftsentinel.schemas import DriftEvent, InvalidEvent, decode_event
 from driftsentinel.schemas.config import ConfigError
 from driftsentinel.schemas.skew import OfflineRow, ServingRow, SkewSidecarConfig, SkewStep, load_skew_config
-from driftsentinel.stream.clients import StartupError, admin_settings, create_topics, list_topics, rdkafka_log
+from driftsentinel.stream.clients import (
+    StartupError,
+    admin_settings,
+    consume_error,
+    create_topics,
+    list_topics,
+    rdkafka_log,
+)
 from driftsentinel.stream.idle import IdleClock
 from driftsentinel.stream.metrics import HealthState, Metrics, serve
 from driftsentinel.stream.offline_file import read_offline_file
@@ -198,9 +205,7 @@ class SkewSidecar:
         for msg in msgs:
             err = msg.error()
             if err is not None:
-                if err.fatal():
-                    raise KafkaException(err)
-                log.warning("consume error: %s", err.str())
+                consume_error(err)
                 continue
             self.counts["consumed"] += 1
             try:
