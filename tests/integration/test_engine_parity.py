@@ -99,8 +99,10 @@ def test_replay_and_run_publish_the_same_drift_events(kafka_bootstrap: str, new_
     training_csv(tmp_path / "train.csv")
     profile = tmp_path / "profile.json"
     assert main(["baseline", "--input", str(tmp_path / "train.csv"), "--out", str(profile)]) == 0
-    topic = new_topic(partitions=1)
-    labels_topic = new_topic(partitions=1, prefix="labels")
+    # the events carry 2023 timestamps: time retention must not delete them mid-test
+    keep = {"retention.ms": "-1"}
+    topic = new_topic(partitions=1, config=keep)
+    labels_topic = new_topic(partitions=1, prefix="labels", config=keep)
     group = f"{topic}-group"
     messages, labels, times, label_times = _stream()
     (tmp_path / "events.jsonl").write_bytes(b"".join(_line(v) + b"\n" for v in messages))
