@@ -52,7 +52,7 @@ from driftsentinel.stream.metrics import HealthState, Metrics, serve
 from driftsentinel.stream.offline_file import read_offline_file
 from driftsentinel.stream.transaction import Aborted, AtLeastOnce
 
-__all__ = ["SkewSidecar", "cmd_skew", "read_offline_file", "register_cli"]  # read_offline_file: moved, still here
+__all__ = ["SkewSidecar", "cmd_skew", "register_cli"]
 
 log = logging.getLogger("driftsentinel.skew")
 

@@ -139,7 +139,7 @@ def test_infinite_times_do_not_move_the_watermark() -> None:
 
 
 def test_offline_files_csv_and_json_lines(tmp_path: Path) -> None:
-    from driftsentinel.stream.skew_loop import read_offline_file
+    from driftsentinel.stream.offline_file import read_offline_file
 
     csv_path = tmp_path / "off.csv"
     csv_path.write_text("id,ts,latency,plan,clicks\nu1,10,0.25,pro,3\n,11,1,x,1\nu2,,,basic,\n")

@@ -277,7 +277,7 @@ def test_offline_parquet_rows_for_skew(tmp_path: Path) -> None:
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
-    from driftsentinel.stream.skew_loop import read_offline_file
+    from driftsentinel.stream.offline_file import read_offline_file
 
     pq.write_table(pa.table({"id": ["a", "b"], "ts": [1.0, 2.0], "latency": [0.5, 0.7]}), tmp_path / "o.parquet")
     assert list(read_offline_file(tmp_path / "o.parquet")) == [
