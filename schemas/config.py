@@ -223,6 +223,44 @@ class ConceptDriftConfig(_Section):
     )
 
 
+class PerformanceConfig(_Section):
+    """Live performance estimation per model, from a profile's ``performance`` references.
+
+    Active for every model whose reference profile (``--reference``) holds a
+    ``performance`` entry (``driftsentinel baseline --model ...``). Each tumbling window of
+    the window tests (``window_tests.window_events``, or ``window_seconds`` of event time)
+    gets an estimate of the model's metrics without labels; an estimate outside the
+    reference's sampling band is a ``performance_estimate`` alert. When labels come (in the
+    event, or later on ``kafka.labels_topic``), a closed window is graded once at least
+    ``min_label_coverage`` of its predictions have their label: its realized metric is
+    compared with its estimate, and a miss larger than the band is a ``calibration_drift``
+    alert (the estimator no longer describes the model).
+    """
+
+    enabled: bool = Field(default=True, description="Estimate the models that have a performance reference.")
+    min_window_events: int = Field(
+        default=100,
+        ge=10,
+        description="A window with fewer predictions is neither estimated nor graded (event-time windows can be "
+        "nearly empty).",
+    )
+    min_label_coverage: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Share of a window's predictions that must have their label before its realized metric is "
+        "computed and compared with its estimate (labels missing not at random bias a realized metric taken on "
+        "a small share).",
+    )
+    max_pending_windows: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description="Closed windows per model and input partition kept waiting for their labels (each keeps its "
+        "rows' estimator inputs, about 8 bytes per input and 24 per row); the oldest is dropped ungraded beyond it.",
+    )
+
+
 class FeatureParams(_Section):
     """Per-feature detector parameters (``driftsentinel calibrate`` writes these)."""
 
@@ -272,6 +310,7 @@ class BankConfig(_Section):
     page_hinkley: PageHinkleyConfig = Field(default_factory=PageHinkleyConfig)
     window_tests: WindowTestConfig = Field(default_factory=WindowTestConfig)
     concept_drift: ConceptDriftConfig = Field(default_factory=ConceptDriftConfig)
+    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     types: dict[str, Literal["numeric", "categorical"]] = Field(
         default_factory=dict, description="Pin feature types (baseline inference and live checks)."
     )
