@@ -51,8 +51,9 @@ from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.batching import MessageTimes, columnar_to_batch, to_batches
 from driftsentinel.detectors.concept import pair_error
 from driftsentinel.detectors.labels import JoinedLabel, LabelJoin
+from driftsentinel.detectors.performance_monitor import PerformanceDecision, PerformanceMonitor, WindowRecord
 from driftsentinel.detectors.policy import AlertPolicy
-from driftsentinel.schemas import DriftEvent, FeatureBatch, SidecarConfig
+from driftsentinel.schemas import DriftEvent, FeatureBatch, SidecarConfig, WindowSummary
 from driftsentinel.schemas.columnar import ColumnBatch
 from driftsentinel.schemas.fastdecode import EventView
 from driftsentinel.schemas.labels import LabelEvent
@@ -99,7 +100,10 @@ class Output:
     never cross it); ``newest_event_time``: the last event ``ts`` seen; ``dropped_model_events``:
     rows (live ones, as ``events_per_model``) of models over ``detectors.max_models``, not monitored;
     ``event_time_fallbacks``: live rows per model whose ``ts`` was more than
-    ``event_time_tolerance_s`` from their message time (message time used instead).
+    ``event_time_tolerance_s`` from their message time (message time used instead);
+    ``performance_windows``: ``(model, window)`` of every window estimated in this call, and
+    again once graded by its labels (replay's report); ``performance_ungraded``: windows per
+    model given up in this call before their labels covered them.
     """
 
     events: list[DriftEvent] = field(default_factory=list)
@@ -112,15 +116,20 @@ class Output:
     newest_event_time: float | None = None
     dropped_model_events: int = 0
     event_time_fallbacks: dict[str, int] = field(default_factory=dict)
+    performance_windows: list[tuple[str, WindowRecord]] = field(default_factory=list)
+    performance_ungraded: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Readouts:
-    """What the gauges show: each bank's feature statuses, the join's waiting ids, the widest bank."""
+    """What the gauges show: each bank's feature statuses, the join's waiting ids, the widest bank;
+    per model with a performance reference, its last estimated window and its last graded one
+    (of the partition whose window closed last by event time, when a model spans partitions)."""
 
     statuses: list[tuple[str, list[FeatureStatus]]]
     labels_pending: dict[str, int]
     widest: int
+    performance: dict[str, tuple[WindowRecord | None, WindowRecord | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,6 +138,7 @@ class _Partition:
     replay_until: int = 0
     labels: LabelJoin | None = None
     labels_replay_until: int | None = 0  # None: the labels partition is not here, its alerts are not ours
+    performance: dict[str, PerformanceMonitor] = field(default_factory=dict)
 
 
 class Engine:
@@ -185,6 +195,7 @@ class Engine:
                 for model, st in state["banks"].items()
             }
             policy = list(state.get("policy", []))
+            part.performance = self._restore_performance(state.get("performance"), part.banks)
         if self.labels_topic is not None:
             cfg = self.config.detectors.concept_drift
             labels = state.get("labels") if state is not None else None
@@ -204,6 +215,8 @@ class Engine:
             "banks": {model: bank.state_dict() for model, bank in part.banks.items()},
             "policy": self.policy.export_partition(topic, partition),
         }
+        if part.performance:
+            out["performance"] = {model: mon.state_dict() for model, mon in part.performance.items()}
         if part.labels is not None and self.labels_topic is not None:
             out["labels"] = {
                 "join": part.labels.state_dict(),
@@ -300,7 +313,16 @@ class Engine:
             if part.labels is not None:
                 for side, n in part.labels.pending().items():
                     pending[side] += n
-        return Readouts(statuses, pending if self.labels_topic is not None else {}, self.widest())
+        performance: dict[str, tuple[WindowRecord | None, WindowRecord | None]] = {}
+        for part in self._parts.values():
+            for model, mon in part.performance.items():
+                estimated, graded = mon.readout()
+                have_estimated, have_graded = performance.get(model, (None, None))
+                performance[model] = (
+                    estimated if _later(estimated, have_estimated) else have_estimated,
+                    graded if _later(graded, have_graded) else have_graded,
+                )
+        return Readouts(statuses, pending if self.labels_topic is not None else {}, self.widest(), performance)
 
     # ------------------------------------------------------------------ helpers
     def _segments(
@@ -429,6 +451,14 @@ class Engine:
                     row=row,
                 )
             )
+        monitor = self._performance(part, model)
+        if monitor is not None:
+            for decision in monitor.update(batch):
+                offset = int(batch.offsets[decision.row])
+                ts = float(event_times[decision.row])
+                row = None if batch.rows_in_message is None else int(batch.rows_in_message[decision.row])
+                self._performance_alert(topic, partition, part.replay_until, model, decision, offset, row, ts, now, out)
+            self._performance_out(model, monitor, out)
 
     def _concept(self, partition: int, part: _Partition, hits: list[JoinedLabel], now: float, out: Output) -> None:
         """Joined (prediction, label) pairs -> each model's concept-drift ADWIN -> events."""
@@ -440,6 +470,7 @@ class Engine:
             if bank is None:
                 continue  # a model over max_models: its events were not monitored, nor are its labels
             _add(out.labels_joined, model, len(pairs))
+            self._grade(partition, part, model, pairs, now, out)
             if bank.concept is None:
                 continue
             errors = np.array([pair_error(h.prediction, h.label) for h in pairs], dtype=np.float64)
@@ -448,7 +479,15 @@ class Engine:
                 self._label_alert(partition, part, model, sig, pairs[sig.row], now, out)
 
     def _label_alert(
-        self, partition: int, part: _Partition, model: str, sig: DriftSignal, hit: JoinedLabel, now: float, out: Output
+        self,
+        partition: int,
+        part: _Partition,
+        model: str,
+        sig: DriftSignal,
+        hit: JoinedLabel,
+        now: float,
+        out: Output,
+        evidence: dict[str, Any] | None = None,
     ) -> None:
         topic, offset, row, until = self.labels_topic or "", hit.offset, None, part.labels_replay_until
         if hit.at_prediction and hit.prediction_offset is not None:
@@ -457,12 +496,88 @@ class Engine:
             return
         if until is None or offset < until:
             return  # committed before the restart (or the labels partition is not ours)
-        out.events.append(
-            self.policy.to_event(
-                sig, model=model, topic=topic, partition=partition, offset=offset, event_time=hit.ts, now=now, row=row
-            )
+        event = self.policy.to_event(
+            sig, model=model, topic=topic, partition=partition, offset=offset, event_time=hit.ts, now=now, row=row
         )
+        out.events.append(event if evidence is None else event.model_copy(update={"evidence": evidence}))
         out.label_alerts = True
+
+    # ------------------------------------------------------------------ performance estimation
+    def _performance(self, part: _Partition, model: str) -> PerformanceMonitor | None:
+        """The model's monitor, made on its first batch when the profile has its performance reference."""
+        monitor = part.performance.get(model)
+        if monitor is None and self.config.detectors.performance.enabled:
+            reference = (self.profile.performance or {}).get(model) if self.profile is not None else None
+            if reference is not None:
+                cfg = self.config.detectors
+                monitor = part.performance[model] = PerformanceMonitor(
+                    reference, cfg.performance, cfg.window_tests, late_labels=self.labels_topic is not None
+                )
+        return monitor
+
+    def _restore_performance(self, state: Any, banks: Mapping[str, DetectorBank]) -> dict[str, PerformanceMonitor]:
+        """The checkpointed monitors: each of a model the partition admitted and the profile has a reference for."""
+        if state is None or not self.config.detectors.performance.enabled:
+            return {}
+        if not isinstance(state, Mapping):
+            raise ValueError(f"state.performance: expected a dict, got {type(state).__name__!r}")
+        references = (self.profile.performance or {}) if self.profile is not None else {}
+        out = {}
+        cfg = self.config.detectors
+        for model, st in state.items():
+            if model not in banks or model not in references:
+                raise ValueError(f"state.performance[{model!r}]: no such model in the state's banks and the profile")
+            out[model] = PerformanceMonitor.from_state(
+                st, references[model], cfg.performance, cfg.window_tests, late_labels=self.labels_topic is not None
+            )
+        return out
+
+    def _performance_out(self, model: str, monitor: PerformanceMonitor, out: Output) -> None:
+        for record in monitor.take_closed():
+            out.performance_windows.append((model, record))
+        _add(out.performance_ungraded, model, monitor.take_ungraded())
+
+    def _grade(
+        self, partition: int, part: _Partition, model: str, pairs: list[JoinedLabel], now: float, out: Output
+    ) -> None:
+        """Late labels -> their predictions' windows; a window they cover is graded (at the label that covered it)."""
+        monitor = part.performance.get(model)
+        if monitor is None:
+            return
+        hits = [h for h in pairs if h.prediction_offset is not None]
+        keys = [(int(h.prediction_offset or 0), h.prediction_row, h.label) for h in hits]
+        for decision in monitor.add_labels(keys):
+            sig = _performance_signal(decision)
+            self._label_alert(partition, part, model, sig, hits[decision.row], now, out, decision.evidence)
+        self._performance_out(model, monitor, out)
+
+    def _performance_alert(
+        self,
+        topic: str,
+        partition: int,
+        until: int,
+        model: str,
+        decision: PerformanceDecision,
+        offset: int,
+        row: int | None,
+        ts: float,
+        now: float,
+        out: Output,
+    ) -> None:
+        sig = _performance_signal(decision)
+        if not self.policy.admit(sig, model, topic, partition, offset) or offset < until:
+            return
+        event = self.policy.to_event(
+            sig,
+            model=model,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            event_time=None if ts != ts else ts,
+            now=now,
+            row=row,
+        )
+        out.events.append(event.model_copy(update={"evidence": decision.evidence}))
 
     def _expire(self, part: _Partition, out: Output) -> None:
         if part.labels is None:
@@ -470,3 +585,32 @@ class Engine:
         part.labels.expire()
         for side, n in part.labels.take_unmatched().items():
             _add(out.labels_unmatched, side, n)
+
+
+def _later(a: WindowRecord | None, b: WindowRecord | None) -> bool:
+    """Did window ``a`` close after ``b`` (by event time; a window without one is not later)?"""
+    if a is None:
+        return False
+    if b is None:
+        return True
+    return a.event_time is not None and (b.event_time is None or a.event_time > b.event_time)
+
+
+def _performance_signal(decision: PerformanceDecision) -> DriftSignal:
+    """A monitor's decision as the policy's input: the metric as the feature ``@<metric>``,
+    its distance from the band's centre (estimate) or from the realized value (calibration)
+    in band half-widths as the statistic, against 1."""
+    record = decision.window
+    return DriftSignal(
+        row=decision.row,
+        feature=f"@{decision.metric}",
+        detector=decision.detector,
+        status=decision.status,
+        statistic=decision.statistic,
+        statistic_name="band_deviation" if decision.detector == "performance_estimate" else "estimate_error_deviation",
+        threshold=1.0,
+        window=WindowSummary(count=record.predictions, mean=decision.value, std=None, quantiles={}, missing_ratio=None),
+        reference=WindowSummary(
+            count=record.predictions, mean=decision.reference, std=None, quantiles={}, missing_ratio=None
+        ),
+    )
