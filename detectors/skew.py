@@ -12,6 +12,11 @@ joined pairs (arrival order, or whatever order the caller passes them in):
   mismatching ``(serving, offline)`` pairs and the swapped ones (``a->b`` and ``b->a``),
 - a bounded sample of mismatching ids with both values.
 
+Offline values read from text without types (a CSV export's cells, :class:`TextCells`)
+take the type of the serving value they are compared with (:func:`typed_cell`): the cell
+``True`` or ``1`` is the boolean ``true`` when serving sent a boolean, ``04100`` stays the
+code ``"04100"`` when serving sent a string, and is the number 4100 when serving sent one.
+
 A feature is skewed when its mismatch share (1 - within-tolerance rate) exceeds its
 threshold: one ``drift`` signal when an episode starts, one ``resolved`` when a later
 window is back under it. No I/O, no clock: the same pairs give the same signals.
@@ -54,6 +59,55 @@ def _is_number(value: Any) -> bool:
 
 def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+#: Spellings of booleans in text cells (compared lower-cased, stripped).
+_TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
+_FALSE = frozenset({"false", "f", "no", "n", "0", "0.0"})
+
+
+class TextCells(dict[str, str | None]):
+    """An offline row's features as untyped text (a CSV export's cells; None = an empty cell).
+
+    Each cell is typed by the serving value it is compared with (:func:`typed_cell`), so
+    the file's spelling of a boolean or a numeric-looking code is not a mismatch.
+    """
+
+
+def typed_cell(serving: Any, cell: str | None) -> Any:
+    """A text cell as the type of the ``serving`` value it is compared with.
+
+    A boolean serving value reads ``true``/``false``, ``1``/``0``, ``yes``/``no`` in any
+    case; a string one reads the text as it is; a number, or a missing or other value,
+    reads a number when the text is one (NaN = missing) and the text otherwise. Text
+    that is not of the serving type stays text (and so mismatches, with the text as evidence).
+
+    >>> typed_cell(True, "True"), typed_cell(False, "0"), typed_cell(True, "maybe")
+    (True, False, 'maybe')
+    >>> typed_cell("04100", "04100"), typed_cell(4100, "04100"), typed_cell(None, "2.5"), typed_cell(1.0, "NaN")
+    ('04100', 4100, 2.5, None)
+    """
+    if cell is None or isinstance(serving, str):
+        return cell
+    if isinstance(serving, bool):
+        low = cell.strip().lower()
+        return True if low in _TRUE else False if low in _FALSE else cell
+    return _number_or_text(cell)
+
+
+def _number_or_text(text: str) -> Any:
+    """``text`` as an int, else a float (NaN: None), else itself ('' is missing)."""
+    if text == "":
+        return None
+    if "_" in text:  # int() and float() accept digit separators; a written-out number has none
+        return text
+    for cast in (int, float):
+        try:
+            value = cast(text)
+        except ValueError:
+            continue
+        return None if isinstance(value, float) and math.isnan(value) else value
+    return text
 
 
 def _show(value: Any) -> Any:
@@ -239,7 +293,8 @@ class SkewDetector:
     def update(
         self, ids: Sequence[str], serving: Sequence[Mapping[str, Any]], offline: Sequence[Mapping[str, Any]]
     ) -> list[WindowResult]:
-        """Add joined pairs (``ids[i]`` has features ``serving[i]`` and ``offline[i]``).
+        """Add joined pairs (``ids[i]`` has features ``serving[i]`` and ``offline[i]``, which
+        may be :class:`TextCells`).
 
         Returns the windows this closed (usually none or one).
         """
@@ -278,6 +333,8 @@ class SkewDetector:
         return True
 
     def _add_pair(self, key: str, s_feats: Mapping[str, Any], o_feats: Mapping[str, Any]) -> None:
+        if isinstance(o_feats, TextCells):
+            o_feats = {name: typed_cell(s_feats.get(name), cell) for name, cell in o_feats.items()}
         names = list(s_feats)
         names += [n for n in o_feats if n not in s_feats]
         for name in names:

@@ -42,7 +42,7 @@ from typing import Any
 
 from driftsentinel.detectors.join import StreamJoin
 from driftsentinel.detectors.shadow import ShadowDetector, ShadowResult, ShadowSignal
-from driftsentinel.detectors.skew import SkewDetector, SkewSignal, WindowResult
+from driftsentinel.detectors.skew import SkewDetector, SkewSignal, TextCells, WindowResult
 from driftsentinel.schemas.alerts import DriftEvent, SourcePosition, WindowSummary, make_event_id
 from driftsentinel.schemas.skew import (
     OfflineRow,
@@ -57,7 +57,8 @@ SERVING, OFFLINE = "serving", "offline"
 #: A serving event's place in the input, as kept in the joins: ``[topic, partition, offset, ts]``
 #: (a list, so the joins' state is plain data).
 Position = list[Any]
-STATE_VERSION = 1
+#: 2: an offline value in the join is ``[features, text]`` (``text``: the features are TextCells).
+STATE_VERSION = 2
 
 
 def _position(row: ServingRow) -> Position:
@@ -126,7 +127,8 @@ class SkewEngine:
         for row in rows:
             t = self._join_time(arrival, row.ts)
             if isinstance(row, OfflineRow):
-                pair = self.join.add(OFFLINE, row.id, dict(row.features), t)
+                text = isinstance(row.features, TextCells)
+                pair = self.join.add(OFFLINE, row.id, [dict(row.features), text], t)
             else:
                 got = self._add_shadow(row, t)
                 if got is not None:
@@ -216,7 +218,8 @@ class SkewEngine:
         self, ids: list[str], pairs: list[tuple[Any, Any]], arrival: float, wall: float, step: SkewStep
     ) -> None:
         positions = [serving[1] for serving, _ in pairs]
-        results = self.skew.update(ids, [serving[0] for serving, _ in pairs], [offline for _, offline in pairs])
+        offline = [TextCells(feats) if text else feats for _, (feats, text) in pairs]
+        results = self.skew.update(ids, [serving[0] for serving, _ in pairs], offline)
         self._last_pair = positions[-1]
         if results:
             self._window_started = arrival

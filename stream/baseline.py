@@ -1,14 +1,18 @@
 """``driftsentinel baseline``: read training data, write a reference profile.
 
-Inputs: CSV (header row; empty cells and NaN are missing; numbers are parsed, anything
-else stays a string), JSON Lines (FeatureEvents, or flat objects of feature -> value),
-Parquet (``pip install driftsentinel[parquet]``), or a Kafka topic between two times.
-The statistics are :func:`detectors.profile.build_profile`'s; this module only reads.
+Inputs: CSV (``.csv``/``.tsv``: a header row; empty cells and NaN are missing; numbers
+are parsed, anything else stays a string), JSON Lines (FeatureEvents, or flat objects of
+feature -> value), Parquet (``pip install driftsentinel[parquet]``), or a Kafka topic
+between two times. Encodings, the CSV delimiter and header names are handled by
+:mod:`driftsentinel.stream.input_files`: a file that cannot be read as given, or a
+feature name that looks corrupted (a byte-order mark, a control character) or repeats,
+raises :class:`~driftsentinel.stream.input_files.InputFileError` (a ``ValueError``) naming
+the file, line or column. The statistics are :func:`detectors.profile.build_profile`'s;
+this module only reads.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -24,13 +28,20 @@ from driftsentinel.detectors.profile import build_profile
 from driftsentinel.schemas import InvalidEvent
 from driftsentinel.schemas.fastdecode import decode_event_fast
 from driftsentinel.schemas.profile import ReferenceProfile
+from driftsentinel.stream.input_files import InputFileError, check_names, check_path, name_problem, read_csv, text_lines
 from driftsentinel.stream.topic_reader import read_to_end
 
 
 def _cell(text: str) -> Any:
-    """A CSV cell as a value: '' and NaN are missing, numbers are numbers, the rest text."""
+    """A CSV cell as a value: '' and NaN are missing, numbers are numbers, the rest text.
+
+    >>> _cell("12"), _cell("0.5"), _cell(""), _cell("nan"), _cell("pro"), _cell("1_000"), _cell("inf")
+    (12, 0.5, None, None, 'pro', '1_000', 'inf')
+    """
     if text == "":
         return None
+    if "_" in text:  # int() and float() accept digit separators; a CSV number has none
+        return text
     try:
         return int(text)
     except ValueError:
@@ -45,9 +56,9 @@ def _cell(text: str) -> Any:
 
 
 def _rows_csv(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            yield {k: _cell(v) for k, v in row.items() if k is not None}
+    header, rows = read_csv(path)
+    for _, fields in rows:
+        yield {name: _cell(text) for name, text in zip(header, fields, strict=True)}
 
 
 def _row_features(obj: dict[str, Any]) -> dict[str, Any]:
@@ -62,17 +73,23 @@ def _row_features(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rows_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open("rb") as fh:
-        for no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                raise ValueError(f"{path}:{no}: not JSON: {exc}") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{no}: not a JSON object")
-            yield _row_features(obj)
+    names: set[str] = set()  # checked once each
+    for no, line in enumerate(text_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise InputFileError(f"{path}:{no}: not JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise InputFileError(f"{path}:{no}: not a JSON object")
+        row = _row_features(obj)
+        for name in row.keys() - names:
+            problem = name_problem(name)
+            if problem is not None:
+                raise InputFileError(f"{path}:{no}: feature name {name!r} {problem}")
+            names.add(name)
+        yield row
 
 
 def _rows_parquet(path: Path) -> Iterator[dict[str, Any]]:
@@ -80,22 +97,31 @@ def _rows_parquet(path: Path) -> Iterator[dict[str, Any]]:
         import pyarrow.parquet as pq
     except ImportError:
         raise ValueError("reading Parquet needs pyarrow: pip install 'driftsentinel[parquet]'") from None
-    table = pq.read_table(path).to_pydict()
-    names = list(table)
-    for i in range(len(table[names[0]]) if names else 0):
-        yield {n: table[n][i] for n in names}
+    check_path(path)
+    import pyarrow as pa
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputFileError(f"{path}: not a readable Parquet file ({exc})") from None
+    names = check_names(table.column_names, str(path))
+    data = table.to_pydict()
+    for i in range(table.num_rows):
+        yield {n: data[n][i] for n in names}
 
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a CSV, JSON Lines or Parquet file (by extension)."""
+    """Rows of a CSV, JSON Lines or Parquet file (by extension); the file is read as they are."""
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a directory; give a file")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
+    if suffix in (".csv", ".tsv"):
         return _rows_csv(path)
     if suffix in (".jsonl", ".ndjson", ".json"):
         return _rows_jsonl(path)
     if suffix in (".parquet", ".pq"):
         return _rows_parquet(path)
-    raise ValueError(f"{path}: unknown format (use .csv, .jsonl or .parquet)")
+    raise InputFileError(f"{path}: unknown format (use .csv, .tsv, .jsonl or .parquet)")
 
 
 def to_columns(rows: Iterable[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -155,6 +181,7 @@ def parse_time(text: str) -> float:
 
 
 def make_profile(rows: Iterable[dict[str, Any]], source: str, types: dict[str, Any] | None = None) -> ReferenceProfile:
+    """The reference profile of ``rows`` (``types`` pins feature kinds); ValueError without rows."""
     columns = to_columns(rows)
     if not columns:
         raise ValueError(f"{source}: no training rows")

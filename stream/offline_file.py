@@ -2,6 +2,11 @@
 
 Each row becomes an :class:`~driftsentinel.schemas.skew.OfflineRow` (id, features, event
 time); a row that cannot be used (no id, not JSON) becomes ``None``, so callers can count it.
+A CSV row's features are its cells as text (:class:`~driftsentinel.detectors.skew.TextCells`,
+an empty cell = missing): the skew detector reads each as the type of the serving value it
+is compared with, so ``True``, ``1`` and ``04100`` mean what serving meant. Encodings, the
+delimiter and the header are :mod:`driftsentinel.stream.input_files`'s; a file that cannot
+be read as given, or in which no row is usable, raises its ``InputFileError``.
 
 >>> parse_offline_line('{"id": "u1", "features": {"latency": 0.25, "plan": "pro"}}')
 OfflineRow(id='u1', features={'latency': 0.25, 'plan': 'pro'}, ts=None)
@@ -13,14 +18,15 @@ True
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from driftsentinel.detectors.skew import TextCells
 from driftsentinel.schemas.skew import OfflineRow
+from driftsentinel.stream.input_files import InputFileError, check_path, read_csv, text_lines
 
 #: Fields of a flat JSON row that are not features.
 _NOT_FEATURES = ("id", "ts", "model", "prediction", "label")
@@ -56,17 +62,37 @@ def parse_offline_line(line: str) -> OfflineRow | None:
 
 
 def read_offline_file(path: Path) -> Iterator[OfflineRow | None]:
-    """Rows of a ``.csv`` (header with an ``id`` column), Parquet or JSON Lines file, in file order.
+    """Rows of a ``.csv``/``.tsv`` (header with an ``id`` column), Parquet or JSON Lines file, in file order.
 
-    Yields ``None`` for a row that cannot be used (no id, not JSON), so callers can count it.
-    Parquet needs pyarrow (``pip install 'driftsentinel[parquet]'``).
+    Yields ``None`` for a row that cannot be used (no id, not JSON), so callers can count it;
+    raises :class:`~driftsentinel.stream.input_files.InputFileError` at the end of a file
+    without one usable row. Parquet needs pyarrow (``pip install 'driftsentinel[parquet]'``).
     """
+    check_path(path)
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
-        return _parquet_rows(path)
-    if suffix == ".csv":
-        return _csv_rows(path)
-    return _json_lines(path)
+        rows = _parquet_rows(path)
+    elif suffix in (".csv", ".tsv"):
+        rows = _csv_rows(path)
+    else:
+        rows = _json_lines(path)
+    return _some_usable(path, rows)
+
+
+def _some_usable(path: Path, rows: Iterator[OfflineRow | None]) -> Iterator[OfflineRow | None]:
+    usable = unusable = 0
+    for row in rows:
+        if row is None:
+            unusable += 1
+        else:
+            usable += 1
+        yield row
+    if not usable:
+        what = f"none of its {unusable} rows has an id and features" if unusable else "it holds no rows"
+        raise InputFileError(
+            f"{path}: {what}: an offline file is CSV with an 'id' column, Parquet, or JSON Lines of "
+            '{"id": .., "features": {..}} (docs/skew.md)'
+        )
 
 
 def _parquet_rows(path: Path) -> Iterator[OfflineRow | None]:
@@ -82,25 +108,24 @@ def _parquet_rows(path: Path) -> Iterator[OfflineRow | None]:
 
 
 def _csv_rows(path: Path) -> Iterator[OfflineRow | None]:
-    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or "id" not in reader.fieldnames:
-            raise ValueError(f"{path}: CSV needs a header with an 'id' column")
-        for row in reader:
-            key = row.pop("id", None)
-            if not key:
-                yield None
-                continue
-            ts = _ts(_csv_value(row.pop("ts", None) or ""))
-            yield OfflineRow(key, {k: _csv_value(v or "") for k, v in row.items() if k != "model"}, ts)
+    header, rows = read_csv(path)
+    if "id" not in header:
+        raise InputFileError(f"{path}: no 'id' column in the header {header[:8]!r}: name the entity id column 'id'")
+    for _, fields in rows:
+        cells = dict(zip(header, fields, strict=True))
+        key = cells.pop("id")
+        if not key:
+            yield None
+            continue
+        ts = _ts(_csv_value(cells.pop("ts", "")))
+        yield OfflineRow(key, TextCells({k: v or None for k, v in cells.items() if k != "model"}), ts)
 
 
 def _json_lines(path: Path) -> Iterator[OfflineRow | None]:
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            try:
-                yield parse_offline_line(line)
-            except (json.JSONDecodeError, RecursionError):
-                yield None
+    for line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            yield parse_offline_line(line)
+        except (json.JSONDecodeError, RecursionError):
+            yield None

@@ -5,7 +5,10 @@ the topic is the file's name (``topic``/``partition`` change that: a replay with
 sidecar's input topic, partition and ``kafka.group_id`` reproduces its event ids). A
 line is a FeatureEvent, or one columnar message (:mod:`driftsentinel.schemas.columnar`)
 in base64: a msgpack message may hold newline bytes, so it cannot be a line as it is.
-Bad lines are counted (``invalid``), as the sidecar counts what it sends to its DLQ.
+Bad lines are counted (``invalid``), as the sidecar counts what it sends to its DLQ; a
+UTF-8 byte-order mark before the first line is dropped. A file without one valid event
+(empty, or a CSV or UTF-16 file passed by mistake) raises :class:`NoEventsError`, as does
+a labels file with lines and not one valid label.
 
 With ``labels`` (a JSON Lines file of LabelEvents), the file is read as the labels topic
 (``labels_topic``, default the file's name; the same partition number; line numbers as
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import heapq
 import time
 from collections import Counter
@@ -52,6 +56,11 @@ from driftsentinel.schemas.columnar import ColumnBatch, decode_columns, is_colum
 from driftsentinel.schemas.fastdecode import EventView, decode_event_fast
 from driftsentinel.schemas.labels import LabelEvent, decode_label
 from driftsentinel.schemas.profile import load_profile
+from driftsentinel.stream.input_files import InputFileError
+
+
+class NoEventsError(InputFileError):
+    """A replayed file without one valid event (or a labels file without one valid label)."""
 
 
 class Recorder(Protocol):
@@ -105,6 +114,8 @@ def _lines(path: Path, kind: int) -> Iterator[_Line]:
     with path.open("rb") as fh:
         for line_no, line in enumerate(fh):
             text = line.rstrip(b"\r\n")
+            if line_no == 0 and text.startswith(codecs.BOM_UTF8):
+                text = text[len(codecs.BOM_UTF8) :]
             decoded: _Decoded
             try:
                 decoded = decode_label(text) if kind == 0 else decode_line(text)
@@ -142,6 +153,9 @@ class _Replay:
         self.valid = 0
         self.invalid: Counter[str] = Counter()
         self.label_invalid: Counter[str] = Counter()
+        #: per kind (0 labels, 1 events): the 0-based number and reason of its first bad line
+        self.first_bad: dict[int, tuple[int, str]] = {}
+        self.labels_seen = 0
         self.alerts = 0
         self.joined = 0
         self.unmatched = 0
@@ -149,7 +163,9 @@ class _Replay:
     def take(self, kind: int, t: float, line_no: int, decoded: _Decoded, batch_size: int) -> None:
         if isinstance(decoded, InvalidEvent):
             (self.label_invalid if kind == 0 else self.invalid)[decoded.reason] += 1
+            self.first_bad.setdefault(kind, (line_no, decoded.reason))
         elif isinstance(decoded, LabelEvent):
+            self.labels_seen += 1
             self.flush_events()  # the events before it, in the join before it
             self.labels.append((line_no, decoded, t))
         else:
@@ -206,6 +222,7 @@ def replay_file(
             lines += 1
             if progress is not None and lines & 1023 == 0:
                 progress.update(read, lines)
+    _check_some_valid(path, labels, replay)
     replay.flush_labels()
     replay.flush_events()
     replay.emit(replay.engine.finish(replay.topic, partition))
@@ -221,3 +238,43 @@ def replay_file(
             "invalid": dict(replay.label_invalid),
         }
     return stats
+
+
+def _check_some_valid(path: Path, labels: Path | None, replay: _Replay) -> None:
+    """:class:`NoEventsError` for an events file without a valid event, a labels file with lines and no label."""
+    if not replay.valid:
+        raise NoEventsError(_no_valid(path, "event", sum(replay.invalid.values()), replay.first_bad.get(1)))
+    if labels is not None and not replay.labels_seen and replay.label_invalid:
+        bad = replay.first_bad.get(0)
+        raise NoEventsError(_no_valid(labels, "label", sum(replay.label_invalid.values()), bad))
+
+
+def _no_valid(path: Path, what: str, lines: int, first_bad: tuple[int, str] | None) -> str:
+    """The one-line error for a file without a valid ``what``, with a hint at what the file is."""
+    doc = "one JSON FeatureEvent per line" if what == "event" else 'one JSON {"id", "label"} per line'
+    if first_bad is None:
+        return f"{path}: empty: replay needs JSON Lines, {doc} (docs/inputs.md)"
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    hint = ""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in head:
+        hint = "it looks like UTF-16 text: save it as UTF-8; "
+    elif head.startswith(b"PAR1") or path.suffix.lower() in (".parquet", ".pq"):
+        hint = "it is a Parquet file; "
+    elif path.suffix.lower() in (".csv", ".tsv") or _looks_like_csv(head):
+        hint = "it looks like CSV; "
+    line_no, reason = first_bad
+    return (
+        f"{path}: no valid {what} in {lines} lines (line {line_no + 1}: {reason}): {hint}"
+        f"replay needs JSON Lines, {doc} (docs/inputs.md)"
+    )
+
+
+def _looks_like_csv(head: bytes) -> bool:
+    """A first line that is not JSON and holds a comma, tab or semicolon (base64 holds none).
+
+    >>> _looks_like_csv(b"age,amount\\n1,2\\n"), _looks_like_csv(b'{"features": {"a": 1}}'), _looks_like_csv(b"gqZm")
+    (True, False, False)
+    """
+    first = head.removeprefix(codecs.BOM_UTF8).split(b"\n", 1)[0]
+    return not first.lstrip().startswith(b"{") and any(sep in first for sep in (b",", b"\t", b";"))

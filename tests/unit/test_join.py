@@ -144,20 +144,21 @@ def test_offline_files_csv_and_json_lines(tmp_path: Path) -> None:
     csv_path = tmp_path / "off.csv"
     csv_path.write_text("id,ts,latency,plan,clicks\nu1,10,0.25,pro,3\n,11,1,x,1\nu2,,,basic,\n")
     assert list(read_offline_file(csv_path)) == [
-        ("u1", {"latency": 0.25, "plan": "pro", "clicks": 3}, 10.0),
+        ("u1", {"latency": "0.25", "plan": "pro", "clicks": "3"}, 10.0),  # text cells, typed by the serving value
         None,  # no id
         ("u2", {"latency": None, "plan": "basic", "clicks": None}, None),
     ]
     jsonl = tmp_path / "off.jsonl"
     jsonl.write_bytes(
-        b'{"id": "a", "features": {"x": 1}}\n\nnot json\n[1]\n'
-        b'{"id": "b", "x": 2, "model": "m", "ts": 5}\n\xff{"id":1}\n'
+        b'{"id": "a", "features": {"x": 1}}\n\nnot json\n[1]\n{"id": "b", "x": 2, "model": "m", "ts": 5}\n'
     )
     rows = list(read_offline_file(jsonl))
     assert rows[0] == ("a", {"x": 1}, None)
     assert rows[1] is None and rows[2] is None  # not JSON, not an object
     assert rows[3] == ("b", {"x": 2}, 5.0)
-    assert rows[4] is None  # undecodable bytes are replaced, the line is then not JSON
+    jsonl.write_bytes(b'{"id": "a", "x": 1}\n\xff{"id":1}\n')
+    with pytest.raises(ValueError, match=":2: not UTF-8"):  # undecodable bytes: the line is named, not guessed at
+        list(read_offline_file(jsonl))
     bad = tmp_path / "bad.csv"
     bad.write_text("user,x\n1,2\n")
     with pytest.raises(ValueError):
