@@ -470,13 +470,18 @@ class Engine:
             if bank is None:
                 continue  # a model over max_models: its events were not monitored, nor are its labels
             _add(out.labels_joined, model, len(pairs))
-            self._grade(partition, part, model, pairs, now, out)
-            if bank.concept is None:
-                continue
-            errors = np.array([pair_error(h.prediction, h.label) for h in pairs], dtype=np.float64)
-            signals: list[DriftSignal] = bank.concept.update_errors(errors)
-            for sig in signals:
-                self._label_alert(partition, part, model, sig, pairs[sig.row], now, out)
+            start = len(out.events)
+            at: list[int] = []  # per event appended: the pair it was decided at
+            if bank.concept is not None:
+                errors = np.array([pair_error(h.prediction, h.label) for h in pairs], dtype=np.float64)
+                signals: list[DriftSignal] = bank.concept.update_errors(errors)
+                for sig in signals:
+                    self._label_alert(partition, part, model, sig, pairs[sig.row], now, out)
+                    at += [sig.row] * (len(out.events) - start - len(at))
+            self._grade(partition, part, model, pairs, now, out, at, start)
+            if len(at) > 1:  # in pair order, so the order does not depend on how the labels were cut
+                order = sorted(range(len(at)), key=at.__getitem__)
+                out.events[start:] = [out.events[start + i] for i in order]
 
     def _label_alert(
         self,
@@ -538,17 +543,28 @@ class Engine:
         _add(out.performance_ungraded, model, monitor.take_ungraded())
 
     def _grade(
-        self, partition: int, part: _Partition, model: str, pairs: list[JoinedLabel], now: float, out: Output
+        self,
+        partition: int,
+        part: _Partition,
+        model: str,
+        pairs: list[JoinedLabel],
+        now: float,
+        out: Output,
+        at: list[int],
+        start: int,
     ) -> None:
-        """Late labels -> their predictions' windows; a window they cover is graded (at the label that covered it)."""
+        """Late labels -> their predictions' windows; a window they cover is graded (at the label that
+        covered it). ``at`` gets, per event appended after ``start``, the index of its pair."""
         monitor = part.performance.get(model)
         if monitor is None:
             return
-        hits = [h for h in pairs if h.prediction_offset is not None]
-        keys = [(int(h.prediction_offset or 0), h.prediction_row, h.label) for h in hits]
+        index = [i for i, h in enumerate(pairs) if h.prediction_offset is not None]
+        keys = [(int(pairs[i].prediction_offset or 0), pairs[i].prediction_row, pairs[i].label) for i in index]
         for decision in monitor.add_labels(keys):
             sig = _performance_signal(decision)
-            self._label_alert(partition, part, model, sig, hits[decision.row], now, out, decision.evidence)
+            pair = index[decision.row]
+            self._label_alert(partition, part, model, sig, pairs[pair], now, out, decision.evidence)
+            at += [pair] * (len(out.events) - start - len(at))
         self._performance_out(model, monitor, out)
 
     def _performance_alert(

@@ -292,10 +292,8 @@ def _outputs(model: ReferenceModel, fields: InputFields, inputs: np.ndarray) -> 
 
 def estimate_window(model: ReferenceModel, fields: InputFields, inputs: np.ndarray) -> Metrics:
     """CBPE / DLE of one window's predictions (:mod:`driftsentinel.detectors.performance`)."""
-    rows = model.rows(
-        labels=None,
-        **{"scores": None, "predicted": None, "features": None, "predictions": None, **_outputs(model, fields, inputs)},
-    )
+    kwargs = {"scores": None, "predicted": None, "features": None, "predictions": None}
+    rows = model.rows(**{**kwargs, **_outputs(model, fields, inputs)}, estimate=True)
     (counts,) = model.accumulate(rows, np.zeros(inputs.shape[0], dtype=np.int64), 1)
     return counts.metrics(model.binary)
 

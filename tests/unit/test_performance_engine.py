@@ -1,0 +1,225 @@
+"""Live performance estimation through the Engine: estimate vs band, grading by labels, state.
+
+The car-loan test replays NannyML 0.13.1's ``synthetic_car_loan`` analysis period (its
+performance drops after row 25,000) through the Engine as events; it is skipped when the
+NannyML wheel cannot be fetched (``benchmarks/nannyml_data.py`` caches it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from driftsentinel.detectors.engine import Engine, Output
+from driftsentinel.detectors.performance import fit_classification_reference
+from driftsentinel.detectors.performance_monitor import PerformanceMonitor, WindowClock
+from driftsentinel.detectors.reference_monitor import ReferenceMonitor
+from driftsentinel.schemas import SidecarConfig, WindowTestConfig
+from driftsentinel.schemas.fastdecode import EventView
+from driftsentinel.schemas.labels import LabelEvent
+from driftsentinel.schemas.profile import PerformanceReference, ReferenceProfile
+from driftsentinel.stream.checkpoint import decode_state, encode_state
+
+WINDOW = 2000
+INPUT_DRIFT = {"adwin", "page_hinkley", "psi", "ks", "js", "wasserstein", "missing_rate", "out_of_range", "chi2"}
+
+
+def _profile(model: str, ref: PerformanceReference) -> ReferenceProfile:
+    return ReferenceProfile(source="test", n_rows=ref.n_rows, features={}, performance={model: ref})
+
+
+def _config(**window: Any) -> SidecarConfig:
+    return SidecarConfig.model_validate({"detectors": {"window_tests": {"window_events": WINDOW, **window}}})
+
+
+def _flip_stream(n: int, flip_at: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An input ``x``, the model's score ``p = sigmoid(2x)`` and labels ~ Bernoulli(p), then Bernoulli(1 - p)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n)
+    p = 1.0 / (1.0 + np.exp(-2.0 * x))
+    u = rng.random(n)
+    y = np.where(np.arange(n) < flip_at, u < p, u < 1.0 - p).astype(int)
+    return x, p, y
+
+
+def _reference(seed: int = 1) -> PerformanceReference:
+    _, p, y = _flip_stream(40_000, 40_000, seed)
+    return fit_classification_reference(p, y, window=WINDOW)
+
+
+def _run(engine: Engine, items: list, chunk: int = 1000) -> list:
+    events = []
+    for a in range(0, len(items), chunk):
+        events += engine.process("t", 0, items[a : a + chunk], now=0.0).events
+    return events
+
+
+def test_car_loan_drop_raises_performance_estimate_and_nothing_before() -> None:
+    nannyml_data = pytest.importorskip("benchmarks.nannyml_data")
+    try:
+        data = nannyml_data.load("car_loan")
+    except nannyml_data.DataUnavailable as exc:
+        pytest.skip(f"NannyML data unavailable: {exc}")
+    ref = fit_classification_reference(data.scores("reference"), data.reference["repaid"], window=5000)
+    engine = Engine(SidecarConfig(), input_topic="t", profile=_profile("loan", ref))
+    scores, a = data.scores("analysis"), data.analysis
+    numeric = ["car_value", "debt_to_income_ratio", "loan_length", "driver_tenure"]
+    items = [
+        (i, EventView(model="loan", features={f: float(a[f][i]) for f in numeric}, prediction=float(scores[i])), 0.0)
+        for i in range(scores.size)
+    ]
+    events = _run(engine, items, chunk=4096)
+    assert [e for e in events if e.source.offset < 25_000] == []
+    perf = [e for e in events if e.detector == "performance_estimate"]
+    assert perf, "the drop after row 25,000 must raise performance_estimate"
+    first = min(perf, key=lambda e: e.source.offset)
+    assert first.source.offset == 29_999  # the first window after the drop (rows 25,000-29,999)
+    auc = next(e for e in perf if e.feature == "@roc_auc")
+    ev = auc.evidence
+    assert ev is not None and ev["estimate"] < ev["lower"] < ev["reference_value"] < ev["upper"]
+    assert ev["window_predictions"] == 5000 and auc.status == "drift"
+    assert engine.readouts().performance["loan"][0] is not None
+
+
+def _flip_items(n: int, flip_at: int, late: bool) -> tuple[list, list]:
+    x, p, y = _flip_stream(n, flip_at, seed=7)
+    items, labels = [], []
+    for i in range(n):
+        if late:
+            items.append((i, EventView(model="m", id=f"r{i}", features={"x": float(x[i])}, prediction=float(p[i])), i))
+            labels.append((i, LabelEvent(id=f"r{i}", label=int(y[i])), i + 0.5))
+        else:
+            items.append(
+                (i, EventView(model="m", features={"x": float(x[i])}, prediction=float(p[i]), label=int(y[i])), 0)
+            )
+    return items, labels
+
+
+def test_label_flip_in_event_labels_raises_calibration_drift_and_no_input_drift() -> None:
+    n, flip = 16_000, 8_000
+    engine = Engine(_config(), input_topic="t", profile=_profile("m", _reference()))
+    items, _ = _flip_items(n, flip, late=False)
+    events = _run(engine, items)
+    assert not [e for e in events if e.detector in INPUT_DRIFT and e.feature in ("x", "@prediction")]
+    calib = [e for e in events if e.detector == "calibration_drift"]
+    assert calib and min(e.source.offset for e in calib) < flip + 2 * WINDOW
+    assert not [e for e in calib if e.source.offset < flip]
+    ev = next(e for e in calib if e.feature == "@roc_auc").evidence
+    assert ev is not None and ev["realized"] < 0.5 < ev["estimate"] and abs(ev["difference"]) > ev["tolerance"]
+
+
+def test_label_flip_late_labels_raises_calibration_drift_within_two_windows() -> None:
+    n, flip = 16_000, 8_000
+    engine = Engine(_config(), input_topic="t", labels_topic="labels", profile=_profile("m", _reference()))
+    items, labels = _flip_items(n, flip, late=True)
+    events, seen_at = [], {}
+    for a in range(0, n, 1000):
+        events += engine.process("t", 0, items[a : a + 1000], now=0.0).events
+        out = engine.process_labels("labels", 0, labels[a : a + 1000], now=0.0)
+        for e in out.events:
+            seen_at[e.event_id] = a + 1000
+        events += out.events
+    calib = [e for e in events if e.detector == "calibration_drift"]
+    assert calib, "late labels must grade the windows"
+    first = min(seen_at[e.event_id] for e in calib)
+    assert flip < first <= flip + 2 * WINDOW + 1000  # labels of the first flipped window, plus one chunk
+    assert calib[0].source.topic == "labels"  # the label that covered the window
+    assert engine.readouts().performance["m"][1] is not None
+
+
+def test_same_alerts_however_cut_and_across_a_checkpoint() -> None:
+    n, flip = 12_000, 6_000
+    items, labels = _flip_items(n, flip, late=True)
+    profile = _profile("m", _reference())
+
+    def run(cut: int, restore_at: int | None) -> tuple[list, dict]:
+        engine = Engine(_config(), input_topic="t", labels_topic="labels", profile=profile)
+        ids = []
+        for a in range(0, n, cut):
+            if restore_at is not None and a == restore_at:
+                state = decode_state(encode_state(engine.state("t", 0)))
+                engine = Engine(_config(), input_topic="t", labels_topic="labels", profile=profile)
+                engine.restore("t", 0, state, replay_until=a, labels_replay_until=a)
+            out = engine.process("t", 0, items[a : a + cut], now=0.0)
+            out2 = engine.process_labels("labels", 0, labels[a : a + cut], now=0.0)
+            ids += [e.event_id for e in out.events + out2.events]
+        return ids, engine.state("t", 0)["performance"]["m"]
+
+    whole, state_whole = run(1000, None)
+    assert whole
+    restored, state_restored = run(1000, 5000)
+    assert restored == whole
+    _assert_same_state(state_restored, state_whole)
+    other_cut, _ = run(3000, None)
+    assert other_cut == whole
+
+
+def _assert_same_state(a: Any, b: Any) -> None:
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _assert_same_state(a[k], b[k])
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            _assert_same_state(x, y)
+    elif isinstance(a, np.ndarray):
+        np.testing.assert_array_equal(a, b)
+    elif isinstance(a, float) and a != a:
+        assert b != b
+    else:
+        assert a == b
+
+
+def test_state_round_trip_and_rejected_states() -> None:
+    ref = _reference()
+    cfg = _config()
+    engine = Engine(cfg, input_topic="t", profile=_profile("m", ref))
+    items, _ = _flip_items(5_500, 10_000, late=False)
+    _run(engine, items)
+    state = decode_state(encode_state(engine.state("t", 0)))
+    perf = state["performance"]["m"]
+    mon = PerformanceMonitor.from_state(perf, ref, cfg.detectors.performance, cfg.detectors.window_tests)
+    _assert_same_state(mon.state_dict(), perf)
+    for broken, why in (
+        ({**perf, "version": 9}, "version"),
+        ({**perf, "columns": ["y"]}, "disagree"),
+        ({**perf, "open": {**perf["open"], "inputs": np.zeros((3, 5))}}, "open"),
+        ({**perf, "pending": "x"}, "pending"),
+        ({**perf, "active": {"performance_estimate": ["nope"]}}, "active"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            PerformanceMonitor.from_state(broken, ref, cfg.detectors.performance, cfg.detectors.window_tests)
+    bad = {**state, "performance": {"other": perf}}
+    with pytest.raises(ValueError, match="other"):
+        Engine(cfg, input_topic="t", profile=_profile("m", ref)).restore("t", 0, bad)
+
+
+@pytest.mark.parametrize("seconds", [None, 30.0])
+def test_windows_close_where_the_window_tests_close(seconds: float | None) -> None:
+    """The monitor's clock cuts windows at the same rows as the reference monitor's."""
+    from driftsentinel.detectors.profile import build_profile
+
+    rng = np.random.default_rng(3)
+    cfg = WindowTestConfig(window_events=500, window_seconds=seconds, min_count=10)
+    prof = build_profile({"x": rng.normal(size=5000).tolist()}, source="t")
+    ref_mon, clock = ReferenceMonitor(prof, cfg), WindowClock(cfg)
+    times = np.cumsum(rng.exponential(0.1, 6000))
+    times[3000] -= 5000.0  # a clock that jumps back
+    x = rng.normal(size=(6000, 1)) * np.where(np.arange(6000) > 2000, 5, 1)[:, None]
+    want, got = [], []
+    for a in range(0, 6000, 700):
+        want += [a + d.row for d in ref_mon.update(["x"], x[a : a + 700], [], None, times[a : a + 700])]
+        got += [a + row for _, row in clock.cuts(min(700, 6000 - a), times[a : a + 700])]
+    assert set(want) <= set(got) and got
+
+
+def test_engine_output_records_windows() -> None:
+    engine = Engine(_config(), input_topic="t", profile=_profile("m", _reference()))
+    items, _ = _flip_items(4_000, 10_000, late=False)
+    out: Output = engine.process("t", 0, items, now=0.0)
+    recs = [r for m, r in out.performance_windows if m == "m"]
+    assert [r.first_offset for r in recs] == [0, 0, 2000, 2000]  # each window estimated, then graded
+    assert recs[1].realized is not None and recs[1].coverage == 1.0
