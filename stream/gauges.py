@@ -4,6 +4,9 @@ Feature gauges (mean, missing ratio, scores, window sizes, drift flags) and the 
 join's waiting ids come from :meth:`driftsentinel.detectors.engine.Engine.readouts`; consumer
 lag from the consumer's positions and cached watermarks. They are refreshed at most once a
 second (per event they cost ~20 % of the loop); a published alert flips its drift flag at once.
+
+Live performance estimation (models with a performance reference) has its own gauges,
+declared here on the same registry and series budget (:class:`PerformanceGauges`).
 """
 
 from __future__ import annotations
@@ -14,10 +17,89 @@ import time
 from confluent_kafka import Consumer, KafkaException
 
 from driftsentinel.detectors.engine import Output, Readouts
+from driftsentinel.detectors.performance_monitor import WindowRecord
 from driftsentinel.schemas import DriftEvent
-from driftsentinel.stream.metrics import Metrics
+from driftsentinel.stream.metrics import PREFIX, Counter, Gauge, Metrics
 
 log = logging.getLogger("driftsentinel")
+
+
+class PerformanceGauges:
+    """``driftsentinel_performance_*{model,metric}``: the last window's estimate, the band it was
+    judged by and the reference value; the last graded window's realized value and the estimate's
+    error (estimate - realized); windows given up before their labels covered them.
+
+    >>> m = Metrics()
+    >>> g = PerformanceGauges(m)
+    >>> rec = WindowRecord(0, 4999, 5000, 5000, None, {"roc_auc": 0.91}, {"roc_auc": 0.95}, {"roc_auc": None},
+    ...                    {"roc_auc": 0.97}, {"roc_auc": 0.01}, {"roc_auc": 0.80}, 1.0)
+    >>> g.update({"m": (rec, rec)})
+    >>> b"driftsentinel_performance_band_upper{" in m.render(), round(g.error.labels("m", "roc_auc")._value.get(), 2)
+    (False, 0.11)
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        r = metrics.registry
+        labels = ["model", "metric"]
+        self.estimate = Gauge(
+            f"{PREFIX}_performance_estimate",
+            "Estimated metric of the model's last closed window (CBPE for classifiers, DLE for regressors).",
+            labels,
+            registry=r,
+        )
+        self.lower = Gauge(
+            f"{PREFIX}_performance_band_lower",
+            "Lower bound of the reference band the last estimate was judged by (absent: unbounded).",
+            labels,
+            registry=r,
+        )
+        self.upper = Gauge(
+            f"{PREFIX}_performance_band_upper",
+            "Upper bound of the reference band the last estimate was judged by (absent: unbounded).",
+            labels,
+            registry=r,
+        )
+        self.reference = Gauge(
+            f"{PREFIX}_performance_reference", "The metric on the whole labelled reference.", labels, registry=r
+        )
+        self.realized = Gauge(
+            f"{PREFIX}_performance_realized",
+            "Realized metric of the last window whose labels reached min_label_coverage.",
+            labels,
+            registry=r,
+        )
+        self.error = Gauge(
+            f"{PREFIX}_performance_estimate_error",
+            "Estimate minus realized value of that window (calibration_drift when beyond the band's half-width).",
+            labels,
+            registry=r,
+        )
+        self.ungraded = Counter(
+            f"{PREFIX}_performance_windows_ungraded",
+            "Closed windows given up before their labels covered them (max_pending_windows, or no labels).",
+            ["model"],
+            registry=r,
+        )
+
+    def update(self, performance: dict[str, tuple[WindowRecord | None, WindowRecord | None]]) -> None:
+        for model, (estimated, graded) in performance.items():
+            if estimated is not None:
+                for metric, value in estimated.estimate.items():
+                    _set(self.estimate, model, metric, value)
+                    _set(self.lower, model, metric, estimated.lower.get(metric))
+                    _set(self.upper, model, metric, estimated.upper.get(metric))
+                    _set(self.reference, model, metric, estimated.reference.get(metric))
+            if graded is not None and graded.realized is not None:
+                for metric, value in graded.realized.items():
+                    _set(self.realized, model, metric, value)
+                    est = graded.estimate.get(metric)
+                    _set(self.error, model, metric, None if est is None else est - value)
+
+
+def _set(gauge: Gauge, model: str, metric: str, value: float | None) -> None:
+    """Set a series; an undefined value (None, NaN) leaves it as it was (or absent)."""
+    if value is not None and value == value:
+        gauge.labels(model, metric).set(value)
 
 
 class Gauges:
@@ -25,6 +107,7 @@ class Gauges:
 
     def __init__(self, metrics: Metrics, log_interval_s: float) -> None:
         self.metrics = metrics
+        self.performance = PerformanceGauges(metrics)
         self.log_interval_s = log_interval_s
         self.lag: dict[tuple[str, int], int] = {}
         self._last = 0.0
@@ -57,6 +140,8 @@ class Gauges:
             m.drift_detected.labels(*labels).set(1 if flag else 0)
         for side, n in readouts.labels_pending.items():
             m.labels_pending.labels(side).set(n)
+        if readouts.performance:
+            self.performance.update(readouts.performance)
 
     def alert(self, event: DriftEvent) -> None:
         self.metrics.alerts.labels(event.model, event.feature, event.detector, event.status).inc()
@@ -110,5 +195,8 @@ class Gauges:
             m.labels_joined.labels(model).inc(n)
         for side, n in out.labels_unmatched.items():
             m.labels_unmatched.labels(side).inc(n)
+        for model, n in out.performance_ungraded.items():
+            if n:
+                self.performance.ungraded.labels(model).inc(n)
         if out.newest_event_time is not None:  # one gauge update per partition and batch, not per event
             m.last_event_ts.labels(topic, str(partition)).set(out.newest_event_time)
