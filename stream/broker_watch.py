@@ -1,5 +1,9 @@
 """A background thread: is the broker answering, is a transactional call stuck, is a stop overdue?
 
+An outage is said once, in words ("broker 127.0.0.1:9092 unreachable since 10:02:03 (Connect
+to ... failed: Connection refused); waiting for it"), and its end once ("reachable again after
+42 s"); librdkafka's own connection failures are held back meanwhile (:class:`Reachability`).
+
 The main loop may be blocked in a transaction while the broker is away, so readiness
 cannot depend on the loop. A call stuck inside librdkafka past the watchdog's limit makes
 the process re-execute itself: exactly-once makes that safe (the new producer, same
@@ -23,12 +27,14 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from driftsentinel.stream.clients import Outages, outages
 from driftsentinel.stream.metrics import HealthState
 from driftsentinel.stream.transaction import Watchdog
 
@@ -109,6 +115,81 @@ def exit_now(why: str) -> None:
     os._exit(0)
 
 
+def _clock_time(epoch_s: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(epoch_s))
+
+
+def _duration(seconds: float) -> str:
+    """
+    >>> _duration(4.2), _duration(75), _duration(7322)
+    ('4 s', '1 min 15 s', '2 h 2 min')
+    """
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+class Reachability:
+    """Says once, in words, that no broker of ``bootstrap`` answers, and once that one answers again.
+
+    Meanwhile librdkafka's own connection failures are held back and counted (:class:`Outages`).
+
+    >>> import logging
+    >>> r = Reachability("b:9092", Outages(), logging.getLogger("doc"), wall=iter([0.0, 42.0]).__next__)
+    >>> r.failed("Connection refused"), r.failed("Connection refused"), r.answered(), r.answered()
+    (True, False, True, False)
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        held: Outages = outages,
+        logger: logging.Logger = log,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.bootstrap, self.held, self.log, self.wall = bootstrap, held, logger, wall
+        self.down_since: float | None = None
+        self._mark = 0
+
+    def failed(self, probe_error: str) -> bool:
+        """A probe got no answer; returns whether this began an outage (and said so)."""
+        if self.down_since is not None:
+            return False
+        self.down_since = self.wall()
+        self._mark = self.held.begin()
+        reason = self.held.reason() or probe_error
+        self.log.warning(
+            "broker %s unreachable since %s (%s); waiting for it (readiness red, nothing is lost)",
+            self.bootstrap,
+            _clock_time(self.down_since),
+            reason,
+        )
+        return True
+
+    def answered(self) -> bool:
+        """A probe got an answer; returns whether this ended an outage (and said so)."""
+        if self.down_since is None:
+            return False
+        held = self.held.end(self._mark)
+        self.log.info(
+            "broker %s reachable again after %s (%d librdkafka connection messages held back)",
+            self.bootstrap,
+            _duration(self.wall() - self.down_since),
+            held,
+        )
+        self.down_since = None
+        return True
+
+    def close(self) -> None:
+        """The watch ends: an outage still said stops holding librdkafka's lines back."""
+        if self.down_since is not None:
+            self.held.end(self._mark)
+            self.down_since = None
+
+
 def start_broker_watch(
     admin_settings: dict[str, Any],
     health: HealthState,
@@ -118,14 +199,19 @@ def start_broker_watch(
 ) -> threading.Thread:
     """Start the daemon thread; it ends when ``life.done`` turns true."""
 
+    reach = Reachability(str(admin_settings.get("bootstrap.servers", "?")))
+
     def watch() -> None:
         admin = AdminClient(admin_settings)
         while not life.done:
             try:
                 admin.list_topics(timeout=2)
                 health.set_broker(None)
+                reach.answered()
             except KafkaException as exc:
                 health.set_broker(f"broker unreachable: {exc.args[0].str()}")
+                reach.failed(exc.args[0].str())
+            admin.poll(0)  # its own librdkafka log lines reach the logger (rate limited)
             life.poll_signals()
             if life.starting:
                 health.beat()  # alive and waiting for the broker: liveness green
@@ -134,6 +220,7 @@ def start_broker_watch(
             if watchdog.stuck() and life.stop_requested_at is None:
                 restart_in_place(f"a transactional call has not returned for {watchdog.stuck_after_s:.0f}s")
             time.sleep(interval_s)
+        reach.close()
 
     thread = threading.Thread(target=watch, name="broker-watch", daemon=True)
     thread.start()

@@ -1,8 +1,9 @@
 """Kafka clients for every loop (``run``, ``skew``): configuration, start-up, error reporting.
 
 One place builds the librdkafka settings (security settings in ``common`` reach every
-client), waits for the broker with a clear error, creates missing output topics and rate
-limits librdkafka's repeated connection errors in the log.
+client), waits for the broker with a clear error, creates missing output topics, routes
+librdkafka's own log lines through Python logging (repeats rate limited, connection failures
+held back while the broker watch has said the outage in words) and writes the start-up line.
 
 >>> admin_settings({"bootstrap.servers": "b:9092"}, {"security.protocol": "SSL", "fetch.min.bytes": 1})
 {'bootstrap.servers': 'b:9092', 'security.protocol': 'SSL'}
@@ -15,7 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,6 +27,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from driftsentinel.schemas import SidecarConfig
+from driftsentinel.schemas.profile import ProfileError, ReferenceProfile, load_profile
 from driftsentinel.stream.checkpoint import MAX_STATE_BYTES
 from driftsentinel.stream.transaction import transactional_id
 
@@ -40,35 +45,155 @@ class Stopped(RuntimeError):
     """A stop was requested while start-up was waiting for the broker (a clean exit)."""
 
 
+#: How often a repeated librdkafka message is said again, with the count of its repeats.
+REPEAT_EVERY_S = 60.0
+#: librdkafka's facility for a failed broker connection (refused, reset, TLS/SASL failures, timeouts).
+FAIL_FACILITY = "FAIL"
+
+_DIGITS = re.compile(r"\d+")
+_THREAD = re.compile(r"^\[thrd:[^\]]*\]: ")
+_AFTER = re.compile(r" \(after \d+ms in state \w+\)$")
+
+
+def rdkafka_parts(record: logging.LogRecord) -> tuple[str, str]:
+    """``(facility, text)`` of a librdkafka log record; ``("", message)`` for any other record.
+
+    confluent-kafka's ``logger`` setting calls ``logger.log(level, "%s [%s] %s", facility,
+    client name, text)``; the text starts with librdkafka's thread, which is dropped.
+
+    >>> text = "[thrd:b:9092/bootstrap]: b:9092/bootstrap: Connect to ipv4#10.0.0.1:9092 failed: Connection refused"
+    >>> rec = logging.LogRecord("x", 40, "", 0, "%s [%s] %s", ("FAIL", "rdkafka#producer-1", text), None)
+    >>> rdkafka_parts(rec)
+    ('FAIL', 'b:9092/bootstrap: Connect to ipv4#10.0.0.1:9092 failed: Connection refused')
+    """
+    args = record.args
+    if record.msg == "%s [%s] %s" and isinstance(args, tuple) and len(args) == 3:
+        return str(args[0]), _THREAD.sub("", str(args[2]))
+    return "", record.getMessage()
+
+
+def failure_reason(text: str) -> str:
+    """A FAIL text without its broker prefix and state suffix: the reason a person reads.
+
+    >>> failure_reason("b:9092/bootstrap: Connect to ipv4#10.0.0.1:9092 failed: Connection refused "
+    ...     "(after 0ms in state CONNECT)")
+    'Connect to ipv4#10.0.0.1:9092 failed: Connection refused'
+    """
+    head, sep, rest = text.partition(": ")
+    if sep and "/" in head and " " not in head:
+        text = rest
+    return _AFTER.sub("", text)
+
+
 class RateLimit(logging.Filter):
-    """librdkafka repeats connection failures several times a second: one line per kind per 10 s.
+    """Repeated messages: the first passes, the rest of ``every_s`` are counted, and the next one
+    after that passes with the count ("[412 more like this in the last 60 s]").
 
-    The kind is the record's ``kind`` extra (an error code name), else the text before
-    the first colon (librdkafka's log facility).
+    Records are alike when their ``kind`` extra (an error code name) is equal or, without
+    one, their facility and text with every number masked: the same failure of several
+    clients, of several brokers, or with another duration in it, is one kind. At most
+    ``max_kinds`` kinds are remembered (the least recent is forgotten).
 
-    >>> f = RateLimit(every_s=60.0)
-    >>> rec = logging.LogRecord("x", logging.WARNING, "", 0, "kafka: down", None, None)
-    >>> f.filter(rec), f.filter(rec)
-    (True, False)
+    >>> clock = iter([0.0, 1.0, 2.0, 61.0]).__next__
+    >>> f = RateLimit(every_s=60.0, clock=clock)
+    >>> rec = lambda: logging.LogRecord("x", logging.WARNING, "", 0, "kafka: down 3", None, None)
+    >>> f.filter(rec()), f.filter(rec()), f.filter(rec())
+    (True, False, False)
+    >>> last = rec(); f.filter(last), last.getMessage()
+    (True, 'kafka: down 3 [2 more like this in the last 61 s]')
     """
 
-    def __init__(self, every_s: float = 10.0) -> None:
+    def __init__(
+        self, every_s: float = REPEAT_EVERY_S, clock: Callable[[], float] = time.monotonic, max_kinds: int = 256
+    ) -> None:
         super().__init__()
-        self.every_s = every_s
-        self._last: dict[str, float] = {}
+        self.every_s, self.clock, self.max_kinds = every_s, clock, max_kinds
+        self._kinds: OrderedDict[str, list[float]] = OrderedDict()  # kind -> [said at, repeats held back]
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def kind(record: logging.LogRecord) -> str:
+        given = getattr(record, "kind", None)
+        if given:
+            return str(given)
+        facility, text = rdkafka_parts(record)
+        return f"{facility}|{_DIGITS.sub('#', text)[:200]}"
 
     def filter(self, record: logging.LogRecord) -> bool:
-        kind = getattr(record, "kind", None) or record.getMessage().split(":", 1)[0][:80]
-        now = time.monotonic()
-        if now - self._last.get(kind, -1e9) < self.every_s:
-            return False
-        self._last[kind] = now
+        kind, now = self.kind(record), self.clock()
+        with self._lock:
+            seen = self._kinds.get(kind)
+            if seen is not None and now - seen[0] < self.every_s:
+                seen[1] += 1
+                return False
+            self._kinds[kind] = [now, 0]
+            self._kinds.move_to_end(kind)
+            while len(self._kinds) > self.max_kinds:
+                self._kinds.popitem(last=False)
+        if seen is not None and seen[1]:
+            record.msg = f"{record.getMessage()} [{seen[1]:.0f} more like this in the last {now - seen[0]:.0f} s]"
+            record.args = None
         return True
 
 
-#: librdkafka's own log lines (the clients' ``logger`` setting), rate limited.
+class Outages(logging.Filter):
+    """What librdkafka says about failed broker connections, while an outage is already said in words.
+
+    The broker watch (:mod:`driftsentinel.stream.broker_watch`) says once that no broker
+    answers and once that one answers again; meanwhile librdkafka's FAIL lines (several a
+    second across the clients) only count. The last FAIL text is kept as the outage's reason.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._ongoing = 0
+        self._held = 0
+        self._last: tuple[float, str] | None = None  # (monotonic time, reason) of the last failure
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        facility, text = rdkafka_parts(record)
+        if facility != FAIL_FACILITY:
+            return True
+        with self._lock:
+            self._last = (time.monotonic(), failure_reason(text))
+            if self._ongoing:
+                self._held += 1
+                return False
+        return True
+
+    def note(self, reason: str) -> None:
+        """A connection failure reported elsewhere (a client's ``error_cb``)."""
+        with self._lock:
+            self._last = (time.monotonic(), reason)
+
+    def reason(self, within_s: float = 30.0) -> str | None:
+        """The last connection failure's reason if it is recent."""
+        with self._lock:
+            last = self._last
+        return last[1] if last is not None and time.monotonic() - last[0] <= within_s else None
+
+    def begin(self) -> int:
+        """An outage is said: hold FAIL lines back; returns the count to pass to :meth:`end`."""
+        with self._lock:
+            self._ongoing += 1
+            return self._held
+
+    def end(self, mark: int) -> int:
+        """The outage that began at ``mark`` is over: FAIL lines pass again; returns how many were held."""
+        with self._lock:
+            self._ongoing = max(self._ongoing - 1, 0)
+            return self._held - mark
+
+
+#: librdkafka's own log lines (the clients' ``logger`` setting): connection failures held back
+#: during an outage said in words, repeats rate limited.
 rdkafka_log = logging.getLogger("driftsentinel.rdkafka")
+outages = Outages()
+rdkafka_log.addFilter(outages)
 rdkafka_log.addFilter(RateLimit())
+#: error_cb codes that mean "a broker does not answer" (the broker watch says it in words).
+BROKER_DOWN = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE)
 
 
 def consume_error(err: KafkaError) -> None:
@@ -129,11 +254,17 @@ def list_topics(
 
 
 def on_kafka_error(err: KafkaError, health: Any) -> KafkaError | None:
-    """A client's ``error_cb``: readiness red while the broker is unreachable, logged (rate limited);
+    """A client's ``error_cb``: readiness red while the broker is unreachable (said by the broker watch),
+    other errors logged (rate limited);
     returns ``err`` when it is fatal (authentication, or librdkafka says so), else ``None``."""
-    if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
-        health.set_ready(f"broker unreachable: {err.str()}")
-    rdkafka_log.warning("kafka: %s", err.str(), extra={"kind": err.name()})
+    if err.code() in BROKER_DOWN:
+        # librdkafka's FAIL line says it too, and the broker watch says an outage in words
+        if err.code() != KafkaError._RESOLVE:
+            health.set_ready(f"broker unreachable: {err.str()}")
+        outages.note(failure_reason(err.str()))
+        rdkafka_log.debug("kafka: %s", err.str())
+    else:
+        rdkafka_log.warning("kafka: %s", err.str(), extra={"kind": err.name()})
     if err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED) or err.fatal():
         return err
     return None
@@ -238,14 +369,117 @@ def dead_letter_headers(msg: Message, reason: str, detail: str) -> list[tuple[st
     ]
 
 
-def effective_config_line(config: SidecarConfig) -> str:
-    """The start-up log line: the effective config, secrets redacted."""
-    data = config.model_dump()
+_SECRET_WORDS = ("password", "secret", "sasl.oauthbearer", "key", "jaas")
+#: Settings the start-up line names by themselves (not again among the changed ones).
+_SAID = frozenset(
+    {
+        "kafka.input_topic",
+        "kafka.alerts_topic",
+        "kafka.bootstrap_servers",
+        "kafka.group_id",
+        "kafka.exactly_once",
+        "detectors.backend",
+        "detectors.include",
+        "reference",
+        "metrics_port",
+    }
+)
+#: The changed settings' names take at most about this many characters of the start-up line.
+_CHANGED_CHARS = 80
+
+
+def effective_config(config: SidecarConfig) -> dict[str, Any]:
+    """The effective config as plain data, librdkafka secrets redacted."""
+    data = config.model_dump(mode="json")
     for section in ("common", "consumer", "producer"):
         for key in list(data["kafka"][section]):
-            if any(s in key.lower() for s in ("password", "secret", "sasl.oauthbearer", "key", "jaas")):
+            if any(s in key.lower() for s in _SECRET_WORDS):
                 data["kafka"][section][key] = "***"
-    return json.dumps(data, sort_keys=True)
+    return data
+
+
+def effective_config_json(config: SidecarConfig) -> str:
+    """The whole effective config as one JSON line (secrets redacted): logged at DEBUG."""
+    return json.dumps(effective_config(config), sort_keys=True)
+
+
+def _leaves(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def changed_settings(config: SidecarConfig) -> list[str]:
+    """The dotted names of the settings that differ from the defaults.
+
+    >>> from driftsentinel.schemas import load_config
+    >>> changed_settings(load_config(None, {"idle_exit": 10, "kafka.consumer": {"fetch.min.bytes": 1}}))
+    ['idle_exit', 'kafka.consumer.fetch.min.bytes']
+    """
+    default = _leaves(SidecarConfig().model_dump(mode="json"))
+    return sorted(k for k, v in _leaves(config.model_dump(mode="json")).items() if k not in default or default[k] != v)
+
+
+def _features(config: SidecarConfig, profile: ReferenceProfile | None) -> str:
+    if config.reference and profile is None:
+        try:
+            profile = load_profile(config.reference)
+        except ProfileError:
+            return "?"
+    if profile is not None:
+        return f"{len(profile.features)}(reference)"
+    if config.detectors.include:
+        return f"{len(config.detectors.include)}(include)"
+    return "discovered"
+
+
+def _first_names(names: list[str], chars: int) -> str:
+    """
+    >>> _first_names(["a.b", "c", "d.e.f"], 6)
+    'a.b,c,+1 more'
+    """
+    shown: list[str] = []
+    for name in names:
+        if shown and len(",".join([*shown, name])) > chars:
+            return ",".join([*shown, f"+{len(names) - len(shown)} more"])
+        shown.append(name)
+    return ",".join(shown)
+
+
+def effective_config_line(config: SidecarConfig, profile: ReferenceProfile | None = None) -> str:
+    """The start-up line: what a person checks first, one short line (secrets never in it).
+
+    Input and alerts topics, bootstrap servers, group, backend, reference profile, the
+    features watched (from the profile, ``detectors.include``, else discovered from the
+    stream), the metrics port, the delivery guarantee and the names (not values) of the
+    other settings that differ from the defaults. The whole config is logged at DEBUG
+    (:func:`effective_config_json`).
+
+    >>> from driftsentinel.schemas import load_config
+    >>> effective_config_line(load_config(None, {"kafka.input_topic": "clicks", "idle_exit": 5}))
+    'input=clicks alerts=drift-alerts bootstrap=127.0.0.1:9092 group=driftsentinel backend=kernel \
+reference=none features=discovered metrics_port=8000 changed=idle_exit (full config at DEBUG)'
+    """
+    kafka = config.kafka
+    changed = [k for k in changed_settings(config) if k not in _SAID]
+    shown = _first_names(changed, _CHANGED_CHARS)
+    parts = [
+        f"input={kafka.input_topic}",
+        f"alerts={kafka.alerts_topic}",
+        f"bootstrap={kafka.bootstrap_servers}",
+        f"group={kafka.group_id}",
+        f"backend={config.detectors.backend}",
+        f"reference={config.reference or 'none'}",
+        f"features={_features(config, profile)}",
+        f"metrics_port={config.metrics_port}",
+        *([] if kafka.exactly_once else ["delivery=at-least-once"]),
+        *([f"changed={shown}"] if shown else []),
+    ]
+    return " ".join(parts) + " (full config at DEBUG)"
 
 
 #: Headers of a DLQ record cut to ``dlq_max_value_bytes`` (the original is too large for the DLQ).

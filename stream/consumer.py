@@ -109,6 +109,7 @@ class Sidecar:
     def run(self) -> int:
         """Run until stopped, ``max_events`` or ``idle_exit``; returns the exit code."""
         cfg = self.config
+        log.debug("full effective config %s", clients.effective_config_json(cfg))
         server = serve(
             self.metrics,
             self.health,

@@ -28,7 +28,7 @@ from driftsentinel.stream.checkpoint import (
 )
 from driftsentinel.stream.label_topic import LabelPosition
 from driftsentinel.stream.metrics import HealthState, Metrics
-from driftsentinel.stream.restore import InputStart, RestorePlan
+from driftsentinel.stream.restore import InputStart, RestorePlan, start_words
 
 log = logging.getLogger("driftsentinel")
 #: How long /readyz reports a rejected state record (the partition rebuilds meanwhile).
@@ -97,21 +97,14 @@ class Partitions:
                 if labels_topic is not None and start >= 0:
                     pos.next_offset = start  # known now: a labels-only batch can checkpoint the partition
             self.inputs[(p.topic, p.partition)] = pos
-            log.info(
-                "partition %s[%d]: committed %s, reading from %s, alerts from %d",
-                p.topic,
-                p.partition,
-                p.done,
-                "the earliest offset" if start == OFFSET_BEGINNING else start,
-                p.replay_until,
-            )
+            log.info("partition %s[%d]: %s", p.topic, p.partition, start_words(p.done, start, p.replay_until))
             out.append(TopicPartition(p.topic, p.partition, start))
         for number, done in plan.labels_done.items():
             lp = LabelPosition(
                 number, next_offset=plan.label_start(number, used.get(number, False), rebuilt.get(number, False))
             )
             self.labels[number] = lp
-            log.info("labels %s[%d]: committed %s, reading from %s", labels_topic, number, done, lp.next_offset)
+            log.info("labels %s[%d]: %s", labels_topic, number, start_words(done, lp.next_offset))
             out.append(TopicPartition(labels_topic or "", number, lp.next_offset))
         return out
 

@@ -24,7 +24,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    OFFSET_INVALID,
+    OFFSET_STORED,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from driftsentinel.stream.checkpoint import Checkpoint, Rejected
 from driftsentinel.stream.transaction import Health
@@ -97,16 +106,16 @@ def plan_restore(
         done = max(committed.get(key, OFFSET_INVALID), progress.get(key, OFFSET_INVALID))
         if done > committed.get(key, OFFSET_INVALID):
             log.warning(
-                "%s[%d]: committed offset %s is behind the progress marker %d; using the marker",
+                "%s[%d]: the committed offset (%s) is behind the progress marker (offset %s); using the marker",
                 *key,
-                committed.get(key),
-                done,
+                offset_words(committed.get(key, OFFSET_INVALID)),
+                f"{done:,}",
             )
         found = checkpoints.get(key)
         rebuild = any(r.record == "checkpoint" for r in plan.rejected.get(key, []))
         usable = found if found is not None and done >= 0 and found.next_offset <= done and not rebuild else None
         if found is None and done >= 0 and not rebuild:
-            log.warning("no checkpoint for %s[%d]: detectors start fresh at offset %d", *key, done)
+            log.warning("no checkpoint for %s[%d]: detectors start fresh at offset %s", *key, f"{done:,}")
         start = usable.next_offset if usable else (done if done >= 0 and not rebuild else OFFSET_BEGINNING)
         labels_done = plan.labels_done.get(key[1]) if labels_topic is not None else None
         plan.inputs.append(
@@ -124,6 +133,46 @@ def plan_restore(
         if usable is not None:
             plan.labels_at_checkpoint[key[1]] = usable.labels_next_offset
     return plan
+
+
+def offset_words(offset: int) -> str:
+    """An offset as a person reads it: librdkafka's sentinels in words, numbers grouped.
+
+    >>> offset_words(OFFSET_BEGINNING), offset_words(OFFSET_INVALID), offset_words(1234)
+    ('the earliest offset', 'no offset', 'offset 1,234')
+    """
+    words = {
+        OFFSET_BEGINNING: "the earliest offset",
+        OFFSET_END: "the latest offset",
+        OFFSET_STORED: "the stored offset",
+    }
+    if offset in words:
+        return words[offset]
+    return f"offset {offset:,}" if offset >= 0 else "no offset"
+
+
+def start_words(done: int, start: int, alerts_from: int | None = None) -> str:
+    """Where a partition is read from, in words (``done``: the committed offset or progress marker).
+
+    >>> start_words(OFFSET_INVALID, OFFSET_BEGINNING)
+    'no committed offset, reading from the earliest'
+    >>> start_words(1234, 1234)
+    'resuming at offset 1,234'
+    >>> start_words(1234, 1000, 1234)
+    'resuming at offset 1,234: reading from its checkpoint at offset 1,000, alerts from offset 1,234'
+    >>> start_words(1234, OFFSET_BEGINNING, 1234)
+    'resuming at offset 1,234: reading from the earliest offset to rebuild, alerts from offset 1,234'
+    """
+    if done < 0:
+        return "no committed offset, reading from " + (
+            "the earliest" if start == OFFSET_BEGINNING else offset_words(start)
+        )
+    head = f"resuming at offset {done:,}"
+    if start == done:
+        return head
+    how = f"its checkpoint at {offset_words(start)}" if start >= 0 else f"{offset_words(start)} to rebuild"
+    tail = f", alerts from {offset_words(alerts_from)}" if alerts_from is not None else ""
+    return f"{head}: reading from {how}{tail}"
 
 
 def committed_offsets(
