@@ -597,8 +597,9 @@ def lockstep_kernel(
 def lockstep_run(Xg, lanes, plan, params, state, rings, caches, scratch, tables, call):  # pragma: no cover - numba
     """Run lanes ``l`` (feature ``fi[l]``, column ``l`` of ``Xg``) over up to ``qs[l]``
     segments of 32 rows each from row 0; a lane stops before a segment with a missing value,
-    and ``qs[l]`` is set to the segments it did. Detections go to ``hits`` as
-    (row0 + row in Xg, feature), in stream order; returns their count. The shared state is
+    and ``qs[l]`` is set to the segments it did. Detections go to ``hits`` (float64) as
+    (row0 + row in Xg, feature, width and total of the window after river's deletions), in
+    stream order; returns their count. The shared state is
     read at entry and written back at exit.
 
     ``lanes``: (fi, qs); ``plan``: ``lockstep_plan``'s (max_buckets first); ``params``:
@@ -794,6 +795,8 @@ def lockstep_run(Xg, lanes, plan, params, state, rings, caches, scratch, tables,
                 n_det[f] += 1
                 hits[nh, 0] = row0 + r0 + 31
                 hits[nh, 1] = f
+                hits[nh, 2] = Wx  # the sub-window after the cut: its length and total
+                hits[nh, 3] = Tx
                 nh += 1
                 S[RUN_W, l] = Wx
                 S[RUN_T, l] = Tx

@@ -181,24 +181,28 @@ def _group_add(cachef, f, k, mu0, grow, gA, gB, gS, gW):  # pragma: no cover - n
 # calls happen once per chunk of features (and array views are avoided inside); the
 # helpers below are inlined into _chunk (numba's inline="always", measured free).
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _adwin_kernel(X, params, state, rings, caches, lo, hi, flags, use_filter):  # pragma: no cover - numba
+def _adwin_kernel(X, params, state, rings, caches, lo, hi, flags, cut, use_filter):  # pragma: no cover - numba
     """All rows of batch ``X`` for every feature. ``params``: the per-feature arrays
     (delta, clock, max_buckets, min_window_length, grace_period); ``state``: (count since
     the reset, width, total, variance, sum |x|, reset due, detections); ``rings``: (tot,
     var, tend, hist); ``caches``: (cachef, cachea, grp); ``lo`` / ``hi`` scratch per level;
     ``flags`` a zeroed scratch [rows, F] (only the cells of hits are written, and read
-    back). Returns the hits as (row, feature) pairs in stream order."""
+    back); ``cut`` a scratch [2, rows, F] that gets, at each hit's cell, the width and total
+    of river's window after its deletions (the sub-window after the cut). Returns the hits
+    as (row, feature) pairs in stream order."""
     rows, F = X.shape
     row_hits = np.zeros(rows, np.int64)
     n_hits = 0
     for c0 in range(0, F, _CHUNK):
         nf = min(_CHUNK, F - c0)
-        n_hits += _chunk(X, c0, nf, params, state, rings, caches, lo, hi, flags, row_hits, use_filter)
+        n_hits += _chunk(X, c0, nf, params, state, rings, caches, lo, hi, flags, cut, row_hits, use_filter)
     return collect_hits(flags, row_hits, rows, F, n_hits)
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
-def _chunk(X, fc0, nf, params, state, rings, caches, lo, hi, flags, row_hits, use_filter):  # pragma: no cover - numba
+def _chunk(
+    X, fc0, nf, params, state, rings, caches, lo, hi, flags, cut, row_hits, use_filter
+):  # pragma: no cover - numba
     # features [fc0, fc0 + nf) over all rows, a tile of _TILE rows at a time: pass 1 for the
     # chunk (features innermost), then pass 2 feature by feature. State and per-row results
     # live in in-kernel blocks of constant row stride (S: a feature's running width / total /
@@ -416,6 +420,8 @@ def _chunk(X, fc0, nf, params, state, rings, caches, lo, hi, flags, row_hits, us
                     pend = True
                     n_det[f] += 1
                     flags[i, f] = True
+                    cut[0, i, f] = Wx  # the sub-window after the cut: its length and total
+                    cut[1, i, f] = Tx
                     row_hits[i] += 1
                     n_hits += 1
                     Wa[f], Ta[f], Va[f], Aa[f] = _redo_tail(X, f, jf, i, r0, r1, RB, Wx, Tx, Vx)
@@ -776,7 +782,8 @@ class ADWIN:
         self._work_key: tuple[int, int] | None = None
         self._lsm = np.full((3, F), -1, np.int64)
         self._vb = 0
-        self._hits = np.empty((0, 2), np.int64)
+        self._hits = np.empty((0, 4))  # the lockstep kernel's hits: row, feature, after-cut width, total
+        self._post = np.zeros((0, 2))  # per hit of the last update: after-cut width, total
 
     def _ensure_levels(self, n_new: int) -> None:
         # a level-k bucket holds 2**k values: a window of w values has < bit_length(w) + 1 levels
@@ -810,20 +817,26 @@ class ADWIN:
         X = np.ascontiguousarray(as_matrix(X, self.n_features))
         rows = X.shape[0]
         if rows == 0 or self.n_features == 0:
+            self._post = np.zeros((0, 2))
             return np.empty((0, 2), dtype=np.int64)
         self._ensure_levels(rows)
         a, b = LOCKSTEP_MIN_CELLS
         if self.use_filter and self.lockstep and self._eligible_any and rows * X.shape[1] >= a + b * X.shape[1]:
-            return self._update_lockstep(X)
-        return self._general(X)
+            hits, self._post = self._update_lockstep(X)
+        else:
+            hits, self._post = self._general(X)
+        return hits
 
-    def _general(self, X: np.ndarray) -> np.ndarray:
-        # the general kernel: every parameter, missing values anywhere
+    def _general(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # the general kernel: every parameter, missing values anywhere. Returns the hits and,
+        # per hit, the width and total of the window after river's deletions
         lo, hi = self._buffers()
         flags = np.zeros(X.shape, dtype=np.bool_)
-        return _adwin_kernel(
-            X, self._params(), self._state(), self._rings(), self._caches(), lo, hi, flags, self.use_filter
+        cut = np.empty((2, *X.shape))  # read only at the hits' cells, which the kernel writes
+        hits = _adwin_kernel(
+            X, self._params(), self._state(), self._rings(), self._caches(), lo, hi, flags, cut, self.use_filter
         )
+        return hits, cut[:, hits[:, 0], hits[:, 1]].T
 
     # the kernels' argument groups (numba takes tuples of arrays at no cost inside)
     def _params(self) -> tuple[np.ndarray, ...]:
@@ -838,13 +851,16 @@ class ADWIN:
     def _caches(self) -> tuple[np.ndarray, ...]:
         return self._cachef, self._cachea, self._grp
 
-    def _general_rows(self, X: np.ndarray, start: int, stop: int, first: np.ndarray, end: np.ndarray) -> np.ndarray:
+    def _general_rows(
+        self, X: np.ndarray, start: int, stop: int, first: np.ndarray, end: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         # the general kernel on rows [start, stop), feature f seeing only rows [first[f], end[f])
         # (the others masked as missing, which leaves that feature's detector alone)
         Xm = X[start:stop].copy()
         r = np.arange(start, stop)[:, None]
         Xm[(r < first[None, :]) | (r >= end[None, :])] = np.nan
-        return self._general(Xm) + [start, 0]
+        hits, post = self._general(Xm)
+        return hits + [start, 0], post
 
     def _lockstep_call(
         self,
@@ -857,7 +873,7 @@ class ADWIN:
         lo: np.ndarray,
         hi: np.ndarray,
         keep: bool,
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
         # keep: the lanes are every feature in order, as in the calls whose scratch carries over
         plan = lockstep_plan(mb)
         L = cols.size
@@ -868,7 +884,7 @@ class ADWIN:
             self._work_key = (mb, L)
             self._lsm[0] = -1
         if self._hits.shape[0] <= n_segs:
-            self._hits = np.empty((n_segs + 1, 2), np.int64)
+            self._hits = np.empty((n_segs + 1, 4))
         vb = self._vb
         self._vb += SEG * int(q.max())
         k = lockstep_kernel(
@@ -907,9 +923,9 @@ class ADWIN:
             vb,
             keep,
         )
-        return self._hits[:k].copy()
+        return self._hits[:k, :2].astype(np.int64), self._hits[:k, 2:].copy()
 
-    def _update_lockstep(self, X: np.ndarray) -> np.ndarray:
+    def _update_lockstep(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # per feature: rows [0, head) through the general kernel (to its next multiple of 32),
         # then whole segments with no missing value in lockstep, then the rest through the
         # general kernel again (rows outside a feature's range are masked as missing)
@@ -938,8 +954,10 @@ class ADWIN:
             parts.append(self._general_rows(X, t_min, rows, tail, np.full_like(tail, rows)))
         if len(parts) == 1:
             return parts[0]
-        out = np.concatenate(parts)
-        return out[np.lexsort((out[:, 1], out[:, 0]))]
+        out = np.concatenate([h for h, _ in parts])
+        post = np.concatenate([p for _, p in parts])
+        order = np.lexsort((out[:, 1], out[:, 0]))
+        return out[order], post[order]
 
     def add_features(self, n: int) -> None:
         """Append ``n`` fresh features (construction-time scalars, else river's defaults)."""
@@ -1048,6 +1066,19 @@ class ADWIN:
     @property
     def n_detections(self) -> np.ndarray:
         return self._n_det.copy()
+
+    @property
+    def post_change_count(self) -> np.ndarray:
+        """Per hit of the last :meth:`update` (same order): the length of the sub-window after
+        the cut, i.e. the window river keeps after its deletions (the values since the change
+        point ADWIN found, the detection's value included). int64."""
+        return self._post[:, 0].astype(np.int64)
+
+    @property
+    def post_change_mean(self) -> np.ndarray:
+        """Per hit of the last :meth:`update` (same order): the mean of that sub-window
+        (river's ``estimation`` right after the detection)."""
+        return self._post[:, 1] / self._post[:, 0]
 
     @property
     def drift_detected(self) -> np.ndarray:

@@ -54,15 +54,37 @@ _ARRAYS = {
 }
 
 
-_CHUNK = 64  # features per pass over the rows: the in-kernel state block is [13, _CHUNK]
+_CHUNK = 64  # features per pass over the rows: the in-kernel state block is [15, _CHUNK]
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
 def _ph_kernel(
-    X, min_inst, delta, threshold, alpha, mode, n, mean, s_inc, s_dec, min_inc, max_dec, pending, n_det, flags
+    X,
+    min_inst,
+    delta,
+    threshold,
+    alpha,
+    mode,
+    n,
+    mean,
+    s_inc,
+    s_dec,
+    min_inc,
+    max_dec,
+    at_min,
+    at_max,
+    pending,
+    n_det,
+    flags,
+    since,
 ):  # pragma: no cover - numba
-    # Returns the hits as (row, feature) pairs in stream order. ``flags`` is scratch of at
-    # least [rows, F]: every cell is written, so it needs no clearing.
+    # Returns the hits as (row, feature) pairs in stream order. ``flags`` and ``since`` are
+    # scratch of at least [rows, F]: every cell is written, so they need no clearing.
+    # ``at_min`` / ``at_max``: the count (since the reset) at which sum_increase last fell
+    # below its minimum / sum_decrease last rose above its maximum (river's strict
+    # comparisons), i.e. the change point estimates; ``since[i, f]`` gets, where feature f
+    # fired at row i, the values after the estimate of the test that fired (the larger one
+    # when both did).
     rows, F = X.shape
     row_hits = np.zeros(rows, np.int64)
     # Branch-free per value: a missing value or a reset only changes which values are
@@ -70,7 +92,7 @@ def _ph_kernel(
     # whose row stride is a compile-time constant: LLVM then proves the rows independent
     # and needs only a few run-time alias checks, so it vectorises the feature loop even
     # for a handful of features (with a dozen separate arrays it did so only from ~40).
-    S = np.empty((13, _CHUNK))
+    S = np.empty((15, _CHUNK))
     for c0 in range(0, F, _CHUNK):
         nf = min(_CHUNK, F - c0)
         for j in range(nf):
@@ -88,9 +110,12 @@ def _ph_kernel(
             S[10, j] = alpha[f]
             S[11, j] = 1.0 if mode[f] != 1 else 0.0  # "up" or "both"
             S[12, j] = 1.0 if mode[f] != 0 else 0.0  # "down" or "both"
+            S[13, j] = at_min[f]
+            S[14, j] = at_max[f]
         for i in range(rows):
             xr = X[i, c0 : c0 + nf]
             fr = flags[i, c0 : c0 + nf]
+            sr = since[i, c0 : c0 + nf]
             cnt = 0
             for j in range(nf):
                 x = xr[j]
@@ -108,6 +133,10 @@ def _ph_kernel(
                 sd0 = 0.0 if p else sd_
                 mi0 = np.inf if p else mi_
                 md0 = -1.0 if p else md_
+                ai_ = S[13, j]
+                ad_ = S[14, j]
+                ai0 = 0.0 if p else ai_
+                ad0 = 0.0 if p else ad_
                 nn = n0 + 1.0
                 m = m0 + (1.0 / nn) * (x - m0)  # river's stats.Mean.update with w = 1.0
                 dev = x - m
@@ -115,20 +144,27 @@ def _ph_kernel(
                 dl = S[8, j]
                 si = a * si0 + dev - dl
                 sd = a * sd0 + dev + dl
-                mi = si if si < mi0 else mi0
-                md = sd if sd > md0 else md0
+                lower = si < mi0
+                higher = sd > md0
+                mi = si if lower else mi0
+                md = sd if higher else md0
+                ai = nn if lower else ai0
+                ad = nn if higher else ad0
                 th = S[9, j]
-                hit = (
-                    ok
-                    & (nn >= S[7, j])
-                    & (((S[11, j] != 0.0) & ((si - mi) > th)) | ((S[12, j] != 0.0) & ((md - sd) > th)))
-                )
+                ti = si - mi
+                td = md - sd
+                up = (S[11, j] != 0.0) & (ti > th)
+                down = (S[12, j] != 0.0) & (td > th)
+                hit = ok & (nn >= S[7, j]) & (up | down)
+                sr[j] = nn - (ai if up & ((not down) | (ti >= td)) else ad)
                 S[0, j] = nn if ok else n_
                 S[1, j] = m if ok else m_
                 S[2, j] = si if ok else si_
                 S[3, j] = sd if ok else sd_
                 S[4, j] = mi if ok else mi_
                 S[5, j] = md if ok else md_
+                S[13, j] = ai if ok else ai_
+                S[14, j] = ad if ok else ad_
                 S[6, j] = (1.0 if hit else 0.0) if ok else S[6, j]
                 fr[j] = hit
                 cnt += hit
@@ -141,6 +177,8 @@ def _ph_kernel(
             s_dec[f] = S[3, j]
             min_inc[f] = S[4, j]
             max_dec[f] = S[5, j]
+            at_min[f] = S[13, j]
+            at_max[f] = S[14, j]
             pending[f] = S[6, j] != 0.0
     n_hits = 0
     for i in range(rows):
@@ -211,8 +249,11 @@ class PageHinkley:
         self._s_dec = np.zeros(F)
         self._min_inc = np.full(F, np.inf)
         self._max_dec = np.full(F, -1.0)
+        self._at_min = np.zeros(F)
+        self._at_max = np.zeros(F)
         self._pending = np.zeros(F, dtype=np.bool_)
         self._n_det = np.zeros(F, dtype=np.int64)
+        self._post = np.zeros(0, dtype=np.int64)
 
     # ------------------------------------------------------------------ API
     @property
@@ -223,7 +264,8 @@ class PageHinkley:
         """Feed a batch ``[n, n_features]`` (NaN = missing); return hits ``[k, 2]`` (row, feature)."""
         X = np.ascontiguousarray(as_matrix(X, self.n_features))
         flags = np.empty(X.shape, dtype=np.bool_)
-        return _ph_kernel(
+        since = np.empty(X.shape)
+        hits = _ph_kernel(
             X,
             self._min_inst,
             self._delta,
@@ -236,10 +278,15 @@ class PageHinkley:
             self._s_dec,
             self._min_inc,
             self._max_dec,
+            self._at_min,
+            self._at_max,
             self._pending,
             self._n_det,
             flags,
+            since,
         )
+        self._post = since[hits[:, 0], hits[:, 1]].astype(np.int64)
+        return hits
 
     def add_features(self, n: int) -> None:
         """Append ``n`` fresh features (construction-time scalars, else river's defaults)."""
@@ -299,12 +346,25 @@ class PageHinkley:
         self._s_dec[mask] = 0.0
         self._min_inc[mask] = np.inf
         self._max_dec[mask] = -1.0
+        self._at_min[mask] = 0.0
+        self._at_max[mask] = 0.0
         self._pending[mask] = False
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {
             k: getattr(self, k)
-            for k in ("_n", "_mean", "_s_inc", "_s_dec", "_min_inc", "_max_dec", "_pending", "_n_det")
+            for k in (
+                "_n",
+                "_mean",
+                "_s_inc",
+                "_s_dec",
+                "_min_inc",
+                "_max_dec",
+                "_at_min",
+                "_at_max",
+                "_pending",
+                "_n_det",
+            )
         }
 
     # ------------------------------------------------------------ read-outs
@@ -330,6 +390,15 @@ class PageHinkley:
         return self._n_det.copy()
 
     @property
+    def post_change_count(self) -> np.ndarray:
+        """Per hit of the last :meth:`update` (same order): the values after the change point
+        estimate of the test that fired (the larger test when both did), the detection's
+        value included. The estimate is Page-Hinkley's own: where ``sum_increase`` was last
+        at its minimum (an increase) or ``sum_decrease`` at its maximum (a decrease), since
+        the last reset. int64."""
+        return self._post.copy()
+
+    @property
     def drift_detected(self) -> np.ndarray:
         """True where the last value a feature saw was a detection (river's ``drift_detected``)."""
         return self._pending.copy()
@@ -353,6 +422,8 @@ class PageHinkley:
             "sum_decrease": self._s_dec.copy(),
             "min_increase": self._min_inc.copy(),
             "max_decrease": self._max_dec.copy(),
+            "at_min_increase": self._at_min.copy(),
+            "at_max_decrease": self._at_max.copy(),
             "pending_reset": self._pending.copy(),
             "n_detections": self._n_det.copy(),
         }
@@ -383,6 +454,10 @@ class PageHinkley:
         self._s_dec = as_array(state["sum_decrease"], np.float64, shp)
         self._min_inc = as_array(state["min_increase"], np.float64, shp)
         self._max_dec = as_array(state["max_decrease"], np.float64, shp)
+        # states written before the change point estimates: "since the reset" until the next extreme
+        self._at_min = as_array(state.get("at_min_increase", np.zeros(F)), np.float64, shp)
+        self._at_max = as_array(state.get("at_max_decrease", np.zeros(F)), np.float64, shp)
         self._pending = as_array(state["pending_reset"], np.bool_, shp)
         self._n_det = as_array(state["n_detections"], np.int64, shp)
+        self._post = np.zeros(0, dtype=np.int64)
         return self

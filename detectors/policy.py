@@ -114,4 +114,5 @@ class AlertPolicy:
             detected_at=now,
             window=signal.window,
             reference=signal.reference,
+            change_point=signal.change_point,
         )

@@ -27,7 +27,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-__all__ = ["ChangeDetector", "CountsDetections", "CusumReadouts", "WindowReadouts"]
+__all__ = ["ChangeDetector", "CountsDetections", "CusumReadouts", "LocatesChanges", "WindowReadouts"]
 
 
 @runtime_checkable
@@ -68,6 +68,21 @@ class CountsDetections(Protocol):
 
     @property
     def n_detections(self) -> np.ndarray: ...
+
+
+@runtime_checkable
+class LocatesChanges(Protocol):
+    """Where each detection of the last ``update`` puts the change: ``post_change_count[k]``
+    is the number of values the detector saw from the change point it estimated up to and
+    including hit ``k``'s value (int64, one per hit of the last ``update``, in its order).
+
+    ADWIN: the length of the sub-window after the cut (the window river keeps after its
+    deletions). Page-Hinkley: the values after the extreme of the cumulative sum whose test
+    fired (its standard change point estimate). Both backends report the same numbers.
+    """
+
+    @property
+    def post_change_count(self) -> np.ndarray: ...
 
 
 @runtime_checkable

@@ -59,6 +59,7 @@ class _RiverBank:
             raise TypeError(f"unexpected parameters: {sorted(params)}")
         self._detectors: list[Any] = [self._make(i) for i in range(n_features)]
         self._n_det = np.zeros(n_features, dtype=np.int64)
+        self._post = np.zeros((0, 2))  # per hit of the last update: what _feed reports
 
     def _make(self, i: int) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -123,20 +124,42 @@ class _RiverBank:
         """Feed a batch ``[n, F]`` (NaN = missing); return hits ``[k, 2]`` of (row, feature)."""
         X = as_matrix(X, self.n_features)
         hits: list[tuple[int, int]] = []
+        post: list[tuple[float, float]] = []
         cols = X.T.tolist()  # python floats: exactly what river sees one value at a time
         for f, det in enumerate(self._detectors):
-            upd = det.update
-            for i, x in enumerate(cols[f]):
-                if x != x:  # NaN: missing, the detector does not see this row
-                    continue
-                upd(x)
-                if det.drift_detected:
-                    hits.append((i, f))
-                    self._n_det[f] += 1
+            for i, a, b in self._feed(f, det, cols[f]):
+                hits.append((i, f))
+                post.append((a, b))
+                self._n_det[f] += 1
         if not hits:
+            self._post = np.zeros((0, 2))
             return np.empty((0, 2), dtype=np.int64)
         out = np.array(hits, dtype=np.int64)
-        return out[np.lexsort((out[:, 1], out[:, 0]))]
+        order = np.lexsort((out[:, 1], out[:, 0]))
+        self._post = np.array(post, dtype=np.float64)[order]
+        return out[order]
+
+    def _feed(self, f: int, det: Any, values: list[float]) -> list[tuple[int, float, float]]:
+        """Feed feature ``f``'s values (NaN: missing, the detector does not see the row) to its
+        detector; per detection, its row and two numbers about the values since the change."""
+        out = []
+        upd = det.update
+        for i, x in enumerate(values):
+            if x != x:
+                continue
+            upd(x)
+            if det.drift_detected:
+                out.append((i, *self._at_hit(f, det)))
+        return out
+
+    def _at_hit(self, f: int, det: Any) -> tuple[float, float]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def post_change_count(self) -> np.ndarray:
+        """Per hit of the last :meth:`update` (same order): the values since the change point
+        the detector found, the detection's value included (as the kernels report it). int64."""
+        return self._post[:, 0].astype(np.int64)
 
     def state_dict(self) -> dict:
         raise NotImplementedError(
@@ -183,6 +206,16 @@ class RiverADWIN(_RiverBank):
     def _set(self, i: int, params: dict[str, Any]) -> None:
         self._detectors[i] = self._make(i)
 
+    def _at_hit(self, f: int, det: Any) -> tuple[float, float]:
+        # right after a detection river's window is the sub-window after the cut (its
+        # deletions done; the reset comes with the next value)
+        return float(det.width), float(det.total)
+
+    @property
+    def post_change_mean(self) -> np.ndarray:
+        """Per hit of the last :meth:`update`: the mean of the sub-window after the cut."""
+        return self._post[:, 1] / self._post[:, 0]
+
     @property
     def width(self) -> np.ndarray:
         return np.array([d.width for d in self._detectors], dtype=np.float64)
@@ -205,12 +238,52 @@ class RiverPageHinkley(_RiverBank):
 
     _defaults, _dtypes = _river_params(RIVER_PAGE_HINKLEY)
 
+    def __init__(self, n_features: int, **params: Any) -> None:
+        super().__init__(n_features, **params)
+        # the change point estimates river does not keep: the count (since the reset) at
+        # which sum_increase last fell below its minimum / sum_decrease rose above its maximum
+        self._at_min = np.zeros(n_features)
+        self._at_max = np.zeros(n_features)
+
+    def add_features(self, n: int) -> None:
+        super().add_features(n)
+        self._at_min = np.r_[self._at_min, np.zeros(n)]
+        self._at_max = np.r_[self._at_max, np.zeros(n)]
+
     def _make(self, i: int) -> Any:
         from river import drift
 
         kw = self._kwargs(i)
         kw["mode"] = str(kw["mode"])
         return drift.PageHinkley(**kw)
+
+    def _feed(self, f: int, det: Any, values: list[float]) -> list[tuple[int, float, float]]:
+        # river's update, watched: which value set a new extreme (river's strict comparisons)
+        out = []
+        upd = det.update
+        at_min, at_max = float(self._at_min[f]), float(self._at_max[f])
+        for i, x in enumerate(values):
+            if x != x:
+                continue
+            if det.drift_detected:  # river resets on this update
+                lo, hi, at_min, at_max = float("inf"), -1.0, 0.0, 0.0
+            else:
+                lo, hi = det._min_increase, det._max_decrease
+            upd(x)
+            n = det._x_mean.n
+            if det._sum_increase < lo:
+                at_min = n
+            if det._sum_decrease > hi:
+                at_max = n
+            if det.drift_detected:
+                ti = det._sum_increase - det._min_increase
+                td = det._max_decrease - det._sum_decrease
+                th = det.threshold
+                up = det.mode != det._MODE_DOWN and ti > th
+                down = det.mode != det._MODE_UP and td > th
+                out.append((i, n - (at_min if up and (not down or ti >= td) else at_max), 0.0))
+        self._at_min[f], self._at_max[f] = at_min, at_max
+        return out
 
     def _check_settable(self, i: int, params: dict[str, Any]) -> None:
         modes = self._detectors[i]._VALID_MODES

@@ -126,6 +126,8 @@ def check_kind_state(state: Any, template: Mapping[str, Any], n: int, path: str)
         if key not in st:
             if kind == "feature_sketch" and key in ("bin_limit", "span_first", "span_length", "span_counts"):
                 continue  # states of older versions: dense, sparse buckets
+            if kind == "page_hinkley" and key in ("at_min_increase", "at_max_decrease"):
+                continue  # states from before the change point estimates
             raise _shape_error(path, f"missing field {key!r}")
         where, value = f"{path}.{key}", st[key]
         if isinstance(like, np.ndarray):
@@ -216,10 +218,10 @@ def check_bank_state(state: Any, template: Mapping[str, Any], bound: int, window
 
 
 def _check_bank_arrays(st: Mapping[str, Any], template: Mapping[str, Any], n: int, path: str) -> None:
-    """The bank's own per-feature arrays, the warm-up buffer and the recent values."""
+    """The bank's own per-feature arrays, the warm-up buffer and the evidence ring."""
     optional = {"const", "const_tol", "const_active", "const_run"}  # absent in states of older versions
     for key, like in template.items():
-        if not isinstance(like, np.ndarray) or key in ("warm_values", "recent"):
+        if not isinstance(like, np.ndarray) or key in ("warm_values", "tail"):
             continue
         if key in optional and key not in st:
             continue
@@ -230,11 +232,15 @@ def _check_bank_arrays(st: Mapping[str, Any], template: Mapping[str, Any], n: in
     values = _array(st.get("warm_values"), f"{path}.warm_values", template["warm_values"], None)
     if int(lengths[lengths > 0].sum()) != values.size:
         raise _shape_error(f"{path}.warm_values", "does not match warm_lengths")
-    recent = st.get("recent")
-    if not isinstance(recent, np.ndarray) or recent.dtype.kind != "f":
-        raise _shape_error(f"{path}.recent", "expected a float array")
-    if recent.size and (recent.ndim != 2 or recent.shape[1] != n or recent.shape[0] > 1000):
-        raise _shape_error(f"{path}.recent", f"expected [rows <= 1000, {n}], got {recent.shape}")
+    if "tail" in st:  # absent in states from before the evidence ring
+        tail = template["tail"]
+        _array(st["tail"], f"{path}.tail", tail, (tail.shape[0], n))
+    if "recent" in st:  # states from before the ring: standardised values, not read, still checked
+        recent = st["recent"]
+        if not isinstance(recent, np.ndarray) or recent.dtype.kind != "f":
+            raise _shape_error(f"{path}.recent", "expected a float array")
+        if recent.size and (recent.ndim != 2 or recent.shape[1] != n or recent.shape[0] > 1000):
+            raise _shape_error(f"{path}.recent", f"expected [rows <= 1000, {n}], got {recent.shape}")
 
 
 def _check_monitor(state: Any, template: Mapping[str, Any], path: str) -> None:

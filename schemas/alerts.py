@@ -5,6 +5,11 @@ A ``drift`` event says a detector found that a feature's live data changed; the 
 where in the input the decision was made, so a replay of the same input yields the same
 ids (consumers can de-duplicate on it).
 
+Schema 1.1 (``schema_version`` stays 1, the major; ``SCHEMA_MINOR`` is 1) adds
+``change_point`` to ``drift`` events of the change detectors (``adwin``, ``page_hinkley``),
+whose ``window`` then summarises the values since that change point. Every other event
+serialises exactly as in 1.0 (``change_point`` is left out when null).
+
 >>> ev = DriftEvent(event_id=make_event_id("g", "features", 0, 25031, "f0", "adwin", "drift"),
 ...     model="m", feature="f0", detector="adwin", status="drift", severity="warning",
 ...     statistic=1.02, statistic_name="mean_shift_sigma", threshold=None,
@@ -26,6 +31,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 SCHEMA_VERSION = 1
+#: Additions within major version 1: 1 = ``change_point`` (see the module docstring).
+SCHEMA_MINOR = 1
 
 Status = Literal["drift", "resolved"]
 Severity = Literal["info", "warning", "critical"]
@@ -66,10 +73,32 @@ class WindowSummary(BaseModel):
     )
 
 
+class ChangePoint(BaseModel):
+    """Where a change detector put the change it reports (the values since it are what the
+    event's ``window`` summarises)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    values_since: int = Field(
+        ge=1,
+        description="Values of the feature the detector saw from its change point estimate through the "
+        "detection, that value included. adwin: the sub-window after its cut (the window it keeps after "
+        "dropping the older part); page_hinkley: the values after the extreme of its cumulative sum.",
+    )
+    events_since: int | None = Field(
+        default=None,
+        ge=1,
+        description="Events from the first value after the change point through the detection (missing "
+        "values included); null when the change point is older than the events kept for evidence.",
+    )
+
+
 class DriftEvent(BaseModel):
     """A drift decision about one feature of one model, with its evidence."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra={"x-schema-version": f"{SCHEMA_VERSION}.{SCHEMA_MINOR}"}
+    )
 
     event_id: str = Field(
         description="Deterministic: hash of group, topic, partition, offset, feature, detector, status."
@@ -86,7 +115,10 @@ class DriftEvent(BaseModel):
     source: SourcePosition
     event_time: float | None = Field(description="ts of the event at `source` (epoch seconds).")
     detected_at: float = Field(description="Wall-clock epoch seconds when the sidecar decided.")
-    window: WindowSummary = Field(description="The live window of the feature.")
+    window: WindowSummary = Field(
+        description="The live window of the feature; for a change detector's drift event, the values since "
+        "its change point (the last of them, at most the events kept for evidence)."
+    )
     reference: WindowSummary | None = Field(description="The baseline the live window is compared with.")
     evidence: dict[str, Any] | None = Field(
         default=None,
@@ -95,6 +127,18 @@ class DriftEvent(BaseModel):
         "null for adwin/page_hinkley.",
     )
     """Optional, JSON-ready detail of a ``skew`` or ``shadow_divergence`` decision; ``None`` otherwise."""
+    change_point: ChangePoint | None = Field(
+        default=None,
+        description="Schema 1.1: a change detector's (adwin, page_hinkley) change point estimate, on its "
+        "drift events; left out of the JSON otherwise.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_change_point(self, handler: Any) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if "change_point" in out and out["change_point"] is None:  # other events read as in 1.0
+            del out["change_point"]
+        return out
 
     @property
     def key(self) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from driftsentinel.schemas.alerts import Status, WindowSummary
+from driftsentinel.schemas.alerts import ChangePoint, Status, WindowSummary
 
 __all__ = ["DriftSignal", "FeatureStatus"]
 
@@ -31,7 +31,8 @@ class DriftSignal:
 
     ``row`` indexes the batch the decision was made in; ``statistic`` (named
     ``statistic_name``) and ``threshold`` are the evidence; ``window`` summarises the live
-    data up to ``row``, ``reference`` the baseline it was compared with (when there is one).
+    data up to ``row`` (for a change detector's ``drift``, the values since
+    ``change_point``), ``reference`` the baseline it was compared with (when there is one).
     """
 
     row: int
@@ -43,6 +44,7 @@ class DriftSignal:
     threshold: float | None
     window: WindowSummary
     reference: WindowSummary | None
+    change_point: ChangePoint | None = None
 
 
 @dataclass(frozen=True)
