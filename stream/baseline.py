@@ -84,6 +84,12 @@ def _rows_jsonl(path: Path) -> Iterator[dict[str, Any]]:
         if not isinstance(obj, dict):
             raise InputFileError(f"{path}:{no}: not a JSON object")
         row = _row_features(obj)
+        for name, value in row.items():
+            if isinstance(value, (list, dict)):
+                raise InputFileError(
+                    f"{path}:{no}: feature {name!r} is a JSON {type(value).__name__}: "
+                    "a feature is a number, a string, a boolean or null"
+                )
         for name in row.keys() - names:
             problem = name_problem(name)
             if problem is not None:
@@ -94,34 +100,56 @@ def _rows_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 def _rows_parquet(path: Path) -> Iterator[dict[str, Any]]:
     try:
+        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise ValueError("reading Parquet needs pyarrow: pip install 'driftsentinel[parquet]'") from None
     check_path(path)
-    import pyarrow as pa
-
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise InputFileError(f"{path}: not a readable Parquet file ({exc})") from None
     names = check_names(table.column_names, str(path))
-    data = table.to_pydict()
+    data = {name: _parquet_values(path, col, name, table.column(name)) for col, name in enumerate(names, 1)}
     for i in range(table.num_rows):
         yield {n: data[n][i] for n in names}
 
 
+def _parquet_values(path: Path, col: int, name: str, column: Any) -> list[Any]:
+    """A Parquet column as feature values: numbers, strings, booleans, None.
+
+    Timestamps and dates become epoch seconds, decimals floats; any other type (lists,
+    structs, binary) cannot be a feature value: :class:`InputFileError` naming the column.
+    """
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        micros = column.cast(pa.timestamp("us", tz=getattr(kind, "tz", None))).cast(pa.int64()).to_pylist()
+        return [None if v is None else v / 1e6 for v in micros]
+    if pa.types.is_decimal(kind):
+        return list(column.cast(pa.float64()).to_pylist())
+    plain = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_string)
+    if any(is_type(kind) for is_type in plain) or pa.types.is_large_string(kind) or pa.types.is_null(kind):
+        return list(column.to_pylist())
+    raise InputFileError(
+        f"{path}: column {col} {name!r} is of type {column.type}: a feature is a number, a string or a boolean; "
+        "drop or convert the column"
+    )
+
+
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
     """Rows of a CSV, JSON Lines or Parquet file (by extension); the file is read as they are."""
-    if path.is_dir():
-        raise InputFileError(f"{path}: is a directory; give a file")
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return _rows_csv(path)
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return _rows_jsonl(path)
-    if suffix in (".parquet", ".pq"):
-        return _rows_parquet(path)
-    raise InputFileError(f"{path}: unknown format (use .csv, .tsv, .jsonl or .parquet)")
+    readers = {".csv": _rows_csv, ".tsv": _rows_csv, ".jsonl": _rows_jsonl, ".ndjson": _rows_jsonl}
+    readers |= {".json": _rows_jsonl, ".parquet": _rows_parquet, ".pq": _rows_parquet}
+    reader = readers.get(suffix)
+    if reader is None:
+        raise InputFileError(f"{path}: unknown format (use .csv, .tsv, .jsonl or .parquet)")
+    check_path(path)
+    return reader(path)
 
 
 def to_columns(rows: Iterable[dict[str, Any]]) -> dict[str, list[Any]]:

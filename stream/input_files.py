@@ -127,15 +127,19 @@ def sniff_delimiter(lines: list[str], complete: bool) -> str:
     """The delimiter splitting the header and the sampled rows into the same number (> 1) of fields.
 
     ``complete``: ``lines`` are the whole file (else the last record may be cut and is not
-    judged). The most fields wins; on a tie, the order of :data:`DELIMITERS`; with no such
-    delimiter, a comma (a one-column file, or rows the reader then reports).
+    judged). The most fields wins; on a tie, the order of :data:`DELIMITERS`. When no
+    delimiter splits every row like the header, the one splitting the header into the most
+    fields (the reader then names the first row that differs); a one-column file: a comma.
 
     >>> sniff_delimiter(["a;b;c\\n", "1;2,5;x\\n"], True), sniff_delimiter(["a,b\\n", '1,"x;y"\\n'], True)
     (';', ',')
     >>> sniff_delimiter(["a\\tb\\n"], True), sniff_delimiter(["only\\n", "1\\n"], True)
     ('\\t', ',')
+    >>> sniff_delimiter(["a\\tb\\tc\\n", "1\\t2\\n"], True)
+    '\\t'
     """
-    best, best_width = ",", 1
+    consistent: tuple[int, str] = (1, ",")
+    widest: tuple[int, str] = (1, ",")
     for delim in DELIMITERS:
         try:
             records = [r for r in csv.reader(lines, delimiter=delim) if r]
@@ -146,9 +150,11 @@ def sniff_delimiter(lines: list[str], complete: bool) -> str:
         if not records:
             continue
         width = len(records[0])
-        if width > best_width and all(len(r) == width for r in records[1:]):
-            best, best_width = delim, width
-    return best
+        if width > widest[0]:
+            widest = (width, delim)
+        if width > consistent[0] and all(len(r) == width for r in records[1:]):
+            consistent = (width, delim)
+    return consistent[1] if consistent[0] > 1 else widest[1]
 
 
 def check_names(names: Iterable[object], where: str) -> list[str]:

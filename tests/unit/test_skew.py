@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from driftsentinel.detectors.skew import SkewDetector, WindowResult, summarize
+from driftsentinel.detectors.skew import SkewDetector, TextCells, WindowResult, summarize
 from driftsentinel.detectors.skew_engine import SkewEngine
 from driftsentinel.schemas.alerts import DriftEvent, make_event_id
 from driftsentinel.schemas.skew import FeatureTolerance, OfflineRow, ServingRow, SkewConfig, SkewSidecarConfig
@@ -341,3 +341,52 @@ def test_engine_without_offline_side_pairs_only_shadow() -> None:
     step = engine.add(engine_rows(200), arrival=0.0, wall=1.0)
     assert {e.detector for e in step.events} == {"shadow_divergence"}
     assert engine.stats()["join"]["matched"] == 0 and step.shadow is not None
+
+
+def test_csv_text_cells_take_the_serving_values_type() -> None:
+    """Issue 18: a CSV export's True/1/04100 are the serving boolean and code, not a 100 % mismatch."""
+    spellings = {True: ["true", "True", "1", "TRUE", " yes"], False: ["false", "False", "0", "FALSE", "no"]}
+    ids, serving, offline, typed = [], [], [], []
+    for i in range(20):
+        flag = i % 3 == 0
+        ids.append(f"u{i}")
+        serving.append({"flag": flag, "zip": f"0{4100 + i}", "code": 4100 + i, "amount": 1.5 * i, "plan": None})
+        cells = {"flag": spellings[flag][i % 5], "zip": f"0{4100 + i}", "code": f"0{4100 + i}", "amount": str(1.5 * i)}
+        offline.append(TextCells({**cells, "plan": None}))
+        typed.append({**cells, "plan": None})  # the same strings from a typed source (JSON) stay strings
+    [result] = SkewDetector(SkewConfig(window_pairs=20, min_pairs=1)).update(ids, serving, offline)
+    assert {name: r.mismatch_rate for name, r in result.reports.items()} == dict.fromkeys(
+        ["flag", "zip", "code", "amount", "plan"], 0.0
+    )
+    assert result.reports["flag"].kind == "categorical" and result.reports["code"].kind == "numeric"
+    assert result.signals == []
+    [strict] = SkewDetector(SkewConfig(window_pairs=20, min_pairs=1)).update(ids, serving, typed)
+    assert {n for n, r in strict.reports.items() if r.mismatch_rate == 1.0} == {"flag", "code", "amount"}
+
+
+def test_text_cells_still_show_real_skew() -> None:
+    ids = [f"u{i}" for i in range(10)]
+    serving = [{"flag": True, "amount": 2.0, "plan": "pro"} for _ in ids]
+    offline = [TextCells({"flag": "false", "amount": "2000", "plan": "basic"}) for _ in ids]
+    [result] = SkewDetector(SkewConfig(window_pairs=10, min_pairs=1)).update(ids, serving, offline)
+    assert sorted(s.feature for s in result.signals) == ["amount", "flag", "plan"]
+    assert result.reports["amount"].ratio == pytest.approx(0.001)
+    assert result.reports["flag"].top_pairs == [(True, False, 10)]
+    odd = SkewDetector(SkewConfig(window_pairs=10, min_pairs=1)).update(
+        ids, [{"x": 1.0} for _ in ids], [TextCells({"x": "n/a"}) for _ in ids]
+    )
+    assert odd[0].reports["x"].samples[0] == {"id": "u0", "serving": 1.0, "offline": "n/a"}  # the text as evidence
+
+
+def test_engine_keeps_text_cells_through_the_join_and_its_state() -> None:
+    import json
+
+    cfg = engine_config(window_pairs=10, min_pairs=1)
+    engine = SkewEngine.from_config(cfg)
+    engine.add([OfflineRow(f"u{i}", TextCells({"flag": "True", "zip": "04100"})) for i in range(10)], 0.0, 1.0)
+    state = json.loads(json.dumps(engine.state_dict()))  # the offline rows wait in the join, as plain data
+    assert state["version"] == 2
+    restored = SkewEngine.from_state(cfg, state)
+    serving = [ServingRow(f"u{i}", {"flag": True, "zip": "04100"}, "m", "features", 0, i) for i in range(10)]
+    step = restored.add(serving, arrival=1.0, wall=2.0)
+    assert step.events == [] and step.skew_ratio == {"flag": 0.0, "zip": 0.0}
