@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PROFILE_VERSION = 1
@@ -85,6 +86,253 @@ class CategoricalProfile(BaseModel):
 FeatureProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
 
 
+# --- performance estimation (CBPE for classifiers, DLE for regressors) -------------------------------
+
+#: Bounds on what a profile may ask the core to allocate (a profile file is input, not code).
+MAX_CLASSES = 100
+MAX_SCORE_EDGES = 8192
+MAX_TREES = 2000
+MAX_TREE_NODES = 1 << 16
+MAX_ENSEMBLE_NODES = 1 << 21
+CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1")
+REGRESSION_METRICS = ("mae", "rmse")
+
+
+class IsotonicMap(BaseModel):
+    """A fitted isotonic calibration: piecewise linear through ``(x, y)``, constant outside.
+
+    Applied as ``np.interp(clip(score, x[0], x[-1]), x, y)``, which is what scikit-learn's
+    ``IsotonicRegression(out_of_bounds="clip").predict`` computes from ``X_thresholds_``
+    and ``y_thresholds_``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    x: list[float] = Field(min_length=1, max_length=1 << 20)
+    y: list[float] = Field(min_length=1, max_length=1 << 20)
+
+    @model_validator(mode="after")
+    def _monotone(self) -> IsotonicMap:
+        if len(self.x) != len(self.y):
+            raise ValueError(f"isotonic map has {len(self.x)} x and {len(self.y)} y values")
+        if any(not math.isfinite(v) for v in self.x) or any(b <= a for a, b in zip(self.x, self.x[1:], strict=False)):
+            raise ValueError("isotonic map x must be finite and strictly increasing")
+        if any(not 0.0 <= v <= 1.0 for v in self.y) or any(b < a for a, b in zip(self.y, self.y[1:], strict=False)):
+            raise ValueError("isotonic map y must be non-decreasing probabilities in [0, 1]")
+        return self
+
+
+class MetricBand(BaseModel):
+    """A metric on the reference: its value on all of it, and its spread over reference windows.
+
+    ``lower``/``upper`` are NannyML's thresholds: mean +- 3 std of the metric over the
+    reference windows, clipped to the metric's range (``None``: unbounded on that side).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings")
+
+    reference: float = Field(description="The metric on the whole reference (NaN: undefined there).")
+    mean: float = Field(description="Mean over the reference windows (NaN windows left out).")
+    std: float = Field(description="Population std over the reference windows (NaN windows left out).")
+    lower: float | None
+    upper: float | None
+    n_windows: int = Field(ge=0, description="Reference windows with a defined value.")
+
+
+class RegressionTree(BaseModel):
+    """One fitted regression tree as parallel node arrays (node 0 is the root).
+
+    An internal node sends a row left when its feature is ``<= threshold``, or, when the
+    feature is NaN, when ``missing_left``; a leaf's ``value`` (learning rate included) is
+    added to the prediction. Children always have larger indices than their parent, so a
+    walk from the root ends at a leaf in at most ``len(value)`` steps.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings")
+
+    feature: list[int] = Field(min_length=1, max_length=MAX_TREE_NODES)
+    threshold: list[float] = Field(min_length=1, max_length=MAX_TREE_NODES)
+    missing_left: list[bool] = Field(min_length=1, max_length=MAX_TREE_NODES)
+    left: list[int] = Field(min_length=1, max_length=MAX_TREE_NODES)
+    right: list[int] = Field(min_length=1, max_length=MAX_TREE_NODES)
+    value: list[float] = Field(min_length=1, max_length=MAX_TREE_NODES)
+    is_leaf: list[bool] = Field(min_length=1, max_length=MAX_TREE_NODES)
+
+    @model_validator(mode="after")
+    def _structure(self) -> RegressionTree:
+        n = len(self.value)
+        fields = ("feature", "threshold", "missing_left", "left", "right", "is_leaf")
+        for name in fields:
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"tree arrays differ in length: {name} has {len(getattr(self, name))}, value has {n}")
+        leaf = np.asarray(self.is_leaf, dtype=bool)
+        inner = np.flatnonzero(~leaf)
+        left = np.asarray(self.left, dtype=np.int64)[inner]
+        right = np.asarray(self.right, dtype=np.int64)[inner]
+        if np.any(left <= inner) or np.any(right <= inner) or np.any(left >= n) or np.any(right >= n):
+            raise ValueError("tree child indices must point forward, inside the tree")
+        if np.isnan(np.asarray(self.threshold, dtype=np.float64)[inner]).any():
+            raise ValueError("tree split thresholds must not be NaN")
+        if not np.isfinite(np.asarray(self.value, dtype=np.float64)[leaf]).all():
+            raise ValueError("tree leaf values must be finite")
+        return self
+
+
+class TreeEnsemble(BaseModel):
+    """A gradient-boosted regression model (no pickle): ``baseline + sum of the trees' leaves``.
+
+    Exported from scikit-learn's ``HistGradientBoostingRegressor`` (squared error, numeric
+    features only) by ``detectors/loss_model.py``, which also evaluates it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings")
+
+    format: Literal["hist-gradient-boosting/v1"] = "hist-gradient-boosting/v1"
+    n_features: int = Field(ge=1, le=10_000)
+    baseline: float
+    trees: list[RegressionTree] = Field(max_length=MAX_TREES)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> TreeEnsemble:
+        if not math.isfinite(self.baseline):
+            raise ValueError("loss model baseline must be finite")
+        total = sum(len(t.value) for t in self.trees)
+        if total > MAX_ENSEMBLE_NODES:
+            raise ValueError(f"loss model has {total} nodes, more than {MAX_ENSEMBLE_NODES}")
+        for i, tree in enumerate(self.trees):
+            leaf = np.asarray(tree.is_leaf, dtype=bool)
+            feature = np.asarray(tree.feature, dtype=np.int64)[~leaf]
+            if np.any(feature < 0) or np.any(feature >= self.n_features):
+                raise ValueError(f"tree {i} splits on a feature index outside 0..{self.n_features - 1}")
+        return self
+
+
+class ClassificationOutputs(BaseModel):
+    """What CBPE needs about a classifier's scores, fitted on labelled reference data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    classes: list[str] = Field(min_length=2, max_length=MAX_CLASSES, description="Class names (str of the labels).")
+    priors: list[float] = Field(description="Share of each class among the reference labels.")
+    calibration: list[IsotonicMap | None] = Field(
+        description="Per score column (binary: one, for the positive class): the isotonic map, or None when "
+        "calibrating did not lower the cross-fitted calibration error."
+    )
+    score_edges: list[list[float]] = Field(
+        description="Per score column: interior bin edges of the ROC AUC histograms (reference score quantiles "
+        "merged with a log-odds grid)."
+    )
+    decision_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Binary, when no predicted class is given: positive when score > this."
+    )
+
+    @model_validator(mode="after")
+    def _shapes(self) -> ClassificationOutputs:
+        k = len(self.classes)
+        columns = 1 if k == 2 else k
+        if len(set(self.classes)) != k:
+            raise ValueError("class names must be distinct")
+        if len(self.priors) != k or any(not 0.0 <= p <= 1.0 for p in self.priors):
+            raise ValueError(f"priors must be {k} shares in [0, 1]")
+        if len(self.calibration) != columns or len(self.score_edges) != columns:
+            raise ValueError(f"{k} classes need {columns} calibration maps and {columns} edge lists")
+        for edges in self.score_edges:
+            if not 1 <= len(edges) <= MAX_SCORE_EDGES:
+                raise ValueError(f"score edges: between 1 and {MAX_SCORE_EDGES} per column")
+            if any(not math.isfinite(v) for v in edges) or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+                raise ValueError("score edges must be finite and strictly increasing")
+        return self
+
+
+class RegressionOutputs(BaseModel):
+    """What DLE needs: the loss models fitted on ``features + prediction`` of the reference."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    feature_names: list[str] = Field(description="Model inputs, in the column order the loss models read.")
+    abs_error_model: TreeEnsemble = Field(description="Predicts |label - prediction| (for MAE).")
+    sq_error_model: TreeEnsemble = Field(description="Predicts (label - prediction)^2 (for MSE, RMSE).")
+
+    @model_validator(mode="after")
+    def _widths(self) -> RegressionOutputs:
+        width = len(self.feature_names) + 1
+        for name in ("abs_error_model", "sq_error_model"):
+            if getattr(self, name).n_features != width:
+                raise ValueError(f"{name} reads {getattr(self, name).n_features} columns, expected {width}")
+        return self
+
+
+class PerformanceInputs(BaseModel):
+    """Which fields of a stream's events carry what the estimator reads: ``@prediction`` (the
+    event's ``prediction``) or a feature name. Written by ``driftsentinel baseline --model``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scores: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_CLASSES,
+        description="Classifiers, per score column (binary: the positive class's probability; multiclass: one per "
+        "class, in `classes` order): the field that carries it.",
+    )
+    predicted: str | None = Field(
+        default=None,
+        description="Classifiers: the field of the predicted class (None: the score against decision_threshold, "
+        "or the most probable class).",
+    )
+    prediction: str = Field(default="@prediction", description="Regressors: the field of the prediction.")
+
+
+class PerformanceReference(BaseModel):
+    """One model's reference for performance estimation (a profile's ``performance[model]``).
+
+    ``kind`` is ``binary``, ``multiclass`` (CBPE) or ``regression`` (DLE); ``window`` is the
+    number of predictions per window the ``metrics`` bands were measured on.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["binary", "multiclass", "regression"]
+    window: int = Field(ge=1, description="Predictions per tumbling window (reference and stream).")
+    n_rows: int = Field(ge=0, description="Labelled reference rows used.")
+    metrics: dict[str, MetricBand]
+    classification: ClassificationOutputs | None = None
+    regression: RegressionOutputs | None = None
+    inputs: PerformanceInputs | None = Field(
+        default=None,
+        description="The stream fields the estimator reads (None: the event's prediction is the binary score, "
+        "or the regression prediction).",
+    )
+
+    @model_validator(mode="after")
+    def _inputs_fit(self) -> PerformanceReference:
+        """Stream fields, when named, must match the score columns (None: the caller passes arrays)."""
+        if self.inputs is None:
+            return self
+        columns = len(self.classification.score_edges) if self.classification is not None else 0
+        scores = len(self.inputs.scores)
+        if self.kind == "multiclass" and scores != columns:
+            raise ValueError(f"a multiclass reference needs inputs.scores: one field per class ({columns})")
+        if self.kind == "binary" and scores not in (0, 1):
+            raise ValueError("a binary reference reads one score field (inputs.scores)")
+        return self
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PerformanceReference:
+        if self.kind == "regression":
+            if self.regression is None or self.classification is not None:
+                raise ValueError("a regression reference needs 'regression' and no 'classification'")
+            expected: tuple[str, ...] = REGRESSION_METRICS
+        else:
+            if self.classification is None or self.regression is not None:
+                raise ValueError(f"a {self.kind} reference needs 'classification' and no 'regression'")
+            if (len(self.classification.classes) == 2) != (self.kind == "binary"):
+                raise ValueError(f"a {self.kind} reference cannot have {len(self.classification.classes)} classes")
+            expected = CLASSIFICATION_METRICS
+        if set(self.metrics) != set(expected):
+            raise ValueError(f"metrics must be exactly {', '.join(expected)}")
+        return self
+
+
 class ReferenceProfile(BaseModel):
     """Per-feature summaries of training data; ``version`` guards the file format."""
 
@@ -94,6 +342,9 @@ class ReferenceProfile(BaseModel):
     source: str = Field(description="Where the training data came from.")
     n_rows: int = Field(ge=0)
     features: dict[str, FeatureProfile]
+    performance: dict[str, PerformanceReference] | None = Field(
+        default=None, description="Per model name: what performance estimation needs (absent in older profiles)."
+    )
 
     @field_validator("version")
     @classmethod
