@@ -512,7 +512,8 @@ class DetectorBank:
         last ``count`` present values up to ``row`` are the ones after the change point.
         """
         kept = np.arange(max(self.n_rows - EVIDENCE_EVENTS, 0), self.n_rows) % EVIDENCE_EVENTS
-        col = np.concatenate([self._tail[kept, j], x[: row + 1, j]])
+        # the last EVIDENCE_EVENTS events up to the detection, however the stream was cut into batches
+        col = np.concatenate([self._tail[kept, j], x[: row + 1, j]])[-EVIDENCE_EVENTS:]
         present = np.flatnonzero(~np.isnan(col))
         take = present[-count:] if count <= present.size else present
         if split and take.size >= 2:
