@@ -7,12 +7,19 @@ Every section forbids unknown keys, so a typo fails at start-up with the field's
 ... except Exception as exc:
 ...     print(format_validation_error(exc).splitlines()[1])
   kafka.bootstrap_server: Extra inputs are not permitted
+
+A relative path written in a config file is relative to the file's folder, wherever the
+command runs from; a path given on the command line is relative to the current directory.
+The path fields are marked (:data:`PATH_FIELD`, :data:`LIBRDKAFKA_FIELD`) and
+:func:`resolve_paths` finds them all.
 """
 
 from __future__ import annotations
 
+import os
+import types
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -25,6 +32,20 @@ DetectorBackend = Literal["kernel", "river"]
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the offending field."""
+
+
+#: ``json_schema_extra`` of a field that holds a file path: relative in a config file means
+#: relative to the file's folder (:func:`resolve_paths`).
+PATH_FIELD: dict[str, Any] = {"format": "path"}
+#: ``json_schema_extra`` of a field of librdkafka properties: the file-path properties among
+#: them (:data:`LIBRDKAFKA_PATH_KEYS`) follow the same rule.
+LIBRDKAFKA_FIELD: dict[str, Any] = {"x-librdkafka": True}
+#: librdkafka properties whose value is a file: every ``*.location`` (``ssl.ca.location``,
+#: ``ssl.certificate.location``, ``ssl.key.location``, ``ssl.keystore.location``,
+#: ``ssl.crl.location``, ``ssl.engine.location``) and ``sasl.kerberos.keytab``.
+LIBRDKAFKA_PATH_KEYS = ("sasl.kerberos.keytab",)
+#: librdkafka values that are words, not files (``ssl.ca.location: probe``).
+_NOT_A_PATH = frozenset({"probe"})
 
 
 class _Section(BaseModel):
@@ -61,12 +82,17 @@ class KafkaConfig(_Section):
     common: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="librdkafka properties for every client: security.protocol, sasl.*, ssl.*, client.id, ...",
+        json_schema_extra=LIBRDKAFKA_FIELD,
     )
     consumer: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="Extra librdkafka consumer properties (override ours)."
+        default_factory=dict,
+        description="Extra librdkafka consumer properties (override ours).",
+        json_schema_extra=LIBRDKAFKA_FIELD,
     )
     producer: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="Extra librdkafka producer properties (override ours)."
+        default_factory=dict,
+        description="Extra librdkafka producer properties (override ours).",
+        json_schema_extra=LIBRDKAFKA_FIELD,
     )
 
     @field_validator("labels_topic")
@@ -384,7 +410,11 @@ class SidecarConfig(RunConfig):
     detectors: BankConfig = Field(default_factory=BankConfig)
     alerts: AlertPolicyConfig = Field(default_factory=AlertPolicyConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
-    reference: str | None = Field(default=None, description="Path of a reference profile (driftsentinel baseline).")
+    reference: str | None = Field(
+        default=None,
+        description="Path of a reference profile (driftsentinel baseline); relative to the config file's folder.",
+        json_schema_extra=PATH_FIELD,
+    )
     log_format: Literal["text", "json"] = "text"
     log_interval_s: float = Field(default=30.0, gt=0, description="Seconds between throughput/lag log lines.")
     shutdown_timeout_s: float = Field(
@@ -427,10 +457,76 @@ def format_validation_error(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _is_librdkafka_path(key: str, value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and (key.endswith(".location") or key in LIBRDKAFKA_PATH_KEYS)
+        and value not in _NOT_A_PATH
+    )
+
+
+def _section_type(annotation: Any) -> type[BaseModel] | None:
+    """The section class of a field annotated ``Section`` or ``Section | None`` (not a mapping of sections)."""
+    optional = get_origin(annotation) in (Union, types.UnionType)
+    for candidate in (annotation, *(get_args(annotation) if optional else ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def resolve_paths(model: type[BaseModel], data: dict[str, Any], base: Path, rebase: Path | None = None) -> None:
+    """Make the relative paths in ``data`` (a config file's contents for ``model``) relative to ``base``.
+
+    In place, every marked field of every section: :data:`PATH_FIELD` fields and the file
+    properties of :data:`LIBRDKAFKA_FIELD` fields. A relative path ``p`` becomes ``base / p``;
+    absolute paths and values of the wrong type are left for validation. With ``rebase``, the
+    result is written relative to that folder instead (a config file written elsewhere).
+
+    >>> d = {"reference": "p.json", "kafka": {"common": {"ssl.ca.location": "ca.pem"}}}
+    >>> resolve_paths(SidecarConfig, d, Path("conf"))
+    >>> d["reference"], d["kafka"]["common"]["ssl.ca.location"]
+    ('conf/p.json', 'conf/ca.pem')
+    >>> resolve_paths(SidecarConfig, d, Path("."), rebase=Path("out"))
+    >>> d["reference"]
+    '../conf/p.json'
+    """
+
+    def fix(value: str) -> str:
+        full = base / value if not Path(value).is_absolute() else Path(value)
+        if rebase is None or Path(value).is_absolute():
+            return str(full)
+        try:
+            return os.path.relpath(full, rebase)
+        except ValueError:  # another drive (Windows): no relative path exists
+            return str(full.absolute())
+
+    for name, field in model.model_fields.items():
+        value = data.get(field.alias or name)
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if extra.get("format") == PATH_FIELD["format"] and isinstance(value, str):
+            data[field.alias or name] = fix(value)
+        elif extra.get("x-librdkafka") and isinstance(value, dict):
+            for key, item in value.items():
+                if _is_librdkafka_path(key, item):
+                    value[key] = fix(item)
+        elif isinstance(value, dict) and (section := _section_type(field.annotation)) is not None:
+            resolve_paths(section, value, base, rebase)
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """``: line L, column C: problem`` of a YAML error (the file's own line numbers, 1-based)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    return f": line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else f": {problem}"
+
+
 def load_model(model: type[M], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> M:
     """Read a YAML file (optional), apply dotted-key overrides (``None`` = not given), validate ``model``.
 
-    Every problem raises :class:`ConfigError` naming the file or the field.
+    Relative paths in the file are resolved against the file's folder
+    (:func:`resolve_paths`); paths in ``overrides`` (command-line flags) are taken as given,
+    relative to the current directory. Every problem raises :class:`ConfigError` naming the
+    file or the field.
     """
     data: dict[str, Any] = {}
     if path is not None:
@@ -439,10 +535,11 @@ def load_model(model: type[M], path: str | Path | None = None, overrides: dict[s
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+            raise ConfigError(f"config file {path} is not valid YAML{_yaml_where(exc)}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: top level must be a mapping")
         data = loaded or {}
+        resolve_paths(model, data, Path(path).parent)
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue

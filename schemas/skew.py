@@ -28,7 +28,13 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from driftsentinel.schemas.alerts import DriftEvent
-from driftsentinel.schemas.config import ConfigError, RunConfig, load_model  # noqa: F401 (ConfigError: part of this module's API)
+from driftsentinel.schemas.config import (  # noqa: F401 (ConfigError: part of this module's API)
+    LIBRDKAFKA_FIELD,
+    PATH_FIELD,
+    ConfigError,
+    RunConfig,
+    load_model,
+)
 
 
 class _Section(BaseModel):
@@ -159,12 +165,18 @@ class SkewSources(_Section):
     bootstrap_servers: str = "127.0.0.1:9092"
     serving_topic: str = Field(default="features", min_length=1, description="The model server's feature log.")
     offline_topic: str | None = Field(default=None, description="Offline-computed features, same FeatureEvent format.")
-    offline_file: str | None = Field(default=None, description="...or a JSON Lines / CSV export, replayed in order.")
+    offline_file: str | None = Field(
+        default=None,
+        description="...or a JSON Lines / CSV export, replayed in order; relative to the config file's folder.",
+        json_schema_extra=PATH_FIELD,
+    )
     alerts_topic: str = Field(default="drift-alerts", min_length=1)
     group_id: str = Field(default="driftsentinel-skew", min_length=1)
     model: str | None = Field(default=None, description="Only serving events of this model are joined (default: all).")
     common: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="librdkafka properties for every client (security, client.id)."
+        default_factory=dict,
+        description="librdkafka properties for every client (security, client.id).",
+        json_schema_extra=LIBRDKAFKA_FIELD,
     )
 
     @model_validator(mode="after")

@@ -13,6 +13,16 @@ import time
 import numpy as np
 from confluent_kafka import KafkaError, Message, Producer
 
+from driftsentinel.stream.topic_reader import CONNECT_TIMEOUT_S, BrokerUnreachable, quiet, reach_broker
+
+
+class DemoInputError(ValueError):
+    """A demo parameter that names nothing the demo produces."""
+
+
+#: How long an event may wait for the broker's acknowledgement before it counts as undelivered.
+DELIVERY_TIMEOUT_S = 30.0
+
 
 def demo_values(
     events: int, features: int, drift_at: int | None, drift_features: list[int], shift: float, seed: int
@@ -40,14 +50,21 @@ def produce_demo(
     seed: int,
     model: str = "demo",
     rate: float | None = None,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
 ) -> int:
-    """Produce the stream (key = model name, so one partition holds it); returns the count."""
+    """Produce the stream (key = model name, so one partition holds it); returns the count.
+
+    :class:`BrokerUnreachable` when the broker does not answer within ``connect_timeout_s``,
+    or when events are not acknowledged (within ``DELIVERY_TIMEOUT_S`` each).
+    """
     names = [f"f{i}" for i in range(features)]
     unknown = [f for f in drift_features if f not in names]
     if unknown:
-        raise ValueError(f"--drift-features names unknown features {unknown} (have f0..f{features - 1})")
+        raise DemoInputError(f"--drift-features names unknown features {unknown} (have f0..f{features - 1})")
     values = demo_values(events, features, drift_at, [names.index(f) for f in drift_features], shift, seed)
-    producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "linger.ms": 20})
+    reach_broker({"bootstrap.servers": bootstrap_servers}, connect_timeout_s)
+    settings = {"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "linger.ms": 20}
+    producer = Producer(quiet(settings) | {"message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000)})
     failures: list[str] = []
 
     def delivered(err: KafkaError | None, msg: Message) -> None:
@@ -75,7 +92,9 @@ def produce_demo(
             ahead = (i + 1) / rate - (time.monotonic() - started)
             if ahead > 0:
                 time.sleep(ahead)
-    remaining = producer.flush(60)
+    remaining = producer.flush(DELIVERY_TIMEOUT_S + 5)
     if remaining or failures:
-        raise RuntimeError(f"demo: {remaining} messages undelivered; errors: {failures[:3]}")
+        lost = remaining + len(failures)
+        why = failures[0] if failures else "no acknowledgement"
+        raise BrokerUnreachable(f"{lost} of {events} events not delivered to {topic} at {bootstrap_servers}: {why}")
     return events

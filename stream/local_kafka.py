@@ -44,6 +44,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -890,6 +891,24 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    """``--port``: a TCP port number."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    """``--timeout``: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
 class _SaslUserAction(argparse.Action):
     """``--sasl-user alice:secret`` (repeatable) -> ``{"alice": "secret"}``."""
 
@@ -914,15 +933,20 @@ def _add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         )
 
     p = sub.add_parser("start", help="start the broker and wait until it serves; prints the bootstrap address")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"PLAINTEXT port on {HOST} (default {DEFAULT_PORT})")
-    p.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the broker to be ready")
+    p.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help=f"PLAINTEXT port on {HOST} (default {DEFAULT_PORT})"
+    )
+    p.add_argument(
+        "--timeout", type=_seconds, default=90.0, help="seconds to wait for the broker to be ready (default 90)"
+    )
     p.add_argument(
         "--sasl-user",
         dest="sasl_users",
         action=_SaslUserAction,
         metavar="USER:PASSWORD",
         default=None,
-        help="make the port a SASL_PLAINTEXT listener (SCRAM-SHA-512 and PLAIN) with this user; repeatable",
+        help="make the port a SASL_PLAINTEXT listener (SCRAM-SHA-512 and PLAIN) with this user; repeatable "
+        "(default: none, a PLAINTEXT listener)",
     )
     data_dir_arg(p)
     p.set_defaults(func=_cmd_start)
@@ -951,14 +975,24 @@ def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     _add_commands(sub)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m driftsentinel.stream.local_kafka start|stop|status|fetch``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m driftsentinel.stream.local_kafka", description=__doc__.splitlines()[0]
-    )
+def build_parser(
+    prog: str = "python -m driftsentinel.stream.local_kafka",
+    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    """The launcher's parser (``driftsentinel local-kafka`` passes its own name and parser class)."""
+    parser = parser_class(prog=prog, description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="local_kafka_command", metavar="COMMAND", required=True)
     _add_commands(sub)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(
+    argv: list[str] | None = None,
+    prog: str = "python -m driftsentinel.stream.local_kafka",
+    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> int:
+    """``python -m driftsentinel.stream.local_kafka start|stop|status|fetch``."""
+    args = build_parser(prog, parser_class).parse_args(argv)
     return int(args.func(args))
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import selectors
 import socket
 import threading
@@ -350,6 +351,10 @@ def serve(
     return ProbeServer(Handler, host, port, idle_timeout_s=idle_timeout_s, max_connections=max_connections).start()
 
 
+class MetricsPortError(RuntimeError):
+    """The metrics/probe port cannot be bound (taken, or not allowed): the process cannot start."""
+
+
 class ProbeServer:
     """A small HTTP server whose connections and idle time are bounded.
 
@@ -372,7 +377,14 @@ class ProbeServer:
         workers: int = 4,
     ) -> None:
         self.handler, self.idle_timeout_s, self.max_connections = handler, idle_timeout_s, max_connections
-        self._sock = socket.create_server((host, port), backlog=max(128, max_connections))
+        try:
+            self._sock = socket.create_server((host, port), backlog=max(128, max_connections))
+        except OSError as exc:
+            raise MetricsPortError(
+                f"cannot serve metrics on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc} — another "
+                "process (another "
+                "driftsentinel?) holds the port: choose another with --metrics-port or metrics_port (0: any free port)"
+            ) from None
         self._sock.setblocking(False)
         self.server_address: tuple[str, int] = self._sock.getsockname()[:2]
         self._selector = selectors.DefaultSelector()

@@ -37,7 +37,6 @@ from confluent_kafka.admin import AdminClient
 
 from driftsentinel.detectors.skew_engine import OFFLINE, SERVING, SkewEngine
 from driftsentinel.schemas import DriftEvent, InvalidEvent, decode_event
-from driftsentinel.schemas.config import ConfigError
 from driftsentinel.schemas.skew import OfflineRow, ServingRow, SkewSidecarConfig, SkewStep, load_skew_config
 from driftsentinel.stream.clients import (
     StartupError,
@@ -287,11 +286,8 @@ def cmd_skew(args: argparse.Namespace) -> int:
     names = ("bootstrap_servers", "serving_topic", "offline_topic", "offline_file", "alerts_topic", "group_id", "model")
     overrides = {f"sources.{name}": getattr(args, name) for name in names}
     overrides |= {name: getattr(args, name) for name in ("metrics_port", "metrics_host", "idle_exit", "max_events")}
-    try:
-        config = load_skew_config(args.config, overrides)
-        problem = _cannot_run(config)
-    except ConfigError as exc:
-        problem = str(exc)
+    config = load_skew_config(args.config, overrides)  # a ConfigError: one line from the CLI's guard
+    problem = _cannot_run(config)
     if problem is not None:
         print(f"driftsentinel: {problem}", file=sys.stderr)
         return 2
@@ -316,14 +312,36 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "skew", help="train/serve skew by join (serving vs offline features) and shadow-model divergence"
     )
-    p.add_argument("--config", help="YAML config file (schemas/skew.py: sources, skew, shadow)")
-    for flag in ("--bootstrap-servers", "--alerts-topic", "--group-id", "--metrics-host"):
-        p.add_argument(flag)
-    p.add_argument("--serving-topic", help="the model server's FeatureEvents")
-    p.add_argument("--offline-topic", help="offline-computed features of the same ids")
-    p.add_argument("--offline-file", help="...or replay them from a JSON Lines / CSV / Parquet file")
-    p.add_argument("--model", help="join only serving events of this model")
-    p.add_argument("--metrics-port", type=int)
-    p.add_argument("--idle-exit", type=float, help="stop after SECONDS without input")
-    p.add_argument("--max-events", type=int, help="stop after N input messages")
+    d = SkewSidecarConfig()
+
+    def dflt(dotted: str, value: object) -> str:
+        return f"(default: {dotted} from --config, else {'unset' if value is None else value})"
+
+    p.add_argument("--config", help="YAML config file (schemas/skew.py: sources, skew, shadow; default: none)")
+    src = d.sources
+    p.add_argument(
+        "--bootstrap-servers", help="Kafka brokers " + dflt("sources.bootstrap_servers", src.bootstrap_servers)
+    )
+    p.add_argument(
+        "--alerts-topic", help="topic the skew alerts go to " + dflt("sources.alerts_topic", src.alerts_topic)
+    )
+    p.add_argument("--group-id", help="consumer group " + dflt("sources.group_id", src.group_id))
+    p.add_argument("--metrics-host", help="address of /metrics " + dflt("metrics_host", d.metrics_host))
+    p.add_argument(
+        "--serving-topic", help="the model server's FeatureEvents " + dflt("sources.serving_topic", src.serving_topic)
+    )
+    p.add_argument(
+        "--offline-topic", help="offline-computed features of the same ids " + dflt("sources.offline_topic", None)
+    )
+    p.add_argument(
+        "--offline-file",
+        help="...or replay them from a JSON Lines / CSV / Parquet (`parquet` extra) file "
+        + dflt("sources.offline_file", None),
+    )
+    p.add_argument("--model", help="join only serving events of this model " + dflt("sources.model", "all models"))
+    p.add_argument(
+        "--metrics-port", type=int, help="port of /metrics (0: any free port) " + dflt("metrics_port", d.metrics_port)
+    )
+    p.add_argument("--idle-exit", type=float, help="stop after SECONDS without input " + dflt("idle_exit", None))
+    p.add_argument("--max-events", type=int, help="stop after N input messages " + dflt("max_events", None))
     p.set_defaults(func=cmd_skew)
