@@ -5,6 +5,11 @@ Subcommands: ``run`` (the sidecar), ``demo`` (synthetic stream with known drift)
 (reference profile from training data), ``calibrate`` (thresholds for a false-alarm rate),
 ``skew`` (train/serve skew by join, shadow models), ``schema`` (JSON Schemas of the
 contracts), ``local-kafka`` (a real single-node broker for development and tests).
+
+A user's mistake ends in one line on stderr naming the problem and what to do, and a
+non-zero exit (:func:`main`): 2 for a bad flag, file or configuration, 3 when the command
+cannot start (broker unreachable, metrics port taken), 130 on Ctrl-C. An exception of
+any other kind is a bug: its traceback is shown, with a line asking to report it (exit 1).
 """
 
 from __future__ import annotations
@@ -12,15 +17,306 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
 import sys
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from pydantic import BaseModel
 
-from driftsentinel.schemas import ConfigError, DriftEvent, FeatureEvent, SidecarConfig, load_config
-from driftsentinel.schemas.profile import ProfileError, ReferenceProfile, load_profile
+from driftsentinel import __version__
+from driftsentinel.schemas import DriftEvent, FeatureEvent, SidecarConfig, load_config
+from driftsentinel.schemas.config import resolve_paths
+from driftsentinel.schemas.profile import ReferenceProfile, load_profile
+
+EXIT_USAGE = 2  #: a bad flag, file or configuration
+EXIT_CANNOT_START = 3  #: broker unreachable, metrics port taken (as ``run``'s StartupError)
+EXIT_INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT)
+EXIT_BROKEN_PIPE = 141  #: the reader of stdout went away (128 + SIGPIPE, as ``yes | head``)
+
+#: Errors that mean "the command cannot start", by defining module and class name: matched
+#: by name so that the CLI imports none of these modules before a command needs them.
+_CANNOT_START = {
+    ("driftsentinel.stream.clients", "StartupError"),
+    ("driftsentinel.stream.topic_reader", "BrokerUnreachable"),
+    ("driftsentinel.stream.metrics", "MetricsPortError"),
+    ("driftsentinel.stream.local_kafka", "LocalKafkaError"),
+}
 
 
+class UsageError(ValueError):
+    """A flag's value that cannot work (a folder that does not exist, a missing extra, ...)."""
+
+
+# --------------------------------------------------------------------------- parser
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` after each flag's help, unless the help already says it or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, argparse.SUPPRESS) or action.required:
+            return text
+        return super()._get_help_string(action) or text
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse with the defaults in the help and a one-line error (no usage block)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: this package's, Python's and librdkafka's versions (what a bug report needs)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        import platform
+
+        import confluent_kafka
+
+        print(
+            f"driftsentinel {__version__} (Python {platform.python_version()}, "
+            f"confluent-kafka {confluent_kafka.version()[0]}, librdkafka {confluent_kafka.libversion()[0]})"
+        )
+        parser.exit()
+
+
+def _number(kind: type[int] | type[float], low: float, high: float = math.inf, low_open: bool = False) -> Callable:
+    """An argparse ``type``: a finite ``kind`` in ``[low, high]`` (``(low, high]`` if ``low_open``)."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value) or value < low or (low_open and value == low) or value > high:
+            bound = f"> {low:g}" if low_open else f">= {low:g}"
+            raise argparse.ArgumentTypeError(
+                f"{text} must be {bound}" + (f" and <= {high:g}" if high < math.inf else "")
+            )
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+_COUNT = _number(int, 1)
+_NON_NEGATIVE = _number(int, 0)
+_SECONDS = _number(float, 0, low_open=True)
+
+#: Every default of the config (zero-config), shown in the help of the flags that override it.
+_CONFIG_DEFAULTS = SidecarConfig()
+
+
+def _overrides(dotted: str, what: str) -> str:
+    """Help of a flag that overrides ``dotted`` of the config file."""
+    value: Any = _CONFIG_DEFAULTS
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    shown = "unset" if value is None else value
+    return f"{what} (default: {dotted} from --config, else {shown})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = CliParser(prog="driftsentinel", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=_VersionAction, help="print the versions and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(sub)
+    _add_demo(sub)
+    _add_replay(sub)
+    _add_baseline_and_calibrate(sub)
+
+    schema = sub.add_parser("schema", help="print a contract's JSON Schema")
+    schema.add_argument("which", choices=["alert", "event", "config", "profile"], help="the contract")
+    schema.set_defaults(func=cmd_schema)
+
+    # The launcher is a dev tool: its module is imported only when its command runs, never by `run`.
+    launcher = sub.add_parser(
+        "local-kafka",
+        add_help=False,
+        help="a local Apache Kafka broker on the JVM (no Docker needed): start|stop|status|fetch",
+    )
+    launcher.add_argument("local_kafka_args", nargs=argparse.REMAINDER, help="start|stop|status|fetch and its flags")
+    launcher.set_defaults(func=cmd_local_kafka)
+    __import__("driftsentinel.stream.skew_loop", fromlist=["register_cli"]).register_cli(sub)  # driftsentinel skew
+    return parser
+
+
+def _add_run(sub: argparse._SubParsersAction[CliParser]) -> None:
+    # flags that override the config are range-checked by the config (the message names its field)
+    run = sub.add_parser("run", help="run the sidecar (flags override the config file)")
+    run.add_argument("--config", help="YAML config file (default: none, every setting at its default)")
+    run.add_argument("--bootstrap-servers", help=_overrides("kafka.bootstrap_servers", "Kafka brokers, host:port,..."))
+    run.add_argument("--input-topic", help=_overrides("kafka.input_topic", "topic of FeatureEvents"))
+    run.add_argument("--alerts-topic", help=_overrides("kafka.alerts_topic", "topic the DriftEvents go to"))
+    run.add_argument("--dlq-topic", help=_overrides("kafka.dlq_topic", "topic of invalid input, with reasons"))
+    run.add_argument(
+        "--labels-topic",
+        help=_overrides("kafka.labels_topic", "topic of late labels ({id, label}), joined to predictions by id"),
+    )
+    run.add_argument("--group-id", help=_overrides("kafka.group_id", "consumer group"))
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        help=_overrides("metrics_port", "port of /metrics, /healthz, /readyz (0: any free port)"),
+    )
+    run.add_argument("--max-events", type=int, help=_overrides("max_events", "stop after N input messages"))
+    run.add_argument("--idle-exit", type=float, help=_overrides("idle_exit", "stop after SECONDS without input"))
+    run.add_argument(
+        "--backend", choices=["kernel", "river"], help=_overrides("detectors.backend", "detector implementation")
+    )
+    run.add_argument("--log-format", choices=["text", "json"], help=_overrides("log_format", "log line format"))
+    run.add_argument("--reference", help=_overrides("reference", "reference profile (driftsentinel baseline)"))
+    run.add_argument(
+        "--instance-id", help="stable id of this sidecar (default: kafka.instance_id from --config, else the host name)"
+    )
+    run.set_defaults(func=cmd_run)
+
+
+def _add_demo(sub: argparse._SubParsersAction[CliParser]) -> None:
+    from driftsentinel.stream.topic_reader import CONNECT_TIMEOUT_S
+
+    demo = sub.add_parser("demo", help="produce a synthetic stream with known drift points")
+    demo.add_argument("--bootstrap-servers", default="127.0.0.1:9092", help="Kafka brokers, host:port,...")
+    demo.add_argument("--topic", default="features", help="topic to produce to")
+    demo.add_argument("--events", type=_COUNT, default=50_000, help="events to produce")
+    demo.add_argument("--features", type=_COUNT, default=20, help="features per event, named f0, f1, ...")
+    demo.add_argument("--drift-at", type=_NON_NEGATIVE, default=25_000, help="first drifted event (0-based)")
+    demo.add_argument("--drift-features", default="f0,f1,f2", help="comma-separated names ('' for none)")
+    demo.add_argument("--shift", type=_number(float, -math.inf), default=1.0, help="mean shift in standard deviations")
+    demo.add_argument("--seed", type=_NON_NEGATIVE, default=42, help="random seed (same seed, same values)")
+    demo.add_argument("--model", default="demo", help="model name of the events (and their key)")
+    demo.add_argument("--rate", type=_SECONDS, help="events per second (default: as fast as possible)")
+    demo.add_argument(
+        "--connect-timeout", type=_SECONDS, default=CONNECT_TIMEOUT_S, help="seconds to wait for the broker"
+    )
+    demo.set_defaults(func=cmd_demo)
+
+
+def _add_replay(sub: argparse._SubParsersAction[CliParser]) -> None:
+    replay = sub.add_parser("replay", help="run the detectors over a JSON Lines file, alerts as JSON lines")
+    replay.add_argument("--input", required=True, help="JSON Lines file of FeatureEvents")
+    replay.add_argument("--output", default="-", help="where to write alerts ('-': stdout)")
+    replay.add_argument("--config", help="YAML config file (default: none, every setting at its default)")
+    replay.add_argument("--backend", choices=["kernel", "river"], help=_overrides("detectors.backend", "detectors"))
+    replay.add_argument("--reference", help=_overrides("reference", "reference profile (driftsentinel baseline)"))
+    replay.add_argument(
+        "--labels", help="JSON Lines file of late LabelEvents, joined to the events by id (default: none)"
+    )
+    replay.add_argument("--topic", help="topic the file is read as (default: its name); alerts and event ids name it")
+    replay.add_argument("--partition", type=_NON_NEGATIVE, default=0, help="partition the file is read as")
+    replay.add_argument("--labels-topic", help="topic the labels file is read as (default: its name)")
+    replay.add_argument(
+        "--group-id", help=_overrides("kafka.group_id", "group id in the event ids (a sidecar's, to reproduce its ids)")
+    )
+    replay.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="draw the drifting features (live vs reference, detections); needs the `report` extra (default: none)",
+    )
+    replay.add_argument(
+        "--html",
+        metavar="HTML",
+        help="write a self-contained report (feature table, plots); needs the `report` extra (default: none)",
+    )
+    replay.add_argument("--progress", action="store_true", help="progress bar on stderr even when not a terminal")
+    replay.set_defaults(func=cmd_replay)
+
+
+def _add_baseline_and_calibrate(sub: argparse._SubParsersAction[CliParser]) -> None:
+    from driftsentinel.stream.topic_reader import CONNECT_TIMEOUT_S
+
+    base = sub.add_parser("baseline", help="build a reference profile from training data")
+    base.add_argument(
+        "--input", help="CSV, JSON Lines or (with the `parquet` extra) Parquet file of training rows (default: none)"
+    )
+    base.add_argument("--from-topic", help="read FeatureEvents from this Kafka topic instead (default: none)")
+    base.add_argument("--from-time", help="start (epoch seconds or RFC 3339), with --from-topic (default: none)")
+    base.add_argument("--to-time", help="end (exclusive), with --from-topic (default: none)")
+    base.add_argument(
+        "--bootstrap-servers", help=_overrides("kafka.bootstrap_servers", "Kafka brokers, with --from-topic")
+    )
+    base.add_argument(
+        "--connect-timeout", type=_SECONDS, default=CONNECT_TIMEOUT_S, help="seconds to wait for the broker"
+    )
+    base.add_argument("--config", help="YAML config (detectors.types pins feature types; default: none)")
+    base.add_argument("--out", required=True, help="where to write the profile (JSON)")
+    from driftsentinel.stream.baseline_performance import add_arguments as add_performance_arguments
+
+    add_performance_arguments(base)
+    base.set_defaults(func=cmd_baseline)
+
+    cal = sub.add_parser("calibrate", help="set per-feature thresholds for a false-alarm rate, from a profile")
+    cal.add_argument("--reference", required=True, help="reference profile (driftsentinel baseline)")
+    cal.add_argument(
+        "--false-alarms-per-million",
+        type=_number(float, 0, 1e6, low_open=True),
+        default=1.0,
+        help="target false drift events per million events per feature (> 0)",
+    )
+    cal.add_argument("--config", help="config to extend (default: none, every setting at its default)")
+    cal.add_argument("--out", required=True, help="config file to write (YAML); its paths are relative to its folder")
+    cal.add_argument("--values", type=_COUNT, default=1_000_000, help="simulated values per feature")
+    cal.add_argument("--seed", type=_NON_NEGATIVE, default=0, help="random seed (same seed, same thresholds)")
+    cal.set_defaults(func=cmd_calibrate)
+
+
+# --------------------------------------------------------------------------- checks
+def _input_file(path: Path, flag: str) -> Path:
+    """``path`` if it is an existing file, else :class:`UsageError` saying what it is."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; give a file")
+    if not path.exists():
+        raise UsageError(f"{flag} {path}: no such file")
+    return path
+
+
+def _output_file(target: str, flag: str, inputs: Sequence[str | None] = ()) -> Path:
+    """Check, before any work, that ``target`` can be written: :class:`UsageError` if not."""
+    path = Path(target)
+    folder = path.parent
+    if path.is_dir():
+        raise UsageError(f"{flag} {target}: is a folder; give a file name")
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise UsageError(f"{flag} {target}: folder {folder} {what}; create it first (mkdir -p {folder})")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"{flag} {target}: not writable here; choose another path")
+    for given in inputs:
+        if given and path.resolve() == Path(given).resolve():
+            raise UsageError(f"{flag} {target} would overwrite an input of this command; choose another path")
+    return path
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file next to ``path``, then rename: never a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _report_extra(flag: str) -> None:
+    """``--plot``/``--html`` draw with matplotlib, the ``report`` extra: say so before replaying."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError(f"{flag} needs the `report` extra: pip install 'driftsentinel[report]'") from None
+
+
+# --------------------------------------------------------------------------- commands
 def _setup_logging(fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
@@ -62,12 +358,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from driftsentinel.stream.clients import effective_config_line
     from driftsentinel.stream.consumer import Sidecar
 
-    try:
-        config = _config_from_args(args)
-        sidecar = Sidecar(config)
-    except (ConfigError, ProfileError) as exc:
-        print(f"driftsentinel: {exc}", file=sys.stderr)
-        return 2
+    config = _config_from_args(args)
+    sidecar = Sidecar(config)
     _setup_logging(config.log_format)
     logging.getLogger("driftsentinel").info("effective config %s", effective_config_line(config))
     sidecar.install_signal_handlers()
@@ -78,22 +370,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from driftsentinel.stream.demo import produce_demo
 
     drift_features = [f for f in args.drift_features.split(",") if f] if args.drift_features else []
-    try:
-        n = produce_demo(
-            args.bootstrap_servers,
-            args.topic,
-            args.events,
-            args.features,
-            args.drift_at,
-            drift_features,
-            args.shift,
-            args.seed,
-            model=args.model,
-            rate=args.rate,
-        )
-    except ValueError as exc:
-        print(f"driftsentinel demo: {exc}", file=sys.stderr)
-        return 2
+    n = produce_demo(
+        args.bootstrap_servers,
+        args.topic,
+        args.events,
+        args.features,
+        args.drift_at,
+        drift_features,
+        args.shift,
+        args.seed,
+        model=args.model,
+        rate=args.rate,
+        connect_timeout_s=args.connect_timeout,
+    )
     print(f"produced {n} events to {args.topic} (drift at {args.drift_at} on {drift_features or 'none'})")
     return 0
 
@@ -102,23 +391,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from driftsentinel.stream.progress import Progress
     from driftsentinel.stream.replay import replay_file
 
-    try:
-        config = load_config(
-            args.config,
-            {"detectors.backend": args.backend, "reference": args.reference, "kafka.group_id": args.group_id},
-        )
-        if config.reference:
-            load_profile(config.reference)  # fail here, clearly, not mid-replay
-    except (ConfigError, ProfileError) as exc:
-        print(f"driftsentinel: {exc}", file=sys.stderr)
-        return 2
-    path = Path(args.input)
-    if not path.is_file():
-        print(f"driftsentinel: no such input file: {path}", file=sys.stderr)
-        return 2
-    if args.labels and not Path(args.labels).is_file():
-        print(f"driftsentinel: no such labels file: {args.labels}", file=sys.stderr)
-        return 2
+    config = load_config(
+        args.config, {"detectors.backend": args.backend, "reference": args.reference, "kafka.group_id": args.group_id}
+    )
+    if config.reference:
+        load_profile(config.reference)  # fail here, clearly, not mid-replay
+    path = _input_file(Path(args.input), "--input")
+    labels = _input_file(Path(args.labels), "--labels") if args.labels else None
+    inputs = (args.input, args.labels, args.config, config.reference)
+    for flag, target in (("--output", args.output), ("--plot", args.plot), ("--html", args.html)):
+        if target and target != "-":
+            _output_file(target, flag, inputs)
+        if target and flag != "--output":
+            _report_extra(flag)
     recorder = None
     if args.plot or args.html:
         from driftsentinel.stream.report import ReplayRecorder
@@ -134,7 +419,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             out,
             recorder=recorder,
             progress=progress,
-            labels=Path(args.labels) if args.labels else None,
+            labels=labels,
             topic=args.topic,
             partition=args.partition,
             labels_topic=args.labels_topic,
@@ -144,42 +429,53 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if out is not sys.stdout:
             out.close()
     if recorder is not None:
-        from driftsentinel.stream.report import render_html, render_png
-
-        if args.plot:
-            render_png(recorder, args.plot, source=path.name)
-            print(f"plot: {args.plot}", file=sys.stderr)
-        if args.html:
-            render_html(recorder, args.html, stats, source=path.name)
-            print(f"report: {args.html}", file=sys.stderr)
+        _render(recorder, args, stats, path.name)
     print(json.dumps(stats), file=sys.stderr)
     return 0
 
 
+def _render(recorder: Any, args: argparse.Namespace, stats: dict[str, Any], source: str) -> None:
+    from driftsentinel.stream.report import render_html, render_png
+
+    if args.plot:
+        render_png(recorder, args.plot, source=source)
+        print(f"plot: {args.plot}", file=sys.stderr)
+    if args.html:
+        render_html(recorder, args.html, stats, source=source)
+        print(f"report: {args.html}", file=sys.stderr)
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
     from driftsentinel.stream.baseline import parse_time, read_rows, rows_from_topic
+    from driftsentinel.stream.topic_reader import quiet, reach_broker
 
-    try:
-        config = load_config(args.config, {"kafka.bootstrap_servers": args.bootstrap_servers})
-        if args.from_topic:
-            if not (args.from_time and args.to_time):
-                raise ValueError("--from-topic needs --from-time and --to-time")
+    config = load_config(args.config, {"kafka.bootstrap_servers": args.bootstrap_servers})
+    out = _output_file(args.out, "--out", (args.input, args.config))
+    if args.from_topic:
+        if not (args.from_time and args.to_time):
+            raise UsageError("--from-topic needs --from-time and --to-time")
+        try:
             start, end = parse_time(args.from_time), parse_time(args.to_time)
-            conf = {"bootstrap.servers": config.kafka.bootstrap_servers, **config.kafka.common}
-            rows = rows_from_topic(conf, args.from_topic, start, end)
-            source = f"kafka:{args.from_topic}[{args.from_time},{args.to_time})"
-        elif args.input:
-            path = Path(args.input)
-            rows, source = read_rows(path), path.name
-        else:
-            raise ValueError("give --input FILE or --from-topic T --from-time .. --to-time ..")
+        except ValueError:
+            raise UsageError("--from-time/--to-time: give epoch seconds or RFC 3339 (2024-05-01T00:00:00Z)") from None
+        conf = quiet({"bootstrap.servers": config.kafka.bootstrap_servers, **config.kafka.common})
+        reach_broker(conf, args.connect_timeout)
+        rows = rows_from_topic(conf, args.from_topic, start, end)
+        source = f"kafka:{args.from_topic}[{args.from_time},{args.to_time})"
+    elif args.input:
+        path = _input_file(Path(args.input), "--input")
+        rows, source = read_rows(path), path.name
+    else:
+        raise UsageError("give --input FILE or --from-topic T --from-time .. --to-time ..")
+    try:
         from driftsentinel.stream import baseline_performance  # --model: the performance reference too
 
         profile = baseline_performance.make_profile(rows, source, config, args)
-    except (ConfigError, ValueError, OSError) as exc:
-        print(f"driftsentinel baseline: {exc}", file=sys.stderr)
-        return 2
-    Path(args.out).write_text(profile.model_dump_json(indent=1))
+    except ValueError as exc:  # the readers' plain ValueErrors (no rows, Parquet without pyarrow, no such topic)
+        if type(exc) is not ValueError:
+            raise
+        raise UsageError(str(exc)) from None
+    _write_atomically(out, profile.model_dump_json(indent=1))
     kinds = [p.kind for p in profile.features.values()]
     print(
         f"profile of {profile.n_rows} rows: {kinds.count('numeric')} numeric, "
@@ -194,24 +490,31 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     from driftsentinel.detectors.calibration import calibrate
 
-    try:
-        config = load_config(args.config)
-        profile = load_profile(args.reference)
-    except (ConfigError, ProfileError) as exc:
-        print(f"driftsentinel calibrate: {exc}", file=sys.stderr)
-        return 2
+    config = load_config(args.config)
+    profile = load_profile(args.reference)
+    out = _output_file(args.out, "--out", (args.reference,))
     params = calibrate(profile, config.detectors, args.false_alarms_per_million, values=args.values, seed=args.seed)
-    data = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
-    data = data or {}
-    data["reference"] = str(args.reference)
+    data = (yaml.safe_load(Path(args.config).read_text()) if args.config else None) or {}
+    # the written file's relative paths are relative to its own folder, like every config file's
+    resolve_paths(SidecarConfig, data, Path(args.config).parent if args.config else Path(), rebase=out.parent)
+    data["reference"] = _relative_to(Path(args.reference), out.parent)
     data.setdefault("detectors", {})["per_feature"] = params
     SidecarConfig.model_validate(data)  # what we write must load
-    Path(args.out).write_text(
+    _write_atomically(
+        out,
         f"# driftsentinel calibrate: <= {args.false_alarms_per_million} false alarms per million events per feature\n"
-        + yaml.safe_dump(data, sort_keys=False)
+        + yaml.safe_dump(data, sort_keys=False),
     )
     print(f"calibrated {len(params)} features -> {args.out}", file=sys.stderr)
     return 0
+
+
+def _relative_to(path: Path, folder: Path) -> str:
+    """``path`` (relative to the current directory) as written in a config file in ``folder``."""
+    try:
+        return os.path.relpath(path, folder) if not path.is_absolute() else str(path)
+    except ValueError:  # another drive (Windows)
+        return str(path.absolute())
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -229,117 +532,64 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_local_kafka(args: argparse.Namespace) -> int:
     from driftsentinel.stream import local_kafka
 
-    return local_kafka.main(args.local_kafka_args)
+    return local_kafka.main(args.local_kafka_args, prog="driftsentinel local-kafka", parser_class=CliParser)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="driftsentinel", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_run(sub)
-    _add_demo(sub)
-    _add_replay(sub)
-    _add_baseline_and_calibrate(sub)
-
-    schema = sub.add_parser("schema", help="print a contract's JSON Schema")
-    schema.add_argument("which", choices=["alert", "event", "config", "profile"])
-    schema.set_defaults(func=cmd_schema)
-
-    # The launcher is a dev tool: its module is imported only when its command runs, never by `run`.
-    launcher = sub.add_parser(
-        "local-kafka",
-        add_help=False,
-        help="a local Apache Kafka broker on the JVM (no Docker needed): start|stop|status|fetch",
-    )
-    launcher.add_argument("local_kafka_args", nargs=argparse.REMAINDER)
-    launcher.set_defaults(func=cmd_local_kafka)
-    __import__("driftsentinel.stream.skew_loop", fromlist=["register_cli"]).register_cli(sub)  # driftsentinel skew
-    return parser
+# --------------------------------------------------------------------------- the guard
+def _one_line(text: str) -> str:
+    """A multi-line message (a YAML error, several invalid fields) as one line."""
+    return "; ".join(" ".join(line.split()) for line in str(text).splitlines() if line.strip()).replace(":;", ":")
 
 
-def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = sub.add_parser("run", help="run the sidecar (flags override the config file)")
-    run.add_argument("--config", help="YAML config file")
-    run.add_argument("--bootstrap-servers")
-    run.add_argument("--input-topic")
-    run.add_argument("--alerts-topic")
-    run.add_argument("--dlq-topic")
-    run.add_argument("--labels-topic", help="topic of late labels ({id, label}), joined to predictions by id")
-    run.add_argument("--group-id")
-    run.add_argument("--metrics-port", type=int)
-    run.add_argument("--max-events", type=int, help="stop after N input messages")
-    run.add_argument("--idle-exit", type=float, help="stop after SECONDS without input")
-    run.add_argument("--backend", choices=["kernel", "river"], help="detector implementation")
-    run.add_argument("--log-format", choices=["text", "json"])
-    run.add_argument("--reference", help="reference profile (driftsentinel baseline)")
-    run.add_argument("--instance-id", help="stable id of this sidecar (default: host name)")
-    run.set_defaults(func=cmd_run)
+def _known_error(exc: BaseException) -> int | None:
+    """The exit code of a user's mistake, or ``None`` for anything else (a bug)."""
+    if isinstance(exc, ValueError) and type(exc).__module__.startswith("driftsentinel."):
+        return EXIT_USAGE  # ConfigError, ProfileError, UsageError, InputFileError, ...: ours, with a message
+    if any((cls.__module__, cls.__qualname__) in _CANNOT_START for cls in type(exc).__mro__):
+        return EXIT_CANNOT_START
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return EXIT_USAGE  # a file the user named: missing, unreadable, not writable, disk full
+    return None
 
 
-def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    demo = sub.add_parser("demo", help="produce a synthetic stream with known drift points")
-    demo.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
-    demo.add_argument("--topic", default="features")
-    demo.add_argument("--events", type=int, default=50_000)
-    demo.add_argument("--features", type=int, default=20)
-    demo.add_argument("--drift-at", type=int, default=25_000)
-    demo.add_argument("--drift-features", default="f0,f1,f2", help="comma-separated names ('' for none)")
-    demo.add_argument("--shift", type=float, default=1.0, help="mean shift in standard deviations")
-    demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--model", default="demo")
-    demo.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
-    demo.set_defaults(func=cmd_demo)
-
-
-def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    replay = sub.add_parser("replay", help="run the detectors over a JSON Lines file, alerts as JSON lines")
-    replay.add_argument("--input", required=True, help="JSON Lines file of FeatureEvents")
-    replay.add_argument("--output", default="-", help="where to write alerts (default stdout)")
-    replay.add_argument("--config", help="YAML config file")
-    replay.add_argument("--backend", choices=["kernel", "river"])
-    replay.add_argument("--reference", help="reference profile (driftsentinel baseline)")
-    replay.add_argument("--labels", help="JSON Lines file of late LabelEvents, joined to the events by id")
-    replay.add_argument("--topic", help="topic the file is read as (default: its name); alerts and event ids name it")
-    replay.add_argument("--partition", type=int, default=0, help="partition the file is read as (default 0)")
-    replay.add_argument("--labels-topic", help="topic the labels file is read as (default: its name)")
-    replay.add_argument("--group-id", help="kafka.group_id for the event ids (a sidecar's, to reproduce its ids)")
-    replay.add_argument("--plot", metavar="PNG", help="draw the drifting features (live vs reference, detections)")
-    replay.add_argument("--html", metavar="HTML", help="write a self-contained report (feature table, plots)")
-    replay.add_argument("--progress", action="store_true", help="progress bar on stderr even when not a terminal")
-    replay.set_defaults(func=cmd_replay)
-
-
-def _add_baseline_and_calibrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    base = sub.add_parser("baseline", help="build a reference profile from training data")
-    base.add_argument("--input", help="CSV, JSON Lines or Parquet file of training rows")
-    base.add_argument("--from-topic", help="read FeatureEvents from this Kafka topic instead")
-    base.add_argument("--from-time", help="start (epoch seconds or RFC 3339), with --from-topic")
-    base.add_argument("--to-time", help="end (exclusive), with --from-topic")
-    base.add_argument("--bootstrap-servers")
-    base.add_argument("--config", help="YAML config (detectors.types pins feature types)")
-    base.add_argument("--out", required=True, help="where to write the profile (JSON)")
-    from driftsentinel.stream.baseline_performance import add_arguments as add_performance_arguments
-
-    add_performance_arguments(base)
-    base.set_defaults(func=cmd_baseline)
-
-    cal = sub.add_parser("calibrate", help="set per-feature thresholds for a false-alarm rate, from a profile")
-    cal.add_argument("--reference", required=True, help="reference profile (driftsentinel baseline)")
-    cal.add_argument(
-        "--false-alarms-per-million",
-        type=float,
-        default=1.0,
-        help="target false drift events per million events per feature (default 1)",
-    )
-    cal.add_argument("--config", help="config to extend (default: zero-config)")
-    cal.add_argument("--out", required=True, help="config file to write (YAML)")
-    cal.add_argument("--values", type=int, default=1_000_000, help="simulated values per feature")
-    cal.add_argument("--seed", type=int, default=0)
-    cal.set_defaults(func=cmd_calibrate)
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return _one_line(str(exc))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    """The ``driftsentinel`` command; returns the exit code (module docstring: which code means what)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, a bad flag (its one line already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    name = f"driftsentinel {args.command}"
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except KeyboardInterrupt:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # past the ^C and any progress bar
+        print(f"{name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # stdout's reader is gone (`driftsentinel schema config | head`): stop quietly, as coreutils do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except Exception as exc:
+        known = _known_error(exc)
+        if known is None:
+            traceback.print_exc()
+            print(
+                f"{name}: unexpected error, a bug in driftsentinel: please report it with the traceback above "
+                "and the output of `driftsentinel --version`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{name}: {_describe(exc)}", file=sys.stderr)
+        return known
 
 
 if __name__ == "__main__":
