@@ -263,13 +263,16 @@ class Engine:
             segments = self._segments(part, items, hits)
         out.newest_event_time = _newest_time(items)
         arrival = MessageTimes(items, self.config.detectors.window_tests.event_time_tolerance_s)
+        # labels that waited for their prediction: they are the prediction's label from the start
+        # (its window sees them before it closes, however the stream is cut)
+        early = _early_labels(hits) if hits and part.performance else {}
         for segment in segments:
             segment = self._admit_models(part, segment, out)
             for model, batch in self._batches(part, segment).items():
                 reported = batch.event_times  # an alert's event_time stays the event's own ts
                 batch, off = arrival.check(batch, part.replay_until)  # a stray ts must not steer the windows
                 _add(out.event_time_fallbacks, model, off)
-                self._detect(topic, partition, part, model, batch, now, out, reported)
+                self._detect(topic, partition, part, model, batch, now, out, reported, early.get(model))
         # Batches are cut by model: in stream order again, so the order of the events does
         # not depend on how the stream was cut into calls (the bank orders each row's own).
         out.events.sort(key=_stream_order)
@@ -425,6 +428,7 @@ class Engine:
         now: float,
         out: Output,
         event_times: NDArray[np.float64],
+        early: dict[tuple[int, int], Any] | None = None,
     ) -> None:
         """One model's bank over a batch; the policy turns its signals into events (``event_times``:
         the events' own times, for the alerts, where the batch may carry message times for windowing)."""
@@ -453,7 +457,7 @@ class Engine:
             )
         monitor = self._performance(part, model)
         if monitor is not None:
-            for decision in monitor.update(batch):
+            for decision in monitor.update(batch, early):
                 offset = int(batch.offsets[decision.row])
                 ts = float(event_times[decision.row])
                 row = None if batch.rows_in_message is None else int(batch.rows_in_message[decision.row])
@@ -630,3 +634,13 @@ def _performance_signal(decision: PerformanceDecision) -> DriftSignal:
             count=record.predictions, mean=decision.reference, std=None, quantiles={}, missing_ratio=None
         ),
     )
+
+
+def _early_labels(hits: list[JoinedLabel]) -> dict[str, dict[tuple[int, int], Any]]:
+    """Per model, ``(prediction offset, row or -1) -> label`` of pairs completed by their prediction."""
+    out: dict[str, dict[tuple[int, int], Any]] = {}
+    for h in hits:
+        if h.prediction_offset is not None:
+            row = -1 if h.prediction_row is None else h.prediction_row
+            out.setdefault(h.model, {})[(h.prediction_offset, row)] = h.label
+    return out

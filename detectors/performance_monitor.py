@@ -370,10 +370,19 @@ class PerformanceMonitor:
                     labels[have] = self.classes.codes(cat[have])
         return x, labels
 
-    def update(self, batch: FeatureBatch) -> list[PerformanceDecision]:
-        """Feed one batch of the model's events; decisions at the windows that close in it."""
+    def update(self, batch: FeatureBatch, early: dict[tuple[int, int], Any] | None = None) -> list[PerformanceDecision]:
+        """Feed one batch of the model's events; decisions at the windows that close in it.
+
+        ``early``: labels already joined to predictions of this batch, by ``(offset, row or -1)``
+        (late labels that arrived before their prediction).
+        """
         x, labels = self.inputs(batch)
         rows = batch.rows_in_message if batch.rows_in_message is not None else np.full(batch.n_rows, -1)
+        for (offset, row), label in (early or {}).items():
+            lo, hi = np.searchsorted(batch.offsets, [offset, offset + 1])
+            hit = np.flatnonzero(rows[lo:hi] == row)
+            if hit.size:
+                labels[lo + int(hit[0])] = self._label_code(label)
         out: list[PerformanceDecision] = []
         start = 0
         for cut, decision_row in self.clock.cuts(batch.n_rows, batch.event_times):

@@ -1,0 +1,200 @@
+"""``driftsentinel baseline --model NAME``: the model's outputs and labels -> a performance reference.
+
+The training (or validation) rows hold, besides the features, what the model said and what
+was true. Which columns those are is configurable:
+
+* ``--label-column`` (default ``@label``, the label of FeatureEvents, else ``label``);
+* ``--prediction-column`` (default ``@prediction``, else ``prediction``): the column the
+  stream sends as the event's ``prediction``: a binary score, a class, or a regression value;
+* ``--score-columns``: classifiers' probabilities when they are not the prediction. Binary:
+  one column (the positive class's probability); multiclass: ``CLASS=COLUMN`` pairs, one
+  per class. On the stream these are features of the same names;
+* ``--task binary|multiclass|regression`` (default: inferred: several score columns are
+  multiclass; a numeric prediction with two label values is binary, with more regression;
+  a class-valued prediction is binary or multiclass by the number of label values).
+
+The reference (:func:`~driftsentinel.detectors.performance.fit_classification_reference`,
+``fit_regression_reference``) is fitted on windows of ``detectors.window_tests.window_events``
+rows, the stream's windows, and records the fields the stream carries its inputs in
+(:class:`~driftsentinel.schemas.profile.PerformanceInputs`). The prediction column is profiled
+as the feature ``@prediction`` (the window tests then compare the live predictions with the
+training ones); the label column is not profiled (labels often come later, on their own
+topic, and would look missing). A regressor's features are the numeric columns other than
+these (categorical columns are left out of its loss models).
+
+This module only reads columns; the statistics are the core's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from driftsentinel.detectors.profile import build_profile
+from driftsentinel.schemas import SidecarConfig
+from driftsentinel.schemas.profile import PerformanceInputs, PerformanceReference, ReferenceProfile
+
+PREDICTION = "@prediction"
+TASKS = ("binary", "multiclass", "regression")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``baseline``'s performance-estimation flags."""
+    group = parser.add_argument_group("performance estimation (the model's outputs and labels)")
+    group.add_argument("--model", help="model name: also fit a performance reference for it")
+    group.add_argument("--task", choices=TASKS, help="default: inferred from the columns")
+    group.add_argument("--label-column", help="the true label (default: @label, else label)")
+    group.add_argument(
+        "--prediction-column", help="what the stream sends as the event's prediction (default: @prediction)"
+    )
+    group.add_argument(
+        "--score-columns",
+        help="classifier probabilities when not the prediction: COL (binary) or CLASS=COL,... (multiclass)",
+    )
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which training columns are the model's outputs and labels."""
+
+    label: str
+    prediction: str | None
+    scores: tuple[str, ...]
+    classes: tuple[str, ...]
+    task: str | None
+
+
+def _pick(columns: dict[str, list[Any]], given: str | None, defaults: tuple[str, ...], what: str) -> str | None:
+    if given is not None:
+        if given not in columns:
+            raise ValueError(f"no column {given!r} for the {what} (columns: {', '.join(sorted(columns)[:20])})")
+        return given
+    return next((c for c in defaults if c in columns), None)
+
+
+def choose_columns(columns: dict[str, list[Any]], args: argparse.Namespace) -> Columns:
+    """The output and label columns from the flags (and defaults); a wrong name is a ValueError."""
+    label = _pick(columns, args.label_column, ("@label", "label"), "label")
+    if label is None:
+        raise ValueError("no label column (@label or label): name it with --label-column")
+    prediction = _pick(columns, args.prediction_column, (PREDICTION, "prediction"), "prediction")
+    scores: list[str] = []
+    classes: list[str] = []
+    for part in filter(None, (p.strip() for p in (args.score_columns or "").split(","))):
+        cls, sep, col = part.partition("=")
+        column = col if sep else cls
+        if column not in columns:
+            raise ValueError(f"no score column {column!r}")
+        scores.append(column)
+        if sep:
+            classes.append(cls)
+    if classes and len(classes) != len(scores):
+        raise ValueError("--score-columns: give every column as CLASS=COLUMN, or one column for binary")
+    if prediction is None and not scores:
+        raise ValueError("no prediction column (@prediction or prediction): name it with --prediction-column")
+    return Columns(label, prediction, tuple(scores), tuple(classes), args.task)
+
+
+def _numbers(values: list[Any]) -> np.ndarray | None:
+    """The column as float64 (None missing), or None when a value is not a number."""
+    out = np.empty(len(values))
+    for i, v in enumerate(values):
+        if v is None:
+            out[i] = math.nan
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[i] = float(v)
+        else:
+            return None
+    return out
+
+
+def infer_task(columns: dict[str, list[Any]], chosen: Columns) -> str:
+    """binary, multiclass or regression, from the outputs and the labels."""
+    if chosen.task is not None:
+        return chosen.task
+    if len(chosen.scores) > 1:
+        return "multiclass"
+    distinct = {v for v in columns[chosen.label] if v is not None}
+    if chosen.scores or (chosen.prediction is not None and _numbers(columns[chosen.prediction]) is None):
+        return "binary" if len(distinct) <= 2 else "multiclass"
+    return "binary" if len(distinct) <= 2 else "regression"
+
+
+def fit_reference(columns: dict[str, list[Any]], chosen: Columns, task: str, window: int) -> PerformanceReference:
+    """The model's performance reference from the training columns (every problem a plain ValueError)."""
+    from driftsentinel.detectors.loss_model import LossModelError
+
+    try:
+        return _fit(columns, chosen, task, window)
+    except LossModelError as exc:  # e.g. scikit-learn missing: one line, not a traceback
+        raise ValueError(str(exc)) from None
+
+
+def _fit(columns: dict[str, list[Any]], chosen: Columns, task: str, window: int) -> PerformanceReference:
+    from driftsentinel.detectors.performance import fit_classification_reference, fit_regression_reference
+
+    labels = np.asarray(columns[chosen.label], dtype=object)
+    field = {c: c for c in columns}
+    if chosen.prediction is not None:
+        field[chosen.prediction] = PREDICTION
+    if task == "regression":
+        if chosen.prediction is None:
+            raise ValueError("a regression reference needs --prediction-column")
+        y_hat, y = _numbers(columns[chosen.prediction]), _numbers(columns[chosen.label])
+        if y_hat is None or y is None:
+            raise ValueError("regression: the prediction and label columns must be numbers")
+        numeric = {
+            c: v
+            for c in columns
+            if c not in (chosen.label, chosen.prediction) and not c.startswith("@")
+            if (v := _numbers(columns[c])) is not None
+        }
+        names = list(numeric)
+        x = np.column_stack(list(numeric.values())) if names else np.empty((len(y), 0))
+        ref = fit_regression_reference(x, y_hat, y, feature_names=names, window=window)
+        return ref.model_copy(update={"inputs": PerformanceInputs(prediction=PREDICTION)})
+    score_columns = list(chosen.scores) or ([chosen.prediction] if chosen.prediction else [])
+    scores = [_numbers(columns[c]) for c in score_columns]
+    if any(s is None for s in scores):
+        raise ValueError(f"scores must be numbers: {', '.join(score_columns)}")
+    matrix = scores[0] if task == "binary" else np.column_stack(scores)  # type: ignore[arg-type]
+    if task == "binary" and len(score_columns) != 1:
+        raise ValueError("binary: give one score column (the positive class's probability)")
+    if task == "multiclass" and len(chosen.classes) != len(score_columns):
+        raise ValueError("multiclass: give --score-columns CLASS=COLUMN for every class")
+    predicted_col = chosen.prediction if chosen.prediction not in (None, *score_columns) else None
+    predicted = np.asarray(columns[predicted_col], dtype=object) if predicted_col else None
+    ref = fit_classification_reference(
+        matrix, labels, classes=list(chosen.classes) or None, window=window, predicted=predicted
+    )
+    inputs = PerformanceInputs(
+        scores=[field[c] for c in score_columns], predicted=field[predicted_col] if predicted_col else None
+    )
+    return ref.model_copy(update={"inputs": inputs})
+
+
+def make_profile(
+    rows: Iterable[dict[str, Any]], source: str, config: SidecarConfig, args: argparse.Namespace
+) -> ReferenceProfile:
+    """``baseline``'s profile; with ``--model``, its performance reference too."""
+    from driftsentinel.stream.baseline import to_columns
+
+    columns = to_columns(rows)
+    if not columns:
+        raise ValueError(f"{source}: no training rows")
+    types = config.detectors.types
+    if not getattr(args, "model", None):
+        return build_profile(columns, source=source, types=types)
+    chosen = choose_columns(columns, args)
+    task = infer_task(columns, chosen)
+    ref = fit_reference(columns, chosen, task, config.detectors.window_tests.window_events)
+    features = {c: v for c, v in columns.items() if c not in (chosen.label, chosen.prediction)}
+    if chosen.prediction is not None:
+        features[PREDICTION] = columns[chosen.prediction]
+    profile = build_profile(features, source=source, types=types)
+    return profile.model_copy(update={"performance": {args.model: ref}})
