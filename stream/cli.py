@@ -408,7 +408,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.plot or args.html:
         from driftsentinel.stream.report import ReplayRecorder
 
-        recorder = ReplayRecorder()
+        recorder = ReplayRecorder(config)
     # --progress forces the bar; otherwise only when stderr is a terminal
     progress = Progress(path.stat().st_size, sys.stderr, enabled=True if args.progress else None)
     out = sys.stdout if args.output == "-" else open(args.output, "w")  # noqa: SIM115

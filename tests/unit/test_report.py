@@ -8,19 +8,29 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib", reason="the report extra (matplotlib) is not installed")
 
+from driftsentinel.detectors.bank import DetectorBank  # noqa: E402
+from driftsentinel.detectors.policy import AlertPolicy  # noqa: E402
+from driftsentinel.detectors.profile import build_profile, numeric_profile  # noqa: E402
+from driftsentinel.schemas import BankConfig, DriftEvent, FeatureBatch, SidecarConfig  # noqa: E402
+from driftsentinel.schemas.config import AlertPolicyConfig  # noqa: E402
 from driftsentinel.stream.cli import main  # noqa: E402
 from driftsentinel.stream.demo import demo_values  # noqa: E402
-from driftsentinel.stream.report import ReplayRecorder, render_png  # noqa: E402
+from driftsentinel.stream.report import MAX_FIGURES, ReplayRecorder, render_html, render_png  # noqa: E402
+from driftsentinel.stream.report_figures import STYLES, draw_feature, new_figure, row_height  # noqa: E402
+from driftsentinel.stream.report_views import FeatureView  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+COUNTRIES = ["US", "DE", "FR", "GB", "IN"]
 
 
 def write_jsonl(
@@ -40,6 +50,44 @@ def write_jsonl(
     return path
 
 
+def write_mixed(tmp: Path, train: int = 5_000, live: int = 15_000) -> tuple[Path, Path]:
+    """Training CSV and live JSONL: ``amount`` x1.6 and ``country`` (IN 10 % -> 35 %) from the
+    live half, ``income`` missing from 0 rising to 40 %; ``age`` and ``device`` stable."""
+    rng = np.random.default_rng(3)
+
+    def rows(n: int, drift: bool) -> dict[str, list[object]]:
+        amount = rng.lognormal(3.0, 0.6, n)
+        country = rng.choice(COUNTRIES, n, p=[0.4, 0.2, 0.15, 0.15, 0.1])
+        miss = np.zeros(n, bool)
+        if drift:
+            late = np.arange(n) >= n // 2
+            amount = np.where(late, amount * 1.6, amount)
+            country = np.where(late, rng.choice(COUNTRIES, n, p=[0.15, 0.2, 0.15, 0.15, 0.35]), country)
+            miss = rng.random(n) < np.linspace(0.0, 0.4, n)
+        income = rng.normal(50_000, 15_000, n)
+        return {
+            "amount": [round(float(v), 4) for v in amount],
+            "age": [float(v) for v in rng.normal(40, 12, n).round()],
+            "income": [None if m else round(float(v), 2) for v, m in zip(income, miss, strict=True)],
+            "country": [str(c) for c in country],
+            "device": [str(d) for d in rng.choice(["ios", "android", "web"], n, p=[0.3, 0.5, 0.2])],
+        }
+
+    cols = rows(train, False)
+    csv = tmp / "train.csv"
+    with csv.open("w") as fh:
+        fh.write(",".join(cols) + "\n")
+        for i in range(train):
+            fh.write(",".join(str(cols[c][i]) for c in cols) + "\n")
+    cols = rows(live, True)
+    jsonl = tmp / "live.jsonl"
+    with jsonl.open("w") as fh:
+        for i in range(live):
+            doc = {"model": "fraud", "ts": 1.7e9 + i, "features": {c: cols[c][i] for c in cols}}
+            fh.write(json.dumps(doc) + "\n")
+    return csv, jsonl
+
+
 def png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == PNG_MAGIC, "not a PNG"
     assert data[12:16] == b"IHDR"
@@ -52,32 +100,67 @@ def decodes_as_image(data: bytes) -> tuple[int, ...]:
     return matplotlib.image.imread(io.BytesIO(data), format="png").shape
 
 
+def table_rows(text: str) -> dict[str, list[str]]:
+    """feature -> its cells (tags stripped) in the HTML features table."""
+    table = text[text.index('<table id="features">') : text.index("</table>")]
+    out = {}
+    for row in re.findall(r'<tr class="[\w-]+">(.*?)</tr>', table, re.S):
+        cells = [re.sub(r"<[^>]+>", " ", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        out[cells[0].split()[0]] = cells
+    return out
+
+
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("replay")
     src = write_jsonl(tmp / "shifted.jsonl")
     out = {"input": src, "alerts": tmp / "alerts.jsonl", "png": tmp / "report.png", "html": tmp / "report.html"}
     code = main(
-        [
-            "replay",
-            "--input",
-            str(src),
-            "--output",
-            str(out["alerts"]),
-            "--plot",
-            str(out["png"]),
-            "--html",
-            str(out["html"]),
-        ]
+        ["replay", "--input", str(src), "--output", str(out["alerts"]), "--plot", str(out["png"])]
+        + ["--html", str(out["html"])]
     )
     assert code == 0
     return out
 
 
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The same live file with a training profile and without one (the warm-up), via the CLI."""
+    tmp = tmp_path_factory.mktemp("mixed")
+    csv, live = write_mixed(tmp)
+    assert main(["baseline", "--input", str(csv), "--out", str(tmp / "p.json")]) == 0
+    out: dict[str, object] = {"dir": tmp, "live": live, "profile": tmp / "p.json"}
+    for name, extra in (("profile", ["--reference", str(tmp / "p.json")]), ("warmup", [])):
+        html, png = tmp / f"{name}.html", tmp / f"{name}.png"
+        args = ["replay", "--input", str(live), "--output", str(tmp / f"{name}.jsonl"), "--html", str(html)]
+        assert main([*args, "--plot", str(png), *extra]) == 0
+        out[f"html_{name}"] = html.read_text()
+    return out
+
+
+@pytest.fixture(scope="module")
+def profiled(mixed: dict[str, object]) -> ReplayRecorder:
+    """The recorder of the mixed replay against its training profile."""
+    return recorder_for(Path(str(mixed["live"])), SidecarConfig(reference=str(mixed["profile"])))
+
+
+def recorder_for(live: Path, config: SidecarConfig) -> ReplayRecorder:
+    from driftsentinel.stream.replay import replay_file
+
+    rec = ReplayRecorder(config)
+    replay_file(live, config, io.StringIO(), recorder=rec)
+    return rec
+
+
+def by_feature(views: list[FeatureView]) -> dict[str, FeatureView]:
+    return {v.feature: v for v in views}
+
+
+# --------------------------------------------------------------------------- the PNG and the HTML
 def test_plot_is_a_valid_png_of_the_drifting_features(replayed: dict[str, Path]) -> None:
     data = replayed["png"].read_bytes()
     width, height = png_size(data)
-    assert width >= 800 and height >= 2 * 300, "one panel per drifting feature (f0 and f2)"
+    assert width >= 800 and height >= 2 * 250, "one row per drifting feature (f0 and f2)"
     shape = decodes_as_image(data)
     assert shape[:2] == (height, width)
 
@@ -85,17 +168,18 @@ def test_plot_is_a_valid_png_of_the_drifting_features(replayed: dict[str, Path])
 def test_html_is_self_contained_with_the_feature_table_and_embedded_plots(replayed: dict[str, Path]) -> None:
     text = replayed["html"].read_text()
     assert text.startswith("<!DOCTYPE html>")
-    table = text[text.index('<table id="features">') : text.index("</table>")]
-    rows = {m.group(1): m.group(0) for m in re.finditer(r'<tr class="\w+">.*?(?:>(f\d)<).*?</tr>', table)}
+    rows = table_rows(text)
     assert set(rows) == {"f0", "f1", "f2", "f3"}
     for f in ("f0", "f2"):
-        assert 'class="drift"' in rows[f] and "mean_shift_sigma" in rows[f] and "ADWIN" in rows[f]
+        assert rows[f][1] == "drift" and "ADWIN" in rows[f][2]
     for f in ("f1", "f3"):
-        assert 'class="ok"' in rows[f]
+        assert rows[f][1] == "ok"
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
-    assert len(images) == 2
+    assert len(images) >= 2  # the drifting features, and any stable one near a threshold
     for b64 in images:
         png_size(base64.b64decode(b64))
+    for f in ("f0", "f2"):  # a drifting feature's name links to its figure
+        assert re.search(rf'<a href="#fig-\d+">{f}</a>', text)
     # self-contained: nothing fetched from elsewhere
     assert not re.search(r'(src|href)="(https?:)?//', text)
     assert "1 invalid (not_json: 1)" in text
@@ -111,58 +195,142 @@ def test_alerts_are_the_same_with_and_without_pictures(replayed: dict[str, Path]
     assert ids(plain) == ids(replayed["alerts"]) and len(ids(plain)) >= 4
 
 
-def test_title_names_detector_and_statistic() -> None:
-    from driftsentinel.schemas import DriftEvent, SourcePosition, WindowSummary
-    from driftsentinel.stream.report import _title
-
-    w = WindowSummary(count=10, mean=1.0, std=1.0, quantiles={}, missing_ratio=0.0)
-    ev = DriftEvent(
-        event_id="x" * 32,
-        model="m",
-        feature="amount",
-        detector="page_hinkley",
-        status="drift",
-        severity="critical",
-        statistic=1.234,
-        statistic_name="mean_shift_sigma",
-        threshold=None,
-        source=SourcePosition(topic="t", partition=0, offset=1234),
-        event_time=None,
-        detected_at=0.0,
-        window=w,
-        reference=w,
-    )
-    title = _title("m", "amount", [ev])
-    assert "Page-Hinkley" in title and "mean_shift_sigma = +1.23" in title and "1,234" in title
-
-
 def test_no_drift_still_writes_a_png(tmp_path: Path) -> None:
     src = write_jsonl(tmp_path / "stable.jsonl", events=3_000, drift=())
-    png = tmp_path / "none.png"
-    html = tmp_path / "none.html"
-    assert (
-        main(
-            [
-                "replay",
-                "--input",
-                str(src),
-                "--output",
-                str(tmp_path / "a.jsonl"),
-                "--plot",
-                str(png),
-                "--html",
-                str(html),
-            ]
-        )
-        == 0
-    )
+    png, html = tmp_path / "none.png", tmp_path / "none.html"
+    args = ["replay", "--input", str(src), "--output", str(tmp_path / "a.jsonl"), "--plot", str(png)]
+    assert main([*args, "--html", str(html)]) == 0
     png_size(png.read_bytes())
     assert "No drift detected." in html.read_text()
 
 
-def test_recorder_bins_stay_bounded_and_keep_the_mean() -> None:
-    from driftsentinel.schemas import FeatureBatch
+# --------------------------------------------------------------------------- every cell, every feature
+def test_every_feature_has_its_reference_live_shift_and_missing_cells(mixed: dict[str, object]) -> None:
+    for name in ("profile", "warmup"):
+        rows = table_rows(str(mixed[f"html_{name}"]))
+        tested = ["amount", "age", "income"] + (["country", "device"] if name == "profile" else [])
+        for feature in tested:
+            _, status, first, ref, live, shift, missing, tests, dist = rows[feature]
+            for cell in (ref, live, shift, missing, tests, dist):
+                assert cell and cell != "\u2013" and "&ndash;" not in cell, (name, feature, rows[feature])
+            assert status in ("drift", "resolved", "ok")
+        assert re.search(r"[-+]\d+\.\d\d sd", rows["age"][5]), "mean shift now of a stable feature"
 
+
+def test_footer_names_the_reference_actually_used(mixed: dict[str, object]) -> None:
+    with_profile, warmup = str(mixed["html_profile"]), str(mixed["html_warmup"])
+    foot = with_profile[with_profile.index("<footer>") :]
+    assert "Reference (training profile)" in foot and "p.json" in foot and "warm-up" not in foot
+    foot = warmup[warmup.index("<footer>") :]
+    assert "Reference (warm-up)" in foot and "first 1,000 values of each feature" in foot
+    rows = table_rows(warmup)  # categorical features have no test without a profile, and say so
+    assert rows["country"][1] == "not tested" and "only against a profile" in rows["country"][2]
+
+
+def test_distributions_show_the_drift_and_agree_where_stable(profiled: ReplayRecorder) -> None:
+    views = by_feature(profiled.views())
+    for name in ("amount", "age", "income"):
+        h = views[name].histogram
+        assert h is not None and h.reference is not None and views[name].source == "profile"
+        assert h.live.sum() + h.below + h.above == pytest.approx(1.0)
+        assert h.reference.sum() == pytest.approx(1.0)
+    amount, age = views["amount"].histogram, views["age"].histogram
+    assert amount is not None and age is not None and amount.reference is not None and age.reference is not None
+    assert np.abs(age.live - age.reference).max() < 0.03
+    assert np.abs(amount.live - amount.reference).max() > 0.05  # x1.6 on half the values
+    country = views["country"].histogram
+    assert country is not None and country.reference is not None
+    share = dict(zip(country.labels, country.live, strict=True))
+    ref = dict(zip(country.labels, country.reference, strict=True))
+    assert share["IN"] == pytest.approx((0.1 + 0.35) / 2, abs=0.02) and ref["IN"] == pytest.approx(0.1, abs=0.02)
+    assert views["device"].histogram is not None
+    # the rising missing share: 0 -> 40 %, 20 % on average; none in training
+    assert views["income"].missing_live == pytest.approx(0.2, abs=0.02) and views["income"].missing_reference == 0.0
+    assert views["amount"].missing_live == 0.0
+
+
+def test_tests_are_read_out_against_their_thresholds(profiled: ReplayRecorder) -> None:
+    config, rec = profiled.config, profiled
+    views = by_feature(rec.views())
+    wt = config.detectors.window_tests
+    status = rec.models["fraud"].status
+    for feature in ("amount", "age"):
+        readings = {t.detector: t for t in views[feature].tests}
+        for test in ("ks", "psi", "js", "wasserstein", "missing_rate", "out_of_range"):
+            assert readings[test].threshold == getattr(wt, test)
+            assert readings[test].value_now == status[feature].scores[test]
+        assert readings["page_hinkley"].threshold == config.detectors.page_hinkley.threshold
+    amount = {t.detector: t for t in views["amount"].tests}
+    assert amount["ks"].detections == 1 and amount["ks"].at_detection is not None
+    assert amount["ks"].at_detection > wt.ks
+    income = {t.detector: t for t in views["income"].tests}
+    assert income["missing_rate"].over and income["missing_rate"].in_drift
+    assert {t.detector for t in views["country"].tests} >= {"chi2", "js", "new_category"}
+    assert views["country"].status == "drift" and views["age"].status == "ok"
+
+
+def test_the_warm_up_reference_is_the_first_values_of_the_configured_warm_up() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3_000, 1))
+    config = SidecarConfig.model_validate({"detectors": {"warmup": 500}})
+    rec = ReplayRecorder(config)
+    rec.on_batch("m", FeatureBatch(["a"], x, np.arange(3_000), np.full(3_000, np.nan)))
+    dist = rec.numeric[("m", "a")]
+    assert dist.source == "warm-up" and dist.reference == numeric_profile(x[:500, 0])
+    assert dist.live_count == 2_500
+
+
+# --------------------------------------------------------------------------- the figures
+def _drawn(rec: ReplayRecorder, view: FeatureView) -> Any:
+    """The feature's figure, drawn by Agg (what savefig does), so text has its place."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    height = row_height(view)
+    fig = new_figure(height)
+    draw_feature(fig, rec, view, height)
+    FigureCanvasAgg(fig).draw()
+    return fig
+
+
+def test_each_test_has_its_own_marker_colour(profiled: ReplayRecorder) -> None:
+    colours = [c for c, _ in STYLES.values()]
+    assert len(set(colours)) == len(colours)
+    rec = profiled
+    amount = by_feature(rec.views())["amount"]
+    assert {"ks", "psi", "js", "wasserstein"} <= {a.detector for a in amount.drifts}
+    fig = _drawn(rec, amount)
+    from matplotlib.collections import PathCollection
+    from matplotlib.colors import to_hex
+
+    markers = {
+        str(c.get_label()): to_hex(np.asarray(c.get_facecolor())[0].tolist())
+        for ax in fig.axes
+        for c in ax.collections
+        if isinstance(c, PathCollection) and not str(c.get_label()).startswith("_")
+    }
+    assert len(markers) == len({a.detector for a in amount.drifts})
+    assert len(set(markers.values())) == len(markers), markers
+
+
+def test_no_text_is_cut_or_over_another_panel(profiled: ReplayRecorder) -> None:
+    rec = profiled
+    for view in rec.views()[:4]:  # amount's headline lists six detections
+        fig = _drawn(rec, view)
+        renderer = fig.canvas.get_renderer()
+        inside = fig.bbox.padded(1)
+        headline = fig.texts[0].get_window_extent(renderer)
+        boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]  # ticks, labels, title, legend as drawn
+        for box in [headline, *boxes]:
+            assert inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1), (view.feature, box, inside)
+        for box in boxes:
+            assert not headline.overlaps(box), view.feature
+        for ax in fig.axes:  # a scale printed over a panel would sit on its title
+            offset = ax.yaxis.offsetText
+            if offset.get_text():
+                assert not offset.get_window_extent(renderer).overlaps(ax.title.get_window_extent(renderer))
+
+
+def test_recorder_bins_stay_bounded_and_keep_the_mean() -> None:
     rec = ReplayRecorder(bin_size=10, max_bins=100)
     rng = np.random.default_rng(1)
     for start in range(0, 50_000, 4096):
@@ -171,6 +339,7 @@ def test_recorder_bins_stay_bounded_and_keep_the_mean() -> None:
         rec.on_batch("m", FeatureBatch(["a"], x, np.arange(start, start + n), np.full(n, np.nan)))
     s = rec.series[("m", "a")]
     assert s.count.size <= 100 and s.count.sum() == 50_000
+    assert rec.events["m"].count.size <= 100 and rec.events["m"].count.sum() == 50_000
     mean = s.mean()
     centers = (np.arange(mean.size) + 0.5) * rec.bin_size
     assert abs(mean[centers < 20_000].mean()) < 0.1 and abs(mean[centers > 30_000].mean() - 3.0) < 0.1
@@ -179,20 +348,57 @@ def test_recorder_bins_stay_bounded_and_keep_the_mean() -> None:
     png_size(buf.getvalue())
 
 
+def test_category_counts_stay_bounded() -> None:
+    config = SidecarConfig.model_validate({"detectors": {"max_categories": 20}})
+    rec = ReplayRecorder(config)
+    cats = np.array([[f"c{i}"] for i in range(1_000)], dtype=object)
+    rec.on_batch("m", FeatureBatch([], np.zeros((1_000, 0)), np.arange(1_000), np.full(1_000, np.nan), 0, ["k"], cats))
+    dist = rec.categories[("m", "k")]
+    assert len(dist.counts) == 20 and dist.overflow == 980
+
+
+# --------------------------------------------------------------------------- size and speed
+def test_a_report_of_500_features_stays_small_and_lists_every_one(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    names = [f"x{j:03d}" for j in range(500)]
+    train = rng.normal(size=(5_000, 500))
+    profile = build_profile({n: train[:, j].tolist() for j, n in enumerate(names)}, source="train")
+    config = SidecarConfig()
+    bank = DetectorBank(BankConfig(), profile)
+    rec = ReplayRecorder(config, profile)
+    live = rng.normal(size=(6_000, 500))
+    live[3_000:, :3] += 2.0  # three drifting features
+    for start in range(0, 6_000, 2_000):
+        batch = FeatureBatch(
+            names, live[start : start + 2_000], np.arange(start, start + 2_000), np.full(2_000, np.nan)
+        )
+        rec.on_batch("m", batch)
+        for sig in bank.update(batch):
+            rec.on_alert(_event(sig, "m", int(batch.offsets[sig.row])))
+    rec.on_finish({"m": bank})
+    started = time.process_time()
+    render_html(rec, tmp_path / "r.html", {"events": 6_000, "alerts": len(rec.alerts)}, source="t")
+    took = time.process_time() - started
+    text = (tmp_path / "r.html").read_text()
+    assert len(table_rows(text)) == 500
+    figures = text.count("data:image/png;base64,")
+    assert 3 <= figures <= MAX_FIGURES
+    assert len(text) < 4_000_000, len(text)
+    assert text.count("<svg") == 500  # every feature's distributions, inline
+    assert took < 60, took
+
+
+def _event(sig: object, model: str, offset: int) -> DriftEvent:
+    policy = AlertPolicy(AlertPolicyConfig(), "g")
+    return policy.to_event(sig, model=model, topic="t", partition=0, offset=offset, event_time=None, now=0.0)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- progress
 def _replay_cli(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     src = write_jsonl(tmp_path / "p.jsonl", events=5_000, drift=())
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "driftsentinel.stream.cli",
-            "replay",
-            "--input",
-            str(src),
-            "--output",
-            str(tmp_path / "a.jsonl"),
-            *extra,
-        ],
+        [sys.executable, "-m", "driftsentinel.stream.cli", "replay", "--input", str(src)]
+        + ["--output", str(tmp_path / "a.jsonl"), *extra],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -1,0 +1,281 @@
+"""What a replay report needs, collected while ``replay_file`` runs (bounded memory).
+
+:class:`ReplayRecorder` implements the replay recorder protocol (``on_batch``,
+``on_alert``, ``on_finish``). Per model and feature it keeps
+
+* **over time**: per bin of input lines, the count, sum and sum of squares of the values
+  and how many events the model had (so the rolling mean, its spread and the missing
+  share per bin); at most ``max_bins`` bins, merged pairwise when a replay is longer;
+* **the live distribution**: numeric values counted on the reference's quantile grid
+  (:class:`~driftsentinel.detectors.window_tests.NumericGrid`, the bins the window tests
+  use), plus the values below the reference's minimum and above its maximum; categories
+  counted by name (at most ``max_categories``, the rest as one overflow count). The
+  reference is the profile's feature when there is one, else the feature's first
+  ``warmup`` values, as for the change detectors: those are kept until there are
+  ``warmup`` of them, profiled (:func:`~driftsentinel.detectors.profile.numeric_profile`),
+  and every later value is live.
+
+``on_finish`` reads the banks' read-outs (status, scores, references, thresholds) and
+:meth:`ReplayRecorder.views` turns everything into one :class:`FeatureView` per feature
+(:mod:`driftsentinel.stream.report_views`).
+
+>>> import numpy as np
+>>> from driftsentinel.schemas import FeatureBatch
+>>> rec = ReplayRecorder(bin_size=10, max_bins=4)
+>>> rec.on_batch("m", FeatureBatch(["a"], np.arange(80.0)[:, None], np.arange(80), np.full(80, np.nan)))
+>>> rec.bin_size, [round(float(v), 1) for v in rec.series[("m", "a")].mean()]
+(20, [9.5, 29.5, 49.5, 69.5])
+>>> rec.numeric[("m", "a")].live_count, rec.numeric[("m", "a")].warm_count  # warming up: no live values yet
+(0, 80)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.detectors.categories import BOOLEAN, canonical
+from driftsentinel.detectors.profile import numeric_profile
+from driftsentinel.detectors.window_tests import NumericGrid
+from driftsentinel.schemas import DriftEvent, FeatureBatch, SidecarConfig
+from driftsentinel.schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile, load_profile
+from driftsentinel.schemas.signals import FeatureStatus
+
+#: Features that are not data: the label is joined for concept drift, never tested itself.
+_SKIP = frozenset({"@label"})
+
+
+@dataclass
+class Binned:
+    """Per-bin count, sum and sum of squares of one feature's values."""
+
+    count: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    total: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    squares: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def grow(self, n: int) -> None:
+        if n > self.count.size:
+            pad = np.zeros(n - self.count.size)
+            self.count = np.concatenate([self.count, pad])
+            self.total = np.concatenate([self.total, pad])
+            self.squares = np.concatenate([self.squares, pad])
+
+    def halve(self) -> None:
+        """Merge bins pairwise (the bin size doubles)."""
+        if self.count.size % 2:
+            self.grow(self.count.size + 1)
+        self.count = self.count.reshape(-1, 2).sum(axis=1)
+        self.total = self.total.reshape(-1, 2).sum(axis=1)
+        self.squares = self.squares.reshape(-1, 2).sum(axis=1)
+
+    def add(self, bins: np.ndarray, values: np.ndarray | None, n_bins: int) -> None:
+        """Count ``bins`` (one per present value); with ``values``, also their sums."""
+        self.grow(n_bins)
+        self.count[:n_bins] += np.bincount(bins, minlength=n_bins)
+        if values is not None:
+            self.total[:n_bins] += np.bincount(bins, weights=values, minlength=n_bins)
+            self.squares[:n_bins] += np.bincount(bins, weights=values * values, minlength=n_bins)
+
+    def mean(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.total / self.count
+
+    def std(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = (self.squares - self.total**2 / self.count) / np.maximum(self.count - 1, 1)
+        return np.sqrt(np.maximum(var, 0.0))
+
+
+@dataclass
+class NumericDist:
+    """A numeric feature's reference grid and its live values counted on it."""
+
+    reference: NumericProfile | None = None
+    source: str = "warm-up"  # or "profile"
+    grid: NumericGrid | None = None
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    below: int = 0  # live values under the reference's minimum
+    above: int = 0  # ... over its maximum
+    warm: list[np.ndarray] = field(default_factory=list)
+    warm_count: int = 0
+
+    def set_reference(self, prof: NumericProfile, source: str) -> None:
+        self.reference, self.source = prof, source
+        self.grid = NumericGrid(np.asarray(prof.quantiles), prof.count, prof.std)
+        self.counts = np.zeros(self.grid.n_bins, dtype=np.int64)
+        self.warm = []
+
+    @property
+    def live_count(self) -> int:
+        return int(self.counts.sum())
+
+    def add(self, values: np.ndarray, warmup: int) -> None:
+        """Live values on the grid; while there is no reference, the first ``warmup`` make it."""
+        if self.grid is None:
+            take = values[: warmup - self.warm_count]
+            self.warm.append(take.copy())
+            self.warm_count += take.size
+            if self.warm_count < warmup:
+                return
+            self.set_reference(numeric_profile(np.concatenate(self.warm)), "warm-up")
+            values = values[take.size :]
+        assert self.grid is not None and self.reference is not None
+        finite = values[np.isfinite(values)]
+        self.counts += self.grid.counts(finite)
+        self.below += int((finite < self.reference.min).sum())
+        self.above += int((finite > self.reference.max).sum())
+
+
+@dataclass
+class CategoryDist:
+    """A categorical feature's live counts by category (bounded)."""
+
+    limit: int
+    boolean: bool = False
+    counts: Counter[str] = field(default_factory=Counter)
+    overflow: int = 0
+
+    def add(self, values: np.ndarray) -> None:
+        for raw, k in Counter(values.tolist()).items():
+            cat = canonical(raw, self.boolean)
+            if cat is None:
+                continue
+            if cat in self.counts or len(self.counts) < self.limit:
+                self.counts[cat] += k
+            else:
+                self.overflow += k
+
+
+@dataclass
+class ModelReadouts:
+    """What ``on_finish`` reads from one model's bank."""
+
+    status: dict[str, FeatureStatus]
+    references: dict[str, Any]  # feature -> WindowSummary (numeric, from the bank)
+    config: Any  # BankConfig
+    profile: ReferenceProfile | None
+    features: list[str]
+
+
+class ReplayRecorder:
+    """Collects what the report needs while ``replay_file`` runs.
+
+    ``config`` is the replay's (its ``detectors.warmup``, ``max_categories`` and
+    ``reference`` decide what the reference of each feature is, as they do for the banks).
+    """
+
+    def __init__(
+        self,
+        config: SidecarConfig | None = None,
+        profile: ReferenceProfile | None = None,
+        bin_size: int = 50,
+        max_bins: int = 600,
+    ) -> None:
+        if bin_size < 1 or max_bins < 2:
+            raise ValueError("bin_size >= 1 and max_bins >= 2")
+        self.config = config or SidecarConfig()
+        if profile is None and self.config.reference:
+            profile = load_profile(self.config.reference)
+        self.profile = profile
+        self.warmup = self.config.detectors.warmup
+        self.max_categories = self.config.detectors.max_categories
+        self.bin_size = bin_size
+        self.max_bins = max_bins
+        self.series: dict[tuple[str, str], Binned] = {}  # numeric values per bin
+        self.present: dict[tuple[str, str], Binned] = {}  # categorical values present per bin
+        self.events: dict[str, Binned] = {}  # events per bin, per model
+        self.numeric: dict[tuple[str, str], NumericDist] = {}
+        self.categories: dict[tuple[str, str], CategoryDist] = {}
+        self.alerts: list[DriftEvent] = []
+        self.models: dict[str, ModelReadouts] = {}
+        self.last_offset = -1
+
+    # --------------------------------------------------------------- recorder protocol
+    def on_batch(self, model: str, batch: FeatureBatch) -> None:
+        if batch.n_rows == 0:
+            return
+        offsets = np.asarray(batch.offsets, dtype=np.int64)
+        self.last_offset = max(self.last_offset, int(offsets.max()))
+        while self.last_offset // self.bin_size >= self.max_bins:
+            self.bin_size *= 2
+            for s in [*self.series.values(), *self.present.values(), *self.events.values()]:
+                s.halve()
+        bins = offsets // self.bin_size
+        n_bins = int(bins.max()) + 1
+        self.events.setdefault(model, Binned()).add(bins, None, n_bins)
+        values = np.asarray(batch.values, dtype=np.float64)
+        for j, name in enumerate(batch.names):
+            if name not in _SKIP:
+                self._numeric_column(model, name, values[:, j], bins, n_bins)
+        if batch.cat_values is not None:
+            for k, name in enumerate(batch.cat_names):
+                if name not in _SKIP:
+                    self._categorical_column(model, name, batch.cat_values[:, k], bins, n_bins)
+
+    def _numeric_column(self, model: str, name: str, col: np.ndarray, bins: np.ndarray, n_bins: int) -> None:
+        key = (model, name)
+        ok = ~np.isnan(col)
+        if not ok.any():
+            return
+        series = self.series.get(key) or self.series.setdefault(key, Binned())
+        fin = ok & np.isfinite(col)
+        series.add(bins[fin], col[fin], n_bins)
+        prof = self.profile.features.get(name) if self.profile is not None else None
+        if isinstance(prof, CategoricalProfile):  # numbers for a categorical feature: categories spelled as numbers
+            self._categorical_column(model, name, np.array([float(v) for v in col[ok]], dtype=object), None, n_bins)
+            return
+        dist = self.numeric.get(key)
+        if dist is None:
+            dist = self.numeric[key] = NumericDist()
+            if isinstance(prof, NumericProfile):
+                dist.set_reference(prof, "profile")
+        dist.add(col[ok], self.warmup)
+
+    def _categorical_column(self, model: str, name: str, col: np.ndarray, bins: np.ndarray | None, n_bins: int) -> None:
+        key = (model, name)
+        if bins is not None:
+            present = np.not_equal(col, np.array(None, dtype=object))
+            if not present.any():
+                return
+            (self.present.get(key) or self.present.setdefault(key, Binned())).add(bins[present], None, n_bins)
+            col = col[present]
+        dist = self.categories.get(key)
+        if dist is None:
+            prof = self.profile.features.get(name) if self.profile is not None else None
+            boolean = (
+                isinstance(prof, CategoricalProfile) and bool(prof.frequencies) and set(prof.frequencies) <= BOOLEAN
+            )
+            dist = self.categories[key] = CategoryDist(self.max_categories, boolean)
+        dist.add(col)
+
+    def on_alert(self, event: DriftEvent) -> None:
+        self.alerts.append(event)
+
+    def on_finish(self, banks: dict[str, DetectorBank]) -> None:
+        for model, bank in banks.items():
+            status = {st.feature: st for st in bank.status()}
+            self.models[model] = ModelReadouts(
+                status=status,
+                references={f: bank.reference_of(f) for f in bank.features},
+                config=bank.config,
+                profile=bank.profile,
+                features=list(bank.features),
+            )
+
+    # --------------------------------------------------------------- read-outs
+    def feature_keys(self) -> list[tuple[str, str]]:
+        """Every (model, feature) seen in the data or watched by a bank, in a stable order."""
+        seen = [*self.series, *self.present, *self.numeric, *self.categories]
+        watched = [(m, f) for m, r in self.models.items() for f in r.status]
+        alerted = [(a.model, a.feature) for a in self.alerts]
+        return sorted(k for k in dict.fromkeys([*seen, *watched, *alerted]) if k[1] not in _SKIP)
+
+    def views(self) -> list[Any]:
+        """One :class:`~driftsentinel.stream.report_views.FeatureView` per feature, drifting first."""
+        from driftsentinel.stream.report_views import build_views
+
+        return build_views(self)
