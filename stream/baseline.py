@@ -80,9 +80,9 @@ def _rows_jsonl(path: Path) -> Iterator[dict[str, Any]]:
         try:
             obj = json.loads(line)
         except ValueError as exc:
-            raise InputFileError(f"{path}:{no}: not JSON: {exc}") from None
+            raise InputFileError(f"{path}:{no}: not JSON ({exc}): JSON Lines hold one object per line") from None
         if not isinstance(obj, dict):
-            raise InputFileError(f"{path}:{no}: not a JSON object")
+            raise InputFileError(f"{path}:{no}: not a JSON object: JSON Lines hold one object per line")
         row = _row_features(obj)
         for name, value in row.items():
             if isinstance(value, (list, dict)):

@@ -12,16 +12,19 @@ what to do; nothing is guessed silently.
   first rows into the same number of fields (more than one); quoted fields may hold the
   delimiter and line breaks. A row with another number of fields than the header is an
   error naming its line.
+- **Decimal commas**: in a semicolon-separated file (the CSV of locales whose decimal
+  mark is a comma), a cell that is a number written with a decimal comma (``12,5``,
+  ``-0,25``) is read with a decimal point.
 - **Header names**: a name that is empty, holds a control or invisible character (a
   byte-order mark, a zero-width space) or starts or ends with a space, or that repeats an
   earlier column's name, is an error naming its column (1-based).
 
 >>> import pathlib, tempfile
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
->>> _ = p.write_bytes("\\ufeffage;plan\\n31;pro\\n".encode())
+>>> _ = p.write_bytes("\\ufeffage;amount;plan\\n31;12,5;pro\\n".encode())
 >>> header, rows = read_csv(p)
 >>> header, list(rows)
-(['age', 'plan'], [(2, ['31', 'pro'])])
+(['age', 'amount', 'plan'], [(2, ['31', '12.5', 'pro'])])
 >>> _ = p.write_text("age,age\\n1,2\\n")
 >>> try:
 ...     read_csv(p)
@@ -35,6 +38,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from itertools import chain
@@ -56,6 +60,8 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+#: A number written with a decimal comma (read as such in semicolon-separated files only).
+_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]+,[0-9]+")
 _SAVE_AS_UTF8 = "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 FILE > NEW)"
 
 
@@ -240,6 +246,8 @@ def _csv_rows(path: Path, reader: _CsvReader, width: int, delim: str) -> Iterato
                     f"quote fields that hold the delimiter, or fix the row"
                 )
             rows += 1
+            if delim == ";":
+                fields = [f.replace(",", ".") if _DECIMAL_COMMA.fullmatch(f) else f for f in fields]
             yield line, fields
     except csv.Error as exc:
         raise InputFileError(f"{path}:{reader.line_num}: not CSV ({exc})") from None

@@ -80,6 +80,16 @@ def test_csv_any_delimiter_and_encoding_profiles_like_plain_csv(
     assert got == features_of(plain)
 
 
+def test_semicolon_csv_with_decimal_commas(tmp_path: Path) -> None:
+    """A German/French Excel export: ';' between fields, ',' as the decimal mark."""
+    plain = tmp_path / "plain.csv"
+    plain.write_text(csv_text())
+    european = tmp_path / "eu.csv"
+    european.write_text(csv_text(";").replace(".", ","))
+    assert all("," in line.split(";")[1] for line in european.read_text().splitlines()[1:])  # every amount
+    assert features_of(european) == features_of(plain)
+
+
 def test_semicolon_csv_replays_without_false_alerts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "train.csv").write_text("\ufeff" + csv_text(";", rows=training_rows(3000)))
     assert main(["baseline", "--input", str(tmp_path / "train.csv"), "--out", str(tmp_path / "p.json")]) == 0
@@ -248,10 +258,10 @@ def test_replay_drops_a_bom_and_refuses_a_labels_file_without_labels(tmp_path: P
 # ---------------------------------------------------------------------- skew's offline files
 def test_offline_csv_semicolon_bom_gives_text_cells(tmp_path: Path) -> None:
     path = tmp_path / "off.csv"
-    path.write_bytes(codecs.BOM_UTF8 + b"id;ts;flag;zip\nu1;5;True;04100\nu2;;1;\n")
+    path.write_bytes(codecs.BOM_UTF8 + b"id;ts;flag;zip;amount\nu1;5;True;04100;12,5\nu2;;1;;3\n")
     assert list(read_offline_file(path)) == [
-        ("u1", {"flag": "True", "zip": "04100"}, 5.0),
-        ("u2", {"flag": "1", "zip": None}, None),
+        ("u1", {"flag": "True", "zip": "04100", "amount": "12.5"}, 5.0),
+        ("u2", {"flag": "1", "zip": None, "amount": "3"}, None),
     ]
 
 
