@@ -73,16 +73,19 @@ def rdkafka_parts(record: logging.LogRecord) -> tuple[str, str]:
 
 
 def failure_reason(text: str) -> str:
-    """A FAIL text without its broker prefix and state suffix: the reason a person reads.
+    """A FAIL text without its broker prefixes and state suffix: the reason a person reads.
 
     >>> failure_reason("b:9092/bootstrap: Connect to ipv4#10.0.0.1:9092 failed: Connection refused "
     ...     "(after 0ms in state CONNECT)")
     'Connect to ipv4#10.0.0.1:9092 failed: Connection refused'
+    >>> failure_reason("TxnCoordinator: b:9092: Disconnected: connection closed by peer (after 9ms in state UP)")
+    'Disconnected: connection closed by peer'
     """
-    head, sep, rest = text.partition(": ")
-    if sep and "/" in head and " " not in head:
+    while True:
+        head, sep, rest = text.partition(": ")
+        if not (sep and " " not in head and ("/" in head or ":" in head or head.endswith("Coordinator"))):
+            return _AFTER.sub("", text)
         text = rest
-    return _AFTER.sub("", text)
 
 
 class RateLimit(logging.Filter):
@@ -90,8 +93,9 @@ class RateLimit(logging.Filter):
     after that passes with the count ("[412 more like this in the last 60 s]").
 
     Records are alike when their ``kind`` extra (an error code name) is equal or, without
-    one, their facility and text with every number masked: the same failure of several
-    clients, of several brokers, or with another duration in it, is one kind. At most
+    one, their facility and text with every number masked (a FAIL line's broker prefix left
+    out): the same failure of several clients, of several brokers, or with another duration
+    in it, is one kind. At most
     ``max_kinds`` kinds are remembered (the least recent is forgotten).
 
     >>> clock = iter([0.0, 1.0, 2.0, 61.0]).__next__
@@ -117,6 +121,8 @@ class RateLimit(logging.Filter):
         if given:
             return str(given)
         facility, text = rdkafka_parts(record)
+        if facility == FAIL_FACILITY:  # the same failure of any broker, coordinator or client
+            text = failure_reason(text)
         return f"{facility}|{_DIGITS.sub('#', text)[:200]}"
 
     def filter(self, record: logging.LogRecord) -> bool:
