@@ -163,7 +163,7 @@ def test_the_module_logger_rate_limits_a_real_burst(caplog: pytest.LogCaptureFix
     caplog.set_level(logging.DEBUG, logger="driftsentinel.rdkafka")
     prefixes = ("127.0.0.1:9092/bootstrap", "127.0.0.1:9092/1", "TxnCoordinator: 127.0.0.1:9092")
     for i in range(1000):  # one failure of 4 clients, through 3 broker handles, with varying durations
-        text = FAIL_TEXT.format(ms=i % 7).replace("127.0.0.1:9092/bootstrap", prefixes[i % 3], 1)
+        text = FAIL_TEXT.format(ms=i % 7).replace("]: 127.0.0.1:9092/bootstrap:", f"]: {prefixes[i % 3]}:")
         args = ("FAIL", f"rdkafka#producer-{i % 4 + 100}", text)
         rdkafka_log.handle(logging.LogRecord(rdkafka_log.name, logging.ERROR, "", 0, "%s [%s] %s", args, None))
     assert len([r for r in caplog.records if r.name == "driftsentinel.rdkafka"]) <= 1
