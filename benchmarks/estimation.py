@@ -50,16 +50,18 @@ from typing import Any
 import numpy as np
 
 from benchmarks import nannyml_data
-from benchmarks.nannyml_data import Dataset, DataUnavailable
+from benchmarks.nannyml_data import Dataset, DataUnavailable, Encoding
 
 CHUNK = 5000
 NANNYML_REQUIREMENTS = ("nannyml==0.13.1", "pandas<3", "statsmodels")
 NANNYML_PYTHON = "python3.11"  # nannyml 0.13.1 requires Python < 3.13
 VENV_TIMEOUT_S = 1800.0
 RUN_TIMEOUT_S = 1800.0
-# NannyML's estimate on car_loan, measured (issue 20): the numbers to beat
+# issue 20: the estimator alone, apart from Kafka (the error goals are NannyML's own, measured in the same run)
 GOAL_EVENTS_PER_S = 200_000
-GOAL_REGRESSION_RELATIVE_MAE = 0.012
+# "no worse" up to float summation order: the same estimate computed by two programs can
+# differ in the 10th digit (both CBPEs on car_loan: 0.0021153695 vs 0.0021153691)
+NO_WORSE_RTOL = 1e-6
 
 
 class BenchError(RuntimeError):
@@ -182,7 +184,7 @@ class DriftsentinelRun:
 Feed = Callable[[Any, int, int], list[Any]]
 
 
-def fit_driftsentinel(ds: Dataset, window: int) -> tuple[Any, Feed]:
+def fit_driftsentinel(ds: Dataset, window: int, categorical: Encoding = "onehot") -> tuple[Any, Feed]:
     """The reference fitted on ``ds``'s reference period, and ``feed(estimator, start, end)``.
 
     ``feed`` gives the estimator the analysis rows ``[start, end)`` as a model's outputs
@@ -193,11 +195,11 @@ def fit_driftsentinel(ds: Dataset, window: int) -> tuple[Any, Feed]:
     spec = ds.spec
     ref_cols, a = ds.reference, ds.analysis
     if spec.kind == "regression":
-        x_ref, names = ds.features("reference")
+        x_ref, names = ds.features("reference", categorical)
         ref = perf.fit_regression_reference(
             x_ref, ref_cols[spec.prediction], ref_cols[spec.target], feature_names=names, window=window
         )
-        x_an = np.ascontiguousarray(ds.features("analysis")[0])
+        x_an = np.ascontiguousarray(ds.features("analysis", categorical)[0])
         pred = np.ascontiguousarray(a[spec.prediction], dtype=np.float64)
 
         def feed(est: Any, s: int, e: int) -> list[Any]:
@@ -251,13 +253,13 @@ def _finite_or_none(x: float) -> float | None:
 
 
 def run_driftsentinel(
-    ds: Dataset, window: int, *, batch: int, min_seconds: float, max_repeats: int
+    ds: Dataset, window: int, *, batch: int, min_seconds: float, max_repeats: int, categorical: Encoding = "onehot"
 ) -> DriftsentinelRun:
     """Fit, estimate every window of the analysis period, and time the estimator alone (bounded repeats)."""
     from driftsentinel.detectors.performance import PerformanceEstimator, ReferenceModel
 
     w0, c0 = time.perf_counter(), time.process_time()
-    ref, feed = fit_driftsentinel(ds, window)
+    ref, feed = fit_driftsentinel(ds, window, categorical)
     model = ReferenceModel(ref)  # compiled once, as the engine does per model
     fit_wall, fit_cpu = time.perf_counter() - w0, time.process_time() - c0
 
@@ -448,7 +450,7 @@ def compare(
         if "driftsentinel" in row and "nannyml" in row:
             a, b = row["driftsentinel"]["mae"], row["nannyml"]["mae"]
             row["mae_ratio"] = None if a is None or not b else a / b
-            row["no_worse"] = a is not None and b is not None and a <= b
+            row["no_worse"] = a is not None and b is not None and a <= b * (1.0 + NO_WORSE_RTOL)
             row["same_alerts"] = row["driftsentinel"]["alert_chunks"] == row["nannyml"]["alert_chunks"]
         out[m] = row
     return out
@@ -469,13 +471,6 @@ def goals(out: dict[str, Any]) -> dict[str, Any]:
                     "driftsentinel": row["driftsentinel"]["alert_chunks"],
                     "nannyml": row["nannyml"]["alert_chunks"],
                     "pass": row["same_alerts"],
-                }
-            if d["kind"] == "regression" and m == "mae" and "driftsentinel" in row:
-                rel = row["driftsentinel"]["relative_mae"]
-                g[f"{name}.mae.relative_error"] = {
-                    "value": rel,
-                    "goal": GOAL_REGRESSION_RELATIVE_MAE,
-                    "pass": rel is not None and rel <= GOAL_REGRESSION_RELATIVE_MAE,
                 }
         tp = d.get("timing", {}).get("driftsentinel", {}).get("throughput")
         if tp:
@@ -504,6 +499,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--batch", type=int, default=4096, help="rows per update() call (default 4,096: the sidecar's batch)"
     )
+    p.add_argument(
+        "--categorical",
+        choices=nannyml_data.ENCODINGS,
+        default="onehot",
+        help="how the regressor's string features reach driftsentinel's DLE, which takes numbers only "
+        "(default onehot; NannyML gets them as categories)",
+    )
     p.add_argument("--no-nannyml", action="store_true", help="driftsentinel only (no NannyML venv needed)")
     p.add_argument("--nannyml-python", help="a python with nannyml==0.13.1 (default: the cached venv, created once)")
     p.add_argument("--min-seconds", type=float, default=2.0, help="time the estimator at least this long (default 2)")
@@ -526,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, names: list[str]) -> int:
     out: dict[str, Any] = {
         "chunk_size": args.chunk_size,
+        "categorical": args.categorical,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
@@ -552,7 +555,12 @@ def _run(args: argparse.Namespace, names: list[str]) -> int:
         bounds = chunk_bounds(n, args.chunk_size)
         realized = realized_per_chunk(ds, bounds, metrics[ds.name])
         ours = run_driftsentinel(
-            ds, args.chunk_size, batch=args.batch, min_seconds=args.min_seconds, max_repeats=args.max_repeats
+            ds,
+            args.chunk_size,
+            batch=args.batch,
+            min_seconds=args.min_seconds,
+            max_repeats=args.max_repeats,
+            categorical=args.categorical,
         )
         nm = None if theirs is None else theirs["datasets"][ds.name]
         d: dict[str, Any] = {
@@ -582,6 +590,7 @@ def _run(args: argparse.Namespace, names: list[str]) -> int:
             d["timing"]["fit_speedup_vs_nannyml"] = nm["fit_wall_s"] / ours.fit_wall_s if ours.fit_wall_s > 0 else None
         out["datasets"][ds.name] = d
 
+    out["no_worse_rtol"] = NO_WORSE_RTOL
     out["goals"] = goals(out)
     out["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=1))

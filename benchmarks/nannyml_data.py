@@ -43,6 +43,8 @@ PIP_TIMEOUT_S = 300.0
 _PARSED_FORMAT = 1
 
 Kind = Literal["binary", "multiclass", "regression"]
+Encoding = Literal["onehot", "ordinal", "drop"]
+ENCODINGS: tuple[Encoding, ...] = ("onehot", "ordinal", "drop")
 
 
 class DataUnavailable(RuntimeError):
@@ -150,24 +152,42 @@ class Dataset:
             return np.column_stack([cols[c] for c in self.spec.score_columns])
         raise ValueError(f"{self.name} is a regression dataset: it has no scores")
 
-    def features(self, part: Literal["reference", "analysis"]) -> tuple[np.ndarray, list[str]]:
+    def features(
+        self, part: Literal["reference", "analysis"], categorical: Encoding = "onehot"
+    ) -> tuple[np.ndarray, list[str]]:
         """The feature matrix ``(n, d)`` float64 with its column names.
 
-        Numeric columns as they are; a categorical column as the index of its value among
-        the reference's sorted categories (a category unseen in the reference is NaN).
+        Numeric columns as they are. A categorical column (strings), by ``categorical``:
+
+        * ``onehot``: one 0/1 column per category of the reference (``name=category``); a
+          category unseen in the reference is 0 in all of them;
+        * ``ordinal``: one column, the value's index among the reference's sorted
+          categories (unseen: NaN);
+        * ``drop``: left out, as ``driftsentinel baseline --model`` does (it keeps numeric
+          columns only).
         """
         cols = self.reference if part == "reference" else self.analysis
-        out = np.empty((len(cols[self.spec.id_column]), len(self.spec.features)), dtype=np.float64)
-        for j, name in enumerate(self.spec.features):
+        out: list[np.ndarray] = []
+        names: list[str] = []
+        for name in self.spec.features:
             col = cols[name]
             if col.dtype.kind == "f":
-                out[:, j] = col
+                out.append(col)
+                names.append(name)
                 continue
             cats = np.unique(self.reference[name])
-            pos = np.searchsorted(cats, col)
-            pos_c = np.minimum(pos, len(cats) - 1)
-            out[:, j] = np.where(cats[pos_c] == col, pos_c.astype(np.float64), np.nan)
-        return out, list(self.spec.features)
+            if categorical == "onehot":
+                for cat in cats.tolist():
+                    out.append((col == cat).astype(np.float64))
+                    names.append(f"{name}={cat}")
+            elif categorical == "ordinal":
+                pos = np.minimum(np.searchsorted(cats, col), len(cats) - 1)
+                out.append(np.where(cats[pos] == col, pos.astype(np.float64), np.nan))
+                names.append(name)
+            elif categorical != "drop":
+                raise ValueError(f"categorical encoding must be one of {ENCODINGS}, got {categorical!r}")
+        n = len(cols[self.spec.id_column])
+        return (np.column_stack(out) if out else np.empty((n, 0))), names
 
 
 # ---------------------------------------------------------------------------- cache

@@ -9,12 +9,15 @@ be downloaded (no network).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from benchmarks import estimation
 from benchmarks import nannyml_data as nd
 from driftsentinel.detectors.performance import (
     PerformanceEstimator,
@@ -100,3 +103,76 @@ def test_realized_counterpart_matches_scikit_learn(run: Run) -> None:
         assert w.realized["accuracy"] == pytest.approx(accuracy, abs=1e-12)
         # labels given with the rows change nothing of the estimate
         assert w.estimated == run.windows[w.index].estimated
+
+
+# ---------------------------------------------------------------------------- the benchmark
+def test_benchmark_car_loan_without_nannyml(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--no-nannyml", "--datasets", "car_loan", "--min-seconds", "0", "--max-repeats", "1"]
+    assert estimation.main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    d = out["datasets"]["car_loan"]
+    assert d["chunks"] == [[s, s + WINDOW] for s in range(0, 50_000, WINDOW)]
+    roc = d["metrics"]["roc_auc"]
+    assert roc["driftsentinel"]["alert_chunks"] == [5, 6, 7, 8, 9]
+    assert roc["driftsentinel"]["estimates"] == [w.estimated["roc_auc"] for w in run.windows]
+    assert roc["driftsentinel"]["mae"] < 0.005
+    assert d["timing"]["driftsentinel"]["throughput"]["repeats"] == 1
+    assert set(out["goals"]) == {"car_loan.estimator_events_per_s", "all_pass"}  # nothing to compare with
+
+
+def _nannyml_rows(estimates: list[float], realized: list[float], lower: float, upper: float) -> list[dict[str, Any]]:
+    return [
+        {
+            "start": i * WINDOW,
+            "end": (i + 1) * WINDOW,
+            "estimate": e,
+            "realized": r,
+            "lower_threshold": lower,
+            "upper_threshold": upper,
+            "alert": not lower <= e <= upper,
+        }
+        for i, (e, r) in enumerate(zip(estimates, realized, strict=True))
+    ]
+
+
+def test_compare_grades_both_against_the_same_truth(run: Run) -> None:
+    bounds = [(0, WINDOW), (WINDOW, 2 * WINDOW)]
+    realized = {"roc_auc": [0.97, 0.95]}
+    ours = estimation.DriftsentinelRun(
+        estimates={"roc_auc": [0.968, 0.952]},
+        bands={"roc_auc": (0.96, None)},
+        reference_values={"roc_auc": 0.97},
+        fit_wall_s=1.0,
+        fit_cpu_s=1.0,
+        throughput={},
+    )
+    theirs = {"metrics": {"roc_auc": _nannyml_rows([0.971, 0.961], [0.97, 0.95], 0.96, 0.98)}}
+    row = estimation.compare(run.data, bounds, realized, ours, theirs)["roc_auc"]
+    assert row["driftsentinel"]["mae"] == pytest.approx(0.002)
+    assert row["nannyml"]["mae"] == pytest.approx(0.006)
+    assert row["no_worse"] and row["mae_ratio"] == pytest.approx(1 / 3)
+    assert row["driftsentinel"]["alert_chunks"] == [1] and row["nannyml"]["alert_chunks"] == []
+    assert not row["same_alerts"]
+    # NannyML cut other chunks: refused, not compared
+    shifted = {"metrics": {"roc_auc": [dict(r, start=r["start"] + 1) for r in theirs["metrics"]["roc_auc"]]}}
+    with pytest.raises(estimation.BenchError, match="chunks"):
+        estimation.compare(run.data, bounds, realized, ours, shifted)
+
+
+def test_nannyml_runner_reproduces_the_issue_figures(run: Run) -> None:
+    """NannyML's CBPE on car_loan (its own venv, when it exists: creating it takes minutes)."""
+    python = estimation.nannyml_venv_dir() / "bin" / "python"
+    if not (estimation.nannyml_venv_dir() / ".driftsentinel-ready").is_file():
+        pytest.skip("NannyML's venv is not built (python -m benchmarks.estimation builds it once)")
+    job = estimation.nannyml_job([run.data], {"car_loan": ("roc_auc", "accuracy", "f1")}, WINDOW)
+    got = estimation.run_nannyml(str(python), job)["datasets"]["car_loan"]["metrics"]
+    realized = estimation.realized_per_chunk(
+        run.data, estimation.chunk_bounds(50_000, WINDOW), ("roc_auc", "accuracy", "f1")
+    )
+    for metric, expected_mae in (("roc_auc", 0.0021), ("accuracy", 0.0031), ("f1", 0.0026)):
+        rows = got[metric]
+        # NannyML's realized values are ours: both are graded against the same truth
+        np.testing.assert_allclose([r["realized"] for r in rows], realized[metric], atol=1e-12)
+        mae = float(np.mean([abs(r["estimate"] - t) for r, t in zip(rows, realized[metric], strict=True)]))
+        assert mae == pytest.approx(expected_mae, abs=5e-5)
+        assert [i for i, r in enumerate(rows) if r["alert"]] == [5, 6, 7, 8, 9]

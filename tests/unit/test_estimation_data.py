@@ -50,7 +50,7 @@ def test_car_loan_columns_and_targets_joined(car_loan: nd.Dataset) -> None:
     by_id = dict(zip(targets["id"].tolist(), targets["repaid"].tolist(), strict=True))
     assert [by_id[i] for i in an["id"].tolist()] == an["repaid"].tolist()
     assert car_loan.scores("analysis").shape == (50_000,)
-    x, names = car_loan.features("reference")
+    x, names = car_loan.features("reference", "ordinal")
     assert x.shape == (50_000, 7) and names[1] == "salary_range"
     assert not np.isnan(x).any()  # the reference's own categories all have codes
 
@@ -170,7 +170,13 @@ def test_read_csv_types_and_category_codes(tmp_path: Path) -> None:
         features=("num", "cat"),
     )
     analysis = dict(cols, cat=np.array(["a", "z", "b"]))  # "z" never seen in the reference
-    x, names = nd.Dataset(spec, cols, analysis).features("analysis")
+    ds = nd.Dataset(spec, cols, analysis)
+    x, names = ds.features("analysis", "ordinal")
     assert names == ["num", "cat"]
     np.testing.assert_array_equal(x[:, 1], [0.0, np.nan, 1.0])  # codes of the reference's sorted categories
     assert np.isnan(x[1, 0])
+    x, names = ds.features("analysis", "onehot")
+    assert names == ["num", "cat=a", "cat=b"]
+    np.testing.assert_array_equal(x[:, 1:], [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
+    x, names = ds.features("analysis", "drop")
+    assert names == ["num"] and x.shape == (3, 1)
