@@ -146,6 +146,10 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
         "max_events": a.max_events,
         "idle_exit": a.idle_exit,
     }
+    if a.reference:  # the estimation A/B (benchmarks/estimation_ab.py)
+        overrides["reference"] = a.reference
+    if a.performance:
+        overrides["detectors.performance.enabled"] = a.performance == "on"
     config = load_config(None, overrides)
     rss_before = _rss_now()
     alerts = 0
@@ -521,6 +525,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ready-signal", action="store_true")
     p.add_argument("--gc-freeze", action="store_true", help="worker: gc.freeze() after start-up (what-if)")
     p.add_argument("--no-what-if", action="store_true", help="skip the gc.freeze() what-if run")
+    p.add_argument(
+        "--estimation-ab",
+        action="store_true",
+        help="only: events/s with live performance estimation off and on, alternately (benchmarks/estimation_ab.py)",
+    )
+    p.add_argument("--repeats", type=int, default=2, help="--estimation-ab: runs of each")
+    p.add_argument("--reference", help="worker: reference profile")
+    p.add_argument("--performance", choices=["on", "off"], help="worker: detectors.performance.enabled")
     a = p.parse_args(argv)
     if a.worker:
         print(json.dumps(WORKERS[a.worker](a)), flush=True)
@@ -550,6 +562,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     with _kafka.broker() as (bootstrap, own):
         out["broker"] = "started by the benchmark (stream.local_kafka)" if own else "KAFKA_BOOTSTRAP_SERVERS"
+        if a.estimation_ab:
+            from benchmarks import estimation_ab
+
+            ab = estimation_ab.run(bootstrap, run_worker, a.events, a.features, a.repeats)
+            out["estimation_ab"] = ab
+            _kafka.delete_topics(bootstrap, [ab.pop("topic"), *CREATED])
+            out["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+            print(json.dumps(out), flush=True)
+            return 0
         topics = []
         topic = _kafka.new_topic(bootstrap, "bench-in")
         topics.append(topic)

@@ -138,9 +138,10 @@ DOC_VERSION = 1
 class Checkpoint:
     """One input partition's checkpoint: the engine's state as of ``next_offset``.
 
-    ``engine``: :meth:`driftsentinel.detectors.engine.Engine.state` (banks, policy, and with
-    late labels their join and policy); ``labels_next_offset``: where the labels partition of
-    the same number was when it was taken (``None``: no labels topic, or not known).
+    ``engine``: :meth:`driftsentinel.detectors.engine.Engine.state` (banks, policy, with
+    late labels their join and policy, with performance estimation its monitors);
+    ``labels_next_offset``: where the labels partition of the same number was when it was
+    taken (``None``: no labels topic, or not known).
 
     >>> c = Checkpoint("g", "t", 0, 42, {"banks": {}, "policy": [], "labels": {"join": {}, "policy": []}}, 7)
     >>> d = Checkpoint.decode(c.encode())
@@ -167,6 +168,8 @@ class Checkpoint:
         }
         if "labels" in self.engine:
             doc["labels"] = {"next_offset": self.labels_next_offset, **self.engine["labels"]}
+        if "performance" in self.engine:  # live performance estimation's monitors
+            doc["performance"] = self.engine["performance"]
         return encode_state(doc)
 
     @classmethod
@@ -175,6 +178,8 @@ class Checkpoint:
         doc = decode_state(blob)
         try:
             engine: dict[str, Any] = {"banks": doc["banks"], "policy": doc.get("policy", [])}
+            if doc.get("performance") is not None:
+                engine["performance"] = doc["performance"]
             labels = doc.get("labels")
             offset = None
             if labels is not None:
