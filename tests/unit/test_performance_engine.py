@@ -245,3 +245,17 @@ def test_labels_before_their_predictions_same_alerts_however_cut() -> None:
     calib = [e for e in whole if e[1] == "calibration_drift"]
     assert calib and {e[0] for e in calib} == {flip + WINDOW - 1}  # the first flipped window's last row
     assert run(4096) == whole == run(777)
+
+
+def test_report_section_shows_estimated_and_realized_windows() -> None:
+    from driftsentinel.stream.report_performance import PerformanceWindows, performance_section
+
+    engine = Engine(_config(), input_topic="t", profile=_profile("m", _reference()))
+    items, _ = _flip_items(6_000, 3_000, late=False)
+    windows = PerformanceWindows()
+    for a in range(0, 6_000, 1000):
+        windows.add(engine.process("t", 0, items[a : a + 1000], now=0.0).performance_windows)
+    recs = list(windows.windows["m"].values())
+    assert [r.first_offset for r in recs] == [0, 2000, 4000] and all(r.realized is not None for r in recs)
+    page = performance_section(windows)
+    assert page.count("<svg") == 5 and page.count("<circle") == 15  # 5 metrics, 3 graded windows each
