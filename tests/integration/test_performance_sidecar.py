@@ -6,7 +6,7 @@ spread after row 14,000 (the estimated performance drops). The sidecar, checkpoi
 3,000 events (windows are 2,000), is killed with SIGKILL after the first 10,000 events are
 processed and restarted on the rest. Its alerts must be exactly those of the same engine run
 offline over the whole stream: a restart that lost the open window or the episodes would cut
-other windows (other event ids) or repeat a drift.
+other windows (other event ids) or repeat a drift. ``replay`` of the same events as a file says the same.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from driftsentinel.detectors.performance import fit_classification_reference
 from driftsentinel.schemas import SidecarConfig
 from driftsentinel.schemas.fastdecode import decode_event_fast
 from driftsentinel.schemas.profile import ReferenceProfile
+from driftsentinel.stream.cli import main
 from tests.integration.sidecar_helpers import SidecarProcess, read_all, sample, value_of
 from tests.integration.sidecar_helpers import produce as produce_values
 
@@ -85,6 +86,14 @@ def test_estimation_state_survives_kill_9_with_exactly_once_alerts(kafka_bootstr
         ]
     detectors = {d for _, d, _, _ in expected}
     assert {"performance_estimate", "calibration_drift"} <= detectors, expected
+    # ... and what `replay` of the same events as a file says (it drives the same engine)
+    (tmp_path / "live.jsonl").write_bytes(b"\n".join(values) + b"\n")
+    (tmp_path / "config.json").write_text(json.dumps(CONFIG))
+    replay_args = ["--input", str(tmp_path / "live.jsonl"), "--topic", topic, "--group-id", group]
+    replay_args += ["--reference", str(tmp_path / "profile.json"), "--config", str(tmp_path / "config.json")]
+    assert main(["replay", *replay_args, "--output", str(tmp_path / "alerts.jsonl")]) == 0
+    replayed = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert [(e["event_id"], e["detector"], e["status"], e["source"]["offset"]) for e in replayed] == expected
 
     args = ("--reference", str(tmp_path / "profile.json"))
     produce_values(kafka_bootstrap, topic, values[:FIRST])
