@@ -46,7 +46,9 @@ TASKS = ("binary", "multiclass", "regression")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``baseline``'s performance-estimation flags."""
     group = parser.add_argument_group("performance estimation (the model's outputs and labels)")
-    group.add_argument("--model", help="model name: also fit a performance reference for it")
+    group.add_argument(
+        "--model", help="model name: also fit a performance reference for it (default: none, no performance reference)"
+    )
     group.add_argument("--task", choices=TASKS, help="default: inferred from the columns")
     group.add_argument("--label-column", help="the true label (default: @label, else label)")
     group.add_argument(
@@ -54,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--score-columns",
-        help="classifier probabilities when not the prediction: COL (binary) or CLASS=COL,... (multiclass)",
+        help="classifier probabilities when not the prediction: COL (binary) or CLASS=COL,... (multiclass) "
+        "(default: none, the prediction is the score)",
     )
 
 

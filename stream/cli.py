@@ -569,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return code
+    except SystemExit as exc:  # a command's own argument parser (local-kafka's)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except KeyboardInterrupt:
         if sys.stderr.isatty():
             print(file=sys.stderr)  # past the ^C and any progress bar
