@@ -47,6 +47,7 @@ STYLES: dict[str, tuple[str, str]] = {
 _FALLBACK = ("#555555", "o")
 CONSTANT_STAT = "constant_shift"
 FIG_WIDTH, ROW_HEIGHT, DPI = 13.0, 3.3, 90
+RANGE_NOTE = 0.0005  # live shares outside the reference's range worth a line in the legend
 SLANT_OVER = 5  # bars beyond which their names are slanted
 TITLE_LINE = 0.18  # inches per line of a feature's headline
 LEGEND_WIDTH = 0.42  # the legend column right of the panel over time, relative to a panel
@@ -148,7 +149,7 @@ def draw_distribution(ax: Any, view: FeatureView) -> None:
         _value_bars(ax, h, view.feature, ref_label, live_label)
     else:
         _density(ax, h, view.feature, ref_label, live_label)
-    if h.below >= 0.0005 or h.above >= 0.0005:  # as a legend line: a free-standing box would cover it
+    if h.below >= RANGE_NOTE or h.above >= RANGE_NOTE:  # as a legend line: a free-standing box would cover it
         ax.plot(
             [],
             [],
@@ -198,7 +199,9 @@ def _density(ax: Any, h: Histogram, feature: str, ref_label: str, live_label: st
     lo, hi = view_range(h.edges)
     cut = lo > h.edges[0] or hi < h.edges[-1]
     ax.set_xlim(lo, hi)
-    ax.set_ylim(0, top / scale * 1.35)
+    ax.set_ylim(
+        0, top / scale * (1.7 if h.below >= RANGE_NOTE or h.above >= RANGE_NOTE else 1.4)
+    )  # room for the legend
     ax.set_xlabel(f"{feature} (raw units{'; long tails cut' if cut else ''})")
     ax.set_ylabel("density" if scale == 1.0 else f"density (\u00d7 1e{exp})")
     ax.xaxis.set_major_formatter(compact_formatter())
@@ -227,6 +230,11 @@ def compact_formatter() -> Any:
 
 
 # --------------------------------------------------------------------------- over time
+def _time_axis(ax: Any, rec: ReplayRecorder) -> None:
+    ax.set_xlabel(f"event (line of the input file; {rec.bin_size:,} per point)")
+    ax.xaxis.set_major_formatter(compact_formatter())  # 100k, not 100000 into its neighbour
+
+
 def _x(rec: ReplayRecorder, size: int) -> np.ndarray:
     return (np.arange(size) + 0.5) * rec.bin_size
 
@@ -246,7 +254,7 @@ def draw_values(ax: Any, rec: ReplayRecorder, view: FeatureView) -> None:
         ax.axhspan(ref.mean - sd, ref.mean + sd, color=REFERENCE_COLOR, alpha=0.25,
                    label=f"reference mean \u00b1 1 std ({view.source})")  # fmt: skip
         ax.axhline(ref.mean, color="#4d4d4d", linestyle="--", linewidth=0.9)
-    ax.set_xlabel(f"event (line of the input file; {rec.bin_size:,} per point)")
+    _time_axis(ax, rec)
     ax.set_ylabel(f"{view.feature} (raw units)")
     ax.yaxis.set_major_formatter(compact_formatter())
     draw_detections(ax, view)
@@ -279,7 +287,7 @@ def draw_missing(ax: Any, rec: ReplayRecorder, view: FeatureView) -> None:
             top = max(top, ref + limit * 100)
     ymax = max(top * 1.3, 1.0)
     ax.set_ylim(-0.02 * ymax, ymax)  # a share of 0 stays visible above the axis
-    ax.set_xlabel(f"event (line of the input file; {rec.bin_size:,} per point)")
+    _time_axis(ax, rec)
     ax.set_ylabel("missing (% of events)")
     if view.kind == "categorical":  # its only panel over time: the detections with their markers
         draw_detections(ax, view)
@@ -318,13 +326,19 @@ def draw_detections(ax: Any, view: FeatureView, markers: bool = True) -> None:
 
 # --------------------------------------------------------------------------- pages
 def feature_png(rec: ReplayRecorder, view: FeatureView) -> bytes:
-    """One feature's figure as PNG bytes (the HTML report embeds it)."""
+    """One feature's figure as PNG bytes (the HTML report embeds it), in 256 colours:
+    a quarter of the bytes of the RGBA image, every colour of the figure kept apart."""
+    from PIL import Image  # matplotlib's own dependency
+
     height = row_height(view)
     fig = new_figure(height)
     draw_feature(fig, rec, view, height)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    return buf.getvalue()
+    image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB").quantize(256, Image.Quantize.FASTOCTREE)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
 def render_png(rec: ReplayRecorder, target: str | Path | IO[bytes], source: str = "") -> int:

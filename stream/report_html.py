@@ -25,12 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from driftsentinel.stream.report_figures import feature_png, style
+from driftsentinel.stream.report_figures import compact, feature_png, style
 from driftsentinel.stream.report_recorder import ReplayRecorder
 from driftsentinel.stream.report_views import FeatureView, Histogram, TestReading, detector_name, view_range
 
 #: Feature figures embedded in the HTML report (the rest are summarised in the table).
 MAX_FIGURES = 30
+#: Up to this many features, one open table; beyond, those without a detection are collapsed.
+OPEN_ROWS = 50
 #: A feature without drift gets a figure when a test is at least this share of its threshold.
 NEAR = 0.5
 DASH = "&ndash;"
@@ -105,6 +107,8 @@ def reference_text(r: Report) -> str:
 
 
 def features_table(r: Report) -> str:
+    """Every feature, one row each. In a report of more than :data:`OPEN_ROWS` features the
+    ones without a detection are in a second table, collapsed."""
     several = len({v.model for v in r.views}) > 1
     head = "".join(
         f"<th>{h}</th>"
@@ -121,25 +125,38 @@ def features_table(r: Report) -> str:
             'distribution: <span class="ref">reference</span> <span class="live">live</span>',
         ]
     )
-    rows = [f'<h2>Features</h2>\n<table id="features"><thead><tr>{head}</tr></thead><tbody>']
-    for v in r.views:
-        anchor = r.anchor(v)
-        name = f'<a href="#{anchor}">{e(v.feature)}</a>' if anchor else e(v.feature)
-        cells = [
-            *([f'<td class="l">{e(v.model)}</td>'] if several else []),
-            f'<td class="l">{name}<br><small>{e(v.kind)}</small></td>',
-            f'<td class="l status">{e(v.status)}</td>',
-            f'<td class="l">{first_drift(v)}</td>',
-            f'<td class="n">{reference_cell(v)}</td>',
-            f'<td class="n">{live_cell(v)}</td>',
-            f'<td class="n">{shift_cell(v)}</td>',
-            f'<td class="n">{pct(v.missing_reference)} &rarr; {pct(v.missing_live)}</td>',
-            f'<td class="l">{readings_cell(v)}</td>',
-            f"<td>{sparkline(v.histogram)}</td>",
+    table = '<table class="features"><thead><tr>' + head + "</tr></thead><tbody>"
+    detected = [v for v in r.views if v.drifts]
+    rest = [v for v in r.views if not v.drifts]
+    if len(r.views) <= OPEN_ROWS:
+        detected, rest = r.views, []
+    out = ["<h2>Features</h2>", table, *(_row(r, v, several) for v in detected), "</tbody></table>"]
+    if rest:
+        out += [
+            f"<details><summary>{len(rest):,} features without a detection</summary>",
+            table,
+            *(_row(r, v, several) for v in rest),
+            "</tbody></table></details>",
         ]
-        rows.append(f'<tr class="{e(v.status.replace(" ", "-"))}">{"".join(cells)}</tr>')
-    rows.append("</tbody></table>")
-    return "\n".join(rows)
+    return "\n".join(out)
+
+
+def _row(r: Report, v: FeatureView, several: bool) -> str:
+    anchor = r.anchor(v)
+    name = f'<a href="#{anchor}">{e(v.feature)}</a>' if anchor else e(v.feature)
+    cells = [
+        *([f'<td class="l">{e(v.model)}</td>'] if several else []),
+        f'<td class="l">{name}<br><small>{e(v.kind)}</small></td>',
+        f'<td class="l status">{e(v.status)}</td>',
+        f'<td class="l first">{first_drift(v)}</td>',
+        f'<td class="n">{reference_cell(v)}</td>',
+        f'<td class="n">{live_cell(v)}</td>',
+        f'<td class="n">{shift_cell(v)}</td>',
+        f'<td class="n">{pct(v.missing_reference)} &rarr; {pct(v.missing_live)}</td>',
+        f'<td class="l">{readings_cell(v)}</td>',
+        f"<td>{sparkline(v.histogram)}</td>",
+    ]
+    return f'<tr class="{e(v.status.replace(" ", "-"))}">{"".join(cells)}</tr>'
 
 
 def details(r: Report) -> str:
@@ -293,7 +310,7 @@ def sparkline(h: Histogram | None) -> str:
 
 
 def _short(label: str | float) -> str:
-    text = label if isinstance(label, str) else f"{label:.4g}"
+    text = label if isinstance(label, str) else compact(float(f"{label:.3g}"))
     return text if len(text) <= 12 else text[:11] + "\u2026"
 
 
@@ -351,7 +368,7 @@ tr.not-tested td.status { background: #e9ecef; color: #555; }
 span.t { display: inline-block; white-space: nowrap; margin: 1px 2px; padding: 0 4px; border-left: 4px solid #999;
   background: #f6f6f6; font-size: 0.92em; }
 span.t.over { background: #f8d7da; } span.t.open { font-weight: bold; }
-td.n { white-space: nowrap; }
+td.n { white-space: nowrap; } td.first { min-width: 13em; }
 span.ref { color: #8c8c8c; font-weight: bold; } span.live { color: #1f77b4; font-weight: bold; }
 svg.spark text { fill: #555; font-family: inherit; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }

@@ -19,9 +19,10 @@ pytest.importorskip("matplotlib", reason="the report extra (matplotlib) is not i
 
 from driftsentinel.detectors.bank import DetectorBank  # noqa: E402
 from driftsentinel.detectors.policy import AlertPolicy  # noqa: E402
-from driftsentinel.detectors.profile import build_profile, numeric_profile  # noqa: E402
+from driftsentinel.detectors.profile import numeric_profile  # noqa: E402
 from driftsentinel.schemas import BankConfig, DriftEvent, FeatureBatch, SidecarConfig  # noqa: E402
 from driftsentinel.schemas.config import AlertPolicyConfig  # noqa: E402
+from driftsentinel.schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile  # noqa: E402
 from driftsentinel.stream.cli import main  # noqa: E402
 from driftsentinel.stream.demo import demo_values  # noqa: E402
 from driftsentinel.stream.report import MAX_FIGURES, ReplayRecorder, render_html, render_png  # noqa: E402
@@ -102,9 +103,9 @@ def decodes_as_image(data: bytes) -> tuple[int, ...]:
 
 def table_rows(text: str) -> dict[str, list[str]]:
     """feature -> its cells (tags stripped) in the HTML features table."""
-    table = text[text.index('<table id="features">') : text.index("</table>")]
+    tables = "".join(re.findall(r'<table class="features">(.*?)</table>', text, re.S))
     out = {}
-    for row in re.findall(r'<tr class="[\w-]+">(.*?)</tr>', table, re.S):
+    for row in re.findall(r'<tr class="[\w-]+">(.*?)</tr>', tables, re.S):
         cells = [re.sub(r"<[^>]+>", " ", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
         out[cells[0].split()[0]] = cells
     return out
@@ -362,12 +363,15 @@ def test_a_report_of_500_features_stays_small_and_lists_every_one(tmp_path: Path
     rng = np.random.default_rng(4)
     names = [f"x{j:03d}" for j in range(500)]
     train = rng.normal(size=(5_000, 500))
-    profile = build_profile({n: train[:, j].tolist() for j, n in enumerate(names)}, source="train")
+    features: dict[str, NumericProfile | CategoricalProfile] = {
+        n: numeric_profile(train[:, j]) for j, n in enumerate(names)
+    }
+    profile = ReferenceProfile(source="train", n_rows=5_000, features=features)
     config = SidecarConfig()
     bank = DetectorBank(BankConfig(), profile)
     rec = ReplayRecorder(config, profile)
     live = rng.normal(size=(6_000, 500))
-    live[3_000:, :3] += 2.0  # three drifting features
+    live[3_000:, 0] += 2.0  # one drifting feature
     for start in range(0, 6_000, 2_000):
         batch = FeatureBatch(
             names, live[start : start + 2_000], np.arange(start, start + 2_000), np.full(2_000, np.nan)
@@ -381,8 +385,9 @@ def test_a_report_of_500_features_stays_small_and_lists_every_one(tmp_path: Path
     took = time.process_time() - started
     text = (tmp_path / "r.html").read_text()
     assert len(table_rows(text)) == 500
+    assert "499 features without a detection</summary>" in text  # collapsed
     figures = text.count("data:image/png;base64,")
-    assert 3 <= figures <= MAX_FIGURES
+    assert 1 <= figures <= MAX_FIGURES
     assert len(text) < 4_000_000, len(text)
     assert text.count("<svg") == 500  # every feature's distributions, inline
     assert took < 60, took
@@ -414,3 +419,11 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"\[#+\] 100%  5,001 events  [\d,]+ ev/s", shown.stderr), shown.stderr
     assert json.loads(shown.stderr.strip().splitlines()[-1])["events"] == 5_000
+
+
+def test_figures_are_capped_drifting_first(profiled: ReplayRecorder) -> None:
+    from driftsentinel.stream.report_html import _figures
+
+    views = profiled.views() * 20  # 100 views, 60 of them with a detection
+    chosen = _figures(views)
+    assert len(chosen) == MAX_FIGURES and all(v.drifts for v in chosen)
