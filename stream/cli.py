@@ -81,12 +81,13 @@ class _VersionAction(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
         import platform
+        from importlib.metadata import version
 
         import confluent_kafka
 
         print(
             f"driftsentinel {__version__} (Python {platform.python_version()}, "
-            f"confluent-kafka {confluent_kafka.version()[0]}, librdkafka {confluent_kafka.libversion()[0]})"
+            f"confluent-kafka {version('confluent-kafka')}, librdkafka {confluent_kafka.libversion()[0]})"
         )
         parser.exit()
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import tomllib
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
+import confluent_kafka
 import pytest
 
 from driftsentinel import __version__
@@ -74,4 +76,5 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     line = capsys.readouterr().out.strip()
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert __version__ == declared
-    assert line.startswith(f"driftsentinel {declared} (Python ") and "librdkafka" in line
+    assert line.startswith(f"driftsentinel {declared} (Python ")
+    assert f"confluent-kafka {version('confluent-kafka')}, librdkafka {confluent_kafka.libversion()[0]})" in line
