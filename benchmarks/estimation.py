@@ -585,6 +585,7 @@ def _run(args: argparse.Namespace, names: list[str]) -> int:
                 "estimate_wall_s": nm["estimate_wall_s"],
                 "estimate_cpu_s": nm["estimate_cpu_s"],
                 "events_per_s": nm_eps,
+                "events_per_cpu_s": n / nm["estimate_cpu_s"] if nm["estimate_cpu_s"] > 0 else None,
             }
             d["timing"]["estimate_speedup_vs_nannyml"] = ours.throughput["events_per_s"] / nm_eps if nm_eps else None
             d["timing"]["fit_speedup_vs_nannyml"] = nm["fit_wall_s"] / ours.fit_wall_s if ours.fit_wall_s > 0 else None
