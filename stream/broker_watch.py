@@ -34,7 +34,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from driftsentinel.stream.clients import Outages, outages
+from driftsentinel.stream.clients import STARTUP_TIMEOUT_S, Outages, outages
 from driftsentinel.stream.metrics import HealthState
 from driftsentinel.stream.transaction import Watchdog
 
@@ -154,18 +154,24 @@ class Reachability:
         self.down_since: float | None = None
         self._mark = 0
 
-    def failed(self, probe_error: str) -> bool:
-        """A probe got no answer; returns whether this began an outage (and said so)."""
+    def failed(self, probe_error: str, first_start: bool = False) -> bool:
+        """A probe got no answer; returns whether this began an outage (and said so).
+
+        ``first_start``: the sidecar's first start-up is waiting, which gives up after
+        ``STARTUP_TIMEOUT_S`` (a wrong address is a configuration error)."""
         if self.down_since is not None:
             return False
         self.down_since = self.wall()
         self._mark = self.held.begin()
         reason = self.held.reason() or probe_error
         self.log.warning(
-            "broker %s unreachable since %s (%s); waiting for it (readiness red, nothing is lost)",
+            "broker %s unreachable since %s (%s); %s",
             self.bootstrap,
             _clock_time(self.down_since),
             reason,
+            f"start-up gives up after {STARTUP_TIMEOUT_S:.0f} s"
+            if first_start
+            else "waiting for it (readiness red, nothing is lost)",
         )
         return True
 
@@ -200,6 +206,7 @@ def start_broker_watch(
     """Start the daemon thread; it ends when ``life.done`` turns true."""
 
     reach = Reachability(str(admin_settings.get("bootstrap.servers", "?")))
+    first_start = REEXEC_ENV not in os.environ  # read before start-up takes it out of the environment
 
     def watch() -> None:
         admin = AdminClient(admin_settings)
@@ -210,7 +217,7 @@ def start_broker_watch(
                 reach.answered()
             except KafkaException as exc:
                 health.set_broker(f"broker unreachable: {exc.args[0].str()}")
-                reach.failed(exc.args[0].str())
+                reach.failed(exc.args[0].str(), first_start and life.starting)
             admin.poll(0)  # its own librdkafka log lines reach the logger (rate limited)
             life.poll_signals()
             if life.starting:

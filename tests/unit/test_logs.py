@@ -271,3 +271,12 @@ def test_a_closed_port_is_said_unreachable_once_then_reachable_again(
         if proxy is not None:
             proxy.close()
     assert not watch.is_alive()
+
+
+def test_a_first_start_says_when_it_gives_up() -> None:
+    with _logger_with() as (words_logger, said):
+        reach = Reachability("127.0.0.1:1", Outages(), words_logger)
+        assert reach.failed("Local: Broker transport failure", first_start=True)
+        reach.close()
+    line = said.records[0].getMessage()
+    assert "unreachable since" in line and "start-up gives up after 30 s" in line and "waiting for it" not in line
