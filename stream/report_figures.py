@@ -50,7 +50,7 @@ FIG_WIDTH, ROW_HEIGHT, DPI = 13.0, 3.3, 90
 RANGE_NOTE = 0.0005  # live shares outside the reference's range worth a line in the legend
 SLANT_OVER = 5  # bars beyond which their names are slanted
 TITLE_LINE = 0.18  # inches per line of a feature's headline
-LEGEND_WIDTH = 0.42  # the legend column right of the panel over time, relative to a panel
+LEGEND_WIDTH = 0.45  # the legend column right of the panel over time, relative to a panel
 
 
 def style(detector: str) -> tuple[str, str]:
@@ -202,7 +202,7 @@ def _density(ax: Any, h: Histogram, feature: str, ref_label: str, live_label: st
     ax.set_ylim(
         0, top / scale * (1.7 if h.below >= RANGE_NOTE or h.above >= RANGE_NOTE else 1.4)
     )  # room for the legend
-    ax.set_xlabel(f"{feature} (raw units{'; long tails cut' if cut else ''})")
+    ax.set_xlabel(f"{feature} (raw units{'; outer tails cut' if cut else ''})")
     ax.set_ylabel("density" if scale == 1.0 else f"density (\u00d7 1e{exp})")
     ax.xaxis.set_major_formatter(compact_formatter())
 
@@ -246,13 +246,13 @@ def draw_values(ax: Any, rec: ReplayRecorder, view: FeatureView) -> None:
     if s is not None and s.count.size:
         x, mean, std, has = _x(rec, s.count.size), s.mean(), s.std(), s.count > 0
         ax.fill_between(x, np.where(has, mean - std, np.nan), np.where(has, mean + std, np.nan), color=LIVE_COLOR,
-                        alpha=0.18, linewidth=0, label="live mean \u00b1 1 std")  # fmt: skip
+                        alpha=0.18, linewidth=0, label="live mean \u00b1 1 sd")  # fmt: skip
         ax.plot(x, np.where(has, mean, np.nan), color=LIVE_COLOR, linewidth=1.1)
     ref = view.reference
     if ref is not None and ref.mean is not None:
         sd = ref.std or 0.0
         ax.axhspan(ref.mean - sd, ref.mean + sd, color=REFERENCE_COLOR, alpha=0.25,
-                   label=f"reference mean \u00b1 1 std ({view.source})")  # fmt: skip
+                   label="reference mean \u00b1 1 sd")  # fmt: skip
         ax.axhline(ref.mean, color="#4d4d4d", linestyle="--", linewidth=0.9)
     _time_axis(ax, rec)
     ax.set_ylabel(f"{view.feature} (raw units)")

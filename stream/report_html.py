@@ -280,7 +280,10 @@ def _chip(t: TestReading) -> str:
 def readings_cell(v: FeatureView) -> str:
     if not v.tests:
         return f"<small>{e(v.reason) or 'no test has run yet'}</small>"
-    return " ".join(_chip(t) for t in v.tests)
+    chips = " ".join(_chip(t) for t in v.tests)
+    if v.source == "warm-up" and not any(t.detector == "missing_rate" for t in v.tests):
+        chips += "<br><small>distribution and missing-share tests need a profile (--reference)</small>"
+    return chips
 
 
 # --------------------------------------------------------------------------- inline SVG

@@ -313,8 +313,10 @@ def test_each_test_has_its_own_marker_colour(profiled: ReplayRecorder) -> None:
     assert len(set(markers.values())) == len(markers), markers
 
 
-def test_no_text_is_cut_or_over_another_panel(profiled: ReplayRecorder) -> None:
-    rec = profiled
+@pytest.mark.parametrize("reference", [True, False])
+def test_no_text_is_cut_or_over_another_panel(mixed: dict[str, object], reference: bool) -> None:
+    config = SidecarConfig(reference=str(mixed["profile"]) if reference else None)
+    rec = recorder_for(Path(str(mixed["live"])), config)
     for view in rec.views()[:4]:  # amount's headline lists six detections
         fig = _drawn(rec, view)
         renderer = fig.canvas.get_renderer()
@@ -323,8 +325,10 @@ def test_no_text_is_cut_or_over_another_panel(profiled: ReplayRecorder) -> None:
         boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]  # ticks, labels, title, legend as drawn
         for box in [headline, *boxes]:
             assert inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1), (view.feature, box, inside)
-        for box in boxes:
+        for i, box in enumerate(boxes):
             assert not headline.overlaps(box), view.feature
+            for other in boxes[i + 1 :]:  # a legend or label reaching into the next panel
+                assert not box.overlaps(other), (view.feature, box, other)
         for ax in fig.axes:  # a scale printed over a panel would sit on its title
             offset = ax.yaxis.offsetText
             if offset.get_text():
