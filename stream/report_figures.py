@@ -23,7 +23,7 @@ from typing import IO, Any
 import numpy as np
 
 from driftsentinel.stream.report_recorder import ReplayRecorder
-from driftsentinel.stream.report_views import FeatureView, Histogram, detector_name, view_range
+from driftsentinel.stream.report_views import MODEL_ERROR, FeatureView, Histogram, detector_name, view_range
 
 #: Features drawn in ``--plot``'s PNG; the HTML report shows every one.
 MAX_PLOTS = 12
@@ -112,19 +112,22 @@ def draw_feature(fig: Any, rec: ReplayRecorder, view: FeatureView, height: float
     """
     title = headline(view)
     lines = title.count("\n") + 1
+    fig.text(0.08 / FIG_WIDTH, 1 - 0.1 / height, title, fontsize=10, ha="left", va="top")
+    margins = {"left": 0.75 / FIG_WIDTH, "right": 1 - 0.3 / FIG_WIDTH, "top": 1 - (0.42 + TITLE_LINE * lines) / height}
+    if view.kind == MODEL_ERROR:  # its alerts are all there is: their times
+        grid = fig.add_gridspec(1, 2, width_ratios=[2.3, LEGEND_WIDTH], bottom=0.62 / height, **margins)
+        draw_model_error(fig.add_subplot(grid[0, 0]), rec, view)
+        return
     numeric = view.kind == "numeric"
     bottom = 0.62 + (0.3 if _rotated(view) else 0.0)
     grid = fig.add_gridspec(
         1,
         4 if numeric else 3,
         width_ratios=[1.0, 1.3, LEGEND_WIDTH, 1.0] if numeric else [1.4, 1.1, LEGEND_WIDTH],
-        left=0.75 / FIG_WIDTH,
-        right=1 - 0.3 / FIG_WIDTH,
-        top=1 - (0.42 + TITLE_LINE * lines) / height,
         bottom=bottom / height,
         wspace=0.32,
+        **margins,
     )
-    fig.text(0.08 / FIG_WIDTH, 1 - 0.1 / height, title, fontsize=10, ha="left", va="top")
     draw_distribution(fig.add_subplot(grid[0, 0]), view)
     if numeric:
         draw_values(fig.add_subplot(grid[0, 1]), rec, view)
@@ -257,6 +260,23 @@ def draw_values(ax: Any, rec: ReplayRecorder, view: FeatureView) -> None:
     _time_axis(ax, rec)
     ax.set_ylabel(f"{view.feature} (raw units)")
     ax.yaxis.set_major_formatter(compact_formatter())
+    draw_detections(ax, view)
+
+
+def draw_model_error(ax: Any, rec: ReplayRecorder, view: FeatureView) -> None:
+    """Concept drift: the model's error rate at each detection against the rate before it."""
+    ax.set_title("the model's error rate at each concept-drift detection", fontsize=9, loc="left")
+    for a in view.drifts:
+        if a.window.mean is not None:
+            ax.plot([a.source.offset], [a.window.mean], "o", color=LIVE_COLOR, markersize=4)
+        if a.reference is not None and a.reference.mean is not None:
+            ax.plot([a.source.offset], [a.reference.mean], "_", color="#4d4d4d", markersize=14, markeredgewidth=2)
+    ax.plot([], [], "o", color=LIVE_COLOR, label="error rate, latest predictions")
+    ax.plot([], [], "_", color="#4d4d4d", markeredgewidth=2, label="error rate before them")
+    ax.set_xlim(0, max(rec.last_offset, 1))
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("error rate")
+    _time_axis(ax, rec)
     draw_detections(ax, view)
 
 

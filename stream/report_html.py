@@ -27,7 +27,14 @@ import numpy as np
 
 from driftsentinel.stream.report_figures import compact, feature_png, style
 from driftsentinel.stream.report_recorder import ReplayRecorder
-from driftsentinel.stream.report_views import FeatureView, Histogram, TestReading, detector_name, view_range
+from driftsentinel.stream.report_views import (
+    MODEL_ERROR,
+    FeatureView,
+    Histogram,
+    TestReading,
+    detector_name,
+    view_range,
+)
 
 #: Feature figures embedded in the HTML report (the rest are summarised in the table).
 MAX_FIGURES = 30
@@ -152,7 +159,7 @@ def _row(r: Report, v: FeatureView, several: bool) -> str:
         f'<td class="n">{reference_cell(v)}</td>',
         f'<td class="n">{live_cell(v)}</td>',
         f'<td class="n">{shift_cell(v)}</td>',
-        f'<td class="n">{pct(v.missing_reference)} &rarr; {pct(v.missing_live)}</td>',
+        f'<td class="n">{missing_cell(v)}</td>',
         f'<td class="l">{readings_cell(v)}</td>',
         f"<td>{sparkline(v.histogram)}</td>",
     ]
@@ -227,6 +234,10 @@ def first_drift(v: FeatureView) -> str:
 
 def reference_cell(v: FeatureView) -> str:
     ref = v.reference
+    if v.kind == MODEL_ERROR:  # the error rate before the change, from the alert
+        return (
+            DASH if ref is None or ref.mean is None else f"error rate {fmt(ref.mean)}<br><small>n={ref.count:,}</small>"
+        )
     if v.kind == "categorical":
         h = v.histogram
         if h is None or h.reference is None:
@@ -240,6 +251,8 @@ def reference_cell(v: FeatureView) -> str:
 
 def live_cell(v: FeatureView) -> str:
     h = v.histogram
+    if v.kind == MODEL_ERROR:
+        return DASH if v.live_mean is None else f"error rate {fmt(v.live_mean)}<br><small>at the last detection</small>"
     if v.kind == "categorical":
         if h is None or not h.live_count:
             return "no values"
@@ -251,6 +264,8 @@ def live_cell(v: FeatureView) -> str:
 
 
 def shift_cell(v: FeatureView) -> str:
+    if v.kind == MODEL_ERROR:
+        return "n/a"
     if v.kind == "numeric":
         return DASH if v.mean_shift_now is None else f"{v.mean_shift_now:+.2f} sd"
     h = v.histogram
@@ -259,6 +274,12 @@ def shift_cell(v: FeatureView) -> str:
     diff = h.live - h.reference
     i = int(np.argmax(np.abs(diff)))
     return f"{e(h.labels[i])} {diff[i] * 100:+.1f} pp"
+
+
+def missing_cell(v: FeatureView) -> str:
+    if v.kind == MODEL_ERROR:
+        return "n/a (events with a label)"
+    return f"{pct(v.missing_reference)} &rarr; {pct(v.missing_live)}"
 
 
 def _chip(t: TestReading) -> str:

@@ -34,6 +34,8 @@ NAMES = {
 }
 #: The window tests whose threshold is a ``window_tests`` setting of the same name.
 WINDOW_TESTS = ("ks", "psi", "js", "wasserstein", "chi2", "new_category", "missing_rate", "out_of_range", "type_error")
+#: The pseudo-feature of concept drift (the model's error) and its kind in the report.
+ERROR_FEATURE, CONCEPT, MODEL_ERROR = "@error", "concept_drift", "model error"
 NUMERIC_BINS = 20  # equal-mass bins of the reference in the distribution plots
 DISCRETE_POINTS = 20  # a reference with at most this many distinct values is drawn as bars per value
 CATEGORY_BARS = 10  # categories drawn (the rest as "other")
@@ -90,7 +92,7 @@ class FeatureView:
 
     model: str
     feature: str
-    kind: str  # numeric | categorical
+    kind: str  # numeric | categorical | model error
     status: str  # drift | resolved | ok | not tested
     source: str | None  # where its reference comes from: profile | warm-up | None
     reference: WindowSummary | None
@@ -243,8 +245,40 @@ def _missing_live(rec: ReplayRecorder, model: str, counted: Any) -> float | None
     return max(0.0, 1.0 - present / total)
 
 
+def _model_error_view(model: str, alerts: list[DriftEvent]) -> FeatureView:
+    """Concept drift: the model's error rate (``@error``), known only from its alerts."""
+    drifts = [a for a in alerts if a.status == "drift"]
+    first, last = (drifts[0], drifts[-1]) if drifts else (None, None)
+    tests = [
+        TestReading(
+            CONCEPT,
+            first.threshold if first else None,
+            last.statistic if last else None,
+            first.statistic if first else None,
+            bool(alerts) and alerts[-1].status == "drift",
+            len(drifts),
+            "the error rate of the latest predictions against the rate before them",
+        )
+    ]
+    return FeatureView(
+        model=model,
+        feature=ERROR_FEATURE,
+        kind=MODEL_ERROR,
+        status="drift" if tests[0].in_drift else ("resolved" if drifts else "ok"),
+        source="replay" if first else None,
+        reference=first.reference if first else None,
+        histogram=None,
+        tests=tests,
+        alerts=alerts,
+        live_mean=last.window.mean if last else None,
+        rank=max((_ratio(a) for a in drifts), default=0.0),
+    )
+
+
 def _view(rec: ReplayRecorder, key: tuple[str, str], alerts: list[DriftEvent]) -> FeatureView:
     model, feature = key
+    if feature == ERROR_FEATURE:
+        return _model_error_view(model, alerts)
     readouts: ModelReadouts | None = rec.models.get(model)
     st = readouts.status.get(feature) if readouts is not None else None
     profile = readouts.profile if readouts is not None else rec.profile

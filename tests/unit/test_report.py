@@ -431,3 +431,20 @@ def test_figures_are_capped_drifting_first(profiled: ReplayRecorder) -> None:
     views = profiled.views() * 20  # 100 views, 60 of them with a detection
     chosen = _figures(views)
     assert len(chosen) == MAX_FIGURES and all(v.drifts for v in chosen)
+
+
+def test_concept_drift_is_the_models_error_not_a_feature_without_values(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    src = tmp_path / "concept.jsonl"
+    with src.open("w") as fh:
+        for i in range(8_000):
+            x = float(rng.normal())
+            p = int(x > 0)
+            y = p if i < 4_000 or rng.random() < 0.6 else 1 - p  # the model is wrong 40 % of the time from 4,000
+            fh.write(json.dumps({"ts": 1.7e9 + i, "features": {"x": x}, "prediction": p, "label": y}) + "\n")
+    html = tmp_path / "c.html"
+    assert main(["replay", "--input", str(src), "--output", str(tmp_path / "c.jsonl"), "--html", str(html)]) == 0
+    row = table_rows(html.read_text())["@error"]
+    assert row[0].endswith("model error") and row[1] == "drift"
+    assert row[3].startswith("error rate") and row[4].startswith("error rate") and row[6].startswith("n/a")
+    assert "concept drift" in row[7]
