@@ -10,9 +10,12 @@ as plain node arrays (:class:`~driftsentinel.schemas.profile.TreeEnsemble`: no p
 nothing executed on load, shapes and child indices validated like a checkpoint), and
 :class:`CompiledEnsemble` evaluates them with a numba kernel: for each row
 ``baseline + sum over trees of the leaf reached``, where an internal node sends the row
-left if its feature is ``<= threshold``, or if it is NaN and the node's
-``missing_left`` is set. That is scikit-learn's ``predict`` exactly (same comparisons,
-same summation order). Only numeric features (NaN = missing); categorical splits are
+left if its feature is ``<= threshold`` (``-inf``/``inf`` compare as numbers; a split
+on "missing or not" has threshold ``inf``), or if it is NaN and the node's
+``missing_left`` is set. That is scikit-learn's ``predict`` bit for bit (same
+comparisons, same summation order). :class:`EnsembleSet` evaluates several ensembles
+over the same rows in one pass (DLE's absolute- and squared-error models), tree by tree
+over the whole batch. Only numeric features (NaN = missing); categorical splits are
 refused at export.
 """
 
@@ -35,6 +38,10 @@ HGB_PARAMS: dict[str, Any] = {
     "early_stopping": False,
     "random_state": 0,
 }
+
+
+#: ``roots[m, t]`` of an ensemble with fewer than ``t + 1`` trees (no node or leaf code is this low).
+ABSENT = np.iinfo(np.int64).min
 
 
 class LossModelError(ValueError):
@@ -86,6 +93,30 @@ def export_tree_ensemble(model: Any) -> TreeEnsemble:
     return TreeEnsemble(n_features=int(model.n_features_in_), baseline=float(baseline[0]), trees=trees)
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _leaf_value(
+    x: np.ndarray,
+    i: int,
+    node: int,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    missing_left: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    leaf_value: np.ndarray,
+) -> float:  # pragma: no cover - compiled
+    """Walk one tree from ``node`` for row ``i``; a child ``< 0`` is the leaf ``-child - 1``."""
+    while node >= 0:
+        v = x[i, feature[node]]
+        if v <= threshold[node]:  # -inf and +inf compare like any number
+            node = left[node]
+        elif v > threshold[node]:
+            node = right[node]
+        else:  # neither: v is NaN (thresholds never are), sent where the fit sent missing values
+            node = left[node] if missing_left[node] else right[node]
+    return leaf_value[-node - 1]
+
+
 @nb.njit(cache=True, nogil=True)
 def _predict(
     x: np.ndarray,
@@ -95,73 +126,121 @@ def _predict(
     missing_left: np.ndarray,
     left: np.ndarray,
     right: np.ndarray,
-    value: np.ndarray,
-    is_leaf: np.ndarray,
-    baseline: float,
+    leaf_value: np.ndarray,
+    baseline: np.ndarray,
 ) -> np.ndarray:  # pragma: no cover - compiled
+    """``out[i, m] = baseline[m] + sum over t of tree (m, t)'s leaf for row i``, trees added in order.
+
+    ``roots[m, t]`` is tree ``t`` of ensemble ``m`` (``ABSENT`` past its last tree). The
+    loop runs tree by tree over all rows, the ensembles' trees of the same rank together:
+    one tree's nodes stay in cache for the whole batch, and the independent walks of the
+    ensembles overlap. Each row's sum still adds its trees in scikit-learn's order.
+    """
     n = x.shape[0]
-    out = np.full(n, baseline)
+    n_models, n_trees = roots.shape
+    out = np.empty((n, n_models))
     for i in range(n):
-        acc = baseline
-        for t in range(roots.shape[0]):  # the trees in order: scikit-learn's summation order
-            node = roots[t]
-            while not is_leaf[node]:
-                v = x[i, feature[node]]
-                if np.isnan(v):
-                    node = left[node] if missing_left[node] else right[node]
-                elif v <= threshold[node]:
-                    node = left[node]
-                else:
-                    node = right[node]
-            acc += value[node]
-        out[i] = acc
+        for m in range(n_models):
+            out[i, m] = baseline[m]
+    for t in range(n_trees):
+        for i in range(n):
+            for m in range(n_models):
+                root = roots[m, t]
+                if root != ABSENT:
+                    out[i, m] += _leaf_value(x, i, root, feature, threshold, missing_left, left, right, leaf_value)
     return out
 
 
 class CompiledEnsemble:
-    """A validated :class:`TreeEnsemble` as flat numpy arrays, ready to evaluate."""
+    """A validated :class:`TreeEnsemble` as flat numpy arrays, ready to evaluate.
+
+    Internal nodes are numbered across all trees (``feature``, ``threshold``,
+    ``missing_left``, ``left``, ``right``); a child ``c < 0`` is leaf ``-c - 1`` of
+    ``leaf_value``, and so is a root ``< 0`` (a tree of one leaf).
+    """
 
     def __init__(self, ensemble: TreeEnsemble) -> None:
-        """Flatten the trees (child indices made global); re-checks what the schema checked."""
+        """Flatten the trees; re-checks what the schema checked (children forward, features in range)."""
         if not isinstance(ensemble, TreeEnsemble):
             raise LossModelError(f"expected a TreeEnsemble, got {type(ensemble).__name__}")
         self.n_features = ensemble.n_features
         self.baseline = float(ensemble.baseline)
         sizes = np.array([len(t.value) for t in ensemble.trees], dtype=np.int64)
         offsets = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64) if sizes.size else np.zeros(0, np.int64)
-        self.roots = offsets
 
         def cat(name: str, dtype: Any) -> np.ndarray:
             parts = [np.asarray(getattr(t, name), dtype=dtype) for t in ensemble.trees]
             return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
         shift = np.repeat(offsets, sizes)
-        self.is_leaf = cat("is_leaf", np.bool_)
-        self.feature = np.where(self.is_leaf, 0, cat("feature", np.int64))
-        self.threshold = cat("threshold", np.float64)
-        self.missing_left = cat("missing_left", np.bool_)
-        self.left = np.where(self.is_leaf, 0, cat("left", np.int64) + shift)
-        self.right = np.where(self.is_leaf, 0, cat("right", np.int64) + shift)
-        self.value = cat("value", np.float64)
-        own = np.arange(self.value.shape[0])
+        is_leaf = cat("is_leaf", np.bool_)
+        inner = ~is_leaf
+        left = cat("left", np.int64) + shift
+        right = cat("right", np.int64) + shift
+        feature = cat("feature", np.int64)
+        threshold = cat("threshold", np.float64)
+        own = np.arange(is_leaf.shape[0])
         end = np.repeat(offsets + sizes, sizes)
-        inner = ~self.is_leaf
         if (
-            np.any((self.left <= own)[inner])
-            or np.any((self.right <= own)[inner])
-            or np.any((self.left >= end)[inner])
-            or np.any((self.right >= end)[inner])
-            or np.any((self.feature < 0) | (self.feature >= self.n_features))
+            np.any((left <= own)[inner])
+            or np.any((right <= own)[inner])
+            or np.any((left >= end)[inner])
+            or np.any((right >= end)[inner])
+            or np.any((feature < 0)[inner] | (feature >= self.n_features)[inner])
+            or np.any(np.isnan(threshold[inner]))
         ):
-            raise LossModelError("loss model trees are malformed (child or feature index out of range)")
+            raise LossModelError("loss model trees are malformed (child or feature index out of range, NaN split)")
+        # renumber: internal nodes 0.. in their order, leaf j as -j - 1
+        code = np.where(inner, np.cumsum(inner) - 1, -np.cumsum(is_leaf))
+        self.roots = code[offsets] if sizes.size else np.zeros(0, np.int64)
+        self.feature = feature[inner]
+        self.threshold = threshold[inner]
+        self.missing_left = cat("missing_left", np.bool_)[inner]
+        self.left = code[left[inner]]
+        self.right = code[right[inner]]
+        self.leaf_value = cat("value", np.float64)[is_leaf]
+        self._alone = EnsembleSet([self])
+
+    @property
+    def n_trees(self) -> int:
+        """Trees in the ensemble."""
+        return int(self.roots.shape[0])
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
-        """Predictions for (n, n_features) float inputs (NaN = missing)."""
+        """Predictions for (n, n_features) float inputs (NaN = missing): scikit-learn's, bit for bit."""
+        return self._alone.predict(inputs)[:, 0]
+
+
+class EnsembleSet:
+    """Several ensembles over the same inputs, evaluated in one pass (DLE's two loss models)."""
+
+    def __init__(self, members: list[CompiledEnsemble]) -> None:
+        """Stack the members' nodes (indices shifted) and their roots, trees of the same rank side by side."""
+        if not members or len({m.n_features for m in members}) != 1:
+            raise LossModelError("an ensemble set needs at least one ensemble, all reading the same columns")
+        self.n_features = members[0].n_features
+        inner = np.r_[0, np.cumsum([m.feature.shape[0] for m in members])[:-1]].astype(np.int64)
+        leaves = np.r_[0, np.cumsum([m.leaf_value.shape[0] for m in members])[:-1]].astype(np.int64)
+
+        def moved(codes: np.ndarray, k: int) -> np.ndarray:
+            return np.where(codes >= 0, codes + inner[k], codes - leaves[k])
+
+        self.roots = np.full((len(members), max(m.n_trees for m in members)), ABSENT, dtype=np.int64)
+        for k, m in enumerate(members):
+            self.roots[k, : m.n_trees] = moved(m.roots, k)
+        self.feature = np.concatenate([m.feature for m in members])
+        self.threshold = np.concatenate([m.threshold for m in members])
+        self.missing_left = np.concatenate([m.missing_left for m in members])
+        self.left = np.concatenate([moved(m.left, k) for k, m in enumerate(members)])
+        self.right = np.concatenate([moved(m.right, k) for k, m in enumerate(members)])
+        self.leaf_value = np.concatenate([m.leaf_value for m in members])
+        self.baseline = np.array([m.baseline for m in members], dtype=np.float64)
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """(n, members) predictions for (n, n_features) float inputs (NaN = missing)."""
         x = np.ascontiguousarray(inputs, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise LossModelError(f"loss model reads {self.n_features} columns, got an array of shape {x.shape}")
-        if self.roots.shape[0] == 0:
-            return np.full(x.shape[0], self.baseline)
         return _predict(
             x,
             self.roots,
@@ -170,7 +249,6 @@ class CompiledEnsemble:
             self.missing_left,
             self.left,
             self.right,
-            self.value,
-            self.is_leaf,
+            self.leaf_value,
             self.baseline,
         )

@@ -65,7 +65,7 @@ from typing import Any, Literal
 import numpy as np
 
 from driftsentinel.detectors.isotonic import apply_isotonic, fit_isotonic, needs_calibration
-from driftsentinel.detectors.loss_model import CompiledEnsemble, fit_loss_model
+from driftsentinel.detectors.loss_model import CompiledEnsemble, EnsembleSet, fit_loss_model
 from driftsentinel.schemas.profile import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
@@ -322,6 +322,7 @@ class ReferenceModel:
             self.feature_names = list(reference.regression.feature_names)
             self.abs_model = CompiledEnsemble(reference.regression.abs_error_model)
             self.sq_model = CompiledEnsemble(reference.regression.sq_error_model)
+            self.loss_models = EnsembleSet([self.abs_model, self.sq_model])  # both in one pass over a batch
             self.n_classes = 0
             self.empty = WindowCounts.empty(0, (0, 0))
 
@@ -387,9 +388,10 @@ class ReferenceModel:
             width = len(self.feature_names)
             if x.ndim != 2 or x.shape != (y_hat.shape[0], width):
                 raise ValueError(f"features must have shape ({y_hat.shape[0]}, {width}), got {x.shape}")
-            inputs = np.column_stack([x, y_hat])
-            losses = np.column_stack([self.abs_model.predict(inputs), self.sq_model.predict(inputs)])
-            losses = np.maximum(losses, 0.0)  # NannyML clips negative loss predictions to 0
+            inputs = np.empty((x.shape[0], width + 1))  # the loss models read features + prediction
+            inputs[:, :width] = x
+            inputs[:, width] = y_hat
+            losses = np.maximum(self.loss_models.predict(inputs), 0.0)  # NannyML clips negative losses to 0
         empty = np.zeros((y_hat.shape[0], 0))
         return _Rows(used, np.zeros(0, np.int64), empty, empty.astype(np.int64), losses, y_hat)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterator
@@ -10,13 +11,15 @@ from typing import Literal
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from driftsentinel.detectors.isotonic import apply_isotonic, fit_isotonic, needs_calibration
-from driftsentinel.detectors.loss_model import CompiledEnsemble, export_tree_ensemble
+from driftsentinel.detectors.loss_model import CompiledEnsemble, EnsembleSet, export_tree_ensemble
 from driftsentinel.detectors.performance import (
     PerformanceEstimator,
     RealizedWindow,
@@ -279,7 +282,94 @@ def test_tree_export_reproduces_sklearn_predict_exactly() -> None:
     probe = rng.normal(size=(5000, 4)) * 2
     probe[rng.random((5000, 4)) < 0.3] = np.nan
     probe[:10, 0], probe[10:20, 1] = np.inf, -np.inf
-    np.testing.assert_allclose(CompiledEnsemble(ensemble).predict(probe), model.predict(probe), rtol=0, atol=1e-9)
+    probe[20:, :] = np.where(rng.random((4980, 4)) < 0.2, _split_values(model, rng, (4980, 4)), probe[20:])
+    np.testing.assert_array_equal(CompiledEnsemble(ensemble).predict(probe), model.predict(probe))  # bit for bit
+
+
+def _split_values(model: HistGradientBoostingRegressor, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Values exactly at a split threshold of ``model`` (per column) or one ulp either side of it."""
+    out = np.empty(shape)
+    for col in range(shape[1]):
+        thresholds = np.unique(
+            np.concatenate(
+                [
+                    p.nodes["num_threshold"][(p.nodes["feature_idx"] == col) & ~p.nodes["is_leaf"].astype(bool)]
+                    for (p,) in model._predictors
+                ]
+                + [np.zeros(1)]
+            )
+        )
+        at = rng.choice(thresholds, shape[0])
+        toward = np.where(rng.random(shape[0]) < 0.5, at, rng.choice([-np.inf, np.inf], shape[0]))
+        out[:, col] = np.nextafter(at, toward)
+    return out
+
+
+@functools.cache
+def _fitted(max_iter: int, constant: bool = False) -> HistGradientBoostingRegressor:
+    """A small regressor with missing values, an all-or-nothing NaN column and splits on every column."""
+    rng = np.random.default_rng(max_iter)
+    x = rng.normal(size=(2000, 3))
+    x[rng.random((2000, 3)) < 0.2] = np.nan
+    x[:, 2] = np.where(rng.random(2000) < 0.5, np.nan, 0.5)
+    y = np.full(2000, 3.0) if constant else np.nan_to_num(x[:, 0]) - np.isnan(x[:, 2]) + np.nan_to_num(x[:, 1]) ** 2
+    with threadpool_limits(limits=1):
+        return HistGradientBoostingRegressor(max_iter=max_iter, early_stopping=False, random_state=0).fit(x, y)
+
+
+def test_ensemble_set_evaluates_each_member_like_sklearn_in_one_pass() -> None:
+    models = [_fitted(12), _fitted(5), _fitted(3, constant=True)]  # different tree counts; one-leaf trees
+    assert all(p.nodes.shape[0] == 1 for (p,) in models[2]._predictors)
+    members = [CompiledEnsemble(export_tree_ensemble(m)) for m in models]
+    rng = np.random.default_rng(3)
+    probe = rng.normal(size=(3000, 3)) * 2
+    probe[rng.random((3000, 3)) < 0.3] = np.nan
+    probe[:300] = _split_values(models[0], rng, (300, 3))
+    probe[300:310, 0], probe[310:320, 1], probe[320:330, 2] = np.inf, -np.inf, np.inf
+    got = EnsembleSet(members).predict(probe)
+    assert got.shape == (3000, 3)
+    for k, (model, member) in enumerate(zip(models, members, strict=True)):
+        np.testing.assert_array_equal(got[:, k], model.predict(probe))
+        np.testing.assert_array_equal(member.predict(probe), model.predict(probe))
+    with pytest.raises(ValueError, match="reads 3 columns"):
+        EnsembleSet(members).predict(probe[:, :2])
+
+
+_EDGE = st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -0.0, 0.5, 1e308, -1e308, 5e-324])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(
+        st.tuples(*[st.floats(allow_nan=True, allow_infinity=True) | _EDGE | st.integers(0, 10**6)] * 3),
+        min_size=1,
+        max_size=40,
+    ),
+    at_split=st.lists(st.booleans(), min_size=3, max_size=3),
+)
+def test_kernel_equals_sklearn_predict_on_any_floats(rows: list[tuple[float | int, ...]], at_split: list[bool]) -> None:
+    model = _fitted(12)
+    probe = np.array(rows, dtype=np.float64)
+    near = _split_values(model, np.random.default_rng(len(rows)), probe.shape)
+    for col, use in enumerate(at_split):  # integers pick exact split values (or one ulp off) for this column
+        ints = np.array([isinstance(r[col], int) for r in rows])
+        probe[:, col] = np.where(use & ints, near[:, col], probe[:, col])
+    ensemble = CompiledEnsemble(export_tree_ensemble(model))
+    np.testing.assert_array_equal(ensemble.predict(probe), model.predict(probe))
+
+
+def test_regression_rows_take_both_loss_models_from_one_pass() -> None:
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(4000, 2))
+    x[rng.random((4000, 2)) < 0.1] = np.nan
+    y_hat = np.nan_to_num(x[:, 0])
+    y = y_hat + rng.normal(size=4000) * (1 + np.abs(np.nan_to_num(x[:, 1])))
+    ref = fit_regression_reference(x, y_hat, y, feature_names=["a", "b"], window=1000, max_iter=15)
+    model = ReferenceModel(ref)
+    rows = model.regression_rows(x, y_hat, estimate=True)
+    inputs = np.column_stack([x, y_hat])
+    want = np.column_stack([model.abs_model.predict(inputs), model.sq_model.predict(inputs)])
+    np.testing.assert_array_equal(rows.losses, np.maximum(want, 0.0))
 
 
 @pytest.mark.parametrize(
@@ -437,3 +527,17 @@ def test_invalid_rows_count_in_the_window_but_not_in_the_metrics() -> None:
     (closed,) = est.update(scores=batch, predicted=predicted)
     assert (closed.n_rows, closed.n_scored) == (1000, 850)
     assert math.isnan(closed.realized["accuracy"]) and closed.realized["label_coverage"] == 0.0
+
+
+def test_estimator_speed_benchmark_prints_events_per_second(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import estimator_speed
+
+    argv = ["--tasks", "binary,regression", "--rows", "2000", "--batch", "1000", "--window", "500"]
+    assert estimator_speed.main([*argv, "--reference-rows", "2000", "--min-seconds", "0", "--max-repeats", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["tasks"]) == {"binary", "regression"}
+    for result in out["tasks"].values():
+        assert result["repeats"] == 3 and result["events_per_s"] > 0 and result["events_per_cpu_s"] > 0
+    assert out["tasks"]["regression"]["trees"] == [100, 100]
+    assert estimator_speed.main(["--tasks", "nope"]) == 2
+    assert "unknown task nope" in capsys.readouterr().err
