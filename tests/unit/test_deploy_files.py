@@ -360,3 +360,28 @@ def test_k8s_sidecar_probes_config_and_secret(tmp_path: Path) -> None:
     service = objs[("Service", "fraud-v3-driftsentinel-metrics")]
     assert service["spec"]["ports"][0]["targetPort"] == "metrics"
     assert service["spec"]["selector"].items() <= deploy["spec"]["template"]["metadata"]["labels"].items()
+
+
+# ---------------------------------------------------------------- scripts/demo.sh
+DEMO = REPO / "scripts" / "demo.sh"
+
+
+def test_demo_script_parses() -> None:
+    subprocess.run(["bash", "-n", str(DEMO)], check=True, timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["bogus"], "demo: unknown command 'bogus' (commands: none, alerts [TOPIC], stop)"),
+        (["alerts"], "demo: no demo has run yet: run bash scripts/demo.sh first"),
+    ],
+)
+def test_demo_script_says_a_mistake_in_one_line(tmp_path: Path, args: list[str], says: str) -> None:
+    """Before any heavy step: one line on stderr, exit 1 (the script once ran the whole demo for any argument)."""
+    env = {**os.environ, "DRIFTSENTINEL_CACHE_DIR": str(tmp_path)}
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    done = subprocess.run(["bash", str(DEMO), *args], env=env, capture_output=True, text=True, timeout=20)
+    assert done.returncode == 1
+    assert done.stderr.strip() == says
+    assert done.stdout == ""
