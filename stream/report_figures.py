@@ -23,7 +23,7 @@ from typing import IO, Any
 import numpy as np
 
 from driftsentinel.stream.report_recorder import ReplayRecorder
-from driftsentinel.stream.report_views import MODEL_ERROR, FeatureView, Histogram, detector_name, view_range
+from driftsentinel.stream.report_views import MODEL_ERROR, FeatureView, Histogram, compact, detector_name, view_range
 
 #: Features drawn in ``--plot``'s PNG; the HTML report shows every one.
 MAX_PLOTS = 12
@@ -208,22 +208,6 @@ def _density(ax: Any, h: Histogram, feature: str, ref_label: str, live_label: st
     ax.set_xlabel(f"{feature} (raw units{'; outer tails cut' if cut else ''})")
     ax.set_ylabel("density" if scale == 1.0 else f"density (\u00d7 1e{exp})")
     ax.xaxis.set_major_formatter(compact_formatter())
-
-
-def compact(v: float, _pos: Any = None) -> str:
-    """A tick label that stays narrow: 50k, 1.2M, 3e+12, 0.25.
-
-    >>> [compact(v) for v in (70000.0, 1.5e6, 3e12, 0.25, -20000.0)]
-    ['70k', '1.5M', '3e+12', '0.25', '-20k']
-    """
-    a = abs(v)
-    if a >= 1e10:
-        return f"{v:.0e}"
-    if a >= 1e6:
-        return f"{v / 1e6:g}M"
-    if a >= 1e4:
-        return f"{v / 1e3:g}k"
-    return f"{v:g}"
 
 
 def compact_formatter() -> Any:

@@ -121,6 +121,22 @@ def _ratio(a: DriftEvent) -> float:
     return stat / a.threshold if a.threshold else stat
 
 
+def compact(v: float, _pos: Any = None) -> str:
+    """A tick label that stays narrow: 50k, 1.2M, 3e+12, 0.25.
+
+    >>> [compact(v) for v in (70000.0, 1.5e6, 3e12, 0.25, -20000.0)]
+    ['70k', '1.5M', '3e+12', '0.25', '-20k']
+    """
+    a = abs(v)
+    if a >= 1e10:
+        return f"{v:.0e}"
+    if a >= 1e6:
+        return f"{v / 1e6:g}M"
+    if a >= 1e4:
+        return f"{v / 1e3:g}k"
+    return f"{v:g}"
+
+
 # --------------------------------------------------------------------------- histograms
 def view_range(edges: np.ndarray) -> tuple[float, float]:
     """The x range to show of equal-mass bins: a long tail would squeeze the bulk into a
