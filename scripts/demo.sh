@@ -122,24 +122,25 @@ fi
 # ------------------------------------------------------------------ 2. Kafka, while the detectors compile
 # numba compiles the detectors once (cached next to the code): a replay of a small stream shaped
 # like the demo's goes through every kernel the sidecar will call. Meanwhile the broker starts.
-compile_detectors() {
-  "$PY" - "$LOGS/warm.jsonl" "$FEATURES" << 'PY' &&
-import json, sys
+"$PY" - "$LOGS/warm.jsonl" "$FEATURES" > "$LOGS/compile.log" 2>&1 << 'PY' &
+import json, os, sys
+from driftsentinel.stream.cli import main
 from driftsentinel.stream.demo import demo_values
+
 path, features = sys.argv[1], int(sys.argv[2])
 values = demo_values(6000, features, 3000, [0, 1, 2], 1.0, seed=1)
-with open(path, "w") as out:
-    for i, row in enumerate(values):
-        doc = {"model": "demo", "ts": 1.7e9 + i / 1000, "id": f"w{i}", "features": {f"f{j}": v for j, v in enumerate(row.tolist())}}
-        out.write(json.dumps(doc) + "\n")
+try:
+    with open(path, "w") as out:
+        for i, row in enumerate(values):
+            doc = {"model": "demo", "ts": 1.7e9 + i / 1000, "id": f"w{i}", "features": {f"f{j}": v for j, v in enumerate(row.tolist())}}
+            out.write(json.dumps(doc) + "\n")
+    code = main(["replay", "--input", path, "--output", os.devnull])
+finally:
+    os.remove(path)
+sys.exit(code)
 PY
-    "$DS" replay --input "$LOGS/warm.jsonl" --output /dev/null
-  local rc=$?
-  rm -f "$LOGS/warm.jsonl"
-  return $rc
-}
-compile_detectors > "$LOGS/compile.log" 2>&1 &
 KERNELS=$!
+trap 'kill $KERNELS 2> /dev/null || true' EXIT
 if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   BOOTSTRAP="$KAFKA_BOOTSTRAP_SERVERS"
   OWN_BROKER=""
@@ -152,7 +153,7 @@ else
     say "[$(elapsed)] starting a local Kafka broker on 127.0.0.1:$PORT (about 15 s)"
   fi
   BOOTSTRAP="$("$DS" local-kafka start --port "$PORT" 2> "$LOGS/broker.log")" ||
-    fail "the local Kafka broker did not start" "$LOGS/broker.log"
+    fail "the local Kafka broker did not start (a broker of yours already on $PORT? use it with KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$PORT, or pick another port with KAFKA_PORT)" "$LOGS/broker.log"
   OWN_BROKER=1
   say "[$(elapsed)] Kafka at $BOOTSTRAP ($WAS; it keeps running after the demo)"
 fi
