@@ -226,7 +226,8 @@ class ReplayRecorder:
         series.add(bins[fin], col[fin], n_bins)
         prof = self.profile.features.get(name) if self.profile is not None else None
         if isinstance(prof, CategoricalProfile):  # numbers for a categorical feature: categories spelled as numbers
-            self._categorical_column(model, name, np.array([float(v) for v in col[ok]], dtype=object), None, n_bins)
+            numbers = np.array([float(v) for v in col[ok]], dtype=object)
+            self._categorical_column(model, name, numbers, bins[ok], n_bins)
             return
         dist = self.numeric.get(key)
         if dist is None:
@@ -235,14 +236,13 @@ class ReplayRecorder:
                 dist.set_reference(prof, "profile")
         dist.add(col[ok], self.warmup)
 
-    def _categorical_column(self, model: str, name: str, col: np.ndarray, bins: np.ndarray | None, n_bins: int) -> None:
+    def _categorical_column(self, model: str, name: str, col: np.ndarray, bins: np.ndarray, n_bins: int) -> None:
         key = (model, name)
-        if bins is not None:
-            present = np.not_equal(col, np.array(None, dtype=object))
-            if not present.any():
-                return
-            (self.present.get(key) or self.present.setdefault(key, Binned())).add(bins[present], None, n_bins)
-            col = col[present]
+        present = np.not_equal(col, np.array(None, dtype=object))
+        if not present.any():
+            return
+        (self.present.get(key) or self.present.setdefault(key, Binned())).add(bins[present], None, n_bins)
+        col = col[present]
         dist = self.categories.get(key)
         if dist is None:
             prof = self.profile.features.get(name) if self.profile is not None else None

@@ -448,3 +448,20 @@ def test_concept_drift_is_the_models_error_not_a_feature_without_values(tmp_path
     assert row[0].endswith("model error") and row[1] == "drift"
     assert row[3].startswith("error rate") and row[4].startswith("error rate") and row[6].startswith("n/a")
     assert "concept drift" in row[7]
+
+
+def test_numbers_for_a_categorical_feature_count_as_present() -> None:
+    profile = ReferenceProfile(
+        source="t",
+        n_rows=10,
+        features={
+            "zip": CategoricalProfile(
+                count=10, missing_ratio=0.0, frequencies={"1": 0.5, "2": 0.5}, other_share=0.0, n_categories=2
+            )
+        },
+    )
+    rec = ReplayRecorder(SidecarConfig(), profile)
+    zips = np.array([[1.0], [2.0], [np.nan], [2.0]])
+    rec.on_batch("m", FeatureBatch(["zip"], zips, np.arange(4), np.full(4, np.nan)))
+    assert rec.present[("m", "zip")].count.sum() == 3
+    assert dict(rec.categories[("m", "zip")].counts) == {"1": 1, "2": 2}
