@@ -13,4 +13,9 @@ module names:
 ``docs/architecture.md`` shows the layout and the data flow.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("driftsentinel")  # pyproject.toml's, the one place it is written
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "unknown"

@@ -27,7 +27,6 @@ from typing import Any, NoReturn
 
 from pydantic import BaseModel
 
-from driftsentinel import __version__
 from driftsentinel.schemas import DriftEvent, FeatureEvent, SidecarConfig, load_config
 from driftsentinel.schemas.config import resolve_paths
 from driftsentinel.schemas.profile import ReferenceProfile, load_profile
@@ -86,7 +85,7 @@ class _VersionAction(argparse.Action):
         import confluent_kafka
 
         print(
-            f"driftsentinel {__version__} (Python {platform.python_version()}, "
+            f"driftsentinel {version('driftsentinel')} (Python {platform.python_version()}, "
             f"confluent-kafka {version('confluent-kafka')}, librdkafka {confluent_kafka.libversion()[0]})"
         )
         parser.exit()

@@ -45,12 +45,13 @@ import codecs
 import heapq
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Protocol
 
 from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.engine import Engine, Item, LabelItem, Output
+from driftsentinel.detectors.performance_monitor import WindowRecord
 from driftsentinel.schemas import DriftEvent, FeatureBatch, InvalidEvent, SidecarConfig
 from driftsentinel.schemas.columnar import ColumnBatch, decode_columns, is_columnar
 from driftsentinel.schemas.fastdecode import EventView, decode_event_fast
@@ -67,6 +68,7 @@ class Recorder(Protocol):
     def on_batch(self, model: str, batch: FeatureBatch) -> None: ...
     def on_alert(self, event: DriftEvent) -> None: ...
     def on_finish(self, banks: dict[str, DetectorBank]) -> None: ...
+    def on_performance(self, windows: Iterable[tuple[str, WindowRecord]]) -> None: ...
 
 
 class ProgressSink(Protocol):
@@ -192,6 +194,8 @@ class _Replay:
             self.out.write(event.model_dump_json() + "\n")
             if self.recorder is not None:
                 self.recorder.on_alert(event)
+        if self.recorder is not None and output.performance_windows:
+            self.recorder.on_performance(output.performance_windows)
         self.alerts += len(output.events)
         self.joined += sum(output.labels_joined.values())
         self.unmatched += output.labels_unmatched.get("label", 0)

@@ -23,7 +23,15 @@ from typing import IO, Any
 import numpy as np
 
 from driftsentinel.stream.report_recorder import ReplayRecorder
-from driftsentinel.stream.report_views import MODEL_ERROR, FeatureView, Histogram, compact, detector_name, view_range
+from driftsentinel.stream.report_views import (
+    MODEL_ERROR,
+    FeatureView,
+    Histogram,
+    build_views,
+    compact,
+    detector_name,
+    view_range,
+)
 
 #: Features drawn in ``--plot``'s PNG; the HTML report shows every one.
 MAX_PLOTS = 12
@@ -348,7 +356,7 @@ def feature_png(rec: ReplayRecorder, view: FeatureView) -> bytes:
 def render_png(rec: ReplayRecorder, target: str | Path | IO[bytes], source: str = "") -> int:
     """``--plot``: the drifting features (the ``MAX_PLOTS`` with the largest statistic
     against its threshold); with none, a page that says so. Returns the features drawn."""
-    views = [v for v in rec.views() if v.drifts]
+    views = [v for v in build_views(rec) if v.drifts]
     shown = views[:MAX_PLOTS]
     where = f" of {source}" if source else ""
     if not shown:

@@ -26,12 +26,14 @@ from typing import Any
 import numpy as np
 
 from driftsentinel.stream.report_figures import feature_png, style
+from driftsentinel.stream.report_performance import performance_section
 from driftsentinel.stream.report_recorder import ReplayRecorder
 from driftsentinel.stream.report_svg import sparkline
 from driftsentinel.stream.report_views import (
     MODEL_ERROR,
     FeatureView,
     TestReading,
+    build_views,
     detector_name,
 )
 
@@ -215,7 +217,12 @@ def notes(r: Report) -> str:
 
 
 #: The report, top to bottom. Append a section (a ``Report -> str`` function) to extend it.
-SECTIONS: list[Section] = [summary, features_table, details, notes]
+def performance(r: Report) -> str:
+    """Estimated vs realized performance per window, with the band (models with a performance reference)."""
+    return performance_section(r.rec.performance)
+
+
+SECTIONS: list[Section] = [summary, features_table, performance, details, notes]
 
 
 # --------------------------------------------------------------------------- cells
@@ -338,7 +345,7 @@ def render_html(
     sections: list[Section] | None = None,
 ) -> None:
     """Write the self-contained report: every section of ``sections`` (default :data:`SECTIONS`)."""
-    views = rec.views()
+    views = build_views(rec)
     report = Report(rec, stats, source, views, figures=_figures(views))
     body = [section(report) for section in (SECTIONS if sections is None else sections)]
     page = [

@@ -32,6 +32,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,11 +40,13 @@ import numpy as np
 
 from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.categories import BOOLEAN, canonical
+from driftsentinel.detectors.performance_monitor import WindowRecord
 from driftsentinel.detectors.profile import numeric_profile
 from driftsentinel.detectors.window_tests import NumericGrid
 from driftsentinel.schemas import DriftEvent, FeatureBatch, SidecarConfig
 from driftsentinel.schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile, load_profile
 from driftsentinel.schemas.signals import FeatureStatus
+from driftsentinel.stream.report_performance import PerformanceWindows
 
 #: Features that are not data: the label is joined for concept drift, never tested itself.
 _SKIP = frozenset({"@label"})
@@ -192,6 +195,7 @@ class ReplayRecorder:
         self.categories: dict[tuple[str, str], CategoryDist] = {}
         self.alerts: list[DriftEvent] = []
         self.models: dict[str, ModelReadouts] = {}
+        self.performance = PerformanceWindows()  # estimated (and graded) windows per model
         self.last_offset = -1
 
     # --------------------------------------------------------------- recorder protocol
@@ -255,6 +259,10 @@ class ReplayRecorder:
     def on_alert(self, event: DriftEvent) -> None:
         self.alerts.append(event)
 
+    def on_performance(self, windows: Iterable[tuple[str, WindowRecord]]) -> None:
+        """The windows the engine estimated (or graded) in one call: the report's performance section."""
+        self.performance.add(windows)
+
     def on_finish(self, banks: dict[str, DetectorBank]) -> None:
         for model, bank in banks.items():
             status = {st.feature: st for st in bank.status()}
@@ -273,9 +281,3 @@ class ReplayRecorder:
         watched = [(m, f) for m, r in self.models.items() for f in r.status]
         alerted = [(a.model, a.feature) for a in self.alerts]
         return sorted(k for k in dict.fromkeys([*seen, *watched, *alerted]) if k[1] not in _SKIP)
-
-    def views(self) -> list[Any]:
-        """One :class:`~driftsentinel.stream.report_views.FeatureView` per feature, drifting first."""
-        from driftsentinel.stream.report_views import build_views
-
-        return build_views(self)

@@ -7,6 +7,8 @@ NannyML wheel cannot be fetched (``benchmarks/nannyml_data.py`` caches it).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -259,3 +261,26 @@ def test_report_section_shows_estimated_and_realized_windows() -> None:
     assert [r.first_offset for r in recs] == [0, 2000, 4000] and all(r.realized is not None for r in recs)
     page = performance_section(windows)
     assert page.count("<svg") == 5 and page.count("<circle") == 15  # 5 metrics, 3 graded windows each
+
+
+def test_replay_html_report_has_the_performance_section(tmp_path: Path) -> None:
+    """``replay --reference --html``: the report shows each window's estimate, band and realized value."""
+    pytest.importorskip("matplotlib")
+    from driftsentinel.stream.cli import main
+
+    profile = tmp_path / "p.json"
+    profile.write_text(_profile("m", _reference()).model_dump_json())
+    items, _ = _flip_items(6_000, 3_000, late=False)
+    live = tmp_path / "live.jsonl"
+    with live.open("w") as fh:
+        for _, ev, _ in items:
+            row = {"model": "m", "features": ev.features, "prediction": ev.prediction, "label": ev.label}
+            fh.write(json.dumps(row) + "\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"detectors:\n  window_tests:\n    window_events: {WINDOW}\n")
+    html = tmp_path / "r.html"
+    argv = ["replay", "--input", str(live), "--reference", str(profile), "--config", str(config)]
+    assert main([*argv, "--output", str(tmp_path / "a.jsonl"), "--html", str(html)]) == 0
+    page = html.read_text()
+    assert "<h2>Performance estimation</h2>" in page
+    assert page.count("<circle") == 15  # 5 metrics x 3 windows, each graded by its in-event labels

@@ -27,7 +27,7 @@ from driftsentinel.stream.cli import main  # noqa: E402
 from driftsentinel.stream.demo import demo_values  # noqa: E402
 from driftsentinel.stream.report import MAX_FIGURES, ReplayRecorder, render_html, render_png  # noqa: E402
 from driftsentinel.stream.report_figures import STYLES, draw_feature, new_figure, row_height  # noqa: E402
-from driftsentinel.stream.report_views import FeatureView  # noqa: E402
+from driftsentinel.stream.report_views import FeatureView, build_views  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -229,7 +229,7 @@ def test_footer_names_the_reference_actually_used(mixed: dict[str, object]) -> N
 
 
 def test_distributions_show_the_drift_and_agree_where_stable(profiled: ReplayRecorder) -> None:
-    views = by_feature(profiled.views())
+    views = by_feature(build_views(profiled))
     for name in ("amount", "age", "income"):
         h = views[name].histogram
         assert h is not None and h.reference is not None and views[name].source == "profile"
@@ -252,7 +252,7 @@ def test_distributions_show_the_drift_and_agree_where_stable(profiled: ReplayRec
 
 def test_tests_are_read_out_against_their_thresholds(profiled: ReplayRecorder) -> None:
     config, rec = profiled.config, profiled
-    views = by_feature(rec.views())
+    views = by_feature(build_views(rec))
     wt = config.detectors.window_tests
     status = rec.models["fraud"].status
     for feature in ("amount", "age"):
@@ -297,7 +297,7 @@ def test_each_test_has_its_own_marker_colour(profiled: ReplayRecorder) -> None:
     colours = [c for c, _ in STYLES.values()]
     assert len(set(colours)) == len(colours)
     rec = profiled
-    amount = by_feature(rec.views())["amount"]
+    amount = by_feature(build_views(rec))["amount"]
     assert {"ks", "psi", "js", "wasserstein"} <= {a.detector for a in amount.drifts}
     fig = _drawn(rec, amount)
     from matplotlib.collections import PathCollection
@@ -317,7 +317,7 @@ def test_each_test_has_its_own_marker_colour(profiled: ReplayRecorder) -> None:
 def test_no_text_is_cut_or_over_another_panel(mixed: dict[str, object], reference: bool) -> None:
     config = SidecarConfig(reference=str(mixed["profile"]) if reference else None)
     rec = recorder_for(Path(str(mixed["live"])), config)
-    for view in rec.views()[:4]:  # amount's headline lists six detections
+    for view in build_views(rec)[:4]:  # amount's headline lists six detections
         fig = _drawn(rec, view)
         renderer = fig.canvas.get_renderer()
         inside = fig.bbox.padded(1)
@@ -428,7 +428,7 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(tmp_path: Path) -> None:
 def test_figures_are_capped_drifting_first(profiled: ReplayRecorder) -> None:
     from driftsentinel.stream.report_html import _figures
 
-    views = profiled.views() * 20  # 100 views, 60 of them with a detection
+    views = build_views(profiled) * 20  # 100 views, 60 of them with a detection
     chosen = _figures(views)
     assert len(chosen) == MAX_FIGURES and all(v.drifts for v in chosen)
 
