@@ -181,18 +181,50 @@ def _fit(columns: dict[str, list[Any]], chosen: Columns, task: str, window: int)
     return ref.model_copy(update={"inputs": inputs})
 
 
+#: A FeatureEvent's own fields. In a flat training file (CSV, Parquet, flat JSON) they are not
+#: features: the stream never sends them as features, so profiled they would read as missing
+#: (a false ``missing_rate``) and enter a regressor's loss model. Pinning a type for one in
+#: ``detectors.types`` keeps it as a feature.
+EVENT_FIELDS = ("id", "ts", "model")
+
+
+def set_aside(columns: dict[str, list[Any]], types: dict[str, Any], with_model: bool) -> list[str]:
+    """Remove the columns that are not features on the stream; return what was left out, for the user.
+
+    Always the event fields (:data:`EVENT_FIELDS`); without ``--model`` also a flat file's
+    ``label`` (labels often come later, on their own topic) and its ``prediction`` becomes
+    ``@prediction``, the name the stream's predictions are monitored under.
+
+    >>> cols = {"id": ["a"], "ts": [1.0], "age": [30], "prediction": [0.2], "label": [0]}
+    >>> set_aside(cols, {}, with_model=False), sorted(cols)
+    (['id', 'ts', 'label'], ['@prediction', 'age'])
+    """
+    left = [c for c in EVENT_FIELDS if c in columns and c not in types]
+    if not with_model:
+        if "label" in columns and "label" not in types:
+            left.append("label")
+        if "prediction" in columns and PREDICTION not in columns and "prediction" not in types:
+            columns[PREDICTION] = columns.pop("prediction")
+    for name in left:
+        del columns[name]
+    return left
+
+
 def make_profile(
     rows: Iterable[dict[str, Any]], source: str, config: SidecarConfig, args: argparse.Namespace
-) -> ReferenceProfile:
-    """``baseline``'s profile; with ``--model``, its performance reference too."""
+) -> tuple[ReferenceProfile, list[str]]:
+    """``baseline``'s profile (with ``--model``, its performance reference too) and the columns left out."""
     from driftsentinel.stream.baseline import to_columns
 
     columns = to_columns(rows)
     if not columns:
         raise ValueError(f"{source}: no training rows")
     types = config.detectors.types
+    left_out = set_aside(columns, types, with_model=bool(getattr(args, "model", None)))
+    if not columns:
+        raise ValueError(f"{source}: no feature columns (only {', '.join(left_out)})")
     if not getattr(args, "model", None):
-        return build_profile(columns, source=source, types=types)
+        return build_profile(columns, source=source, types=types), left_out
     chosen = choose_columns(columns, args)
     task = infer_task(columns, chosen)
     ref = fit_reference(columns, chosen, task, config.detectors.window_tests.window_events)
@@ -200,4 +232,4 @@ def make_profile(
     if chosen.prediction is not None:
         features[PREDICTION] = columns[chosen.prediction]
     profile = build_profile(features, source=source, types=types)
-    return profile.model_copy(update={"performance": {args.model: ref}})
+    return profile.model_copy(update={"performance": {args.model: ref}}), left_out

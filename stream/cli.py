@@ -470,7 +470,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     try:
         from driftsentinel.stream import baseline_performance  # --model: the performance reference too
 
-        profile = baseline_performance.make_profile(rows, source, config, args)
+        profile, left_out = baseline_performance.make_profile(rows, source, config, args)
     except ValueError as exc:  # the readers' plain ValueErrors (no rows, Parquet without pyarrow, no such topic)
         if type(exc) is not ValueError:
             raise
@@ -482,6 +482,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         f"{kinds.count('categorical')} categorical features -> {args.out}",
         file=sys.stderr,
     )
+    if left_out:
+        print(f"not profiled (event fields, not features on the stream): {', '.join(left_out)}", file=sys.stderr)
     return 0
 
 

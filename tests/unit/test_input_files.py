@@ -286,3 +286,28 @@ def test_offline_json_lines_without_rows_is_an_error(tmp_path: Path) -> None:
         list(read_offline_file(tmp_path / "off.jsonl"))
     (tmp_path / "off.jsonl").write_bytes(codecs.BOM_UTF8 + b'{"id": "a", "x": 1}\n')
     assert list(read_offline_file(tmp_path / "off.jsonl")) == [("a", {"x": 1}, None)]
+
+
+# ---------------------------------------------------------------------- event fields in a flat file
+def test_event_fields_of_a_flat_file_are_not_features(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A training CSV with ``id``, ``ts``, ``model``, ``prediction`` and ``label`` columns: the
+    stream sends those as the event's own fields, so profiled as features they read as missing
+    there (a false critical ``missing_rate``). They are left out, and the user is told."""
+    rng = random.Random(5)
+    rows = [[f"r{i}", 1_700_000_000 + i, "m", rng.gauss(40, 10), round(rng.random(), 3), i % 2] for i in range(3000)]
+    train = tmp_path / "train.csv"
+    train.write_text(csv_text(header=["id", "ts", "model", "age", "prediction", "label"], rows=rows))
+    code, err = baseline(train, capsys)
+    assert code == 0, err
+    assert "not profiled (event fields, not features on the stream): id, ts, model, label" in err
+    profile = json.loads((tmp_path / "profile.json").read_text())
+    assert sorted(profile["features"]) == ["@prediction", "age"]
+    live = tmp_path / "live.jsonl"
+    with live.open("w") as fh:
+        for i in range(6000):
+            event = {"model": "m", "id": f"q{i}", "ts": 1_800_000_000 + i, "prediction": round(rng.random(), 3)}
+            fh.write(json.dumps({**event, "features": {"age": rng.gauss(40, 10)}}) + "\n")
+    alerts = tmp_path / "alerts.jsonl"
+    argv = ["replay", "--input", str(live), "--reference", str(tmp_path / "profile.json"), "--output", str(alerts)]
+    assert main(argv) == 0
+    assert [json.loads(line)["feature"] for line in alerts.read_text().splitlines()] == []
