@@ -264,8 +264,8 @@ def test_run_with_metrics_port_taken(tmp_path: Path) -> None:
     assert "--metrics-port" in line
 
 
-def _wait_open(pid: int, path: Path, timeout_s: float = 30) -> None:
-    """Until process ``pid`` has ``path`` open (it is past start-up, reading)."""
+def _wait_open(pid: int, path: Path, timeout_s: float = 30, past: int = 0) -> None:
+    """Until process ``pid`` has ``path`` open (it is past start-up, reading), read beyond byte ``past``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -274,10 +274,13 @@ def _wait_open(pid: int, path: Path, timeout_s: float = 30) -> None:
             return  # exited: the assertions say why
         for fd in fds:
             try:
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
-                    return
-            except OSError:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") != str(path):
+                    continue
+                pos = int(Path(f"/proc/{pid}/fdinfo/{fd}").read_text().split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
+            if pos > past:
+                return
         time.sleep(0.02)
     raise AssertionError(f"{path} never opened")
 
@@ -299,9 +302,9 @@ def test_ctrl_c_during_replay_exits_130(tmp_path: Path) -> None:
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
 def test_ctrl_c_during_baseline_exits_130(tmp_path: Path) -> None:
     train = tmp_path / "train.csv"
-    train.write_text("a,b\n" + "0.5,1\n0.25,2\n" * 100_000)  # seconds of reading
+    train.write_text("a,b\n" + "0.5,1\n0.25,2\n" * 300_000)  # seconds of reading (7.2 MB)
     proc = _cli("baseline", "--input", str(train), "--out", str(tmp_path / "p.json"), stdout=subprocess.DEVNULL)
-    _wait_open(proc.pid, train)
+    _wait_open(proc.pid, train, past=1 << 20)  # in the reading loop, not an early check of the file
     status = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
     signals = [line for line in status if line.startswith("Sig")]  # shown if it ever fails: blocked? ignored?
     # A SIGINT that lands while a native library holds it off can be lost (seen once in
