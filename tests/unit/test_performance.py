@@ -541,3 +541,32 @@ def test_estimator_speed_benchmark_prints_events_per_second(capsys: pytest.Captu
     assert out["tasks"]["regression"]["trees"] == [100, 100]
     assert estimator_speed.main(["--tasks", "nope"]) == 2
     assert "unknown task nope" in capsys.readouterr().err
+
+
+def test_warmup_links_the_loss_model_kernel_before_the_first_batch(tmp_path: Path) -> None:
+    """A regressor's profile: ``load_kernels`` (start-up) makes the tree walk's first call, not the first batch."""
+    import subprocess
+    import sys
+
+    from driftsentinel.schemas.profile import ReferenceProfile
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 2))
+    pred = x[:, 0] + 0.1 * rng.normal(size=3000)
+    with threadpool_limits(1):
+        ref = fit_regression_reference(
+            x, pred, pred + rng.normal(size=3000), feature_names=["a", "b"], window=500, max_iter=5
+        )
+    profile = tmp_path / "p.json"
+    profile.write_text(ReferenceProfile(source="t", n_rows=3000, features={}, performance={"m": ref}).model_dump_json())
+    script = (
+        "import sys\n"
+        "from driftsentinel.detectors import loss_model\n"
+        "from driftsentinel.detectors.warmup import load_kernels\n"
+        "from driftsentinel.schemas.profile import load_profile\n"
+        "load_kernels(profile=load_profile(sys.argv[1]))\n"
+        "print(len(loss_model._predict.signatures))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(profile)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip()) >= 1
