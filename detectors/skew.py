@@ -92,11 +92,15 @@ def typed_cell(serving: Any, cell: str | None) -> Any:
     if isinstance(serving, bool):
         low = cell.strip().lower()
         return True if low in _TRUE else False if low in _FALSE else cell
-    return _number_or_text(cell)
+    return number_or_text(cell)
 
 
-def _number_or_text(text: str) -> Any:
-    """``text`` as an int, else a float (NaN: None), else itself ('' is missing)."""
+def number_or_text(text: str) -> Any:
+    """``text`` as an int, else a float (NaN: None), else itself ('' is missing).
+
+    >>> number_or_text("0.5"), number_or_text("12"), number_or_text(""), number_or_text("pro"), number_or_text("1_000")
+    (0.5, 12, None, 'pro', '1_000')
+    """
     if text == "":
         return None
     if "_" in text:  # int() and float() accept digit separators; a written-out number has none

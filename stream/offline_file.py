@@ -12,37 +12,21 @@ be read as given, or in which no row is usable, raises its ``InputFileError``.
 OfflineRow(id='u1', features={'latency': 0.25, 'plan': 'pro'}, ts=None)
 >>> parse_offline_line('{"id": 7, "latency": 0.25, "ts": 3}') == ("7", {"latency": 0.25}, 3.0)
 True
->>> _csv_value("0.5"), _csv_value("12"), _csv_value(""), _csv_value("pro")
-(0.5, 12, None, 'pro')
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from driftsentinel.detectors.skew import TextCells
+from driftsentinel.detectors.skew import TextCells, number_or_text
 from driftsentinel.schemas.skew import OfflineRow
 from driftsentinel.stream.input_files import InputFileError, check_path, read_csv, text_lines
 
 #: Fields of a flat JSON row that are not features.
 _NOT_FEATURES = ("id", "ts", "model", "prediction", "label")
-
-
-def _csv_value(text: str) -> Any:
-    """A CSV cell: empty = missing, then int, then float, else the text itself."""
-    if text == "":
-        return None
-    for cast in (int, float):
-        try:
-            value = cast(text)
-        except ValueError:
-            continue
-        return None if isinstance(value, float) and math.isnan(value) else value
-    return text
 
 
 def _ts(value: Any) -> float | None:
@@ -117,7 +101,7 @@ def _csv_rows(path: Path) -> Iterator[OfflineRow | None]:
         if not key:
             yield None
             continue
-        ts = _ts(_csv_value(cells.pop("ts", "")))
+        ts = _ts(number_or_text(cells.pop("ts", "")))
         yield OfflineRow(key, TextCells({k: v or None for k, v in cells.items() if k != "model"}), ts)
 
 
