@@ -265,7 +265,7 @@ class Engine:
         arrival = MessageTimes(items, self.config.detectors.window_tests.event_time_tolerance_s)
         # labels that waited for their prediction: they are the prediction's label from the start
         # (its window sees them before it closes, however the stream is cut)
-        early = _early_labels(hits) if hits and part.performance else {}
+        early = _early_labels(hits) if hits else {}
         for segment in segments:
             segment = self._admit_models(part, segment, out)
             for model, batch in self._batches(part, segment).items():
@@ -562,8 +562,12 @@ class Engine:
         monitor = part.performance.get(model)
         if monitor is None:
             return
-        index = [i for i, h in enumerate(pairs) if h.prediction_offset is not None]
-        keys = [(int(pairs[i].prediction_offset or 0), pairs[i].prediction_row, pairs[i].label) for i in index]
+        # a pair completed by its prediction was that event's label in ``update`` (``early``)
+        index = [i for i, h in enumerate(pairs) if h.prediction_offset is not None and h.by_label]
+        keys = [
+            (int(pairs[i].prediction_offset or 0), pairs[i].prediction_row, pairs[i].prediction, pairs[i].label)
+            for i in index
+        ]
         for decision in monitor.add_labels(keys):
             sig = _performance_signal(decision)
             pair = index[decision.row]

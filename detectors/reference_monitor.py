@@ -70,6 +70,50 @@ class WindowDecision:
     reference: WindowSummary
 
 
+def window_cuts(
+    config: WindowTestConfig, n: int, event_times: np.ndarray, rows: int, bucket: float | None
+) -> tuple[list[tuple[int, int]], float | None]:
+    """Where tumbling windows close in a batch of ``n`` rows: ``(cuts, bucket after the batch)``.
+
+    ``rows``: events in the open window before the batch; ``bucket``: the open event-time
+    window's number (``window_seconds``). Each cut is ``(rows before the cut, row of the
+    decision)``. Count windows close every ``window_events`` events; event-time windows close
+    at the first event of a later window, and follow a clock that jumped back by more than
+    ``event_time_tolerance_s`` (not late: the window closes when the new clock moves on). The
+    one rule of every tumbling window (the window tests, performance estimation).
+
+    >>> window_cuts(WindowTestConfig(window_events=10), 25, np.full(25, np.nan), 0, None)
+    ([(10, 9), (20, 19)], None)
+    """
+    cuts: list[tuple[int, int]] = []
+    sec = config.window_seconds
+    if sec is None:
+        pos = config.window_events - rows
+        while pos <= n:
+            cuts.append((pos, pos - 1))
+            pos += config.window_events
+        return cuts, bucket
+    times = np.asarray(event_times, dtype=np.float64)
+    buckets = np.floor(times / sec)
+    tolerance = config.event_time_tolerance_s
+    current = bucket
+    last = 0
+    for i in np.flatnonzero(np.isfinite(buckets)).tolist():
+        b = float(buckets[i])
+        if current is None:
+            current = b
+        elif b > current:  # the first event of a later window closes the current one
+            if (0 if cuts else rows) + (i - last) > 0:
+                cuts.append((i, i))
+                last = i
+            current = b
+        elif times[i] < current * sec - tolerance:
+            # Not late, a clock that jumped back (or a far-future position): follow it, so
+            # the window closes when the new clock moves on (this event stays in it).
+            current = b
+    return cuts, current
+
+
 def reference_summary(prof: NumericProfile | CategoricalProfile) -> WindowSummary:
     """The profile of a feature as a WindowSummary (the ``reference`` of alerts)."""
     if isinstance(prof, NumericProfile):
@@ -187,34 +231,7 @@ class ReferenceMonitor:
 
     def _cuts(self, n: int, event_times: np.ndarray) -> list[tuple[int, int]]:
         """Where windows close in this batch: (rows before the cut, row of the decision)."""
-        cuts: list[tuple[int, int]] = []
-        sec = self.config.window_seconds
-        if sec is None:
-            need = self.config.window_events - self.rows
-            pos = need
-            while pos <= n:
-                cuts.append((pos, pos - 1))
-                pos += self.config.window_events
-            return cuts
-        times = np.asarray(event_times, dtype=np.float64)
-        buckets = np.floor(times / sec)
-        tolerance = self.config.event_time_tolerance_s
-        current = self.bucket
-        last = 0
-        for i in np.flatnonzero(np.isfinite(buckets)).tolist():
-            b = float(buckets[i])
-            if current is None:
-                current = b
-            elif b > current:  # the first event of a later window closes the current one
-                if (0 if cuts else self.rows) + (i - last) > 0:
-                    cuts.append((i, i))
-                    last = i
-                current = b
-            elif times[i] < current * sec - tolerance:
-                # Not late, a clock that jumped back (or a far-future position): follow it, so
-                # the window closes when the new clock moves on (this event stays in it).
-                current = b
-        self.bucket = current
+        cuts, self.bucket = window_cuts(self.config, n, event_times, self.rows, self.bucket)
         return cuts
 
     def _accumulate(
