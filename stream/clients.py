@@ -223,7 +223,10 @@ def explain(err: KafkaError, bootstrap_servers: str) -> str:
     """A one-line reason for a start-up failure."""
     if err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED):
         return f"authentication failed: {err.str()}"
-    return f"broker {bootstrap_servers} not usable: {err.str()}"
+    hint = ""
+    if err.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT):
+        hint = " - is the broker running, is kafka.bootstrap_servers right? (locally: driftsentinel local-kafka start)"
+    return f"broker {bootstrap_servers} not usable: {err.str()}{hint}"
 
 
 def list_topics(

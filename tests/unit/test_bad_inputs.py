@@ -406,3 +406,16 @@ def test_calibrate_writes_the_reference_relative_to_its_output(
     assert Path(config.reference or "").resolve() == (fx / "profile.json").resolve()
     assert Path(str(config.kafka.common["ssl.ca.location"])).resolve() == (base / "ca.pem").resolve()
     assert set(config.detectors.per_feature) == {"a", "b"}
+
+
+def test_run_without_a_broker_says_what_to_check() -> None:
+    """``run``'s start-up failure on an unreachable broker names the setting and the local launcher."""
+    from confluent_kafka import KafkaError
+
+    from driftsentinel.stream.clients import explain
+
+    line = explain(KafkaError(KafkaError._TRANSPORT, "Broker transport failure"), "127.0.0.1:1")
+    assert line.startswith("broker 127.0.0.1:1 not usable: ")
+    assert "kafka.bootstrap_servers" in line and "driftsentinel local-kafka start" in line
+    auth = explain(KafkaError(KafkaError._AUTHENTICATION, "bad password"), "127.0.0.1:1")
+    assert "local-kafka" not in auth
