@@ -176,6 +176,12 @@ def _add_run(sub: argparse._SubParsersAction[CliParser]) -> None:
         "--backend", choices=["kernel", "river"], help=_overrides("detectors.backend", "detector implementation")
     )
     run.add_argument("--log-format", choices=["text", "json"], help=_overrides("log_format", "log line format"))
+    run.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning"],
+        default="info",
+        help="driftsentinel's log level (debug: also the full effective config at start-up)",
+    )
     run.add_argument("--reference", help=_overrides("reference", "reference profile (driftsentinel baseline)"))
     run.add_argument(
         "--instance-id", help="stable id of this sidecar (default: kafka.instance_id from --config, else the host name)"
@@ -317,7 +323,7 @@ def _report_extra(flag: str) -> None:
 
 
 # --------------------------------------------------------------------------- commands
-def _setup_logging(fmt: str) -> None:
+def _setup_logging(fmt: str, level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
 
@@ -332,7 +338,8 @@ def _setup_logging(fmt: str) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.INFO)  # libraries at INFO; ours at the level asked for
+    logging.getLogger("driftsentinel").setLevel(level.upper())
 
 
 def _config_from_args(args: argparse.Namespace) -> SidecarConfig:
@@ -360,7 +367,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = _config_from_args(args)
     sidecar = Sidecar(config)
-    _setup_logging(config.log_format)
+    _setup_logging(config.log_format, args.log_level)
     logging.getLogger("driftsentinel").info("effective config %s", effective_config_line(config))
     sidecar.install_signal_handlers()
     return sidecar.run()

@@ -471,7 +471,7 @@ def effective_config_line(config: SidecarConfig, profile: ReferenceProfile | Non
     >>> from driftsentinel.schemas import load_config
     >>> effective_config_line(load_config(None, {"kafka.input_topic": "clicks", "idle_exit": 5}))
     'input=clicks alerts=drift-alerts bootstrap=127.0.0.1:9092 group=driftsentinel backend=kernel \
-reference=none features=discovered metrics_port=8000 changed=idle_exit (full config at DEBUG)'
+reference=none features=discovered metrics_port=8000 changed=idle_exit (full config: --log-level debug)'
     """
     kafka = config.kafka
     changed = [k for k in changed_settings(config) if k not in _SAID]
@@ -488,7 +488,7 @@ reference=none features=discovered metrics_port=8000 changed=idle_exit (full con
         *([] if kafka.exactly_once else ["delivery=at-least-once"]),
         *([f"changed={shown}"] if shown else []),
     ]
-    return " ".join(parts) + " (full config at DEBUG)"
+    return " ".join(parts) + " (full config: --log-level debug)"
 
 
 #: Headers of a DLQ record cut to ``dlq_max_value_bytes`` (the original is too large for the DLQ).

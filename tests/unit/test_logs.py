@@ -280,3 +280,22 @@ def test_a_first_start_says_when_it_gives_up() -> None:
         reach.close()
     line = said.records[0].getMessage()
     assert "unreachable since" in line and "start-up gives up after 30 s" in line and "waiting for it" not in line
+
+
+def test_log_level_debug_shows_our_debug_lines_not_the_libraries() -> None:
+    """``run --log-level debug``: our DEBUG lines (the full effective config) show, libraries stay at INFO."""
+    from driftsentinel.stream.cli import _setup_logging, build_parser
+
+    assert build_parser().parse_args(["run", "--log-level", "debug"]).log_level == "debug"
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, logging.getLogger("driftsentinel").level
+    try:
+        _setup_logging("text", "debug")
+        assert logging.getLogger("driftsentinel.stream.consumer").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("numba").isEnabledFor(logging.DEBUG)
+        _setup_logging("text")
+        assert not logging.getLogger("driftsentinel.stream.consumer").isEnabledFor(logging.DEBUG)
+    finally:
+        root.handlers[:], level, ours = saved
+        root.setLevel(level)
+        logging.getLogger("driftsentinel").setLevel(ours)
