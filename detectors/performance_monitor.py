@@ -187,7 +187,7 @@ class PerformanceMonitor:
 
     def _counts(
         self, offsets: np.ndarray, rows: np.ndarray, x: np.ndarray, labels: np.ndarray, bounds: np.ndarray
-    ) -> list[tuple[WindowCounts, WindowCounts, Position, Position] | None]:
+    ) -> list[tuple[WindowCounts, WindowCounts | None, Position, Position] | None]:
         """Per part of the batch between cuts: its estimated and realized counts and position range."""
         m = bounds.size - 1
         keep = ~np.isnan(x[:, self.required]).any(axis=1)  # a prediction without its outputs is not estimated
@@ -197,17 +197,17 @@ class PerformanceMonitor:
         x, y = x[keep], labels[keep]
         est_rows = self.model.rows(**estimator_kwargs(self.model, self.fields, x), estimate=True)
         estimated = self.model.accumulate(est_rows, part, m)
-        if np.isnan(y).all():
-            realized = [self.model.empty.copy() for _ in range(m)]
-        else:
+        realized: list[WindowCounts | None] = [None] * m  # no label in the batch: nothing to add
+        if not np.isnan(y).all():
             truth = y if self.classes is None else np.where(np.isnan(y), -1, np.nan_to_num(y)).astype(np.int64)
-            realized = self.model.accumulate(self.model.labelled(est_rows, truth, indices=True), part, m)
+            realized = list(self.model.accumulate(self.model.labelled(est_rows, truth, indices=True), part, m))
             for counts in realized:
-                counts.n_rows = counts.n_used  # a realized window counts its labelled predictions
+                if counts is not None:
+                    counts.n_rows = counts.n_used  # a realized window counts its labelled predictions
         spans = segment_positions(offsets[keep], rows[keep], part, m)
         return [None if span is None else (estimated[i], realized[i], *span) for i, span in enumerate(spans)]
 
-    def _add(self, part: tuple[WindowCounts, WindowCounts, Position, Position] | None, events: int) -> None:
+    def _add(self, part: tuple[WindowCounts, WindowCounts | None, Position, Position] | None, events: int) -> None:
         if part is not None:
             self.open.add(*part)
         self.open_rows += events

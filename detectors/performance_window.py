@@ -205,11 +205,12 @@ class Tally:
         """Is ``position`` inside the window's range?"""
         return self.first is not None and self.last is not None and self.first <= position <= self.last
 
-    def add(self, estimated: WindowCounts, realized: WindowCounts, first: Position, last: Position) -> None:
-        """Add one batch's part of the window (``estimated.n_rows`` predictions)."""
+    def add(self, estimated: WindowCounts, realized: WindowCounts | None, first: Position, last: Position) -> None:
+        """Add one batch's part of the window (``estimated.n_rows`` predictions; ``realized``: its labelled ones)."""
         assert self.estimated is not None
         self.estimated.merge(estimated)
-        self.realized.merge(realized)
+        if realized is not None:
+            self.realized.merge(realized)
         self.predictions += estimated.n_rows
         self.first = first if self.first is None else self.first
         self.last = last

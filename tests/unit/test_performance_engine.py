@@ -11,18 +11,24 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import numpy as np
 import pytest
 
 from driftsentinel.detectors.engine import Engine, Output
-from driftsentinel.detectors.performance import fit_classification_reference
+from driftsentinel.detectors.performance import (
+    RealizedWindow,
+    ReferenceModel,
+    fit_classification_reference,
+    fit_regression_reference,
+)
 from driftsentinel.detectors.performance_monitor import PerformanceMonitor, WindowClock
 from driftsentinel.detectors.reference_monitor import ReferenceMonitor
-from driftsentinel.schemas import SidecarConfig, WindowTestConfig
+from driftsentinel.schemas import FeatureBatch, SidecarConfig, WindowTestConfig
 from driftsentinel.schemas.fastdecode import EventView
 from driftsentinel.schemas.labels import LabelEvent
-from driftsentinel.schemas.profile import PerformanceReference, ReferenceProfile
-from driftsentinel.stream.checkpoint import decode_state, encode_state
+from driftsentinel.schemas.profile import PerformanceInputs, PerformanceReference, ReferenceProfile
+from driftsentinel.stream.checkpoint import _pack, decode_state, encode_state
 
 WINDOW = 2000
 INPUT_DRIFT = {"adwin", "page_hinkley", "psi", "ks", "js", "wasserstein", "missing_rate", "out_of_range", "chi2"}
@@ -178,25 +184,201 @@ def _assert_same_state(a: Any, b: Any) -> None:
 def test_state_round_trip_and_rejected_states() -> None:
     ref = _reference()
     cfg = _config()
-    engine = Engine(cfg, input_topic="t", profile=_profile("m", ref))
-    items, _ = _flip_items(5_500, 10_000, late=False)
-    _run(engine, items)
+    engine = Engine(cfg, input_topic="t", labels_topic="labels", profile=_profile("m", ref))
+    items, _ = _flip_items(5_500, 10_000, late=True)
+    _run(engine, items)  # no labels yet: two closed windows wait for theirs
     state = decode_state(encode_state(engine.state("t", 0)))
     perf = state["performance"]["m"]
-    mon = PerformanceMonitor.from_state(perf, ref, cfg.detectors.performance, cfg.detectors.window_tests)
+    assert len(perf["pending"]) == 2 and perf["open"]["predictions"] == 1500
+    args = (ref, cfg.detectors.performance, cfg.detectors.window_tests, True)
+    mon = PerformanceMonitor.from_state(perf, *args)
     _assert_same_state(mon.state_dict(), perf)
+    window, counts = perf["pending"][1], perf["pending"][1]["realized"]
+    hist = counts["hist"].astype(np.float64)
     for broken, why in (
-        ({**perf, "version": 9}, "version"),
+        ({**perf, "version": 1}, "version 1 is not 2"),  # the row-buffer design's states are not read
         ({**perf, "columns": ["y"]}, "disagree"),
-        ({**perf, "open": {**perf["open"], "inputs": np.zeros((3, 5))}}, "open"),
+        ({**perf, "open": {**perf["open"], "inputs": np.zeros((3, 5))}}, "open: expected exactly the keys"),
         ({**perf, "pending": "x"}, "pending"),
         ({**perf, "active": {"performance_estimate": ["nope"]}}, "active"),
+        (_with(perf, 1, realized={**counts, "hist": hist[:, :-1]}), r"pending\[1\].realized: .*shape"),
+        (_with(perf, 1, realized={**counts, "hist": hist - 1}), "non-negative"),
+        (_with(perf, 1, realized={**counts, "confusion": np.full((2, 2), np.nan)}), "finite"),
+        (_with(perf, 1, realized={**counts, "n_rows": 3000, "n_used": 3000}), "more labelled predictions"),
+        (_with(perf, 1, first=window["last"], last=window["first"]), "after last"),
+        (_with(perf, 1, predictions=7), "predictions disagree"),
+        ({**perf, "pending": perf["pending"][::-1]}, "not in stream order"),
+        ({**perf, "open": {**perf["open"], "predictions": 1499}}, "estimated: counts of 1500 rows"),
     ):
         with pytest.raises(ValueError, match=why):
-            PerformanceMonitor.from_state(broken, ref, cfg.detectors.performance, cfg.detectors.window_tests)
+            PerformanceMonitor.from_state(broken, *args)
     bad = {**state, "performance": {"other": perf}}
     with pytest.raises(ValueError, match="other"):
         Engine(cfg, input_topic="t", profile=_profile("m", ref)).restore("t", 0, bad)
+
+
+def _with(perf: dict, i: int, **changes: Any) -> dict:
+    """``perf`` with pending window ``i`` changed."""
+    pending = list(perf["pending"])
+    pending[i] = {**pending[i], **changes}
+    return {**perf, "pending": pending}
+
+
+def _batch(names: list[str], columns: np.ndarray, offsets: np.ndarray, rows: np.ndarray | None = None) -> FeatureBatch:
+    return FeatureBatch(names, columns, offsets, np.full(offsets.size, np.nan), rows_in_message=rows)
+
+
+def _monitor(ref: PerformanceReference, window: int, late: bool = True, pending: int = 16) -> PerformanceMonitor:
+    cfg = SidecarConfig.model_validate(
+        {"detectors": {"window_tests": {"window_events": window}, "performance": {"max_pending_windows": pending}}}
+    )
+    return PerformanceMonitor(ref, cfg.detectors.performance, cfg.detectors.window_tests, late_labels=late)
+
+
+def test_state_size_does_not_grow_with_the_window() -> None:
+    """A monitor's checkpoint is counts and per-window metadata: the same size for windows of
+    5,000 and 50,000 events (the row buffer it replaces held ~32 bytes per event)."""
+    ref = _reference()
+    sizes = []
+    for window in (5_000, 50_000):
+        mon = _monitor(ref, window, pending=2)
+        n = 3 * window + window // 2  # two closed windows waiting (85% labelled), half an open one
+        _, p, y = _flip_stream(n, n, seed=3)
+        labels = np.where(np.random.default_rng(4).random(n) < 0.85, y, np.nan)
+        for a in range(0, n, 10_000):
+            b = min(a + 10_000, n)
+            mon.update(_batch(["@prediction", "@label"], np.column_stack([p[a:b], labels[a:b]]), np.arange(a, b)))
+        state = mon.state_dict()
+        assert len(mon.pending) == 2 and mon.ungraded == 1
+        sizes.append(len(msgpack.packb(_pack(state), use_bin_type=True)))
+    assert abs(sizes[0] - sizes[1]) <= 32, sizes
+    assert sizes[0] < 200_000  # a binary model's histograms: open (float64) + two waiting (uint32)
+
+
+def test_late_labels_land_in_their_window() -> None:
+    """A late label is mapped to the closed window holding its prediction's (offset, row) --
+    across a columnar message cut by a window -- and grades it alone, with the metrics of
+    exactly its predictions; labels of other positions change nothing."""
+    ref = _reference()
+    mon = _monitor(ref, 500)
+    _, p, y = _flip_stream(1_600, 1_600, seed=5)
+    offsets = np.repeat(np.arange(100, 100 + 16), 100)  # columnar messages of 100 rows: offset, row
+    rows = np.tile(np.arange(100), 16)
+    for a in range(0, 1_600, 300):
+        b = min(a + 300, 1_600)
+        mon.update(_batch(["@prediction"], p[a:b, None], offsets[a:b], rows[a:b]))
+    assert [(w.first, w.last) for w in mon.pending] == [
+        ((100, 0), (104, 99)),
+        ((105, 0), (109, 99)),
+        ((110, 0), (114, 99)),
+    ]
+    second = range(500, 1000)
+    pairs = [(int(offsets[i]), int(rows[i]), float(p[i]), int(y[i])) for i in second]
+    stray = [(99, 0, 0.5, 1), (200, 0, 0.5, 1)]  # before the first window, after the open one
+    mon.add_labels(stray + pairs[:400])
+    assert [w.labelled for w in mon.pending] == [0, 400, 0] and mon.open.labelled == 0
+    mon.add_labels(pairs[400:])  # 90% coverage: graded at once
+    assert [w.first for w in mon.pending] == [(100, 0), (110, 0)]
+    graded = mon.take_closed()[-1]
+    assert graded.first_offset == 105 and graded.coverage == pytest.approx(450 / 500)
+    truth = RealizedWindow(ref)
+    truth.add(scores=p[500:950], labels=y[500:950])
+    assert graded.realized == pytest.approx(truth.metrics(), nan_ok=True)
+    mon.add_labels(pairs[450:])  # a graded window's labels are ignored
+    assert [w.labelled for w in mon.pending] == [0, 0]
+
+
+def test_multiclass_late_labels_realize_the_confusion_metrics_only() -> None:
+    """A multiclass model whose class scores are features: a late label's pair holds the
+    predicted class only, so accuracy, precision, recall and F1 are realized from it and ROC AUC
+    is not (NaN, never graded); with in-event labels ROC AUC is realized too."""
+    s, y = _multiclass(12_000, seed=2)
+    ref = fit_classification_reference(s, y, window=WINDOW)
+    ref = ref.model_copy(update={"inputs": PerformanceInputs(scores=["p0", "p1", "p2"])})
+    names = ["p0", "p1", "p2", "@prediction", "@label"]
+    s2, y2 = _multiclass(4_000, seed=3)
+    y2 = (y2 + 1) % 3  # every label wrong: a calibration miss on every metric realized
+    for late in (True, False):
+        mon = _monitor(ref, WINDOW)
+        labels = np.full(4_000, np.nan) if late else y2.astype(float)
+        cols = np.column_stack([s2, s2.argmax(axis=1), labels])
+        decisions = mon.update(_batch(names, cols, np.arange(4_000)))
+        pairs = [(i, None, str(int(s2[i].argmax())), int(y2[i])) for i in range(4_000)]
+        decisions += mon.add_labels(pairs) if late else []
+        graded = [r for r in mon.take_closed() if r.realized is not None]
+        assert len(graded) == 2
+        assert all(r.realized is not None and r.realized["accuracy"] < 0.2 for r in graded)
+        auc = [r.realized["roc_auc"] for r in graded if r.realized is not None]
+        assert all(a != a for a in auc) if late else all(a < 0.5 for a in auc)
+        metrics = {d.metric for d in decisions if d.detector == "calibration_drift"}
+        assert metrics == ({"accuracy", "f1", "precision", "recall"} | (set() if late else {"roc_auc"}))
+
+
+def _multiclass(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, 2)) * 1.5
+    e = np.exp(np.column_stack([z[:, 0], z[:, 1], -z.sum(axis=1)]))
+    s = e / e.sum(axis=1, keepdims=True)
+    y = (rng.random(n)[:, None] > np.cumsum(s, axis=1)).sum(axis=1)
+    return s, y
+
+
+def _raw_window(model: ReferenceModel, kwargs: dict[str, Any], labels: np.ndarray) -> tuple[dict, dict]:
+    """The row-buffer design's estimate and realized metrics: one window's rows all at once."""
+    rows = model.rows(**kwargs, estimate=True)
+    (est,) = model.accumulate(rows, np.zeros(labels.size, dtype=np.int64), 1)
+    realized = RealizedWindow(model)
+    have = labels == labels
+    realized.add(labels=labels[have], **{k: None if v is None else v[have] for k, v in kwargs.items()})
+    return est.metrics(model.binary), realized.metrics()
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_counts_per_batch_equal_the_raw_rows_of_the_window(kind: str) -> None:
+    """Counts accumulated batch by batch give the estimates and realized metrics the window's
+    rows give at once (up to float rounding), however the batches cut the windows."""
+    rng = np.random.default_rng(8)
+    n, window = 6_000, 1_500
+    kw: dict[str, Any] = {"scores": None, "predicted": None, "features": None, "predictions": None}
+    if kind == "binary":
+        _, p, y = _flip_stream(n, 3_000, seed=8)
+        ref, names, cols = _reference(), ["@prediction", "@label"], [p]
+        kw["scores"], labels = p, y.astype(float)
+    elif kind == "multiclass":
+        s, y = _multiclass(n, seed=8)
+        ref = fit_classification_reference(*_multiclass(8_000, seed=9), window=window)
+        ref = ref.model_copy(update={"inputs": PerformanceInputs(scores=["p0", "p1", "p2"])})
+        names, cols, kw["scores"], labels = ["p0", "p1", "p2", "@label"], [s], s, y.astype(float)
+    else:
+        x = rng.standard_normal((n + 6_000, 2))
+        y_hat = x[:, 0] - 0.5 * x[:, 1]
+        truth = y_hat + rng.standard_normal(n + 6_000) * (0.3 + np.abs(x[:, 1]))
+        ref = fit_regression_reference(
+            x[n:], y_hat[n:], truth[n:], feature_names=["a", "b"], window=window, max_iter=20
+        )
+        x[:200, 1] = np.nan  # a missing feature: still estimated
+        names, cols = ["a", "b", "@prediction", "@label"], [x[:n], y_hat[:n]]
+        kw["features"], kw["predictions"], labels = x[:n], y_hat[:n], truth[:n]
+    labels = np.where(rng.random(n) < 0.95, labels, np.nan)
+    mon = _monitor(ref, window, late=False)
+    matrix = np.column_stack([*cols, labels])
+    a = 0
+    for size in rng.integers(1, 2_000, 50).tolist():
+        b = min(a + size, n)
+        mon.update(_batch(names, matrix[a:b], np.arange(a, b)))
+        a = b
+    assert a == n
+    records = mon.take_closed()
+    estimated, graded = records[0::2], records[1::2]
+    assert len(estimated) == len(graded) == n // window
+    model = ReferenceModel(ref)
+    for i, (est, real) in enumerate(zip(estimated, graded, strict=True)):
+        part = slice(i * window, (i + 1) * window)
+        want_est, want_real = _raw_window(
+            model, {k: None if v is None else v[part] for k, v in kw.items()}, labels[part]
+        )
+        assert est.estimate == pytest.approx(want_est, rel=1e-9, nan_ok=True)
+        assert real.realized == pytest.approx(want_real, rel=1e-9, nan_ok=True)
 
 
 @pytest.mark.parametrize("seconds", [None, 30.0])
