@@ -283,7 +283,8 @@ class PerformanceConfig(_Section):
         ge=1,
         le=1000,
         description="Closed windows per model and input partition kept waiting for their labels (each keeps its "
-        "rows' estimator inputs, about 8 bytes per input and 24 per row); the oldest is dropped ungraded beyond it.",
+        "realized counts and position range, nothing per row: about 25 KB per score column of a classifier, a few "
+        "bytes for a regressor); the oldest is dropped ungraded beyond it.",
     )
 
 
