@@ -244,7 +244,9 @@ class Tally:
             raise ValueError(f"{path}: a window with predictions has a first and a last position, an empty one none")
         if tally.first is not None and tally.last is not None and tally.first > tally.last:
             raise ValueError(f"{path}: first position {tally.first} after last {tally.last}")
-        if tally.realized.n_used > tally.predictions or tally.realized.n_rows != tally.realized.n_used:
+        if tally.realized.n_rows != tally.realized.n_used:
+            raise ValueError(f"{path}.realized: n_rows and n_used differ (a realized window counts labelled rows)")
+        if tally.realized.n_used > tally.predictions:
             raise ValueError(f"{path}.realized: more labelled predictions than the window's {tally.predictions}")
         if closed:
             tally.record = record_from(st["record"], f"{path}.record")
