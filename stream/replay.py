@@ -168,16 +168,22 @@ class _Replay:
             self.first_bad.setdefault(kind, (line_no, decoded.reason))
         elif isinstance(decoded, LabelEvent):
             self.labels_seen += 1
-            self.flush_events()  # the events before it, in the join before it
             self.labels.append((line_no, decoded, t))
         else:
-            self.flush_labels()
             self.events.append((line_no, decoded, t))
             self.valid += 1
-        if len(self.events) >= batch_size:
-            self.flush_events()
-        if len(self.labels) >= batch_size:
-            self.flush_labels()
+        if len(self.events) + len(self.labels) >= batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """A batch as the sidecar consumes one: lines of both files in time order, its events, then its labels.
+
+        (A label whose prediction is in the same batch joins it either way. Flushing at every
+        change of file instead would make each event its own engine call when labels
+        interleave with events line by line: 30x slower, and unlike ``run``.)
+        """
+        self.flush_events()
+        self.flush_labels()
 
     def flush_events(self) -> None:
         if self.events:
@@ -227,8 +233,7 @@ def replay_file(
             if progress is not None and lines & 1023 == 0:
                 progress.update(read, lines)
     _check_some_valid(path, labels, replay)
-    replay.flush_labels()
-    replay.flush_events()
+    replay.flush()
     replay.emit(replay.engine.finish(replay.topic, partition))
     if progress is not None:
         progress.update(read, lines)

@@ -163,3 +163,31 @@ def test_replay_reports_how_many_labels_joined(tmp_path, capsys) -> None:
     assert main(["replay", "--input", str(tmp_path / "e.jsonl"), "--labels", str(tmp_path / "l.jsonl")]) == 0
     stats = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert stats["labels"] == {"joined": 1, "unmatched": 1, "invalid": {"missing_label": 1}}
+
+
+def test_replay_batches_events_and_interleaved_labels_like_the_sidecar(tmp_path, monkeypatch) -> None:
+    """Labels one line after each prediction (merged by time) must not cut the replay into one engine
+    call per event: batches hold lines of both files, events first; every pair still joins."""
+    import io
+
+    from driftsentinel.detectors.engine import Engine
+    from driftsentinel.schemas import SidecarConfig
+    from driftsentinel.stream.replay import replay_file
+
+    n = 6000
+    events, labels = tmp_path / "e.jsonl", tmp_path / "l.jsonl"
+    rows = ({"id": f"r{i}", "ts": i, "prediction": 0.5, "features": {"x": i % 7}} for i in range(n))
+    events.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    labels.write_text("".join(json.dumps({"id": f"r{i}", "ts": i + 0.5, "label": i % 2}) + "\n" for i in range(n)))
+    calls = {"process": 0, "process_labels": 0}
+    for name in calls:
+        original = getattr(Engine, name)
+
+        def counted(self, *args, _name=name, _original=original, **kwargs):
+            calls[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Engine, name, counted)
+    stats = replay_file(events, SidecarConfig(), io.StringIO(), batch_size=1000, labels=labels)
+    assert stats["labels"] == {"joined": n, "unmatched": 0, "invalid": {}}
+    assert calls["process"] <= 13 and calls["process_labels"] <= 13, calls  # 12,000 lines in batches of 1,000
