@@ -152,7 +152,7 @@ def _sorted_classes(names: np.ndarray) -> list[str]:
 # --- the bounded window state --------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: ``==`` on its arrays would be ambiguous
 class WindowCounts:
     """The sums one window's metrics are computed from: bounded, mergeable, no raw rows.
 

@@ -370,7 +370,7 @@ class PerformanceMonitor:
                 continue
             self.pairs.add(window.realized, got)
             if window.record is not None and window.coverage() >= self.config.min_label_coverage:
-                self.pending.remove(window)
+                self.pending = [w for w in self.pending if w is not window]  # by identity: counts are arrays
                 out += self._grade(k, window)
         return out
 

@@ -177,7 +177,7 @@ class WindowRecord:
 
 
 # ---------------------------------------------------------------------------------------- windows
-@dataclass
+@dataclass(eq=False)  # compared by identity: its counts are arrays (``==`` would be ambiguous)
 class Tally:
     """One window's bounded state: counts, predictions, position range (nothing per row).
 

@@ -466,3 +466,25 @@ def test_replay_html_report_has_the_performance_section(tmp_path: Path) -> None:
     page = html.read_text()
     assert "<h2>Performance estimation</h2>" in page
     assert page.count("<circle") == 15  # 5 metrics x 3 windows, each graded by its in-event labels
+
+
+def _labelled_pairs(p: np.ndarray, y: np.ndarray, idx: range | list[int]) -> list[tuple[int, None, float, int]]:
+    return [(i, None, float(p[i]), int(y[i])) for i in idx]
+
+
+def test_covering_a_window_when_an_older_one_has_as_many_labels() -> None:
+    """Two waiting windows with the same labelled count: covering the newer one grades it
+    (windows are removed by identity, never by comparing their count arrays)."""
+    mon = _monitor(_reference(), 500)
+    _, p, y = _flip_stream(1_200, 1_200, seed=5)
+    score = p.copy()
+    score[500:600] = np.nan  # the second window: 500 events, 400 predictions
+    mon.update(_batch(["@prediction"], score[:, None], np.arange(1_200)))
+    assert [w.predictions for w in mon.pending] == [500, 400]
+    older = _labelled_pairs(p, y, range(360))  # 72%: waits
+    newer = _labelled_pairs(p, y, range(600, 960))  # 90% of 400: covered
+    assert mon.add_labels(older) == []
+    mon.add_labels(newer)
+    assert [w.predictions for w in mon.pending] == [500]
+    graded = [r for r in mon.take_closed() if r.realized is not None]
+    assert [r.first_offset for r in graded] == [600]
