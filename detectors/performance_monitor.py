@@ -79,6 +79,9 @@ CALIBRATION = "calibration_drift"
 DETECTORS = (ESTIMATE, CALIBRATION)
 #: 2: counts and position ranges (1, never released, kept every row's inputs: not read).
 STATE_VERSION = 2
+#: A restored open window may exceed a lowered ``window_events`` (it closes at the next batch's
+#: first row), never this many events: a larger count is a corrupt checkpoint.
+MAX_WINDOW_EVENTS = 10**12
 
 
 @dataclass(frozen=True)
@@ -427,6 +430,11 @@ class PerformanceMonitor:
             raise ValueError("performance state and reference profile disagree on the model's inputs")
         clock = mapping(st.get("clock"), "performance.clock")
         mon.clock.rows = count(clock.get("rows"), "performance.clock.rows")
+        if mon.clock.rows > max(windows.window_events, MAX_WINDOW_EVENTS):
+            raise ValueError(
+                f"performance.clock.rows: {mon.clock.rows} events in the open window is not a count this "
+                f"monitor can have made (at most {MAX_WINDOW_EVENTS:,}): a corrupt checkpoint"
+            )
         mon.clock.bucket = finite_or_none(clock.get("bucket"), "performance.clock.bucket")
         mon.open_rows = count(st.get("open_rows"), "performance.open_rows")
         empty = mon.model.empty

@@ -77,7 +77,8 @@ def window_cuts(
 
     ``rows``: events in the open window before the batch; ``bucket``: the open event-time
     window's number (``window_seconds``). Each cut is ``(rows before the cut, row of the
-    decision)``. Count windows close every ``window_events`` events; event-time windows close
+    decision)``. Count windows close every ``window_events`` events (an open window that already
+    has ``window_events`` or more closes at the batch's first row, deciding at row 0); event-time windows close
     at the first event of a later window, and follow a clock that jumped back by more than
     ``event_time_tolerance_s`` (not late: the window closes when the new clock moves on). The
     one rule of every tumbling window (the window tests, performance estimation).
@@ -88,9 +89,13 @@ def window_cuts(
     cuts: list[tuple[int, int]] = []
     sec = config.window_seconds
     if sec is None:
-        pos = config.window_events - rows
+        if n == 0:
+            return cuts, bucket
+        # an over-full open window (restored with more events than the window size, e.g. after
+        # window_events was lowered) closes at the batch's first row, deciding there
+        pos = max(config.window_events - rows, 0)
         while pos <= n:
-            cuts.append((pos, pos - 1))
+            cuts.append((pos, max(pos - 1, 0)))
             pos += config.window_events
         return cuts, bucket
     times = np.asarray(event_times, dtype=np.float64)

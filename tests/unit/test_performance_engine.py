@@ -488,3 +488,38 @@ def test_covering_a_window_when_an_older_one_has_as_many_labels() -> None:
     assert [w.predictions for w in mon.pending] == [500]
     graded = [r for r in mon.take_closed() if r.realized is not None]
     assert [r.first_offset for r in graded] == [600]
+
+
+def test_a_restored_window_larger_than_the_new_window_size_closes_at_once() -> None:
+    """window_events lowered between restarts: the restored open window (3,000 events, now
+    over-full at 1,000) closes at the next batch's first row, once, for the performance
+    monitor and the window tests alike; an absurd count is a rejected checkpoint."""
+    from driftsentinel.detectors.profile import build_profile
+    from driftsentinel.detectors.reference_monitor import window_cuts
+
+    ref = _reference()
+    _, p, _ = _flip_stream(3_500, 3_500, seed=5)
+    mon = _monitor(ref, 5_000)
+    mon.update(_batch(["@prediction"], p[:3_000, None], np.arange(3_000)))
+    state = mon.state_dict()
+    assert state["clock"]["rows"] == 3_000
+    small = _monitor(ref, 1_000)
+    restored = PerformanceMonitor.from_state(state, ref, small.config, small.clock.config, True)
+    decisions = restored.update(_batch(["@prediction"], p[3_000:, None], np.arange(3_000, 3_500)))
+    closed = restored.take_closed()
+    assert [r.predictions for r in closed] == [3_000] and restored.clock.rows == 500
+    assert all(d.row == 0 for d in decisions)
+    cfg = WindowTestConfig(window_events=1_000, min_count=10)
+    assert window_cuts(cfg, 500, np.full(500, np.nan), 3_000, None) == ([(0, 0)], None)
+    assert window_cuts(cfg, 500, np.full(500, np.nan), 10**15, None) == ([(0, 0)], None)
+    assert window_cuts(cfg, 0, np.full(0, np.nan), 3_000, None) == ([], None)
+    prof = build_profile({"x": np.random.default_rng(1).normal(size=2_000).tolist()}, source="t")
+    ref_mon = ReferenceMonitor(prof, cfg)
+    ref_mon.rows = 3_000
+    x = np.random.default_rng(2).normal(size=(500, 1)) * 10
+    rows = [d.row for d in ref_mon.update(["x"], x, [], None, np.full(500, np.nan))]
+    assert set(rows) <= {0} and ref_mon.rows == 500
+    for rows_ in (10**15, -1):
+        bad = {**state, "clock": {**state["clock"], "rows": rows_}}
+        with pytest.raises(ValueError, match="performance.clock.rows"):
+            PerformanceMonitor.from_state(bad, ref, small.config, small.clock.config, True)
