@@ -191,24 +191,42 @@ class PerformanceMonitor:
     def _counts(
         self, offsets: np.ndarray, rows: np.ndarray, x: np.ndarray, labels: np.ndarray, bounds: np.ndarray
     ) -> list[tuple[WindowCounts, WindowCounts | None, Position, Position] | None]:
-        """Per part of the batch between cuts: its estimated and realized counts and position range."""
+        """Per part of the batch between cuts: its estimated and realized counts and position range.
+
+        Only parts that can be used get counts: the first (it continues the open window), the
+        last (it opens the next) and whole windows of at least ``min_window_events`` events; a
+        smaller whole window is dropped at its close, so it is ``None`` here (its events still
+        count). Sparse events in short event-time windows close thousands of such windows in one
+        batch, and counts per window (histograms of every score bin) would not fit in memory.
+        """
         m = bounds.size - 1
+        events = np.diff(bounds)
+        usable = events >= self.config.min_window_events
+        usable[0] = usable[-1] = True
         keep = ~np.isnan(x[:, self.required]).any(axis=1)  # a prediction without its outputs is not estimated
+        keep &= np.repeat(usable, events)
+        out: list[tuple[WindowCounts, WindowCounts | None, Position, Position] | None] = [None] * m
         if not keep.any():
-            return [None] * m
-        part = np.repeat(np.arange(m, dtype=np.int64), np.diff(bounds))[keep]
+            return out
+        index = np.flatnonzero(usable)  # part of each compact part
+        u = index.size
+        compact = np.cumsum(usable) - 1
+        part = compact[np.repeat(np.arange(m, dtype=np.int64), events)[keep]]
         x, y = x[keep], labels[keep]
         est_rows = self.model.rows(**estimator_kwargs(self.model, self.fields, x), estimate=True)
-        estimated = self.model.accumulate(est_rows, part, m)
-        realized: list[WindowCounts | None] = [None] * m  # no label in the batch: nothing to add
+        estimated = self.model.accumulate(est_rows, part, u)
+        realized: list[WindowCounts | None] = [None] * u  # no label in the batch: nothing to add
         if not np.isnan(y).all():
             truth = y if self.classes is None else np.where(np.isnan(y), -1, np.nan_to_num(y)).astype(np.int64)
-            realized = list(self.model.accumulate(self.model.labelled(est_rows, truth, indices=True), part, m))
+            realized = list(self.model.accumulate(self.model.labelled(est_rows, truth, indices=True), part, u))
             for counts in realized:
                 if counts is not None:
                     counts.n_rows = counts.n_used  # a realized window counts its labelled predictions
-        spans = segment_positions(offsets[keep], rows[keep], part, m)
-        return [None if span is None else (estimated[i], realized[i], *span) for i, span in enumerate(spans)]
+        spans = segment_positions(offsets[keep], rows[keep], part, u)
+        for j, span in enumerate(spans):
+            if span is not None:
+                out[int(index[j])] = (estimated[j], realized[j], *span)
+        return out
 
     def _add(self, part: tuple[WindowCounts, WindowCounts | None, Position, Position] | None, events: int) -> None:
         if part is not None:

@@ -523,3 +523,47 @@ def test_a_restored_window_larger_than_the_new_window_size_closes_at_once() -> N
         bad = {**state, "clock": {**state["clock"], "rows": rows_}}
         with pytest.raises(ValueError, match="performance.clock.rows"):
             PerformanceMonitor.from_state(bad, ref, small.config, small.clock.config, True)
+
+
+def test_sparse_event_time_windows_do_not_allocate_counts_per_tiny_window() -> None:
+    """A 4,096-line batch of sparse events in 1-second windows closes ~4,000 windows too small
+    to estimate: only the parts that can be used get counts (peak well under 20 MB), and the
+    windows kept have the estimates of the same rows fed in small batches."""
+    import tracemalloc
+
+    ref = _reference()
+    n = 4_096
+    _, p, _ = _flip_stream(n, n, seed=9)
+    times = np.concatenate(
+        [
+            np.linspace(0, 0.9, 1_000),
+            10.0 + 2 * np.arange(1_500),
+            5_000 + np.linspace(0, 0.9, 1_000),
+            6_000.0 + np.arange(596),
+        ]
+    )
+    cfg = SidecarConfig.model_validate({"detectors": {"window_tests": {"window_seconds": 1.0}}})
+    batch = FeatureBatch(["@prediction"], p[:, None], np.arange(n), times)
+
+    def monitor() -> PerformanceMonitor:
+        return PerformanceMonitor(ref, cfg.detectors.performance, cfg.detectors.window_tests, late_labels=True)
+
+    whole = monitor()
+    whole.update(FeatureBatch(["@prediction"], p[:10, None], np.arange(10), times[:10]))  # warm-up
+    whole = monitor()
+    tracemalloc.start()
+    whole.update(batch)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20e6, peak
+    pieces = monitor()
+    for a in range(0, n, 64):
+        pieces.update(
+            FeatureBatch(["@prediction"], p[a : a + 64, None], np.arange(a, min(a + 64, n)), times[a : a + 64])
+        )
+    got, want = whole.take_closed(), pieces.take_closed()
+    assert [r.predictions for r in got] == [1_000, 1_000]
+    assert [(r.first_offset, r.predictions) for r in got] == [(r.first_offset, r.predictions) for r in want]
+    for a, b in zip(got, want, strict=True):
+        assert a.estimate == pytest.approx(b.estimate, rel=1e-9, nan_ok=True)
+    assert whole.open_rows == pieces.open_rows == 1
