@@ -564,6 +564,6 @@ def test_sparse_event_time_windows_do_not_allocate_counts_per_tiny_window() -> N
     got, want = whole.take_closed(), pieces.take_closed()
     assert [r.predictions for r in got] == [1_000, 1_000]
     assert [(r.first_offset, r.predictions) for r in got] == [(r.first_offset, r.predictions) for r in want]
-    for a, b in zip(got, want, strict=True):
-        assert a.estimate == pytest.approx(b.estimate, rel=1e-9, nan_ok=True)
+    for mine, theirs in zip(got, want, strict=True):
+        assert mine.estimate == pytest.approx(theirs.estimate, rel=1e-9, nan_ok=True)
     assert whole.open_rows == pieces.open_rows == 1
