@@ -38,6 +38,7 @@ window is back under it. No I/O, no clock: the same pairs give the same signals.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -66,32 +67,65 @@ _TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 _FALSE = frozenset({"false", "f", "no", "n", "0", "0.0"})
 
 
+#: A number written with a decimal comma (``12,5``), or with dots grouping thousands and a
+#: decimal comma (``1.234,50``) or several groups (``1.234.567``). ``1.234`` alone is not
+#: one: it also reads as the decimal-point number 1.234.
+_DECIMAL_COMMA = re.compile(r"[+-]?([0-9]+,[0-9]+|[1-9][0-9]{0,2}(\.[0-9]{3})+,[0-9]+|[1-9][0-9]{0,2}(\.[0-9]{3}){2,})")
+
+
+def decimal_comma(text: str) -> str | None:
+    """``text`` with a decimal point if it is a number written with a decimal comma, else None.
+
+    >>> decimal_comma("12,5"), decimal_comma("-1.234,50"), decimal_comma("1.234.567"), decimal_comma("1.234")
+    ('12.5', '-1234.50', '1234567', None)
+    >>> decimal_comma("0.125,5"), decimal_comma("pro"), decimal_comma("1,5,6")
+    (None, None, None)
+    """
+    if not _DECIMAL_COMMA.fullmatch(text):
+        return None
+    return text.replace(".", "").replace(",", ".")
+
+
 class TextCells(dict[str, str | None]):
     """An offline row's features as untyped text (a CSV export's cells; None = an empty cell).
 
     Each cell is typed by the serving value it is compared with (:func:`typed_cell`), so
-    the file's spelling of a boolean or a numeric-looking code is not a mismatch.
+    the file's spelling of a boolean or a numeric-looking code is not a mismatch. The text
+    is kept as in the file; ``decimal_comma``: the file writes numbers with a decimal comma
+    (a semicolon-separated CSV), applied only where the serving value is a number.
     """
 
+    def __init__(self, cells: Mapping[str, str | None] = {}, decimal_comma: bool = False) -> None:  # noqa: B006
+        super().__init__(cells)
+        self.decimal_comma = decimal_comma
 
-def typed_cell(serving: Any, cell: str | None) -> Any:
+
+def typed_cell(serving: Any, cell: str | None, decimal_comma_file: bool = False) -> Any:
     """A text cell as the type of the ``serving`` value it is compared with.
 
     A boolean serving value reads ``true``/``false``, ``1``/``0``, ``yes``/``no`` in any
     case; a string one reads the text as it is; a number, or a missing or other value,
     reads a number when the text is one (NaN = missing) and the text otherwise. Text
     that is not of the serving type stays text (and so mismatches, with the text as evidence).
+    ``decimal_comma_file``: when the serving value is a number, ``1,5`` and ``1.234,50``
+    are numbers too (:func:`decimal_comma`); a string serving value keeps ``1,5`` as text.
 
     >>> typed_cell(True, "True"), typed_cell(False, "0"), typed_cell(True, "maybe")
     (True, False, 'maybe')
     >>> typed_cell("04100", "04100"), typed_cell(4100, "04100"), typed_cell(None, "2.5"), typed_cell(1.0, "NaN")
     ('04100', 4100, 2.5, None)
+    >>> typed_cell(1.5, "1,5", True), typed_cell("1,5", "1,5", True), typed_cell(1.5, "1,5"), typed_cell(None, "1,5")
+    (1.5, '1,5', '1,5', '1,5')
     """
     if cell is None or isinstance(serving, str):
         return cell
     if isinstance(serving, bool):
         low = cell.strip().lower()
         return True if low in _TRUE else False if low in _FALSE else cell
+    if decimal_comma_file and _is_number(serving):
+        pointed = decimal_comma(cell)
+        if pointed is not None:
+            return number_or_text(pointed)
     return number_or_text(cell)
 
 
@@ -338,7 +372,8 @@ class SkewDetector:
 
     def _add_pair(self, key: str, s_feats: Mapping[str, Any], o_feats: Mapping[str, Any]) -> None:
         if isinstance(o_feats, TextCells):
-            o_feats = {name: typed_cell(s_feats.get(name), cell) for name, cell in o_feats.items()}
+            comma = o_feats.decimal_comma
+            o_feats = {name: typed_cell(s_feats.get(name), cell, comma) for name, cell in o_feats.items()}
         names = list(s_feats)
         names += [n for n in o_feats if n not in s_feats]
         for name in names:

@@ -57,8 +57,17 @@ SERVING, OFFLINE = "serving", "offline"
 #: A serving event's place in the input, as kept in the joins: ``[topic, partition, offset, ts]``
 #: (a list, so the joins' state is plain data).
 Position = list[Any]
-#: 2: an offline value in the join is ``[features, text]`` (``text``: the features are TextCells).
+#: 2: an offline value in the join is ``[features, text]`` (``text``: the features are TextCells,
+#: :data:`DECIMAL_COMMA` when their file writes numbers with a decimal comma).
 STATE_VERSION = 2
+DECIMAL_COMMA = "decimal_comma"
+
+
+def _text_tag(features: Any) -> bool | str:
+    """How an offline row's features are kept in the join: False (typed), True (TextCells), or DECIMAL_COMMA."""
+    if not isinstance(features, TextCells):
+        return False
+    return DECIMAL_COMMA if features.decimal_comma else True
 
 
 def _position(row: ServingRow) -> Position:
@@ -127,7 +136,7 @@ class SkewEngine:
         for row in rows:
             t = self._join_time(arrival, row.ts)
             if isinstance(row, OfflineRow):
-                text = isinstance(row.features, TextCells)
+                text = _text_tag(row.features)
                 pair = self.join.add(OFFLINE, row.id, [dict(row.features), text], t)
             else:
                 got = self._add_shadow(row, t)
@@ -218,7 +227,9 @@ class SkewEngine:
         self, ids: list[str], pairs: list[tuple[Any, Any]], arrival: float, wall: float, step: SkewStep
     ) -> None:
         positions = [serving[1] for serving, _ in pairs]
-        offline = [TextCells(feats) if text else feats for _, (feats, text) in pairs]
+        offline = [
+            TextCells(feats, decimal_comma=text == DECIMAL_COMMA) if text else feats for _, (feats, text) in pairs
+        ]
         results = self.skew.update(ids, [serving[0] for serving, _ in pairs], offline)
         self._last_pair = positions[-1]
         if results:

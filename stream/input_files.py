@@ -14,7 +14,9 @@ what to do; nothing is guessed silently.
   error naming its line.
 - **Decimal commas**: in a semicolon-separated file (the CSV of locales whose decimal
   mark is a comma), a cell that is a number written with a decimal comma (``12,5``,
-  ``-0,25``) is read with a decimal point.
+  ``-0,25``), with dots grouping thousands (``1.234,50``, ``1.234.567``), is read with a
+  decimal point (:func:`~driftsentinel.detectors.skew.decimal_comma`). ``1.234`` alone is
+  ambiguous and read as 1.234. :func:`read_csv_text` keeps the cells as written.
 - **Header names**: a name that is empty, holds a control or invisible character (a
   byte-order mark, a zero-width space) or starts or ends with a space, or that repeats an
   earlier column's name, is an error naming its column (1-based).
@@ -38,12 +40,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from driftsentinel.detectors.skew import decimal_comma
 
 if TYPE_CHECKING:
     from _csv import Reader as _CsvReader
@@ -60,8 +63,6 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
-#: A number written with a decimal comma (read as such in semicolon-separated files only).
-_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]+,[0-9]+")
 _SAVE_AS_UTF8 = "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 FILE > NEW)"
 
 
@@ -211,7 +212,22 @@ def read_csv(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
 
     The delimiter is sniffed (:func:`sniff_delimiter`); an empty file, a header without
     rows, or a row with another number of fields than the header raise :class:`InputFileError`.
+    In a semicolon-separated file, numbers written with a decimal comma get a decimal point.
+
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "de.csv"
+    >>> _ = p.write_text("amount;n;code\\n1.234,50;1.234.567;12,5x\\n")
+    >>> [fields for _, fields in read_csv(p)[1]]
+    [['1234.50', '1234567', '12,5x']]
     """
+    header, rows, delim = read_csv_text(path)
+    if delim != ";":
+        return header, rows
+    return header, ((line, [decimal_comma(f) or f for f in fields]) for line, fields in rows)
+
+
+def read_csv_text(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]], str]:
+    """:func:`read_csv` with the cells as written (no decimal commas read), and the delimiter."""
     lines = text_lines(path)
     sample: list[str] = []
     for line in lines:
@@ -228,7 +244,7 @@ def read_csv(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     if first is None:
         raise InputFileError(f"{path}: empty file: a CSV needs a header row and data rows")
     header = check_names(first, str(path))
-    return header, _csv_rows(path, reader, len(header), delim)
+    return header, _csv_rows(path, reader, len(header), delim), delim
 
 
 def _csv_rows(path: Path, reader: _CsvReader, width: int, delim: str) -> Iterator[tuple[int, list[str]]]:
@@ -246,8 +262,6 @@ def _csv_rows(path: Path, reader: _CsvReader, width: int, delim: str) -> Iterato
                     f"quote fields that hold the delimiter, or fix the row"
                 )
             rows += 1
-            if delim == ";":
-                fields = [f.replace(",", ".") if _DECIMAL_COMMA.fullmatch(f) else f for f in fields]
             yield line, fields
     except csv.Error as exc:
         raise InputFileError(f"{path}:{reader.line_num}: not CSV ({exc})") from None

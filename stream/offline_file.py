@@ -4,7 +4,8 @@ Each row becomes an :class:`~driftsentinel.schemas.skew.OfflineRow` (id, feature
 time); a row that cannot be used (no id, not JSON) becomes ``None``, so callers can count it.
 A CSV row's features are its cells as text (:class:`~driftsentinel.detectors.skew.TextCells`,
 an empty cell = missing): the skew detector reads each as the type of the serving value it
-is compared with, so ``True``, ``1`` and ``04100`` mean what serving meant. Encodings, the
+is compared with, so ``True``, ``1`` and ``04100`` mean what serving meant (and, in a
+semicolon-separated file, ``1,5`` is 1.5 only where serving sent a number). Encodings, the
 delimiter and the header are :mod:`driftsentinel.stream.input_files`'s; a file that cannot
 be read as given, or in which no row is usable, raises its ``InputFileError``.
 
@@ -21,9 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from driftsentinel.detectors.skew import TextCells, number_or_text
+from driftsentinel.detectors.skew import TextCells, decimal_comma, number_or_text
 from driftsentinel.schemas.skew import OfflineRow
-from driftsentinel.stream.input_files import InputFileError, check_path, read_csv, text_lines
+from driftsentinel.stream.input_files import InputFileError, check_path, read_csv_text, text_lines
 
 #: Fields of a flat JSON row that are not features.
 _NOT_FEATURES = ("id", "ts", "model", "prediction", "label")
@@ -92,7 +93,8 @@ def _parquet_rows(path: Path) -> Iterator[OfflineRow | None]:
 
 
 def _csv_rows(path: Path) -> Iterator[OfflineRow | None]:
-    header, rows = read_csv(path)
+    header, rows, delim = read_csv_text(path)
+    comma = delim == ";"  # a decimal comma is read by typed_cell, only against a serving number
     if "id" not in header:
         raise InputFileError(f"{path}: no 'id' column in the header {header[:8]!r}: name the entity id column 'id'")
     for _, fields in rows:
@@ -101,8 +103,10 @@ def _csv_rows(path: Path) -> Iterator[OfflineRow | None]:
         if not key:
             yield None
             continue
-        ts = _ts(number_or_text(cells.pop("ts", "")))
-        yield OfflineRow(key, TextCells({k: v or None for k, v in cells.items() if k != "model"}), ts)
+        ts_text = cells.pop("ts", "")
+        ts = _ts(number_or_text((decimal_comma(ts_text) if comma else None) or ts_text))
+        features = {k: v or None for k, v in cells.items() if k != "model"}
+        yield OfflineRow(key, TextCells(features, decimal_comma=comma), ts)
 
 
 def _json_lines(path: Path) -> Iterator[OfflineRow | None]:

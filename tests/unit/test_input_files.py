@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from driftsentinel.detectors.skew import SkewDetector, TextCells
 from driftsentinel.schemas import SidecarConfig
+from driftsentinel.schemas.skew import SkewConfig
 from driftsentinel.stream.baseline import make_profile, read_rows
 from driftsentinel.stream.cli import main
 from driftsentinel.stream.input_files import InputFileError, read_csv, sniff_delimiter
@@ -259,10 +261,24 @@ def test_replay_drops_a_bom_and_refuses_a_labels_file_without_labels(tmp_path: P
 def test_offline_csv_semicolon_bom_gives_text_cells(tmp_path: Path) -> None:
     path = tmp_path / "off.csv"
     path.write_bytes(codecs.BOM_UTF8 + b"id;ts;flag;zip;amount\nu1;5;True;04100;12,5\nu2;;1;;3\n")
-    assert list(read_offline_file(path)) == [
-        ("u1", {"flag": "True", "zip": "04100", "amount": "12.5"}, 5.0),
+    rows = list(read_offline_file(path))
+    assert rows == [
+        ("u1", {"flag": "True", "zip": "04100", "amount": "12,5"}, 5.0),  # as written: typed_cell reads the comma
         ("u2", {"flag": "1", "zip": None, "amount": "3"}, None),
     ]
+    assert all(isinstance(r.features, TextCells) and r.features.decimal_comma for r in rows if r is not None)
+
+
+def test_offline_semicolon_file_compares_decimal_commas_by_the_serving_type(tmp_path: Path) -> None:
+    """A ';' file's "1,5" is 1.5 against a serving number and the text "1,5" against a serving string."""
+    path = tmp_path / "off.csv"
+    path.write_text("id;ts;amount;code\n" + "".join(f"u{i};1,5;1.234,5;1,5\n" for i in range(20)))
+    rows = [r for r in read_offline_file(path) if r is not None]
+    assert rows[0].ts == 1.5
+    det = SkewDetector(SkewConfig(window_pairs=20, min_pairs=10))
+    [result] = det.update([r.id for r in rows], [{"amount": 1234.5, "code": "1,5"}] * 20, [r.features for r in rows])
+    assert result.signals == []
+    assert {n: r.exact_match_rate for n, r in result.reports.items()} == {"amount": 1.0, "code": 1.0}
 
 
 @pytest.mark.parametrize(

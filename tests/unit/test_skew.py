@@ -390,3 +390,15 @@ def test_engine_keeps_text_cells_through_the_join_and_its_state() -> None:
     serving = [ServingRow(f"u{i}", {"flag": True, "zip": "04100"}, "m", "features", 0, i) for i in range(10)]
     step = restored.add(serving, arrival=1.0, wall=2.0)
     assert step.events == [] and step.skew_ratio == {"flag": 0.0, "zip": 0.0}
+
+
+def test_typed_cell_reads_a_decimal_comma_only_against_a_serving_number() -> None:
+    """A ';'-file's cell keeps its text: "1,5" is 1.5 for a serving number, "1,5" for a serving string."""
+    from driftsentinel.detectors.skew import typed_cell
+
+    assert typed_cell(1.5, "1,5", True) == 1.5 and typed_cell(1234.5, "1.234,50", True) == 1234.5
+    assert typed_cell("1,5", "1,5", True) == "1,5" and typed_cell(1.5, "1,5", False) == "1,5"
+    det = SkewDetector(SkewConfig(window_pairs=10, min_pairs=10))
+    cells = TextCells({"amount": "1,5", "code": "1,5"}, decimal_comma=True)
+    [result] = det.update([str(i) for i in range(10)], [{"amount": 1.5, "code": "1,5"}] * 10, [cells] * 10)
+    assert result.reports["amount"].exact_match_rate == 1.0 and result.reports["code"].exact_match_rate == 1.0
