@@ -38,6 +38,7 @@ import numpy as np
 from driftsentinel.detectors.profile import build_profile
 from driftsentinel.schemas import SidecarConfig
 from driftsentinel.schemas.profile import PerformanceInputs, PerformanceReference, ReferenceProfile
+from driftsentinel.stream.input_files import InputFileError
 
 PREDICTION = "@prediction"
 TASKS = ("binary", "multiclass", "regression")
@@ -75,7 +76,7 @@ class Columns:
 def _pick(columns: dict[str, list[Any]], given: str | None, defaults: tuple[str, ...], what: str) -> str | None:
     if given is not None:
         if given not in columns:
-            raise ValueError(f"no column {given!r} for the {what} (columns: {', '.join(sorted(columns)[:20])})")
+            raise InputFileError(f"no column {given!r} for the {what} (columns: {', '.join(sorted(columns)[:20])})")
         return given
     return next((c for c in defaults if c in columns), None)
 
@@ -84,7 +85,7 @@ def choose_columns(columns: dict[str, list[Any]], args: argparse.Namespace) -> C
     """The output and label columns from the flags (and defaults); a wrong name is a ValueError."""
     label = _pick(columns, args.label_column, ("@label", "label"), "label")
     if label is None:
-        raise ValueError("no label column (@label or label): name it with --label-column")
+        raise InputFileError("no label column (@label or label): name it with --label-column")
     prediction = _pick(columns, args.prediction_column, (PREDICTION, "prediction"), "prediction")
     scores: list[str] = []
     classes: list[str] = []
@@ -92,14 +93,14 @@ def choose_columns(columns: dict[str, list[Any]], args: argparse.Namespace) -> C
         cls, sep, col = part.partition("=")
         column = col if sep else cls
         if column not in columns:
-            raise ValueError(f"no score column {column!r}")
+            raise InputFileError(f"no score column {column!r}")
         scores.append(column)
         if sep:
             classes.append(cls)
     if classes and len(classes) != len(scores):
-        raise ValueError("--score-columns: give every column as CLASS=COLUMN, or one column for binary")
+        raise InputFileError("--score-columns: give every column as CLASS=COLUMN, or one column for binary")
     if prediction is None and not scores:
-        raise ValueError("no prediction column (@prediction or prediction): name it with --prediction-column")
+        raise InputFileError("no prediction column (@prediction or prediction): name it with --prediction-column")
     return Columns(label, prediction, tuple(scores), tuple(classes), args.task)
 
 
@@ -135,7 +136,7 @@ def fit_reference(columns: dict[str, list[Any]], chosen: Columns, task: str, win
     try:
         return _fit(columns, chosen, task, window)
     except LossModelError as exc:  # e.g. scikit-learn missing: one line, not a traceback
-        raise ValueError(str(exc)) from None
+        raise InputFileError(str(exc)) from None
 
 
 def _fit(columns: dict[str, list[Any]], chosen: Columns, task: str, window: int) -> PerformanceReference:
@@ -147,10 +148,10 @@ def _fit(columns: dict[str, list[Any]], chosen: Columns, task: str, window: int)
         field[chosen.prediction] = PREDICTION
     if task == "regression":
         if chosen.prediction is None:
-            raise ValueError("a regression reference needs --prediction-column")
+            raise InputFileError("a regression reference needs --prediction-column")
         y_hat, y = _numbers(columns[chosen.prediction]), _numbers(columns[chosen.label])
         if y_hat is None or y is None:
-            raise ValueError("regression: the prediction and label columns must be numbers")
+            raise InputFileError("regression: the prediction and label columns must be numbers")
         numeric = {
             c: v
             for c in columns
@@ -164,12 +165,12 @@ def _fit(columns: dict[str, list[Any]], chosen: Columns, task: str, window: int)
     score_columns = list(chosen.scores) or ([chosen.prediction] if chosen.prediction else [])
     scores = [_numbers(columns[c]) for c in score_columns]
     if any(s is None for s in scores):
-        raise ValueError(f"scores must be numbers: {', '.join(score_columns)}")
+        raise InputFileError(f"scores must be numbers: {', '.join(score_columns)}")
     matrix = scores[0] if task == "binary" else np.column_stack(scores)  # type: ignore[arg-type]
     if task == "binary" and len(score_columns) != 1:
-        raise ValueError("binary: give one score column (the positive class's probability)")
+        raise InputFileError("binary: give one score column (the positive class's probability)")
     if task == "multiclass" and len(chosen.classes) != len(score_columns):
-        raise ValueError("multiclass: give --score-columns CLASS=COLUMN for every class")
+        raise InputFileError("multiclass: give --score-columns CLASS=COLUMN for every class")
     predicted_col = chosen.prediction if chosen.prediction not in (None, *score_columns) else None
     predicted = np.asarray(columns[predicted_col], dtype=object) if predicted_col else None
     ref = fit_classification_reference(
@@ -218,11 +219,11 @@ def make_profile(
 
     columns = to_columns(rows)
     if not columns:
-        raise ValueError(f"{source}: no training rows")
+        raise InputFileError(f"{source}: no training rows")
     types = config.detectors.types
     left_out = set_aside(columns, types, with_model=bool(getattr(args, "model", None)))
     if not columns:
-        raise ValueError(f"{source}: no feature columns (only {', '.join(left_out)})")
+        raise InputFileError(f"{source}: no feature columns (only {', '.join(left_out)})")
     if not getattr(args, "model", None):
         return build_profile(columns, source=source, types=types), left_out
     chosen = choose_columns(columns, args)
