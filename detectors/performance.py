@@ -82,8 +82,8 @@ BAND_STDS = 3.0
 #: Log-odds range of the fixed part of the ROC AUC bin edges (covers p in ~[1e-6, 1 - 1e-6]).
 GRID_LOGIT = 14.0
 #: Each metric's range (None: unbounded): the band is clipped to it.
-_RANGE: dict[str, tuple[float, float | None]] = dict.fromkeys(CLASSIFICATION_METRICS, (0.0, 1.0))
-_RANGE |= dict.fromkeys(REGRESSION_METRICS, (0.0, None))
+METRIC_RANGE: dict[str, tuple[float, float | None]] = dict.fromkeys(CLASSIFICATION_METRICS, (0.0, 1.0))
+METRIC_RANGE |= dict.fromkeys(REGRESSION_METRICS, (0.0, None))
 
 
 # --- labels and classes -------------------------------------------------------------------------------
@@ -674,7 +674,7 @@ def _band(values: list[float], reference: float, metric: str) -> MetricBand:
     if arr.size == 0:
         return MetricBand(reference=reference, mean=math.nan, std=math.nan, lower=None, upper=None, n_windows=0)
     mean, std = float(arr.mean()), float(arr.std())
-    lo_limit, hi_limit = _RANGE[metric]
+    lo_limit, hi_limit = METRIC_RANGE[metric]
     lower: float | None = mean - BAND_STDS * std
     upper: float | None = mean + BAND_STDS * std
     if lo_limit is not None and lower is not None and lower <= lo_limit:

@@ -32,7 +32,8 @@ a metric the window's labels did not realize at ``min_label_coverage`` is not gr
 The band is the reference's: the metric's mean over reference windows of ``reference.window``
 predictions +- 3 std (NannyML's thresholds). A stream window of ``n`` predictions scales the
 half-widths by ``sqrt(reference.window / n)`` (a metric's sampling spread falls as one over the
-root of the window), so event-time windows of any size are judged fairly. The tolerance of a
+root of the window), so event-time windows of any size are judged fairly; the scaled band is
+then clipped to the metric's range (never the clipped band scaled). The tolerance of a
 grading is the same scaled ``3 std``.
 
 Pure: no clock, no I/O. The state is plain data (numbers, strings, numeric arrays).
@@ -48,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from driftsentinel.detectors.performance import ReferenceModel, WindowCounts
+from driftsentinel.detectors.performance import BAND_STDS, METRIC_RANGE, ReferenceModel, WindowCounts
 from driftsentinel.detectors.performance_window import (
     ClassCodes,
     PairReader,
@@ -70,7 +71,7 @@ from driftsentinel.detectors.performance_window import (
 from driftsentinel.schemas import FeatureBatch, WindowTestConfig
 from driftsentinel.schemas.alerts import Status
 from driftsentinel.schemas.config import PerformanceConfig
-from driftsentinel.schemas.profile import PerformanceReference
+from driftsentinel.schemas.profile import MetricBand, PerformanceReference
 
 __all__ = ["PerformanceDecision", "PerformanceMonitor", "WindowClock", "WindowRecord"]
 
@@ -247,8 +248,7 @@ class PerformanceMonitor:
         for metric in self.metrics:
             band = self.reference.metrics[metric]
             ref[metric] = band.reference
-            lo, hi = _scaled(band.lower, band.mean, scale), _scaled(band.upper, band.mean, scale)
-            lower[metric], upper[metric] = lo, hi
+            lower[metric], upper[metric] = _scaled_band(metric, band, scale)
             tol[metric] = 3.0 * band.std * scale
         window.record = WindowRecord(
             first_offset=window.first[0],
@@ -497,11 +497,21 @@ class PerformanceMonitor:
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def _scaled(bound: float | None, mean: float, scale: float) -> float | None:
-    """A band bound with its distance from the mean scaled (``None``: unbounded)."""
-    if bound is None or not math.isfinite(bound) or not math.isfinite(mean):
-        return bound
-    return mean + (bound - mean) * scale
+def _scaled_band(metric: str, band: MetricBand, scale: float) -> tuple[float | None, float | None]:
+    """The band for a window of ``reference.window / scale**2`` predictions: ``mean +- 3 std * scale``,
+    then clipped to the metric's range (scaling a clipped bound would move a bound at the
+    range's edge inside it: a false alarm on the best windows). ``None``: unbounded."""
+    if (band.lower is None and band.upper is None) or not (math.isfinite(band.mean) and math.isfinite(band.std)):
+        return band.lower, band.upper
+    half = BAND_STDS * band.std * scale
+    lo_limit, hi_limit = METRIC_RANGE.get(metric, (None, None))
+    lower = None if band.lower is None else band.mean - half
+    upper = None if band.upper is None else band.mean + half
+    if lower is not None and lo_limit is not None:
+        lower = max(lower, lo_limit)
+    if upper is not None and hi_limit is not None:
+        upper = min(upper, hi_limit)
+    return lower, upper
 
 
 def _deviation(value: float, center: float, tolerance: float) -> float:

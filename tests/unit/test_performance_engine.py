@@ -567,3 +567,29 @@ def test_sparse_event_time_windows_do_not_allocate_counts_per_tiny_window() -> N
     for mine, theirs in zip(got, want, strict=True):
         assert mine.estimate == pytest.approx(theirs.estimate, rel=1e-9, nan_ok=True)
     assert whole.open_rows == pieces.open_rows == 1
+
+
+def _confident_reference(window: int) -> PerformanceReference:
+    """A binary model whose scores are 0.003 or 0.997, calibrated: accuracy ~0.997 everywhere."""
+    rng = np.random.default_rng(11)
+    n = 40 * window
+    s = np.where(rng.random(n) < 0.5, 0.003, 0.997)
+    y = (rng.random(n) < s).astype(int)
+    return fit_classification_reference(s, y, window=window)
+
+
+def test_the_band_is_scaled_before_it_is_clipped() -> None:
+    """mean 0.99, std 0.01 over reference windows of 500, a stream window of 2,000 (4x):
+    the band is 0.99 +- 0.015 clipped to [0.975, 1]; an estimate of ~0.997 is inside it
+    (scaling the clipped bound would put the upper bound at 0.995)."""
+    ref = _confident_reference(500)
+    acc = ref.metrics["accuracy"].model_copy(update={"mean": 0.99, "std": 0.01, "lower": 0.96, "upper": 1.0})
+    ref = ref.model_copy(update={"metrics": {**ref.metrics, "accuracy": acc}})
+    mon = _monitor(ref, 2_000)
+    rng = np.random.default_rng(12)
+    s = np.where(rng.random(2_000) < 0.5, 0.003, 0.997)
+    decisions = mon.update(_batch(["@prediction"], s[:, None], np.arange(2_000)))
+    (record,) = mon.take_closed()
+    assert record.estimate["accuracy"] == pytest.approx(0.997, abs=0.002)
+    assert record.upper["accuracy"] == 1.0 and record.lower["accuracy"] == pytest.approx(0.975)
+    assert [d for d in decisions if d.metric == "accuracy"] == []
