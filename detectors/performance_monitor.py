@@ -241,7 +241,8 @@ class PerformanceMonitor:
         if n < self.config.min_window_events:
             return []
         assert window.estimated is not None and window.first is not None and window.last is not None
-        est = window.estimated.metrics(self.model.binary)
+        computed = window.estimated.metrics(self.model.binary)
+        est = {metric: computed.get(metric, math.nan) for metric in self.metrics}  # the reference's metrics
         window.estimated = None  # a closed window keeps its record, not its expected counts
         scale = math.sqrt(self.reference.window / n)
         lower, upper, tol, ref = {}, {}, {}, {}
@@ -320,10 +321,11 @@ class PerformanceMonitor:
         """The realized metrics of a covered window, against its estimates (a metric realized from
         fewer than ``min_label_coverage`` of its predictions is NaN, and not graded)."""
         assert window.record is not None
-        realized = window.realized.metrics(self.model.binary)
+        computed = window.realized.metrics(self.model.binary)
+        realized = {metric: computed.get(metric, math.nan) for metric in self.metrics}
         need = self.config.min_label_coverage * window.predictions
         for metric, n in realized_channels(window.realized).items():
-            if n < need:
+            if n < need and metric in realized:
                 realized[metric] = math.nan  # e.g. multiclass ROC AUC from late labels: not realizable
         record = window.record = dataclasses.replace(window.record, realized=realized, coverage=window.coverage())
         self.last_graded = record
@@ -463,6 +465,9 @@ class PerformanceMonitor:
         if not isinstance(pending, list):
             raise ValueError("performance.pending: expected a list")
         windows_ = [Tally.from_state(w, empty, f"performance.pending[{i}]", closed=True) for i, w in enumerate(pending)]
+        for i, w in enumerate(windows_):
+            assert w.record is not None
+            _check_metrics(w.record, reference, f"performance.pending[{i}].record")
         for i, (a, b) in enumerate(zip(windows_, [*windows_, mon.open][1:], strict=True)):
             if b.first is not None and a.last is not None and b.first <= a.last:
                 raise ValueError(f"performance.pending[{i}]: positions not in stream order")
@@ -477,7 +482,9 @@ class PerformanceMonitor:
             mon.active[det] = set(names)
         for key in ("last_estimate", "last_graded"):
             if st.get(key) is not None:
-                setattr(mon, key, record_from(st[key], f"performance.{key}"))
+                record = record_from(st[key], f"performance.{key}")
+                _check_metrics(record, reference, f"performance.{key}")
+                setattr(mon, key, record)
         return mon
 
     # ------------------------------------------------------------------ read-outs
@@ -512,6 +519,19 @@ def _scaled_band(metric: str, band: MetricBand, scale: float) -> tuple[float | N
     if upper is not None and hi_limit is not None:
         upper = min(upper, hi_limit)
     return lower, upper
+
+
+def _check_metrics(record: WindowRecord, reference: PerformanceReference, path: str) -> None:
+    """A restored record names exactly the reference's metrics (realized: some of them), else
+    ``ValueError`` naming the field: a missing one would fail at its grading, a stray one
+    would become a gauge label."""
+    want = set(reference.metrics)
+    for key in ("estimate", "lower", "upper", "reference", "tolerance"):
+        got = set(getattr(record, key))
+        if got != want:
+            raise ValueError(f"{path}.{key}: expected the metrics {sorted(want)}, got {sorted(got)}")
+    if record.realized is not None and not set(record.realized) <= want:
+        raise ValueError(f"{path}.realized: {sorted(set(record.realized) - want)} are not metrics of the reference")
 
 
 def _deviation(value: float, center: float, tolerance: float) -> float:

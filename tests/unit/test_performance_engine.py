@@ -593,3 +593,19 @@ def test_the_band_is_scaled_before_it_is_clipped() -> None:
     assert record.estimate["accuracy"] == pytest.approx(0.997, abs=0.002)
     assert record.upper["accuracy"] == 1.0 and record.lower["accuracy"] == pytest.approx(0.975)
     assert [d for d in decisions if d.metric == "accuracy"] == []
+
+
+def test_a_waiting_record_without_every_metric_is_a_rejected_checkpoint() -> None:
+    ref = _reference()
+    mon = _monitor(ref, 500)
+    _, p, _ = _flip_stream(1_200, 1_200, seed=5)
+    mon.update(_batch(["@prediction"], p[:, None], np.arange(1_200)))
+    perf = mon.state_dict()
+    record = perf["pending"][1]["record"]
+    args = (ref, mon.config, mon.clock.config, True)
+    for key, value in (("tolerance", {}), ("estimate", {**record["estimate"], "bogus": 1.0})):
+        with pytest.raises(ValueError, match=rf"performance.pending\[1\].record.{key}"):
+            PerformanceMonitor.from_state(_with(perf, 1, record={**record, key: value}), *args)
+    with pytest.raises(ValueError, match=r"performance.pending\[1\].record.realized"):
+        PerformanceMonitor.from_state(_with(perf, 1, record={**record, "realized": {"bogus": 0.5}}), *args)
+    PerformanceMonitor.from_state(_with(perf, 1, record={**record, "realized": {"roc_auc": 0.5}}), *args)
