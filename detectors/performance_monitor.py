@@ -19,7 +19,9 @@ gets one monitor per input partition (:mod:`driftsentinel.detectors.engine`). Th
   realized metrics are computed once and compared with its estimates; a miss larger than the
   reference's sampling band opens a ``calibration_drift`` episode (the estimator no longer
   describes the model: the relation between inputs and labels changed, which input drift
-  cannot show). At most ``max_pending_windows`` closed windows wait for labels.
+  cannot show). At most ``max_pending_windows`` closed windows wait for labels. Episodes follow
+  window order, not label-arrival order: a window older than the last one graded (its labels
+  came later) is graded for the gauges and the report, and leaves the episodes as they are.
 
 State is bounded and mergeable, never a buffer of events: the open window is its counts
 (:class:`~driftsentinel.detectors.performance.WindowCounts`, accumulated batch by batch), a
@@ -63,6 +65,7 @@ from driftsentinel.detectors.performance_window import (
     finite_or_none,
     input_fields,
     mapping,
+    position_from,
     realized_channels,
     record_from,
     record_state,
@@ -129,6 +132,9 @@ class PerformanceMonitor:
         self.active: dict[str, set[str]] = {d: set() for d in DETECTORS}
         self.last_estimate: WindowRecord | None = None
         self.last_graded: WindowRecord | None = None
+        # the first position of the newest window graded: an older one graded later (its labels
+        # came later) is stale evidence and leaves the calibration episodes alone
+        self.graded_first: Position | None = None
         self.ungraded = 0  # closed windows given up before their labels covered them
         self.open_rows = 0  # events in the open window (with or without every input)
         self._closed: list[WindowRecord] = []  # estimated or graded since take_closed
@@ -331,6 +337,10 @@ class PerformanceMonitor:
         self.last_graded = record
         self._closed.append(record)
         out: list[PerformanceDecision] = []
+        if window.first is not None:
+            if self.graded_first is not None and window.first < self.graded_first:
+                return out  # older than the window last graded: the gauges show it, the episodes do not move
+            self.graded_first = window.first
         active = self.active[CALIBRATION]
         for metric in self.metrics:
             est, real, tol = (
@@ -427,6 +437,7 @@ class PerformanceMonitor:
             "active": {d: sorted(m) for d, m in self.active.items()},
             "last_estimate": None if self.last_estimate is None else record_state(self.last_estimate),
             "last_graded": None if self.last_graded is None else record_state(self.last_graded),
+            "graded_first": None if self.graded_first is None else list(self.graded_first),
             "ungraded": self.ungraded,
         }
 
@@ -480,6 +491,7 @@ class PerformanceMonitor:
             if not isinstance(names, list) or not all(isinstance(m, str) and m in reference.metrics for m in names):
                 raise ValueError(f"performance.active.{det}: expected metric names of the reference")
             mon.active[det] = set(names)
+        mon.graded_first = position_from(st.get("graded_first"), "performance.graded_first")
         for key in ("last_estimate", "last_graded"):
             if st.get(key) is not None:
                 record = record_from(st[key], f"performance.{key}")

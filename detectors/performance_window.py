@@ -238,8 +238,8 @@ class Tally:
             raise ValueError(f"{path}: expected exactly the keys {sorted(want)}, got {sorted(st)}")
         tally = cls(_counts_from(st["realized"], empty, f"{path}.realized"))
         tally.predictions = count(st["predictions"], f"{path}.predictions")
-        tally.first = _position(st["first"], f"{path}.first")
-        tally.last = _position(st["last"], f"{path}.last")
+        tally.first = position_from(st["first"], f"{path}.first")
+        tally.last = position_from(st["last"], f"{path}.last")
         if (tally.first is None) != (tally.last is None) or (tally.first is None) != (tally.predictions == 0):
             raise ValueError(f"{path}: a window with predictions has a first and a last position, an empty one none")
         if tally.first is not None and tally.last is not None and tally.first > tally.last:
@@ -288,7 +288,7 @@ def _counts_from(state: Any, empty: WindowCounts, path: str) -> WindowCounts:
         raise ValueError(f"{path}: {exc}") from None
 
 
-def _position(value: Any, path: str) -> Position | None:
+def position_from(value: Any, path: str) -> Position | None:
     if value is None:
         return None
     if not isinstance(value, list) or len(value) != 2:

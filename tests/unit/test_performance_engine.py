@@ -609,3 +609,27 @@ def test_a_waiting_record_without_every_metric_is_a_rejected_checkpoint() -> Non
     with pytest.raises(ValueError, match=r"performance.pending\[1\].record.realized"):
         PerformanceMonitor.from_state(_with(perf, 1, record={**record, "realized": {"bogus": 0.5}}), *args)
     PerformanceMonitor.from_state(_with(perf, 1, record={**record, "realized": {"roc_auc": 0.5}}), *args)
+
+
+def test_an_older_window_graded_after_a_newer_one_does_not_move_the_episode() -> None:
+    """Labels arrive newest window first: the newer (flipped) window opens calibration_drift,
+    the older (fine) one graded afterwards is stale evidence: no ``resolved``; the next newer
+    window within tolerance resolves it."""
+    ref = _reference()
+    mon = _monitor(ref, WINDOW)
+    _, p, y = _flip_stream(4 * WINDOW, 4 * WINDOW, seed=5)
+    y_flip = np.where((np.arange(4 * WINDOW) >= WINDOW) & (np.arange(4 * WINDOW) < 2 * WINDOW), 1 - y, y)
+    mon.update(_batch(["@prediction"], p[:, None], np.arange(4 * WINDOW)))
+    assert len(mon.pending) == 4
+    newer = mon.add_labels(_labelled_pairs(p, y_flip, range(WINDOW, 2 * WINDOW)))
+    assert {d.status for d in newer if d.metric == "roc_auc"} == {"drift"}
+    older = mon.add_labels(_labelled_pairs(p, y_flip, range(WINDOW)))
+    assert [d for d in older if d.detector == "calibration_drift"] == []
+    assert mon.readout()[1] is not None and mon.readout()[1].first_offset == 0  # the gauge: last graded
+    later = mon.add_labels(_labelled_pairs(p, y_flip, range(2 * WINDOW, 3 * WINDOW)))
+    assert {d.status for d in later if d.metric == "roc_auc"} == {"resolved"}
+    restored = PerformanceMonitor.from_state(
+        decode_state(encode_state({"p": mon.state_dict()}))["p"], ref, mon.config, mon.clock.config, True
+    )
+    stale = restored.add_labels(_labelled_pairs(p, 1 - y, range(WINDOW)))  # already graded: ignored
+    assert stale == [] and restored.state_dict()["graded_first"] == mon.state_dict()["graded_first"]
