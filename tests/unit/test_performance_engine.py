@@ -625,7 +625,8 @@ def test_an_older_window_graded_after_a_newer_one_does_not_move_the_episode() ->
     assert {d.status for d in newer if d.metric == "roc_auc"} == {"drift"}
     older = mon.add_labels(_labelled_pairs(p, y_flip, range(WINDOW)))
     assert [d for d in older if d.detector == "calibration_drift"] == []
-    assert mon.readout()[1] is not None and mon.readout()[1].first_offset == 0  # the gauge: last graded
+    gauge = mon.readout()[1]  # the realized gauge shows the last window graded
+    assert gauge is not None and gauge.first_offset == 0
     later = mon.add_labels(_labelled_pairs(p, y_flip, range(2 * WINDOW, 3 * WINDOW)))
     assert {d.status for d in later if d.metric == "roc_auc"} == {"resolved"}
     restored = PerformanceMonitor.from_state(
