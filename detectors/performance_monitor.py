@@ -35,8 +35,9 @@ The band is the reference's: the metric's mean over reference windows of ``refer
 predictions +- 3 std (NannyML's thresholds). A stream window of ``n`` predictions scales the
 half-widths by ``sqrt(reference.window / n)`` (a metric's sampling spread falls as one over the
 root of the window), so event-time windows of any size are judged fairly; the scaled band is
-then clipped to the metric's range (never the clipped band scaled). The tolerance of a
-grading is the same scaled ``3 std``.
+then clipped to the metric's range (never the clipped band scaled). The tolerance of a grading
+is the same scaled ``3 std``, at least the binomial sampling error ``3 sqrt(q (1 - q) / n)`` of a
+proportion metric realized from ``n`` labels (a metric constant on the reference has std 0).
 
 Pure: no clock, no I/O. The state is plain data (numbers, strings, numeric arrays).
 """
@@ -330,7 +331,8 @@ class PerformanceMonitor:
         computed = window.realized.metrics(self.model.binary)
         realized = {metric: computed.get(metric, math.nan) for metric in self.metrics}
         need = self.config.min_label_coverage * window.predictions
-        for metric, n in realized_channels(window.realized).items():
+        channels = realized_channels(window.realized)
+        for metric, n in channels.items():
             if n < need and metric in realized:
                 realized[metric] = math.nan  # e.g. multiclass ROC AUC from late labels: not realizable
         record = window.record = dataclasses.replace(window.record, realized=realized, coverage=window.coverage())
@@ -343,13 +345,10 @@ class PerformanceMonitor:
             self.graded_first = window.first
         active = self.active[CALIBRATION]
         for metric in self.metrics:
-            est, real, tol = (
-                record.estimate.get(metric, math.nan),
-                realized.get(metric, math.nan),
-                record.tolerance[metric],
-            )
-            if est != est or real != real or tol != tol:
+            est, real = record.estimate.get(metric, math.nan), realized.get(metric, math.nan)
+            if est != est or real != real or record.tolerance[metric] != record.tolerance[metric]:
                 continue
+            tol = max(record.tolerance[metric], _sampling_floor(metric, real, channels.get(metric, 0)))
             miss = abs(est - real) > tol
             status: Status
             if miss and metric not in active:
@@ -531,6 +530,18 @@ def _scaled_band(metric: str, band: MetricBand, scale: float) -> tuple[float | N
     if upper is not None and hi_limit is not None:
         upper = min(upper, hi_limit)
     return lower, upper
+
+
+def _sampling_floor(metric: str, value: float, n: int) -> float:
+    """The least tolerance of a grading: ``3 sqrt(q (1 - q) / n)``, the binomial sampling error of
+    a proportion metric realized from ``n`` labelled predictions (``q`` the realized value kept
+    within ``[1/n, 1 - 1/n]``, so a metric at 0 or 1 still has ~``3 / n``). A metric constant over
+    the reference windows (std 0) would otherwise call every difference a calibration miss.
+    0 for metrics that are not proportions (MAE, RMSE) and for ``n`` 0."""
+    if METRIC_RANGE.get(metric) != (0.0, 1.0) or n <= 0:
+        return 0.0
+    q = min(max(value, 1.0 / n), 1.0 - 1.0 / n) if n > 1 else 0.5
+    return BAND_STDS * math.sqrt(q * (1.0 - q) / n)
 
 
 def _check_metrics(record: WindowRecord, reference: PerformanceReference, path: str) -> None:

@@ -634,3 +634,26 @@ def test_an_older_window_graded_after_a_newer_one_does_not_move_the_episode() ->
     )
     stale = restored.add_labels(_labelled_pairs(p, 1 - y, range(WINDOW)))  # already graded: ignored
     assert stale == [] and restored.state_dict()["graded_first"] == mon.state_dict()["graded_first"]
+
+
+def test_a_constant_reference_metric_still_tolerates_sampling_error() -> None:
+    """Precision 1.0 in every reference window (std 0): a stream window with one false positive
+    among ~1,000 predicted positives (precision 0.999) is within the binomial floor of the
+    tolerance, not a calibration_drift."""
+    rng = np.random.default_rng(13)
+    n = 20 * WINDOW
+    y = (rng.random(n) < 0.5).astype(int)
+    s = np.where(y == 1, np.where(rng.random(n) < 0.8, 0.9, 0.2), 0.2)  # no false positive
+    ref = fit_classification_reference(s, y, window=WINDOW)
+    assert ref.metrics["precision"].std == 0.0 and ref.metrics["precision"].mean == 1.0
+    y2 = (rng.random(4 * WINDOW) < 0.5).astype(int)
+    s2 = np.where(y2 == 1, np.where(rng.random(4 * WINDOW) < 0.8, 0.9, 0.2), 0.2)
+    for w in range(4):  # one false positive per window
+        i = w * WINDOW + int(np.flatnonzero(y2[w * WINDOW : (w + 1) * WINDOW] == 0)[0])
+        s2[i] = 0.9
+    mon = _monitor(ref, WINDOW, late=False)
+    cols = np.column_stack([s2, y2])
+    decisions = mon.update(_batch(["@prediction", "@label"], cols, np.arange(4 * WINDOW)))
+    graded = [r for r in mon.take_closed() if r.realized is not None]
+    assert len(graded) == 4 and all(0.998 < r.realized["precision"] < 1.0 for r in graded if r.realized)
+    assert [d for d in decisions if d.detector == "calibration_drift" and d.metric == "precision"] == []
