@@ -7,8 +7,11 @@ was true. Which columns those are is configurable:
 * ``--prediction-column`` (default ``@prediction``, else ``prediction``): the column the
   stream sends as the event's ``prediction``: a binary score, a class, or a regression value;
 * ``--score-columns``: classifiers' probabilities when they are not the prediction. Binary:
-  one column (the positive class's probability); multiclass: ``CLASS=COLUMN`` pairs, one
-  per class. On the stream these are features of the same names;
+  one column, the positive class's probability: ``COLUMN`` (the positive class is the second
+  of the sorted label values) or ``CLASS=COLUMN`` (the positive class is ``CLASS``: say it when
+  the score is the probability of the label that sorts first, e.g. ``default=p_default`` with
+  labels ``default``/``repaid``, or every estimate is inverted); multiclass: ``CLASS=COLUMN``
+  pairs, one per class. On the stream these are features of the same names;
 * ``--task binary|multiclass|regression`` (default: inferred: several score columns are
   multiclass; a numeric prediction with two label values is binary, with more regression;
   a class-valued prediction is binary or multiclass by the number of label values).
@@ -57,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--score-columns",
-        help="classifier probabilities when not the prediction: COL (binary) or CLASS=COL,... (multiclass) "
+        help="classifier probabilities when not the prediction: binary COL (P of the second sorted label) or "
+        "CLASS=COL (P of CLASS, the positive class); multiclass CLASS=COL,... one per class "
         "(default: none, the prediction is the score)",
     )
 
@@ -173,13 +177,30 @@ def _fit(columns: dict[str, list[Any]], chosen: Columns, task: str, window: int)
         raise InputFileError("multiclass: give --score-columns CLASS=COLUMN for every class")
     predicted_col = chosen.prediction if chosen.prediction not in (None, *score_columns) else None
     predicted = np.asarray(columns[predicted_col], dtype=object) if predicted_col else None
-    ref = fit_classification_reference(
-        matrix, labels, classes=list(chosen.classes) or None, window=window, predicted=predicted
-    )
+    classes = list(chosen.classes) or None
+    if task == "binary" and classes is not None:
+        classes = _binary_classes(labels, classes[0])
+    ref = fit_classification_reference(matrix, labels, classes=classes, window=window, predicted=predicted)
     inputs = PerformanceInputs(
         scores=[field[c] for c in score_columns], predicted=field[predicted_col] if predicted_col else None
     )
     return ref.model_copy(update={"inputs": inputs})
+
+
+def _binary_classes(labels: np.ndarray, positive: str) -> list[str]:
+    """``[other class, positive]``: a binary ``--score-columns CLASS=COL`` names the class whose
+    probability the column is (the positive class, whatever the sort order of the labels)."""
+    from driftsentinel.detectors.performance import canonical_classes
+
+    names, missing = canonical_classes(labels)
+    distinct = sorted(set(names[~missing].tolist()))
+    (want,) = canonical_classes(np.asarray([positive], dtype=object))[0].tolist()
+    if want not in distinct:
+        raise ValueError(f"--score-columns: class {positive!r} is not a label value (labels: {distinct[:10]})")
+    others = [c for c in distinct if c != want]
+    if len(others) != 1:
+        raise ValueError(f"binary: the labels need exactly two values, got {distinct[:10]}")
+    return [others[0], want]
 
 
 #: A FeatureEvent's own fields. In a flat training file (CSV, Parquet, flat JSON) they are not

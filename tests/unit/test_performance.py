@@ -570,3 +570,28 @@ def test_warmup_links_the_loss_model_kernel_before_the_first_batch(tmp_path: Pat
     done = subprocess.run([sys.executable, "-c", script, str(profile)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip()) >= 1
+
+
+def test_baseline_binary_score_column_names_its_positive_class() -> None:
+    """``--score-columns default=p_default`` on a binary model: ``default`` is the positive class
+    (the score is its probability), though it sorts first; estimates follow the realized
+    metrics instead of inverting them."""
+    import argparse
+
+    from driftsentinel.stream.baseline_performance import choose_columns, fit_reference, infer_task
+
+    rng = np.random.default_rng(21)
+    n = 8_000
+    p_default = rng.beta(2, 5, n)
+    labels = np.where(rng.random(n) < p_default, "default", "repaid")
+    columns = {"label": labels.tolist(), "p_default": p_default.tolist()}
+    args = argparse.Namespace(label_column=None, prediction_column=None, score_columns="default=p_default", task=None)
+    chosen = choose_columns(columns, args)
+    task = infer_task(columns, chosen)
+    ref = fit_reference(columns, chosen, task, window=2_000)
+    assert task == "binary" and ref.classification is not None
+    assert ref.classification.classes == ["repaid", "default"]
+    (result, *_) = PerformanceEstimator(ref).update(scores=p_default[:2_000], labels=labels[:2_000])
+    assert result.realized["roc_auc"] > 0.6
+    assert result.estimated["roc_auc"] == pytest.approx(result.realized["roc_auc"], abs=0.05)
+    assert result.estimated["accuracy"] == pytest.approx(result.realized["accuracy"], abs=0.05)
