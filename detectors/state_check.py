@@ -221,7 +221,7 @@ def _check_bank_arrays(st: Mapping[str, Any], template: Mapping[str, Any], n: in
     """The bank's own per-feature arrays, the warm-up buffer and the evidence ring."""
     optional = {"const", "const_tol", "const_active", "const_run"}  # absent in states of older versions
     for key, like in template.items():
-        if not isinstance(like, np.ndarray) or key in ("warm_values", "tail"):
+        if not isinstance(like, np.ndarray) or key == "warm_values":
             continue
         if key in optional and key not in st:
             continue
@@ -232,15 +232,33 @@ def _check_bank_arrays(st: Mapping[str, Any], template: Mapping[str, Any], n: in
     values = _array(st.get("warm_values"), f"{path}.warm_values", template["warm_values"], None)
     if int(lengths[lengths > 0].sum()) != values.size:
         raise _shape_error(f"{path}.warm_values", "does not match warm_lengths")
-    if "tail" in st:  # absent in states from before the evidence ring
-        tail = template["tail"]
-        _array(st["tail"], f"{path}.tail", tail, (tail.shape[0], n))
+    if "evidence" in st:  # absent in states from before the evidence ring
+        n_rows = _int(st.get("n_rows"), f"{path}.n_rows")
+        _check_evidence(st["evidence"], template["evidence"], n, n_rows, f"{path}.evidence")
+    if "tail" in st:  # states from before the per-feature ring: raw values of the last events, not read
+        tail = st["tail"]
+        if not isinstance(tail, np.ndarray) or tail.dtype.kind != "f" or tail.ndim != 2 or tail.shape[1] != n:
+            raise _shape_error(f"{path}.tail", f"expected a float array [events, {n}]")
     if "recent" in st:  # states from before the ring: standardised values, not read, still checked
         recent = st["recent"]
         if not isinstance(recent, np.ndarray) or recent.dtype.kind != "f":
             raise _shape_error(f"{path}.recent", "expected a float array")
         if recent.size and (recent.ndim != 2 or recent.shape[1] != n or recent.shape[0] > 1000):
             raise _shape_error(f"{path}.recent", f"expected [rows <= 1000, {n}], got {recent.shape}")
+
+
+def _check_evidence(state: Any, template: Mapping[str, Any], n: int, n_rows: int, path: str) -> None:
+    """The evidence ring: per feature its last values (standardised), their rows (before
+    ``n_rows``) and how many values it was given."""
+    ev = _dict(state, path)
+    slots = template["z"].shape[0]
+    _array(ev.get("z"), f"{path}.z", template["z"], (slots, n))
+    rows = _array(ev.get("rows"), f"{path}.rows", template["rows"], (slots, n))
+    given = _array(ev.get("n"), f"{path}.n", template["n"], (n,))
+    if given.size and int(given.min()) < 0:
+        raise _shape_error(f"{path}.n", "negative counts")
+    if rows.size and (int(rows.min()) < 0 or int(rows.max()) >= max(n_rows, 1)):
+        raise _shape_error(f"{path}.rows", f"rows outside [0, {n_rows})")
 
 
 def _check_monitor(state: Any, template: Mapping[str, Any], path: str) -> None:

@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 
 from driftsentinel.detectors.adwin import ADWIN
-from driftsentinel.detectors.bank import EVIDENCE_EVENTS, DetectorBank, change_split
+from driftsentinel.detectors.bank import (
+    EVIDENCE_EVENTS,
+    SPLIT_THRESHOLD,
+    DetectorBank,
+    change_split,
+    split_statistic,
+)
 from driftsentinel.detectors.page_hinkley import PageHinkley
 from driftsentinel.detectors.policy import AlertPolicy
 from driftsentinel.detectors.protocol import LocatesChanges
@@ -148,7 +154,7 @@ def test_a_state_without_the_ring_still_restores() -> None:
     bank = DetectorBank(BankConfig())
     drift_events(bank, x[:3000])
     state = bank.state_dict()
-    del state["tail"]
+    del state["evidence"]
     for key in ("at_min_increase", "at_max_decrease"):
         del state["detectors"]["page_hinkley"][key]
     template = DetectorBank(BankConfig()).state_dict()
@@ -163,10 +169,17 @@ def test_a_ring_of_the_wrong_shape_is_rejected() -> None:
     bank = DetectorBank(BankConfig())
     drift_events(bank, stream(0, 1.0)[:100])
     state = bank.state_dict()
-    state["tail"] = np.zeros((EVIDENCE_EVENTS, 3))
-    with pytest.raises(StateRejected) as info:
-        check_bank_state(state, DetectorBank(BankConfig()).state_dict(), 10, BankConfig().window_size, "state")
-    assert info.value.reason == "shape" and "tail" in str(info.value)
+    template = DetectorBank(BankConfig()).state_dict()
+    check_bank_state(state, template, 10, BankConfig().window_size, "state")
+    for key, bad in (
+        ("z", np.zeros((EVIDENCE_EVENTS, 3), dtype=np.float32)),
+        ("rows", np.full((EVIDENCE_EVENTS, 2), 100, dtype=np.int64)),  # a row not yet seen
+        ("n", np.array([-1, 0])),
+    ):
+        broken = {**state, "evidence": {**state["evidence"], key: bad}}
+        with pytest.raises(StateRejected) as info:
+            check_bank_state(broken, template, 10, BankConfig().window_size, "state")
+        assert info.value.reason == "shape" and f"evidence.{key}" in str(info.value)
 
 
 def test_a_change_older_than_the_ring_summarises_the_newest_values() -> None:
@@ -186,6 +199,87 @@ def test_a_change_older_than_the_ring_summarises_the_newest_values() -> None:
     for batch in (1, 513, 7000):
         again = drift_events(DetectorBank(config), x, batch=batch)
         assert [e.model_dump() for e in again] == [ev.model_dump()]
+
+
+# ---------------------------------------------------------------------- beyond the ring
+
+
+def _signal_events(x: np.ndarray, config: BankConfig | None = None, batch: int = 1000) -> list[DriftEvent]:
+    """DriftEvents of one feature ``a`` (offsets are rows)."""
+    bank = DetectorBank(config or BankConfig())
+    policy = AlertPolicy(AlertPolicyConfig(), group_id="g")
+    out = []
+    for a in range(0, len(x), batch):
+        rows = np.arange(a, min(a + batch, len(x)))
+        for sig in bank.update(FeatureBatch(["a"], x[a : a + batch, None], rows, rows.astype(float))):
+            if sig.status == "drift":
+                event = policy.to_event(
+                    sig, model="m", topic="t", partition=0, offset=a + sig.row, event_time=None, now=0.0
+                )
+                out.append(event)
+    return out
+
+
+def test_a_small_shift_found_after_the_ring_is_graded_on_all_it_holds() -> None:
+    """+0.2 sd at event 10,000: ADWIN finds it more than EVIDENCE_EVENTS values later; its
+    sub-window is larger than the ring, so the evidence is all the ring holds (all after
+    the change), with ``events_since`` unknown, not a split of post-change data into a
+    handful of extreme values."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1, 20_000)
+    x[10_000:] += 0.2
+    policy = AlertPolicy(AlertPolicyConfig(), group_id="g")
+    events = [e for e in _signal_events(x) if e.detector == "adwin"]
+    assert len(events) == 1
+    ev = events[0]
+    assert ev.source.offset - 10_000 + 1 > EVIDENCE_EVENTS  # the change is older than the ring
+    assert ev.change_point is not None and ev.change_point.events_since is None
+    assert ev.change_point.values_since > EVIDENCE_EVENTS and ev.window.count == EVIDENCE_EVENTS
+    assert ev.statistic is not None and abs(ev.statistic - 0.2) < 0.1, ev
+    assert ev.severity == policy.severity(ev.statistic)
+
+
+def test_pure_post_change_data_is_not_split() -> None:
+    """A significant split only: of 500 draws of 512 N(1, 1) values (no change among them),
+    Hinkley's split clears SPLIT_THRESHOLD in under 1 % (16 % of the plain splits leave
+    20 values or fewer); a real 1-sd shift 20 values before the end of 480 clears it."""
+    rng = np.random.default_rng(11)
+    passed = 0
+    for _ in range(500):
+        v = rng.normal(1.0, 1.0, EVIDENCE_EVENTS)
+        passed += split_statistic(v, change_split(v)) >= SPLIT_THRESHOLD
+    assert passed <= 5, passed
+    hits = 0
+    for _ in range(100):
+        v = np.r_[rng.normal(0, 1, 460), rng.normal(1, 1, 20)]
+        k = change_split(v)
+        hits += split_statistic(v, k) >= SPLIT_THRESHOLD and abs(k - 460) <= 10
+    assert hits >= 50, hits
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_sparse_feature_keeps_its_last_values(seed: int) -> None:
+    """A feature present in 3 % of events, +1 sd from event 100,000: the ring keeps its last
+    EVIDENCE_EVENTS values (thousands of events), so the evidence is its values since the
+    change point, the shift graded on them, ``events_since`` exact."""
+    rng = np.random.default_rng(seed)
+    at = 100_000
+    x = rng.normal(0, 1, 160_000)
+    x[at:] += 1.0
+    x[rng.random(x.size) > 0.03] = np.nan
+    policy = AlertPolicy(AlertPolicyConfig(), group_id="g")
+    events = _signal_events(x, batch=5000)
+    assert {e.detector for e in events} == {"adwin", "page_hinkley"}
+    for ev in events:
+        offset, cp = ev.source.offset, ev.change_point
+        assert at <= offset < at + 10_000, ev
+        assert cp is not None and cp.events_since is not None and ev.window.count == cp.values_since
+        true_values = int((~np.isnan(x[at : offset + 1])).sum())
+        assert abs(cp.values_since - true_values) <= 25, ev
+        first = offset - cp.events_since + 1  # the first value after the change point
+        assert not np.isnan(x[first]) and int((~np.isnan(x[first : offset + 1])).sum()) == cp.values_since
+        assert ev.statistic is not None and abs(ev.statistic - 1.0) < 0.35, ev
+        assert ev.severity == policy.severity(ev.statistic)
 
 
 # ---------------------------------------------------------------------- the detectors
