@@ -128,3 +128,22 @@ def test_deterministic() -> None:
     x[8000:, 1] += 1.0
     runs = [feed(DetectorBank(BankConfig()), x, ["a", "b", "c"], batch=777) for _ in range(2)]
     assert runs[0] == runs[1]
+
+
+def test_a_checkpoint_of_ten_thousand_features_fits_the_state_topic() -> None:
+    """Every feature's evidence ring full of incompressible values (N(0, 1)): the encoded
+    checkpoint of 10,000 features (the ``max_features`` a model may have) stays under the
+    record size the state topic takes, so crash recovery keeps working at that scale."""
+    from driftsentinel.detectors.bank import EVIDENCE_EVENTS
+    from driftsentinel.stream.checkpoint import MAX_STATE_BYTES, encode_state
+
+    n_features, warmup = 10_000, 2
+    rng = np.random.default_rng(0)
+    bank = DetectorBank(BankConfig(max_features=n_features, warmup=warmup))
+    names = [f"f{i}" for i in range(n_features)]
+    rows = np.arange(warmup + EVIDENCE_EVENTS)
+    bank.update(FeatureBatch(names, rng.normal(size=(rows.size, n_features)), rows, rows.astype(float)))
+    state = bank.state_dict()
+    assert int(state["evidence"]["n"].min()) == EVIDENCE_EVENTS  # every ring is full
+    size = len(encode_state(state))
+    assert size < 0.9 * MAX_STATE_BYTES, size
