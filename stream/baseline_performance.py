@@ -196,10 +196,10 @@ def _binary_classes(labels: np.ndarray, positive: str) -> list[str]:
     distinct = sorted(set(names[~missing].tolist()))
     (want,) = canonical_classes(np.asarray([positive], dtype=object))[0].tolist()
     if want not in distinct:
-        raise ValueError(f"--score-columns: class {positive!r} is not a label value (labels: {distinct[:10]})")
+        raise InputFileError(f"--score-columns: class {positive!r} is not a label value (labels: {distinct[:10]})")
     others = [c for c in distinct if c != want]
     if len(others) != 1:
-        raise ValueError(f"binary: the labels need exactly two values, got {distinct[:10]}")
+        raise InputFileError(f"binary: the labels need exactly two values, got {distinct[:10]}")
     return [others[0], want]
 
 
