@@ -521,6 +521,31 @@ def _yaml_where(exc: yaml.YAMLError) -> str:
     return f": line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else f": {problem}"
 
 
+def read_utf8(path: str | Path, error: type[ValueError]) -> str:
+    """The text of a UTF-8 file, a byte-order mark at its start dropped; other bytes raise ``error``.
+
+    ``OSError`` (missing, unreadable) is the caller's.
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "latin.yaml"
+    >>> _ = p.write_bytes(b"a: 1\\n# caf\\xe9\\n")
+    >>> try:
+    ...     read_utf8(p, ConfigError)
+    ... except ConfigError as exc:
+    ...     print(str(exc).split(": ", 1)[1])
+    not UTF-8 (byte 0xe9 at line 2, column 6): save it as UTF-8
+    """
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise error(
+            f"{path}: not UTF-8 (byte 0x{raw[exc.start]:02x} at line {line}, column {column}): save it as UTF-8"
+        ) from None
+
+
 def load_model(model: type[M], path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> M:
     """Read a YAML file (optional), apply dotted-key overrides (``None`` = not given), validate ``model``.
 
@@ -532,7 +557,7 @@ def load_model(model: type[M], path: str | Path | None = None, overrides: dict[s
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text())
+            loaded = yaml.safe_load(read_utf8(path, ConfigError))
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from None
         except yaml.YAMLError as exc:

@@ -357,9 +357,16 @@ class ReferenceProfile(BaseModel):
 def load_profile(path: str | Path) -> ReferenceProfile:
     """Read and validate a profile file; :class:`ProfileError` names what is wrong."""
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise ProfileError(f"cannot read reference profile {path}: {exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark at the start is dropped
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ProfileError(
+            f"reference profile {path}: not UTF-8 (byte 0x{raw[exc.start]:02x} at line {line}): save it as UTF-8"
+        ) from None
     try:
         return ReferenceProfile.model_validate_json(text)
     except ValidationError as exc:

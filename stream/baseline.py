@@ -55,10 +55,64 @@ def _cell(text: str) -> Any:
     return value if math.isfinite(value) else text
 
 
-def _rows_csv(path: Path) -> Iterator[dict[str, Any]]:
+def _rows_csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     header, rows = read_csv(path)
-    for _, fields in rows:
-        yield {name: _cell(text) for name, text in zip(header, fields, strict=True)}
+    for line, fields in rows:
+        where = f"{path}:{line}: line {line} repeats the header" if fields == header else f"{path}:{line}"
+        yield where, {name: _cell(text) for name, text in zip(header, fields, strict=True)}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def checked_types(
+    rows: Iterable[tuple[str, dict[str, Any]]], types: dict[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The rows of ``rows`` (``(where, row)``); at their end, :class:`InputFileError` for a mixed column.
+
+    A column whose present values are mostly numbers but not all (a text cell, a header
+    repeated by ``cat a.csv b.csv``, a number in another locale's spelling) would be
+    profiled as categorical and alert on every value: it is refused, naming the column,
+    the first value that is not a number and where it is. ``types`` pins a column:
+    categorical accepts any values, numeric refuses any value that is not a number.
+
+    >>> rows = [("t.csv:2", {"x": 1}), ("t.csv:3", {"x": "abc"}), ("t.csv:4", {"x": 2.5})]
+    >>> try:
+    ...     list(checked_types(rows))
+    ... except InputFileError as exc:
+    ...     print(str(exc).replace(": fix", ":\\nfix"))
+    t.csv:3: column 'x' holds 2 numbers and the text 'abc':
+    fix the value, or pin the column with detectors.types: {x: categorical}
+    >>> len(list(checked_types(rows, {"x": "categorical"})))
+    3
+    """
+    types = types or {}
+    numbers: dict[str, int] = {}
+    others: dict[str, int] = {}
+    first: dict[str, tuple[str, Any]] = {}
+    for where, row in rows:
+        for name, value in row.items():
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            if _is_number(value):
+                numbers[name] = numbers.get(name, 0) + 1
+            else:
+                others[name] = others.get(name, 0) + 1
+                first.setdefault(name, (where, value))
+        yield row
+    for name, (where, value) in first.items():
+        kind = types.get(name)
+        n = numbers.get(name, 0)
+        if kind == "categorical" or n == 0 or (kind != "numeric" and n <= others[name]):
+            continue
+        shown = f"the text {value!r}" if isinstance(value, str) else f"the {type(value).__name__} {value!r}"
+        if where.endswith("repeats the header"):
+            raise InputFileError(f"{where} (files joined with cat?): remove it; column {name!r} holds {n} numbers")
+        raise InputFileError(
+            f"{where}: column {name!r} holds {n} numbers and {shown}: fix the value, "
+            f"or pin the column with detectors.types: {{{name}: categorical}}"
+        )
 
 
 def _row_features(obj: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +126,7 @@ def _row_features(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def _rows_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def _rows_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     names: set[str] = set()  # checked once each
     for no, line in enumerate(text_lines(path), 1):
         if not line.strip():
@@ -95,15 +149,15 @@ def _rows_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             if problem is not None:
                 raise InputFileError(f"{path}:{no}: feature name {name!r} {problem}")
             names.add(name)
-        yield row
+        yield f"{path}:{no}", row
 
 
-def _rows_parquet(path: Path) -> Iterator[dict[str, Any]]:
+def _rows_parquet(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise ValueError("reading Parquet needs pyarrow: pip install 'driftsentinel[parquet]'") from None
+        raise InputFileError(f"{path}: reading Parquet needs pyarrow: pip install 'driftsentinel[parquet]'") from None
     check_path(path)
     try:
         table = pq.read_table(path)
@@ -112,7 +166,7 @@ def _rows_parquet(path: Path) -> Iterator[dict[str, Any]]:
     names = check_names(table.column_names, str(path))
     data = {name: _parquet_values(path, col, name, table.column(name)) for col, name in enumerate(names, 1)}
     for i in range(table.num_rows):
-        yield {n: data[n][i] for n in names}
+        yield f"{path}: row {i + 1}", {n: data[n][i] for n in names}
 
 
 def _parquet_values(path: Path, col: int, name: str, column: Any) -> list[Any]:
@@ -140,8 +194,12 @@ def _parquet_values(path: Path, col: int, name: str, column: Any) -> list[Any]:
     )
 
 
-def read_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a CSV, JSON Lines or Parquet file (by extension); the file is read as they are."""
+def read_rows(path: Path, types: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Rows of a CSV, JSON Lines or Parquet file (by extension); the file is read as they are.
+
+    A column mixing numbers and other values raises at the end (:func:`checked_types`;
+    ``types``: the configuration's ``detectors.types``).
+    """
     suffix = path.suffix.lower()
     readers = {".csv": _rows_csv, ".tsv": _rows_csv, ".jsonl": _rows_jsonl, ".ndjson": _rows_jsonl}
     readers |= {".json": _rows_jsonl, ".parquet": _rows_parquet, ".pq": _rows_parquet}
@@ -149,7 +207,7 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
     if reader is None:
         raise InputFileError(f"{path}: unknown format (use .csv, .tsv, .jsonl or .parquet)")
     check_path(path)
-    return reader(path)
+    return checked_types(reader(path), types)
 
 
 def to_columns(rows: Iterable[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -183,7 +241,7 @@ def rows_from_topic(
     try:
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or meta.error is not None:
-            raise ValueError(f"topic {topic!r} not found")
+            raise InputFileError(f"topic {topic!r} not found: check --from-topic")
         wanted = [TopicPartition(topic, p, int(from_time * 1000)) for p in meta.partitions]
         starts = consumer.offsets_for_times(wanted, timeout=30)
         live = [tp for tp in starts if tp.offset >= 0]
@@ -209,8 +267,8 @@ def parse_time(text: str) -> float:
 
 
 def make_profile(rows: Iterable[dict[str, Any]], source: str, types: dict[str, Any] | None = None) -> ReferenceProfile:
-    """The reference profile of ``rows`` (``types`` pins feature kinds); ValueError without rows."""
+    """The reference profile of ``rows`` (``types`` pins feature kinds); InputFileError without rows."""
     columns = to_columns(rows)
     if not columns:
-        raise ValueError(f"{source}: no training rows")
+        raise InputFileError(f"{source}: no training rows")
     return build_profile(columns, source=source, types=types)

@@ -15,6 +15,8 @@ any other kind is a bug: its traceback is shown, with a line asking to report it
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import logging
 import math
@@ -28,7 +30,7 @@ from typing import Any, NoReturn
 from pydantic import BaseModel
 
 from driftsentinel.schemas import DriftEvent, FeatureEvent, SidecarConfig, load_config
-from driftsentinel.schemas.config import resolve_paths
+from driftsentinel.schemas.config import ConfigError, read_utf8, resolve_paths
 from driftsentinel.schemas.profile import ReferenceProfile, load_profile
 
 EXIT_USAGE = 2  #: a bad flag, file or configuration
@@ -272,7 +274,7 @@ def _add_baseline_and_calibrate(sub: argparse._SubParsersAction[CliParser]) -> N
     )
     cal.add_argument("--config", help="config to extend (default: none, every setting at its default)")
     cal.add_argument("--out", required=True, help="config file to write (YAML); its paths are relative to its folder")
-    cal.add_argument("--values", type=_COUNT, default=1_000_000, help="simulated values per feature")
+    cal.add_argument("--values", type=_COUNT, default=1_000_000, help="simulated values per feature (at least 100,000)")
     cal.add_argument("--seed", type=_NON_NEGATIVE, default=0, help="random seed (same seed, same thresholds)")
     cal.set_defaults(func=cmd_calibrate)
 
@@ -304,14 +306,38 @@ def _output_file(target: str, flag: str, inputs: Sequence[str | None] = ()) -> P
     return path
 
 
+#: Errors of a write that name no file: a full disk, a full quota, a file too large.
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: ... and a failing device (which a read can raise too).
+_WRITE_ERRNOS = _FULL_ERRNOS | {errno.EIO}
+
+
+def _named(exc: OSError, name: str | Path) -> OSError:
+    """``exc``, naming ``name`` when it names no file (a failed ``write()``/``flush()``: a full disk)."""
+    if exc.filename is not None or exc.errno not in _WRITE_ERRNOS:
+        return exc
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(name))
+
+
 def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, then rename: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write ``text`` to a temporary file next to ``path``, then rename: never a half-written file.
+
+    A path that exists and is not a regular file (``/dev/stdout``, a pipe) is written to
+    directly: a rename would replace the device. A full disk names ``path`` (exit 2).
+    """
     try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        if path.exists() and not path.is_file():
+            with path.open("w", encoding="utf-8") as fh:
+                fh.write(text)
+            return
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise _named(exc, path) from exc
 
 
 def _report_extra(flag: str) -> None:
@@ -434,7 +460,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         progress.close()
         if out is not sys.stdout:
-            out.close()
+            try:
+                out.close()  # the last buffered lines are written here
+            except OSError as exc:
+                raise _named(exc, args.output) from exc
     if recorder is not None:
         _render(recorder, args, stats, path.name)
     print(json.dumps(stats), file=sys.stderr)
@@ -453,7 +482,7 @@ def _render(recorder: Any, args: argparse.Namespace, stats: dict[str, Any], sour
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from driftsentinel.stream.baseline import parse_time, read_rows, rows_from_topic
+    from driftsentinel.stream.baseline import checked_types, parse_time, read_rows, rows_from_topic
     from driftsentinel.stream.topic_reader import quiet, reach_broker
 
     config = load_config(args.config, {"kafka.bootstrap_servers": args.bootstrap_servers})
@@ -465,23 +494,25 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             start, end = parse_time(args.from_time), parse_time(args.to_time)
         except ValueError:
             raise UsageError("--from-time/--to-time: give epoch seconds or RFC 3339 (2024-05-01T00:00:00Z)") from None
+        if end <= start:
+            raise UsageError(
+                f"--to-time {args.to_time} is not after --from-time {args.from_time}: give a later --to-time"
+            )
         conf = quiet({"bootstrap.servers": config.kafka.bootstrap_servers, **config.kafka.common})
         reach_broker(conf, args.connect_timeout)
-        rows = rows_from_topic(conf, args.from_topic, start, end)
+        events = rows_from_topic(conf, args.from_topic, start, end)
+        where = f"topic {args.from_topic!r} event"
+        rows = checked_types(((f"{where} {n}", row) for n, row in enumerate(events, 1)), config.detectors.types)
         source = f"kafka:{args.from_topic}[{args.from_time},{args.to_time})"
     elif args.input:
         path = _input_file(Path(args.input), "--input")
-        rows, source = read_rows(path), path.name
+        rows, source = read_rows(path, config.detectors.types), path.name
     else:
         raise UsageError("give --input FILE or --from-topic T --from-time .. --to-time ..")
-    try:
-        from driftsentinel.stream import baseline_performance  # --model: the performance reference too
+    from driftsentinel.stream import baseline_performance  # --model: the performance reference too
 
-        profile, left_out = baseline_performance.make_profile(rows, source, config, args)
-    except ValueError as exc:  # the readers' plain ValueErrors (no rows, Parquet without pyarrow, no such topic)
-        if type(exc) is not ValueError:
-            raise
-        raise UsageError(str(exc)) from None
+    # a user's mistake raises InputFileError (one line); a plain ValueError from deeper down is a bug
+    profile, left_out = baseline_performance.make_profile(rows, source, config, args)
     _write_atomically(out, profile.model_dump_json(indent=1))
     kinds = [p.kind for p in profile.features.values()]
     print(
@@ -497,13 +528,18 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import yaml
 
-    from driftsentinel.detectors.calibration import calibrate
+    from driftsentinel.detectors.calibration import MIN_VALUES, calibrate
 
+    if args.values < MIN_VALUES:
+        raise UsageError(
+            f"--values: {args.values} is below the minimum {MIN_VALUES:,}: fewer values give too few false alarms "
+            "to measure the budget (the configured thresholds would be kept unmeasured)"
+        )
     config = load_config(args.config)
     profile = load_profile(args.reference)
     out = _output_file(args.out, "--out", (args.reference,))
     params = calibrate(profile, config.detectors, args.false_alarms_per_million, values=args.values, seed=args.seed)
-    data = (yaml.safe_load(Path(args.config).read_text()) if args.config else None) or {}
+    data = (yaml.safe_load(read_utf8(args.config, ConfigError)) if args.config else None) or {}
     # the written file's relative paths are relative to its own folder, like every config file's
     resolve_paths(SidecarConfig, data, Path(args.config).parent if args.config else Path(), rebase=out.parent)
     data["reference"] = _relative_to(Path(args.reference), out.parent)
@@ -567,6 +603,15 @@ def _describe(exc: BaseException) -> str:
     return _one_line(str(exc))
 
 
+def _drop_stdout() -> None:
+    """After a failed write to stdout (a full disk), what is left goes to /dev/null.
+
+    Else the interpreter's own flush at exit fails again and prints a second error.
+    """
+    with contextlib.suppress(OSError, ValueError):  # no file descriptor (stdout replaced, as in a test's capture)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``driftsentinel`` command; returns the exit code (module docstring: which code means what)."""
     try:
@@ -576,7 +621,10 @@ def main(argv: list[str] | None = None) -> int:
     name = f"driftsentinel {args.command}"
     try:
         code = int(args.func(args) or 0)
-        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        try:
+            sys.stdout.flush()  # a closed pipe or a full disk shows here, not in the interpreter's exit
+        except OSError as exc:
+            raise _named(exc, "stdout") from exc
         return code
     except SystemExit as exc:  # a command's own argument parser (local-kafka's)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
@@ -589,8 +637,13 @@ def main(argv: list[str] | None = None) -> int:
         # stdout's reader is gone (`driftsentinel schema config | head`): stop quietly, as coreutils do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
-    except Exception as exc:
-        known = _known_error(exc)
+    except Exception as caught:
+        error = caught
+        if isinstance(caught, OSError) and caught.filename is None and caught.errno in _FULL_ERRNOS:
+            error = _named(caught, "stdout")  # every file we write names itself: what is left is stdout
+        if isinstance(error, OSError) and error.filename in ("stdout", "<stdout>"):
+            _drop_stdout()
+        known = _known_error(error)
         if known is None:
             traceback.print_exc()
             print(
@@ -599,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-        print(f"{name}: {_describe(exc)}", file=sys.stderr)
+        print(f"{name}: {_describe(error)}", file=sys.stderr)
         return known
 
 

@@ -60,6 +60,19 @@ from driftsentinel.schemas.profile import load_profile
 from driftsentinel.stream.input_files import InputFileError
 
 
+def write_named(out: IO[str], text: str) -> None:
+    """``out.write(text)``; an OSError without a file name (a full disk, an I/O error) gets ``out``'s.
+
+    A failed ``write()`` names no file, so the CLI could not tell the user which one.
+    """
+    try:
+        out.write(text)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), getattr(out, "name", "the output")) from exc
+
+
 class NoEventsError(InputFileError):
     """A replayed file without one valid event (or a labels file without one valid label)."""
 
@@ -197,7 +210,7 @@ class _Replay:
 
     def emit(self, output: Output) -> None:
         for event in output.events:
-            self.out.write(event.model_dump_json() + "\n")
+            write_named(self.out, event.model_dump_json() + "\n")
             if self.recorder is not None:
                 self.recorder.on_alert(event)
         if self.recorder is not None and output.performance_windows:

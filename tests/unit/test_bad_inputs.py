@@ -74,6 +74,19 @@ CASES = {
     ),
     "replay config is a list": Case(["replay", "--input", "events.jsonl", "--config", "list.yaml"], 2, "mapping"),
     "replay config is a folder": Case(["replay", "--input", "events.jsonl", "--config", "adir"], 2, "adir"),
+    "replay config not UTF-8": Case(
+        ["replay", "--input", "events.jsonl", "--config", "latin.yaml"],
+        2,
+        "latin.yaml: not UTF-8 (byte 0xe9 at line 1, column 6): save it as UTF-8",
+    ),
+    "replay reference not UTF-8": Case(
+        ["replay", "--input", "events.jsonl", "--reference", "latin.json"],
+        2,
+        "reference profile latin.json: not UTF-8 (byte 0xe9 at line 1): save it as UTF-8",
+    ),
+    "replay output on a full disk": Case(
+        ["replay", "--input", "drift.jsonl", "--output", "/dev/full"], 2, "/dev/full: No space left on device"
+    ),
     "replay missing reference": Case(
         ["replay", "--input", "events.jsonl", "--reference", "missing.json"], 2, "missing.json"
     ),
@@ -114,6 +127,23 @@ CASES = {
         3,
         f"cannot reach Kafka at {DOWN} within 0.5s — is the broker running? (driftsentinel local-kafka start)",
     ),
+    "baseline to-time not after from-time": Case(  # refused before connecting: the broker is down
+        ["baseline", "--from-topic", "t", "--from-time", "2024-05-02T00:00:00Z", "--to-time", "2024-05-01T00:00:00Z"]
+        + ["--bootstrap-servers", DOWN, "--connect-timeout", "0.5", "--out", "p.json"],
+        2,
+        "--to-time 2024-05-01T00:00:00Z is not after --from-time 2024-05-02T00:00:00Z",
+    ),
+    "baseline files joined with cat": Case(
+        ["baseline", "--input", "joined.csv", "--out", "p.json"], 2, "joined.csv:202: line 202 repeats the header"
+    ),
+    "baseline text in a numeric column": Case(
+        ["baseline", "--input", "abc.csv", "--out", "p.json"],
+        2,
+        "abc.csv:5: column 'b' holds 199 numbers and the text 'abc': fix the value, or pin the column",
+    ),
+    "baseline out on a full disk": Case(
+        ["baseline", "--input", "train.csv", "--out", "/dev/full"], 2, "/dev/full: No space left on device"
+    ),
     "baseline parquet without extra": Case(
         ["baseline", "--input", "t.parquet", "--out", "p.json"], 2, "driftsentinel[parquet]", hide=("pyarrow",)
     ),
@@ -146,6 +176,14 @@ CASES = {
     ),
     "calibrate zero values": Case(
         ["calibrate", "--reference", "profile.json", "--out", "c.yaml", "--values", "0"], 2, "--values: 0 must be >= 1"
+    ),
+    "calibrate too few values": Case(
+        ["calibrate", "--reference", "profile.json", "--out", "c.yaml", "--values", "1"],
+        2,
+        "--values: 1 is below the minimum 100,000",
+    ),
+    "calibrate config not UTF-8": Case(
+        ["calibrate", "--reference", "profile.json", "--out", "c.yaml", "--config", "latin.yaml"], 2, "not UTF-8"
     ),
     "calibrate config not YAML": Case(
         ["calibrate", "--reference", "profile.json", "--out", "c.yaml", "--config", "bad.yaml"], 2, "not valid YAML"
@@ -196,6 +234,15 @@ def fx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "list.yaml").write_text("- a\n- b\n")
     (d / "notjson.json").write_text("this is not json\n")
     (d / "t.parquet").write_bytes(b"PAR1")
+    (d / "latin.yaml").write_bytes(b"# caf\xe9\n")
+    (d / "latin.json").write_bytes(b'{"source": "caf\xe9"}\n')
+    train = (d / "train.csv").read_text()
+    (d / "joined.csv").write_text(train + train)  # cat train.csv train.csv
+    (d / "abc.csv").write_text(train.replace(",0.6\n", ",abc\n", 1))
+    drift = [
+        {"model": "m", "ts": 1_700_000_000 + i, "id": f"e{i}", "features": {"x": float(i >= 3000)}} for i in range(6000)
+    ]
+    (d / "drift.jsonl").write_text("".join(json.dumps(e) + "\n" for e in drift))
     (d / "adir").mkdir()
     cwd = Path.cwd()
     os.chdir(d)
@@ -243,7 +290,50 @@ def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch, capsys: pyte
     assert "please report it" in err.strip().splitlines()[-1]
 
 
+def test_a_bug_in_baseline_keeps_its_traceback(
+    fx: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plain ValueError from deep inside (numpy, scikit-learn) is a bug: not one line, exit 1."""
+    from driftsentinel.stream import baseline_performance
+
+    def broken(*_: object, **__: object) -> None:
+        raise ValueError("array must not contain infs or NaNs")
+
+    monkeypatch.chdir(fx)
+    monkeypatch.setattr(baseline_performance, "build_profile", broken)
+    assert main(["baseline", "--input", "train.csv", "--out", "p2.json"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "ValueError: array must not contain infs" in err
+    assert "please report it" in err.strip().splitlines()[-1]
+    assert not (fx / "p2.json").exists()
+
+
+def test_utf8_byte_order_marks_are_accepted(fx: Path, tmp_path: Path) -> None:
+    """Notepad's UTF-8 with a byte-order mark: a config and a profile load as without it."""
+    from driftsentinel.schemas.profile import load_profile
+
+    (tmp_path / "bom.yaml").write_bytes(b"\xef\xbb\xbfmetrics_port: 9200\n")
+    assert load_config(tmp_path / "bom.yaml").metrics_port == 9200
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + (fx / "profile.json").read_bytes())
+    assert set(load_profile(tmp_path / "bom.json").features) == {"a", "b"}
+
+
 # --------------------------------------------------------------------------- a process of its own
+def test_stdout_on_a_full_disk_is_one_line() -> None:
+    """``driftsentinel schema alert > /dev/full``: the failed flush names stdout, exit 2, nothing more."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "driftsentinel", "schema", "alert"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert _one_line(proc.stderr) == "driftsentinel schema: stdout: No space left on device"
+
+
 def _cli(*argv: str, **kwargs: object) -> subprocess.Popen[str]:
     return subprocess.Popen(  # type: ignore[call-overload]
         [sys.executable, "-m", "driftsentinel", *argv], stderr=subprocess.PIPE, text=True, **kwargs
@@ -397,7 +487,7 @@ def test_calibrate_writes_the_reference_relative_to_its_output(
     base.mkdir()
     (base / "base.yaml").write_text("kafka:\n  common:\n    ssl.ca.location: ca.pem\n")  # relative to base/
     monkeypatch.chdir(fx)
-    argv = ["calibrate", "--reference", "profile.json", "--out", str(out / "cal.yaml"), "--values", "2000"]
+    argv = ["calibrate", "--reference", "profile.json", "--out", str(out / "cal.yaml"), "--values", "100000"]
     assert main([*argv, "--config", str(base / "base.yaml")]) == 0
     written = yaml.safe_load((out / "cal.yaml").read_text())
     assert written["reference"] == os.path.relpath(fx / "profile.json", out)

@@ -327,3 +327,34 @@ def test_event_fields_of_a_flat_file_are_not_features(tmp_path: Path, capsys: py
     argv = ["replay", "--input", str(live), "--reference", str(tmp_path / "profile.json"), "--output", str(alerts)]
     assert main(argv) == 0
     assert [json.loads(line)["feature"] for line in alerts.read_text().splitlines()] == []
+
+
+# ---------------------------------------------------------------------- a column mixing numbers and text
+def test_german_thousands_separators_are_numbers(tmp_path: Path) -> None:
+    """A German-locale export: ``1.234,50`` in a ';' file is 1234.5, and the column stays numeric."""
+    path = tmp_path / "de.csv"
+    path.write_text("amount;plan\n" + "".join(f"{a};pro\n" for a in ["1.234,50", "999,00", "12,5", "2.000.000"] * 5))
+    prof = make_profile(read_rows(path), "de.csv")
+    amount = prof.features["amount"]
+    assert amount.kind == "numeric" and amount.max == 2_000_000 and amount.min == 12.5
+
+
+def test_a_mixed_column_is_refused_unless_pinned_categorical(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("age,plan\n" + "".join(f"{20 + i},pro\n" for i in range(9)) + "n/a,pro\n")
+    with pytest.raises(InputFileError, match=r"t.csv:11: column 'age' holds 9 numbers and the text 'n/a'"):
+        make_profile(read_rows(path), "t.csv")
+    prof = make_profile(read_rows(path, {"age": "categorical"}), "t.csv", {"age": "categorical"})
+    assert prof.features["age"].kind == "categorical"
+    with pytest.raises(InputFileError, match=r"column 'age' holds 9 numbers"):  # pinned numeric: refused too
+        make_profile(read_rows(path, {"age": "numeric"}), "t.csv", {"age": "numeric"})
+    mostly_text = tmp_path / "codes.csv"  # a text column with a few numbers is categorical, as before
+    mostly_text.write_text("code\n" + "a\nb\nc\n7\n")
+    assert make_profile(read_rows(mostly_text), "codes.csv").features["code"].kind == "categorical"
+
+
+def test_a_mixed_json_lines_column_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps({"x": i}) + "\n" for i in range(5)) + '{"x": "5"}\n')
+    with pytest.raises(InputFileError, match=r"t.jsonl:6: column 'x' holds 5 numbers and the text '5'"):
+        make_profile(read_rows(path), "t.jsonl")
