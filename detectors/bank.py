@@ -22,15 +22,18 @@ Per feature it keeps
   episode (statistic ``constant_shift``, the distance; threshold, the distance allowed),
   which ends once ``resolve_min_count`` values in a row are at the constant again;
 * a **live window**: summaries of the last one to two ``window_size`` events;
-* the **evidence tail**: the raw values of the last ``EVIDENCE_EVENTS`` events, a ring.
+* the **evidence ring**: per feature, its last ``EVIDENCE_EVENTS`` values the detectors
+  saw (however many events they span, so a sparse feature keeps as many as a dense one).
   A detection's signal carries a change point, and its ``window`` and ``mean_shift_sigma``
-  describe the values since it (the last ``EVIDENCE_EVENTS`` events of them at most), so a
-  shift is graded on post-change data. Page-Hinkley's change point is its own estimate
-  (after the extreme of its cumulative sum). ADWIN's sub-window after its cut (the window
-  river keeps after dropping older buckets while some split still differs) holds the
-  change but also, when the last split was marginal, hundreds of older values; so within
-  it the change point is Hinkley's maximum-likelihood estimate of one shift in the mean
-  (:func:`change_split`). See
+  describe the values since it (the last ``EVIDENCE_EVENTS`` of them at most, then with
+  ``events_since`` unknown), so a shift is graded on post-change data. Page-Hinkley's
+  change point is its own estimate (after the extreme of its cumulative sum). ADWIN's
+  sub-window after its cut (the window river keeps after dropping older buckets while
+  some split still differs) holds the change but also, when the last split was marginal,
+  hundreds of older values; so within it (or its newest values the ring holds) the change
+  point is Hinkley's maximum-likelihood estimate of one shift in the mean
+  (:func:`change_split`), kept only when significant (:func:`split_statistic` at least
+  ``SPLIT_THRESHOLD``; else the whole sub-window is post-change data). See
   :class:`~driftsentinel.detectors.protocol.LocatesChanges`;
 * an **alert state** per detector: a detection opens a ``drift`` episode; it is
   ``resolved`` once ``resolve_min_count`` values since the latest detection have a mean
@@ -88,10 +91,12 @@ LIVE_SKETCH_ALPHA = 0.02
 #: relative accuracy within a factor 7e8 of the largest magnitude (detectors/sketches.py),
 #: in 4 KB per window and feature instead of 18 KB.
 LIVE_SKETCH_BIN_LIMIT = 1024
-#: Events whose raw values the bank keeps (a ring, [EVIDENCE_EVENTS, features]) to summarise
-#: the values since a detection's change point: 4 KB per feature. A 1-sd shift is found
-#: within about 50-150 values; beyond this many, the newest EVIDENCE_EVENTS events of the
-#: post-change data are summarised (their mean is within 0.05 sd of the post-change mean).
+#: Values per feature the bank keeps (a ring, [EVIDENCE_EVENTS, features]) to summarise the
+#: values since a detection's change point: standardised as float32 (relative error 6e-8 of
+#: the value in reference stds) with their rows, 6 KB per feature in memory, 1.9 KB in a
+#: checkpoint (zlib) when the values are incompressible. A 1-sd shift is found within about
+#: 50-150 values; beyond this many, the newest EVIDENCE_EVENTS post-change values are
+#: summarised (their mean is within 0.05 sd of the post-change mean).
 EVIDENCE_EVENTS = 512
 
 #: a decision: (row, feature, detector, status, statistic, values since the change point)
