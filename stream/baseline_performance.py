@@ -137,6 +137,12 @@ def fit_reference(columns: dict[str, list[Any]], chosen: Columns, task: str, win
     """The model's performance reference from the training columns (every problem a plain ValueError)."""
     from driftsentinel.detectors.loss_model import LossModelError
 
+    n_rows = len(columns[chosen.label])
+    if n_rows // window < 2:  # the band is the spread over the reference's windows: two at least
+        raise InputFileError(
+            f"{n_rows} rows make fewer than 2 windows of detectors.window_tests.window_events = {window}: "
+            f"give more rows, or a config with a smaller window (e.g. {max(n_rows // 5, 10)})"
+        )
     try:
         return _fit(columns, chosen, task, window)
     except LossModelError as exc:  # e.g. scikit-learn missing: one line, not a traceback

@@ -509,3 +509,19 @@ def test_run_without_a_broker_says_what_to_check() -> None:
     assert "kafka.bootstrap_servers" in line and "driftsentinel local-kafka start" in line
     auth = explain(KafkaError(KafkaError._AUTHENTICATION, "bad password"), "127.0.0.1:1")
     assert "local-kafka" not in auth
+
+
+def test_baseline_model_with_too_few_rows_names_the_window_setting(tmp_path: Path) -> None:
+    """The performance band needs two reference windows: the message names the setting to change."""
+    train = tmp_path / "v.csv"
+    train.write_text("x,score,y\n" + "".join(f"{i % 7},{(i % 10) / 10},{i % 2}\n" for i in range(3000)))
+    argv = ["baseline", "--input", str(train), "--out", str(tmp_path / "p.json"), "--model", "m"]
+    done = subprocess.run(
+        [sys.executable, "-m", "driftsentinel", *argv, "--prediction-column", "score", "--label-column", "y"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    line = _one_line(done.stderr)
+    assert "detectors.window_tests.window_events = 5000" in line and "3000 rows" in line
