@@ -256,8 +256,8 @@ class PerformanceMonitor:
         for metric in self.metrics:
             band = self.reference.metrics[metric]
             ref[metric] = band.reference
-            lower[metric], upper[metric] = _scaled_band(metric, band, scale)
-            tol[metric] = 3.0 * band.std * scale
+            lower[metric], upper[metric] = _scaled_band(metric, band, scale, n)
+            tol[metric] = max(3.0 * band.std * scale, _sampling_floor(metric, band.mean, n))
         window.record = WindowRecord(
             first_offset=window.first[0],
             last_offset=window.last[0],
@@ -515,13 +515,16 @@ class PerformanceMonitor:
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def _scaled_band(metric: str, band: MetricBand, scale: float) -> tuple[float | None, float | None]:
-    """The band for a window of ``reference.window / scale**2`` predictions: ``mean +- 3 std * scale``,
-    then clipped to the metric's range (scaling a clipped bound would move a bound at the
-    range's edge inside it: a false alarm on the best windows). ``None``: unbounded."""
+def _scaled_band(metric: str, band: MetricBand, scale: float, n: int) -> tuple[float | None, float | None]:
+    """The band for a window of ``n = reference.window / scale**2`` predictions: ``mean +- 3 std * scale``
+    (at least the binomial sampling error of a proportion on ``n``, :func:`_sampling_floor`: a
+    metric constant over the reference windows would otherwise have a zero-width band, and
+    every estimate off it by any amount would alert), then clipped to the metric's range
+    (scaling a clipped bound would move a bound at the range's edge inside it: a false alarm
+    on the best windows). ``None``: unbounded."""
     if (band.lower is None and band.upper is None) or not (math.isfinite(band.mean) and math.isfinite(band.std)):
         return band.lower, band.upper
-    half = BAND_STDS * band.std * scale
+    half = max(BAND_STDS * band.std * scale, _sampling_floor(metric, band.mean, n))
     lo_limit, hi_limit = METRIC_RANGE.get(metric, (None, None))
     lower = None if band.lower is None else band.mean - half
     upper = None if band.upper is None else band.mean + half

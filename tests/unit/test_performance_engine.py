@@ -657,3 +657,20 @@ def test_a_constant_reference_metric_still_tolerates_sampling_error() -> None:
     graded = [r for r in mon.take_closed() if r.realized is not None]
     assert len(graded) == 4 and all(0.998 < r.realized["precision"] < 1.0 for r in graded if r.realized)
     assert [d for d in decisions if d.detector == "calibration_drift" and d.metric == "precision"] == []
+
+
+def test_a_constant_reference_metric_has_a_band_as_wide_as_its_sampling_error() -> None:
+    """Accuracy 0.995 in every reference window (std 0): a window of 2,000 whose estimate is ~0.997
+    is within the binomial sampling error (3 sqrt(q (1 - q) / n) = 0.0047), not a
+    ``performance_estimate`` (a zero-width band alerted on any difference)."""
+    ref = _confident_reference(500)
+    acc = ref.metrics["accuracy"].model_copy(update={"mean": 0.995, "std": 0.0, "lower": 0.995, "upper": 0.995})
+    ref = ref.model_copy(update={"metrics": {**ref.metrics, "accuracy": acc}})
+    mon = _monitor(ref, 2_000)
+    rng = np.random.default_rng(12)
+    s = np.where(rng.random(2_000) < 0.5, 0.003, 0.997)
+    decisions = mon.update(_batch(["@prediction"], s[:, None], np.arange(2_000)))
+    (record,) = mon.take_closed()
+    assert record.estimate["accuracy"] == pytest.approx(0.997, abs=0.002)
+    assert record.lower["accuracy"] == pytest.approx(0.995 - 3 * (0.995 * 0.005 / 2_000) ** 0.5)
+    assert [d for d in decisions if d.metric == "accuracy"] == []
