@@ -193,13 +193,17 @@ def test_sidecar_with_right_credentials_publishes_alerts(
     topic = _create_topic(sasl_broker, "sasl-in")
     _produce_demo(sasl_broker, topic)
     config = _sidecar_config(sasl_broker, "alice", mechanism, sasl_broker.users["alice"])
-    proc, took = _run_sidecar(sasl_broker, tmp_path, topic, config, 180, "--idle-exit", "5")
+    # at --log-level debug, where the full effective config is logged: still no secret anywhere
+    proc, took = _run_sidecar(sasl_broker, tmp_path, topic, config, 180, "--idle-exit", "5", "--log-level", "debug")
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
     assert f"stopped after {N_EVENTS} messages" in output, output[-4000:]
     _assert_no_secret(output, sasl_broker)
-    # The start-up line shows the effective config, with the password replaced.
-    line = next(ln for ln in output.splitlines() if "effective config" in ln)
+    # The short start-up line names the changed settings, never their values ...
+    short = next(ln for ln in output.splitlines() if "effective config" in ln and "full effective" not in ln)
+    assert "sasl.password" in short and "***" not in short and "alice" not in short
+    # ... and the full effective config (DEBUG) shows them, with the password replaced.
+    line = next(ln for ln in output.splitlines() if "full effective config" in ln)
     assert '"sasl.username": "alice"' in line and '"sasl.password": "***"' in line
 
     alerts = [
