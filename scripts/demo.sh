@@ -56,27 +56,22 @@ read_alerts() {
   fi
   [ -n "$topic" ] || topic="$last_topic-alerts"
   "$PY" - "$bootstrap" "$topic" <<'PY'
-import sys, time
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+import sys
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from driftsentinel.stream.topic_reader import quiet, read_to_end
 
 bootstrap, topic = sys.argv[1:3]
-c = Consumer({"bootstrap.servers": bootstrap, "group.id": "driftsentinel-demo-reader", "enable.auto.commit": False,
-              "enable.partition.eof": True, "isolation.level": "read_committed", "log_level": 0})
+c = Consumer(quiet({"bootstrap.servers": bootstrap, "group.id": "driftsentinel-demo-reader", "enable.auto.commit": False,
+                    "enable.partition.eof": True, "isolation.level": "read_committed"}))
 try:
     meta = c.list_topics(topic, timeout=10).topics.get(topic)
 except KafkaException:
     sys.exit(f"demo: broker {bootstrap} does not answer (is it running? bash scripts/demo.sh starts it)")
 if meta is None or meta.error is not None:
     sys.exit(f"demo: no topic {topic} at {bootstrap}")
-pending = set(meta.partitions)
-c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
-deadline = time.monotonic() + 30
-while pending and time.monotonic() < deadline:
-    for m in c.consume(1000, timeout=0.5):
-        if m.error() is None:
-            print(m.value().decode())
-        elif m.error().code() == KafkaError._PARTITION_EOF:
-            pending.discard(m.partition())
+start = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+for m in read_to_end(c, start, timeout_s=30, strict=False):
+    print(m.value().decode())
 c.close()
 PY
 }
