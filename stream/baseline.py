@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from driftsentinel.detectors.batching import event_features
 from driftsentinel.detectors.profile import build_profile
+from driftsentinel.detectors.skew import number_or_text
 from driftsentinel.schemas import InvalidEvent
 from driftsentinel.schemas.fastdecode import decode_event_fast
 from driftsentinel.schemas.profile import ReferenceProfile
@@ -33,26 +34,13 @@ from driftsentinel.stream.topic_reader import read_to_end
 
 
 def _cell(text: str) -> Any:
-    """A CSV cell as a value: '' and NaN are missing, numbers are numbers, the rest text.
+    """A CSV cell as a value: :func:`~driftsentinel.detectors.skew.number_or_text`, but infinity stays text.
 
     >>> _cell("12"), _cell("0.5"), _cell(""), _cell("nan"), _cell("pro"), _cell("1_000"), _cell("inf")
     (12, 0.5, None, None, 'pro', '1_000', 'inf')
     """
-    if text == "":
-        return None
-    if "_" in text:  # int() and float() accept digit separators; a CSV number has none
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    if math.isnan(value):
-        return None
-    return value if math.isfinite(value) else text
+    value = number_or_text(text)
+    return text if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _rows_csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
