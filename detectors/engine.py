@@ -439,29 +439,17 @@ class Engine:
         _add(out.dropped_values, model, batch.dropped_values)
         for sig in bank.update(batch):
             offset = int(batch.offsets[sig.row])
-            if not self.policy.admit(sig, model, topic, partition, offset) or offset < part.replay_until:
-                continue  # in the cooldown, or committed before the restart
             ts = float(event_times[sig.row])
             row = None if batch.rows_in_message is None else int(batch.rows_in_message[sig.row])
-            out.events.append(
-                self.policy.to_event(
-                    sig,
-                    model=model,
-                    topic=topic,
-                    partition=partition,
-                    offset=offset,
-                    event_time=None if ts != ts else ts,
-                    now=now,
-                    row=row,
-                )
-            )
+            self._alert(topic, partition, part.replay_until, model, sig, offset, row, ts, now, out)
         monitor = self._performance(part, model)
         if monitor is not None:
             for decision in monitor.update(batch, early):
                 offset = int(batch.offsets[decision.row])
                 ts = float(event_times[decision.row])
                 row = None if batch.rows_in_message is None else int(batch.rows_in_message[decision.row])
-                self._performance_alert(topic, partition, part.replay_until, model, decision, offset, row, ts, now, out)
+                sig, evidence = _performance_signal(decision), decision.evidence
+                self._alert(topic, partition, part.replay_until, model, sig, offset, row, ts, now, out, evidence)
             self._performance_out(model, monitor, out)
 
     def _concept(self, partition: int, part: _Partition, hits: list[JoinedLabel], now: float, out: Output) -> None:
@@ -575,20 +563,22 @@ class Engine:
             at += [pair] * (len(out.events) - start - len(at))
         self._performance_out(model, monitor, out)
 
-    def _performance_alert(
+    def _alert(
         self,
         topic: str,
         partition: int,
         until: int,
         model: str,
-        decision: PerformanceDecision,
+        sig: DriftSignal,
         offset: int,
         row: int | None,
         ts: float,
         now: float,
         out: Output,
+        evidence: dict[str, Any] | None = None,
     ) -> None:
-        sig = _performance_signal(decision)
+        """One signal of an input-topic row -> an event (``ts`` NaN: no event time), unless it is in
+        the cooldown or was committed before the restart (``offset < until``)."""
         if not self.policy.admit(sig, model, topic, partition, offset) or offset < until:
             return
         event = self.policy.to_event(
@@ -601,7 +591,7 @@ class Engine:
             now=now,
             row=row,
         )
-        out.events.append(event.model_copy(update={"evidence": decision.evidence}))
+        out.events.append(event if evidence is None else event.model_copy(update={"evidence": evidence}))
 
     def _expire(self, part: _Partition, out: Output) -> None:
         if part.labels is None:
