@@ -70,7 +70,6 @@ from driftsentinel.detectors.standardize import (
     profile_percentiles,
     reference_std,
     spread_floor,
-    standardize,
 )
 from driftsentinel.schemas import ADWINConfig, BankConfig, FeatureBatch, PageHinkleyConfig, WindowSummary
 from driftsentinel.schemas.alerts import ChangePoint
@@ -475,7 +474,9 @@ class DetectorBank:
             self.n_rows += n
             return sorted(extra, key=_signal_order)
         first_row = self._warm_up(x)
-        z = standardize(x, self._ref_mean, self._ref_std, self._clip_lo, self._clip_hi)
+        # standardised once: unclipped for the evidence ring, clipped (standardize's bounds) for the detectors
+        u = (x - self._ref_mean) / self._ref_std
+        z = np.clip(u, self._clip_lo, self._clip_hi)
         not_yet = np.arange(n)[:, None] < first_row[None, :]
         if not_yet.any():
             z[not_yet] = np.nan
@@ -483,8 +484,8 @@ class DetectorBank:
         if constant.any():
             z[:, constant] = np.nan  # "how many stds" means nothing without a spread
         # the values the detectors see, unclipped, as the evidence ring keeps them
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            zu = ((x - self._ref_mean) / self._ref_std).astype(np.float32)
+        with np.errstate(over="ignore"):
+            zu = u.astype(np.float32)
         zu[np.isnan(z)] = np.nan
         hits = {name: det.update(z) for name, det in self._detectors.items()}
         # both backends locate their changes (LocatesChanges): the values since, per hit
