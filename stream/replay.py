@@ -56,7 +56,7 @@ from driftsentinel.schemas import DriftEvent, FeatureBatch, InvalidEvent, Sideca
 from driftsentinel.schemas.columnar import ColumnBatch, decode_columns, is_columnar
 from driftsentinel.schemas.fastdecode import EventView, decode_event_fast
 from driftsentinel.schemas.labels import LabelEvent, decode_label
-from driftsentinel.schemas.profile import load_profile
+from driftsentinel.schemas.profile import ReferenceProfile, load_profile
 from driftsentinel.stream.input_files import InputFileError
 
 
@@ -78,6 +78,7 @@ class NoEventsError(InputFileError):
 
 
 class Recorder(Protocol):
+    def on_start(self, profile: ReferenceProfile | None) -> None: ...
     def on_batch(self, model: str, batch: FeatureBatch) -> None: ...
     def on_alert(self, event: DriftEvent) -> None: ...
     def on_finish(self, banks: dict[str, DetectorBank]) -> None: ...
@@ -153,6 +154,8 @@ class _Replay:
         recorder: Recorder | None,
     ) -> None:
         profile = load_profile(config.reference) if config.reference else None
+        if recorder is not None:
+            recorder.on_start(profile)
         self.engine = Engine(
             config,
             input_topic=topic,

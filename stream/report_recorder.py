@@ -181,9 +181,9 @@ class ReplayRecorder:
         if bin_size < 1 or max_bins < 2:
             raise ValueError("bin_size >= 1 and max_bins >= 2")
         self.config = config or SidecarConfig()
-        if profile is None and self.config.reference:
-            profile = load_profile(self.config.reference)
         self.profile = profile
+        #: the configured reference is still to read (unless the replay hands it over: :meth:`on_start`)
+        self._load_reference = profile is None and bool(self.config.reference)
         self.warmup = self.config.detectors.warmup
         self.max_categories = self.config.detectors.max_categories
         self.bin_size = bin_size
@@ -199,7 +199,14 @@ class ReplayRecorder:
         self.last_offset = -1
 
     # --------------------------------------------------------------- recorder protocol
+    def on_start(self, profile: ReferenceProfile | None) -> None:
+        """The profile the replay loaded from ``config.reference``: not read a second time."""
+        if self._load_reference:
+            self.profile, self._load_reference = profile, False
+
     def on_batch(self, model: str, batch: FeatureBatch) -> None:
+        if self._load_reference:  # used without a replay: read the configured reference once
+            self.profile, self._load_reference = load_profile(str(self.config.reference)), False
         if batch.n_rows == 0:
             return
         offsets = np.asarray(batch.offsets, dtype=np.int64)
