@@ -151,6 +151,14 @@ def _predict(
     return out
 
 
+def _rows(inputs: np.ndarray, n_features: int) -> np.ndarray:
+    """``inputs`` as a C-contiguous (n, n_features) float array, or a :class:`LossModelError`."""
+    x = np.ascontiguousarray(inputs, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != n_features:
+        raise LossModelError(f"loss model reads {n_features} columns, got an array of shape {x.shape}")
+    return x
+
+
 class CompiledEnsemble:
     """A validated :class:`TreeEnsemble` as flat numpy arrays, ready to evaluate.
 
@@ -199,7 +207,6 @@ class CompiledEnsemble:
         self.left = code[left[inner]]
         self.right = code[right[inner]]
         self.leaf_value = cat("value", np.float64)[is_leaf]
-        self._alone = EnsembleSet([self])
 
     @property
     def n_trees(self) -> int:
@@ -208,7 +215,10 @@ class CompiledEnsemble:
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """Predictions for (n, n_features) float inputs (NaN = missing): scikit-learn's, bit for bit."""
-        return self._alone.predict(inputs)[:, 0]
+        x = _rows(inputs, self.n_features)
+        roots, baseline = self.roots[None, :], np.array([self.baseline])
+        leaf, nodes = self.leaf_value, (self.feature, self.threshold, self.missing_left, self.left, self.right)
+        return _predict(x, roots, *nodes, leaf, baseline)[:, 0]
 
 
 class EnsembleSet:
@@ -238,11 +248,8 @@ class EnsembleSet:
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """(n, members) predictions for (n, n_features) float inputs (NaN = missing)."""
-        x = np.ascontiguousarray(inputs, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.n_features:
-            raise LossModelError(f"loss model reads {self.n_features} columns, got an array of shape {x.shape}")
         return _predict(
-            x,
+            _rows(inputs, self.n_features),
             self.roots,
             self.feature,
             self.threshold,
