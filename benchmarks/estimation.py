@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import nannyml_data
+from benchmarks.estimator_speed import timed_repeats
 from benchmarks.nannyml_data import Dataset, DataUnavailable, Encoding
 
 CHUNK = 5000
@@ -271,14 +272,12 @@ def run_driftsentinel(
     bands = {m: (_finite_or_none(probe.band(m)[0]), _finite_or_none(probe.band(m)[1])) for m in metrics}
     reference_values = {m: float(probe.reference_value(m)) for m in metrics}
 
-    walls: list[float] = []
-    cpus: list[float] = []
-    deadline = time.perf_counter() + min_seconds
-    while len(walls) < max_repeats and (not walls or time.perf_counter() < deadline):
+    def one_pass() -> tuple[float, float]:
         w, c = time.perf_counter(), time.process_time()
         estimate_windows(model, feed, n, batch)
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
+        return time.perf_counter() - w, time.process_time() - c
+
+    walls, cpus = timed_repeats(one_pass, min_seconds, max_repeats, min_repeats=1)
     wall_med, cpu_med = statistics.median(walls), statistics.median(cpus)
     throughput = {
         "rows": n,

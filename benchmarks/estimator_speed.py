@@ -89,6 +89,22 @@ def _regression(n_ref: int, n_stream: int, window: int, rng: np.random.Generator
     return model, feed, info
 
 
+def timed_repeats(
+    one_pass: Callable[[], tuple[float, float]], min_seconds: float, max_repeats: int, min_repeats: int = MIN_REPEATS
+) -> tuple[list[float], list[float]]:
+    """Call ``one_pass`` (which returns its wall and CPU seconds) at least ``min_repeats``
+    times and until ``min_seconds`` have passed, at most ``max_repeats`` times; the walls and
+    CPU times of the calls."""
+    walls: list[float] = []
+    cpus: list[float] = []
+    start = time.perf_counter()
+    while len(walls) < max_repeats and (len(walls) < min_repeats or time.perf_counter() - start < min_seconds):
+        wall, cpu = one_pass()
+        walls.append(wall)
+        cpus.append(cpu)
+    return walls, cpus
+
+
 def time_task(model: Any, feed: Feed, rows: int, batch: int, min_seconds: float, max_repeats: int) -> dict[str, Any]:
     """Feed ``rows`` rows in batches to fresh estimators until the time or repeat bound; events/s."""
     from driftsentinel.detectors.performance import PerformanceEstimator
@@ -101,13 +117,7 @@ def time_task(model: Any, feed: Feed, rows: int, batch: int, min_seconds: float,
         return time.perf_counter() - w0, time.process_time() - c0
 
     one_pass()  # compile / load numba's cache, warm the caches
-    walls: list[float] = []
-    cpus: list[float] = []
-    start = time.perf_counter()
-    while len(walls) < max_repeats and (len(walls) < MIN_REPEATS or time.perf_counter() - start < min_seconds):
-        wall, cpu = one_pass()
-        walls.append(wall)
-        cpus.append(cpu)
+    walls, cpus = timed_repeats(one_pass, min_seconds, max_repeats)
     cpu_med = statistics.median(cpus)
     return {
         "events_per_s": rows / statistics.median(walls),
