@@ -291,15 +291,8 @@ class PerformanceMonitor:
             return None  # undefined on this window (e.g. one class only)
         lo, hi = record.lower[metric], record.upper[metric]
         outside = (lo is not None and value < lo) or (hi is not None and value > hi)
-        active = self.active[ESTIMATE]
-        status: Status
-        if outside and metric not in active:
-            status = "drift"
-            active.add(metric)
-        elif not outside and metric in active:
-            status = "resolved"
-            active.discard(metric)
-        else:
+        status = _episode(self.active[ESTIMATE], metric, outside)
+        if status is None:
             return None
         band = self.reference.metrics[metric]
         evidence = {
@@ -349,15 +342,8 @@ class PerformanceMonitor:
             if est != est or real != real or record.tolerance[metric] != record.tolerance[metric]:
                 continue
             tol = max(record.tolerance[metric], _sampling_floor(metric, real, channels.get(metric, 0)))
-            miss = abs(est - real) > tol
-            status: Status
-            if miss and metric not in active:
-                status = "drift"
-                active.add(metric)
-            elif not miss and metric in active:
-                status = "resolved"
-                active.discard(metric)
-            else:
+            status = _episode(active, metric, abs(est - real) > tol)
+            if status is None:
                 continue
             evidence = {
                 "metric": metric,
@@ -558,6 +544,18 @@ def _check_metrics(record: WindowRecord, reference: PerformanceReference, path: 
             raise ValueError(f"{path}.{key}: expected the metrics {sorted(want)}, got {sorted(got)}")
     if record.realized is not None and not set(record.realized) <= want:
         raise ValueError(f"{path}.realized: {sorted(set(record.realized) - want)} are not metrics of the reference")
+
+
+def _episode(active: set[str], metric: str, off: bool) -> Status | None:
+    """``metric``'s episode in ``active`` after a check that found it ``off`` (out of its band):
+    ``"drift"`` when one opens, ``"resolved"`` when one closes, None when nothing changes."""
+    if off and metric not in active:
+        active.add(metric)
+        return "drift"
+    if not off and metric in active:
+        active.discard(metric)
+        return "resolved"
+    return None
 
 
 def _deviation(value: float, center: float, tolerance: float) -> float:
