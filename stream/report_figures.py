@@ -155,9 +155,11 @@ def draw_distribution(ax: Any, view: FeatureView) -> None:
     ref_label = f"reference ({view.source}, n={h.reference_count:,})"
     live_label = f"live (n={h.live_count:,})"
     if h.kind == "categorical":
-        _bars(ax, h, ref_label, live_label)
+        _bars(ax, h, h.labels, ref_label, live_label)
     elif h.discrete:
-        _value_bars(ax, h, view.feature, ref_label, live_label)
+        assert h.edges is not None and h.reference is not None
+        _bars(ax, h, [f"{v:.4g}" for v in h.edges], ref_label, live_label)
+        ax.set_xlabel(f"{view.feature} (each value)")
     else:
         _density(ax, h, view.feature, ref_label, live_label)
     if h.below >= RANGE_NOTE or h.above >= RANGE_NOTE:  # as a legend line: a free-standing box would cover it
@@ -171,31 +173,18 @@ def draw_distribution(ax: Any, view: FeatureView) -> None:
     ax.grid(True, axis="y", alpha=0.3)
 
 
-def _bars(ax: Any, h: Histogram, ref_label: str, live_label: str) -> None:
-    x = np.arange(len(h.labels))
+def _bars(ax: Any, h: Histogram, names: list[str], ref_label: str, live_label: str) -> None:
+    """A pair of bars (reference, live) per name: the categories, or a few distinct values."""
+    x = np.arange(len(names))
     if h.reference is not None:
         ax.bar(x - 0.2, h.reference * 100, 0.4, color=REFERENCE_COLOR, label=ref_label)
     ax.bar(x + (0.2 if h.reference is not None else 0.0), h.live * 100, 0.4, color=LIVE_COLOR, label=live_label)
-    labels = [lab if len(lab) <= 14 else lab[:13] + "\u2026" for lab in h.labels]
+    labels = [lab if len(lab) <= 14 else lab[:13] + "\u2026" for lab in names]
     slant = len(x) > SLANT_OVER
     ax.set_xticks(x, labels, rotation=30 if slant else 0, ha="right" if slant else "center", fontsize=8)
     ax.set_ylabel("share of values (%)")
     top = max(float(np.max(h.live)), float(np.max(h.reference)) if h.reference is not None else 0.0)
     ax.set_ylim(0, top * 100 * 1.35 + 1e-9)  # room for the legend
-
-
-def _value_bars(ax: Any, h: Histogram, feature: str, ref_label: str, live_label: str) -> None:
-    assert h.edges is not None and h.reference is not None
-    x = np.arange(h.edges.size)
-    ax.bar(x - 0.2, h.reference * 100, 0.4, color=REFERENCE_COLOR, label=ref_label)
-    ax.bar(x + 0.2, h.live * 100, 0.4, color=LIVE_COLOR, label=live_label)
-    slant = x.size > SLANT_OVER
-    ax.set_xticks(
-        x, [f"{v:.4g}" for v in h.edges], fontsize=8, rotation=30 if slant else 0, ha="right" if slant else "center"
-    )
-    ax.set_xlabel(f"{feature} (each value)")
-    ax.set_ylabel("share of values (%)")
-    ax.set_ylim(0, max(float(h.live.max()), float(h.reference.max())) * 100 * 1.35 + 1e-9)
 
 
 def _density(ax: Any, h: Histogram, feature: str, ref_label: str, live_label: str) -> None:
