@@ -237,7 +237,7 @@ class ReplayRecorder:
         series.add(bins[fin], col[fin], n_bins)
         prof = self.profile.features.get(name) if self.profile is not None else None
         if isinstance(prof, CategoricalProfile):  # numbers for a categorical feature: categories spelled as numbers
-            numbers = np.array([float(v) for v in col[ok]], dtype=object)
+            numbers = col[ok].astype(object)  # Python floats, one array op
             self._categorical_column(model, name, numbers, bins[ok], n_bins)
             return
         dist = self.numeric.get(key)
