@@ -792,8 +792,8 @@ class DetectorBank:
         bank._since_sum = np.asarray(state["since_sum"], dtype=np.float64)
         bank.n_rows = int(state["n_rows"])
         bank.values_dropped = int(state["values_dropped"])
-        # states from before this evidence ring (none, "recent" or an event-keyed "tail")
-        # start with an empty one: the first detections summarise this process's values
+        # states from before this evidence ring (none, or the old "recent") start with an
+        # empty one: the first detections summarise this process's values
         shape = (EVIDENCE_EVENTS, len(bank.features))
         ev = state.get("evidence")
         if ev is not None:

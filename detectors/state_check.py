@@ -235,10 +235,6 @@ def _check_bank_arrays(st: Mapping[str, Any], template: Mapping[str, Any], n: in
     if "evidence" in st:  # absent in states from before the evidence ring
         n_rows = _int(st.get("n_rows"), f"{path}.n_rows")
         _check_evidence(st["evidence"], template["evidence"], n, n_rows, f"{path}.evidence")
-    if "tail" in st:  # states from before the per-feature ring: raw values of the last events, not read
-        tail = st["tail"]
-        if not isinstance(tail, np.ndarray) or tail.dtype.kind != "f" or tail.ndim != 2 or tail.shape[1] != n:
-            raise _shape_error(f"{path}.tail", f"expected a float array [events, {n}]")
     if "recent" in st:  # states from before the ring: standardised values, not read, still checked
         recent = st["recent"]
         if not isinstance(recent, np.ndarray) or recent.dtype.kind != "f":
