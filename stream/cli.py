@@ -427,8 +427,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     config = load_config(
         args.config, {"detectors.backend": args.backend, "reference": args.reference, "kafka.group_id": args.group_id}
     )
-    if config.reference:
-        load_profile(config.reference)  # fail here, clearly, not mid-replay
+    # read once, here: a bad profile fails before any work, and the replay uses this one
+    profile = load_profile(config.reference) if config.reference else None
     path = _input_file(Path(args.input), "--input")
     labels = _input_file(Path(args.labels), "--labels") if args.labels else None
     inputs = (args.input, args.labels, args.config, config.reference)
@@ -456,6 +456,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             topic=args.topic,
             partition=args.partition,
             labels_topic=args.labels_topic,
+            profile=profile,
         )
     finally:
         progress.close()

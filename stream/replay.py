@@ -152,8 +152,8 @@ class _Replay:
         partition: int,
         labels_topic: str | None,
         recorder: Recorder | None,
+        profile: ReferenceProfile | None,
     ) -> None:
-        profile = load_profile(config.reference) if config.reference else None
         if recorder is not None:
             recorder.on_start(profile)
         self.engine = Engine(
@@ -234,10 +234,16 @@ def replay_file(
     topic: str | None = None,
     partition: int = 0,
     labels_topic: str | None = None,
+    profile: ReferenceProfile | None = None,
 ) -> dict[str, object]:
-    """Replay ``path``; write one DriftEvent JSON per line to ``out``; return counts."""
+    """Replay ``path``; write one DriftEvent JSON per line to ``out``; return counts.
+
+    ``profile``: ``config.reference`` already loaded (else it is read here).
+    """
     labels_topic = (labels_topic or labels.name) if labels is not None else None
-    replay = _Replay(config, out, topic or path.name, partition, labels_topic, recorder)
+    if profile is None and config.reference:
+        profile = load_profile(config.reference)
+    replay = _Replay(config, out, topic or path.name, partition, labels_topic, recorder, profile)
     streams = [_lines(path, 1)] + ([_lines(labels, 0)] if labels is not None else [])
     read = lines = 0
     merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda line: line[0])
