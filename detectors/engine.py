@@ -51,7 +51,8 @@ from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.batching import MessageTimes, columnar_to_batch, to_batches
 from driftsentinel.detectors.concept import pair_error
 from driftsentinel.detectors.labels import JoinedLabel, LabelJoin
-from driftsentinel.detectors.performance_monitor import PerformanceDecision, PerformanceMonitor, WindowRecord
+from driftsentinel.detectors.performance_monitor import PerformanceDecision, PerformanceMonitor
+from driftsentinel.detectors.performance_window import WindowRecord
 from driftsentinel.detectors.policy import AlertPolicy
 from driftsentinel.schemas import DriftEvent, FeatureBatch, SidecarConfig, WindowSummary
 from driftsentinel.schemas.columnar import ColumnBatch

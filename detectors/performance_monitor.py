@@ -77,7 +77,7 @@ from driftsentinel.schemas.alerts import Status
 from driftsentinel.schemas.config import PerformanceConfig
 from driftsentinel.schemas.profile import MetricBand, PerformanceReference
 
-__all__ = ["PerformanceDecision", "PerformanceMonitor", "WindowClock", "WindowRecord"]
+__all__ = ["PerformanceDecision", "PerformanceMonitor"]
 
 ESTIMATE = "performance_estimate"
 CALIBRATION = "calibration_drift"

@@ -17,7 +17,7 @@ import time
 from confluent_kafka import Consumer, KafkaException
 
 from driftsentinel.detectors.engine import Output, Readouts
-from driftsentinel.detectors.performance_monitor import WindowRecord
+from driftsentinel.detectors.performance_window import WindowRecord
 from driftsentinel.schemas import DriftEvent
 from driftsentinel.stream.metrics import PREFIX, Counter, Gauge, Metrics
 

@@ -51,7 +51,7 @@ from typing import IO, Protocol
 
 from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.engine import Engine, Item, LabelItem, Output
-from driftsentinel.detectors.performance_monitor import WindowRecord
+from driftsentinel.detectors.performance_window import WindowRecord
 from driftsentinel.schemas import DriftEvent, FeatureBatch, InvalidEvent, SidecarConfig
 from driftsentinel.schemas.columnar import ColumnBatch, decode_columns, is_columnar
 from driftsentinel.schemas.fastdecode import EventView, decode_event_fast

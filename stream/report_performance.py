@@ -8,7 +8,7 @@ model and metric, an inline SVG (the band as a shaded area per window, the estim
 line, the realized value as dots) and a table of the windows. Bounded: at most
 ``max_windows`` windows per model are kept (the oldest are dropped).
 
->>> from driftsentinel.detectors.performance_monitor import WindowRecord
+>>> from driftsentinel.detectors.performance_window import WindowRecord
 >>> w = PerformanceWindows()
 >>> rec = WindowRecord(0, 4999, 5000, 5000, None, {"roc_auc": 0.95}, {"roc_auc": 0.93}, {"roc_auc": 0.99},
 ...                    {"roc_auc": 0.96}, {"roc_auc": 0.03})
@@ -24,7 +24,7 @@ import html
 import math
 from collections.abc import Iterable
 
-from driftsentinel.detectors.performance_monitor import WindowRecord
+from driftsentinel.detectors.performance_window import WindowRecord
 
 
 class PerformanceWindows:

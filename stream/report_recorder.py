@@ -40,7 +40,7 @@ import numpy as np
 
 from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.categories import BOOLEAN, canonical
-from driftsentinel.detectors.performance_monitor import WindowRecord
+from driftsentinel.detectors.performance_window import WindowRecord
 from driftsentinel.detectors.profile import numeric_profile
 from driftsentinel.detectors.window_tests import NumericGrid
 from driftsentinel.schemas import DriftEvent, FeatureBatch, SidecarConfig

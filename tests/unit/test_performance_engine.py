@@ -22,7 +22,8 @@ from driftsentinel.detectors.performance import (
     fit_classification_reference,
     fit_regression_reference,
 )
-from driftsentinel.detectors.performance_monitor import PerformanceMonitor, WindowClock
+from driftsentinel.detectors.performance_monitor import PerformanceMonitor
+from driftsentinel.detectors.performance_window import WindowClock
 from driftsentinel.detectors.reference_monitor import ReferenceMonitor
 from driftsentinel.schemas import FeatureBatch, SidecarConfig, WindowTestConfig
 from driftsentinel.schemas.fastdecode import EventView
