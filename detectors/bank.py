@@ -70,6 +70,7 @@ from driftsentinel.detectors.standardize import (
     profile_percentiles,
     reference_std,
     spread_floor,
+    standardize,
 )
 from driftsentinel.schemas import ADWINConfig, BankConfig, FeatureBatch, PageHinkleyConfig, WindowSummary
 from driftsentinel.schemas.alerts import ChangePoint
@@ -475,7 +476,7 @@ class DetectorBank:
             return sorted(extra, key=_signal_order)
         first_row = self._warm_up(x)
         # standardised once: unclipped for the evidence ring, clipped (standardize's bounds) for the detectors
-        u = (x - self._ref_mean) / self._ref_std
+        u = standardize(x, self._ref_mean, self._ref_std)
         z = np.clip(u, self._clip_lo, self._clip_hi)
         not_yet = np.arange(n)[:, None] < first_row[None, :]
         if not_yet.any():
