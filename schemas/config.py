@@ -223,6 +223,95 @@ class WindowTestConfig(_Section):
     type_error: float = Field(default=0.01, gt=0, le=1, description="Share of values of the wrong type.")
 
 
+SequentialTest = Literal[
+    "cusum_mean", "cusum_scale", "cusum_shape", "cusum_missing", "cusum_categories", "cusum_unseen"
+]
+
+
+class SequentialConfig(_Section):
+    """Sequential tests (CUSUMs) of every feature against its reference.
+
+    Each test accumulates evidence value by value against the known pre-change
+    distribution (the profile's, else the warm-up's) and alarms when its statistic
+    exceeds its threshold ``h``; it then restarts at 0. Each has a minimum meaningful
+    change: below it the statistic drifts down, so it stays quiet however long the stream
+    ("large samples make everything drift" does not happen). Numeric: ``cusum_mean``
+    (two-sided CUSUM of the standardised value, allowance ``min_mean_shift``),
+    ``cusum_scale`` (two one-sided CUSUMs of the squared standardised value),
+    ``cusum_shape`` (adaptive multinomial CUSUM over the reference's quantile bins and
+    two tail bins beyond its minimum and maximum), ``cusum_missing`` (adaptive Bernoulli
+    CUSUM of the missing indicator). Categorical: ``cusum_categories`` (adaptive
+    multinomial CUSUM of the reference categories' shares), ``cusum_unseen`` (adaptive
+    Bernoulli CUSUM of values never seen in training). Thresholds of the mean and scale
+    CUSUMs are in units of the standardised value (reference sds, squared for scale);
+    those of the adaptive CUSUMs are log-likelihood ratios (nats): per run, a false alarm
+    has probability at most ``exp(-h)`` when the reference is right (Ville's inequality).
+    ``driftsentinel calibrate`` sets them per feature (``per_feature``). See
+    docs/sequential-tests.md for the defaults' measurement.
+    """
+
+    enabled: bool = Field(default=True, description="Run the sequential tests.")
+    tests: list[SequentialTest] = Field(
+        default_factory=lambda: list(get_args(SequentialTest)), description="The sequential tests to run."
+    )
+    min_mean_shift: float = Field(
+        default=0.5,
+        gt=0,
+        description="cusum_mean: smallest mean shift worth an alert, in reference standard deviations "
+        "(the CUSUM's allowance k).",
+    )
+    min_scale_change: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="cusum_scale: smallest relative change of the standard deviation worth an alert "
+        "(0.2: sd x1.2 or x0.8).",
+    )
+    shape_bins: int = Field(
+        default=10,
+        ge=2,
+        le=100,
+        description="cusum_shape: reference-quantile bins between the reference's minimum and maximum "
+        "(10: deciles), plus one tail bin below the minimum and one above the maximum.",
+    )
+    min_shape_kl: float = Field(
+        default=0.02,
+        gt=0,
+        description="cusum_shape: smallest change of the binned distribution worth an alert, as a "
+        "Kullback-Leibler divergence KL(new || reference) in nats per value (the per-value penalty).",
+    )
+    min_missing_change: float = Field(
+        default=0.02,
+        gt=0,
+        lt=1,
+        description="cusum_missing: smallest change of the missing share worth an alert, absolute "
+        "(0.02: 1 % -> 3 %); its KL divergence (nats per event) is the per-event penalty.",
+    )
+    min_category_kl: float = Field(
+        default=0.02,
+        gt=0,
+        description="cusum_categories: smallest change of the category shares worth an alert, as a "
+        "Kullback-Leibler divergence KL(new || reference) in nats per value (the per-value penalty).",
+    )
+    min_unseen_share: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="cusum_unseen: smallest share of values never seen in training worth an alert; its "
+        "KL divergence from the reference's rate (nats per value) is the per-value penalty.",
+    )
+    mean_threshold: float = Field(
+        default=20.0, gt=0, description="cusum_mean: threshold h, in reference standard deviations."
+    )
+    scale_threshold: float = Field(
+        default=60.0, gt=0, description="cusum_scale: threshold h, in squared reference standard deviations."
+    )
+    shape_threshold: float = Field(default=16.0, gt=0, description="cusum_shape: threshold h, in nats.")
+    missing_threshold: float = Field(default=16.0, gt=0, description="cusum_missing: threshold h, in nats.")
+    categories_threshold: float = Field(default=16.0, gt=0, description="cusum_categories: threshold h, in nats.")
+    unseen_threshold: float = Field(default=16.0, gt=0, description="cusum_unseen: threshold h, in nats.")
+
+
 class ConceptDriftConfig(_Section):
     """The model's error under an ADWIN per model.
 
@@ -288,12 +377,45 @@ class PerformanceConfig(_Section):
     )
 
 
+class MultivariateConfig(_Section):
+    """The multivariate test: the dependence between a profile's numeric features, per window.
+
+    Needs a profile with a ``multivariate`` section (``driftsentinel baseline`` writes one);
+    its windows are the window tests' (``window_tests.window_events`` / ``window_seconds``).
+    A window flags when the change of the features' normal-score correlation is significant
+    (``alpha``) *and* its size, the KL divergence per row beyond the noise, passes ``min_kl``.
+    See docs/multivariate.md.
+    """
+
+    enabled: bool = True
+    max_features: int = Field(
+        default=64, ge=2, le=256, description="Features tested together: the profile's first this many."
+    )
+    alpha: float = Field(default=1e-6, gt=0, lt=1, description="False-alarm probability per window.")
+    min_kl: float = Field(
+        default=0.02,
+        gt=0,
+        description="Minimum meaningful change, nats per row (0.02: one pair's correlation 0 -> 0.2).",
+    )
+    min_rows: int = Field(
+        default=500, ge=10, description="A window is tested with at least this many rows with every feature present."
+    )
+
+
 class FeatureParams(_Section):
     """Per-feature detector parameters (``driftsentinel calibrate`` writes these)."""
 
     adwin_delta: float | None = Field(default=None, gt=0, lt=1)
     page_hinkley_threshold: float | None = Field(default=None, gt=0)
     page_hinkley_delta: float | None = Field(default=None, ge=0)
+    cusum_mean_threshold: float | None = Field(
+        default=None, gt=0, description="cusum_mean's threshold h (reference standard deviations)."
+    )
+    cusum_scale_threshold: float | None = Field(
+        default=None, gt=0, description="cusum_scale's threshold h (squared reference standard deviations)."
+    )
+    cusum_shape_threshold: float | None = Field(default=None, gt=0, description="cusum_shape's threshold h (nats).")
+    cusum_missing_threshold: float | None = Field(default=None, gt=0, description="cusum_missing's threshold h (nats).")
 
 
 class BankConfig(_Section):
@@ -337,7 +459,9 @@ class BankConfig(_Section):
     page_hinkley: PageHinkleyConfig = Field(default_factory=PageHinkleyConfig)
     window_tests: WindowTestConfig = Field(default_factory=WindowTestConfig)
     concept_drift: ConceptDriftConfig = Field(default_factory=ConceptDriftConfig)
+    sequential: SequentialConfig = Field(default_factory=SequentialConfig)
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
+    multivariate: MultivariateConfig = Field(default_factory=MultivariateConfig)
     types: dict[str, Literal["numeric", "categorical"]] = Field(
         default_factory=dict, description="Pin feature types (baseline inference and live checks)."
     )
