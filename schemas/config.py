@@ -402,6 +402,62 @@ class MultivariateConfig(_Section):
     )
 
 
+#: The segment pooling everything beyond a key's admitted segments.
+OTHER_SEGMENT = "__other__"
+
+
+class SegmentConfig(_Section):
+    """Drift per segment: detectors per value of a key (``detectors.segments``).
+
+    Each key is a feature or top-level event field (``country``), or a combination written
+    as a list (``[country, device]``: one segment per pair). Per key, every segment gets its
+    own detector bank (change detectors and, with a profile, window tests against the
+    segment's own reference from the profile's ``segments`` section), next to the overall
+    bank; the segment mix (each segment's share of the traffic) is tested per window like a
+    categorical feature (``segment_mix`` alerts on feature ``@segment:<key>``). At most
+    ``max_segments`` per key: the profile's top segments by traffic, else the first values
+    seen in stream order; everything else is pooled as ``__other__`` (its own bank, and
+    counted). The false-alarm budget is shared across the segments (see docs/segments.md),
+    so adding segments does not multiply false alarms. A segment bank costs about what the
+    overall bank costs per feature (docs/segments.md: measured memory per segment).
+
+    A plain list is read as the keys: ``segments: [country, [country, device]]``.
+
+    >>> SegmentConfig.model_validate(["country", ["country", "device"]]).key_fields()
+    [('country',), ('country', 'device')]
+    """
+
+    keys: list[str | list[str]] = Field(
+        default_factory=list, description="Segment keys: a field name, or a list of names for a combination."
+    )
+    max_segments: int = Field(
+        default=50, ge=1, le=10_000, description="Segments per key with their own detectors; the rest is __other__."
+    )
+    mix: bool = Field(default=True, description="Test each window's segment shares against the reference mix.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_is_keys(cls, value: Any) -> Any:
+        return {"keys": value} if isinstance(value, list) else value
+
+    @field_validator("keys")
+    @classmethod
+    def _distinct_names(cls, value: list[str | list[str]]) -> list[str | list[str]]:
+        seen: set[tuple[str, ...]] = set()
+        for key in value:
+            fields = (key,) if isinstance(key, str) else tuple(key)
+            if not fields or any(not f for f in fields) or len(set(fields)) != len(fields):
+                raise ValueError(f"segment key {key!r}: give one or more distinct, non-empty field names")
+            if fields in seen:
+                raise ValueError(f"segment key {key!r} is listed twice")
+            seen.add(fields)
+        return value
+
+    def key_fields(self) -> list[tuple[str, ...]]:
+        """Each key as a tuple of field names."""
+        return [(k,) if isinstance(k, str) else tuple(k) for k in self.keys]
+
+
 class FeatureParams(_Section):
     """Per-feature detector parameters (``driftsentinel calibrate`` writes these)."""
 
@@ -462,6 +518,9 @@ class BankConfig(_Section):
     sequential: SequentialConfig = Field(default_factory=SequentialConfig)
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     multivariate: MultivariateConfig = Field(default_factory=MultivariateConfig)
+    segments: SegmentConfig = Field(
+        default_factory=SegmentConfig, description="Drift per segment (a list of keys, or keys + max_segments)."
+    )
     types: dict[str, Literal["numeric", "categorical"]] = Field(
         default_factory=dict, description="Pin feature types (baseline inference and live checks)."
     )
