@@ -551,6 +551,16 @@ class AlertPolicyConfig(_Section):
     critical_ratio: float = Field(
         default=2.0, gt=1, description="Window tests: statistic >= threshold x this is 'critical' (else 'warning')."
     )
+    merge_events: int = Field(
+        default=1_000,
+        ge=0,
+        le=1_000_000_000,
+        description="One change, one alert: a feature's detectors share one episode (one 'drift' event when the "
+        "first of them decides drift, one 'resolved' event when all that joined have resolved). A detector not "
+        "yet in the episode that decides drift within this many events of the model after the episode resolved "
+        "still joins it (no new event); later, or a detector of the episode deciding drift again, opens a new "
+        "episode. 0: only while it is open.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> AlertPolicyConfig:
