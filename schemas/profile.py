@@ -333,6 +333,45 @@ class PerformanceReference(BaseModel):
         return self
 
 
+# --- drift per segment (detectors.segments) -------------------------------------------------------------
+
+#: Bound on the segments a profile may describe per key (a profile file is input, not code).
+MAX_PROFILE_SEGMENTS = 10_001
+
+
+class SegmentProfile(BaseModel):
+    """One segment of the training data (the rows whose key has one value): its share of
+    the rows and its own per-feature profiles (the segment's reference)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rows: int = Field(ge=1, description="Training rows in the segment.")
+    share: float = Field(ge=0, le=1, description="The segment's share of the training rows.")
+    features: dict[str, FeatureProfile]
+
+
+class SegmentsProfile(BaseModel):
+    """The training data per value of one segment key (a profile's ``segments[<key>]``).
+
+    ``segments`` holds the top segments by rows, most first, and ``__other__`` (every
+    other value pooled) when there are more values than the profile kept; their shares sum
+    to 1. A combination key's values are its fields' values joined by ``|``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: list[str] = Field(min_length=1, description="The key's field names (several: a combination).")
+    n_values: int = Field(ge=0, description="Distinct values of the key in the training data.")
+    segments: dict[str, SegmentProfile] = Field(max_length=MAX_PROFILE_SEGMENTS)
+
+    @model_validator(mode="after")
+    def _shares(self) -> SegmentsProfile:
+        total = sum(s.share for s in self.segments.values())
+        if self.segments and abs(total - 1.0) > 1e-6:
+            raise ValueError(f"segment shares sum to {total}, not 1")
+        return self
+
+
 class ReferenceProfile(BaseModel):
     """Per-feature summaries of training data; ``version`` guards the file format."""
 
@@ -344,6 +383,11 @@ class ReferenceProfile(BaseModel):
     features: dict[str, FeatureProfile]
     performance: dict[str, PerformanceReference] | None = Field(
         default=None, description="Per model name: what performance estimation needs (absent in older profiles)."
+    )
+    segments: dict[str, SegmentsProfile] | None = Field(
+        default=None,
+        description="Per segment key (fields joined by '|'): the top segments' shares and profiles "
+        "(absent in older profiles).",
     )
 
     @field_validator("version")
