@@ -25,8 +25,10 @@ from confluent_kafka import Consumer, TopicPartition
 
 from driftsentinel.detectors.batching import event_features
 from driftsentinel.detectors.profile import build_profile
+from driftsentinel.detectors.segments import key_name, segments_profile
 from driftsentinel.detectors.skew import number_or_text
 from driftsentinel.schemas import InvalidEvent
+from driftsentinel.schemas.config import BankConfig
 from driftsentinel.schemas.fastdecode import decode_event_fast
 from driftsentinel.schemas.profile import ReferenceProfile
 from driftsentinel.stream.input_files import InputFileError, check_names, check_path, name_problem, read_csv, text_lines
@@ -259,3 +261,40 @@ def make_profile(rows: Iterable[dict[str, Any]], source: str, types: dict[str, A
     if not columns:
         raise InputFileError(f"{source}: no training rows")
     return build_profile(columns, source=source, types=types)
+
+
+def segment_keys(given: list[str] | None, config: BankConfig) -> list[tuple[str, ...]]:
+    """The keys to profile per segment: each ``--segment`` (``country``, or ``country,device`` for
+    a combination), else the configuration's ``detectors.segments``."""
+    if not given:
+        return config.segments.key_fields()
+    keys = [tuple(f.strip() for f in text.split(",")) for text in given]
+    for key, text in zip(keys, given, strict=True):
+        if not all(key):
+            raise InputFileError(f"--segment {text!r}: give field names, a combination separated by commas")
+    return keys
+
+
+def add_segments(
+    profile: ReferenceProfile,
+    columns: dict[str, list[Any]],
+    keys: list[tuple[str, ...]],
+    config: BankConfig,
+) -> ReferenceProfile:
+    """``profile`` with its ``segments`` section: per key, the top ``detectors.segments.max_segments``
+    segments' shares and feature profiles (a key field must be a column of the training data)."""
+    if not keys:
+        return profile
+    section = {}
+    for key in keys:
+        fields = tuple("@prediction" if f == "prediction" and f not in columns else f for f in key)
+        missing = [f for f in fields if f not in columns]
+        if missing:
+            raise InputFileError(
+                f"--segment {','.join(key)}: no column {missing[0]!r} in the training data "
+                f"(columns: {', '.join(sorted(columns)[:20])})"
+            )
+        section[key_name(key)] = segments_profile(
+            columns, fields, profile.source, config.segments.max_segments, config.types
+        ).model_copy(update={"key": list(key)})
+    return profile.model_copy(update={"segments": section})

@@ -242,7 +242,7 @@ def make_profile(
     rows: Iterable[dict[str, Any]], source: str, config: SidecarConfig, args: argparse.Namespace
 ) -> tuple[ReferenceProfile, list[str]]:
     """``baseline``'s profile (with ``--model``, its performance reference too) and the columns left out."""
-    from driftsentinel.stream.baseline import to_columns
+    from driftsentinel.stream.baseline import add_segments, segment_keys, to_columns
 
     columns = to_columns(rows)
     if not columns:
@@ -251,13 +251,16 @@ def make_profile(
     left_out = set_aside(columns, types, with_model=bool(getattr(args, "model", None)))
     if not columns:
         raise InputFileError(f"{source}: no feature columns (only {', '.join(left_out)})")
+    keys = segment_keys(getattr(args, "segment", None), config.detectors)
     if not getattr(args, "model", None):
-        return build_profile(columns, source=source, types=types), left_out
+        return add_segments(
+            build_profile(columns, source=source, types=types), columns, keys, config.detectors
+        ), left_out
     chosen = choose_columns(columns, args)
     task = infer_task(columns, chosen)
     ref = fit_reference(columns, chosen, task, config.detectors.window_tests.window_events)
     features = {c: v for c, v in columns.items() if c not in (chosen.label, chosen.prediction)}
     if chosen.prediction is not None:
         features[PREDICTION] = columns[chosen.prediction]
-    profile = build_profile(features, source=source, types=types)
+    profile = add_segments(build_profile(features, source=source, types=types), features, keys, config.detectors)
     return profile.model_copy(update={"performance": {args.model: ref}}), left_out

@@ -259,6 +259,12 @@ def _add_baseline_and_calibrate(sub: argparse._SubParsersAction[CliParser]) -> N
     )
     base.add_argument("--config", help="YAML config (detectors.types pins feature types; default: none)")
     base.add_argument("--out", required=True, help="where to write the profile (JSON)")
+    base.add_argument(
+        "--segment",
+        action="append",
+        help="profile each value of this field too (repeatable; a combination: country,device; "
+        "default: detectors.segments of --config)",
+    )
     from driftsentinel.stream.baseline_performance import add_arguments as add_performance_arguments
 
     add_performance_arguments(base)
@@ -521,6 +527,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         f"{kinds.count('categorical')} categorical features -> {args.out}",
         file=sys.stderr,
     )
+    for key, section in (profile.segments or {}).items():
+        print(f"segments of {key}: {len(section.segments)} of {section.n_values} values profiled", file=sys.stderr)
     if left_out:
         print(f"not profiled (event fields, not features on the stream): {', '.join(left_out)}", file=sys.stderr)
     return 0

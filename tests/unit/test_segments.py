@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,8 +21,9 @@ from driftsentinel.detectors.segments import (
 )
 from driftsentinel.schemas import BankConfig, FeatureBatch
 from driftsentinel.schemas.config import SegmentConfig
-from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile
+from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile, load_profile
 from driftsentinel.stream.checkpoint import decode_state, encode_state
+from driftsentinel.stream.cli import main
 
 
 def _batch(x: np.ndarray, seg: np.ndarray, start: int = 0, names: list[str] | None = None) -> FeatureBatch:
@@ -270,3 +272,26 @@ def test_profile_section_top_segments_and_other() -> None:
     assert "country" not in sp.segments["DE"].features and isinstance(other_x, NumericProfile) and other_x.mean == 8.5
     with pytest.raises(ValueError, match="not a column"):
         segments_profile(cols, ["device"], "t")
+
+
+def test_baseline_segment_writes_the_section_and_names_a_wrong_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    lines = ["country,device,x"] + [
+        f"{rng.choice(['DE', 'FR', 'IT'])},{rng.choice(['ios', 'web'])},{rng.normal():.4f}" for _ in range(600)
+    ]
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    argv = ["baseline", "--input", str(tmp_path / "train.csv"), "--out", str(tmp_path / "p.json")]
+    assert main([*argv, "--segment", "country", "--segment", "country,device"]) == 0
+    profile = load_profile(tmp_path / "p.json")
+    assert profile.segments is not None and set(profile.segments) == {"country", "country|device"}
+    assert set(profile.segments["country"].segments) == {"DE", "FR", "IT"}
+    assert (
+        len(profile.segments["country|device"].segments) == 6
+        and "x" in profile.segments["country"].segments["DE"].features
+    )
+    assert "segments of country: 3 of 3 values profiled" in capsys.readouterr().err
+    assert main([*argv, "--segment", "region"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no column 'region'" in err[0]
