@@ -4,7 +4,8 @@
 same events, positions and config they publish the same DriftEvents (only ``detected_at``,
 the ``now`` they pass in, differs). The engine holds, per input partition ``(topic,
 partition)``: the :class:`~driftsentinel.detectors.bank.DetectorBank` of each model, the
-alert policy's cooldowns (:mod:`~driftsentinel.detectors.policy`), the late-label join
+alert policy's cooldowns (:mod:`~driftsentinel.detectors.policy`), the feature episodes
+(:mod:`~driftsentinel.detectors.episodes`: one change, one alert), the late-label join
 (:mod:`~driftsentinel.detectors.labels`), and ``replay_until``: alerts of offsets below it
 were committed before a restart, so their decisions are re-made (to bring the detectors up
 to date) but not said again. It reads no clock, does no I/O and logs nothing.
@@ -25,8 +26,10 @@ then row), whatever the models: their order does not depend on how the stream is
 >>> x = np.r_[rng.normal(0, 1, 3000), rng.normal(3, 1, 3000)]
 >>> items = [(i, EventView(model="m", features={"x": float(v)}), 0.0) for i, v in enumerate(x)]
 >>> out = engine.process("features", 0, items, now=0.0)
->>> sorted({(e.feature, e.detector) for e in out.events if e.status == "drift"})
-[('x', 'adwin'), ('x', 'page_hinkley')]
+>>> [(e.feature, e.detector, e.status, e.detectors) for e in out.events]  # ADWIN agreed later: it joined
+[('x', 'page_hinkley', 'drift', ['page_hinkley'])]
+>>> engine.state("features", 0)["episodes"]
+[['m', 'x', 'page_hinkley', ['page_hinkley', 'adwin'], ['page_hinkley', 'adwin'], [], 1, -1]]
 >>> min(e.source.offset for e in out.events) >= 3000
 True
 >>> out.events_per_model
@@ -50,6 +53,7 @@ from numpy.typing import NDArray
 from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.batching import MessageTimes, columnar_to_batch, to_batches
 from driftsentinel.detectors.concept import pair_error
+from driftsentinel.detectors.episodes import DRIFT_ONLY, FeatureEpisodes
 from driftsentinel.detectors.labels import JoinedLabel, LabelJoin
 from driftsentinel.detectors.performance_monitor import PerformanceDecision, PerformanceMonitor
 from driftsentinel.detectors.performance_window import WindowRecord
@@ -104,10 +108,14 @@ class Output:
     ``event_time_tolerance_s`` from their message time (message time used instead);
     ``performance_windows``: ``(model, window)`` of every window estimated in this call, and
     again once graded by its labels (replay's report); ``performance_ungraded``: windows per
-    model given up in this call before their labels covered them.
+    model given up in this call before their labels covered them; ``detections``: every live
+    decision as its detector's own DriftEvent (``detectors`` just itself), also those that
+    joined a feature episode instead of being published: what each test decided (replay's
+    report), where ``events`` is what is published.
     """
 
     events: list[DriftEvent] = field(default_factory=list)
+    detections: list[DriftEvent] = field(default_factory=list)
     events_per_model: dict[str, int] = field(default_factory=dict)
     dropped_values: dict[str, int] = field(default_factory=dict)
     labels_joined: dict[str, int] = field(default_factory=dict)
@@ -140,6 +148,7 @@ class _Partition:
     labels: LabelJoin | None = None
     labels_replay_until: int | None = 0  # None: the labels partition is not here, its alerts are not ours
     performance: dict[str, PerformanceMonitor] = field(default_factory=dict)
+    episodes: FeatureEpisodes = field(default_factory=lambda: FeatureEpisodes(0))
 
 
 class Engine:
@@ -183,6 +192,7 @@ class Engine:
         ``ValueError``/``KeyError``/``TypeError`` on an unusable state, leaving the engine as it was.
         """
         part = _Partition(replay_until=replay_until, labels_replay_until=labels_replay_until)
+        part.episodes = FeatureEpisodes(self.config.alerts.merge_events)
         policy: list[list[str | int]] = []
         label_policy: list[list[str | int]] = []
         if state is not None:
@@ -191,6 +201,8 @@ class Engine:
                     f"state holds {len(state['banks'])} models, over detectors.max_models "
                     f"({self.config.detectors.max_models})"
                 )
+            # a checkpoint written before feature episodes has none: each later resolved is its own event
+            part.episodes = FeatureEpisodes.from_state(state.get("episodes", []), self.config.alerts.merge_events)
             part.banks = {
                 model: DetectorBank.from_state(st, self.config.detectors, self.profile)
                 for model, st in state["banks"].items()
@@ -215,6 +227,7 @@ class Engine:
         out: dict[str, Any] = {
             "banks": {model: bank.state_dict() for model, bank in part.banks.items()},
             "policy": self.policy.export_partition(topic, partition),
+            "episodes": part.episodes.state(),
         }
         if part.performance:
             out["performance"] = {model: mon.state_dict() for model, mon in part.performance.items()}
@@ -277,6 +290,7 @@ class Engine:
         # Batches are cut by model: in stream order again, so the order of the events does
         # not depend on how the stream was cut into calls (the bank orders each row's own).
         out.events.sort(key=_stream_order)
+        out.detections.sort(key=_stream_order)
         self._concept(partition, part, hits, now, out)
         self._expire(part, out)
         return out
@@ -438,11 +452,30 @@ class Engine:
         bank = self._bank(part, model)
         _add(out.events_per_model, model, int((batch.offsets >= part.replay_until).sum()))
         _add(out.dropped_values, model, batch.dropped_values)
-        for sig in bank.update(batch):
-            offset = int(batch.offsets[sig.row])
-            ts = float(event_times[sig.row])
-            row = None if batch.rows_in_message is None else int(batch.rows_in_message[sig.row])
-            self._alert(topic, partition, part.replay_until, model, sig, offset, row, ts, now, out)
+        first = bank.n_rows  # the model's event number of the batch's first row: the episodes' clock
+        for group in _feature_events(bank.update(batch)):
+            at = group[0].row
+            offset = int(batch.offsets[at])
+            ts = float(event_times[at])
+            row = None if batch.rows_in_message is None else int(batch.rows_in_message[at])
+            if group[0].detector in DRIFT_ONLY:
+                self._alert(topic, partition, part.replay_until, model, group[0], offset, row, ts, now, out)
+                continue
+            if offset >= part.replay_until:
+                out.detections += [
+                    self.policy.to_event(
+                        sig, model=model, topic=topic, partition=partition, offset=offset,
+                        event_time=None if ts != ts else ts, now=now, row=row,
+                    )
+                    for sig in group
+                ]  # fmt: skip
+            for pub in part.episodes.decide(model, first + at, group):
+                admitted = self._alert(
+                    topic, partition, part.replay_until, model, pub.signal, offset, row, ts, now, out,
+                    detector=pub.detector, detectors=pub.detectors,
+                )  # fmt: skip
+                if not admitted:
+                    part.episodes.mute(model, pub.signal.feature)
         monitor = self._performance(part, model)
         if monitor is not None:
             for decision in monitor.update(batch, early):
@@ -497,7 +530,9 @@ class Engine:
         event = self.policy.to_event(
             sig, model=model, topic=topic, partition=partition, offset=offset, event_time=hit.ts, now=now, row=row
         )
-        out.events.append(event if evidence is None else event.model_copy(update={"evidence": evidence}))
+        event = event if evidence is None else event.model_copy(update={"evidence": evidence})
+        out.events.append(event)
+        out.detections.append(event)
         out.label_alerts = True
 
     # ------------------------------------------------------------------ performance estimation
@@ -577,11 +612,16 @@ class Engine:
         now: float,
         out: Output,
         evidence: dict[str, Any] | None = None,
-    ) -> None:
+        detector: str | None = None,
+        detectors: list[str] | None = None,
+    ) -> bool:
         """One signal of an input-topic row -> an event (``ts`` NaN: no event time), unless it is in
-        the cooldown or was committed before the restart (``offset < until``)."""
-        if not self.policy.admit(sig, model, topic, partition, offset) or offset < until:
-            return
+        the cooldown (then False) or was committed before the restart (``offset < until``).
+        ``detector``/``detectors``: the feature episode's (``None``: not an episode's, the signal's own)."""
+        if not self.policy.admit(sig, model, topic, partition, offset, episode=detector is not None):
+            return False
+        if offset < until:
+            return True
         event = self.policy.to_event(
             sig,
             model=model,
@@ -591,8 +631,14 @@ class Engine:
             event_time=None if ts != ts else ts,
             now=now,
             row=row,
+            detector=detector,
+            detectors=detectors,
         )
-        out.events.append(event if evidence is None else event.model_copy(update={"evidence": evidence}))
+        event = event if evidence is None else event.model_copy(update={"evidence": evidence})
+        out.events.append(event)
+        if detector is None:  # not a feature episode's: its detections are in already
+            out.detections.append(event)
+        return True
 
     def _expire(self, part: _Partition, out: Output) -> None:
         if part.labels is None:
@@ -609,6 +655,21 @@ def _later(a: WindowRecord | None, b: WindowRecord | None) -> bool:
     if b is None:
         return True
     return a.event_time is not None and (b.event_time is None or a.event_time > b.event_time)
+
+
+def _feature_events(signals: list[DriftSignal]) -> list[list[DriftSignal]]:
+    """A bank's signals by (row, feature), in the order they came (one feature's decisions at one
+    event go to its episode together); a :data:`DRIFT_ONLY` detector's each on its own."""
+    groups: dict[tuple[int, str], list[DriftSignal]] = {}
+    out: list[list[DriftSignal]] = []
+    for sig in signals:
+        if sig.detector in DRIFT_ONLY:
+            out.append([sig])
+        elif (sig.row, sig.feature) in groups:
+            groups[(sig.row, sig.feature)].append(sig)
+        else:
+            out.append(groups.setdefault((sig.row, sig.feature), [sig]))
+    return out
 
 
 def _performance_signal(decision: PerformanceDecision) -> DriftSignal:

@@ -47,12 +47,21 @@ class AlertPolicy:
             return "warning"
         return "info"
 
-    def admit(self, signal: DriftSignal, model: str, topic: str, partition: int, offset: int) -> bool:
-        """False when a 'drift' event for the same feature/detector is within the cooldown."""
+    def admit(
+        self, signal: DriftSignal, model: str, topic: str, partition: int, offset: int, *, episode: bool = False
+    ) -> bool:
+        """False when a 'drift' event for the same feature/detector is within the cooldown.
+
+        ``episode``: the signal opens a feature episode (:mod:`~driftsentinel.detectors.episodes`),
+        whose detectors share it: a 'drift' event of the feature by any detector counts.
+        """
         if signal.status != "drift":
             return True
         key = (topic, partition, model, signal.feature, signal.detector)
-        last = self._last_drift.get(key)
+        if episode and self.config.cooldown_events:  # the feature's last drift event, whoever opened it
+            last = max((off for k, off in self._last_drift.items() if k[:4] == key[:4]), default=None)
+        else:
+            last = self._last_drift.get(key)
         if last is not None and offset - last < self.config.cooldown_events:
             return False
         self._last_drift[key] = offset
@@ -84,8 +93,16 @@ class AlertPolicy:
         event_time: float | None,
         now: float,
         row: int | None = None,
+        detector: str | None = None,
+        detectors: list[str] | None = None,
     ) -> DriftEvent:
-        """The DriftEvent of an admitted signal; its id is a function of its position and decision."""
+        """The DriftEvent of an admitted signal; its id is a function of its position and decision.
+
+        ``detector`` (default: the signal's) is the one named by the event (a feature episode's
+        opener), ``detectors`` (default: ``[detector]``) all of the episode's; see
+        :mod:`~driftsentinel.detectors.episodes`.
+        """
+        name = detector or signal.detector
         return DriftEvent(
             event_id=make_event_id(
                 self.group_id,
@@ -93,13 +110,14 @@ class AlertPolicy:
                 partition,
                 offset,
                 f"{model}/{signal.feature}",
-                signal.detector,
+                name,
                 signal.status,
                 row,
             ),
             model=model,
             feature=signal.feature,
-            detector=signal.detector,
+            detector=name,
+            detectors=detectors or [name],
             status=signal.status,
             severity=(
                 self.severity(signal.statistic, signal.threshold, signal.statistic_name)

@@ -10,6 +10,14 @@ Schema 1.1 (``schema_version`` stays 1, the major; ``SCHEMA_MINOR`` is 1) adds
 whose ``window`` then summarises the values since that change point. Every other event
 serialises exactly as in 1.0 (``change_point`` is left out when null).
 
+Schema 1.2 (``SCHEMA_MINOR`` 2) adds ``detectors`` to every event: the detectors of one
+feature episode (one change, one alert). On a ``drift`` event, every detector that decided
+``drift`` at that same event (the one with the earliest change point first: ``detector``);
+on a ``resolved`` event, every detector that joined the episode while it was open. ``detector``
+is kept until the next major version: the detector that opened the episode, on both its
+events, so it is always ``detectors[0]``. An event built without ``detectors`` (a 1.1
+document) gets ``[detector]``.
+
 >>> ev = DriftEvent(event_id=make_event_id("g", "features", 0, 25031, "f0", "adwin", "drift"),
 ...     model="m", feature="f0", detector="adwin", status="drift", severity="warning",
 ...     statistic=1.02, statistic_name="mean_shift_sigma", threshold=None,
@@ -17,8 +25,8 @@ serialises exactly as in 1.0 (``change_point`` is left out when null).
 ...     event_time=None, detected_at=0.0,
 ...     window=WindowSummary(count=10, mean=1.0, std=1.0, quantiles={}, missing_ratio=0.0),
 ...     reference=None)
->>> ev.key
-'m/f0'
+>>> ev.key, ev.detectors
+('m/f0', ['adwin'])
 >>> len(ev.event_id)
 32
 """
@@ -28,11 +36,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 SCHEMA_VERSION = 1
-#: Additions within major version 1: 1 = ``change_point`` (see the module docstring).
-SCHEMA_MINOR = 1
+#: Additions within major version 1: 1 = ``change_point``, 2 = ``detectors`` (see the module docstring).
+SCHEMA_MINOR = 2
 
 Status = Literal["drift", "resolved"]
 Severity = Literal["info", "warning", "critical"]
@@ -106,7 +114,17 @@ class DriftEvent(BaseModel):
     schema_version: int = SCHEMA_VERSION
     model: str
     feature: str
-    detector: str = Field(description="adwin | page_hinkley | ... (open set; new detectors add names)")
+    detector: str = Field(
+        description="adwin | page_hinkley | ... (open set; new detectors add names). The detector that opened "
+        "the feature's episode (on its drift and its resolved event); always detectors[0]. Kept until the next "
+        "major version: read `detectors`."
+    )
+    detectors: list[str] = Field(
+        default_factory=list,
+        description="Schema 1.2: the detectors of this feature episode, `detector` first. drift: every detector "
+        "that decided drift at this event (source); resolved: every detector that joined the episode while it "
+        "was open. Never empty (an event built without it gets [detector]).",
+    )
     status: Status
     severity: Severity
     statistic: float | None = Field(description="The detector's statistic at the decision.")
@@ -132,6 +150,21 @@ class DriftEvent(BaseModel):
         description="Schema 1.1: a change detector's (adwin, page_hinkley) change point estimate, on its "
         "drift events; left out of the JSON otherwise.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _detectors_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("detectors") and isinstance(data.get("detector"), str):
+            data = {**data, "detectors": [data["detector"]]}  # a 1.1 document, or one detector
+        return data
+
+    @model_validator(mode="after")
+    def _opener_first(self) -> DriftEvent:
+        if not self.detectors or self.detectors[0] != self.detector:
+            raise ValueError(f"detectors must start with detector {self.detector!r}, got {self.detectors!r}")
+        if len(set(self.detectors)) != len(self.detectors):
+            raise ValueError(f"detectors must not repeat a name, got {self.detectors!r}")
+        return self
 
     @model_serializer(mode="wrap")
     def _omit_absent_change_point(self, handler: Any) -> dict[str, Any]:

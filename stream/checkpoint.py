@@ -138,8 +138,8 @@ DOC_VERSION = 1
 class Checkpoint:
     """One input partition's checkpoint: the engine's state as of ``next_offset``.
 
-    ``engine``: :meth:`driftsentinel.detectors.engine.Engine.state` (banks, policy, with
-    late labels their join and policy, with performance estimation its monitors);
+    ``engine``: :meth:`driftsentinel.detectors.engine.Engine.state` (banks, policy, feature
+    episodes, with late labels their join and policy, with performance estimation its monitors);
     ``labels_next_offset``: where the labels partition of the same number was when it was
     taken (``None``: no labels topic, or not known).
 
@@ -170,6 +170,8 @@ class Checkpoint:
             doc["labels"] = {"next_offset": self.labels_next_offset, **self.engine["labels"]}
         if "performance" in self.engine:  # live performance estimation's monitors
             doc["performance"] = self.engine["performance"]
+        if "episodes" in self.engine:  # the feature episodes (one change, one alert)
+            doc["episodes"] = self.engine["episodes"]
         return encode_state(doc)
 
     @classmethod
@@ -180,6 +182,8 @@ class Checkpoint:
             engine: dict[str, Any] = {"banks": doc["banks"], "policy": doc.get("policy", [])}
             if doc.get("performance") is not None:
                 engine["performance"] = doc["performance"]
+            if doc.get("episodes") is not None:  # absent from checkpoints written before feature episodes
+                engine["episodes"] = doc["episodes"]
             labels = doc.get("labels")
             offset = None
             if labels is not None:

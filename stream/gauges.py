@@ -145,9 +145,11 @@ class Gauges:
 
     def alert(self, event: DriftEvent) -> None:
         self.metrics.alerts.labels(event.model, event.feature, event.detector, event.status).inc()
-        self.metrics.drift_detected.labels(event.model, event.feature, event.detector).set(
-            1 if event.status == "drift" else 0
-        )
+        # a drift event's detectors all decided drift at it; a resolved event's have all resolved
+        for detector in event.detectors:
+            self.metrics.drift_detected.labels(event.model, event.feature, detector).set(
+                1 if event.status == "drift" else 0
+            )
 
     def consumer_lag(self, consumer: Consumer) -> None:
         try:

@@ -214,7 +214,8 @@ class _Replay:
     def emit(self, output: Output) -> None:
         for event in output.events:
             write_named(self.out, event.model_dump_json() + "\n")
-            if self.recorder is not None:
+        if self.recorder is not None:  # the report shows what each test decided, episodes or not
+            for event in output.detections:
                 self.recorder.on_alert(event)
         if self.recorder is not None and output.performance_windows:
             self.recorder.on_performance(output.performance_windows)

@@ -15,11 +15,11 @@ T = "features"
 
 
 def _stream(n: int = 9000, seed: int = 4) -> list[Item]:
-    """Two models interleaved, both drifting at n // 2, and a columnar message in the middle."""
+    """Two models interleaved, both shifted for 500 events from n // 2, and a columnar message in the middle."""
     rng = np.random.default_rng(seed)
     items: list[Item] = []
     for i in range(n):
-        shift = 3.0 if i >= n // 2 else 0.0
+        shift = 3.0 if n // 2 <= i < n // 2 + 500 else 0.0
         model = "a" if i % 3 else "b"
         features: dict[str, float | int | bool | str | None] = {
             "x": float(rng.normal(shift)),
@@ -90,7 +90,7 @@ def _many_models(n: int = 6000, models: int = 40, seed: int = 7) -> list[Item]:
     items: list[Item] = []
     for i in range(n):
         model = f"m{i // 10 % models}" if i % 10 == 0 else "m0"
-        shift = 3.0 if i >= n // 2 else 0.0
+        shift = 3.0 if n // 2 <= i < n // 2 + 500 else 0.0
         items.append((len(items), EventView(model=model, ts=1.0 + i, features={"x": float(rng.normal(shift))}), 1.0))
         if i == n // 3:
             batch = decode_columns(encode_columns(numeric={"z": rng.normal(0, 1, 50)}, model="late-columnar"))

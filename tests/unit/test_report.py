@@ -193,7 +193,7 @@ def test_alerts_are_the_same_with_and_without_pictures(replayed: dict[str, Path]
     def ids(p: Path) -> list[str]:
         return [json.loads(line)["event_id"] for line in p.read_text().splitlines()]
 
-    assert ids(plain) == ids(replayed["alerts"]) and len(ids(plain)) >= 4
+    assert ids(plain) == ids(replayed["alerts"]) and len(ids(plain)) >= 2  # one episode per drifting feature
 
 
 def test_no_drift_still_writes_a_png(tmp_path: Path) -> None:
