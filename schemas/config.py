@@ -542,7 +542,8 @@ class AlertPolicyConfig(_Section):
     cooldown_events: int = Field(
         default=0,
         ge=0,
-        description="After a 'drift' event, no new 'drift' event for the same feature/detector for this many events.",
+        description="After a 'drift' event, no new 'drift' event for the same feature (a feature episode's "
+        "detectors together; concept drift and performance alerts: the same detector) for this many events.",
     )
     critical_sigma: float = Field(
         default=1.0, gt=0, description="A mean shift of at least this many reference stds is 'critical'."
