@@ -2,11 +2,15 @@
 
 Per window (``window_events`` events, or ``window_seconds`` of event time) and feature:
 the distribution tests of :mod:`detectors.window_tests` and data-quality checks
-(``missing_rate``, ``out_of_range``, ``type_error``, ``new_category``). A test that
-passes its threshold opens an episode (one ``drift`` decision); the first later window
-below the threshold closes it (``resolved``). Decisions are made at the last event of a
-count window, or at the first event of the next event-time window (the one that shows
-the window is complete), so they do not depend on batch boundaries.
+(``missing_rate``, ``out_of_range``, ``type_error``, ``new_category``). A distribution
+test flags a window when its distance is significant for the window's size and its
+bias-corrected effect passes ``decision_ratio`` x its minimum meaningful change (the
+cut-off, reported as the decision's ``threshold``); a quality check when its share passes
+its threshold. A flagged window opens an episode (one ``drift`` decision); the first
+later window at or under the cut-off x ``resolve_ratio`` closes it (``resolved``).
+Decisions are made at the last event of a count window, or at the first event of the next
+event-time window (the one that shows the window is complete), so they do not depend on
+batch boundaries.
 
 Event-time windows never stop advancing: a late event joins the current window, but an
 event more than ``event_time_tolerance_s`` before the current window's start means the
@@ -42,10 +46,14 @@ from driftsentinel.detectors.window_tests import (
     NumericGrid,
     categorical_probs,
     cramers_v,
+    cut_off,
+    effect,
     family_passes,
     js_distance,
+    noise_inverse,
     p_value,
     psi,
+    training_cells,
 )
 from driftsentinel.schemas import BankConfig, WindowSummary, WindowTestConfig
 from driftsentinel.schemas.alerts import Status
@@ -54,6 +62,9 @@ from driftsentinel.schemas.profile import CategoricalProfile, NumericProfile, Re
 _MAX_CATEGORIES = BankConfig().max_categories  # the schema's default
 
 QUANTILE_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+# a test's result: (effect or share, cut-off, over the cut-off, p-value under "no change")
+_Result = tuple[float, float, bool, float]
 
 
 @dataclass(frozen=True)
@@ -293,8 +304,8 @@ class ReferenceMonitor:
     def _evaluate(self, row: int) -> list[WindowDecision]:
         cfg = self.config
         rows = self.rows
-        # (feature, test) -> (value, threshold, over the threshold, p-value under "no change")
-        results: dict[tuple[str, str], tuple[float, float, bool, float]] = {}
+        # (feature, test) -> (effect, cut-off, over the cut-off, p-value under "no change")
+        results: dict[tuple[str, str], _Result] = {}
         for name, prof in self.profile.features.items():
             present = self.present[name]
             if rows >= cfg.min_count and "missing_rate" in cfg.quality_tests:
@@ -339,45 +350,54 @@ class ReferenceMonitor:
             out.append(WindowDecision(row, name, test, status, value, threshold, windows[name], self._refs[name]))
         return out
 
-    def _numeric_tests(self, name: str, prof: NumericProfile, n: int) -> dict[str, tuple[float, float, bool, float]]:
+    def _distance(self, test: str, value: float, n: int, m: int, bins: int, grid: NumericGrid | None = None) -> _Result:
+        """A distribution test's result: (effect, cut-off, effect over the cut-off, p-value).
+
+        ``grid``: the feature's, for ``wasserstein`` (its noise under "no change" and spread).
+        """
+        cfg = self.config
+        null_mean = grid.wasserstein_null_mean(noise_inverse(n, m)) if grid is not None else None
+        spread = grid.wasserstein_spread if grid is not None else 0.0
+        cut = cut_off(test, float(getattr(cfg, test)), cfg.decision_ratio, n, m, bins, spread)
+        size = effect(test, value, n, m, bins, null_mean)
+        return size, cut, size > cut, p_value(test, value, n, m, bins)
+
+    def _numeric_tests(self, name: str, prof: NumericProfile, n: int) -> dict[str, _Result]:
         cfg, grid, counts = self.config, self._grids[name], self.counts[name]
         m = prof.count
-        out: dict[str, tuple[float, float, bool, float]] = {}
+        out: dict[str, _Result] = {}
         tests = set(cfg.numeric_tests)
         if tests & {"psi", "js"}:
             live, ref = grid.decile_probs(counts)
             if "psi" in tests:
-                v = psi(live, ref)
-                out["psi"] = (v, cfg.psi, v > cfg.psi, p_value("psi", v, n, m, live.size))
+                out["psi"] = self._distance("psi", psi(live, ref), n, m, live.size)
             if "js" in tests:
-                v = js_distance(live, ref)
-                out["js"] = (v, cfg.js, v > cfg.js, p_value("js", v, n, m, live.size))
+                out["js"] = self._distance("js", js_distance(live, ref), n, m, live.size)
         if "ks" in tests:
-            v = grid.ks(counts)
-            out["ks"] = (v, cfg.ks, v > cfg.ks, p_value("ks", v, n, m, 0))
+            out["ks"] = self._distance("ks", grid.ks(counts), n, m, 0)
         if "wasserstein" in tests:
-            v = grid.wasserstein(counts)
-            out["wasserstein"] = (v, cfg.wasserstein, v > cfg.wasserstein, p_value("wasserstein", v, n, m, 0))
+            out["wasserstein"] = self._distance("wasserstein", grid.wasserstein(counts), n, m, 0, grid)
         if "out_of_range" in cfg.quality_tests:
             v = self.out_of_range[name] / n
             out["out_of_range"] = (v, cfg.out_of_range, v > cfg.out_of_range, 0.0)
         return out
 
-    def _categorical_tests(
-        self, name: str, prof: CategoricalProfile, n: int
-    ) -> dict[str, tuple[float, float, bool, float]]:
+    def _categorical_tests(self, name: str, prof: CategoricalProfile, n: int) -> dict[str, _Result]:
         cfg = self.config
         live, ref, new_share = categorical_probs(
             self.category_counts(name), prof.frequencies, prof.other_share, self._seen[name], self.overflow[name]
         )
-        bins = max(int((ref > 0).sum()) + (1 if new_share > 0 else 0), 2)
-        out: dict[str, tuple[float, float, bool, float]] = {}
-        if "chi2" in cfg.categorical_tests:
-            v = cramers_v(live, ref, n)
-            out["chi2"] = (v, cfg.chi2, v > cfg.chi2, p_value("chi2", v, n, prof.count, bins))
-        if "js" in cfg.categorical_tests:
-            v = js_distance(live, ref)
-            out["js"] = (v, cfg.js, v > cfg.js, p_value("js", v, n, prof.count, bins))
+        out: dict[str, _Result] = {}
+        if {"chi2", "js"} & set(cfg.categorical_tests):
+            # the training categories' shares only: never-seen values are new_category's
+            seen, ref_seen, n_seen = training_cells(live, ref, n)
+            if n_seen >= cfg.min_count:
+                if "chi2" in cfg.categorical_tests:
+                    v = cramers_v(seen, ref_seen, n_seen)
+                    out["chi2"] = self._distance("chi2", v, n_seen, prof.count, max(seen.size, 2))
+                if "js" in cfg.categorical_tests:
+                    v = js_distance(seen, ref_seen)
+                    out["js"] = self._distance("js", v, n_seen, prof.count, max(seen.size, 2))
         if "new_category" in cfg.categorical_tests and self._seen[name]:
             out["new_category"] = (new_share, cfg.new_category, new_share > cfg.new_category, 0.0)
         return out
