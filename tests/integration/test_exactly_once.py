@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from driftsentinel.detectors.bank import DetectorBank
-from driftsentinel.detectors.policy import AlertPolicy
-from driftsentinel.schemas import FeatureBatch, SidecarConfig
+from driftsentinel.detectors.engine import Engine, Item
+from driftsentinel.schemas import SidecarConfig
 from driftsentinel.schemas.alerts import make_event_id
+from driftsentinel.schemas.fastdecode import EventView
 from driftsentinel.stream.transaction import transactional_id
 from tests.integration.sidecar_helpers import SidecarProcess, key_of, read_all, sample, value_of
 
@@ -104,27 +104,23 @@ def regroup(alerts: list[tuple], old_group: str, new_group: str, topic: str) -> 
 
 
 def offline_expected(values: dict[int, np.ndarray], group: str, topic: str) -> list[tuple]:
-    """The engine without Kafka: what each partition's alerts must be."""
-    cfg = SidecarConfig()
+    """The engine without Kafka (the one place alerts are decided): what each partition's alerts must be."""
+    cfg = SidecarConfig.model_validate({"kafka": {"group_id": group}})
+    engine = Engine(cfg, input_topic=topic)
     out = []
     for p, x in values.items():
-        bank, policy = DetectorBank(cfg.detectors), AlertPolicy(cfg.alerts, group)
-        names = [f"f{j}" for j in range(FEATURES)]
-        offsets = np.arange(len(x))
-        for sig in bank.update(FeatureBatch(names, x, offsets, offsets.astype(float))):
-            off = int(offsets[sig.row])
-            if policy.admit(sig, f"m{p}", topic, p, off):
-                key = f"m{p}/{sig.feature}"
-                out.append(
-                    (
-                        key,
-                        make_event_id(group, topic, p, off, key, sig.detector, sig.status),
-                        sig.detector,
-                        sig.status,
-                        p,
-                        off,
-                    )
-                )
+        items: list[Item] = [
+            (
+                i,
+                EventView(
+                    model=f"m{p}", ts=1.7e9 + i, id=f"{p}-{i}", features={f"f{j}": float(v) for j, v in enumerate(row)}
+                ),
+                1.7e9 + i,
+            )
+            for i, row in enumerate(x)
+        ]
+        for ev in engine.process(topic, p, items, now=0.0).events:
+            out.append((ev.key, ev.event_id, ev.detector, ev.status, p, ev.source.offset))
     return out
 
 
