@@ -3,7 +3,15 @@
 ``z = clip((x - mean) / std, lo, hi)``. Standardising makes a detector's parameters mean
 the same for every feature (a shift of 1 is one reference standard deviation); the clip
 (winsorising) keeps single extreme values of heavy-tailed features from tripping ADWIN
-or Page-Hinkley, while a shift of the bulk moves the clipped mean as much as before.
+or Page-Hinkley, while a shift of the bulk moves the clipped mean as much as before, up
+to the bound. A level shift far outside the reference range is not erased: the clipped
+values sit at the bound, a step of about 3.5 reference sds from the values before it,
+which both detectors find in 9-15 values (measured, N(100, 1) doubling, +10 and +100
+sds; unclipped: 0-4 values, the price of bounding what one value can do: Page-Hinkley
+needs about 15 values at the bound to cross its threshold of 50). The step must be in
+the detectors' past: the bank shows them the warm-up's values too, so a shift present
+from the first monitored value is one. The evidence of a detection (its mean shift) is
+computed on the unclipped values.
 The bank applies this to live values, calibration to the values it simulates: one rule,
 so calibrated thresholds hold for what the bank does.
 
@@ -125,7 +133,8 @@ def clip_bounds(p01: float, p99: float, mean: float, std: float) -> tuple[float,
     Change detectors see ``z`` clipped to ``[z(p01) - w, z(p99) + w]`` with ``w`` a quarter
     of that range (about +-3.5 for normal data): single extreme values (heavy tails) no
     longer trip ADWIN or Page-Hinkley, while a shift of the bulk moves the clipped mean
-    as much as before. Values outside the training range are ``out_of_range``'s job.
+    as much as before, up to the bound (a shift beyond it is a step to the bound).
+    Values outside the training range are ``out_of_range``'s job.
 
     >>> [round(b, 1) for b in clip_bounds(-2.33, 2.33, 0.0, 1.0)]
     [-3.5, 3.5]
