@@ -15,9 +15,7 @@ Per feature it keeps
   for every feature (a shift of 1 is one reference std);
 * **ADWIN** and **Page-Hinkley** over ``z`` (batch kernels, or river's classes with
   ``backend="river"``; see :mod:`~driftsentinel.detectors.backends`), with the
-  parameters of ``config.per_feature`` for the features named there; where the
-  reference is the warm-up, they are first shown its values (:meth:`DetectorBank._prime`),
-  so a change present from the first monitored value on is a step in their past;
+  parameters of ``config.per_feature`` for the features named there;
 * for a **constant** reference (a spread under the floor relative to its scale,
   :func:`~driftsentinel.detectors.standardize.is_constant`), instead of ADWIN and
   Page-Hinkley, the ``constant_changed`` watch: a value off the constant opens a drift
@@ -62,6 +60,7 @@ import numpy as np
 
 from driftsentinel.detectors.backends import DetectorKind, change_detector
 from driftsentinel.detectors.concept import ConceptDriftMonitor
+from driftsentinel.detectors.multivariate import monitor_for
 from driftsentinel.detectors.protocol import ChangeDetector, CusumReadouts, LocatesChanges, WindowReadouts
 from driftsentinel.detectors.reference_monitor import ReferenceMonitor, reference_summary
 from driftsentinel.detectors.standardize import (
@@ -255,6 +254,7 @@ class DetectorBank:
             if self.config.concept_drift.enabled
             else None
         )
+        self.multivariate = monitor_for(self.config, profile)  # the joint test (detectors/multivariate.py)
         self._categorical = {n for n, t in self.config.types.items() if t == "categorical"}
         if profile is not None:
             self._categorical |= {n for n, p in profile.features.items() if isinstance(p, CategoricalProfile)}
@@ -411,7 +411,6 @@ class DetectorBank:
         """Feed warming features; return, per feature, the first row detectors may see."""
         first_row = np.where(self._ready, 0, x.shape[0])
         need = self.config.warmup
-        done: list[tuple[int, np.ndarray]] = []  # features whose warm-up ends here, with its values
         for j in map(int, np.flatnonzero(~self._ready)):
             col = x[:, j]
             valid = np.flatnonzero(~np.isnan(col))
@@ -444,25 +443,7 @@ class DetectorBank:
             self._warm[j] = None
             self._ready[j] = True
             first_row[j] = last + 1
-            if not self._const[j]:
-                done.append((j, values))
-        if done:
-            self._prime(done)
         return first_row
-
-    def _prime(self, done: list[tuple[int, np.ndarray]]) -> None:
-        """Show the change detectors the warm-up values of the features in ``done`` (standardised
-        and clipped like every later value), so that their own past, which they compare the stream
-        with, starts at the first event: a change present from the end of the warm-up on is then
-        a step they see (it was not: a stream shifted from its first monitored value on has no
-        change in its own past). Detections within the warm-up values are not reported (the
-        warm-up is the reference; ADWIN restarts its window at one). Once per feature, a matrix
-        of ``warmup`` rows."""
-        zw = np.full((self.config.warmup, len(self.features)), np.nan)
-        for j, values in done:
-            zw[:, j] = standardize(values, self._ref_mean[j], self._ref_std[j], self._clip_lo[j], self._clip_hi[j])
-        for det in self._detectors.values():
-            det.update(zw)
 
     def _set_reference(self, j: int, mean: float, std: float, p01: float, p99: float) -> None:
         """Standardise feature ``j`` by this reference; a constant one goes to the constant watch."""
@@ -492,6 +473,8 @@ class DetectorBank:
             ]
         if self.concept is not None:
             extra += self.concept.update(batch)
+        if self.multivariate is not None:
+            extra += self.multivariate.signals(batch.names, batch.values, batch.event_times)
         if n == 0 or n_feat == 0:
             self.n_rows += n
             return sorted(extra, key=_signal_order)
@@ -766,6 +749,7 @@ class DetectorBank:
             "evidence": {"z": self._ring_z.copy(), "rows": self._ring_row.copy(), "n": self._ring_n.copy()},
             "monitor": self.monitor.state_dict() if self.monitor is not None else None,
             "concept": self.concept.state_dict() if self.concept is not None else None,
+            "multivariate": self.multivariate.state_dict() if self.multivariate is not None else None,
         }
 
     @classmethod
@@ -830,6 +814,8 @@ class DetectorBank:
             bank.monitor.load_state(state["monitor"])
         if bank.concept is not None and state.get("concept") is not None:
             bank.concept.load_state(state["concept"])
+        if bank.multivariate is not None and state.get("multivariate") is not None:
+            bank.multivariate.load_state(state["multivariate"])
         return bank
 
     # ------------------------------------------------------------------ read-outs
@@ -901,6 +887,8 @@ class DetectorBank:
                         scores=dict(self.monitor.scores.get(name, {})),
                     )
                 )
+        if self.multivariate is not None:
+            out.append(self.multivariate.status())
         return out
 
 

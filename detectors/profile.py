@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from driftsentinel.detectors.categories import canonical
+from driftsentinel.detectors.multivariate import multivariate_profile
 from driftsentinel.schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 
 N_QUANTILES = 100
@@ -78,11 +79,18 @@ def build_profile(
     source: str,
     types: dict[str, Literal["numeric", "categorical"]] | None = None,
     top_k: int = TOP_K,
+    notes: list[str] | None = None,
 ) -> ReferenceProfile:
-    """Profile every column; ``types`` pins a column's type (values must then fit it)."""
+    """Profile every column; ``types`` pins a column's type (values must then fit it).
+
+    The numeric columns, aligned by row, also give the profile's ``multivariate`` section
+    (:func:`~driftsentinel.detectors.multivariate.multivariate_profile`); what it took, or
+    why there is none (too few rows with the features together), is appended to ``notes``.
+    """
     types = types or {}
     n_rows = max((len(v) for v in columns.values()), default=0)
     features: dict[str, NumericProfile | CategoricalProfile] = {}
+    numeric: dict[str, np.ndarray] = {}
     for name, values in columns.items():
         kind = types.get(name) or infer_type(values)
         if kind == "numeric":
@@ -92,6 +100,12 @@ def build_profile(
             arr = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
             if np.isfinite(arr).any():
                 features[name] = numeric_profile(arr)
+                if arr.size == n_rows:  # a shorter column cannot be aligned by row
+                    numeric[name] = arr
         else:
             features[name] = categorical_profile(values, top_k)
-    return ReferenceProfile(source=source, n_rows=n_rows, features=features)
+    quantiles = {n: np.asarray(p.quantiles) for n, p in features.items() if isinstance(p, NumericProfile)}
+    section, note = multivariate_profile(numeric, quantiles)
+    if notes is not None:
+        notes.append(note)
+    return ReferenceProfile(source=source, n_rows=n_rows, features=features, multivariate=section)

@@ -207,6 +207,8 @@ def check_bank_state(state: Any, template: Mapping[str, Any], bound: int, window
         raise _shape_error(f"{path}.monitor", "state and configuration disagree on the reference profile")
     if st.get("monitor") is not None:
         _check_monitor(st["monitor"], template["monitor"], f"{path}.monitor")
+    if st.get("multivariate") is not None:
+        _check_multivariate(st["multivariate"], template.get("multivariate"), f"{path}.multivariate")
     if st.get("concept") is not None and template["concept"] is not None:
         concept = _dict(st["concept"], f"{path}.concept")
         adwin = template["concept"]["adwin"]
@@ -290,6 +292,26 @@ def _check_monitor(state: Any, template: Mapping[str, Any], path: str) -> None:
             _number(v, f"{path}.scores.{name}.{k}")
     for name, v in _dict(st.get("last_missing"), f"{path}.last_missing").items():
         _number(v, f"{path}.last_missing.{name}")
+
+
+def _check_multivariate(state: Any, template: Mapping[str, Any] | None, path: str) -> None:
+    """The multivariate test's open window: the profile section's features, their sums."""
+    if template is None:
+        raise _shape_error(path, "this configuration has no multivariate test (profile section, or disabled)")
+    st = _dict(state, path)
+    features = _list(st.get("features"), f"{path}.features")
+    if features != template["features"]:
+        raise _shape_error(f"{path}.features", "features differ from the profile's multivariate section")
+    d = len(features)
+    _array(st.get("sums"), f"{path}.sums", template["sums"], (d,))
+    _array(st.get("cross"), f"{path}.cross", template["cross"], (d, d))
+    rows = _int(st.get("rows"), f"{path}.rows")
+    if _int(st.get("complete"), f"{path}.complete") > rows:
+        raise _shape_error(f"{path}.complete", "more complete rows than rows")
+    if st.get("bucket") is not None:
+        _number(st["bucket"], f"{path}.bucket")
+    if not isinstance(st.get("active"), bool):
+        raise _shape_error(f"{path}.active", "expected a boolean")
 
 
 def _check_policy(entries: Any, path: str) -> None:

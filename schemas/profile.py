@@ -333,6 +333,48 @@ class PerformanceReference(BaseModel):
         return self
 
 
+# --- multivariate drift (the joint distribution of the numeric features) -----------------------------
+
+#: Bound on the features of a profile's multivariate section (its matrix is d x d).
+MAX_MULTIVARIATE_FEATURES = 256
+
+
+class MultivariateProfile(BaseModel):
+    """The dependence between numeric features in the training data (a profile's ``multivariate``).
+
+    Each feature is mapped to normal scores through its own reference quantiles
+    (``Phi^-1`` of the interpolated reference CDF, clipped), so marginal shapes do not
+    matter; ``correlation`` is the scores' correlation matrix over the ``n_rows``
+    reference rows where every one of ``features`` is present. ``scale`` is the ratio of
+    the variance of the score products to its Gaussian value (>= 1; 1 for a Gaussian
+    copula), which widens the test's null distribution for heavier-tailed dependence.
+    Built by :func:`driftsentinel.detectors.multivariate.multivariate_profile`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    features: list[str] = Field(min_length=2, max_length=MAX_MULTIVARIATE_FEATURES)
+    n_rows: int = Field(ge=2, description="Reference rows used (every feature present).")
+    correlation: list[list[float]] = Field(description="Correlation of the normal scores, features x features.")
+    scale: float = Field(default=1.0, ge=1.0, description="Product-variance ratio to the Gaussian copula's.")
+
+    @model_validator(mode="after")
+    def _matrix(self) -> MultivariateProfile:
+        d = len(self.features)
+        if len(set(self.features)) != d:
+            raise ValueError("multivariate features must be distinct")
+        if len(self.correlation) != d or any(len(row) != d for row in self.correlation):
+            raise ValueError(f"multivariate correlation must be {d} x {d}")
+        r = np.asarray(self.correlation, dtype=np.float64)
+        if not np.isfinite(r).all() or not np.allclose(r, r.T, atol=1e-9) or not np.allclose(np.diag(r), 1.0):
+            raise ValueError("multivariate correlation must be finite, symmetric, with a unit diagonal")
+        try:
+            np.linalg.cholesky(r)
+        except np.linalg.LinAlgError:
+            raise ValueError("multivariate correlation must be positive definite") from None
+        return self
+
+
 # --- drift per segment (detectors.segments) -------------------------------------------------------------
 
 #: Bound on the segments a profile may describe per key (a profile file is input, not code).
@@ -389,6 +431,17 @@ class ReferenceProfile(BaseModel):
         description="Per segment key (fields joined by '|'): the top segments' shares and profiles "
         "(absent in older profiles).",
     )
+    multivariate: MultivariateProfile | None = Field(
+        default=None, description="Dependence between the numeric features (absent in older profiles)."
+    )
+
+    @model_validator(mode="after")
+    def _multivariate_numeric(self) -> ReferenceProfile:
+        if self.multivariate is not None:
+            bad = [n for n in self.multivariate.features if not isinstance(self.features.get(n), NumericProfile)]
+            if bad:
+                raise ValueError(f"multivariate feature {bad[0]!r} is not a numeric feature of the profile")
+        return self
 
     @field_validator("version")
     @classmethod
