@@ -15,7 +15,9 @@ Per feature it keeps
   for every feature (a shift of 1 is one reference std);
 * **ADWIN** and **Page-Hinkley** over ``z`` (batch kernels, or river's classes with
   ``backend="river"``; see :mod:`~driftsentinel.detectors.backends`), with the
-  parameters of ``config.per_feature`` for the features named there;
+  parameters of ``config.per_feature`` for the features named there; where the
+  reference is the warm-up, they are first shown its values (:meth:`DetectorBank._prime`),
+  so a change present from the first monitored value on is a step in their past;
 * for a **constant** reference (a spread under the floor relative to its scale,
   :func:`~driftsentinel.detectors.standardize.is_constant`), instead of ADWIN and
   Page-Hinkley, the ``constant_changed`` watch: a value off the constant opens a drift
@@ -411,6 +413,7 @@ class DetectorBank:
         """Feed warming features; return, per feature, the first row detectors may see."""
         first_row = np.where(self._ready, 0, x.shape[0])
         need = self.config.warmup
+        done: list[tuple[int, np.ndarray]] = []  # features whose warm-up ends here, with its values
         for j in map(int, np.flatnonzero(~self._ready)):
             col = x[:, j]
             valid = np.flatnonzero(~np.isnan(col))
@@ -443,7 +446,25 @@ class DetectorBank:
             self._warm[j] = None
             self._ready[j] = True
             first_row[j] = last + 1
+            if not self._const[j]:
+                done.append((j, values))
+        if done:
+            self._prime(done)
         return first_row
+
+    def _prime(self, done: list[tuple[int, np.ndarray]]) -> None:
+        """Show the change detectors the warm-up values of the features in ``done`` (standardised
+        and clipped like every later value), so that their own past, which they compare the stream
+        with, starts at the first event: a change present from the end of the warm-up on is then
+        a step they see (it was not: a stream shifted from its first monitored value on has no
+        change in its own past). Detections within the warm-up values are not reported (the
+        warm-up is the reference; ADWIN restarts its window at one). Once per feature, a matrix
+        of ``warmup`` rows."""
+        zw = np.full((self.config.warmup, len(self.features)), np.nan)
+        for j, values in done:
+            zw[:, j] = standardize(values, self._ref_mean[j], self._ref_std[j], self._clip_lo[j], self._clip_hi[j])
+        for det in self._detectors.values():
+            det.update(zw)
 
     def _set_reference(self, j: int, mean: float, std: float, p01: float, p99: float) -> None:
         """Standardise feature ``j`` by this reference; a constant one goes to the constant watch."""
