@@ -15,10 +15,12 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from driftsentinel.detectors.bank import DETECTORS, DetectorBank
+from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.schemas import BankConfig, DetectorBackend, DriftSignal, FeatureBatch
 
 WARMUP = BankConfig().warmup
+#: the detectors that compare the stream with its own past (other detectors of the bank are not tested here)
+DETECTORS = ("adwin", "page_hinkley")
 Draw = Callable[[np.random.Generator, int], np.ndarray]
 
 
