@@ -43,7 +43,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from typing import Any
 
@@ -58,13 +58,17 @@ from driftsentinel.detectors.labels import JoinedLabel, LabelJoin
 from driftsentinel.detectors.performance_monitor import PerformanceDecision, PerformanceMonitor
 from driftsentinel.detectors.performance_window import WindowRecord
 from driftsentinel.detectors.policy import AlertPolicy
+from driftsentinel.detectors.segments import SegmentedBanks, SegmentSignal, key_name
 from driftsentinel.schemas import DriftEvent, FeatureBatch, SidecarConfig, WindowSummary
+from driftsentinel.schemas.alerts import Segment
 from driftsentinel.schemas.columnar import ColumnBatch
 from driftsentinel.schemas.fastdecode import EventView
 from driftsentinel.schemas.labels import LabelEvent
 from driftsentinel.schemas.profile import ReferenceProfile
 from driftsentinel.schemas.signals import DriftSignal, FeatureStatus
 
+#: Joins a segment feature's name to its segment inside the engine (cooldowns, episodes, event ids).
+SEGMENT_TAG = "@segment:"
 #: ``(offset, decoded message, message time in seconds)``
 Item = tuple[int, EventView | ColumnBatch, float]
 #: ``(offset on the labels topic, label, message time in seconds)``
@@ -139,6 +143,10 @@ class Readouts:
     labels_pending: dict[str, int]
     widest: int
     performance: dict[str, tuple[WindowRecord | None, WindowRecord | None]] = field(default_factory=dict)
+    #: ``(model, key, segment value, statuses)`` of every segment bank (``detectors.segments``: a bounded set)
+    segments: list[tuple[str, str, str, list[FeatureStatus]]] = field(default_factory=list)
+    #: ``(model, key) -> rows pooled as __other__`` (values beyond ``max_segments``), summed over partitions
+    segments_pooled: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -149,6 +157,12 @@ class _Partition:
     labels_replay_until: int | None = 0  # None: the labels partition is not here, its alerts are not ours
     performance: dict[str, PerformanceMonitor] = field(default_factory=dict)
     episodes: FeatureEpisodes = field(default_factory=lambda: FeatureEpisodes(0))
+    segments: dict[str, dict[str, SegmentedBanks]] = field(default_factory=dict)  # model -> key -> banks
+
+
+#: Where a bank's signals were decided: topic, partition, its state, model, batch, the events' own
+#: times, the model's event number of the batch's first row (the episodes' clock), and ``now``.
+_Where = tuple[str, int, _Partition, str, FeatureBatch, NDArray[np.float64], int, float]
 
 
 class Engine:
@@ -208,6 +222,7 @@ class Engine:
                 for model, st in state["banks"].items()
             }
             policy = list(state.get("policy", []))
+            part.segments = self._restore_segments(state.get("segments"), part.banks)
             part.performance = self._restore_performance(state.get("performance"), part.banks)
         if self.labels_topic is not None:
             cfg = self.config.detectors.concept_drift
@@ -231,6 +246,11 @@ class Engine:
         }
         if part.performance:
             out["performance"] = {model: mon.state_dict() for model, mon in part.performance.items()}
+        if part.segments:
+            out["segments"] = {
+                model: {key: banks.state_dict() for key, banks in by_key.items()}
+                for model, by_key in part.segments.items()
+            }
         if part.labels is not None and self.labels_topic is not None:
             out["labels"] = {
                 "join": part.labels.state_dict(),
@@ -340,7 +360,21 @@ class Engine:
                     estimated if _later(estimated, have_estimated) else have_estimated,
                     graded if _later(graded, have_graded) else have_graded,
                 )
-        return Readouts(statuses, pending if self.labels_topic is not None else {}, self.widest(), performance)
+        segments = [
+            (model, key, value, statuses)
+            for part in self._parts.values()
+            for model, by_key in part.segments.items()
+            for key, banks in by_key.items()
+            for value, statuses in banks.status()
+        ]
+        pooled: dict[tuple[str, str], int] = {}
+        for part in self._parts.values():
+            for model, by_key in part.segments.items():
+                for key, banks in by_key.items():
+                    pooled[(model, key)] = pooled.get((model, key), 0) + banks.router.pooled_rows
+        return Readouts(
+            statuses, pending if self.labels_topic is not None else {}, self.widest(), performance, segments, pooled
+        )
 
     # ------------------------------------------------------------------ helpers
     def _segments(
@@ -453,7 +487,24 @@ class Engine:
         _add(out.events_per_model, model, int((batch.offsets >= part.replay_until).sum()))
         _add(out.dropped_values, model, batch.dropped_values)
         first = bank.n_rows  # the model's event number of the batch's first row: the episodes' clock
-        for group in _feature_events(bank.update(batch)):
+        where = (topic, partition, part, model, batch, event_times, first, now)
+        self._publish(where, bank.update(batch), out)
+        for segmented in self._segment_banks(part, model).values():
+            self._publish_segments(where, segmented.update(batch), out)
+        monitor = self._performance(part, model)
+        if monitor is not None:
+            for decision in monitor.update(batch, early):
+                offset = int(batch.offsets[decision.row])
+                ts = float(event_times[decision.row])
+                row = None if batch.rows_in_message is None else int(batch.rows_in_message[decision.row])
+                sig, evidence = _performance_signal(decision), decision.evidence
+                self._alert(topic, partition, part.replay_until, model, sig, offset, row, ts, now, out, evidence)
+            self._performance_out(model, monitor, out)
+
+    def _publish(self, where: _Where, signals: list[DriftSignal], out: Output) -> None:
+        """A bank's signals -> feature episodes -> events (``where``: position of the batch)."""
+        topic, partition, part, model, batch, event_times, first, now = where
+        for group in _feature_events(signals):
             at = group[0].row
             offset = int(batch.offsets[at])
             ts = float(event_times[at])
@@ -476,15 +527,56 @@ class Engine:
                 )  # fmt: skip
                 if not admitted:
                     part.episodes.mute(model, pub.signal.feature)
-        monitor = self._performance(part, model)
-        if monitor is not None:
-            for decision in monitor.update(batch, early):
-                offset = int(batch.offsets[decision.row])
-                ts = float(event_times[decision.row])
-                row = None if batch.rows_in_message is None else int(batch.rows_in_message[decision.row])
-                sig, evidence = _performance_signal(decision), decision.evidence
-                self._alert(topic, partition, part.replay_until, model, sig, offset, row, ts, now, out, evidence)
-            self._performance_out(model, monitor, out)
+
+    def _publish_segments(self, where: _Where, signals: list[SegmentSignal], out: Output) -> None:
+        """A key's segment signals, published as a bank's: each segment's feature goes through the
+        policy and the episodes under its own name (``feature@segment:key=value``: its own cooldown,
+        episode and event id), and its events carry ``feature`` and ``segment`` again."""
+        if not signals:
+            return
+        named: dict[str, tuple[str, Segment]] = {}
+        tagged = []
+        for s in signals:
+            sig = s.signal
+            if s.value is not None:
+                tag = f"{sig.feature}{SEGMENT_TAG}{s.key}={s.value}"
+                named[tag] = (sig.feature, Segment(key=s.key, value=s.value))
+                sig = replace(sig, feature=tag)
+            tagged.append(sig)
+        events, detections = len(out.events), len(out.detections)
+        self._publish(where, tagged, out)
+        for found, start in ((out.events, events), (out.detections, detections)):
+            for i in range(start, len(found)):
+                hit = named.get(found[i].feature)
+                if hit is not None:
+                    found[i] = found[i].model_copy(update={"feature": hit[0], "segment": hit[1]})
+
+    def _segment_banks(self, part: _Partition, model: str) -> dict[str, SegmentedBanks]:
+        """The model's segment banks, one per key of ``detectors.segments`` (made on its first batch)."""
+        by_key = part.segments.get(model)
+        if by_key is None:
+            cfg = self.config.detectors
+            by_key = part.segments[model] = {
+                key_name(fields): SegmentedBanks(fields, cfg, self.profile) for fields in cfg.segments.key_fields()
+            }
+        return by_key
+
+    def _restore_segments(self, state: Any, banks: Mapping[str, DetectorBank]) -> dict[str, dict[str, SegmentedBanks]]:
+        """The checkpointed segment banks: per model the state admitted, per configured key."""
+        if state is None:
+            return {}
+        if not isinstance(state, Mapping):
+            raise ValueError(f"state.segments: expected a dict, got {type(state).__name__!r}")
+        keys = {key_name(f): f for f in self.config.detectors.segments.key_fields()}
+        out: dict[str, dict[str, SegmentedBanks]] = {}
+        for model, by_key in state.items():
+            if model not in banks or not isinstance(by_key, Mapping) or set(by_key) != set(keys):
+                raise ValueError(f"state.segments[{model!r}]: not a model of the state with the configured keys")
+            out[model] = {}
+            for key, st in by_key.items():
+                out[model][key] = SegmentedBanks(keys[key], self.config.detectors, self.profile)
+                out[model][key].load_state(st)
+        return out
 
     def _concept(self, partition: int, part: _Partition, hits: list[JoinedLabel], now: float, out: Output) -> None:
         """Joined (prediction, label) pairs -> each model's concept-drift ADWIN -> events."""

@@ -18,6 +18,13 @@ is kept until the next major version: the detector that opened the episode, on b
 events, so it is always ``detectors[0]``. An event built without ``detectors`` (a 1.1
 document) gets ``[detector]``.
 
+Schema 1.3 (``SCHEMA_MINOR`` 3) adds ``segment`` ({key, value}) to the events of a segment's
+detectors (``detectors.segments``): the decision is about the rows whose ``key`` (a field, or
+fields joined by ``|``) has ``value`` (``__other__``: the values beyond ``max_segments``,
+pooled), against that segment's own reference. Events of the overall stream, and the
+``segment_mix`` events (feature ``@segment:<key>``), have none: it is left out of the JSON.
+A segment's event id differs from the overall event's of the same position and detector.
+
 >>> ev = DriftEvent(event_id=make_event_id("g", "features", 0, 25031, "f0", "adwin", "drift"),
 ...     model="m", feature="f0", detector="adwin", status="drift", severity="warning",
 ...     statistic=1.02, statistic_name="mean_shift_sigma", threshold=None,
@@ -39,8 +46,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 SCHEMA_VERSION = 1
-#: Additions within major version 1: 1 = ``change_point``, 2 = ``detectors`` (see the module docstring).
-SCHEMA_MINOR = 2
+#: Additions within major version 1: 1 = ``change_point``, 2 = ``detectors``, 3 = ``segment``
+#: (see the module docstring).
+SCHEMA_MINOR = 3
 
 Status = Literal["drift", "resolved"]
 Severity = Literal["info", "warning", "critical"]
@@ -101,6 +109,18 @@ class ChangePoint(BaseModel):
     )
 
 
+class Segment(BaseModel):
+    """The slice of the traffic an event is about (schema 1.3)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(description="The segment key: a field name, or a combination's names joined by '|'.")
+    value: str = Field(
+        description="The key's value (a combination's joined by '|'); __other__: the values pooled beyond "
+        "detectors.segments.max_segments."
+    )
+
+
 class DriftEvent(BaseModel):
     """A drift decision about one feature of one model, with its evidence."""
 
@@ -151,6 +171,12 @@ class DriftEvent(BaseModel):
         "drift events; left out of the JSON otherwise.",
     )
 
+    segment: Segment | None = Field(
+        default=None,
+        description="Schema 1.3: the segment (key, value) whose own detectors decided; left out of the JSON "
+        "for the overall stream's events.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _detectors_default(cls, data: Any) -> Any:
@@ -171,6 +197,8 @@ class DriftEvent(BaseModel):
         out: dict[str, Any] = handler(self)
         if "change_point" in out and out["change_point"] is None:  # other events read as in 1.0
             del out["change_point"]
+        if "segment" in out and out["segment"] is None:  # events of the overall stream read as in 1.2
+            del out["segment"]
         return out
 
     @property

@@ -386,7 +386,7 @@ def test_change_point_is_in_the_json_only_where_there_is_one() -> None:
     doc = json.loads(located.model_dump_json())
     assert doc["change_point"] == {"values_since": 3, "events_since": 4}
     assert DriftEvent.model_validate(doc) == located
-    assert DriftEvent.model_json_schema()["x-schema-version"] == "1.2"
+    assert DriftEvent.model_json_schema()["x-schema-version"] == "1.3"
 
 
 def _builtin(obj: Any) -> Any:

@@ -3,6 +3,7 @@ the mix shift, the bound on segments, batch-cut and restore independence, the sh
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.detectors.engine import Engine
 from driftsentinel.detectors.segments import (
     OTHER,
     SegmentedBanks,
@@ -19,8 +21,9 @@ from driftsentinel.detectors.segments import (
     segment_bank_config,
     segments_profile,
 )
-from driftsentinel.schemas import BankConfig, FeatureBatch
+from driftsentinel.schemas import BankConfig, FeatureBatch, SidecarConfig
 from driftsentinel.schemas.config import SegmentConfig
+from driftsentinel.schemas.fastdecode import EventView
 from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile, load_profile
 from driftsentinel.stream.checkpoint import decode_state, encode_state
 from driftsentinel.stream.cli import main
@@ -295,3 +298,40 @@ def test_baseline_segment_writes_the_section_and_names_a_wrong_field(
     assert main([*argv, "--segment", "region"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no column 'region'" in err[0]
+
+
+def _engine_items(n: int, seed: int) -> list[tuple[int, EventView, float]]:
+    x, seg = _opposite_shifts(n, seed)
+    return [(i, EventView(model="m", features={"x": float(x[i, 0]), "country": str(seg[i])}), 0.0) for i in range(n)]
+
+
+def test_engine_publishes_segment_events_and_restores() -> None:
+    config = SidecarConfig.model_validate({"detectors": {"segments": ["country"]}})
+    items = _engine_items(80_000, seed=1)
+    engine = Engine(config, input_topic="features")
+    events = engine.process("features", 0, items, now=0.0).events
+    seg_drifts = {(e.feature, e.segment.value) for e in events if e.segment is not None and e.status == "drift"}
+    assert seg_drifts == {("x", "NL"), ("x", "PL")}
+    assert all(e.segment is None or e.segment.key == "country" for e in events)
+    assert len({e.event_id for e in events}) == len(events)
+    one = next(e for e in events if e.segment is not None)
+    assert one.segment is not None
+    assert json.loads(one.model_dump_json())["segment"] == {"key": "country", "value": one.segment.value}
+    assert all("segment" not in json.loads(e.model_dump_json()) for e in events if e.segment is None)
+    readouts = engine.readouts()
+    assert {(m, k, v) for m, k, v, _ in readouts.segments} >= {("m", "country", "NL"), ("m", "country", "PL")}
+    assert readouts.segments_pooled == {("m", "country"): 0}
+
+    # cut in three calls, restarted from a checkpoint after the first: the same events
+    again = Engine(config, input_topic="features")
+    first = again.process("features", 0, items[:30_000], now=0.0).events
+    state = decode_state(encode_state(again.state("features", 0)))
+    assert set(state["segments"]["m"]) == {"country"}
+    restored = Engine(config, input_topic="features")
+    restored.restore("features", 0, state, replay_until=30_000)
+    rest = restored.process("features", 0, items[30_000:55_000], now=0.0).events
+    rest += restored.process("features", 0, items[55_000:], now=0.0).events
+    assert [e.event_id for e in first + rest] == [e.event_id for e in events]
+    with pytest.raises(ValueError, match="configured keys"):
+        other = SidecarConfig.model_validate({"detectors": {"segments": ["device"]}})
+        Engine(other, input_topic="features").restore("features", 0, state)
