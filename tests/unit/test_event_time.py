@@ -61,12 +61,13 @@ def _items(x: np.ndarray, ts: np.ndarray, arrival: np.ndarray) -> list:
 
 
 def _run(engine: Engine, items: list, cuts: int = 1) -> tuple[list[int], dict[str, int]]:
-    """ks alerts' offsets and the fallback counts, the items fed in ``cuts`` calls."""
+    """ks detections' offsets (its own decisions, published or joined to a feature episode) and the
+    fallback counts, the items fed in ``cuts`` calls."""
     ks: list[int] = []
     fallbacks: dict[str, int] = {}
     for part in np.array_split(np.arange(len(items)), cuts):
         out = engine.process(TOPIC, 0, [items[i] for i in part], now=0.0)
-        ks += [e.source.offset for e in out.events if e.detector == "ks" and e.status == "drift"]
+        ks += [e.source.offset for e in out.detections if e.detector == "ks" and e.status == "drift"]
         for model, n in out.event_time_fallbacks.items():
             fallbacks[model] = fallbacks.get(model, 0) + n
     return ks, fallbacks
