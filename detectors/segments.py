@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -368,6 +368,59 @@ class SegmentedBanks:
         }
         if self.mix is not None:
             self.mix.load_state(state["mix"])
+
+
+def check_segments_state(
+    state: Any,
+    config: BankConfig,
+    profile: ReferenceProfile | None,
+    models: Collection[str],
+    check_bank: Callable[[Any, Mapping[str, Any], int, str], None],
+    reject: Callable[[str, str], Exception],
+) -> None:
+    """Check an engine state's ``segments`` (model -> key -> :meth:`SegmentedBanks.state_dict`)
+    against this configuration before anything is built from it: models of the state's banks,
+    the configured keys, at most ``max_segments`` values, banks only of admitted values (each
+    checked by ``check_bank(state, template, feature bound, path)`` against an empty bank of its
+    segment), the mix's arrays of the configured size. ``reject(reason, message)`` makes the error
+    (``size`` or ``shape``)."""
+    if not isinstance(state, Mapping):
+        raise reject("shape", f"state.segments: expected a dict, got {type(state).__name__!r}")
+    keys = {key_name(f): f for f in config.segments.key_fields()}
+    n_codes = config.segments.max_segments + 1
+    for model, by_key in state.items():
+        path = f"state.segments[{model!r}]"
+        if model not in models or not isinstance(by_key, Mapping) or set(by_key) != set(keys):
+            raise reject("shape", f"{path}: not a model of the state's banks with the configured keys")
+        for key, st in by_key.items():
+            where = f"{path}[{key!r}]"
+            if not isinstance(st, Mapping) or not isinstance(st.get("values"), list):
+                raise reject("shape", f"{where}: not a segment state")
+            values, banks = st["values"], st.get("banks")
+            if len(values) > config.segments.max_segments:
+                raise reject("size", f"{where}.values: {len(values)} > {config.segments.max_segments} (max_segments)")
+            if not isinstance(banks, Mapping) or not all(isinstance(v, str) for v in values):
+                raise reject("shape", f"{where}: values must be strings and banks a dict")
+            unknown = set(banks) - {*values, OTHER}
+            if unknown:
+                raise reject("shape", f"{where}.banks: values never admitted ({sorted(map(str, unknown))[:3]})")
+            empty = SegmentedBanks(keys[key], config, profile)
+            for value, bank in banks.items():
+                seg_profile = empty._profile(value)
+                template = DetectorBank(empty.bank_config, seg_profile).state_dict()
+                bound = config.max_features + (len(seg_profile.features) if seg_profile is not None else 0) + 2
+                check_bank(bank, template, bound, f"{where}.banks[{value!r}]")
+            mix = st.get("mix")
+            if (mix is None) != (empty.mix is None):
+                raise reject("shape", f"{where}.mix: the configuration {'has' if empty.mix else 'has no'} mix test")
+            if mix is not None:
+                if not isinstance(mix, Mapping):
+                    raise reject("shape", f"{where}.mix: expected a dict")
+                arrays: list[Any] = [mix.get("counts")]
+                if mix.get("reference") is not None:
+                    arrays.append(mix["reference"])
+                if any(np.shape(a) != (n_codes,) for a in arrays):
+                    raise reject("size", f"{where}.mix: arrays of {n_codes} segment codes expected")
 
 
 def _order(s: SegmentSignal) -> tuple[int, str, str, str, str]:

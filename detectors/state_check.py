@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.detectors.segments import check_segments_state
 from driftsentinel.schemas import SidecarConfig
 from driftsentinel.schemas.profile import ReferenceProfile
 
@@ -356,5 +357,10 @@ def check_engine_state(state: Any, config: SidecarConfig, profile: ReferenceProf
     for model, bank in banks.items():
         check_bank_state(bank, template, bound, window, f"state.banks[{model!r}]")
     _check_policy(st.get("policy", []), "state.policy")
+    if st.get("segments") is not None:  # detectors.segments: each segment bank as a bank of its segment
+        check_segments_state(
+            st["segments"], config.detectors, profile, banks.keys(),
+            lambda s, t, b, p: check_bank_state(s, t, b, window, p), StateRejected,
+        )  # fmt: skip
     if st.get("labels") is not None:
         _check_labels(st["labels"], "state.labels")

@@ -21,6 +21,7 @@ from driftsentinel.detectors.segments import (
     segment_bank_config,
     segments_profile,
 )
+from driftsentinel.detectors.state_check import StateRejected, check_engine_state
 from driftsentinel.schemas import BankConfig, FeatureBatch, SidecarConfig
 from driftsentinel.schemas.config import SegmentConfig
 from driftsentinel.schemas.fastdecode import EventView
@@ -335,3 +336,26 @@ def test_engine_publishes_segment_events_and_restores() -> None:
     with pytest.raises(ValueError, match="configured keys"):
         other = SidecarConfig.model_validate({"detectors": {"segments": ["device"]}})
         Engine(other, input_topic="features").restore("features", 0, state)
+
+
+def test_checkpointed_segments_are_checked_before_anything_is_built() -> None:
+    config = SidecarConfig.model_validate({"detectors": {"segments": {"keys": ["country"], "max_segments": 4}}})
+    engine = Engine(config, input_topic="features")
+    engine.process("features", 0, _engine_items(6000, seed=3), now=0.0)
+    state = decode_state(encode_state(engine.state("features", 0)))
+    check_engine_state(state, config)  # its own state passes
+    seg = state["segments"]["m"]["country"]
+    bad = [
+        ("size", {**seg, "values": ["a", "b", "c", "d", "e"]}),
+        ("shape", {**seg, "banks": {**seg["banks"], "zz": next(iter(seg["banks"].values()))}}),
+        ("size", {**seg, "mix": {**seg["mix"], "counts": np.zeros(10**6, dtype=np.int64)}}),
+    ]
+    value = next(iter(seg["banks"]))
+    huge = {**seg["banks"][value], "features": [f"f{i}" for i in range(20_000)]}
+    bad.append(("size", {**seg, "banks": {**seg["banks"], value: huge}}))
+    for reason, broken in bad:
+        with pytest.raises(StateRejected) as info:
+            check_engine_state({**state, "segments": {"m": {"country": broken}}}, config)
+        assert info.value.reason == reason
+    with pytest.raises(StateRejected, match="configured keys"):
+        check_engine_state({**state, "segments": {"other-model": state["segments"]["m"]}}, config)
