@@ -2,13 +2,17 @@
 
 For each numeric feature of a reference profile, draw a stationary stream like the
 reference (its quantile function), standardise and winsorise it as the bank does, and
-count how often Page-Hinkley and ADWIN fire at several settings where false alarms are
-frequent enough to count. Both rates fall exponentially — Page-Hinkley's (a CUSUM with
-alpha = 1) in its threshold, ADWIN's in log(1/delta) — so a line through log(rate)
+count how often Page-Hinkley, ADWIN and the sequential tests (``cusum_mean``,
+``cusum_scale``, ``cusum_shape``, ``cusum_missing``) fire at several settings where false
+alarms are frequent enough to count. Every rate falls exponentially — Page-Hinkley's and
+the CUSUMs' in their threshold, ADWIN's in log(1/delta) — so a line through log(rate)
 extrapolates to the setting whose rate is the detector's share of the target.
 
-The budget is shared by the detectors of a feature: ADWIN gets half of it, Page-Hinkley
-an eighth (the rest is headroom for estimation error and the window tests).
+The budget is shared by the detectors of a feature (:func:`budget_split`): ADWIN gets
+half of it, Page-Hinkley an eighth (both as before the sequential tests, so their
+settings and mean-shift delays did not move), the enabled sequential tests what those
+leave in equal parts (3/32 each with all four), so the shares sum to the user's rate
+whenever a sequential test runs (without one, the 3/8 stays headroom as it was).
 Page-Hinkley's threshold may go down from the configured one when the feature allows
 (faster detection) or up when it needs to. ADWIN's ``delta`` may go from the zero-config
 0.0002 up to river's own default 0.002 on well-behaved features — the small shifts are
@@ -69,12 +73,42 @@ kernels release the GIL), each from its own random stream derived from ``seed`` 
 feature's name, so a feature's result does not depend on the other features or on the
 number of threads.
 
+Sequential tests (statistics)
+----------------------------
+The CUSUMs see the events exactly as the bank gives them: missing at the profile's
+missing share (NaN; ``cusum_missing`` counts every event, the others the values), the
+values standardised and clipped by the profile, and the reference arguments the bank
+passes for a profiled feature (:func:`sequential_reference`). A sequential test compares
+the stream with the profile itself, so on live data it also meets the profile's own
+sampling error; the simulated values therefore come from ``SEQ_SEGMENTS`` distributions
+the profile could have been measured from (:func:`sample_like_reference`, a Bayesian
+bootstrap of its ``count`` values) rather than from the profile alone (without it the
+shape test's rate on fresh data was 10-30 % above its share). Every threshold setting is
+a column of one :class:`~driftsentinel.detectors.sequential.NumericSequential`:
+
+* a pilot over the first ``SEQ_PILOT_EVENTS`` events at thresholds 1 ... 256 (a factor
+  sqrt(2) apart) finds the tail: a line through its settings under ``SEQ_PILOT_RATE``;
+* the main run over all the drawn events puts ``SEQ_SETTINGS`` thresholds from the rate
+  ``SEQ_RATE_HI`` (1e-3 per event) to ``SEQ_MIN_ALARMS`` alarms in the run, and the Poisson
+  fit through those in the exponential tail (:func:`tail_fit`) is solved for the test's
+  share, one standard error on the safe side;
+* the likelihood-ratio CUSUMs (shape, missing) never go above ``log(1 / share)``: a run
+  of theirs reaches ``h`` with probability at most ``exp(-h)`` (Ville's inequality), which
+  bounds the rate by the share whatever the fit (their alarms come in discrete steps of
+  evidence, a staircase a line fits poorly on rare events such as a 1 % missing share);
+* a test that never fires, even at ``h = 1`` (``cusum_missing`` without missing values), or
+  whose counts pin no line keeps its configured threshold (capped the same way).
+
+A constant reference has no sequential tests in the bank (the constant watch instead) and
+gets no sequential thresholds.
+
 >>> import numpy as np
 >>> from driftsentinel.detectors.profile import build_profile
 >>> prof = build_profile({"x": np.random.default_rng(0).exponential(size=20_000).tolist()}, source="t")
 >>> params = calibrate(prof, false_alarms_per_million=1.0, values=200_000, seed=1)
->>> sorted(params["x"])
-['adwin_delta', 'page_hinkley_threshold']
+>>> sorted(params["x"])  # doctest: +NORMALIZE_WHITESPACE
+['adwin_delta', 'cusum_mean_threshold', 'cusum_missing_threshold', 'cusum_scale_threshold',
+ 'cusum_shape_threshold', 'page_hinkley_threshold']
 >>> 10 <= params["x"]["page_hinkley_threshold"] <= 500
 True
 """
@@ -86,11 +120,19 @@ import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from driftsentinel.detectors.backends import change_detector
-from driftsentinel.detectors.standardize import profile_clip_bounds, reference_std, standardize
+from driftsentinel.detectors.sequential import NUMERIC_TESTS, NumericSequential, grid_midpoints
+from driftsentinel.detectors.standardize import (
+    is_constant,
+    profile_clip_bounds,
+    profile_percentiles,
+    reference_std,
+    standardize,
+)
 from driftsentinel.schemas import RIVER_ADWIN, BankConfig
 from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile
 
@@ -218,6 +260,34 @@ def sample_like(prof: NumericProfile, n: int, rng: np.random.Generator) -> np.nd
     return np.interp(u, levels, q)
 
 
+def sample_like_reference(prof: NumericProfile, n: int, rng: np.random.Generator, segments: int) -> np.ndarray:
+    """``n`` draws like :func:`sample_like`, from ``segments`` distributions the profile
+    could have been measured from (a Bayesian bootstrap of its ``count`` values: the mass
+    between neighbouring quantiles Dirichlet-distributed around its nominal share).
+
+    A sequential test compares the stream with the profile itself (its mean, its bins), so
+    on live data it also sees the profile's own sampling error, which draws from the
+    profile alone never show: measured, the shape test's rate on fresh data was 10-30 %
+    above the simulated one with 20,000 reference values.
+    """
+    q = np.asarray(prof.quantiles, dtype=np.float64)
+    levels = np.linspace(0.0, 1.0, q.size)
+    gaps = np.diff(levels)
+    discrete = bool(np.all(q == np.round(q)))
+    out = np.empty(n)
+    bounds = np.linspace(0, n, segments + 1).astype(np.int64)
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        drawn = rng.dirichlet(gaps * max(prof.count, 1) + 1e-9)
+        cum = np.r_[0.0, np.cumsum(drawn)]
+        cum /= cum[-1]
+        u = rng.random(int(b - a))
+        if discrete:
+            out[a:b] = q[np.minimum(np.searchsorted(cum, u, side="left"), q.size - 1)]
+        else:
+            out[a:b] = np.interp(u, cum, q)
+    return out
+
+
 def _ph_threshold(z: np.ndarray, config: BankConfig, target: float) -> float:
     ph_cfg = config.page_hinkley
     k = len(PH_THRESHOLDS)
@@ -283,19 +353,235 @@ def _adwin_delta(z: np.ndarray, config: BankConfig, target: float, rng: np.rando
     return float(cap)  # no evidence, after all stages, that river's delta fires too often
 
 
+# ---------------------------------------------------------------------------- the budget
+#: Shares of a feature's false-alarm budget: ADWIN half and Page-Hinkley an eighth, as
+#: before the sequential tests (their calibration and mean-shift delays do not move, and
+#: ADWIN's delta never goes looser than river's anyway); the enabled sequential tests
+#: share what ADWIN and Page-Hinkley leave (3/8 with both on), equally. With no sequential
+#: test the rest stays headroom, as it was.
+ADWIN_SHARE = 0.5
+PAGE_HINKLEY_SHARE = 0.125
+
+
+def sequential_tests(config: BankConfig) -> list[str]:
+    """The numeric sequential tests ``config`` runs (none when the sequential tests are off)."""
+    seq = config.sequential
+    return [t for t in NUMERIC_TESTS if seq.enabled and t in seq.tests]
+
+
+def budget_split(config: BankConfig) -> dict[str, float]:
+    """Each enabled numeric detector's share of a feature's false-alarm budget; they sum
+    to 1 whenever a sequential test is enabled.
+
+    >>> {k: round(v, 4) for k, v in budget_split(BankConfig()).items()}  # doctest: +NORMALIZE_WHITESPACE
+    {'adwin': 0.5, 'page_hinkley': 0.125, 'cusum_mean': 0.0938, 'cusum_scale': 0.0938,
+     'cusum_shape': 0.0938, 'cusum_missing': 0.0938}
+    >>> budget_split(BankConfig.model_validate({"sequential": {"enabled": False}}))
+    {'adwin': 0.5, 'page_hinkley': 0.125}
+    """
+    split: dict[str, float] = {}
+    if config.adwin.enabled:
+        split["adwin"] = ADWIN_SHARE
+    if config.page_hinkley.enabled:
+        split["page_hinkley"] = PAGE_HINKLEY_SHARE
+    tests = sequential_tests(config)
+    rest = 1.0 - sum(split.values())
+    for test in tests:
+        split[test] = rest / len(tests)
+    return split
+
+
+# ---------------------------------------------------------------------------- sequential tests
+#: Pilot thresholds (every test, in its own units), a factor sqrt(2) apart: from where a
+#: CUSUM fires every few values to far beyond any target.
+SEQ_PILOT = tuple(float(2.0 ** (i / 2)) for i in range(17))  # 1 ... 256
+SEQ_PILOT_EVENTS = 20_000
+#: The main run's settings: ``SEQ_SETTINGS`` thresholds from where the pilot's line puts
+#: the rate at ``SEQ_RATE_HI`` to where it expects ``SEQ_MIN_ALARMS`` in the whole run
+#: (the tightest setting whose alarms can still be counted).
+SEQ_SETTINGS = 5
+SEQ_PILOT_RATE = 2e-2
+SEQ_RATE_HI = 1e-3
+SEQ_MIN_ALARMS = 10.0
+SEQ_BATCH = 65_536
+#: Distributions the simulated stream is drawn from, each a Bayesian bootstrap of the profile
+SEQ_SEGMENTS = 10
+#: The likelihood-ratio CUSUMs, whose false-alarm rate per event is at most ``exp(-h)``.
+ADAPTIVE_TESTS = ("cusum_shape", "cusum_missing")
+
+
+def sequential_reference(prof: NumericProfile, config: BankConfig) -> dict[str, Any]:
+    """The arguments of :meth:`NumericSequential.set_reference` for a profiled feature, as
+    the bank passes them (``DetectorBank._sequential_profile``): the middle of each slice
+    of the quantile grid standardised (``mu0``, ``v0``), the grid in raw units (the shape
+    bins), its count and missing share, the clip bounds."""
+    q = np.asarray(prof.quantiles, dtype=np.float64)
+    std = reference_std(prof.mean, prof.std, *profile_percentiles(prof.quantiles))
+    lo, hi = profile_clip_bounds(prof.quantiles, prof.mean, std) if config.winsorize else (-np.inf, np.inf)
+    return {
+        "z_ref": standardize(grid_midpoints(q), prof.mean, std),
+        "x_quantiles": q,
+        "n_ref": max(int(prof.count), 1),
+        "missing_p0": float(prof.missing_ratio),
+        "clip_lo": float(lo),
+        "clip_hi": float(hi),
+    }
+
+
+def count_sequential_alarms(
+    config: BankConfig,
+    reference: dict[str, Any],
+    grids: dict[str, np.ndarray],
+    x: np.ndarray,
+    z: np.ndarray,
+    passes: int,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Drift alarms of each test at each of its thresholds (``grids[test][i]``) over
+    ``passes`` runs through the events ``x`` (raw, NaN missing) / ``z`` (standardised,
+    clipped): the first in order, the others in fresh random orders (each a further
+    stationary stream). Every setting is a column of one :class:`NumericSequential`;
+    episodes resolve as soon as the kernel allows (``resolve_min_count`` 1), so every
+    alarm that is not part of the same run counts."""
+    tests = list(grids)
+    k = max(len(g) for g in grids.values())
+    seq_cfg = config.sequential.model_copy(update={"enabled": True, "tests": tests})
+    seq = NumericSequential(seq_cfg, resolve_min_count=1)
+    seq.add_features(k)
+    for j in range(k):
+        seq.set_reference(j, **reference)
+        seq.set_thresholds(j, **{t: float(g[min(j, len(g) - 1)]) for t, g in grids.items()})
+    counts = {t: np.zeros(k, dtype=np.int64) for t in tests}
+    first_row = np.zeros(k, dtype=np.int64)
+    n = x.size
+    for p in range(passes):
+        order = np.arange(n) if p == 0 else rng.permutation(n)
+        for i in range(0, n, SEQ_BATCH):
+            idx = order[i : i + SEQ_BATCH]
+            xb = np.repeat(x[idx, None], k, axis=1)
+            zb = np.repeat(z[idx, None], k, axis=1)
+            for hit in seq.update(xb, zb, first_row):
+                if hit.status == "drift":
+                    counts[hit.test][hit.feature] += 1
+    return {t: counts[t][: len(grids[t])] for t in tests}
+
+
+def _main_grid(pilot: np.ndarray, counts: np.ndarray, events: int, main_events: int) -> np.ndarray | None:
+    """The main run's thresholds from the pilot's alarm counts (``None``: no alarm at any setting).
+
+    A line through the pilot's settings with at most ``SEQ_PILOT_RATE`` alarms per event
+    (up to the first without any) places them from the rate ``SEQ_RATE_HI`` to
+    ``SEQ_MIN_ALARMS`` alarms in the main run; without such a line, from the last setting
+    above ``SEQ_RATE_HI`` to the first without alarms.
+
+    >>> _main_grid(np.array([1.0, 2.0, 4.0, 8.0]), np.array([900, 300, 10, 0]), 10_000, 1_000_000).round(2).tolist()
+    [2.0, 3.5, 5.0, 6.5, 8.0]
+    >>> _main_grid(np.array([1.0, 2.0, 4.0]), np.array([0, 0, 0]), 10_000, 1_000_000) is None
+    True
+    """
+    rate = counts / events
+    if not (rate > 0).any():
+        return None
+    above = np.flatnonzero(rate > SEQ_PILOT_RATE)
+    first = int(above[-1]) + 1 if above.size else 0
+    zeros = np.flatnonzero((counts == 0) & (np.arange(pilot.size) >= first))
+    last = int(zeros[0]) if zeros.size else pilot.size - 1
+    fit = fit_log_rate(pilot[first : last + 1], counts[first : last + 1], events)
+    if fit is not None and fit.slope < 0:
+        lo = fit.solve(math.log(SEQ_RATE_HI))
+        hi = fit.solve(math.log(SEQ_MIN_ALARMS / main_events))
+    else:
+        above = np.flatnonzero(rate > SEQ_RATE_HI)
+        lo, hi = pilot[int(above[-1]) if above.size else 0], pilot[last]
+    lo = max(lo, pilot[0] / 2)
+    return np.linspace(lo, max(hi, lo * 1.5), SEQ_SETTINGS)
+
+
+def tail_fit(grid: np.ndarray, counts: np.ndarray, events: int) -> LogRateFit | None:
+    """:func:`fit_log_rate` through the settings in the exponential tail: at most
+    ``2 SEQ_RATE_HI`` alarms per event (all of them when fewer than two of those fired)."""
+    tail = counts <= 2 * SEQ_RATE_HI * events
+    if np.count_nonzero(tail & (counts > 0)) < 2:
+        tail = np.ones_like(tail)
+    return fit_log_rate(grid[tail], counts[tail], events)
+
+
+def _sequential_thresholds(
+    prof: NumericProfile,
+    config: BankConfig,
+    targets: dict[str, float],
+    x: np.ndarray,
+    z: np.ndarray,
+    rng: np.random.Generator,
+) -> dict[str, float]:
+    """Each sequential test's threshold for its target rate (alarms per event)."""
+    reference = sequential_reference(prof, config)
+    pilot_n = min(SEQ_PILOT_EVENTS, x.size)
+    pilot = np.array(SEQ_PILOT)
+    counts = count_sequential_alarms(config, reference, {t: pilot for t in targets}, x[:pilot_n], z[:pilot_n], 1, rng)
+    grids: dict[str, np.ndarray] = {}
+    out: dict[str, float] = {}
+    for test in targets:
+        grid = _main_grid(pilot, counts[test], pilot_n, x.size)
+        if grid is None:  # no alarm even at h = 1: the test is quiet here, the configured h is safe
+            out[test] = _solve_threshold(None, targets[test], config, test)
+        else:
+            grids[test] = grid
+    if grids:
+        main = count_sequential_alarms(config, reference, grids, x, z, 1, rng)
+        for test, grid in grids.items():
+            fit = tail_fit(grid, main[test], x.size)
+            out[test] = _solve_threshold(fit, targets[test], config, test)
+    return {t: out[t] for t in targets}
+
+
+def _solve_threshold(fit: LogRateFit | None, target: float, config: BankConfig, test: str) -> float:
+    """The threshold at which the fitted rate, one standard error up, is ``target``.
+
+    The adaptive CUSUMs (``cusum_shape``, ``cusum_missing``) never go above
+    ``log(1 / target)``: each run of theirs reaches ``h`` with probability at most
+    ``exp(-h)`` under the reference (Ville's inequality) and at most one run starts per
+    event, so that threshold keeps the rate under the target whatever the fit says.
+    Without a usable fit: the configured threshold (capped the same way).
+    """
+    ville = math.log(1.0 / target) if test in ADAPTIVE_TESTS else math.inf
+    if fit is None or fit.slope >= 0:
+        return float(min(default_threshold(config, test), ville))
+    h = fit.solve(math.log(target))
+    h += fit.log_rate_se(h) / -fit.slope  # one standard error on the safe side
+    return float(min(max(h, SEQ_PILOT[0]), ville))
+
+
+def default_threshold(config: BankConfig, test: str) -> float:
+    """The configured threshold of ``test`` (``cusum_mean`` -> ``sequential.mean_threshold``)."""
+    return float(getattr(config.sequential, test.removeprefix("cusum_") + "_threshold"))
+
+
 def _calibrate_one(
     prof: NumericProfile, config: BankConfig, budget: float, values: int, rng: np.random.Generator
 ) -> dict[str, float]:
     x = sample_like(prof, values, rng)
-    std = reference_std(prof.mean, prof.std)
+    std = reference_std(prof.mean, prof.std, *profile_percentiles(prof.quantiles))
     # exactly what the bank does with the values of a profiled feature
     lo, hi = profile_clip_bounds(prof.quantiles, prof.mean, std) if config.winsorize else (-np.inf, np.inf)
     z = standardize(x, prof.mean, std, lo, hi)
+    share = budget_split(config)
     params: dict[str, float] = {}
-    if config.page_hinkley.enabled:
-        params["page_hinkley_threshold"] = _ph_threshold(z, config, budget / 8.0)
-    if config.adwin.enabled:
-        params["adwin_delta"] = _adwin_delta(z, config, budget / 2.0, rng)
+    if "page_hinkley" in share:
+        params["page_hinkley_threshold"] = _ph_threshold(z, config, budget * share["page_hinkley"])
+    if "adwin" in share:
+        params["adwin_delta"] = _adwin_delta(z, config, budget * share["adwin"], rng)
+    targets = {t: budget * share[t] for t in sequential_tests(config)}
+    if targets and not is_constant(prof.std, prof.mean, *profile_percentiles(prof.quantiles)):
+        # (a constant reference has no sequential tests in the bank: the constant watch instead)
+        # the events as the bank sees them: missing at the profile's rate (NaN in x and z)
+        xs = sample_like_reference(prof, values, rng, SEQ_SEGMENTS)
+        zs = standardize(xs, prof.mean, std, lo, hi)
+        missing = rng.random(values) < prof.missing_ratio
+        xm = np.where(missing, np.nan, xs)
+        zm = np.where(missing, np.nan, zs)
+        for test, h in _sequential_thresholds(prof, config, targets, xm, zm, rng).items():
+            params[f"{test}_threshold"] = h
     return params
 
 
@@ -307,10 +593,12 @@ def calibrate(
     seed: int = 0,
     workers: int | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Per numeric feature: ``page_hinkley_threshold`` and ``adwin_delta`` for the target rate.
+    """Per numeric feature, for the target rate: ``page_hinkley_threshold``, ``adwin_delta``
+    and ``cusum_<test>_threshold`` for each enabled numeric sequential test.
 
     ``values`` is the number of values drawn per feature (Page-Hinkley runs over them once,
-    ADWIN over them and random permutations of them: 2 to 8 passes). ``workers`` threads
+    ADWIN over them and random permutations of them: 2 to 8 passes; the sequential tests
+    over as many events of their own, after a pilot over the first 20,000). ``workers`` threads
     (default: the CPUs) calibrate features in parallel; results do not depend on it.
     """
     config = config or BankConfig()
