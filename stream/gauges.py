@@ -96,6 +96,62 @@ class PerformanceGauges:
                     _set(self.error, model, metric, None if est is None else est - value)
 
 
+class SegmentGauges:
+    """``driftsentinel_segment_*``: the segment banks of ``detectors.segments`` (a bounded set:
+    ``max_segments + 1`` per model and key), with ``key`` and ``segment`` labels; the overall
+    stream's gauges stay as they are (no segment label, so their sums do not change).
+
+    >>> from driftsentinel.schemas.signals import FeatureStatus
+    >>> m = Metrics()
+    >>> g = SegmentGauges(m)
+    >>> st = FeatureStatus(feature="x", live_mean=1.5, missing_ratio=0.0, drift={"adwin": True})
+    >>> g.update(Readouts([], {}, 0, segments=[("m", "country", "NL", [st])], segments_pooled={("m", "country"): 7}))
+    >>> g.drift.labels("m", "x", "adwin", "country", "NL")._value.get(), g.pooled.labels("m", "country")._value.get()
+    (1.0, 7.0)
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        r = metrics.registry
+        self.drift = Gauge(
+            f"{PREFIX}_segment_drift_detected",
+            "1 while the detector holds the feature in drift within the segment (key = value), else 0.",
+            ["model", "feature", "detector", "key", "segment"],
+            registry=r,
+        )
+        self.mean = Gauge(
+            f"{PREFIX}_segment_feature_mean",
+            "Mean of the feature's live window within the segment.",
+            ["model", "feature", "key", "segment"],
+            registry=r,
+        )
+        self.pooled = Gauge(
+            f"{PREFIX}_segment_events_pooled",
+            "Events whose key value was beyond detectors.segments.max_segments (pooled as __other__), "
+            "on the partitions held.",
+            ["model", "key"],
+            registry=r,
+        )
+
+    def update(self, readouts: Readouts) -> None:
+        for model, key, value, statuses in readouts.segments:
+            for st in statuses:
+                if st.live_mean is not None:
+                    self.mean.labels(model, st.feature, key, value).set(st.live_mean)
+                for det, flag in st.drift.items():
+                    self.drift.labels(model, st.feature, det, key, value).set(1 if flag else 0)
+        for (model, key), n in readouts.segments_pooled.items():
+            self.pooled.labels(model, key).set(n)
+
+    def alert(self, event: DriftEvent) -> None:
+        segment = event.segment
+        if segment is None:
+            return
+        for detector in event.detectors:
+            self.drift.labels(event.model, event.feature, detector, segment.key, segment.value).set(
+                1 if event.status == "drift" else 0
+            )
+
+
 def _set(gauge: Gauge, model: str, metric: str, value: float | None) -> None:
     """Set a series; an undefined value (None, NaN) leaves it as it was (or absent)."""
     if value is not None and value == value:
@@ -108,6 +164,7 @@ class Gauges:
     def __init__(self, metrics: Metrics, log_interval_s: float) -> None:
         self.metrics = metrics
         self.performance = PerformanceGauges(metrics)
+        self.segments = SegmentGauges(metrics)
         self.log_interval_s = log_interval_s
         self.lag: dict[tuple[str, int], int] = {}
         self._last = 0.0
@@ -142,9 +199,14 @@ class Gauges:
             m.labels_pending.labels(side).set(n)
         if readouts.performance:
             self.performance.update(readouts.performance)
+        if readouts.segments or readouts.segments_pooled:
+            self.segments.update(readouts)
 
     def alert(self, event: DriftEvent) -> None:
         self.metrics.alerts.labels(event.model, event.feature, event.detector, event.status).inc()
+        if event.segment is not None:  # a segment's: its own gauge, not the overall feature's
+            self.segments.alert(event)
+            return
         # a drift event's detectors all decided drift at it; a resolved event's have all resolved
         for detector in event.detectors:
             self.metrics.drift_detected.labels(event.model, event.feature, detector).set(

@@ -28,6 +28,8 @@ from driftsentinel.schemas.fastdecode import EventView
 from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile, load_profile
 from driftsentinel.stream.checkpoint import decode_state, encode_state
 from driftsentinel.stream.cli import main
+from driftsentinel.stream.gauges import Gauges
+from driftsentinel.stream.metrics import Metrics
 
 
 def _batch(x: np.ndarray, seg: np.ndarray, start: int = 0, names: list[str] | None = None) -> FeatureBatch:
@@ -359,3 +361,19 @@ def test_checkpointed_segments_are_checked_before_anything_is_built() -> None:
         assert info.value.reason == reason
     with pytest.raises(StateRejected, match="configured keys"):
         check_engine_state({**state, "segments": {"other-model": state["segments"]["m"]}}, config)
+
+
+def test_a_segment_alert_sets_its_segment_gauge_not_the_overall_feature() -> None:
+    config = SidecarConfig.model_validate({"detectors": {"segments": ["country"]}})
+    engine = Engine(config, input_topic="features")
+    events = engine.process("features", 0, _engine_items(80_000, seed=1), now=0.0).events
+    seg_event = next(e for e in events if e.segment is not None and e.status == "drift")
+    gauges = Gauges(Metrics(), log_interval_s=30.0)
+    gauges.features(engine.readouts())
+    gauges.alert(seg_event)  # after the read-outs: what an alert alone changes
+    text = gauges.metrics.render().decode()
+    assert seg_event.segment is not None
+    labels = f'detector="{seg_event.detector}",feature="x",key="country",model="m",segment="{seg_event.segment.value}"'
+    assert f"driftsentinel_segment_drift_detected{{{labels}}} 1.0" in text
+    assert f'driftsentinel_feature_drift_detected{{detector="{seg_event.detector}",feature="x",model="m"}} 0.0' in text
+    assert 'driftsentinel_segment_events_pooled{key="country",model="m"} 0.0' in text
