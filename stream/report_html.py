@@ -28,6 +28,7 @@ import numpy as np
 from driftsentinel.stream.report_figures import feature_png, style
 from driftsentinel.stream.report_performance import performance_section
 from driftsentinel.stream.report_recorder import ReplayRecorder
+from driftsentinel.stream.report_segments import segments_section
 from driftsentinel.stream.report_svg import sparkline
 from driftsentinel.stream.report_views import (
     MODEL_ERROR,
@@ -222,7 +223,12 @@ def performance(r: Report) -> str:
     return performance_section(r.rec.performance)
 
 
-SECTIONS: list[Section] = [summary, features_table, performance, details, notes]
+def segments(r: Report) -> str:
+    """The drifting segments, with the overall view of their features (``detectors.segments``)."""
+    return segments_section(r.rec.segment_alerts, r.views)
+
+
+SECTIONS: list[Section] = [summary, features_table, segments, performance, details, notes]
 
 
 # --------------------------------------------------------------------------- cells

@@ -194,6 +194,7 @@ class ReplayRecorder:
         self.numeric: dict[tuple[str, str], NumericDist] = {}
         self.categories: dict[tuple[str, str], CategoryDist] = {}
         self.alerts: list[DriftEvent] = []
+        self.segment_alerts: list[DriftEvent] = []  # alerts of the segments' detectors (detectors.segments)
         self.models: dict[str, ModelReadouts] = {}
         self.performance = PerformanceWindows()  # estimated (and graded) windows per model
         self.last_offset = -1
@@ -264,7 +265,8 @@ class ReplayRecorder:
         dist.add(col)
 
     def on_alert(self, event: DriftEvent) -> None:
-        self.alerts.append(event)
+        # a segment's alert is about a slice: the report's segment section, not the feature's row
+        (self.alerts if event.segment is None else self.segment_alerts).append(event)
 
     def on_performance(self, windows: Iterable[tuple[str, WindowRecord]]) -> None:
         """The windows the engine estimated (or graded) in one call: the report's performance section."""

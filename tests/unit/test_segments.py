@@ -377,3 +377,21 @@ def test_a_segment_alert_sets_its_segment_gauge_not_the_overall_feature() -> Non
     assert f"driftsentinel_segment_drift_detected{{{labels}}} 1.0" in text
     assert f'driftsentinel_feature_drift_detected{{detector="{seg_event.detector}",feature="x",model="m"}} 0.0' in text
     assert 'driftsentinel_segment_events_pooled{key="country",model="m"} 0.0' in text
+
+
+def test_replay_alerts_and_report_name_the_segments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    x, seg = _opposite_shifts(60_000, seed=1)
+    lines = (
+        json.dumps({"model": "m", "features": {"x": round(float(v), 4), "country": str(c)}})
+        for v, c in zip(x[:, 0], seg, strict=True)
+    )
+    (tmp_path / "events.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "c.yaml").write_text("detectors:\n  segments: [country]\n")
+    argv = ["replay", "--input", str(tmp_path / "events.jsonl"), "--config", str(tmp_path / "c.yaml")]
+    assert main([*argv, "--html", str(tmp_path / "r.html")]) == 0
+    alerts = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    named = {(a["feature"], a["segment"]["value"]) for a in alerts if "segment" in a and a["status"] == "drift"}
+    assert named == {("x", "NL"), ("x", "PL")}
+    page = (tmp_path / "r.html").read_text()
+    section = page[page.index("<h2>Segments</h2>") :]
+    assert "<td>NL</td><td>x</td>" in section and "<td>PL</td><td>x</td>" in section
