@@ -247,7 +247,14 @@ class DetectorBank:
         self.config = config or BankConfig()
         self.profile = profile
         self.monitor = (
-            ReferenceMonitor(profile, self.config.window_tests, self.config.max_categories)
+            ReferenceMonitor(
+                profile,
+                self.config.window_tests,
+                self.config.max_categories,
+                self.config.sequential,
+                self.config.resolve_min_count,
+                self.config.per_feature,
+            )
             if profile is not None
             else None
         )
@@ -486,7 +493,16 @@ class DetectorBank:
         if self.monitor is not None:
             extra += [
                 DriftSignal(
-                    d.row, d.feature, d.detector, d.status, d.statistic, d.detector, d.threshold, d.window, d.reference
+                    d.row,
+                    d.feature,
+                    d.detector,
+                    d.status,
+                    d.statistic,
+                    d.statistic_name or d.detector,
+                    d.threshold,
+                    d.window,
+                    d.reference,
+                    change_point=d.change_point,
                 )
                 for d in self.monitor.update(
                     batch.names, batch.values, batch.cat_names, batch.cat_values, batch.event_times

@@ -36,12 +36,15 @@ times far from their messages' times: :class:`~driftsentinel.detectors.batching.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from driftsentinel.detectors.categories import BOOLEAN, OVERFLOW, Vocabulary, canonical
+from driftsentinel.detectors.categories import BOOLEAN, MISSING, OVERFLOW, Vocabulary, canonical
+from driftsentinel.detectors.category_sequential import CategoryHit, CategorySequentialWatch
+from driftsentinel.detectors.sequential import STATISTIC_NAME
 from driftsentinel.detectors.window_tests import (
     NumericGrid,
     categorical_probs,
@@ -56,10 +59,12 @@ from driftsentinel.detectors.window_tests import (
     training_cells,
 )
 from driftsentinel.schemas import BankConfig, WindowSummary, WindowTestConfig
-from driftsentinel.schemas.alerts import Status
+from driftsentinel.schemas.alerts import ChangePoint, Status
+from driftsentinel.schemas.config import SequentialConfig
 from driftsentinel.schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 
 _MAX_CATEGORIES = BankConfig().max_categories  # the schema's default
+_RESOLVE_MIN_COUNT = BankConfig().resolve_min_count
 
 QUANTILE_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -69,7 +74,11 @@ _Result = tuple[float, float, bool, float]
 
 @dataclass(frozen=True)
 class WindowDecision:
-    """A window test's decision about a feature, with its evidence."""
+    """A window test's (or a categorical sequential test's) decision about a feature, with its evidence.
+
+    ``statistic_name``: the statistic's name when it is not the detector's (the sequential
+    tests' CUSUM statistic); ``change_point``: a sequential test's change point.
+    """
 
     row: int
     feature: str
@@ -79,6 +88,8 @@ class WindowDecision:
     threshold: float
     window: WindowSummary
     reference: WindowSummary
+    statistic_name: str | None = None
+    change_point: ChangePoint | None = None
 
 
 def window_cuts(
@@ -149,8 +160,17 @@ class ReferenceMonitor:
     """Window tests for every profiled feature of one model's stream."""
 
     def __init__(
-        self, profile: ReferenceProfile, config: WindowTestConfig | None = None, max_categories: int = _MAX_CATEGORIES
+        self,
+        profile: ReferenceProfile,
+        config: WindowTestConfig | None = None,
+        max_categories: int = _MAX_CATEGORIES,
+        sequential: SequentialConfig | None = None,
+        resolve_min_count: int = _RESOLVE_MIN_COUNT,
+        per_feature: Mapping[str, Any] | None = None,
     ) -> None:
+        """``sequential`` (default: its defaults, on), ``resolve_min_count`` and ``per_feature``
+        (thresholds ``cusum_categories_threshold`` / ``cusum_unseen_threshold`` when a
+        feature's parameters have them) configure the categorical sequential tests."""
         self.profile = profile
         self.config = config or WindowTestConfig()
         self.numeric = {n: p for n, p in profile.features.items() if isinstance(p, NumericProfile)}
@@ -168,6 +188,12 @@ class ReferenceMonitor:
             for n, p in self.categorical.items()
         }
         self._refs = {n: reference_summary(p) for n, p in profile.features.items()}
+        seq = sequential if sequential is not None else SequentialConfig()
+        self.sequential = (
+            CategorySequentialWatch(self.categorical, seq, resolve_min_count, per_feature)
+            if seq.enabled and self.categorical and {"cusum_categories", "cusum_unseen"} & set(seq.tests)
+            else None
+        )
         self.active: dict[tuple[str, str], bool] = {}
         self.scores: dict[str, dict[str, float]] = {}
         self.last_missing: dict[str, float] = {}
@@ -200,6 +226,7 @@ class ReferenceMonitor:
             "active": [[f, t] for (f, t), on in self.active.items() if on],
             "scores": {f: dict(s) for f, s in self.scores.items()},
             "last_missing": dict(self.last_missing),
+            "sequential": self.sequential.state_dict() if self.sequential is not None else None,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -219,6 +246,9 @@ class ReferenceMonitor:
         self.active = {(f, t): True for f, t in state["active"]}
         self.scores = {f: dict(s) for f, s in state["scores"].items()}
         self.last_missing = dict(state["last_missing"])
+        # a state from before the sequential tests (or with them off) leaves them fresh
+        if self.sequential is not None and state.get("sequential") is not None:
+            self.sequential.load_state(state["sequential"])
 
     # ------------------------------------------------------------------ update
     def update(
@@ -230,19 +260,22 @@ class ReferenceMonitor:
         event_times: np.ndarray,
     ) -> list[WindowDecision]:
         """Feed a batch (numeric matrix by ``num_names``, categorical by ``cat_names``)."""
-        if not self.config.enabled:
+        if not self.config.enabled and self.sequential is None:
             return []
-        n = x.shape[0] if x.ndim == 2 else 0
+        n = x.shape[0] if x.ndim == 2 else (len(cats) if cats is not None else 0)
         num_idx = {name: j for j, name in enumerate(num_names)}
         cat_idx = {name: k for k, name in enumerate(cat_names)}
-        out: list[WindowDecision] = []
+        codes = self._category_codes(x, cats, num_idx, cat_idx, n)
+        out = self._sequential(codes, n)
+        if not self.config.enabled:
+            return out
         start = 0
         for cut, decision_row in self._cuts(n, event_times):
-            self._accumulate(x, cats, num_idx, cat_idx, start, cut)
+            self._accumulate(x, cats, codes, num_idx, cat_idx, start, cut)
             start = cut
             out += self._evaluate(decision_row)
             self._reset_window()
-        self._accumulate(x, cats, num_idx, cat_idx, start, n)
+        self._accumulate(x, cats, codes, num_idx, cat_idx, start, n)
         return out
 
     def _cuts(self, n: int, event_times: np.ndarray) -> list[tuple[int, int]]:
@@ -250,8 +283,59 @@ class ReferenceMonitor:
         cuts, self.bucket = window_cuts(self.config, n, event_times, self.rows, self.bucket)
         return cuts
 
+    def _category_codes(
+        self, x: np.ndarray, cats: np.ndarray | None, num_idx: dict[str, int], cat_idx: dict[str, int], n: int
+    ) -> dict[str, np.ndarray]:
+        """Each categorical feature's code per row of the batch (``MISSING`` where it has no value).
+
+        A value is the string of ``cats``, else a number of ``x`` (the same category spelled as
+        a number); codes come in row order, whatever the windows.
+        """
+        out: dict[str, np.ndarray] = {}
+        for name in self.categorical:
+            k, j = cat_idx.get(name), num_idx.get(name)
+            if n == 0 or ((k is None or cats is None) and j is None):
+                continue
+            boolean = name in self._boolean
+            col = cats[:, k] if k is not None and cats is not None else None
+            text = np.fromiter((v is not None for v in col), bool, n) if col is not None else np.zeros(n, bool)
+            num = x[:, j] if j is not None else None
+            number = np.isfinite(num) & ~text if num is not None else np.zeros(n, bool)
+            rows = np.flatnonzero(text | number)
+            vals = [canonical(col[i], boolean) if text[i] else canonical(float(num[i]), boolean) for i in rows.tolist()]  # type: ignore[index]
+            codes = np.full(n, MISSING, dtype=np.int64)
+            codes[rows] = self.vocab[name].codes(vals)
+            out[name] = codes
+        return out
+
+    def _sequential(self, codes: dict[str, np.ndarray], n: int) -> list[WindowDecision]:
+        """The categorical sequential tests over the whole batch, in row order."""
+        if self.sequential is None:
+            return []
+        cats = {name: self.vocab[name].categories for name in codes}
+        hits = self.sequential.update(codes, n, cats)
+        for name, stats in self.sequential.statistics().items():
+            self.scores.setdefault(name, {}).update(stats)
+        return [self._sequential_decision(h) for h in hits]
+
+    def _sequential_decision(self, h: CategoryHit) -> WindowDecision:
+        s = h.hit
+        self.active[(h.feature, s.test)] = s.status == "drift"
+        since = ChangePoint(values_since=max(s.values_since, 1)) if s.values_since is not None else None
+        return WindowDecision(
+            s.row, h.feature, s.test, s.status, s.statistic, s.threshold, h.window, self._refs[h.feature],
+            statistic_name=STATISTIC_NAME, change_point=since,
+        )  # fmt: skip
+
     def _accumulate(
-        self, x: np.ndarray, cats: np.ndarray | None, num_idx: dict[str, int], cat_idx: dict[str, int], a: int, b: int
+        self,
+        x: np.ndarray,
+        cats: np.ndarray | None,
+        codes: dict[str, np.ndarray],
+        num_idx: dict[str, int],
+        cat_idx: dict[str, int],
+        a: int,
+        b: int,
     ) -> None:
         if b <= a:
             return
@@ -270,18 +354,9 @@ class ReferenceMonitor:
             k = cat_idx.get(name)
             if k is not None and cats is not None:  # a string where training had numbers
                 self.type_errors[name] += int(sum(v is not None for v in cats[a:b, k]))
-        for name in self.categorical:
-            boolean = name in self._boolean
-            vals: list[str | None] = []
-            k = cat_idx.get(name)
-            if k is not None and cats is not None:
-                vals += [canonical(v, boolean) for v in cats[a:b, k] if v is not None]
-            j = num_idx.get(name)
-            if j is not None:  # numbers for a categorical feature: the same category spelled as a number
-                col = x[a:b, j]
-                vals += [canonical(float(v), boolean) for v in col[np.isfinite(col)]]
-            if vals:
-                self._count_codes(name, self.vocab[name].codes(vals))
+        for name, col in codes.items():
+            part = col[a:b]
+            self._count_codes(name, part[part != MISSING])
 
     def _count_codes(self, name: str, codes: np.ndarray) -> None:
         self.present[name] += int(codes.size)

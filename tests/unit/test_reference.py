@@ -20,6 +20,7 @@ from driftsentinel.schemas import (
     SidecarConfig,
     WindowTestConfig,
 )
+from driftsentinel.schemas.config import SequentialConfig
 from driftsentinel.schemas.profile import ProfileError, ReferenceProfile, load_profile
 from driftsentinel.stream.baseline import make_profile, read_rows
 from driftsentinel.stream.cli import main
@@ -94,8 +95,15 @@ def test_profile_types_and_round_trip(profile_path: Path) -> None:
 def test_replay_reports_exactly_the_three_changed_features(profile_path: Path, tmp_path: Path) -> None:
     live = tmp_path / "live.jsonl"
     live.write_text("".join(json.dumps(e) + "\n" for e in live_events()))
+    # with every detector on, the three changed features and no other
     out = io.StringIO()
-    cfg = SidecarConfig(reference=str(profile_path))
+    replay_file(live, SidecarConfig(reference=str(profile_path)), out)
+    alerts = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert {a["feature"] for a in alerts if a["status"] == "drift"} == {"x1", "country", "income"}, alerts
+    # the window tests' own evidence: the sequential tests (which would open the features'
+    # episodes first, one alert per change) off
+    out = io.StringIO()
+    cfg = SidecarConfig(reference=str(profile_path), detectors=BankConfig(sequential=SequentialConfig(enabled=False)))
     stats = replay_file(live, cfg, out)
     alerts = [json.loads(line) for line in out.getvalue().splitlines()]
     drift = [a for a in alerts if a["status"] == "drift"]
@@ -165,6 +173,7 @@ def test_half_sigma_shift_found_even_in_small_windows() -> None:
         window_tests=WindowTestConfig(window_events=500),
         adwin=ADWINConfig(enabled=False),
         page_hinkley=PageHinkleyConfig(enabled=False),
+        sequential=SequentialConfig(enabled=False),
     )
     bank = DetectorBank(cfg, prof)
     x = np.r_[rng.normal(size=2000), rng.normal(size=2000) + 0.5].reshape(-1, 1)
