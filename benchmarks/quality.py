@@ -811,39 +811,65 @@ def markdown(out: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------- main
+def _positive(text: str) -> int:
+    """An argparse type: a whole number >= 1 (argparse turns the error into one line, exit 2)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} must be at least 1")
+    return v
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a small run (smoke tests): fewer seeds, shorter streams")
-    p.add_argument("--seeds", type=int, default=None, help="change streams per scenario (default 50; quick 2)")
-    p.add_argument("--features", type=int, default=None, help="features per model (default 10; quick 3)")
-    p.add_argument("--change-at", type=int, default=None, help="earliest change point (default 5000; quick 1500)")
-    p.add_argument("--after", type=int, default=None, help="events after the change (default 15000; quick 2500)")
+    p.add_argument("--seeds", type=_positive, default=None, help="change streams per scenario (default 50; quick 2)")
+    p.add_argument("--features", type=_positive, default=None, help="features per model (default 10; quick 3)")
+    p.add_argument("--change-at", type=_positive, default=None, help="earliest change point (default 5000; quick 1500)")
+    p.add_argument("--after", type=_positive, default=None, help="events after the change (default 15000; quick 2500)")
     p.add_argument(
-        "--horizon", type=int, default=None, help="missed = no drift event this long after (default 10000; quick 2000)"
+        "--horizon",
+        type=_positive,
+        default=None,
+        help="missed = no drift event this long after (default 10000; quick 2000)",
     )
     p.add_argument(
         "--stationary-events",
-        type=int,
+        type=_positive,
         default=None,
         help="events per stationary stream (default 1,000,000; quick 20,000)",
     )
     p.add_argument(
-        "--stationary-banks", type=int, default=None, help="models per stationary distribution (default 6; quick 1)"
+        "--stationary-banks",
+        type=_positive,
+        default=None,
+        help="models per stationary distribution (default 6; quick 1)",
     )
     p.add_argument(
-        "--reference-size", type=int, default=None, help="reference sample per feature (default 50,000; quick 5,000)"
+        "--reference-size",
+        type=_positive,
+        default=None,
+        help="reference sample per feature (default 50,000; quick 5,000)",
     )
     p.add_argument(
         "--calibration-values",
-        type=int,
+        type=_positive,
         default=None,
         help="values simulated per feature by calibrate (default 1,000,000 as the CLI; quick 50,000)",
     )
     p.add_argument(
-        "--window-events", type=int, default=None, help="window tests' window (default: the config's 5,000; quick 500)"
+        "--window-events",
+        type=_positive,
+        default=None,
+        help="window tests' window (default: the config's 5,000; quick 500)",
     )
     p.add_argument(
-        "--parity-rows", type=int, default=None, help="rows of the river parity check (default 20,000; quick 2,000)"
+        "--parity-rows",
+        type=_positive,
+        default=None,
+        help="rows of the river parity check (default 20,000; quick 2,000)",
     )
     p.add_argument("--only", metavar="NAMES", help="comma-separated scenario names to run (default: all)")
     p.add_argument("--seed", type=int, default=20260)

@@ -265,3 +265,23 @@ def test_change_at_the_first_event_has_no_false_alarm_rate_and_goals_accept_it()
     assert g["no_missed_detection_for_shifts_ge_0.5_sigma"]["values"]["zero_config_shift_1sigma_after_warmup"] == 1
     assert g["fewer_false_alarms_than_river_page_hinkley"]["pass"] is True  # 0 and 0: none is not more
     assert g["stationary_false_alarms_per_million_le_1"]["pass"] is False  # nothing measured: not met
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--only", "no_such_scenario"], "unknown scenario(s) no_such_scenario"),
+        (["--only", "correlation_0_to_0_8", "--features", "1"], "--features must be at least 2"),
+        (["--seeds", "0"], "--seeds: 0 must be at least 1"),
+        (["--markdown", "/nonexistent/run.json"], "cannot read '/nonexistent/run.json'"),
+    ],
+)
+def test_user_mistakes_end_in_one_line(argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code: object
+    try:
+        code = quality.main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
