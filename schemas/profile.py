@@ -414,6 +414,91 @@ class SegmentsProfile(BaseModel):
         return self
 
 
+# --- seasonal reference and serial dependence (baseline --period) -------------------------------------
+
+#: Bound on the phases of a profile's seasonal section (phases x features are allocated).
+MAX_SEASONAL_PHASES = 1024
+#: Bound on the quantiles per phase.
+MAX_PHASE_QUANTILES = 101
+
+
+class SeasonalFeature(BaseModel):
+    """One numeric feature conditioned on the phase of the event time, and its serial dependence.
+
+    Per phase (lists of ``phases`` entries, or of 1 when the feature has no cycle of its
+    own: its overall reference in every phase): the phase's own value count, how many
+    phases its summary pools (1: its own values; more: it borrowed from its neighbours
+    on the cycle), the mean, the std and the quantiles (at 0, 1/q, ..., 1). ``residual_quantiles``
+    are those of the phase-standardised values ``(x - mean_p) / std_p`` over every phase;
+    ``acf1`` their lag-1 autocorrelation in event-time order; ``ar1`` the latent Gaussian
+    AR(1) coefficient whose simulated values have that autocorrelation (what ``calibrate``
+    simulates with).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    counts: list[int] = Field(min_length=1, max_length=MAX_SEASONAL_PHASES)
+    pooled: list[int] = Field(min_length=1, max_length=MAX_SEASONAL_PHASES)
+    mean: list[float] = Field(min_length=1, max_length=MAX_SEASONAL_PHASES)
+    std: list[float] = Field(min_length=1, max_length=MAX_SEASONAL_PHASES)
+    quantiles: list[list[float]] = Field(min_length=1, max_length=MAX_SEASONAL_PHASES)
+    residual_quantiles: list[float] = Field(min_length=3, max_length=1001)
+    acf1: float = Field(ge=-1, le=1, description="Lag-1 autocorrelation of the phase-standardised values.")
+    ar1: float = Field(gt=-1, lt=1, description="Latent Gaussian AR(1) coefficient of the simulator.")
+
+    @model_validator(mode="after")
+    def _shapes(self) -> SeasonalFeature:
+        k = len(self.mean)
+        if any(len(v) != k for v in (self.counts, self.pooled, self.std, self.quantiles)):
+            raise ValueError("seasonal feature: counts, pooled, mean, std and quantiles need one entry per phase")
+        if any(c < 0 for c in self.counts) or any(not 1 <= p <= k for p in self.pooled):
+            raise ValueError("seasonal feature: counts must be >= 0 and pooled between 1 and the phases")
+        if any(not math.isfinite(v) for v in self.mean) or any(not (math.isfinite(v) and v > 0) for v in self.std):
+            raise ValueError("seasonal feature: phase means must be finite and phase stds finite and positive")
+        width = len(self.quantiles[0])
+        if not 3 <= width <= MAX_PHASE_QUANTILES or any(len(q) != width for q in self.quantiles):
+            raise ValueError(
+                f"seasonal feature: every phase needs the same number of quantiles (3 to {MAX_PHASE_QUANTILES})"
+            )
+        for q in (*self.quantiles, self.residual_quantiles):
+            if any(not math.isfinite(v) for v in q) or any(b < a for a, b in zip(q, q[1:], strict=False)):
+                raise ValueError("seasonal feature: quantiles must be finite and non-decreasing")
+        return self
+
+
+class SeasonalProfile(BaseModel):
+    """The training data conditioned on the phase of event time (a profile's ``seasonal``).
+
+    The period is ``seconds`` long, split into ``phases`` phases, phase 0 starting at
+    ``origin`` (epoch seconds, UTC) — ``hour_of_day``, ``hour_of_week`` (Monday 00:00 UTC
+    is phase 0), a number of seconds, or ``none`` (1 phase: no cycle, only the serial
+    dependence). ``time_column`` is the training data's event time; ``detected``: whether
+    the period was found by ``baseline --period auto`` (then only the features whose own
+    test passed have per-phase summaries) or named by the user (every numeric feature).
+    Built by :func:`driftsentinel.detectors.seasonal_profile.seasonal_profile`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    period: str = Field(min_length=1, max_length=64)
+    seconds: float = Field(gt=0)
+    phases: int = Field(ge=1, le=MAX_SEASONAL_PHASES)
+    origin: float = 0.0
+    time_column: str
+    detected: bool = False
+    min_phase_count: int = Field(ge=1)
+    features: dict[str, SeasonalFeature]
+
+    @model_validator(mode="after")
+    def _phases(self) -> SeasonalProfile:
+        if not math.isfinite(self.seconds) or not math.isfinite(self.origin):
+            raise ValueError("seasonal period: seconds and origin must be finite")
+        for name, feat in self.features.items():
+            if len(feat.mean) not in (1, self.phases):
+                raise ValueError(f"seasonal feature {name!r} has {len(feat.mean)} phases, not 1 or {self.phases}")
+        return self
+
+
 class ReferenceProfile(BaseModel):
     """Per-feature summaries of training data; ``version`` guards the file format."""
 
@@ -434,6 +519,11 @@ class ReferenceProfile(BaseModel):
     multivariate: MultivariateProfile | None = Field(
         default=None, description="Dependence between the numeric features (absent in older profiles)."
     )
+    seasonal: SeasonalProfile | None = Field(
+        default=None,
+        description="Numeric features per phase of the event time, and their serial dependence "
+        "(absent in older profiles and without baseline --period).",
+    )
 
     @model_validator(mode="after")
     def _multivariate_numeric(self) -> ReferenceProfile:
@@ -441,6 +531,14 @@ class ReferenceProfile(BaseModel):
             bad = [n for n in self.multivariate.features if not isinstance(self.features.get(n), NumericProfile)]
             if bad:
                 raise ValueError(f"multivariate feature {bad[0]!r} is not a numeric feature of the profile")
+        return self
+
+    @model_validator(mode="after")
+    def _seasonal_numeric(self) -> ReferenceProfile:
+        if self.seasonal is not None:
+            bad = [n for n in self.seasonal.features if not isinstance(self.features.get(n), NumericProfile)]
+            if bad:
+                raise ValueError(f"seasonal feature {bad[0]!r} is not a numeric feature of the profile")
         return self
 
     @field_validator("version")

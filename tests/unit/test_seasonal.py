@@ -1,0 +1,209 @@
+"""Seasonal references and serial dependence (detectors/seasonal.py, detectors/seasonal_profile.py)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from driftsentinel.detectors.profile import build_profile
+from driftsentinel.detectors.seasonal import (
+    PERIODS,
+    Period,
+    SeasonalReference,
+    detect_period,
+    gaussian_ar1,
+    lag1_autocorrelation,
+    latent_ar1,
+    parse_period,
+    phase_summaries,
+    simulate_dependent,
+)
+from driftsentinel.detectors.seasonal_profile import event_seconds, seasonal_profile, seasonal_reference
+from driftsentinel.schemas.profile import ReferenceProfile
+
+DAY = 86_400.0
+
+
+ar1 = gaussian_ar1
+
+
+def epoch(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+# ---------------------------------------------------------------------------------------- phases
+def test_phases_of_named_periods_are_utc_hours() -> None:
+    day, week = PERIODS["hour_of_day"], PERIODS["hour_of_week"]
+    t = np.array([epoch("2024-01-01T00:00:00"), epoch("2024-01-01T13:59:59"), epoch("2024-01-07T23:30:00")])
+    # 2024-01-01 is a Monday: phase 0 of the week
+    assert day.phase(t).tolist() == [0, 13, 23]
+    assert week.phase(t).tolist() == [0, 13, 6 * 24 + 23]
+    assert week.phase(np.array([-1.0])).tolist() == [3 * 24 - 1]  # Wed 1969-12-31 23:59:59
+
+
+def test_period_in_seconds_and_errors() -> None:
+    p = parse_period("600/4")
+    assert (p.seconds, p.phases) == (600.0, 4)
+    assert p.phase(np.array([0.0, 149.9, 150.0, 599.9, 600.0, -1.0])).tolist() == [0, 0, 1, 3, 0, 3]
+    assert parse_period("7200").phases == 24
+    for bad in ("daily", "0", "-5", "60/0", "60/5000", "nan"):
+        with pytest.raises(ValueError, match="period"):
+            parse_period(bad)
+    with pytest.raises(ValueError):
+        Period("x", 60.0, 0)
+
+
+# ---------------------------------------------------------------------------------------- detection
+def test_daily_cycle_on_ar1_noise_is_detected_and_noise_alone_is_not() -> None:
+    n = 40_000
+    t = np.linspace(0, 28 * DAY, n, endpoint=False)
+    cycle = np.sin(2 * np.pi * t / DAY)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        noise = ar1(0.9, n, rng)
+        found, tests = detect_period(t, cycle + noise)
+        assert found is not None and found.name == "hour_of_day"
+        assert tests[0].eta2 > 0.2 and tests[0].passed and not tests[1].passed  # the week adds nothing
+        assert detect_period(t, noise)[0] is None  # correlated noise is not a cycle
+        assert detect_period(t, rng.standard_normal(n))[0] is None
+
+
+def test_weekend_effect_is_weekly_and_short_reference_has_no_period() -> None:
+    rng = np.random.default_rng(5)
+    n = 30_000
+    t = np.linspace(0, 21 * DAY, n, endpoint=False)
+    weekend = PERIODS["hour_of_week"].phase(t) >= 5 * 24
+    found, _ = detect_period(t, rng.standard_normal(n) + 1.0 * weekend)
+    assert found is not None and found.name == "hour_of_week"
+    short = np.linspace(0, 1.5 * DAY, 5_000)  # under two cycles: a phase is confounded with a trend
+    assert detect_period(short, np.sin(2 * np.pi * short / DAY) * 3 + rng.standard_normal(5_000)) == (None, [])
+
+
+# ---------------------------------------------------------------------------------------- pooling
+def test_sparse_phase_borrows_from_its_neighbours() -> None:
+    rng = np.random.default_rng(2)
+    phase = np.r_[np.repeat([0, 1, 3, 4, 5], 50), [2] * 5]
+    x = rng.standard_normal(phase.size) + phase
+    s = phase_summaries(x, phase, 6, min_count=30)
+    assert s.counts.tolist() == [50, 50, 5, 50, 50, 50]
+    assert s.pooled.tolist() == [1, 1, 3, 1, 1, 1]
+    pool = x[(phase >= 1) & (phase <= 3)]
+    assert s.mean[2] == pytest.approx(pool.mean()) and s.std[2] == pytest.approx(pool.std(ddof=1))
+    assert s.mean[0] == pytest.approx(x[phase == 0].mean())
+    assert s.quantiles.shape == (6, 21) and s.quantiles[4, 0] == x[phase == 4].min()
+    # wrapping: phase 0 sparse borrows phases 5 and 1
+    s = phase_summaries(x, np.where(phase == 2, 0, np.where(phase == 0, 2, phase)), 6, min_count=30)
+    assert s.pooled[0] == 3
+    # too few values in the whole cycle: every phase is the overall reference
+    s = phase_summaries(x[::8], phase[::8], 6, min_count=100)
+    assert s.pooled.tolist() == [6] * 6 and np.allclose(s.mean, x[::8].mean())
+
+
+def test_standardize_gives_each_row_its_phase_moments() -> None:
+    rng = np.random.default_rng(3)
+    period = PERIODS["hour_of_day"]
+    mean, std = rng.normal(size=(24, 3)), rng.uniform(0.5, 2, size=(24, 3))
+    ref = SeasonalReference(period, mean, std)
+    t = rng.uniform(0, 30 * DAY, 500)
+    x = rng.normal(size=(500, 3))
+    m, s = ref.standardize(x, t)
+    hours = (t // 3600 % 24).astype(int)
+    assert np.array_equal(m, mean[hours]) and np.array_equal(s, std[hours])
+    assert np.allclose(ref.z(x, t), (x - mean[hours]) / std[hours])
+    with pytest.raises(ValueError, match="event times"):
+        ref.standardize(x, t[:-1])
+    with pytest.raises(ValueError):
+        SeasonalReference(period, mean, -std)
+
+
+# ---------------------------------------------------------------------------------------- dependence
+def test_lag1_autocorrelation_matches_the_closed_forms() -> None:
+    rng = np.random.default_rng(4)
+    n = 200_000
+    for phi in (0.0, 0.5, 0.9, -0.4):  # AR(1): rho_1 = phi, se sqrt((1 - phi^2) / n)
+        assert lag1_autocorrelation(ar1(phi, n, rng)) == pytest.approx(phi, abs=4 * math.sqrt((1 - phi**2) / n) + 1e-3)
+    e = rng.standard_normal(n + 1)  # MA(1) with theta 0.5: rho_1 = theta / (1 + theta^2) = 0.4
+    assert lag1_autocorrelation(e[1:] + 0.5 * e[:-1]) == pytest.approx(0.4, abs=0.01)
+    z = ar1(0.8, n, rng)
+    z[rng.random(n) < 0.1] = np.nan  # missing values drop their pairs only
+    assert lag1_autocorrelation(z) == pytest.approx(0.8, abs=0.01)
+
+
+@pytest.mark.parametrize("kind", ["normal", "lognormal", "counts"])
+def test_simulated_dependence_and_marginal_match(kind: str) -> None:
+    rng = np.random.default_rng(6)
+    draws = {
+        "normal": rng.standard_normal(100_000),
+        "lognormal": rng.lognormal(0, 1, 100_000),
+        "counts": rng.poisson(3, 100_000).astype(float),
+    }
+    base = draws[kind]
+    q = np.quantile(base, np.linspace(0, 1, 101))
+    if kind == "counts":
+        q = np.round(q)
+    phi = latent_ar1(0.9, q, np.random.default_rng(7))
+    if kind == "normal":
+        assert phi == pytest.approx(0.9, abs=0.02)
+    else:  # a non-linear map from the latent series lowers the values' autocorrelation
+        assert phi > 0.93
+    x = simulate_dependent(q, phi, 400_000, np.random.default_rng(8))
+    assert lag1_autocorrelation(x) == pytest.approx(0.9, abs=0.01)
+    assert np.quantile(x, [0.1, 0.5, 0.9]) == pytest.approx(np.quantile(base, [0.1, 0.5, 0.9]), rel=0.05, abs=0.05)
+    if kind == "counts":
+        assert np.all(x == np.round(x))
+
+
+# ---------------------------------------------------------------------------------------- profile
+def test_profile_section_round_trip_and_measured_dependence() -> None:
+    rng = np.random.default_rng(9)
+    n = 50_000
+    t = 1_700_000_000 + np.arange(n) * 40.0  # about 23 days
+    x = 10 + 2 * np.sin(2 * np.pi * t / DAY) + ar1(0.9, n, rng)
+    w = rng.standard_normal(n)
+    section, note = seasonal_profile(t, {"x": x, "w": w}, "auto", "ts", rng)
+    assert section.period == "hour_of_day" and section.detected and "1 of 2" in note
+    fx, fw = section.features["x"], section.features["w"]
+    assert len(fx.mean) == 24 and len(fw.mean) == 1
+    hours = (np.arange(24) + 0.5) / 24
+    assert np.allclose(fx.mean, 10 + 2 * np.sin(2 * np.pi * hours), atol=0.4)  # se of a phase mean: 0.1
+    assert fx.acf1 == pytest.approx(0.9, abs=0.02) and abs(fw.acf1) < 0.02
+    profile = build_profile({"x": x.tolist(), "w": w.tolist()}, source="t")
+    profile = profile.model_copy(update={"seasonal": section})
+    again = ReferenceProfile.model_validate_json(profile.model_dump_json())
+    assert again == profile
+    older = ReferenceProfile.model_validate_json(profile.model_copy(update={"seasonal": None}).model_dump_json())
+    assert older.seasonal is None
+    ref = seasonal_reference(again.seasonal, ["x", "w"])  # type: ignore[arg-type]
+    m, s = ref.standardize(np.zeros((n, 2)), t)
+    z = (x - m[:, 0]) / s[:, 0]
+    assert abs(z.mean()) < 0.05 and z.std() == pytest.approx(1.0, abs=0.05)
+    assert np.all(m[:, 1] == fw.mean[0])
+
+
+def test_named_period_and_invalid_sections() -> None:
+    rng = np.random.default_rng(10)
+    t = np.arange(5_000) * 60.0
+    section, _ = seasonal_profile(t, {"x": rng.standard_normal(5_000)}, "hour_of_week", "ts", rng)
+    assert section.phases == 168 and len(section.features["x"].mean) == 168 and not section.detected
+    assert max(section.features["x"].pooled) > 1  # 3.5 days of data: most hours of the week are empty
+    none, _ = seasonal_profile(t, {"x": rng.standard_normal(5_000)}, "none", "ts", rng)
+    assert none.period == "none" and none.phases == 1
+    data = section.model_dump()
+    data["features"]["x"]["mean"] = data["features"]["x"]["mean"][:5]
+    with pytest.raises(ValueError, match="one entry per phase"):
+        type(section).model_validate(data)
+    profile = build_profile({"c": ["a", "b"] * 10}, source="t")
+    with pytest.raises(ValueError, match="not a numeric feature"):
+        ReferenceProfile.model_validate({**profile.model_dump(), "seasonal": section.model_dump()})
+    with pytest.raises(ValueError, match="no event times"):
+        seasonal_profile(np.full(10, np.nan), {"x": np.ones(10)}, "auto", "ts", rng)
+
+
+def test_event_seconds_reads_numbers_and_rfc3339() -> None:
+    got = event_seconds([1.5, "2024-01-01T00:00:00Z", "2024-01-01T01:00:00+01:00", "2024-01-01 00:00:00", None])
+    assert got[:4].tolist() == [1.5, 1704067200.0, 1704067200.0, 1704067200.0] and math.isnan(got[4])
+    with pytest.raises(ValueError, match="row 2"):
+        event_seconds([0, "yesterday"])
