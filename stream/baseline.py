@@ -21,16 +21,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from confluent_kafka import Consumer, TopicPartition
 
 from driftsentinel.detectors.batching import event_features
 from driftsentinel.detectors.profile import build_profile
+from driftsentinel.detectors.seasonal_profile import event_seconds, seasonal_profile
 from driftsentinel.detectors.segments import key_name, segments_profile
 from driftsentinel.detectors.skew import number_or_text
 from driftsentinel.schemas import InvalidEvent
 from driftsentinel.schemas.config import BankConfig
 from driftsentinel.schemas.fastdecode import decode_event_fast
-from driftsentinel.schemas.profile import ReferenceProfile
+from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile
 from driftsentinel.stream.input_files import InputFileError, check_names, check_path, name_problem, read_csv, text_lines
 from driftsentinel.stream.topic_reader import read_to_end
 
@@ -112,8 +114,14 @@ def _row_features(obj: dict[str, Any]) -> dict[str, Any]:
             feats["@prediction"] = obj["prediction"]
         if obj.get("label") is not None:
             feats["@label"] = obj["label"]
+        if obj.get("ts") is not None:
+            feats[EVENT_TIME] = obj["ts"]  # a FeatureEvent's time (baseline --period), never a feature
         return feats
     return obj
+
+
+#: The column a FeatureEvent's ``ts`` is read into (taken out before profiling: not a feature).
+EVENT_TIME = "@ts"
 
 
 def _rows_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -298,3 +306,48 @@ def add_segments(
             columns, fields, profile.source, config.segments.max_segments, config.types
         ).model_copy(update={"key": list(key)})
     return profile.model_copy(update={"segments": section})
+
+
+def take_event_times(columns: dict[str, list[Any]], period: str | None, time_column: str) -> list[Any] | None:
+    """Remove the event times from ``columns`` (FeatureEvents' ``ts`` always: never a feature);
+    with ``--period``, return those of ``time_column`` (a FeatureEvent's ``ts`` when it is
+    ``ts``), else None. :class:`InputFileError` when the column is not there."""
+    event_ts = columns.pop(EVENT_TIME, None)
+    if period is None:
+        return None
+    if time_column in columns:
+        return columns.pop(time_column)
+    if time_column == "ts" and event_ts is not None:
+        return event_ts
+    raise InputFileError(
+        f"--time-column {time_column!r}: no such column in the training data "
+        f"(columns: {', '.join(sorted(columns)[:20])}): name the column holding the event times"
+    )
+
+
+def add_seasonal(
+    profile: ReferenceProfile,
+    columns: dict[str, list[Any]],
+    times: list[Any] | None,
+    period: str | None,
+    time_column: str,
+) -> ReferenceProfile:
+    """``profile`` with its ``seasonal`` section (:func:`~driftsentinel.detectors.seasonal_profile.seasonal_profile`)
+    over its numeric features; unchanged without ``times`` or ``period``. Random draws are
+    seeded: the same data give the same profile."""
+    if times is None or period is None:
+        return profile
+    try:
+        t = event_seconds(times)
+    except ValueError as exc:
+        raise InputFileError(f"--time-column {time_column!r}: {exc}") from None
+    numeric = {
+        name: np.array([np.nan if v is None else float(v) for v in columns[name]], dtype=np.float64)
+        for name, prof in profile.features.items()
+        if isinstance(prof, NumericProfile) and name in columns
+    }
+    try:
+        section, _ = seasonal_profile(t, numeric, period, time_column, np.random.default_rng(0))
+    except ValueError as exc:
+        raise InputFileError(f"--time-column {time_column!r}: {exc}") from None
+    return profile.model_copy(update={"seasonal": section})

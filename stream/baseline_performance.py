@@ -242,9 +242,11 @@ def make_profile(
     rows: Iterable[dict[str, Any]], source: str, config: SidecarConfig, args: argparse.Namespace
 ) -> tuple[ReferenceProfile, list[str]]:
     """``baseline``'s profile (with ``--model``, its performance reference too) and the columns left out."""
-    from driftsentinel.stream.baseline import add_segments, segment_keys, to_columns
+    from driftsentinel.stream.baseline import add_seasonal, add_segments, segment_keys, take_event_times, to_columns
 
     columns = to_columns(rows)
+    period, time_column = getattr(args, "period", None), getattr(args, "time_column", "ts")
+    times = take_event_times(columns, period, time_column)  # --period: the event times, not a feature
     if not columns:
         raise InputFileError(f"{source}: no training rows")
     types = config.detectors.types
@@ -253,9 +255,8 @@ def make_profile(
         raise InputFileError(f"{source}: no feature columns (only {', '.join(left_out)})")
     keys = segment_keys(getattr(args, "segment", None), config.detectors)
     if not getattr(args, "model", None):
-        return add_segments(
-            build_profile(columns, source=source, types=types), columns, keys, config.detectors
-        ), left_out
+        profile = add_segments(build_profile(columns, source=source, types=types), columns, keys, config.detectors)
+        return add_seasonal(profile, columns, times, period, time_column), left_out
     chosen = choose_columns(columns, args)
     task = infer_task(columns, chosen)
     ref = fit_reference(columns, chosen, task, config.detectors.window_tests.window_events)
@@ -263,4 +264,5 @@ def make_profile(
     if chosen.prediction is not None:
         features[PREDICTION] = columns[chosen.prediction]
     profile = add_segments(build_profile(features, source=source, types=types), features, keys, config.detectors)
+    profile = add_seasonal(profile, features, times, period, time_column)
     return profile.model_copy(update={"performance": {args.model: ref}}), left_out

@@ -116,6 +116,20 @@ _COUNT = _number(int, 1)
 _NON_NEGATIVE = _number(int, 0)
 _SECONDS = _number(float, 0, low_open=True)
 
+
+def _period(text: str) -> str:
+    """``baseline --period``: auto, none, or a period :func:`~driftsentinel.detectors.seasonal.parse_period` reads."""
+    from driftsentinel.detectors.seasonal import parse_period
+
+    if text in ("auto", "none"):
+        return text
+    try:
+        parse_period(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, auto or none") from None
+    return text
+
+
 #: Every default of the config (zero-config), shown in the help of the flags that override it.
 _CONFIG_DEFAULTS = SidecarConfig()
 
@@ -264,6 +278,15 @@ def _add_baseline_and_calibrate(sub: argparse._SubParsersAction[CliParser]) -> N
         action="append",
         help="profile each value of this field too (repeatable; a combination: country,device; "
         "default: detectors.segments of --config)",
+    )
+    base.add_argument(
+        "--period",
+        type=_period,
+        help="condition numeric features on the event time: hour_of_day, hour_of_week, SECONDS[/PHASES], "
+        "auto (detect a daily or weekly cycle per feature) or none (serial dependence only; default: no section)",
+    )
+    base.add_argument(
+        "--time-column", default="ts", help="with --period: the column of event times (epoch s or RFC 3339)"
     )
     from driftsentinel.stream.baseline_performance import add_arguments as add_performance_arguments
 
@@ -529,6 +552,15 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     )
     for key, section in (profile.segments or {}).items():
         print(f"segments of {key}: {len(section.segments)} of {section.n_values} values profiled", file=sys.stderr)
+    if profile.seasonal is not None:
+        seasonal = profile.seasonal
+        cyclic = sorted(n for n, f in seasonal.features.items() if len(f.mean) > 1)
+        shown = ", ".join(f"{n} ({seasonal.features[n].acf1:.2f})" for n in sorted(seasonal.features)[:10])
+        print(
+            f"seasonal: {seasonal.period} ({seasonal.phases} phases) for {len(cyclic)} of {len(seasonal.features)} "
+            f"numeric features{' (detected)' if seasonal.detected else ''}; lag-1 autocorrelation: {shown}",
+            file=sys.stderr,
+        )
     if left_out:
         print(f"not profiled (event fields, not features on the stream): {', '.join(left_out)}", file=sys.stderr)
     return 0

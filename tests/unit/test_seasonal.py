@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +24,8 @@ from driftsentinel.detectors.seasonal import (
     simulate_dependent,
 )
 from driftsentinel.detectors.seasonal_profile import event_seconds, seasonal_profile, seasonal_reference
-from driftsentinel.schemas.profile import ReferenceProfile
+from driftsentinel.schemas.profile import ReferenceProfile, load_profile
+from driftsentinel.stream.cli import main
 
 DAY = 86_400.0
 
@@ -207,3 +210,53 @@ def test_event_seconds_reads_numbers_and_rfc3339() -> None:
     assert got[:4].tolist() == [1.5, 1704067200.0, 1704067200.0, 1704067200.0] and math.isnan(got[4])
     with pytest.raises(ValueError, match="row 2"):
         event_seconds([0, "yesterday"])
+
+
+# ---------------------------------------------------------------------------------------- baseline --period
+def _write_training(tmp_path: Path, n: int = 12_000) -> tuple[Path, Path]:
+    rng = np.random.default_rng(11)
+    t = 1_700_000_000 + np.arange(n) * 120.0  # 2 minutes apart: about 17 days
+    x = 5 + np.sin(2 * np.pi * t / DAY) + ar1(0.9, n, rng)
+    w = rng.standard_normal(n)
+    flat = tmp_path / "train.csv"
+    flat.write_text("ts,x,w\n" + "".join(f"{a:.0f},{b:.5f},{c:.5f}\n" for a, b, c in zip(t, x, w, strict=True)))
+    events = tmp_path / "train.jsonl"
+    events.write_text(
+        "".join(
+            json.dumps({"id": str(i), "ts": a, "model": "m", "features": {"x": b}}) + "\n"
+            for i, (a, b) in enumerate(zip(t.tolist(), x.tolist(), strict=True))
+        )
+    )
+    return flat, events
+
+
+def test_baseline_period_auto_writes_the_seasonal_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flat, events = _write_training(tmp_path)
+    out = tmp_path / "p.json"
+    assert main(["baseline", "--input", str(flat), "--out", str(out), "--period", "auto"]) == 0
+    err = capsys.readouterr().err
+    assert "seasonal: hour_of_day (24 phases) for 1 of 2 numeric features (detected)" in err
+    profile = load_profile(out)
+    assert sorted(profile.features) == ["w", "x"]  # the time column is not a feature
+    assert profile.seasonal is not None and profile.seasonal.time_column == "ts"
+    assert len(profile.seasonal.features["x"].mean) == 24 and profile.seasonal.features["x"].acf1 > 0.85
+    # FeatureEvents: their ts is the event time; without --period nothing changes
+    assert main(["baseline", "--input", str(events), "--out", str(out), "--period", "hour_of_week"]) == 0
+    profile = load_profile(out)
+    assert profile.seasonal is not None and profile.seasonal.phases == 168 and list(profile.features) == ["x"]
+    assert main(["baseline", "--input", str(events), "--out", str(out)]) == 0
+    assert load_profile(out).seasonal is None and list(load_profile(out).features) == ["x"]
+
+
+def test_baseline_period_mistakes_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flat, _ = _write_training(tmp_path, n=200)
+    out = str(tmp_path / "p.json")
+    assert main(["baseline", "--input", str(flat), "--out", out, "--period", "daily"]) == 2
+    assert "give hour_of_day, hour_of_week" in capsys.readouterr().err
+    code = main(["baseline", "--input", str(flat), "--out", out, "--period", "auto", "--time-column", "when"])
+    err = capsys.readouterr().err
+    assert code != 0 and "--time-column 'when': no such column" in err and "Traceback" not in err
+    (tmp_path / "bad.csv").write_text("ts,x\nyesterday,1\n2024-01-01T00:00:00Z,2\n")
+    code = main(["baseline", "--input", str(tmp_path / "bad.csv"), "--out", out, "--period", "auto"])
+    err = capsys.readouterr().err
+    assert code != 0 and "'yesterday' (row 1) is not epoch seconds or RFC 3339" in err
