@@ -275,13 +275,13 @@ class SequentialConfig(_Section):
     change: below it the statistic drifts down, so it stays quiet however long the stream
     ("large samples make everything drift" does not happen). Numeric: ``cusum_mean``
     (two-sided CUSUM of the standardised value, allowance ``min_mean_shift``),
-    ``cusum_scale`` (two one-sided CUSUMs of the squared standardised value),
+    ``cusum_scale`` (two one-sided CUSUMs of its absolute deviation from the reference mean),
     ``cusum_shape`` (adaptive multinomial CUSUM over the reference's quantile bins and
-    two tail bins beyond its minimum and maximum), ``cusum_missing`` (adaptive Bernoulli
+    tail bins beyond its minimum and maximum), ``cusum_missing`` (adaptive Bernoulli
     CUSUM of the missing indicator). Categorical: ``cusum_categories`` (adaptive
     multinomial CUSUM of the reference categories' shares), ``cusum_unseen`` (adaptive
     Bernoulli CUSUM of values never seen in training). Thresholds of the mean and scale
-    CUSUMs are in units of the standardised value (reference sds, squared for scale);
+    CUSUMs are in units of the standardised value (reference sds);
     those of the adaptive CUSUMs are log-likelihood ratios (nats): per run, a false alarm
     has probability at most ``exp(-h)`` when the reference is right (Ville's inequality).
     ``driftsentinel calibrate`` sets them per feature (``per_feature``). See
@@ -339,15 +339,17 @@ class SequentialConfig(_Section):
         "KL divergence from the reference's rate (nats per value) is the per-value penalty.",
     )
     mean_threshold: float = Field(
-        default=20.0, gt=0, description="cusum_mean: threshold h, in reference standard deviations."
+        default=22.0, gt=0, description="cusum_mean: threshold h, in reference standard deviations."
     )
     scale_threshold: float = Field(
-        default=60.0, gt=0, description="cusum_scale: threshold h, in squared reference standard deviations."
+        default=30.0,
+        gt=0,
+        description="cusum_scale: threshold h, in reference standard deviations (of the absolute deviation).",
     )
     shape_threshold: float = Field(default=16.0, gt=0, description="cusum_shape: threshold h, in nats.")
-    missing_threshold: float = Field(default=16.0, gt=0, description="cusum_missing: threshold h, in nats.")
+    missing_threshold: float = Field(default=12.0, gt=0, description="cusum_missing: threshold h, in nats.")
     categories_threshold: float = Field(default=16.0, gt=0, description="cusum_categories: threshold h, in nats.")
-    unseen_threshold: float = Field(default=16.0, gt=0, description="cusum_unseen: threshold h, in nats.")
+    unseen_threshold: float = Field(default=12.0, gt=0, description="cusum_unseen: threshold h, in nats.")
 
 
 class ConceptDriftConfig(_Section):
@@ -506,7 +508,7 @@ class FeatureParams(_Section):
         default=None, gt=0, description="cusum_mean's threshold h (reference standard deviations)."
     )
     cusum_scale_threshold: float | None = Field(
-        default=None, gt=0, description="cusum_scale's threshold h (squared reference standard deviations)."
+        default=None, gt=0, description="cusum_scale's threshold h (reference standard deviations)."
     )
     cusum_shape_threshold: float | None = Field(default=None, gt=0, description="cusum_shape's threshold h (nats).")
     cusum_missing_threshold: float | None = Field(default=None, gt=0, description="cusum_missing's threshold h (nats).")
