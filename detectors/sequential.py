@@ -8,12 +8,16 @@ change: below it the statistic drifts down, so it stays quiet however long the s
 Numeric features (:class:`NumericSequential`, on the clipped standardised value ``z`` the
 change detectors see, and the raw value ``x``):
 
-* ``cusum_mean``: the two-sided CUSUM ``S+ = max(0, S+ + (z - mu0) - k)``,
-  ``S- = max(0, S- - (z - mu0) - k)`` with ``mu0`` the reference's mean of ``z`` and the
-  allowance ``k = min_mean_shift`` (reference sds); the statistic is ``max(S+, S-)``;
-* ``cusum_scale``: two one-sided CUSUMs of ``z**2`` against ``v0``, the reference's mean
-  of ``z**2``: up ``z**2 - v0 (1 + m)**2``, down ``v0 (1 - m)**2 - z**2``,
-  ``m = min_scale_change``;
+* ``cusum_mean``: the two-sided CUSUM ``S+ = max(0, S+ + d - k)``,
+  ``S- = max(0, S- - d - k)`` of the deviation from the reference's mean ``mu0`` of ``z``,
+  limited to ``HUBER`` sds and centred (Huber's robust CUSUM:
+  ``d = clip(z - mu0, -HUBER, HUBER) - mu_h``, ``mu_h`` its reference mean, so a skewed
+  feature's single large values do not page), with the allowance ``k = min_mean_shift``
+  (reference sds); the statistic is ``max(S+, S-)``;
+* ``cusum_scale``: two one-sided CUSUMs of the absolute deviation
+  ``a = min(|z - mu0|, HUBER)`` against its reference mean ``a0``: up ``a - a0 (1 + m)``,
+  down ``a0 (1 - m) - a``, ``m = min_scale_change`` (the mean absolute deviation is as
+  efficient as the variance for normal data and far less heavy-tailed);
 * ``cusum_shape``: an adaptive multinomial CUSUM (Lorden & Pollak, 2008) over the
   reference's quantile bins (``shape_bins`` of them between its minimum and maximum) and
   two tail bins beyond them, each of reference probability ``1 / (n_ref + 1)`` (the
@@ -54,7 +58,7 @@ cut into batches, and :meth:`NumericSequential.state_dict` /
 >>> x = np.r_[rng.normal(size=500), rng.normal(size=500) * 2.0].reshape(-1, 1)
 >>> hits = seq.update(x, np.clip(x, -4.0, 4.0), np.zeros(1, dtype=np.int64))
 >>> [(h.test, h.status, 500 <= h.row < 800) for h in hits]
-[('cusum_scale', 'drift', True), ('cusum_mean', 'drift', True), ('cusum_shape', 'drift', True)]
+[('cusum_scale', 'drift', True), ('cusum_shape', 'drift', True)]
 """
 
 from __future__ import annotations
@@ -82,6 +86,10 @@ __all__ = [
 
 NUMERIC_TESTS = ("cusum_mean", "cusum_scale", "cusum_shape", "cusum_missing")
 CATEGORICAL_TESTS = ("cusum_categories", "cusum_unseen")
+#: Deviations from the reference mean count up to this many reference sds in the mean and
+#: scale CUSUMs (Huber, 1964): measured on the quality benchmark's distributions, a skewed
+#: feature's (lognormal, exponential) rare large values otherwise dominate the false alarms.
+HUBER = 3.0
 #: The statistic each test's signals name (``DriftSignal.statistic_name``).
 STATISTIC_NAME = "cusum_statistic"
 #: Pseudo-values of the Dirichlet prior (centred on the reference) of the adaptive
@@ -200,14 +208,9 @@ def grid_midpoints(x_quantiles: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- kernels
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
 def _push(hits, stats, k, row, j, t, status, since, stat, thr):  # pragma: no cover - numba
-    if k == hits.shape[0]:
-        h2 = np.empty((2 * k, 5), np.int64)
-        s2 = np.empty((2 * k, 2))
-        h2[:k] = hits
-        s2[:k] = stats
-        hits, stats = h2, s2
+    """Hit number ``k`` into the buffers (sized by :func:`_hit_capacity`); returns ``k + 1``."""
     hits[k, 0] = row
     hits[k, 1] = j
     hits[k, 2] = t
@@ -215,57 +218,59 @@ def _push(hits, stats, k, row, j, t, status, since, stat, thr):  # pragma: no co
     hits[k, 4] = since
     stats[k, 0] = stat
     stats[k, 1] = thr
-    return hits, stats, k + 1
+    return k + 1
 
 
-@nb.njit(cache=True, nogil=True)
-def _episode(
-    alarm, stat, since_val, t, j, row, h, active, quiet, last_run, n_alarm, resolve_min, hits, stats, k
-):  # pragma: no cover - numba
-    """One value of test ``t`` of feature ``j``: open, keep or resolve its episode."""
+@nb.njit(cache=True, nogil=True, inline="always")
+def _episode(alarm, since_val, active, quiet, last_run, resolve_min):  # pragma: no cover - numba
+    """One value of a test: open, keep or resolve its episode. Returns (code, active, quiet,
+    last_run), code 1 + _DRIFT where an episode opens, 1 + _RESOLVED where it ends, else 0."""
     if alarm:
-        n_alarm[j, t] += 1
-        quiet[j, t] = 0
-        last_run[j, t] = since_val
-        if not active[j, t]:
-            active[j, t] = True
-            hits, stats, k = _push(hits, stats, k, row, j, t, _DRIFT, since_val, stat, h)
+        return (0 if active else 1 + _DRIFT), True, 0, since_val
+    quiet += 1
+    if active and quiet >= max(resolve_min, 2 * last_run):
+        return 1 + _RESOLVED, False, quiet, last_run
+    return 0, active, quiet, last_run
+
+
+@nb.njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _adaptive(b, w, cnt, m, zero, sb, n, logp0, p0, l_same, l_other, prior, pen):  # pragma: no cover - numba
+    """One value in bin ``b`` of an adaptive multinomial CUSUM: (statistic, run size, run
+    start, seed bin). ``cnt`` (updated in place) / ``m``: the bins and number of the values
+    since the statistic was last 0, that value included. While the run is that one value
+    (``sb >= 0``, its bin) ``cnt`` is not written and the predictive's log comes from
+    ``l_same`` / ``l_other`` (:func:`_seed_logs`, the same arithmetic): the common case
+    under the reference costs no log and no count reset."""
+    if sb >= 0:
+        lph = l_same[b] if b == sb else l_other[b]
     else:
-        quiet[j, t] += 1
-        if active[j, t] and quiet[j, t] >= max(resolve_min, 2 * last_run[j, t]):
-            active[j, t] = False
-            hits, stats, k = _push(hits, stats, k, row, j, t, _RESOLVED, -1, stat, h)
-    return hits, stats, k
-
-
-@nb.njit(cache=True, nogil=True)
-def _adaptive_step(b, w, cnt, j, m_run, zero_at, n, logp0, p0, prior, pen):  # pragma: no cover - numba
-    """One value in bin ``b`` of an adaptive multinomial CUSUM; returns the new statistic.
-    ``cnt[j]`` / ``m_run[j]``: the bins and number of the values since the statistic was last 0."""
-    p_hat = (cnt[j, b] + prior * p0[j, b]) / (m_run[j] + prior)
-    w = w + math.log(p_hat) - logp0[j, b] - pen
+        lph = math.log((cnt[b] + prior * p0[b]) / (m + prior))
+    w = w + lph - logp0[b] - pen
     if w <= 0.0:
-        w = 0.0
-        cnt[j, :] = 0.0
-        cnt[j, b] = 1.0
-        m_run[j] = 1.0
-        zero_at[j] = n
-    else:
-        cnt[j, b] += 1.0
-        m_run[j] += 1.0
-    return w
+        return 0.0, 1.0, n, b
+    if sb >= 0:
+        _seed(cnt, sb)
+    cnt[b] += 1.0
+    return w, m + 1.0, zero, -1
 
 
-@nb.njit(cache=True, nogil=True)
-def _restart(b, cnt, j, m_run, zero_at, n):  # pragma: no cover - numba
-    """An adaptive CUSUM after an alarm: back at 0, the current value its run's first."""
-    cnt[j, :] = 0.0
-    cnt[j, b] = 1.0
-    m_run[j] = 1.0
-    zero_at[j] = n
+@nb.njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _seed_logs(p0, nbins, prior, l_same, l_other):  # pragma: no cover - numba
+    """The predictive's log in a run of one value: in its bin, in another bin."""
+    for c in range(nbins):
+        l_same[c] = math.log((1.0 + prior * p0[c]) / (1.0 + prior))
+        l_other[c] = math.log((0.0 + prior * p0[c]) / (1.0 + prior))
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
+def _seed(cnt, b):  # pragma: no cover - numba
+    """A run's counts holding its first value, in bin ``b``."""
+    for c in range(cnt.size):
+        cnt[c] = 0.0
+    cnt[b] = 1.0
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
 def _numeric_kernel(
     X,
     Z,
@@ -274,12 +279,13 @@ def _numeric_kernel(
     ready,
     h,
     k_mean,
-    up2,
-    dn2,
+    up,
+    dn,
     shape_pen,
     miss_pen,
     mu0,
-    v0,
+    mu_h,
+    a_ref,
     edges,
     n_edges,
     logp0,
@@ -300,176 +306,139 @@ def _numeric_kernel(
     cnt_sh,
     m_sh,
     z_sh,
+    b_sh,
     w_mi,
     cnt_mi,
     m_mi,
     z_mi,
+    b_mi,
     active,
     quiet,
     last_run,
     n_alarm,
     resolve_min,
+    hits,
+    stats,
 ):  # pragma: no cover - numba
-    rows, F = X.shape
-    hits = np.empty((16, 5), np.int64)
-    stats = np.empty((16, 2))
+    # X, Z: [F, rows] (feature-major). Per feature, its state lives in local variables for
+    # the whole batch; the hits come out as (row, feature, test, status, since) + (stat, h).
+    F, rows = X.shape  # feature-major: each feature's values are contiguous
     k = 0
+    ls_sh, lo_sh = np.empty(edges.shape[1] + 2), np.empty(edges.shape[1] + 2)
+    ls_mi, lo_mi = np.empty(2), np.empty(2)
     for j in range(F):
         if not ready[j]:
             continue
         ne = n_edges[j]
+        e = edges[j]
+        lp, pp, cs = logp0[j], p0[j], cnt_sh[j]
+        lm, pm, cm = logm0[j], m0[j], cnt_mi[j]
+        h0, h1, h2, h3 = h[j, 0], h[j, 1], h[j, 2], h[j, 3]
+        mu, muh, au, ad, mpen = mu0[j], mu_h[j], a_ref[j] * up, a_ref[j] * dn, miss_pen[j]
+        nv, nev = n_val[j], n_evt[j]
+        su, sd, zu, zd = s_up[j], s_dn[j], zm_up[j], zm_dn[j]
+        qu, qd, zqu, zqd = q_up[j], q_dn[j], zq_up[j], zq_dn[j]
+        wsh, msh, zsh, bsh = w_sh[j], m_sh[j], z_sh[j], b_sh[j]
+        wmi, mmi, zmi, bmi = w_mi[j], m_mi[j], z_mi[j], b_mi[j]
+        _seed_logs(pp, ne + 2, SHAPE_PRIOR, ls_sh, lo_sh)
+        _seed_logs(pm, 2, MISSING_PRIOR, ls_mi, lo_mi)
+        a0, a1, a2, a3 = active[j, 0], active[j, 1], active[j, 2], active[j, 3]
+        u0, u1, u2, u3 = quiet[j, 0], quiet[j, 1], quiet[j, 2], quiet[j, 3]
+        r0, r1, r2, r3 = last_run[j, 0], last_run[j, 1], last_run[j, 2], last_run[j, 3]
+        n0, n1, n2, n3 = n_alarm[j, 0], n_alarm[j, 1], n_alarm[j, 2], n_alarm[j, 3]
         for i in range(first_row[j], rows):
-            x = X[i, j]
+            x = X[j, i]
             present = x == x
-            # ---- missing: every event
-            if on[3]:
-                ne_ = n_evt[j] + 1
-                n_evt[j] = ne_
+            if on[3]:  # ---- missing: every event
+                nev += 1
                 b = 0 if present else 1
-                w = _adaptive_step(b, w_mi[j], cnt_mi, j, m_mi, z_mi, ne_, logm0, m0, MISSING_PRIOR, miss_pen[j])
-                alarm = w > h[j, 3]
-                since_val = ne_ - z_mi[j]
-                stat = w
-                if alarm:
-                    w = 0.0
-                    _restart(b, cnt_mi, j, m_mi, z_mi, ne_)
-                w_mi[j] = w
-                hits, stats, k = _episode(
-                    alarm,
-                    stat,
-                    since_val,
-                    3,
-                    j,
-                    i,
-                    h[j, 3],
-                    active,
-                    quiet,
-                    last_run,
-                    n_alarm,
-                    resolve_min,
-                    hits,
-                    stats,
-                    k,
+                wmi, mmi, zmi, bmi = _adaptive(
+                    b, wmi, cm, mmi, zmi, bmi, nev, lm, pm, ls_mi, lo_mi, MISSING_PRIOR, mpen
                 )
+                alarm = wmi > h3
+                since_val = nev - zmi
+                stat = wmi
+                if alarm:
+                    n3 += 1
+                    wmi, mmi, zmi, bmi = 0.0, 1.0, nev, b
+                code, a3, u3, r3 = _episode(alarm, since_val, a3, u3, r3, resolve_min)
+                if code:
+                    k = _push(hits, stats, k, i, j, 3, code - 1, since_val, stat, h3)
             if not present:
                 continue
-            z = Z[i, j]
+            z = Z[j, i]
             if z != z:
                 continue
-            nv = n_val[j] + 1
-            n_val[j] = nv
-            # ---- mean
-            if on[0]:
-                d = z - mu0[j]
-                su = max(0.0, s_up[j] + (d - k_mean))
-                sd = max(0.0, s_dn[j] + (-d - k_mean))
+            nv += 1
+            if on[0]:  # ---- mean
+                d = min(max(z - mu, -HUBER), HUBER) - muh
+                su = max(0.0, su + (d - k_mean))
+                sd = max(0.0, sd + (-d - k_mean))
                 if su == 0.0:
-                    zm_up[j] = nv
+                    zu = nv
                 if sd == 0.0:
-                    zm_dn[j] = nv
+                    zd = nv
                 stat = max(su, sd)
-                alarm = stat > h[j, 0]
-                since_val = nv - (zm_up[j] if su >= sd else zm_dn[j])
+                alarm = stat > h0
+                since_val = nv - (zu if su >= sd else zd)
                 if alarm:
-                    su = 0.0
-                    sd = 0.0
-                    zm_up[j] = nv
-                    zm_dn[j] = nv
-                s_up[j] = su
-                s_dn[j] = sd
-                hits, stats, k = _episode(
-                    alarm,
-                    stat,
-                    since_val,
-                    0,
-                    j,
-                    i,
-                    h[j, 0],
-                    active,
-                    quiet,
-                    last_run,
-                    n_alarm,
-                    resolve_min,
-                    hits,
-                    stats,
-                    k,
-                )
-            # ---- scale
-            if on[1]:
-                zz = z * z
-                qu = max(0.0, q_up[j] + (zz - v0[j] * up2))
-                qd = max(0.0, q_dn[j] + (v0[j] * dn2 - zz))
+                    n0 += 1
+                    su, sd, zu, zd = 0.0, 0.0, nv, nv
+                code, a0, u0, r0 = _episode(alarm, since_val, a0, u0, r0, resolve_min)
+                if code:
+                    k = _push(hits, stats, k, i, j, 0, code - 1, since_val, stat, h0)
+            if on[1]:  # ---- scale
+                a = min(abs(z - mu), HUBER)
+                qu = max(0.0, qu + (a - au))
+                qd = max(0.0, qd + (ad - a))
                 if qu == 0.0:
-                    zq_up[j] = nv
+                    zqu = nv
                 if qd == 0.0:
-                    zq_dn[j] = nv
+                    zqd = nv
                 stat = max(qu, qd)
-                alarm = stat > h[j, 1]
-                since_val = nv - (zq_up[j] if qu >= qd else zq_dn[j])
+                alarm = stat > h1
+                since_val = nv - (zqu if qu >= qd else zqd)
                 if alarm:
-                    qu = 0.0
-                    qd = 0.0
-                    zq_up[j] = nv
-                    zq_dn[j] = nv
-                q_up[j] = qu
-                q_dn[j] = qd
-                hits, stats, k = _episode(
-                    alarm,
-                    stat,
-                    since_val,
-                    1,
-                    j,
-                    i,
-                    h[j, 1],
-                    active,
-                    quiet,
-                    last_run,
-                    n_alarm,
-                    resolve_min,
-                    hits,
-                    stats,
-                    k,
-                )
-            # ---- shape
-            if on[2]:
-                if x < edges[j, 0]:
+                    n1 += 1
+                    qu, qd, zqu, zqd = 0.0, 0.0, nv, nv
+                code, a1, u1, r1 = _episode(alarm, since_val, a1, u1, r1, resolve_min)
+                if code:
+                    k = _push(hits, stats, k, i, j, 1, code - 1, since_val, stat, h1)
+            if on[2]:  # ---- shape
+                if x < e[0]:
                     b = 0
-                elif x > edges[j, ne - 1]:
+                elif x > e[ne - 1]:
                     b = ne + 1
                 else:
                     b = 1
-                    for e in range(1, ne):
-                        if x >= edges[j, e]:
-                            b = e + 1
-                w = _adaptive_step(b, w_sh[j], cnt_sh, j, m_sh, z_sh, nv, logp0, p0, SHAPE_PRIOR, shape_pen)
-                alarm = w > h[j, 2]
-                since_val = nv - z_sh[j]
-                stat = w
-                if alarm:
-                    w = 0.0
-                    _restart(b, cnt_sh, j, m_sh, z_sh, nv)
-                w_sh[j] = w
-                hits, stats, k = _episode(
-                    alarm,
-                    stat,
-                    since_val,
-                    2,
-                    j,
-                    i,
-                    h[j, 2],
-                    active,
-                    quiet,
-                    last_run,
-                    n_alarm,
-                    resolve_min,
-                    hits,
-                    stats,
-                    k,
+                    for c in range(1, ne):
+                        if x >= e[c]:
+                            b = c + 1
+                wsh, msh, zsh, bsh = _adaptive(
+                    b, wsh, cs, msh, zsh, bsh, nv, lp, pp, ls_sh, lo_sh, SHAPE_PRIOR, shape_pen
                 )
-    return hits[:k], stats[:k]
+                alarm = wsh > h2
+                since_val = nv - zsh
+                stat = wsh
+                if alarm:
+                    n2 += 1
+                    wsh, msh, zsh, bsh = 0.0, 1.0, nv, b
+                code, a2, u2, r2 = _episode(alarm, since_val, a2, u2, r2, resolve_min)
+                if code:
+                    k = _push(hits, stats, k, i, j, 2, code - 1, since_val, stat, h2)
+        n_val[j], n_evt[j] = nv, nev
+        s_up[j], s_dn[j], zm_up[j], zm_dn[j] = su, sd, zu, zd
+        q_up[j], q_dn[j], zq_up[j], zq_dn[j] = qu, qd, zqu, zqd
+        w_sh[j], m_sh[j], z_sh[j], b_sh[j] = wsh, msh, zsh, bsh
+        w_mi[j], m_mi[j], z_mi[j], b_mi[j] = wmi, mmi, zmi, bmi
+        active[j, 0], active[j, 1], active[j, 2], active[j, 3] = a0, a1, a2, a3
+        quiet[j, 0], quiet[j, 1], quiet[j, 2], quiet[j, 3] = u0, u1, u2, u3
+        last_run[j, 0], last_run[j, 1], last_run[j, 2], last_run[j, 3] = r0, r1, r2, r3
+        n_alarm[j, 0], n_alarm[j, 1], n_alarm[j, 2], n_alarm[j, 3] = n0, n1, n2, n3
+    return k
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, error_model="numpy")
 def _categorical_kernel(
     C,
     on,
@@ -486,82 +455,81 @@ def _categorical_kernel(
     cnt_c,
     m_c,
     z_c,
+    b_c,
     w_u,
     cnt_u,
     m_u,
     z_u,
+    b_u,
     active,
     quiet,
     last_run,
     n_alarm,
     resolve_min,
+    hits,
+    stats,
 ):  # pragma: no cover - numba
-    rows, F = C.shape
-    hits = np.empty((16, 5), np.int64)
-    stats = np.empty((16, 2))
+    F, rows = C.shape  # feature-major
     k = 0
+    ls_c, lo_c = np.empty(p0.shape[1]), np.empty(p0.shape[1])
+    ls_u, lo_u = np.empty(2), np.empty(2)
     for j in range(F):
         K = n_cats[j]
+        lp, pp, cc = logp0[j], p0[j], cnt_c[j]
+        lu, pu, cu = logu0[j], u0[j], cnt_u[j]
+        h0, h1, upen = h[j, 0], h[j, 1], unseen_pen[j]
+        nv = n_val[j]
+        wc, mc, zc, bc = w_c[j], m_c[j], z_c[j], b_c[j]
+        wu, mu, zu, bu = w_u[j], m_u[j], z_u[j], b_u[j]
+        _seed_logs(pp, K, SHAPE_PRIOR, ls_c, lo_c)
+        _seed_logs(pu, 2, MISSING_PRIOR, ls_u, lo_u)
+        a0, a1, u0_, u1, r0, r1 = active[j, 0], active[j, 1], quiet[j, 0], quiet[j, 1], last_run[j, 0], last_run[j, 1]
+        n0, n1 = n_alarm[j, 0], n_alarm[j, 1]
         for i in range(rows):
-            c = C[i, j]
+            c = C[j, i]
             if c == -1 or c >= K or c < -2:
                 continue  # missing (or not a code of this feature)
-            nv = n_val[j] + 1
-            n_val[j] = nv
-            if on[1]:
+            nv += 1
+            if on[1]:  # ---- unseen
                 b = 1 if c == -2 else 0
-                w = _adaptive_step(b, w_u[j], cnt_u, j, m_u, z_u, nv, logu0, u0, MISSING_PRIOR, unseen_pen[j])
-                alarm = w > h[j, 1]
-                since_val = nv - z_u[j]
-                stat = w
+                wu, mu, zu, bu = _adaptive(b, wu, cu, mu, zu, bu, nv, lu, pu, ls_u, lo_u, MISSING_PRIOR, upen)
+                alarm = wu > h1
+                since_val = nv - zu
+                stat = wu
                 if alarm:
-                    w = 0.0
-                    _restart(b, cnt_u, j, m_u, z_u, nv)
-                w_u[j] = w
-                hits, stats, k = _episode(
-                    alarm,
-                    stat,
-                    since_val,
-                    1,
-                    j,
-                    i,
-                    h[j, 1],
-                    active,
-                    quiet,
-                    last_run,
-                    n_alarm,
-                    resolve_min,
-                    hits,
-                    stats,
-                    k,
-                )
-            if on[0] and c >= 0:
-                w = _adaptive_step(c, w_c[j], cnt_c, j, m_c, z_c, nv, logp0, p0, SHAPE_PRIOR, cat_pen)
-                alarm = w > h[j, 0]
-                since_val = nv - z_c[j]
-                stat = w
+                    n1 += 1
+                    wu, mu, zu, bu = 0.0, 1.0, nv, b
+                code, a1, u1, r1 = _episode(alarm, since_val, a1, u1, r1, resolve_min)
+                if code:
+                    k = _push(hits, stats, k, i, j, 1, code - 1, since_val, stat, h1)
+            if on[0] and c >= 0:  # ---- categories
+                wc, mc, zc, bc = _adaptive(c, wc, cc, mc, zc, bc, nv, lp, pp, ls_c, lo_c, SHAPE_PRIOR, cat_pen)
+                alarm = wc > h0
+                since_val = nv - zc
+                stat = wc
                 if alarm:
-                    w = 0.0
-                    _restart(c, cnt_c, j, m_c, z_c, nv)
-                w_c[j] = w
-                hits, stats, k = _episode(
-                    alarm,
-                    stat,
-                    since_val,
-                    0,
-                    j,
-                    i,
-                    h[j, 0],
-                    active,
-                    quiet,
-                    last_run,
-                    n_alarm,
-                    resolve_min,
-                    hits,
-                    stats,
-                    k,
-                )
-    return hits[:k], stats[:k]
+                    n0 += 1
+                    wc, mc, zc, bc = 0.0, 1.0, nv, c
+                code, a0, u0_, r0 = _episode(alarm, since_val, a0, u0_, r0, resolve_min)
+                if code:
+                    k = _push(hits, stats, k, i, j, 0, code - 1, since_val, stat, h0)
+        n_val[j] = nv
+        w_c[j], m_c[j], z_c[j], b_c[j] = wc, mc, zc, bc
+        w_u[j], m_u[j], z_u[j], b_u[j] = wu, mu, zu, bu
+        active[j, 0], active[j, 1], quiet[j, 0], quiet[j, 1], last_run[j, 0], last_run[j, 1] = a0, a1, u0_, u1, r0, r1
+        n_alarm[j, 0], n_alarm[j, 1] = n0, n1
+    return k
+
+
+def _hit_capacity(n_features: int, n_tests: int, rows: int, resolve_min: int) -> int:
+    """The most hits a batch can have: per feature and test, an episode opens at most once,
+    plus once after each resolution, which takes at least ``resolve_min`` values."""
+    return n_features * n_tests * (2 + 2 * (rows // max(resolve_min, 1)))
+
+
+def _buffers(n_features: int, n_tests: int, rows: int, resolve_min: int) -> tuple[np.ndarray, np.ndarray]:
+    cap = _hit_capacity(n_features, n_tests, rows, resolve_min)
+    return np.empty((cap, 5), np.int64), np.empty((cap, 2))
 
 
 def _to_hits(hits: np.ndarray, stats: np.ndarray, names: tuple[str, ...]) -> list[SequentialHit]:
@@ -662,8 +630,13 @@ class _Tests:
             if value.ndim != arr.ndim or value.shape[0] != F:
                 raise ValueError(f"sequential state field {name.lstrip('_')!r} has shape {value.shape}")
             loaded[name] = as_array(value, arr.dtype, (F, *value.shape[1:]))
+        self._check_loaded(loaded)
         for name, value in loaded.items():
             setattr(self, name, np.ascontiguousarray(value))
+
+    def _check_loaded(self, loaded: dict[str, np.ndarray]) -> None:
+        """Raise ``ValueError`` unless ``loaded`` can drive the kernel safely (the indices it
+        uses stay inside their arrays): a checkpoint is untrusted input."""
 
 
 class NumericSequential(_Tests):
@@ -673,9 +646,9 @@ class NumericSequential(_Tests):
     _names = NUMERIC_TESTS
     _kind = "sequential_numeric"
     _fields = (
-        "_ready", "_h", "_mu0", "_v0", "_edges", "_n_edges", "_logp0", "_p0", "_logm0", "_m0", "_miss_pen",
+        "_ready", "_h", "_mu0", "_mu_h", "_a0", "_edges", "_n_edges", "_logp0", "_p0", "_logm0", "_m0", "_miss_pen",
         "_n_val", "_n_evt", "_s_up", "_s_dn", "_zm_up", "_zm_dn", "_q_up", "_q_dn", "_zq_up", "_zq_dn",
-        "_w_sh", "_cnt_sh", "_m_sh", "_z_sh", "_w_mi", "_cnt_mi", "_m_mi", "_z_mi",
+        "_w_sh", "_cnt_sh", "_m_sh", "_z_sh", "_b_sh", "_w_mi", "_cnt_mi", "_m_mi", "_z_mi", "_b_mi",
         "_active", "_quiet", "_last_run", "_n_alarm",
     )  # fmt: skip
 
@@ -684,16 +657,18 @@ class NumericSequential(_Tests):
         "_n_val", "_n_evt", "_s_up", "_s_dn", "_zm_up", "_zm_dn", "_q_up", "_q_dn", "_zq_up", "_zq_dn",
         "_w_sh", "_cnt_sh", "_m_sh", "_z_sh", "_w_mi", "_cnt_mi", "_m_mi", "_z_mi",
     )  # fmt: skip
+    #: back to -1 (counts written) when a reference is set
+    _SEED_STATE = ("_b_sh", "_b_mi")
 
     def __init__(self, config: SequentialConfig, resolve_min_count: int) -> None:
         super().__init__(config, resolve_min_count)
         nb_ = config.shape_bins + 3  # the tails, the bins between the edges, the largest edge
-        self._up2 = (1.0 + config.min_scale_change) ** 2
-        self._dn2 = (1.0 - config.min_scale_change) ** 2
+        self._up = 1.0 + config.min_scale_change
+        self._dn = 1.0 - config.min_scale_change
         f, i, b = np.float64, np.int64, np.bool_
         self._ready = np.zeros(0, b)
         self._h = np.zeros((0, 4), f)
-        self._mu0, self._v0 = np.zeros(0, f), np.ones(0, f)
+        self._mu0, self._mu_h, self._a0 = np.zeros(0, f), np.zeros(0, f), np.ones(0, f)
         self._edges, self._n_edges = np.zeros((0, config.shape_bins + 1), f), np.zeros(0, i)
         self._logp0, self._p0 = np.zeros((0, nb_), f), np.zeros((0, nb_), f)
         self._logm0, self._m0, self._miss_pen = np.zeros((0, 2), f), np.zeros((0, 2), f), np.zeros(0, f)
@@ -716,6 +691,7 @@ class NumericSequential(_Tests):
             np.zeros(0, f),
             np.zeros(0, i),
         )
+        self._b_sh, self._b_mi = np.full(0, -1, i), np.full(0, -1, i)
         self._w_mi, self._cnt_mi, self._m_mi, self._z_mi = (
             np.zeros(0, f),
             np.zeros((0, 2), f),
@@ -728,7 +704,7 @@ class NumericSequential(_Tests):
     def add_features(self, n: int) -> None:
         """Append ``n`` inert features (the configured default thresholds)."""
         F = self.n_features + int(n)
-        self._grow(int(n), {}, {"_v0": 1.0})
+        self._grow(int(n), {}, {"_a0": 1.0, "_b_sh": -1, "_b_mi": -1})
         self._h[F - int(n) :] = self._default_h
 
     def set_reference(
@@ -745,7 +721,8 @@ class NumericSequential(_Tests):
 
         ``z_ref``: standardised reference values (the warm-up's, or the profile's quantile
         grid standardised), clipped here to ``[clip_lo, clip_hi]`` as the stream's are;
-        their mean and mean square are ``mu0`` and ``v0``. ``x_quantiles``: the reference
+        their mean is ``mu0``, and the means of the deviation from it limited to ``HUBER``
+        and of its absolute value are ``mu_h`` and ``a0``. ``x_quantiles``: the reference
         quantiles in raw units at ``0, 1/q, ..., 1`` (the shape bins). ``n_ref``: values
         the reference holds (the tail bins' ``1 / (n_ref + 1)``). ``missing_p0``: its
         missing share, floored at ``0.5 / (n_ref + 1)``.
@@ -761,7 +738,8 @@ class NumericSequential(_Tests):
         floor = 0.5 / (max(int(n_ref), 1) + 1.0)
         m = min(max(float(missing_p0), floor), 1.0 - floor)
         self._mu0[j] = float(z.mean())
-        self._v0[j] = float(np.mean(z * z))
+        self._mu_h[j] = float(np.mean(np.clip(z - self._mu0[j], -HUBER, HUBER)))
+        self._a0[j] = float(np.mean(np.minimum(np.abs(z - self._mu0[j]), HUBER)))
         self._edges[j] = edges[-1]
         self._edges[j, : edges.size] = edges
         self._n_edges[j] = edges.size
@@ -773,6 +751,8 @@ class NumericSequential(_Tests):
         self._miss_pen[j] = change_penalty(m, self.config.min_missing_change)
         for name in self._RUN_STATE:
             getattr(self, name)[j] = 0
+        for name in self._SEED_STATE:
+            getattr(self, name)[j] = -1
         self._ready[j] = True
 
     def update(self, x: np.ndarray, z: np.ndarray, first_row: np.ndarray) -> list[SequentialHit]:
@@ -780,22 +760,25 @@ class NumericSequential(_Tests):
         standardised values (NaN where the change detectors see nothing), ``first_row[j]``
         the first row where feature ``j``'s reference is known. The decisions, in stream order."""
         F = self.n_features
-        x = np.ascontiguousarray(x, dtype=np.float64)
-        z = np.ascontiguousarray(z, dtype=np.float64)
+        x = np.asarray(x, dtype=np.float64)
+        z = np.asarray(z, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != F or z.shape != x.shape:
             raise ValueError(f"x and z must have shape [rows, {F}], got {x.shape} and {z.shape}")
         fr = np.clip(np.asarray(first_row, dtype=np.int64), 0, x.shape[0])
         if F == 0 or x.shape[0] == 0 or not self._on.any():
             return []
-        hits, stats = _numeric_kernel(
-            x, z, fr, self._on, self._ready, self._h, self.config.min_mean_shift, self._up2, self._dn2,
-            self.config.min_shape_kl, self._miss_pen, self._mu0, self._v0, self._edges, self._n_edges,
-            self._logp0, self._p0, self._logm0, self._m0, self._n_val, self._n_evt,
-            self._s_up, self._s_dn, self._zm_up, self._zm_dn, self._q_up, self._q_dn, self._zq_up, self._zq_dn,
-            self._w_sh, self._cnt_sh, self._m_sh, self._z_sh, self._w_mi, self._cnt_mi, self._m_mi, self._z_mi,
-            self._active, self._quiet, self._last_run, self._n_alarm, self.resolve_min_count,
+        hits, stats = _buffers(F, len(self._names), x.shape[0], self.resolve_min_count)
+        k = _numeric_kernel(
+            np.ascontiguousarray(x.T), np.ascontiguousarray(z.T), fr, self._on, self._ready, self._h,
+            self.config.min_mean_shift, self._up, self._dn, self.config.min_shape_kl, self._miss_pen,
+            self._mu0, self._mu_h, self._a0, self._edges, self._n_edges, self._logp0, self._p0, self._logm0, self._m0,
+            self._n_val, self._n_evt, self._s_up, self._s_dn, self._zm_up, self._zm_dn,
+            self._q_up, self._q_dn, self._zq_up, self._zq_dn, self._w_sh, self._cnt_sh, self._m_sh, self._z_sh,
+            self._b_sh, self._w_mi, self._cnt_mi, self._m_mi, self._z_mi, self._b_mi, self._active, self._quiet,
+            self._last_run,
+            self._n_alarm, self.resolve_min_count, hits, stats,
         )  # fmt: skip
-        return _to_hits(hits, stats, self._names)
+        return _to_hits(hits[:k], stats[:k], self._names)
 
     def statistics(self) -> dict[str, np.ndarray]:
         """The current statistic of every test, per feature (0 for an inert feature)."""
@@ -812,10 +795,25 @@ class NumericSequential(_Tests):
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict` (arrays may come back as lists); raises
-        ``ValueError`` on a state of another shape (e.g. another ``shape_bins``)."""
+        ``ValueError`` on a state of another shape (e.g. another ``shape_bins``) or with
+        indices the kernel could not use, changing nothing."""
         self._load(state)
-        if self._edges.shape[1] != self.config.shape_bins + 1:
-            raise ValueError("sequential state was written with another shape_bins")
+
+    def _check_loaded(self, loaded: dict[str, np.ndarray]) -> None:
+        B = self.config.shape_bins
+        widths = {"_edges": B + 1, "_logp0": B + 3, "_p0": B + 3, "_cnt_sh": B + 3}
+        widths |= {"_h": 4, "_active": 4, "_quiet": 4, "_last_run": 4, "_n_alarm": 4}
+        widths |= {"_logm0": 2, "_m0": 2, "_cnt_mi": 2}
+        for name, width in widths.items():
+            if loaded[name].shape[1] != width:
+                raise ValueError(
+                    f"sequential state field {name.lstrip('_')!r}: width {loaded[name].shape[1]} "
+                    f"!= {width} (written with another shape_bins?)"
+                )
+        ready = loaded["_ready"]
+        ne = loaded["_n_edges"][ready]
+        if np.any((ne < 1) | (ne > B + 1)):
+            raise ValueError("sequential state: n_edges out of range")
 
 
 class CategoricalSequential(_Tests):
@@ -827,7 +825,7 @@ class CategoricalSequential(_Tests):
     _fields = (
         "_h", "_n_cats", "_logp0", "_p0", "_logu0", "_u0", "_unseen_pen", "_n_val",
         "_w_c", "_cnt_c", "_m_c", "_z_c", "_w_u", "_cnt_u", "_m_u", "_z_u", "_active", "_quiet", "_last_run",
-        "_n_alarm",
+        "_n_alarm", "_b_c", "_b_u",
     )  # fmt: skip
 
     def __init__(self, config: SequentialConfig, resolve_min_count: int) -> None:
@@ -844,6 +842,7 @@ class CategoricalSequential(_Tests):
             np.zeros(0, f),
             np.zeros(0, i),
         )
+        self._b_c, self._b_u = np.full(0, -1, i), np.full(0, -1, i)
         self._w_u, self._cnt_u, self._m_u, self._z_u = (
             np.zeros(0, f),
             np.zeros((0, 2), f),
@@ -870,7 +869,7 @@ class CategoricalSequential(_Tests):
             self._logp0 = np.pad(self._logp0, ((0, 0), (0, pad)))
             self._cnt_c = np.pad(self._cnt_c, ((0, 0), (0, pad)))
         j = self.n_features
-        self._grow(1, {}, {"_p0": 1.0})
+        self._grow(1, {}, {"_p0": 1.0, "_b_c": -1, "_b_u": -1})
         self._h[j] = self._default_h
         self._n_cats[j] = K
         self._p0[j, :K] = p
@@ -890,14 +889,15 @@ class CategoricalSequential(_Tests):
             raise ValueError(f"codes must have shape [rows, {self.n_features}], got {C.shape}")
         if C.size == 0 or not self._on.any():
             return []
-        hits, stats = _categorical_kernel(
-            C, self._on, self._h, self.config.min_category_kl, self._unseen_pen, self._n_cats, self._logp0,
-            self._p0, self._logu0, self._u0, self._n_val, self._w_c, self._cnt_c, self._m_c, self._z_c,
-            self._w_u, self._cnt_u, self._m_u, self._z_u, self._active, self._quiet, self._last_run,
-            self._n_alarm,
-            self.resolve_min_count,
+        hits, stats = _buffers(self.n_features, len(self._names), C.shape[0], self.resolve_min_count)
+        k = _categorical_kernel(
+            np.ascontiguousarray(C.T), self._on, self._h, self.config.min_category_kl, self._unseen_pen,
+            self._n_cats, self._logp0, self._p0, self._logu0, self._u0, self._n_val, self._w_c, self._cnt_c,
+            self._m_c, self._z_c, self._b_c, self._w_u, self._cnt_u, self._m_u, self._z_u, self._b_u, self._active,
+            self._quiet,
+            self._last_run, self._n_alarm, self.resolve_min_count, hits, stats,
         )  # fmt: skip
-        return _to_hits(hits, stats, self._names)
+        return _to_hits(hits[:k], stats[:k], self._names)
 
     def statistics(self) -> dict[str, np.ndarray]:
         """The current statistic of both tests, per feature."""
@@ -908,5 +908,21 @@ class CategoricalSequential(_Tests):
         return self._state()
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """Continue from :meth:`state_dict` (arrays may come back as lists)."""
+        """Continue from :meth:`state_dict` (arrays may come back as lists); raises
+        ``ValueError`` on a state the kernel could not use, changing nothing."""
         self._load(state)
+
+    def _check_loaded(self, loaded: dict[str, np.ndarray]) -> None:
+        width = loaded["_p0"].shape[1]
+        for name in ("_logp0", "_cnt_c"):
+            if loaded[name].shape[1] != width:
+                raise ValueError(f"sequential state field {name.lstrip('_')!r}: width != {width}")
+        for name, w in {"_h": 2, "_active": 2, "_quiet": 2, "_last_run": 2, "_n_alarm": 2}.items():
+            if loaded[name].shape[1] != w:
+                raise ValueError(f"sequential state field {name.lstrip('_')!r}: width != {w}")
+        for name in ("_logu0", "_u0", "_cnt_u"):
+            if loaded[name].shape[1] != 2:
+                raise ValueError(f"sequential state field {name.lstrip('_')!r}: width != 2")
+        k = loaded["_n_cats"]
+        if np.any((k < 1) | (k > width)):
+            raise ValueError("sequential state: n_cats out of range")

@@ -1,0 +1,177 @@
+"""False alarms of the sequential tests without calibration: `python -m benchmarks.sequential [--quick]`.
+
+Prints ONE JSON object. For every stationary distribution of the quality benchmark
+(``benchmarks.quality.draw``) with 1 % of values missing, and two kinds of reference, the
+``--warmup`` first values (zero-config: the reference is the warm-up, estimated from few
+values) and a profile of ``--profile-size`` values (its 101-point quantile grid): features
+each with their own reference, every ``(row, feature)`` cell fed to
+:class:`detectors.sequential.NumericSequential` exactly as the bank does (standardised
+by the reference mean and std, clipped to the bank's winsorising bounds). Each group of
+``--features`` features runs one rung of a ladder of thresholds per test; a test's
+alarms per million values at each rung, and the exponential tail fitted through the
+rungs with at least 10 alarms (``log rate = a - theta h``) extrapolated to the configured
+default threshold, are reported (a rung with no alarm is an upper bound of 3 / values).
+The defaults of ``SequentialConfig`` are chosen from these numbers
+(docs/sequential-tests.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from benchmarks.quality import STATIONARY, draw
+from driftsentinel.detectors.profile import numeric_profile
+from driftsentinel.detectors.sequential import NUMERIC_TESTS, NumericSequential, grid_midpoints
+from driftsentinel.detectors.standardize import (
+    clip_bounds,
+    mean_std,
+    profile_clip_bounds,
+    profile_percentiles,
+    reference_std,
+)
+from driftsentinel.schemas.config import SequentialConfig
+
+#: threshold rungs per test (the last one is at or above the default)
+LADDERS = {
+    "cusum_mean": (8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0),
+    "cusum_scale": (8.0, 11.0, 14.0, 17.0, 20.0, 23.0, 26.0, 30.0),
+    "cusum_shape": (3.0, 5.0, 7.0, 9.0, 11.0, 13.0, 15.0, 17.0),
+    "cusum_missing": (3.0, 5.0, 7.0, 9.0, 11.0, 13.0, 15.0, 17.0),
+}
+MISSING = 0.01
+BATCH = 4096
+
+
+def reference_of(kind: str, dist: str, rng: np.random.Generator, warmup: int, profile_size: int) -> dict[str, Any]:
+    """What the bank gives ``set_reference`` for one feature: standardisation and the arguments."""
+    if kind == "warmup":
+        values = draw(dist, rng, (warmup,))
+        mean, std = mean_std(values)
+        p01, p99 = (float(q) for q in np.quantile(values, [0.01, 0.99]))
+        ref_std = reference_std(mean, std, p01, p99)
+        lo, hi = clip_bounds(p01, p99, mean, ref_std)
+        return {
+            "mean": mean,
+            "std": ref_std,
+            "lo": lo,
+            "hi": hi,
+            "z_ref": (values - mean) / ref_std,
+            "x_quantiles": np.sort(values),
+            "n_ref": values.size,
+        }
+    values = draw(dist, rng, (profile_size,))
+    prof = numeric_profile(values)
+    p01, p99 = profile_percentiles(prof.quantiles)
+    ref_std = reference_std(prof.mean, prof.std, p01, p99)
+    lo, hi = profile_clip_bounds(prof.quantiles, prof.mean, ref_std)
+    grid = np.asarray(prof.quantiles)
+    return {
+        "mean": prof.mean,
+        "std": ref_std,
+        "lo": lo,
+        "hi": hi,
+        "z_ref": (grid_midpoints(grid) - prof.mean) / ref_std,
+        "x_quantiles": grid,
+        "n_ref": prof.count,
+    }
+
+
+def fit_tail(h: np.ndarray, alarms: np.ndarray, values: float, at: float) -> dict[str, Any]:
+    """``log rate = a - theta h`` through the rungs with >= 10 alarms; the rate at ``at``."""
+    ok = alarms >= 10
+    if ok.sum() < 2:
+        return {"theta": None, "per_million_at_default": None}
+    slope, icpt = np.polyfit(h[ok], np.log(alarms[ok] / values), 1)
+    return {"theta": round(float(-slope), 4), "per_million_at_default": float(np.exp(icpt + slope * at) * 1e6)}
+
+
+def run(dist: str, kind: str, args: argparse.Namespace, config: SequentialConfig, seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    rungs = len(LADDERS["cusum_mean"])
+    F = rungs * args.features
+    seq = NumericSequential(config, resolve_min_count=2000)
+    seq.add_features(F)
+    refs = [reference_of(kind, dist, rng, args.warmup, args.profile_size) for _ in range(F)]
+    for j, r in enumerate(refs):
+        seq.set_reference(j, r["z_ref"], r["x_quantiles"], r["n_ref"], MISSING, r["lo"], r["hi"])
+        g = j // args.features
+        seq.set_thresholds(j, **{t: LADDERS[t][g] for t in NUMERIC_TESTS})
+    mean = np.array([r["mean"] for r in refs])
+    std = np.array([r["std"] for r in refs])
+    lo = np.array([r["lo"] for r in refs])
+    hi = np.array([r["hi"] for r in refs])
+    first = np.zeros(F, dtype=np.int64)
+    seen = np.zeros(F)
+    events = 0
+    t0 = time.perf_counter()
+    while events < args.values:
+        n = min(BATCH, args.values - events)
+        x = draw(dist, rng, (n, F))
+        x[rng.random((n, F)) < MISSING] = np.nan
+        z = np.clip((x - mean) / std, lo, hi)
+        seq.update(x, z, first)
+        seen += (~np.isnan(x)).sum(axis=0)
+        events += n
+    elapsed = time.perf_counter() - t0
+    out: dict[str, Any] = {"seconds": round(elapsed, 1)}
+    counts = seq.n_alarms
+    for t in NUMERIC_TESTS:
+        per_rung = counts[t].reshape(rungs, args.features).sum(axis=1).astype(np.float64)
+        # the missing test's values are events, the others' the non-missing values
+        denom = (
+            np.full(rungs, float(events) * args.features) if t == "cusum_missing" else seen.reshape(rungs, -1).sum(1)
+        )
+        out[t] = {
+            "thresholds": list(LADDERS[t]),
+            "per_million": [round(float(c / d * 1e6), 3) for c, d in zip(per_rung, denom, strict=True)],
+            "alarms": [int(c) for c in per_rung],
+            **fit_tail(np.array(LADDERS[t]), per_rung, float(denom[0]), getattr(config, _DEFAULT[t])),
+        }
+    return out
+
+
+_DEFAULT = {
+    "cusum_mean": "mean_threshold",
+    "cusum_scale": "scale_threshold",
+    "cusum_shape": "shape_threshold",
+    "cusum_missing": "missing_threshold",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer values (a smoke run)")
+    ap.add_argument("--values", type=int, default=None, help="values per feature (default 400,000; quick 20,000)")
+    ap.add_argument("--features", type=int, default=8, help="features per threshold rung")
+    ap.add_argument("--warmup", type=int, default=1000, help="zero-config reference size (BankConfig().warmup)")
+    ap.add_argument("--profile-size", type=int, default=50_000, help="profile reference size")
+    ap.add_argument("--dists", default=",".join(STATIONARY), help="comma-separated distributions")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    args.values = args.values or (20_000 if args.quick else 400_000)
+    config = SequentialConfig()
+    result: dict[str, Any] = {
+        "config": {
+            "values_per_feature": args.values,
+            "features_per_rung": args.features,
+            "missing_share": MISSING,
+            "warmup": args.warmup,
+            "profile_size": args.profile_size,
+            "sequential": config.model_dump(),
+        },
+        "results": {},
+    }
+    for i, dist in enumerate(args.dists.split(",")):
+        for k, kind in enumerate(("warmup", "profile")):
+            result["results"][f"{dist}/{kind}"] = run(dist, kind, args, config, args.seed + 10 * i + k)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
