@@ -18,6 +18,21 @@ Page-Hinkley's threshold may go down from the configured one when the feature al
 0.0002 up to river's own default 0.002 on well-behaved features — the small shifts are
 ADWIN's to catch — and far below it on heavy-tailed or skewed ones.
 
+Dependent and cyclic features
+-----------------------------
+A profile with a ``seasonal`` section (``baseline --period``) changes what is simulated,
+per feature: a cyclic feature is calibrated on its phase-standardised values (the
+residuals' quantiles, :func:`~driftsentinel.detectors.seasonal_profile.seasonal_view`,
+which is what the bank compares it with), and every feature of the section is drawn as a
+stationary series with its measured serial dependence — the quantile function read at
+``Phi(e_t)`` of a Gaussian AR(1) whose coefficient (the profile's ``ar1``) reproduces the
+reference's lag-1 autocorrelation. ADWIN's further passes reorder the draws in blocks of
+20 correlation times (:func:`~driftsentinel.detectors.seasonal.block_order`) instead of
+value by value, so they keep the dependence. Without the section (or with ``ar1`` 0)
+every draw is what it was. What the guarantee then assumes: the live values' dependence
+is AR(1)-like and no stronger than the reference's, the same in every phase
+([seasonality](../docs/seasonality.md)).
+
 How the line is fitted (statistics)
 -----------------------------------
 The false alarms at one setting are counts: ``c_i`` events in ``n`` values, modelled as
@@ -125,6 +140,8 @@ from typing import Any
 import numpy as np
 
 from driftsentinel.detectors.backends import change_detector
+from driftsentinel.detectors.seasonal import block_order, dependent_uniforms
+from driftsentinel.detectors.seasonal_profile import dependence, seasonal_view
 from driftsentinel.detectors.sequential import NUMERIC_TESTS, NumericSequential, grid_midpoints
 from driftsentinel.detectors.standardize import (
     is_constant,
@@ -250,17 +267,21 @@ def _block_counts(hits: np.ndarray, settings: int, rows: int, block: int) -> np.
     return np.bincount(k * settings + hits[:, 1], minlength=blocks * settings).reshape(blocks, settings)
 
 
-def sample_like(prof: NumericProfile, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` draws from the profile's quantile function (steps for integer-valued features)."""
+def sample_like(prof: NumericProfile, n: int, rng: np.random.Generator, phi: float = 0.0) -> np.ndarray:
+    """``n`` draws from the profile's quantile function (steps for integer-valued features):
+    independent, or (``phi`` != 0) a stationary series whose latent Gaussian AR(1) has
+    coefficient ``phi`` (:func:`~driftsentinel.detectors.seasonal.dependent_uniforms`)."""
     q = np.asarray(prof.quantiles, dtype=np.float64)
     levels = np.linspace(0.0, 1.0, q.size)
-    u = rng.random(n)
+    u = dependent_uniforms(phi, n, rng)
     if np.all(q == np.round(q)):  # counts, indicators: keep the values discrete
         return q[np.minimum(np.searchsorted(levels, u, side="left"), q.size - 1)]
     return np.interp(u, levels, q)
 
 
-def sample_like_reference(prof: NumericProfile, n: int, rng: np.random.Generator, segments: int) -> np.ndarray:
+def sample_like_reference(
+    prof: NumericProfile, n: int, rng: np.random.Generator, segments: int, phi: float = 0.0
+) -> np.ndarray:
     """``n`` draws like :func:`sample_like`, from ``segments`` distributions the profile
     could have been measured from (a Bayesian bootstrap of its ``count`` values: the mass
     between neighbouring quantiles Dirichlet-distributed around its nominal share).
@@ -280,7 +301,7 @@ def sample_like_reference(prof: NumericProfile, n: int, rng: np.random.Generator
         drawn = rng.dirichlet(gaps * max(prof.count, 1) + 1e-9)
         cum = np.r_[0.0, np.cumsum(drawn)]
         cum /= cum[-1]
-        u = rng.random(int(b - a))
+        u = dependent_uniforms(phi, int(b - a), rng)
         if discrete:
             out[a:b] = q[np.minimum(np.searchsorted(cum, u, side="left"), q.size - 1)]
         else:
@@ -326,7 +347,7 @@ def adwin_decision(fit: LogRateFit | None, target: float, cap: float) -> tuple[s
     return "more", None
 
 
-def _adwin_delta(z: np.ndarray, config: BankConfig, target: float, rng: np.random.Generator) -> float:
+def _adwin_delta(z: np.ndarray, config: BankConfig, target: float, rng: np.random.Generator, phi: float = 0.0) -> float:
     a = config.adwin
     k = len(ADWIN_DELTAS)
     det = change_detector("adwin", "kernel", k, a)  # one feature per delta
@@ -339,7 +360,7 @@ def _adwin_delta(z: np.ndarray, config: BankConfig, target: float, rng: np.rando
     fit = None
     for passes in ADWIN_PASSES:
         for p in range(done, passes):  # one detector: the passes are one long stationary stream
-            stream = z if p == 0 else rng.permutation(z)
+            stream = z if p == 0 else z[block_order(z.size, phi, rng)]  # dependent: blocks kept together
             hits.append(det.update(np.repeat(stream[:, None], k, axis=1)) + np.array([p * z.size, 0]))
         done = passes
         rows = passes * z.size
@@ -558,9 +579,9 @@ def default_threshold(config: BankConfig, test: str) -> float:
 
 
 def _calibrate_one(
-    prof: NumericProfile, config: BankConfig, budget: float, values: int, rng: np.random.Generator
+    prof: NumericProfile, config: BankConfig, budget: float, values: int, rng: np.random.Generator, phi: float = 0.0
 ) -> dict[str, float]:
-    x = sample_like(prof, values, rng)
+    x = sample_like(prof, values, rng, phi)
     std = reference_std(prof.mean, prof.std, *profile_percentiles(prof.quantiles))
     # exactly what the bank does with the values of a profiled feature
     lo, hi = profile_clip_bounds(prof.quantiles, prof.mean, std) if config.winsorize else (-np.inf, np.inf)
@@ -570,12 +591,12 @@ def _calibrate_one(
     if "page_hinkley" in share:
         params["page_hinkley_threshold"] = _ph_threshold(z, config, budget * share["page_hinkley"])
     if "adwin" in share:
-        params["adwin_delta"] = _adwin_delta(z, config, budget * share["adwin"], rng)
+        params["adwin_delta"] = _adwin_delta(z, config, budget * share["adwin"], rng, phi)
     targets = {t: budget * share[t] for t in sequential_tests(config)}
     if targets and not is_constant(prof.std, prof.mean, *profile_percentiles(prof.quantiles)):
         # (a constant reference has no sequential tests in the bank: the constant watch instead)
         # the events as the bank sees them: missing at the profile's rate (NaN in x and z)
-        xs = sample_like_reference(prof, values, rng, SEQ_SEGMENTS)
+        xs = sample_like_reference(prof, values, rng, SEQ_SEGMENTS, phi)
         zs = standardize(xs, prof.mean, std, lo, hi)
         missing = rng.random(values) < prof.missing_ratio
         xm = np.where(missing, np.nan, xs)
@@ -603,12 +624,14 @@ def calibrate(
     """
     config = config or BankConfig()
     budget = false_alarms_per_million / 1e6
+    phis = {n: dependence(profile, n) for n in profile.features}  # the profile's seasonal section
+    profile = seasonal_view(profile)  # a cyclic feature: its phase-standardised values
     numeric = [(n, p) for n, p in profile.features.items() if isinstance(p, NumericProfile)]
 
     def one(item: tuple[str, NumericProfile]) -> dict[str, float]:
         name, prof = item
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-        return _calibrate_one(prof, config, budget, values, rng)
+        return _calibrate_one(prof, config, budget, values, rng, phis[name])
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(numeric)))
     if workers == 1:

@@ -106,6 +106,9 @@ __all__ = [
     "PhaseSummaries",
     "SeasonalReference",
     "choose_period",
+    "block_length",
+    "block_order",
+    "dependent_uniforms",
     "detect_period",
     "gaussian_ar1",
     "lag1_autocorrelation",
@@ -436,12 +439,22 @@ def gaussian_ar1(phi: float, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(_ar1(float(phi), rng.standard_normal(n), float(rng.standard_normal())))
 
 
+def dependent_uniforms(phi: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` uniforms ``Phi(e_t)`` of a stationary Gaussian AR(1) ``phi`` (independent for 0):
+    read through any quantile function, a stationary series with that marginal."""
+    if phi == 0.0:
+        return rng.random(n)
+    if not -MAX_PHI <= phi <= MAX_PHI:
+        raise ValueError(f"AR(1) coefficient {phi} outside [-{MAX_PHI}, {MAX_PHI}]")
+    return _ar1_uniforms(float(phi), rng.standard_normal(n), float(rng.standard_normal()))
+
+
 def simulate_dependent(quantiles: np.ndarray, phi: float, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` stationary values with the marginal of ``quantiles`` and latent AR(1) ``phi``:
     ``Phi(e_t)`` of a Gaussian AR(1) read through the quantile function."""
     if not -MAX_PHI <= phi <= MAX_PHI:
         raise ValueError(f"AR(1) coefficient {phi} outside [-{MAX_PHI}, {MAX_PHI}]")
-    u = _ar1_uniforms(phi, rng.standard_normal(n), float(rng.standard_normal()))
+    u = _ar1_uniforms(float(phi), rng.standard_normal(n), float(rng.standard_normal()))
     return quantile_function(quantiles, u)
 
 
@@ -469,3 +482,27 @@ def latent_ar1(
         else:
             hi = mid
     return 0.5 * (lo + hi)
+
+
+def block_length(phi: float) -> int:
+    """Block length for reordering a series with AR(1) ``phi`` without breaking its
+    dependence: 20 correlation times ``1 / (1 - |phi|)`` (1 for independent values), so the
+    autocorrelation left across a block's ends is ``|phi|^20/(1-|phi|)`` ~ 2e-9 of a block.
+
+    >>> block_length(0.0), block_length(0.9), block_length(0.99)
+    (1, 200, 2000)
+    """
+    a = abs(float(phi))
+    return 1 if a == 0.0 else max(1, round(20.0 / (1.0 - min(a, MAX_PHI))))
+
+
+def block_order(n: int, phi: float, rng: np.random.Generator) -> np.ndarray:
+    """A random order of ``0 .. n - 1`` that keeps blocks of :func:`block_length` together
+    (a block permutation; a plain permutation for ``phi == 0``): a further stationary stream
+    with the same marginal and, within blocks, the same dependence. Only block ends
+    meet values from elsewhere (1 in ``block_length`` steps)."""
+    b = block_length(phi)
+    if b == 1:
+        return rng.permutation(n)
+    starts = np.arange(0, n, b)[rng.permutation((n + b - 1) // b)]
+    return np.concatenate([np.arange(a, min(a + b, n)) for a in starts])

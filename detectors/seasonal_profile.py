@@ -18,6 +18,7 @@ phase-standardised values (``acf1``, ``ar1``), so ``calibrate`` simulates depend
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -37,7 +38,8 @@ from driftsentinel.detectors.seasonal import (
     parse_period,
     phase_summaries,
 )
-from driftsentinel.schemas.profile import SeasonalFeature, SeasonalProfile
+from driftsentinel.schemas.batch import FeatureBatch
+from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile, SeasonalFeature, SeasonalProfile
 
 #: Quantiles of the phase-standardised values (the simulator's marginal).
 RESIDUAL_QUANTILES = 100
@@ -88,6 +90,8 @@ def _feature(t: np.ndarray, x: np.ndarray, period: Period, min_count: int, rng: 
         std=s.std.tolist(),
         quantiles=s.quantiles.tolist(),
         residual_quantiles=rq.tolist(),
+        residual_mean=float(present.mean()),
+        residual_std=float(present.std(ddof=1)) if present.size > 1 and present.std() > 0 else 1.0,
         acf1=acf1,
         ar1=latent_ar1(acf1, rq, rng),
     )
@@ -159,3 +163,90 @@ def seasonal_reference(section: SeasonalProfile, names: Sequence[str]) -> Season
         mean[:, j] = np.broadcast_to(np.asarray(feat.mean), (k,))
         std[:, j] = np.broadcast_to(np.asarray(feat.std), (k,))
     return SeasonalReference(period_of(section), mean, std)
+
+
+# ------------------------------------------------------------------------------------- the bank's view
+def cyclic_features(profile: ReferenceProfile) -> list[str]:
+    """The features of ``profile`` with per-phase summaries (more than one phase)."""
+    if profile.seasonal is None:
+        return []
+    return [n for n, f in profile.seasonal.features.items() if len(f.mean) > 1]
+
+
+def residual_profile(prof: NumericProfile, feat: SeasonalFeature) -> NumericProfile:
+    """A cyclic feature's reference in phase-standardised units: the residuals' count,
+    mean, std, range and quantiles (what its live values, standardised by their own
+    phase, are compared with)."""
+    q = feat.residual_quantiles
+    return NumericProfile(
+        count=prof.count,
+        missing_ratio=prof.missing_ratio,
+        mean=feat.residual_mean,
+        std=feat.residual_std,
+        min=q[0],
+        max=q[-1],
+        quantiles=list(q),
+    )
+
+
+def seasonal_view(profile: ReferenceProfile) -> ReferenceProfile:
+    """``profile`` with each cyclic feature's profile replaced by :func:`residual_profile`
+    (itself when it has none): the reference of a bank that sees phase-standardised values."""
+    names = cyclic_features(profile)
+    if not names or profile.seasonal is None:
+        return profile
+    features = dict(profile.features)
+    for name in names:
+        prof = features[name]
+        if isinstance(prof, NumericProfile):
+            features[name] = residual_profile(prof, profile.seasonal.features[name])
+    return profile.model_copy(update={"features": features})
+
+
+def dependence(profile: ReferenceProfile, name: str) -> float:
+    """The latent AR(1) coefficient the profile measured for ``name`` (0: none measured)."""
+    if profile.seasonal is None or name not in profile.seasonal.features:
+        return 0.0
+    return profile.seasonal.features[name].ar1
+
+
+class SeasonalTransform:
+    """Phase-standardises a profile's cyclic features in a :class:`FeatureBatch`.
+
+    ``x -> (x - mean_p) / std_p`` with ``p`` the phase of the row's event time; a row
+    without an event time (NaN) gets the feature's moments over the whole cycle (the
+    mixture of the phases: mean of the phase means, variance the mean phase variance
+    plus the variance of the phase means). Other columns pass unchanged. Stateless:
+    nothing to checkpoint; memory ``phases x cyclic features x 2`` float64.
+    """
+
+    def __init__(self, section: SeasonalProfile, names: list[str]) -> None:
+        self.names = list(names)
+        self.reference = seasonal_reference(section, self.names)
+        m, s = self.reference.mean, self.reference.std
+        self.overall_mean = m.mean(axis=0)
+        self.overall_std = np.sqrt((s**2).mean(axis=0) + m.var(axis=0))
+        self._index = {n: j for j, n in enumerate(self.names)}
+
+    @classmethod
+    def from_profile(cls, profile: ReferenceProfile | None) -> SeasonalTransform | None:
+        """The transform of ``profile``'s cyclic features; None when it has none."""
+        if profile is None or profile.seasonal is None:
+            return None
+        names = cyclic_features(profile)
+        return cls(profile.seasonal, names) if names else None
+
+    def apply(self, batch: FeatureBatch) -> FeatureBatch:
+        """``batch`` with its cyclic columns phase-standardised (the same batch when it has none)."""
+        cols = [(i, self._index[n]) for i, n in enumerate(batch.names) if n in self._index]
+        if not cols or batch.values.shape[0] == 0:
+            return batch
+        at, ref = np.array([c[0] for c in cols]), np.array([c[1] for c in cols])
+        t = np.asarray(batch.event_times, dtype=np.float64)
+        known = np.isfinite(t)
+        ph = self.reference.period.phase(np.where(known, t, 0.0))
+        mean = np.where(known[:, None], self.reference.mean[ph][:, ref], self.overall_mean[ref])
+        std = np.where(known[:, None], self.reference.std[ph][:, ref], self.overall_std[ref])
+        values = batch.values.copy()
+        values[:, at] = (values[:, at] - mean) / std
+        return dataclasses.replace(batch, values=values)

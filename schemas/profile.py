@@ -428,8 +428,10 @@ class SeasonalFeature(BaseModel):
     Per phase (lists of ``phases`` entries, or of 1 when the feature has no cycle of its
     own: its overall reference in every phase): the phase's own value count, how many
     phases its summary pools (1: its own values; more: it borrowed from its neighbours
-    on the cycle), the mean, the std and the quantiles (at 0, 1/q, ..., 1). ``residual_quantiles``
-    are those of the phase-standardised values ``(x - mean_p) / std_p`` over every phase;
+    on the cycle), the mean, the std and the quantiles (at 0, 1/q, ..., 1). ``residual_quantiles``,
+    ``residual_mean`` and ``residual_std`` are those of the phase-standardised values
+    ``(x - mean_p) / std_p`` over every phase (the reference the detectors compare a cyclic
+    feature's live values with, standardised by their own phase);
     ``acf1`` their lag-1 autocorrelation in event-time order; ``ar1`` the latent Gaussian
     AR(1) coefficient whose simulated values have that autocorrelation (what ``calibrate``
     simulates with).
@@ -443,6 +445,8 @@ class SeasonalFeature(BaseModel):
     std: list[float] = Field(min_length=1, max_length=MAX_SEASONAL_PHASES)
     quantiles: list[list[float]] = Field(min_length=1, max_length=MAX_SEASONAL_PHASES)
     residual_quantiles: list[float] = Field(min_length=3, max_length=1001)
+    residual_mean: float = Field(default=0.0, description="Mean of the phase-standardised values.")
+    residual_std: float = Field(default=1.0, gt=0, description="Std of the phase-standardised values.")
     acf1: float = Field(ge=-1, le=1, description="Lag-1 autocorrelation of the phase-standardised values.")
     ar1: float = Field(gt=-1, lt=1, description="Latent Gaussian AR(1) coefficient of the simulator.")
 

@@ -24,7 +24,7 @@ from driftsentinel.detectors.seasonal import (
     simulate_dependent,
 )
 from driftsentinel.detectors.seasonal_profile import event_seconds, seasonal_profile, seasonal_reference
-from driftsentinel.schemas.profile import ReferenceProfile, load_profile
+from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile, load_profile
 from driftsentinel.stream.cli import main
 
 DAY = 86_400.0
@@ -260,3 +260,68 @@ def test_baseline_period_mistakes_are_one_line(tmp_path: Path, capsys: pytest.Ca
     code = main(["baseline", "--input", str(tmp_path / "bad.csv"), "--out", out, "--period", "auto"])
     err = capsys.readouterr().err
     assert code != 0 and "'yesterday' (row 1) is not epoch seconds or RFC 3339" in err
+
+
+# ---------------------------------------------------------------------------------------- calibration
+def test_calibrate_simulates_the_profiles_dependence() -> None:
+    """AR(1) 0.9 values look like a level that wanders: calibrated for independent values,
+    Page-Hinkley's threshold is far too low. With the profile's dependence it is raised, the
+    cyclic feature is calibrated on its residuals, and a feature without the section keeps
+    exactly the thresholds it had."""
+    from driftsentinel.detectors.calibration import calibrate
+
+    rng = np.random.default_rng(12)
+    n = 40_000
+    t = 1_700_000_000 + np.arange(n) * 60.0
+    x = 3 * np.sin(2 * np.pi * t / DAY) + ar1(0.9, n, rng)
+    w = rng.standard_normal(n)
+    profile = build_profile({"x": x.tolist(), "w": w.tolist()}, source="t")
+    section, _ = seasonal_profile(t, {"x": x, "w": w}, "auto", "ts", rng)
+    seasonal = profile.model_copy(update={"seasonal": section})
+    with_dep = calibrate(seasonal, values=100_000, seed=3, workers=1)
+    iid_view = profile.model_copy(update={"seasonal": None})
+    plain = calibrate(iid_view, values=100_000, seed=3, workers=1)
+    assert with_dep["x"]["page_hinkley_threshold"] > 2 * plain["x"]["page_hinkley_threshold"]
+    assert with_dep["x"]["adwin_delta"] < plain["x"]["adwin_delta"]
+    assert with_dep["w"]["page_hinkley_threshold"] == pytest.approx(plain["w"]["page_hinkley_threshold"], rel=0.3)
+    no_dep = section.model_copy(update={"features": {"w": section.features["w"].model_copy(update={"ar1": 0.0})}})
+    assert (
+        calibrate(profile.model_copy(update={"seasonal": no_dep}), values=100_000, seed=3, workers=1)["w"] == plain["w"]
+    )
+
+
+def test_transform_standardises_cyclic_columns_by_phase_and_block_order_keeps_blocks() -> None:
+    from driftsentinel.detectors.seasonal import block_length, block_order
+    from driftsentinel.detectors.seasonal_profile import SeasonalTransform, seasonal_view
+    from driftsentinel.schemas import FeatureBatch
+
+    rng = np.random.default_rng(13)
+    n = 30_000
+    t = 1_700_000_000 + np.arange(n) * 60.0
+    x = 10 + 4 * np.sin(2 * np.pi * t / DAY) + rng.standard_normal(n)
+    w = rng.standard_normal(n)
+    profile = build_profile({"x": x.tolist(), "w": w.tolist()}, source="t")
+    section, _ = seasonal_profile(t, {"x": x, "w": w}, "auto", "ts", rng)
+    profile = profile.model_copy(update={"seasonal": section})
+    transform = SeasonalTransform.from_profile(profile)
+    assert transform is not None and transform.names == ["x"]
+    times = t[:6].copy()
+    times[2] = np.nan  # no event time: the moments over the whole cycle
+    batch = FeatureBatch(["w", "x"], np.column_stack([w[:6], x[:6]]), np.arange(6), times)
+    out = transform.apply(batch)
+    assert np.array_equal(out.values[:, 0], w[:6])  # not cyclic: unchanged
+    hour = ((t[:6] // 3600) % 24).astype(int)
+    fx = section.features["x"]
+    expected = (x[:6] - np.asarray(fx.mean)[hour]) / np.asarray(fx.std)[hour]
+    assert np.allclose(np.delete(out.values[:, 1], 2), np.delete(expected, 2))
+    overall = math.sqrt(np.mean(np.square(fx.std)) + np.var(fx.mean))
+    assert out.values[2, 1] == pytest.approx((x[2] - np.mean(fx.mean)) / overall)
+    view = seasonal_view(profile)
+    vx = view.features["x"]
+    assert isinstance(vx, NumericProfile) and vx.std == pytest.approx(1.0, abs=0.05)
+    assert view.features["w"] == profile.features["w"]
+    assert SeasonalTransform.from_profile(profile.model_copy(update={"seasonal": None})) is None
+    order = block_order(10_000, 0.9, np.random.default_rng(1))
+    assert sorted(order.tolist()) == list(range(10_000)) and block_length(0.9) == 200
+    steps = np.diff(order)
+    assert (steps == 1).mean() > 0.99 and not np.array_equal(order, np.arange(10_000))
