@@ -39,7 +39,14 @@ Per feature it keeps
   :class:`~driftsentinel.detectors.protocol.LocatesChanges`;
 * an **alert state** per detector: a detection opens a ``drift`` episode; it is
   ``resolved`` once ``resolve_min_count`` values since the latest detection have a mean
-  within ``resolve_tolerance_sigma`` of the reference mean.
+  within ``resolve_tolerance_sigma`` of the reference mean;
+* the **sequential tests** (``config.sequential``, :mod:`~driftsentinel.detectors.sequential`):
+  CUSUMs of the mean, scale, binned shape and missing share against the reference (the
+  profile's quantiles and missing ratio, else the warm-up's values and missing share, so
+  a change right at the end of the warm-up is found), with the thresholds of
+  ``config.per_feature``. Their signals carry the CUSUM statistic
+  (``cusum_statistic``) over its threshold, and as evidence the values since the run
+  that alarmed started (its change point).
 
 >>> import numpy as np
 >>> from driftsentinel.schemas import BankConfig, FeatureBatch
@@ -47,8 +54,9 @@ Per feature it keeps
 >>> x = rng.normal(size=(6000, 2)); x[3000:, 0] += 2.0
 >>> bank = DetectorBank(BankConfig(backend="river"))
 >>> sigs = bank.update(FeatureBatch(["a", "b"], x, np.arange(6000), np.full(6000, np.nan)))
->>> sorted({(s.feature, s.detector, s.status) for s in sigs})
-[('a', 'adwin', 'drift'), ('a', 'page_hinkley', 'drift')]
+>>> sorted({(s.feature, s.detector, s.status) for s in sigs})  # doctest: +NORMALIZE_WHITESPACE
+[('a', 'adwin', 'drift'), ('a', 'cusum_mean', 'drift'), ('a', 'cusum_scale', 'drift'),
+ ('a', 'cusum_shape', 'drift'), ('a', 'page_hinkley', 'drift')]
 >>> all(3000 <= s.row < 3200 for s in sigs)
 True
 """
@@ -65,6 +73,7 @@ from driftsentinel.detectors.concept import ConceptDriftMonitor
 from driftsentinel.detectors.multivariate import monitor_for
 from driftsentinel.detectors.protocol import ChangeDetector, CusumReadouts, LocatesChanges, WindowReadouts
 from driftsentinel.detectors.reference_monitor import ReferenceMonitor, reference_summary
+from driftsentinel.detectors.sequential import NUMERIC_TESTS, STATISTIC_NAME, NumericSequential, grid_midpoints
 from driftsentinel.detectors.standardize import (
     clip_bounds,
     is_constant,
@@ -87,7 +96,7 @@ DETECTORS = ("adwin", "page_hinkley")
 #: any real change), so the alert policy grades it by their ratio: 'critical'.
 CONSTANT = "constant_changed"
 CONSTANT_STATISTIC = "constant_shift"
-_ORDER = {name: i for i, name in enumerate((*DETECTORS, CONSTANT))}
+_ORDER = {name: i for i, name in enumerate((*DETECTORS, CONSTANT, *NUMERIC_TESTS))}
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 LIVE_SKETCH_ALPHA = 0.02
 #: DDSketch buckets kept per sign and feature in live windows: quantiles keep their 2 %
@@ -166,6 +175,8 @@ PER_FEATURE_PARAMS: dict[str, tuple[DetectorKind, str]] = {
     "page_hinkley_threshold": ("page_hinkley", "threshold"),
     "page_hinkley_delta": ("page_hinkley", "delta"),
 }
+#: ``config.per_feature`` fields -> the sequential test whose threshold they set
+PER_FEATURE_THRESHOLDS: dict[str, str] = {f"{test}_threshold": test for test in NUMERIC_TESTS}
 
 
 def _make_detectors(config: BankConfig, n_features: int) -> dict[str, ChangeDetector]:
@@ -270,6 +281,8 @@ class DetectorBank:
         self.features: list[str] = []
         self._index: dict[str, int] = {}
         self._detectors = _make_detectors(self.config, 0)
+        seq = self.config.sequential
+        self.sequential = NumericSequential(seq, self.config.resolve_min_count) if seq.enabled else None
         self._live = _LiveWindow(self.config.window_size)
         # reference (warm-up) per feature
         self._ref_mean = np.zeros(0)
@@ -327,6 +340,8 @@ class DetectorBank:
             self.features.append(name)
         for det in self._detectors.values():
             det.add_features(n)
+        if self.sequential is not None:
+            self.sequential.add_features(n)
         self._live.add_features(n)
         self._ref_mean = np.concatenate([self._ref_mean, np.zeros(n)])
         self._ref_std = np.concatenate([self._ref_std, np.ones(n)])
@@ -354,6 +369,7 @@ class DetectorBank:
                     self._ready[j] = True
                     self._warm[j] = None
                     self._reference[j] = reference_summary(prof)
+                    self._sequential_profile(j, prof)
         for key in self._active:
             self._active[key] = np.concatenate([self._active[key], np.zeros(n, dtype=bool)])
         self._since_n = np.concatenate([self._since_n, np.zeros(n, dtype=np.int64)])
@@ -369,6 +385,10 @@ class DetectorBank:
             if j is None:  # not taken (excluded, or over max_features)
                 continue
             for field, value in params.model_dump(exclude_none=True).items():
+                if field in PER_FEATURE_THRESHOLDS:
+                    if self.sequential is not None:
+                        self.sequential.set_thresholds(j, **{PER_FEATURE_THRESHOLDS[field]: value})
+                    continue
                 kind, name = PER_FEATURE_PARAMS[field]
                 det = self._detectors.get(kind)
                 if det is not None:
@@ -450,6 +470,7 @@ class DetectorBank:
                 quantiles=_quantiles(np.quantile(values, QUANTILES)),
                 missing_ratio=float(self._warm_missing[j] / max(self._warm_events[j], 1)),
             )
+            self._sequential_warmup(j, values)
             self._warm[j] = None
             self._ready[j] = True
             first_row[j] = last + 1
@@ -472,6 +493,36 @@ class DetectorBank:
             zw[:, j] = standardize(values, self._ref_mean[j], self._ref_std[j], self._clip_lo[j], self._clip_hi[j])
         for det in self._detectors.values():
             det.update(zw)
+
+    def _sequential_warmup(self, j: int, values: np.ndarray) -> None:
+        """The sequential tests of feature ``j`` against its warm-up (values and missing share)."""
+        if self.sequential is None or self._const[j]:
+            return
+        self.sequential.set_reference(
+            j,
+            z_ref=standardize(values, self._ref_mean[j], self._ref_std[j]),
+            x_quantiles=np.sort(values),
+            n_ref=int(values.size),
+            missing_p0=float(self._warm_missing[j] / max(self._warm_events[j], 1)),
+            clip_lo=float(self._clip_lo[j]),
+            clip_hi=float(self._clip_hi[j]),
+        )
+
+    def _sequential_profile(self, j: int, prof: NumericProfile) -> None:
+        """The sequential tests of feature ``j`` against its profile: its quantile grid (the
+        middle of each slice standardised for the mean and scale), count and missing ratio."""
+        if self.sequential is None or self._const[j] or len(prof.quantiles) < 2:
+            return
+        grid = np.asarray(prof.quantiles, dtype=np.float64)
+        self.sequential.set_reference(
+            j,
+            z_ref=standardize(grid_midpoints(grid), self._ref_mean[j], self._ref_std[j]),
+            x_quantiles=grid,
+            n_ref=max(int(prof.count), 1),
+            missing_p0=float(prof.missing_ratio),
+            clip_lo=float(self._clip_lo[j]),
+            clip_hi=float(self._clip_hi[j]),
+        )
 
     def _set_reference(self, j: int, mean: float, std: float, p01: float, p99: float) -> None:
         """Standardise feature ``j`` by this reference; a constant one goes to the constant watch."""
@@ -536,6 +587,12 @@ class DetectorBank:
         if constant.any():
             decisions += self._constant_changes(x, first_row, np.flatnonzero(constant))
             decisions.sort(key=lambda r: (r[0], r[1], _ORDER[r[2]], r[3]))
+        cusum: dict[tuple[int, int, str, str], tuple[float, float]] = {}
+        if self.sequential is not None:
+            for hit in self.sequential.update(x, z, first_row):
+                decisions.append((hit.row, hit.feature, hit.test, hit.status, None, hit.values_since))
+                cusum[(hit.row, hit.feature, hit.test, hit.status)] = (hit.statistic, hit.threshold)
+            decisions.sort(key=lambda r: (r[0], r[1], _ORDER[r[2]], r[3]))
         # The live window is fed up to each decision's row, so its evidence is as of that row.
         signals: list[DriftSignal] = []
         done = 0
@@ -544,10 +601,22 @@ class DetectorBank:
                 self._live.update(x[done : row + 1])
                 done = row + 1
             change_point = None
-            if count is not None:  # a change detector's drift: the values since its change point
+            if name == "cusum_missing" and count is not None:  # the events since its change point
+                window, stat, change_point = self._post_change_events(zu, j, row, count)
+            elif count is not None:  # a change detector's drift: the values since its change point
                 window, stat, change_point = self._post_change(zu, j, row, count, name in _SPLIT_WITHIN)
             else:
                 window = self._summary(self._live.feature(j), 0)
+            threshold = (
+                float(self._const_tol[j])
+                if name == CONSTANT
+                else self.config.resolve_tolerance_sigma
+                if status == "resolved"
+                else None
+            )
+            stat_name = CONSTANT_STATISTIC if name == CONSTANT else "mean_shift_sigma"
+            if (row, j, name, status) in cusum:
+                (stat, threshold), stat_name = cusum[(row, j, name, status)], STATISTIC_NAME
             signals.append(
                 DriftSignal(
                     row=row,
@@ -555,14 +624,8 @@ class DetectorBank:
                     detector=name,
                     status=status,  # type: ignore[arg-type]
                     statistic=stat,
-                    statistic_name=CONSTANT_STATISTIC if name == CONSTANT else "mean_shift_sigma",
-                    threshold=(
-                        float(self._const_tol[j])
-                        if name == CONSTANT
-                        else self.config.resolve_tolerance_sigma
-                        if status == "resolved"
-                        else None
-                    ),
+                    statistic_name=stat_name,
+                    threshold=threshold,
                     window=window,
                     reference=self._reference[j],
                     change_point=change_point,
@@ -607,6 +670,24 @@ class DetectorBank:
         point: does :func:`split_statistic` (on the values clipped as the detectors see
         them) reach ``SPLIT_THRESHOLD``?"""
         return split_statistic(np.clip(z, self._clip_lo[j], self._clip_hi[j]), k) >= SPLIT_THRESHOLD
+
+    def _post_change_events(
+        self, zu: np.ndarray, j: int, row: int, events: int
+    ) -> tuple[WindowSummary, float | None, ChangePoint]:
+        """Evidence of a ``cusum_missing`` detection of feature ``j`` at batch row ``row``
+        whose run started ``events`` events before (it counts events, missing or not): the
+        values among them (those the evidence ring still holds) summarised as
+        :meth:`_post_change` does, their missing share that of the ``events``."""
+        _, rows = self._ring(zu, j, row)
+        at = self.n_rows + row
+        count = int(np.sum(rows > at - events))
+        if count == 0:  # every event since the change point is missing
+            window = WindowSummary(count=0, mean=None, std=None, quantiles={}, missing_ratio=1.0)
+            return window, None, ChangePoint(values_since=events, events_since=events)
+        window, stat, _ = self._post_change(zu, j, row, count, False)
+        exact = count < rows.size or rows.size < EVIDENCE_EVENTS
+        window = window.model_copy(update={"missing_ratio": float((events - count) / events)}) if exact else window
+        return window, stat, ChangePoint(values_since=events, events_since=events if exact else None)
 
     def _post_change(
         self, zu: np.ndarray, j: int, row: int, count: int, split: bool
@@ -786,6 +867,7 @@ class DetectorBank:
             "evidence": {"z": self._ring_z.copy(), "rows": self._ring_row.copy(), "n": self._ring_n.copy()},
             "monitor": self.monitor.state_dict() if self.monitor is not None else None,
             "concept": self.concept.state_dict() if self.concept is not None else None,
+            "sequential": self.sequential.state_dict() if self.sequential is not None else None,
             "multivariate": self.multivariate.state_dict() if self.multivariate is not None else None,
         }
 
@@ -851,9 +933,28 @@ class DetectorBank:
             bank.monitor.load_state(state["monitor"])
         if bank.concept is not None and state.get("concept") is not None:
             bank.concept.load_state(state["concept"])
+        bank._load_sequential(state.get("sequential"))
         if bank.multivariate is not None and state.get("multivariate") is not None:
             bank.multivariate.load_state(state["multivariate"])
         return bank
+
+    def _load_sequential(self, state: dict[str, Any] | None) -> None:
+        """The sequential tests from a checkpoint; a state written before them (or with them
+        disabled) starts fresh ones: against the profile for its features, while features
+        whose reference was a warm-up (its values are not kept) stay without them."""
+        if self.sequential is None:
+            return
+        if state is not None:
+            self.sequential.load_state(state)
+            return
+        self.sequential = NumericSequential(self.config.sequential, self.config.resolve_min_count)
+        self.sequential.add_features(len(self.features))
+        if self.profile is not None:
+            for j, name in enumerate(self.features):
+                prof = self.profile.features.get(name)
+                if isinstance(prof, NumericProfile) and self._ready[j]:
+                    self._sequential_profile(j, prof)
+        self._apply_per_feature_params()
 
     # ------------------------------------------------------------------ read-outs
     def _summary(self, sketch: Any, j: int) -> WindowSummary:
@@ -882,6 +983,7 @@ class DetectorBank:
         out = []
         adwin = cast("WindowReadouts | None", self._detectors.get("adwin"))
         ph = cast("CusumReadouts | None", self._detectors.get("page_hinkley"))
+        seq_active = self.sequential.active if self.sequential is not None else None
         for j, name in enumerate(self.features):
             count = int(counts[j])
             events = count + int(missing[j])
@@ -898,6 +1000,8 @@ class DetectorBank:
                 scores["page_hinkley_up"] = max(float(ph.test_increase[j]), 0.0)
                 scores["page_hinkley_down"] = max(float(ph.test_decrease[j]), 0.0)
             drift = {k: bool(v[j]) for k, v in self._active.items()}
+            if seq_active is not None and self._ready[j] and not self._const[j]:
+                drift.update({test: bool(flags[j]) for test, flags in seq_active.items()})
             if self._const[j]:
                 drift[CONSTANT] = bool(self._const_active[j])
             if self.monitor is not None:

@@ -210,6 +210,8 @@ def check_bank_state(state: Any, template: Mapping[str, Any], bound: int, window
         _check_monitor(st["monitor"], template["monitor"], f"{path}.monitor")
     if st.get("multivariate") is not None:
         _check_multivariate(st["multivariate"], template.get("multivariate"), f"{path}.multivariate")
+    if st.get("sequential") is not None and template.get("sequential") is not None:
+        _check_sequential(st["sequential"], template["sequential"], n, f"{path}.sequential")
     if st.get("concept") is not None and template["concept"] is not None:
         concept = _dict(st["concept"], f"{path}.concept")
         adwin = template["concept"]["adwin"]
@@ -218,6 +220,20 @@ def check_bank_state(state: Any, template: Mapping[str, Any], bound: int, window
         _int(recent.size, f"{path}.concept.recent(size)", 0, 1000)
         _int(concept.get("since_n"), f"{path}.concept.since_n")
         _number(concept.get("since_sum"), f"{path}.concept.since_sum")
+
+
+def _check_sequential(state: Any, template: Mapping[str, Any], n: int, path: str) -> None:
+    """The sequential tests' state: ``n`` features, this configuration's shape bins (the
+    template's widths), and shape-bin edge counts the kernel can index with. (A state
+    without them, or of a configuration that disables them, is not checked: the bank then
+    starts fresh tests, or ignores it.)"""
+    check_kind_state(state, template, n, path)
+    st = _dict(state, path)
+    ready = _array(st["ready"], f"{path}.ready", np.zeros(0, dtype=bool), (n,)).astype(bool)
+    edges = _array(st["n_edges"], f"{path}.n_edges", np.zeros(0, dtype=np.int64), (n,))[ready]
+    width = int(np.asarray(template["edges"]).shape[1])
+    if np.any((edges < 1) | (edges > width)):
+        raise _shape_error(f"{path}.n_edges", f"edge counts must be in [1, {width}]")
 
 
 def _check_bank_arrays(st: Mapping[str, Any], template: Mapping[str, Any], n: int, path: str) -> None:

@@ -41,11 +41,16 @@ def test_shift_is_found_on_the_shifted_features_only(backend: DetectorBackend) -
     drift = [(row, s) for row, s in sigs if s.status == "drift"]
     assert {s.feature for _, s in drift} == {"f0", "f1"}
     assert {(s.feature, s.detector) for _, s in drift} == {
-        (f, d) for f in ("f0", "f1") for d in ("adwin", "page_hinkley")
+        (f, d) for f in ("f0", "f1") for d in ("adwin", "page_hinkley", "cusum_mean", "cusum_scale", "cusum_shape")
     }
     for row, s in drift:
         assert 15_000 <= row < 15_500
-        assert s.statistic is not None and 0.3 < s.statistic < 2.5
+        if s.detector.startswith("cusum_"):  # the CUSUM over its threshold; the shift in the evidence
+            assert s.statistic_name == "cusum_statistic" and s.threshold is not None
+            assert s.statistic is not None and s.statistic > s.threshold
+            assert s.window.mean is not None and 0.3 < (s.window.mean - 20.0) / 5.0 < 2.5
+        else:
+            assert s.statistic is not None and 0.3 < s.statistic < 2.5
         assert s.reference is not None and abs(s.reference.mean - 20.0) < 0.5 and abs(s.reference.std - 5.0) < 0.5  # type: ignore[operator]
         assert s.window.count > 0 and set(s.window.quantiles) == {"p05", "p25", "p50", "p75", "p95"}
 
@@ -147,3 +152,94 @@ def test_a_checkpoint_of_ten_thousand_features_fits_the_state_topic() -> None:
     assert int(state["evidence"]["n"].min()) == EVIDENCE_EVENTS  # every ring is full
     size = len(encode_state(state))
     assert size < 0.9 * MAX_STATE_BYTES, size
+
+
+# ---------------------------------------------------------------- the sequential tests in the bank
+def _seq_drifts(sigs: list[tuple[int, DriftSignal]]) -> dict[tuple[str, str], int]:
+    """(feature, detector) -> the row of its first drift, for the sequential tests."""
+    out: dict[tuple[str, str], int] = {}
+    for row, s in sigs:
+        if s.status == "drift" and s.detector.startswith("cusum_"):
+            out.setdefault((s.feature, s.detector), row)
+    return out
+
+
+def test_zero_config_finds_a_change_right_at_the_end_of_the_warm_up() -> None:
+    """No profile: the warm-up (1,000 values) is the reference, so a +1 sd shift, a missing
+    share 1 % -> 20 % and a level x2 that all start with the first monitored event are found
+    (the change detectors compare the stream with its own past and cannot see them)."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(10.0, 1.0, (4000, 3))
+    x[1000:, 0] += 1.0
+    x[rng.random(4000) < np.where(np.arange(4000) < 1000, 0.01, 0.2), 1] = np.nan
+    x[1000:, 2] *= 2.0
+    first = _seq_drifts(feed(DetectorBank(BankConfig()), x, ["a", "b", "c"], batch=333))
+    assert 1000 <= first[("a", "cusum_mean")] < 1100
+    assert 1000 <= first[("b", "cusum_missing")] < 1200
+    assert 1000 <= first[("c", "cusum_shape")] < 1010  # every value beyond the reference's maximum
+    assert all(row >= 1000 for row in first.values())
+
+
+def test_with_a_profile_a_stream_off_from_its_first_event_is_found_and_evidence_is_right() -> None:
+    from driftsentinel.detectors.profile import build_profile
+
+    rng = np.random.default_rng(5)
+    profile = build_profile({"x": list(rng.normal(0, 1, 20_000))}, "train")
+    bank = DetectorBank(BankConfig(), profile)
+    x = rng.normal(0.8, 1.0, (400, 1))  # train/serve skew from event 0
+    sigs = feed(bank, x, ["x"])
+    mean = [s for _, s in sigs if s.detector == "cusum_mean"]
+    assert len(mean) == 1 and mean[0].status == "drift" and mean[0].row < 150
+    s = mean[0]
+    assert s.statistic_name == "cusum_statistic" and s.threshold == 22.0
+    assert s.statistic is not None and s.statistic > s.threshold
+    assert s.change_point is not None and s.change_point.values_since >= s.row - 20
+    assert s.window.mean is not None and 0.4 < s.window.mean < 1.2
+
+
+def test_per_feature_thresholds_reach_the_sequential_tests() -> None:
+    from driftsentinel.schemas.config import FeatureParams
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(3000, 2))
+    x[1500:] += 0.8
+    cfg = BankConfig(per_feature={"b": FeatureParams(cusum_mean_threshold=500.0)})
+    first = _seq_drifts(feed(DetectorBank(cfg), x, ["a", "b"]))
+    assert ("a", "cusum_mean") in first and ("b", "cusum_mean") not in first
+    off = BankConfig.model_validate({"sequential": {"enabled": False}})
+    assert _seq_drifts(feed(DetectorBank(off), x, ["a", "b"])) == {}
+
+
+def test_a_restored_bank_says_the_same_things_and_old_states_get_fresh_tests() -> None:
+    from driftsentinel.detectors.profile import build_profile
+    from driftsentinel.detectors.state_check import StateRejected, check_bank_state
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(6000, 2))
+    x[3000:, 0] += 1.0
+    x[rng.random(6000) < np.where(np.arange(6000) < 3500, 0.01, 0.3), 1] = np.nan
+    names = ["a", "b"]
+    a = DetectorBank(BankConfig())
+    feed(a, x[:2900], names)
+    state = a.state_dict()
+    template = DetectorBank(BankConfig()).state_dict()
+    check_bank_state(state, template, 10, 5000, "bank")
+    bad = {**state, "sequential": {**state["sequential"], "n_edges": np.full(2, 99, dtype=np.int64)}}
+    with pytest.raises(StateRejected, match="n_edges"):
+        check_bank_state(bad, template, 10, 5000, "bank")
+    b = DetectorBank.from_state(state, BankConfig())
+    sa, sb = feed(a, x[2900:], names, batch=700, start=2900), feed(b, x[2900:], names, batch=311, start=2900)
+
+    def said(sigs: list[tuple[int, DriftSignal]]) -> list[tuple]:  # batch rows differ with the cut
+        return [(r, s.feature, s.detector, s.status, s.statistic, s.window, s.change_point) for r, s in sigs]
+
+    assert said(sa) == said(sb) and {s.detector for _, s in sa} >= {"cusum_mean", "cusum_missing"}
+    # a state from before the sequential tests: with a profile, fresh tests against it
+    profile = build_profile({"a": list(rng.normal(0, 1, 5000))}, "train")
+    p = DetectorBank(BankConfig(), profile)
+    feed(p, x[:100, :1], ["a"])
+    old = {k: v for k, v in p.state_dict().items() if k != "sequential"}
+    q = DetectorBank.from_state(old, BankConfig(), profile)
+    assert q.sequential is not None and q.sequential.n_features == 1
+    later = feed(q, x[2900:3400, :1] + 2.0, ["a"])
+    assert any(s.detector == "cusum_mean" and s.status == "drift" for _, s in later)
