@@ -234,24 +234,23 @@ def _episode(alarm, since_val, active, quiet, last_run, resolve_min):  # pragma:
 
 
 @nb.njit(cache=True, nogil=True, inline="always", error_model="numpy")
-def _adaptive(b, w, cnt, m, zero, sb, n, logp0, p0, l_same, l_other, prior, pen):  # pragma: no cover - numba
-    """One value in bin ``b`` of an adaptive multinomial CUSUM: (statistic, run size, run
-    start, seed bin). ``cnt`` (updated in place) / ``m``: the bins and number of the values
-    since the statistic was last 0, that value included. While the run is that one value
-    (``sb >= 0``, its bin) ``cnt`` is not written and the predictive's log comes from
-    ``l_same`` / ``l_other`` (:func:`_seed_logs`, the same arithmetic): the common case
-    under the reference costs no log and no count reset."""
+def _adaptive(b, w, m, zero, sb, n, c_b, p_b, logp_b, same_b, other_b, prior, pen):  # pragma: no cover - numba
+    """One value in bin ``b`` of an adaptive multinomial CUSUM, on scalars only (an array
+    argument would cost reference counting per value): (statistic, run size, run start,
+    seed bin, grow). ``m`` values since the statistic was last 0, that value included; ``c_b``
+    how many of them fell in bin ``b``. While the run is that one value (``sb >= 0``, its
+    bin) the counts are not written and the predictive's log is ``same_b`` / ``other_b``
+    (:func:`_seed_logs`, the same arithmetic): the common case under the reference costs no
+    log and no count reset. ``grow``: -2 the run restarts at this value; else the caller
+    adds it to the counts, after writing the seed bin ``grow`` first when ``grow >= 0``."""
     if sb >= 0:
-        lph = l_same[b] if b == sb else l_other[b]
+        lph = same_b if b == sb else other_b
     else:
-        lph = math.log((cnt[b] + prior * p0[b]) / (m + prior))
-    w = w + lph - logp0[b] - pen
+        lph = math.log((c_b + prior * p_b) / (m + prior))
+    w = w + lph - logp_b - pen
     if w <= 0.0:
-        return 0.0, 1.0, n, b
-    if sb >= 0:
-        _seed(cnt, sb)
-    cnt[b] += 1.0
-    return w, m + 1.0, zero, -1
+        return 0.0, 1.0, n, b, -2
+    return w, m + 1.0, zero, -1, sb
 
 
 @nb.njit(cache=True, nogil=True, inline="always", error_model="numpy")
@@ -352,9 +351,13 @@ def _numeric_kernel(
             if on[3]:  # ---- missing: every event
                 nev += 1
                 b = 0 if present else 1
-                wmi, mmi, zmi, bmi = _adaptive(
-                    b, wmi, cm, mmi, zmi, bmi, nev, lm, pm, ls_mi, lo_mi, MISSING_PRIOR, mpen
+                wmi, mmi, zmi, bmi, grow = _adaptive(
+                    b, wmi, mmi, zmi, bmi, nev, cm[b], pm[b], lm[b], ls_mi[b], lo_mi[b], MISSING_PRIOR, mpen
                 )
+                if grow != -2:
+                    if grow >= 0:
+                        _seed(cm, grow)
+                    cm[b] += 1.0
                 alarm = wmi > h3
                 since_val = nev - zmi
                 stat = wmi
@@ -414,9 +417,13 @@ def _numeric_kernel(
                     for c in range(1, ne):
                         if x >= e[c]:
                             b = c + 1
-                wsh, msh, zsh, bsh = _adaptive(
-                    b, wsh, cs, msh, zsh, bsh, nv, lp, pp, ls_sh, lo_sh, SHAPE_PRIOR, shape_pen
+                wsh, msh, zsh, bsh, grow = _adaptive(
+                    b, wsh, msh, zsh, bsh, nv, cs[b], pp[b], lp[b], ls_sh[b], lo_sh[b], SHAPE_PRIOR, shape_pen
                 )
+                if grow != -2:
+                    if grow >= 0:
+                        _seed(cs, grow)
+                    cs[b] += 1.0
                 alarm = wsh > h2
                 since_val = nv - zsh
                 stat = wsh
@@ -492,7 +499,13 @@ def _categorical_kernel(
             nv += 1
             if on[1]:  # ---- unseen
                 b = 1 if c == -2 else 0
-                wu, mu, zu, bu = _adaptive(b, wu, cu, mu, zu, bu, nv, lu, pu, ls_u, lo_u, MISSING_PRIOR, upen)
+                wu, mu, zu, bu, grow = _adaptive(
+                    b, wu, mu, zu, bu, nv, cu[b], pu[b], lu[b], ls_u[b], lo_u[b], MISSING_PRIOR, upen
+                )
+                if grow != -2:
+                    if grow >= 0:
+                        _seed(cu, grow)
+                    cu[b] += 1.0
                 alarm = wu > h1
                 since_val = nv - zu
                 stat = wu
@@ -503,7 +516,13 @@ def _categorical_kernel(
                 if code:
                     k = _push(hits, stats, k, i, j, 1, code - 1, since_val, stat, h1)
             if on[0] and c >= 0:  # ---- categories
-                wc, mc, zc, bc = _adaptive(c, wc, cc, mc, zc, bc, nv, lp, pp, ls_c, lo_c, SHAPE_PRIOR, cat_pen)
+                wc, mc, zc, bc, grow = _adaptive(
+                    c, wc, mc, zc, bc, nv, cc[c], pp[c], lp[c], ls_c[c], lo_c[c], SHAPE_PRIOR, cat_pen
+                )
+                if grow != -2:
+                    if grow >= 0:
+                        _seed(cc, grow)
+                    cc[c] += 1.0
                 alarm = wc > h0
                 since_val = nv - zc
                 stat = wc
