@@ -21,14 +21,16 @@ ADWIN's to catch — and far below it on heavy-tailed or skewed ones.
 Dependent and cyclic features
 -----------------------------
 A profile with a ``seasonal`` section (``baseline --period``) changes what is simulated,
-per feature: a cyclic feature is calibrated on its phase-standardised values (the
-residuals' quantiles, :func:`~driftsentinel.detectors.seasonal_profile.seasonal_view`,
-which is what the bank compares it with), and every feature of the section is drawn as a
-stationary series with its measured serial dependence — the quantile function read at
-``Phi(e_t)`` of a Gaussian AR(1) whose coefficient (the profile's ``ar1``) reproduces the
-reference's lag-1 autocorrelation. ADWIN's further passes reorder the draws in blocks of
-20 correlation times (:func:`~driftsentinel.detectors.seasonal.block_order`) instead of
-value by value, so they keep the dependence. Without the section (or with ``ar1`` 0)
+per feature: every feature of the section is drawn as a stationary series with its
+measured serial dependence — the quantile function read at ``Phi(e_t)`` of a Gaussian
+AR(1) whose coefficient (the profile's ``ar1``) reproduces the reference's lag-1
+autocorrelation — and in the units its detectors see
+(:func:`~driftsentinel.detectors.seasonal_profile.seasonal_view`): a cyclic feature's
+phase-standardised residuals, a whitened feature's innovations (the simulated residuals
+whitened as live values are: :func:`~driftsentinel.detectors.seasonal_profile.simulate_view`).
+ADWIN's further passes reorder the draws in blocks of 20 correlation times
+(:func:`~driftsentinel.detectors.seasonal.block_order`) instead of value by value, so
+they keep the dependence. Without the section (or with ``ar1`` 0)
 every draw is what it was. What the guarantee then assumes: the live values' dependence
 is AR(1)-like and no stronger than the reference's, the same in every phase
 ([seasonality](../docs/seasonality.md)).
@@ -141,7 +143,7 @@ import numpy as np
 
 from driftsentinel.detectors.backends import change_detector
 from driftsentinel.detectors.seasonal import block_order, dependent_uniforms
-from driftsentinel.detectors.seasonal_profile import dependence, seasonal_view
+from driftsentinel.detectors.seasonal_profile import dependence, seasonal_view, simulate_view, transformed_features
 from driftsentinel.detectors.sequential import NUMERIC_TESTS, NumericSequential, grid_midpoints
 from driftsentinel.detectors.standardize import (
     is_constant,
@@ -151,7 +153,7 @@ from driftsentinel.detectors.standardize import (
     standardize,
 )
 from driftsentinel.schemas import RIVER_ADWIN, BankConfig
-from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile
+from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile, SeasonalFeature
 
 PH_THRESHOLDS = (4.0, 6.0, 8.0, 11.0, 14.0, 18.0)
 ADWIN_DELTAS = (0.2, 0.05, 0.01)
@@ -579,9 +581,16 @@ def default_threshold(config: BankConfig, test: str) -> float:
 
 
 def _calibrate_one(
-    prof: NumericProfile, config: BankConfig, budget: float, values: int, rng: np.random.Generator, phi: float = 0.0
+    prof: NumericProfile,
+    config: BankConfig,
+    budget: float,
+    values: int,
+    rng: np.random.Generator,
+    phi: float = 0.0,
+    seasonal: SeasonalFeature | None = None,
 ) -> dict[str, float]:
-    x = sample_like(prof, values, rng, phi)
+    # a transformed feature (cyclic, whitened): drawn as the bank's detectors see it
+    x = simulate_view(seasonal, values, rng) if seasonal is not None else sample_like(prof, values, rng, phi)
     std = reference_std(prof.mean, prof.std, *profile_percentiles(prof.quantiles))
     # exactly what the bank does with the values of a profiled feature
     lo, hi = profile_clip_bounds(prof.quantiles, prof.mean, std) if config.winsorize else (-np.inf, np.inf)
@@ -596,7 +605,10 @@ def _calibrate_one(
     if targets and not is_constant(prof.std, prof.mean, *profile_percentiles(prof.quantiles)):
         # (a constant reference has no sequential tests in the bank: the constant watch instead)
         # the events as the bank sees them: missing at the profile's rate (NaN in x and z)
-        xs = sample_like_reference(prof, values, rng, SEQ_SEGMENTS, phi)
+        if seasonal is not None:
+            xs = simulate_view(seasonal, values, rng)
+        else:
+            xs = sample_like_reference(prof, values, rng, SEQ_SEGMENTS, phi)
         zs = standardize(xs, prof.mean, std, lo, hi)
         missing = rng.random(values) < prof.missing_ratio
         xm = np.where(missing, np.nan, xs)
@@ -625,13 +637,15 @@ def calibrate(
     config = config or BankConfig()
     budget = false_alarms_per_million / 1e6
     phis = {n: dependence(profile, n) for n in profile.features}  # the profile's seasonal section
-    profile = seasonal_view(profile)  # a cyclic feature: its phase-standardised values
+    section = profile.seasonal
+    seasonal = {n: section.features[n] for n in transformed_features(profile)} if section is not None else {}
+    profile = seasonal_view(profile)  # a transformed feature: in the units its detectors see
     numeric = [(n, p) for n, p in profile.features.items() if isinstance(p, NumericProfile)]
 
     def one(item: tuple[str, NumericProfile]) -> dict[str, float]:
         name, prof = item
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-        return _calibrate_one(prof, config, budget, values, rng, phis[name])
+        return _calibrate_one(prof, config, budget, values, rng, phis[name], seasonal.get(name))
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(numeric)))
     if workers == 1:

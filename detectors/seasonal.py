@@ -113,10 +113,12 @@ __all__ = [
     "gaussian_ar1",
     "lag1_autocorrelation",
     "latent_ar1",
+    "normal_score_ar1",
     "parse_period",
     "phase_summaries",
     "quantile_function",
     "simulate_dependent",
+    "whiten",
 ]
 
 HOUR = 3600.0
@@ -458,6 +460,70 @@ def simulate_dependent(quantiles: np.ndarray, phi: float, n: int, rng: np.random
     return quantile_function(quantiles, u)
 
 
+def normal_score_ar1(z: np.ndarray) -> float | None:
+    """The Gaussian-copula AR(1) coefficient of a continuous series in time order: the lag-1
+    autocorrelation of its normal scores ``Phi^-1(rank / (n + 1))`` (NaN left out). None
+    when a tenth or more of the values are ties (a discrete marginal: the scores' steps
+    bias it towards 0; :func:`latent_ar1` instead)."""
+    z = np.asarray(z, dtype=np.float64)
+    ok = np.isfinite(z)
+    v = z[ok]
+    if v.size < 3 or np.unique(v).size < 0.9 * v.size:
+        return None
+    ranks = np.empty(v.size)
+    ranks[np.argsort(v, kind="stable")] = np.arange(1, v.size + 1)
+    scores = np.full(z.size, np.nan)
+    scores[ok] = _ndtri(ranks / (v.size + 1))
+    return float(np.clip(lag1_autocorrelation(scores), -MAX_PHI, MAX_PHI))
+
+
+@nb.vectorize(["float64(float64)"], cache=True)
+def _ndtri(p: float) -> float:  # pragma: no cover - compiled
+    """``Phi^-1(p)`` (Acklam's rational approximation, then one Newton step on erfc)."""
+    if p <= 0.0:
+        return -math.inf
+    if p >= 1.0:
+        return math.inf
+    a = (
+        -39.69683028665376,
+        220.9460984245205,
+        -275.9285104469687,
+        138.3577518672690,
+        -30.66479806614716,
+        2.506628277459239,
+    )
+    b = (-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572)
+    c = (
+        -0.007784894002430293,
+        -0.3223964580411365,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    )
+    d = (0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416)
+    if p < 0.02425:
+        q = math.sqrt(-2.0 * math.log(p))
+        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
+            (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0
+        )
+    elif p > 1.0 - 0.02425:
+        q = math.sqrt(-2.0 * math.log(1.0 - p))
+        x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
+            (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0
+        )
+    else:
+        q = p - 0.5
+        r = q * q
+        x = (
+            (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
+            * q
+            / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0)
+        )
+    e = 0.5 * math.erfc(-x / math.sqrt(2.0)) - p
+    return x - e * math.sqrt(2.0 * math.pi) * math.exp(x * x / 2.0)
+
+
 def latent_ar1(
     acf1: float, quantiles: np.ndarray, rng: np.random.Generator, n: int = 200_000, steps: int = 20
 ) -> float:
@@ -506,3 +572,37 @@ def block_order(n: int, phi: float, rng: np.random.Generator) -> np.ndarray:
         return rng.permutation(n)
     starts = np.arange(0, n, b)[rng.permutation((n + b - 1) // b)]
     return np.concatenate([np.arange(a, min(a + b, n)) for a in starts])
+
+
+#: Features whose phase-standardised values have a lag-1 autocorrelation at least this
+#: large (in absolute value) are whitened for the detectors.
+WHITEN_MIN = 0.1
+
+
+def whiten(r: np.ndarray, phi: float, prev: float = math.nan, since: int = 0) -> tuple[np.ndarray, float, int]:
+    """AR(1) innovations ``(r_t - phi^k r_p) / sqrt(1 - phi^(2k))`` of a centred series in
+    time order (``r_p`` the last present value, ``k`` steps before; NaN stays NaN; the first
+    value with no earlier one is itself). ``prev``/``since``: the last present value before
+    ``r`` and the values since it (a stream cut into batches gives the same innovations).
+    Returns the innovations and the new ``prev``/``since``.
+
+    >>> e, prev, since = whiten(np.array([1.0, np.nan, 2.0]), 0.5)
+    >>> [round(v, 4) for v in e.tolist()], prev, since
+    ([1.0, nan, 1.8074], 2.0, 0)
+    >>> whiten(np.array([2.0]), 0.5, prev=1.0, since=1)[0].round(4).tolist()  # the same, cut in two
+    [1.8074]
+    """
+    r = np.asarray(r, dtype=np.float64)
+    out = np.full(r.size, np.nan)
+    idx = np.flatnonzero(np.isfinite(r))
+    if idx.size == 0:
+        return out, prev, since + r.size
+    vals = r[idx]
+    before = np.r_[prev, vals[:-1]]
+    k = np.diff(np.r_[-since - 1, idx]).astype(np.float64)
+    pk = np.power(phi, k)
+    eta = (vals - pk * before) / np.sqrt(1.0 - pk * pk)
+    if not math.isfinite(prev):
+        eta[0] = vals[0]
+    out[idx] = eta
+    return out, float(vals[-1]), int(r.size - 1 - idx[-1])

@@ -29,20 +29,25 @@ import numpy as np
 from driftsentinel.detectors.seasonal import (
     MIN_PHASE_COUNT,
     PERIODS,
+    WHITEN_MIN,
     Period,
     SeasonalReference,
     choose_period,
     detect_period,
     lag1_autocorrelation,
     latent_ar1,
+    normal_score_ar1,
     parse_period,
     phase_summaries,
+    simulate_dependent,
+    whiten,
 )
 from driftsentinel.schemas.batch import FeatureBatch
 from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile, SeasonalFeature, SeasonalProfile
 
-#: Quantiles of the phase-standardised values (the simulator's marginal).
-RESIDUAL_QUANTILES = 100
+#: Quantiles of the phase-standardised values and of the innovations (the simulator's marginal;
+#: 1,000 so the simulated tails, linear between quantiles, follow the reference's to 1 in 1,000).
+RESIDUAL_QUANTILES = 1000
 NONE = Period("none", 1.0, 1)
 
 
@@ -73,7 +78,8 @@ def event_seconds(values: Sequence[Any]) -> np.ndarray:
 
 
 def _feature(t: np.ndarray, x: np.ndarray, period: Period, min_count: int, rng: np.random.Generator) -> SeasonalFeature:
-    """Per-phase summaries (``period``; 1 phase: overall) and the dependence, in time order."""
+    """Per-phase summaries (``period``; 1 phase: overall), the dependence in time order, and
+    the innovations when the dependence is whitened (``|acf1| >= WHITEN_MIN``)."""
     ok = np.isfinite(t)
     order = np.argsort(t[ok], kind="stable")
     t, x = t[ok][order], x[ok][order]
@@ -83,6 +89,17 @@ def _feature(t: np.ndarray, x: np.ndarray, period: Period, min_count: int, rng: 
     present = z[np.isfinite(z)]
     rq = np.quantile(present, np.linspace(0.0, 1.0, RESIDUAL_QUANTILES + 1))
     acf1 = lag1_autocorrelation(z)
+    r_mean = float(present.mean())
+    extra: dict[str, Any] = {}
+    if abs(acf1) >= WHITEN_MIN:
+        eta = whiten(z - r_mean, acf1)[0]
+        eta = eta[np.isfinite(eta)]
+        extra = {
+            "whiten": acf1,
+            "innovation_quantiles": np.quantile(eta, np.linspace(0.0, 1.0, RESIDUAL_QUANTILES + 1)).tolist(),
+            "innovation_mean": float(eta.mean()),
+            "innovation_std": _spread(eta),
+        }
     return SeasonalFeature(
         counts=s.counts.tolist(),
         pooled=s.pooled.tolist(),
@@ -90,11 +107,24 @@ def _feature(t: np.ndarray, x: np.ndarray, period: Period, min_count: int, rng: 
         std=s.std.tolist(),
         quantiles=s.quantiles.tolist(),
         residual_quantiles=rq.tolist(),
-        residual_mean=float(present.mean()),
-        residual_std=float(present.std(ddof=1)) if present.size > 1 and present.std() > 0 else 1.0,
+        residual_mean=r_mean,
+        residual_std=_spread(present),
         acf1=acf1,
-        ar1=latent_ar1(acf1, rq, rng),
+        ar1=_latent(z, acf1, rq, rng),
+        **extra,
     )
+
+
+def _latent(z: np.ndarray, acf1: float, rq: np.ndarray, rng: np.random.Generator) -> float:
+    """The simulator's latent AR(1): the normal scores' lag-1 autocorrelation for a continuous
+    feature (the Gaussian copula's coefficient), else the one matching ``acf1`` by simulation."""
+    phi = normal_score_ar1(z)
+    return phi if phi is not None else latent_ar1(acf1, rq, rng)
+
+
+def _spread(values: np.ndarray) -> float:
+    sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    return sd if sd > 0 else 1.0
 
 
 def seasonal_profile(
@@ -173,16 +203,25 @@ def cyclic_features(profile: ReferenceProfile) -> list[str]:
     return [n for n, f in profile.seasonal.features.items() if len(f.mean) > 1]
 
 
-def residual_profile(prof: NumericProfile, feat: SeasonalFeature) -> NumericProfile:
-    """A cyclic feature's reference in phase-standardised units: the residuals' count,
-    mean, std, range and quantiles (what its live values, standardised by their own
-    phase, are compared with)."""
-    q = feat.residual_quantiles
+def transformed_features(profile: ReferenceProfile) -> list[str]:
+    """The features the detectors see transformed: cyclic (phase-standardised) or whitened."""
+    if profile.seasonal is None:
+        return []
+    return [n for n, f in profile.seasonal.features.items() if len(f.mean) > 1 or f.whiten != 0.0]
+
+
+def view_profile(prof: NumericProfile, feat: SeasonalFeature) -> NumericProfile:
+    """A feature's reference in the units its detectors see: the innovations of a whitened
+    feature, else the phase-standardised residuals (count and missing share kept)."""
+    if feat.innovation_quantiles is not None:
+        q, mean, std = feat.innovation_quantiles, feat.innovation_mean, feat.innovation_std
+    else:
+        q, mean, std = feat.residual_quantiles, feat.residual_mean, feat.residual_std
     return NumericProfile(
         count=prof.count,
         missing_ratio=prof.missing_ratio,
-        mean=feat.residual_mean,
-        std=feat.residual_std,
+        mean=mean,
+        std=std,
         min=q[0],
         max=q[-1],
         quantiles=list(q),
@@ -190,16 +229,16 @@ def residual_profile(prof: NumericProfile, feat: SeasonalFeature) -> NumericProf
 
 
 def seasonal_view(profile: ReferenceProfile) -> ReferenceProfile:
-    """``profile`` with each cyclic feature's profile replaced by :func:`residual_profile`
-    (itself when it has none): the reference of a bank that sees phase-standardised values."""
-    names = cyclic_features(profile)
+    """``profile`` with each transformed feature's profile replaced by :func:`view_profile`
+    (itself when it has none): the reference of a bank that sees transformed values."""
+    names = transformed_features(profile)
     if not names or profile.seasonal is None:
         return profile
     features = dict(profile.features)
     for name in names:
         prof = features[name]
         if isinstance(prof, NumericProfile):
-            features[name] = residual_profile(prof, profile.seasonal.features[name])
+            features[name] = view_profile(prof, profile.seasonal.features[name])
     return profile.model_copy(update={"features": features})
 
 
@@ -210,14 +249,28 @@ def dependence(profile: ReferenceProfile, name: str) -> float:
     return profile.seasonal.features[name].ar1
 
 
-class SeasonalTransform:
-    """Phase-standardises a profile's cyclic features in a :class:`FeatureBatch`.
+def simulate_view(feat: SeasonalFeature, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` stationary values in the units the detectors see (what ``calibrate`` draws):
+    residuals with the measured dependence (:func:`~.seasonal.simulate_dependent`), whitened
+    as live values are when the feature is."""
+    r = simulate_dependent(np.asarray(feat.residual_quantiles), feat.ar1, n, rng)
+    if feat.whiten == 0.0:
+        return r
+    return whiten(r - feat.residual_mean, feat.whiten)[0]
 
-    ``x -> (x - mean_p) / std_p`` with ``p`` the phase of the row's event time; a row
-    without an event time (NaN) gets the feature's moments over the whole cycle (the
-    mixture of the phases: mean of the phase means, variance the mean phase variance
-    plus the variance of the phase means). Other columns pass unchanged. Stateless:
-    nothing to checkpoint; memory ``phases x cyclic features x 2`` float64.
+
+class SeasonalTransform:
+    """What the detectors see of a profile's transformed features, batch by batch.
+
+    A cyclic feature: ``x -> (x - mean_p) / std_p`` with ``p`` the phase of the row's event
+    time (a row without one, NaN, gets the moments over the whole cycle: mean of the phase
+    means, variance the mean phase variance plus the variance of the phase means); a
+    feature with 1 phase: its overall mean and std. A whitened feature: then its AR(1)
+    innovations (:func:`~.seasonal.whiten` of the centred values, the coefficient the
+    profile measured), which carry the last value across batches: the same values however
+    the stream is cut; ``state_dict``/``load_state`` checkpoint it (2 numbers per
+    whitened feature). Other columns pass unchanged. Memory: ``phases x features x 2``
+    float64 plus that state.
     """
 
     def __init__(self, section: SeasonalProfile, names: list[str]) -> None:
@@ -227,17 +280,22 @@ class SeasonalTransform:
         self.overall_mean = m.mean(axis=0)
         self.overall_std = np.sqrt((s**2).mean(axis=0) + m.var(axis=0))
         self._index = {n: j for j, n in enumerate(self.names)}
+        feats = [section.features[n] for n in self.names]
+        self.phi = np.array([f.whiten for f in feats])
+        self.centre = np.array([f.residual_mean for f in feats])
+        self.prev = np.full(len(self.names), np.nan)
+        self.since = np.zeros(len(self.names), dtype=np.int64)
 
     @classmethod
     def from_profile(cls, profile: ReferenceProfile | None) -> SeasonalTransform | None:
-        """The transform of ``profile``'s cyclic features; None when it has none."""
+        """The transform of ``profile``'s transformed features; None when it has none."""
         if profile is None or profile.seasonal is None:
             return None
-        names = cyclic_features(profile)
+        names = transformed_features(profile)
         return cls(profile.seasonal, names) if names else None
 
     def apply(self, batch: FeatureBatch) -> FeatureBatch:
-        """``batch`` with its cyclic columns phase-standardised (the same batch when it has none)."""
+        """``batch`` with its transformed columns replaced (the same batch when it has none)."""
         cols = [(i, self._index[n]) for i, n in enumerate(batch.names) if n in self._index]
         if not cols or batch.values.shape[0] == 0:
             return batch
@@ -249,4 +307,23 @@ class SeasonalTransform:
         std = np.where(known[:, None], self.reference.std[ph][:, ref], self.overall_std[ref])
         values = batch.values.copy()
         values[:, at] = (values[:, at] - mean) / std
+        for i, j in cols:
+            if self.phi[j] != 0.0:
+                eta, prev, since = whiten(values[:, i] - self.centre[j], self.phi[j], self.prev[j], self.since[j])
+                values[:, i] = eta
+                self.prev[j], self.since[j] = prev, since
         return dataclasses.replace(batch, values=values)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whitening's carried values, per transformed feature (plain arrays)."""
+        return {"names": list(self.names), "prev": self.prev.copy(), "since": self.since.copy()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s values; :class:`ValueError` if they are for other features."""
+        if list(state.get("names", [])) != self.names:
+            raise ValueError("seasonal state is for other features than the profile's")
+        prev = np.asarray(state["prev"], dtype=np.float64)
+        since = np.asarray(state["since"], dtype=np.int64)
+        if prev.shape != self.prev.shape or since.shape != self.since.shape or (since < 0).any():
+            raise ValueError("seasonal state has the wrong shape")
+        self.prev, self.since = prev.copy(), since.copy()

@@ -449,6 +449,18 @@ class SeasonalFeature(BaseModel):
     residual_std: float = Field(default=1.0, gt=0, description="Std of the phase-standardised values.")
     acf1: float = Field(ge=-1, le=1, description="Lag-1 autocorrelation of the phase-standardised values.")
     ar1: float = Field(gt=-1, lt=1, description="Latent Gaussian AR(1) coefficient of the simulator.")
+    whiten: float = Field(
+        default=0.0,
+        gt=-1,
+        lt=1,
+        description="AR(1) coefficient the detectors' values are whitened with (0: not whitened): they see the "
+        "innovations (r_t - whiten r_(t-1)) / sqrt(1 - whiten^2) of the centred phase-standardised values r.",
+    )
+    innovation_quantiles: list[float] | None = Field(
+        default=None, min_length=3, max_length=1001, description="Quantiles of the reference's innovations."
+    )
+    innovation_mean: float = 0.0
+    innovation_std: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
     def _shapes(self) -> SeasonalFeature:
@@ -464,7 +476,12 @@ class SeasonalFeature(BaseModel):
             raise ValueError(
                 f"seasonal feature: every phase needs the same number of quantiles (3 to {MAX_PHASE_QUANTILES})"
             )
-        for q in (*self.quantiles, self.residual_quantiles):
+        if (self.whiten != 0.0) != (self.innovation_quantiles is not None):
+            raise ValueError("seasonal feature: a whitened feature needs innovation_quantiles, and only it")
+        lists = [*self.quantiles, self.residual_quantiles]
+        if self.innovation_quantiles is not None:
+            lists.append(self.innovation_quantiles)
+        for q in lists:
             if any(not math.isfinite(v) for v in q) or any(b < a for a, b in zip(q, q[1:], strict=False)):
                 raise ValueError("seasonal feature: quantiles must be finite and non-decreasing")
         return self

@@ -19,6 +19,7 @@ from driftsentinel.detectors.seasonal import (
     gaussian_ar1,
     lag1_autocorrelation,
     latent_ar1,
+    normal_score_ar1,
     parse_period,
     phase_summaries,
     simulate_dependent,
@@ -133,6 +134,9 @@ def test_lag1_autocorrelation_matches_the_closed_forms() -> None:
     z = ar1(0.8, n, rng)
     z[rng.random(n) < 0.1] = np.nan  # missing values drop their pairs only
     assert lag1_autocorrelation(z) == pytest.approx(0.8, abs=0.01)
+    # the Gaussian copula's coefficient, whatever the monotone map; discrete values: None
+    assert normal_score_ar1(np.exp(2 * ar1(0.7, n, rng))) == pytest.approx(0.7, abs=0.01)
+    assert normal_score_ar1(np.round(ar1(0.7, n, rng))) is None
 
 
 @pytest.mark.parametrize("kind", ["normal", "lognormal", "counts"])
@@ -265,9 +269,10 @@ def test_baseline_period_mistakes_are_one_line(tmp_path: Path, capsys: pytest.Ca
 # ---------------------------------------------------------------------------------------- calibration
 def test_calibrate_simulates_the_profiles_dependence() -> None:
     """AR(1) 0.9 values look like a level that wanders: calibrated for independent values,
-    Page-Hinkley's threshold is far too low. With the profile's dependence it is raised, the
-    cyclic feature is calibrated on its residuals, and a feature without the section keeps
-    exactly the thresholds it had."""
+    Page-Hinkley's threshold is far too low. Not whitened, the profile's dependence raises
+    it; whitened (the default for such a feature), the detectors see nearly independent
+    innovations and the thresholds stay near the independent ones. A feature without the
+    section, or with no dependence, keeps exactly the thresholds it had."""
     from driftsentinel.detectors.calibration import calibrate
 
     rng = np.random.default_rng(12)
@@ -277,17 +282,46 @@ def test_calibrate_simulates_the_profiles_dependence() -> None:
     w = rng.standard_normal(n)
     profile = build_profile({"x": x.tolist(), "w": w.tolist()}, source="t")
     section, _ = seasonal_profile(t, {"x": x, "w": w}, "auto", "ts", rng)
-    seasonal = profile.model_copy(update={"seasonal": section})
-    with_dep = calibrate(seasonal, values=100_000, seed=3, workers=1)
-    iid_view = profile.model_copy(update={"seasonal": None})
-    plain = calibrate(iid_view, values=100_000, seed=3, workers=1)
-    assert with_dep["x"]["page_hinkley_threshold"] > 2 * plain["x"]["page_hinkley_threshold"]
-    assert with_dep["x"]["adwin_delta"] < plain["x"]["adwin_delta"]
-    assert with_dep["w"]["page_hinkley_threshold"] == pytest.approx(plain["w"]["page_hinkley_threshold"], rel=0.3)
+    assert section.features["x"].whiten == pytest.approx(0.9, abs=0.02) and section.features["w"].whiten == 0.0
+    plain = calibrate(profile, values=100_000, seed=3, workers=1)
+    whitened = calibrate(profile.model_copy(update={"seasonal": section}), values=100_000, seed=3, workers=1)
+    fx = section.features["x"].model_copy(update={"whiten": 0.0, "innovation_quantiles": None})
+    kept = section.model_copy(update={"features": {**section.features, "x": fx}})
+    dependent = calibrate(profile.model_copy(update={"seasonal": kept}), values=100_000, seed=3, workers=1)
+    ph = "page_hinkley_threshold"
+    assert dependent["x"][ph] > 3 * plain["x"][ph] and dependent["x"]["adwin_delta"] < plain["x"]["adwin_delta"]
+    assert whitened["x"][ph] < 2 * plain["x"][ph]
     no_dep = section.model_copy(update={"features": {"w": section.features["w"].model_copy(update={"ar1": 0.0})}})
     assert (
         calibrate(profile.model_copy(update={"seasonal": no_dep}), values=100_000, seed=3, workers=1)["w"] == plain["w"]
     )
+
+
+def test_whitened_live_values_are_nearly_independent_however_cut() -> None:
+    from driftsentinel.detectors.seasonal_profile import SeasonalTransform
+    from driftsentinel.schemas import FeatureBatch
+
+    rng = np.random.default_rng(14)
+    n = 60_000
+    t = 1_700_000_000 + np.arange(2 * n) * 30.0
+    x = 2 * np.sin(2 * np.pi * t / DAY) + ar1(0.9, 2 * n, rng)
+    profile = build_profile({"x": x[:n].tolist()}, source="t")
+    section, _ = seasonal_profile(t[:n], {"x": x[:n]}, "auto", "ts", rng)
+    profile = profile.model_copy(update={"seasonal": section})
+
+    def run(cuts: list[int]) -> np.ndarray:
+        tr = SeasonalTransform.from_profile(profile)
+        assert tr is not None
+        out = []
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+            batch = FeatureBatch(["x"], x[n + a : n + b, None], np.arange(a, b), t[n + a : n + b])
+            out.append(tr.apply(batch).values[:, 0])
+            tr.load_state(tr.state_dict())
+        return np.concatenate(out)
+
+    live = run([0, n])
+    assert abs(lag1_autocorrelation(live)) < 0.02 and live.std() == pytest.approx(1.0, abs=0.05)
+    assert np.allclose(run([0, 1, 7, 4096, 30_000, n]), live)
 
 
 def test_transform_standardises_cyclic_columns_by_phase_and_block_order_keeps_blocks() -> None:
