@@ -12,7 +12,8 @@ alarms per million values at each rung, and the exponential tail fitted through 
 rungs with at least 10 alarms (``log rate = a - theta h``) extrapolated to the configured
 default threshold, are reported (a rung with no alarm is an upper bound of 3 / values).
 The defaults of ``SequentialConfig`` are chosen from these numbers
-(docs/sequential-tests.md).
+(docs/sequential-tests.md). ``--cost``: the bank's CPU time per value with the tests on
+and off instead (:func:`bank_cost`).
 """
 
 from __future__ import annotations
@@ -143,6 +144,42 @@ _DEFAULT = {
 }
 
 
+def bank_cost(features: int, values: int, repeats: int) -> dict[str, Any]:
+    """``DetectorBank.update`` CPU ns per value with the sequential tests on and off: the
+    data of ``benchmarks.detectors`` (N(0, 1) with 3 mean shifts per feature, batches of
+    4,096 rows), zero-config, both configurations in this process, runs interleaved, the
+    fastest of ``repeats``."""
+    from benchmarks.detectors import make_data
+    from driftsentinel.detectors.bank import DetectorBank
+    from driftsentinel.schemas import BankConfig, FeatureBatch
+
+    X = make_data(values, features)
+    names = [f"f{i}" for i in range(features)]
+    batches = []
+    for a in range(0, values, BATCH):
+        rows = np.arange(a, min(a + BATCH, values))
+        batches.append(FeatureBatch(names, X[a : a + BATCH], rows, rows.astype(np.float64)))
+    configs = {"off": BankConfig.model_validate({"sequential": {"enabled": False}}), "on": BankConfig()}
+    DetectorBank(configs["on"]).update(batches[0])  # compile / load the kernels
+    runs: dict[str, list[float]] = {k: [] for k in configs}
+    for _ in range(repeats):
+        for key, cfg in configs.items():
+            bank = DetectorBank(cfg)
+            t0 = time.process_time()
+            for b in batches:
+                bank.update(b)
+            runs[key].append((time.process_time() - t0) / (values * features) * 1e9)
+    best = {k: round(min(v), 1) for k, v in runs.items()}
+    return {
+        "features": features,
+        "values_per_feature": values,
+        "bank_ns_per_value_sequential_off": best["off"],
+        "bank_ns_per_value_sequential_on": best["on"],
+        "added_ns_per_value": round(best["on"] - best["off"], 1),
+        "runs": {k: [round(x, 1) for x in v] for k, v in runs.items()},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer values (a smoke run)")
@@ -152,7 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile-size", type=int, default=50_000, help="profile reference size")
     ap.add_argument("--dists", default=",".join(STATIONARY), help="comma-separated distributions")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cost", action="store_true", help="only the bank's cost with the tests on and off")
     args = ap.parse_args(argv)
+    if args.cost:
+        print(json.dumps(bank_cost(20, 200_000, 3)))
+        return 0
     args.values = args.values or (20_000 if args.quick else 400_000)
     config = SequentialConfig()
     result: dict[str, Any] = {
