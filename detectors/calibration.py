@@ -536,8 +536,10 @@ def _sequential_thresholds(
     x: np.ndarray,
     z: np.ndarray,
     rng: np.random.Generator,
+    independent: bool = True,
 ) -> dict[str, float]:
-    """Each sequential test's threshold for its target rate (alarms per event)."""
+    """Each sequential test's threshold for its target rate (alarms per event); Ville's cap
+    only for ``independent`` values (:func:`_solve_threshold`)."""
     reference = sequential_reference(prof, config)
     pilot_n = min(SEQ_PILOT_EVENTS, x.size)
     pilot = np.array(SEQ_PILOT)
@@ -547,27 +549,32 @@ def _sequential_thresholds(
     for test in targets:
         grid = _main_grid(pilot, counts[test], pilot_n, x.size)
         if grid is None:  # no alarm even at h = 1: the test is quiet here, the configured h is safe
-            out[test] = _solve_threshold(None, targets[test], config, test)
+            out[test] = _solve_threshold(None, targets[test], config, test, independent)
         else:
             grids[test] = grid
     if grids:
         main = count_sequential_alarms(config, reference, grids, x, z, 1, rng)
         for test, grid in grids.items():
             fit = tail_fit(grid, main[test], x.size)
-            out[test] = _solve_threshold(fit, targets[test], config, test)
+            out[test] = _solve_threshold(fit, targets[test], config, test, independent)
     return {t: out[t] for t in targets}
 
 
-def _solve_threshold(fit: LogRateFit | None, target: float, config: BankConfig, test: str) -> float:
+def _solve_threshold(
+    fit: LogRateFit | None, target: float, config: BankConfig, test: str, independent: bool = True
+) -> float:
     """The threshold at which the fitted rate, one standard error up, is ``target``.
 
     The adaptive CUSUMs (``cusum_shape``, ``cusum_missing``) never go above
     ``log(1 / target)``: each run of theirs reaches ``h`` with probability at most
     ``exp(-h)`` under the reference (Ville's inequality) and at most one run starts per
     event, so that threshold keeps the rate under the target whatever the fit says.
-    Without a usable fit: the configured threshold (capped the same way).
+    Without a usable fit: the configured threshold (capped the same way). The bound needs
+    independent values (the likelihood ratio a martingale under the reference): a
+    dependent feature (a profile's seasonal section with a dependence) keeps the fitted
+    threshold, measured on values with that dependence.
     """
-    ville = math.log(1.0 / target) if test in ADAPTIVE_TESTS else math.inf
+    ville = math.log(1.0 / target) if test in ADAPTIVE_TESTS and independent else math.inf
     if fit is None or fit.slope >= 0:
         return float(min(default_threshold(config, test), ville))
     h = fit.solve(math.log(target))
@@ -613,7 +620,8 @@ def _calibrate_one(
         missing = rng.random(values) < prof.missing_ratio
         xm = np.where(missing, np.nan, xs)
         zm = np.where(missing, np.nan, zs)
-        for test, h in _sequential_thresholds(prof, config, targets, xm, zm, rng).items():
+        independent = phi == 0.0 and (seasonal is None or seasonal.ar1 == 0.0)
+        for test, h in _sequential_thresholds(prof, config, targets, xm, zm, rng, independent).items():
             params[f"{test}_threshold"] = h
     return params
 

@@ -113,7 +113,11 @@ __all__ = [
     "gaussian_ar1",
     "lag1_autocorrelation",
     "latent_ar1",
+    "arma_coefficients",
+    "latent_dependence",
+    "latent_weight",
     "normal_score_ar1",
+    "normal_scores",
     "parse_period",
     "phase_summaries",
     "quantile_function",
@@ -381,25 +385,54 @@ class SeasonalReference:
 
 
 # ------------------------------------------------------------------------------------- dependence
-def lag1_autocorrelation(z: np.ndarray) -> float:
-    """Lag-1 autocorrelation of a series in time order (pairs with a NaN left out; 0 for
-    fewer than 3 pairs or no spread).
+def lag1_autocorrelation(z: np.ndarray, lag: int = 1) -> float:
+    """Lag-``lag`` autocorrelation of a series in time order (pairs with a NaN left out; 0
+    for fewer than 3 pairs or no spread).
 
     >>> round(lag1_autocorrelation(np.array([1.0, 2.0, 3.0, 4.0, 5.0])), 3)
     0.4
     """
     z = np.asarray(z, dtype=np.float64)
     ok = np.isfinite(z)
-    if ok.sum() < 3:
+    if ok.sum() < 3 or z.size <= lag:
         return 0.0
     m = float(z[ok].mean())
     d = np.where(ok, z - m, np.nan)
     den = float(np.nansum(d**2))
-    pairs = d[:-1] * d[1:]
+    pairs = d[:-lag] * d[lag:]
     if den <= 0 or np.isfinite(pairs).sum() < 3:
         return 0.0
-    scale = (ok.sum() - 1) / np.isfinite(pairs).sum()  # a missing value drops its pairs, not the variance
+    scale = (ok.sum() - lag) / np.isfinite(pairs).sum()  # a missing value drops its pairs, not the variance
     return float(np.clip(np.nansum(pairs) * scale / den, -1.0, 1.0))
+
+
+def arma_coefficients(rho1: float, rho2: float) -> tuple[float, float]:
+    """The ARMA(1,1) ``(phi, theta)`` with these lag-1 and lag-2 autocorrelations, for the
+    dependence of an AR(1) level seen through independent noise (``0 <= theta < phi``):
+    ``phi = rho2 / rho1``, ``theta`` solving ``rho1 = (1 - phi theta)(phi - theta) /
+    (1 + theta^2 - 2 phi theta)``. A plain AR(1) (``theta = 0``, ``phi = rho1``) when the
+    ratio is not above ``rho1`` (or ``rho1 <= 0``).
+
+    >>> arma_coefficients(0.5, 0.25), tuple(round(v, 3) for v in arma_coefficients(0.45, 0.405))
+    ((0.5, 0.0), (0.9, 0.627))
+    """
+    if rho1 <= 0.0 or rho2 <= rho1 * rho1:
+        return float(np.clip(rho1, -MAX_PHI, MAX_PHI)), 0.0
+    phi = min(rho2 / rho1, MAX_PHI)
+    if phi <= rho1:
+        return phi, 0.0
+
+    def r1(theta: float) -> float:
+        return (1 - phi * theta) * (phi - theta) / (1 + theta * theta - 2 * phi * theta)
+
+    lo, hi = 0.0, phi  # r1 falls from phi to 0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if r1(mid) > rho1:
+            lo = mid
+        else:
+            hi = mid
+    return phi, 0.5 * (lo + hi)
 
 
 def quantile_function(quantiles: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -430,8 +463,14 @@ def _ndtr(e: float) -> float:  # pragma: no cover - compiled
     return 0.5 * math.erfc(-e / math.sqrt(2.0))
 
 
-def _ar1_uniforms(phi: float, eps: np.ndarray, start: float) -> np.ndarray:
-    return np.asarray(_ndtr(_ar1(phi, eps, start)))
+def _ar1_uniforms(
+    phi: float, eps: np.ndarray, start: float, noise: np.ndarray | None = None, weight: float = 1.0
+) -> np.ndarray:
+    """``Phi`` of ``sqrt(w) g_t + sqrt(1 - w) noise_t``, ``g`` the AR(1) (``w`` = 1: ``g`` itself)."""
+    g = _ar1(phi, eps, start)
+    if noise is not None and weight < 1.0:
+        g = math.sqrt(weight) * g + math.sqrt(1.0 - weight) * noise
+    return np.asarray(_ndtr(g))
 
 
 def gaussian_ar1(phi: float, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -441,30 +480,39 @@ def gaussian_ar1(phi: float, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(_ar1(float(phi), rng.standard_normal(n), float(rng.standard_normal())))
 
 
-def dependent_uniforms(phi: float, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` uniforms ``Phi(e_t)`` of a stationary Gaussian AR(1) ``phi`` (independent for 0):
-    read through any quantile function, a stationary series with that marginal."""
+def dependent_uniforms(phi: float, n: int, rng: np.random.Generator, weight: float = 1.0) -> np.ndarray:
+    """``n`` uniforms ``Phi(e_t)``, ``e_t = sqrt(w) g_t + sqrt(1 - w) eps_t`` with ``g`` a
+    stationary Gaussian AR(1) ``phi`` (``w`` = ``weight``; independent for ``phi`` 0): read
+    through any quantile function, a stationary series with that marginal whose latent
+    autocorrelations are ``w phi^k``."""
     if phi == 0.0:
         return rng.random(n)
-    if not -MAX_PHI <= phi <= MAX_PHI:
-        raise ValueError(f"AR(1) coefficient {phi} outside [-{MAX_PHI}, {MAX_PHI}]")
-    return _ar1_uniforms(float(phi), rng.standard_normal(n), float(rng.standard_normal()))
+    if not -MAX_PHI <= phi <= MAX_PHI or not 0.0 < weight <= 1.0:
+        raise ValueError(f"AR(1) coefficient {phi} outside [-{MAX_PHI}, {MAX_PHI}] or weight {weight} outside (0, 1]")
+    eps = rng.standard_normal(n)
+    start = float(rng.standard_normal())
+    noise = rng.standard_normal(n) if weight < 1.0 else None
+    return _ar1_uniforms(float(phi), eps, start, noise, weight)
 
 
-def simulate_dependent(quantiles: np.ndarray, phi: float, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` stationary values with the marginal of ``quantiles`` and latent AR(1) ``phi``:
-    ``Phi(e_t)`` of a Gaussian AR(1) read through the quantile function."""
-    if not -MAX_PHI <= phi <= MAX_PHI:
-        raise ValueError(f"AR(1) coefficient {phi} outside [-{MAX_PHI}, {MAX_PHI}]")
-    u = _ar1_uniforms(float(phi), rng.standard_normal(n), float(rng.standard_normal()))
-    return quantile_function(quantiles, u)
+def simulate_dependent(
+    quantiles: np.ndarray, phi: float, n: int, rng: np.random.Generator, weight: float = 1.0
+) -> np.ndarray:
+    """``n`` stationary values with the marginal of ``quantiles`` and the latent dependence
+    ``(phi, weight)`` (:func:`dependent_uniforms`) read through the quantile function."""
+    return quantile_function(quantiles, dependent_uniforms(phi, n, rng, weight))
 
 
 def normal_score_ar1(z: np.ndarray) -> float | None:
     """The Gaussian-copula AR(1) coefficient of a continuous series in time order: the lag-1
-    autocorrelation of its normal scores ``Phi^-1(rank / (n + 1))`` (NaN left out). None
-    when a tenth or more of the values are ties (a discrete marginal: the scores' steps
-    bias it towards 0; :func:`latent_ar1` instead)."""
+    autocorrelation of its normal scores (:func:`normal_scores`). None for a discrete one."""
+    scores = normal_scores(z)
+    return None if scores is None else float(np.clip(lag1_autocorrelation(scores), -MAX_PHI, MAX_PHI))
+
+
+def normal_scores(z: np.ndarray) -> np.ndarray | None:
+    """``Phi^-1(rank / (n + 1))`` of a series (NaN stays NaN); None when a tenth or more of
+    the values are ties (a discrete marginal: the scores' steps bias correlations to 0)."""
     z = np.asarray(z, dtype=np.float64)
     ok = np.isfinite(z)
     v = z[ok]
@@ -474,7 +522,50 @@ def normal_score_ar1(z: np.ndarray) -> float | None:
     ranks[np.argsort(v, kind="stable")] = np.arange(1, v.size + 1)
     scores = np.full(z.size, np.nan)
     scores[ok] = _ndtri(ranks / (v.size + 1))
-    return float(np.clip(lag1_autocorrelation(scores), -MAX_PHI, MAX_PHI))
+    return scores
+
+
+def latent_dependence(z: np.ndarray, quantiles: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    """The simulator's ``(phi, weight)`` for a series in time order (:func:`dependent_uniforms`):
+    from the lag-1 and lag-2 autocorrelations (:func:`arma_coefficients`: ``phi = rho2 /
+    rho1``, ``weight = rho1 / phi``) of the normal scores for a continuous series (the
+    Gaussian copula's own), else ``phi`` from the values' and the weight matched to their
+    lag-1 autocorrelation by simulation (:func:`latent_ar1`)."""
+    scores = normal_scores(z)
+    series = scores if scores is not None else np.asarray(z, dtype=np.float64)
+    rho1, rho2 = lag1_autocorrelation(series), lag1_autocorrelation(series, 2)
+    phi, theta = arma_coefficients(rho1, rho2)
+    if theta == 0.0 or phi <= 0.0:
+        if scores is not None:
+            return phi, 1.0
+        return latent_ar1(rho1, quantiles, rng), 1.0
+    if scores is not None:
+        return phi, float(np.clip(rho1 / phi, 1e-6, 1.0))
+    return phi, latent_weight(phi, rho1, quantiles, rng)
+
+
+def latent_weight(
+    phi: float, rho1: float, quantiles: np.ndarray, rng: np.random.Generator, n: int = 200_000, steps: int = 20
+) -> float:
+    """The weight ``w`` whose :func:`simulate_dependent` values (latent AR(1) ``phi``) have
+    lag-1 autocorrelation ``rho1`` (bisection, common random numbers)."""
+    q = np.asarray(quantiles, dtype=np.float64)
+    eps, noise = rng.standard_normal(n), rng.standard_normal(n)
+    start = float(rng.standard_normal())
+
+    def acf(w: float) -> float:
+        return lag1_autocorrelation(quantile_function(q, _ar1_uniforms(phi, eps, start, noise, w)))
+
+    lo, hi = 1e-6, 1.0
+    if acf(hi) <= rho1:
+        return 1.0
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        if acf(mid) < rho1:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
 
 
 @nb.vectorize(["float64(float64)"], cache=True)
@@ -579,30 +670,41 @@ def block_order(n: int, phi: float, rng: np.random.Generator) -> np.ndarray:
 WHITEN_MIN = 0.1
 
 
-def whiten(r: np.ndarray, phi: float, prev: float = math.nan, since: int = 0) -> tuple[np.ndarray, float, int]:
-    """AR(1) innovations ``(r_t - phi^k r_p) / sqrt(1 - phi^(2k))`` of a centred series in
-    time order (``r_p`` the last present value, ``k`` steps before; NaN stays NaN; the first
-    value with no earlier one is itself). ``prev``/``since``: the last present value before
-    ``r`` and the values since it (a stream cut into batches gives the same innovations).
-    Returns the innovations and the new ``prev``/``since``.
-
-    >>> e, prev, since = whiten(np.array([1.0, np.nan, 2.0]), 0.5)
-    >>> [round(v, 4) for v in e.tolist()], prev, since
-    ([1.0, nan, 1.8074], 2.0, 0)
-    >>> whiten(np.array([2.0]), 0.5, prev=1.0, since=1)[0].round(4).tolist()  # the same, cut in two
-    [1.8074]
-    """
-    r = np.asarray(r, dtype=np.float64)
+@nb.njit(cache=True, nogil=True)
+def _arma_whiten(
+    r: np.ndarray, phi: float, theta: float, scale: float, z_prev: float, a_prev: float
+) -> tuple[np.ndarray, float, float]:  # pragma: no cover - compiled
     out = np.full(r.size, np.nan)
-    idx = np.flatnonzero(np.isfinite(r))
-    if idx.size == 0:
-        return out, prev, since + r.size
-    vals = r[idx]
-    before = np.r_[prev, vals[:-1]]
-    k = np.diff(np.r_[-since - 1, idx]).astype(np.float64)
-    pk = np.power(phi, k)
-    eta = (vals - pk * before) / np.sqrt(1.0 - pk * pk)
-    if not math.isfinite(prev):
-        eta[0] = vals[0]
-    out[idx] = eta
-    return out, float(vals[-1]), int(r.size - 1 - idx[-1])
+    for i in range(r.size):
+        v = r[i]
+        if not math.isfinite(v):
+            continue
+        if math.isnan(z_prev):
+            out[i] = v  # no earlier value: the value itself (unconditional sd)
+            a_prev = 0.0
+        else:
+            a = v - phi * z_prev + theta * a_prev
+            out[i] = a / scale
+            a_prev = a
+        z_prev = v
+    return out, z_prev, a_prev
+
+
+def whiten(
+    r: np.ndarray, phi: float, theta: float = 0.0, state: tuple[float, float] = (math.nan, 0.0)
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """ARMA(1,1) innovations of a centred, unit-variance series in time order:
+    ``a_t = r_t - phi r_(t-1) + theta a_(t-1)`` divided by their sd,
+    ``sqrt((1 - phi^2) / (1 + theta^2 - 2 phi theta))`` (``theta`` 0: AR(1)). The first value
+    with no earlier one is itself; a missing value (NaN) stays NaN and is skipped (its
+    neighbours are treated as adjacent). ``state`` (the last value and innovation) carries
+    a stream cut into batches: the same innovations however cut. Returns them and the new state.
+
+    >>> e, state = whiten(np.array([1.0, np.nan, 2.0]), 0.5)
+    >>> [round(v, 4) for v in e.tolist()], state
+    ([1.0, nan, 1.7321], (2.0, 1.5))
+    """
+    r = np.ascontiguousarray(r, dtype=np.float64)
+    scale = math.sqrt((1.0 - phi * phi) / (1.0 + theta * theta - 2.0 * phi * theta))
+    out, z_prev, a_prev = _arma_whiten(r, float(phi), float(theta), scale, float(state[0]), float(state[1]))
+    return out, (float(z_prev), float(a_prev))

@@ -32,11 +32,11 @@ from driftsentinel.detectors.seasonal import (
     WHITEN_MIN,
     Period,
     SeasonalReference,
+    arma_coefficients,
     choose_period,
     detect_period,
     lag1_autocorrelation,
-    latent_ar1,
-    normal_score_ar1,
+    latent_dependence,
     parse_period,
     phase_summaries,
     simulate_dependent,
@@ -92,14 +92,17 @@ def _feature(t: np.ndarray, x: np.ndarray, period: Period, min_count: int, rng: 
     r_mean = float(present.mean())
     extra: dict[str, Any] = {}
     if abs(acf1) >= WHITEN_MIN:
-        eta = whiten(z - r_mean, acf1)[0]
+        phi, theta = arma_coefficients(acf1, lag1_autocorrelation(z, 2))
+        eta = whiten((z - r_mean) / _spread(present), phi, theta)[0]
         eta = eta[np.isfinite(eta)]
         extra = {
-            "whiten": acf1,
+            "whiten": phi,
+            "whiten_theta": theta,
             "innovation_quantiles": np.quantile(eta, np.linspace(0.0, 1.0, RESIDUAL_QUANTILES + 1)).tolist(),
             "innovation_mean": float(eta.mean()),
             "innovation_std": _spread(eta),
         }
+    ar1, weight = latent_dependence(z, rq, rng)
     return SeasonalFeature(
         counts=s.counts.tolist(),
         pooled=s.pooled.tolist(),
@@ -110,16 +113,10 @@ def _feature(t: np.ndarray, x: np.ndarray, period: Period, min_count: int, rng: 
         residual_mean=r_mean,
         residual_std=_spread(present),
         acf1=acf1,
-        ar1=_latent(z, acf1, rq, rng),
+        ar1=ar1,
+        ar1_weight=weight,
         **extra,
     )
-
-
-def _latent(z: np.ndarray, acf1: float, rq: np.ndarray, rng: np.random.Generator) -> float:
-    """The simulator's latent AR(1): the normal scores' lag-1 autocorrelation for a continuous
-    feature (the Gaussian copula's coefficient), else the one matching ``acf1`` by simulation."""
-    phi = normal_score_ar1(z)
-    return phi if phi is not None else latent_ar1(acf1, rq, rng)
 
 
 def _spread(values: np.ndarray) -> float:
@@ -253,10 +250,10 @@ def simulate_view(feat: SeasonalFeature, n: int, rng: np.random.Generator) -> np
     """``n`` stationary values in the units the detectors see (what ``calibrate`` draws):
     residuals with the measured dependence (:func:`~.seasonal.simulate_dependent`), whitened
     as live values are when the feature is."""
-    r = simulate_dependent(np.asarray(feat.residual_quantiles), feat.ar1, n, rng)
+    r = simulate_dependent(np.asarray(feat.residual_quantiles), feat.ar1, n, rng, feat.ar1_weight)
     if feat.whiten == 0.0:
         return r
-    return whiten(r - feat.residual_mean, feat.whiten)[0]
+    return whiten((r - feat.residual_mean) / feat.residual_std, feat.whiten, feat.whiten_theta)[0]
 
 
 class SeasonalTransform:
@@ -265,11 +262,11 @@ class SeasonalTransform:
     A cyclic feature: ``x -> (x - mean_p) / std_p`` with ``p`` the phase of the row's event
     time (a row without one, NaN, gets the moments over the whole cycle: mean of the phase
     means, variance the mean phase variance plus the variance of the phase means); a
-    feature with 1 phase: its overall mean and std. A whitened feature: then its AR(1)
-    innovations (:func:`~.seasonal.whiten` of the centred values, the coefficient the
-    profile measured), which carry the last value across batches: the same values however
-    the stream is cut; ``state_dict``/``load_state`` checkpoint it (2 numbers per
-    whitened feature). Other columns pass unchanged. Memory: ``phases x features x 2``
+    feature with 1 phase: its overall mean and std. A whitened feature: then its ARMA(1,1)
+    innovations (:func:`~.seasonal.whiten` of the centred, scaled values, with the
+    profile's coefficients), which carry the last value and innovation across batches: the
+    same values however the stream is cut; ``state_dict``/``load_state`` checkpoint them
+    (2 numbers per whitened feature). Other columns pass unchanged. Memory: ``phases x features x 2``
     float64 plus that state.
     """
 
@@ -282,9 +279,11 @@ class SeasonalTransform:
         self._index = {n: j for j, n in enumerate(self.names)}
         feats = [section.features[n] for n in self.names]
         self.phi = np.array([f.whiten for f in feats])
+        self.theta = np.array([f.whiten_theta for f in feats])
         self.centre = np.array([f.residual_mean for f in feats])
-        self.prev = np.full(len(self.names), np.nan)
-        self.since = np.zeros(len(self.names), dtype=np.int64)
+        self.spread = np.array([f.residual_std for f in feats])
+        self.prev = np.full(len(self.names), np.nan)  # the last value and innovation, per feature
+        self.innovation = np.zeros(len(self.names))
 
     @classmethod
     def from_profile(cls, profile: ReferenceProfile | None) -> SeasonalTransform | None:
@@ -309,21 +308,23 @@ class SeasonalTransform:
         values[:, at] = (values[:, at] - mean) / std
         for i, j in cols:
             if self.phi[j] != 0.0:
-                eta, prev, since = whiten(values[:, i] - self.centre[j], self.phi[j], self.prev[j], self.since[j])
-                values[:, i] = eta
-                self.prev[j], self.since[j] = prev, since
+                r = (values[:, i] - self.centre[j]) / self.spread[j]
+                state = (float(self.prev[j]), float(self.innovation[j]))
+                values[:, i], (self.prev[j], self.innovation[j]) = whiten(r, self.phi[j], self.theta[j], state)
         return dataclasses.replace(batch, values=values)
 
     def state_dict(self) -> dict[str, Any]:
         """The whitening's carried values, per transformed feature (plain arrays)."""
-        return {"names": list(self.names), "prev": self.prev.copy(), "since": self.since.copy()}
+        return {"names": list(self.names), "prev": self.prev.copy(), "innovation": self.innovation.copy()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s values; :class:`ValueError` if they are for other features."""
         if list(state.get("names", [])) != self.names:
             raise ValueError("seasonal state is for other features than the profile's")
         prev = np.asarray(state["prev"], dtype=np.float64)
-        since = np.asarray(state["since"], dtype=np.int64)
-        if prev.shape != self.prev.shape or since.shape != self.since.shape or (since < 0).any():
+        innovation = np.asarray(state["innovation"], dtype=np.float64)
+        if prev.shape != self.prev.shape or innovation.shape != self.innovation.shape:
             raise ValueError("seasonal state has the wrong shape")
-        self.prev, self.since = prev.copy(), since.copy()
+        if np.isinf(prev).any() or not np.isfinite(innovation).all():
+            raise ValueError("seasonal state values must be finite (NaN: no value yet)")
+        self.prev, self.innovation = prev.copy(), innovation.copy()

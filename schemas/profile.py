@@ -432,9 +432,9 @@ class SeasonalFeature(BaseModel):
     ``residual_mean`` and ``residual_std`` are those of the phase-standardised values
     ``(x - mean_p) / std_p`` over every phase (the reference the detectors compare a cyclic
     feature's live values with, standardised by their own phase);
-    ``acf1`` their lag-1 autocorrelation in event-time order; ``ar1`` the latent Gaussian
-    AR(1) coefficient whose simulated values have that autocorrelation (what ``calibrate``
-    simulates with).
+    ``acf1`` their lag-1 autocorrelation in event-time order; ``ar1`` and ``ar1_weight`` the
+    latent Gaussian AR(1) coefficient and its share of the latent variance whose simulated
+    values have the reference's dependence (what ``calibrate`` simulates with).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -455,6 +455,18 @@ class SeasonalFeature(BaseModel):
         lt=1,
         description="AR(1) coefficient the detectors' values are whitened with (0: not whitened): they see the "
         "innovations (r_t - whiten r_(t-1)) / sqrt(1 - whiten^2) of the centred phase-standardised values r.",
+    )
+    whiten_theta: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="MA coefficient of the whitening (ARMA(1,1): an AR(1) level seen through noise; 0: AR(1)).",
+    )
+    ar1_weight: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Share of the simulator's latent variance that is AR(1) (the rest independent noise).",
     )
     innovation_quantiles: list[float] | None = Field(
         default=None, min_length=3, max_length=1001, description="Quantiles of the reference's innovations."
