@@ -73,6 +73,7 @@ from driftsentinel.detectors.concept import ConceptDriftMonitor
 from driftsentinel.detectors.multivariate import monitor_for
 from driftsentinel.detectors.protocol import ChangeDetector, CusumReadouts, LocatesChanges, WindowReadouts
 from driftsentinel.detectors.reference_monitor import ReferenceMonitor, reference_summary
+from driftsentinel.detectors.seasonal_profile import SeasonalTransform, seasonal_view
 from driftsentinel.detectors.sequential import NUMERIC_TESTS, STATISTIC_NAME, NumericSequential, grid_midpoints
 from driftsentinel.detectors.standardize import (
     clip_bounds,
@@ -256,6 +257,10 @@ class DetectorBank:
 
     def __init__(self, config: BankConfig | None = None, profile: ReferenceProfile | None = None) -> None:
         self.config = config or BankConfig()
+        # a profile's cyclic and autocorrelated features: every detector sees them standardised by
+        # their phase and whitened, against the matching reference (detectors/seasonal_profile.py)
+        self.seasonal = SeasonalTransform.from_profile(profile)
+        profile = seasonal_view(profile) if profile is not None else None
         self.profile = profile
         self.monitor = (
             ReferenceMonitor(
@@ -538,6 +543,8 @@ class DetectorBank:
         Decisions and their evidence do not depend on how the stream is cut into
         batches: a restored bank fed differently sized batches says the same things.
         """
+        if self.seasonal is not None:
+            batch = self.seasonal.apply(batch)
         x = self._align(batch)
         n, n_feat = x.shape
         extra: list[DriftSignal] = []
@@ -869,6 +876,7 @@ class DetectorBank:
             "concept": self.concept.state_dict() if self.concept is not None else None,
             "sequential": self.sequential.state_dict() if self.sequential is not None else None,
             "multivariate": self.multivariate.state_dict() if self.multivariate is not None else None,
+            "seasonal": self.seasonal.state_dict() if self.seasonal is not None else None,
         }
 
     @classmethod
@@ -881,6 +889,8 @@ class DetectorBank:
         bank = cls(config, profile)
         if (state.get("monitor") is None) != (bank.monitor is None):
             raise ValueError("state and configuration disagree on the reference profile")
+        if bank.seasonal is not None and state.get("seasonal") is not None:
+            bank.seasonal.load_state(state["seasonal"])
         if set(state["detectors"]) != set(bank._detectors):
             raise ValueError(
                 f"state has detectors {sorted(state['detectors'])}, config enables {sorted(bank._detectors)}"

@@ -210,6 +210,8 @@ def check_bank_state(state: Any, template: Mapping[str, Any], bound: int, window
         _check_monitor(st["monitor"], template["monitor"], f"{path}.monitor")
     if st.get("multivariate") is not None:
         _check_multivariate(st["multivariate"], template.get("multivariate"), f"{path}.multivariate")
+    if st.get("seasonal") is not None:
+        _check_seasonal(st["seasonal"], template.get("seasonal"), f"{path}.seasonal")
     if st.get("sequential") is not None and template.get("sequential") is not None:
         _check_sequential(st["sequential"], template["sequential"], n, f"{path}.sequential")
     if st.get("concept") is not None and template["concept"] is not None:
@@ -329,6 +331,20 @@ def _check_multivariate(state: Any, template: Mapping[str, Any] | None, path: st
         _number(st["bucket"], f"{path}.bucket")
     if not isinstance(st.get("active"), bool):
         raise _shape_error(f"{path}.active", "expected a boolean")
+
+
+def _check_seasonal(state: Any, template: Mapping[str, Any] | None, path: str) -> None:
+    """The whitening's carried values (detectors/seasonal_profile.py): the profile's features."""
+    if template is None:
+        raise _shape_error(path, "this configuration has no seasonal features (profile section)")
+    st = _dict(state, path)
+    if _list(st.get("names"), f"{path}.names") != template["names"]:
+        raise _shape_error(f"{path}.names", "features differ from the profile's seasonal section")
+    d = len(template["names"])
+    _array(st.get("prev"), f"{path}.prev", template["prev"], (d,))
+    innovation = _array(st.get("innovation"), f"{path}.innovation", template["innovation"], (d,))
+    if not np.isfinite(innovation).all():
+        raise _shape_error(f"{path}.innovation", "values must be finite")
 
 
 def _check_policy(entries: Any, path: str) -> None:
