@@ -227,7 +227,9 @@ def view_profile(prof: NumericProfile, feat: SeasonalFeature) -> NumericProfile:
 
 def seasonal_view(profile: ReferenceProfile) -> ReferenceProfile:
     """``profile`` with each transformed feature's profile replaced by :func:`view_profile`
-    (itself when it has none): the reference of a bank that sees transformed values."""
+    and no seasonal section (itself when it has none): the reference of a bank that sees
+    transformed values. The multivariate section keeps only untransformed features (its
+    correlations were measured on raw values)."""
     names = transformed_features(profile)
     if not names or profile.seasonal is None:
         return profile
@@ -236,7 +238,17 @@ def seasonal_view(profile: ReferenceProfile) -> ReferenceProfile:
         prof = features[name]
         if isinstance(prof, NumericProfile):
             features[name] = view_profile(prof, profile.seasonal.features[name])
-    return profile.model_copy(update={"features": features})
+    update: dict[str, Any] = {"features": features, "seasonal": None}  # a view is not viewed again
+    mv = profile.multivariate
+    if mv is not None and set(names) & set(mv.features):
+        # the section's correlations are of the raw values: only untransformed features keep them
+        keep = [i for i, n in enumerate(mv.features) if n not in names]
+        r = np.asarray(mv.correlation)[np.ix_(keep, keep)]
+        kept = [mv.features[i] for i in keep]
+        update["multivariate"] = (
+            mv.model_copy(update={"features": kept, "correlation": r.tolist()}) if len(kept) >= 2 else None
+        )
+    return profile.model_copy(update=update)
 
 
 def dependence(profile: ReferenceProfile, name: str) -> float:

@@ -398,3 +398,20 @@ def test_bank_compares_a_cyclic_autocorrelated_feature_with_its_phase() -> None:
     found = run(seasonal, shifted)
     assert found and min(r for r, _ in found) >= 30_000
     assert run(seasonal, shifted, restore_at=35_000) == found
+
+
+def test_view_keeps_the_multivariate_section_of_untransformed_features_only() -> None:
+    from driftsentinel.detectors.seasonal_profile import seasonal_view
+
+    rng = np.random.default_rng(16)
+    n = 30_000
+    t = 1_700_000_000 + np.arange(n) * 60.0
+    cycle = np.sin(2 * np.pi * t / DAY)
+    cols = {"a": 2 * cycle + rng.standard_normal(n), "b": 2 * cycle + rng.standard_normal(n)}
+    cols |= {"c": rng.standard_normal(n), "d": rng.standard_normal(n)}
+    profile = build_profile({k: v.tolist() for k, v in cols.items()}, source="t")
+    assert profile.multivariate is not None and len(profile.multivariate.features) == 4
+    section, _ = seasonal_profile(t, cols, "auto", "ts", rng)
+    view = seasonal_view(profile.model_copy(update={"seasonal": section}))
+    assert view.multivariate is not None and view.multivariate.features == ["c", "d"]
+    assert view.seasonal is None and seasonal_view(view) == view
