@@ -115,6 +115,7 @@ def _feature(t: np.ndarray, x: np.ndarray, period: Period, min_count: int, rng: 
         acf1=acf1,
         ar1=ar1,
         ar1_weight=weight,
+        reference_cycles=float(t[-1] - t[0]) / period.seconds if t.size else 0.0,
         **extra,
     )
 
@@ -258,11 +259,35 @@ def dependence(profile: ReferenceProfile, name: str) -> float:
     return profile.seasonal.features[name].ar1
 
 
+#: Simulated streams per draw of the reference's own sampling error (:func:`simulate_view`).
+REFERENCE_DRAWS = 8
+
+
 def simulate_view(feat: SeasonalFeature, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` stationary values in the units the detectors see (what ``calibrate`` draws):
     residuals with the measured dependence (:func:`~.seasonal.simulate_dependent`), whitened
-    as live values are when the feature is."""
+    as live values are when the feature is.
+
+    Live values are standardised by phase means estimated from the reference, whose errors
+    are offsets that persist for a whole phase, every cycle — a CUSUM accumulates them.
+    They are simulated too: in each of :data:`REFERENCE_DRAWS` stretches, every phase gets
+    an offset drawn from its mean's sampling error (``sqrt(lrv / n_p)``, ``n_p`` the
+    values its summary pooled and ``lrv = 1 + 2 acf1 / (1 - phi)`` the long-run variance
+    factor, ``phi`` the dependence's decay: the whitening's, else ``ar1``), held for runs of
+    the reference's values per phase and cycle.
+    """
     r = simulate_dependent(np.asarray(feat.residual_quantiles), feat.ar1, n, rng, feat.ar1_weight)
+    k = len(feat.mean)
+    counts = np.asarray(feat.counts, dtype=np.float64)
+    pooled = np.maximum(counts * np.asarray(feat.pooled), 1.0)
+    decay = feat.whiten if feat.whiten != 0.0 else feat.ar1
+    lrv = max(1.0, 1.0 + 2.0 * feat.acf1 / max(1.0 - decay, 1e-3))
+    se = np.sqrt(lrv / pooled)
+    run = max(1, round(counts.sum() / max(feat.reference_cycles, 1.0) / k)) if k > 1 else n
+    phase = (np.arange(n) // run) % k
+    bounds = np.linspace(0, n, REFERENCE_DRAWS + 1).astype(np.int64)
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        r[a:b] += rng.normal(0.0, se)[phase[a:b]]
     if feat.whiten == 0.0:
         return r
     return whiten((r - feat.residual_mean) / feat.residual_std, feat.whiten, feat.whiten_theta)[0]

@@ -473,6 +473,9 @@ class SeasonalFeature(BaseModel):
     )
     innovation_mean: float = 0.0
     innovation_std: float = Field(default=1.0, gt=0)
+    reference_cycles: float = Field(
+        default=0.0, ge=0, description="Cycles of the period the reference spans (0: unknown)."
+    )
 
     @model_validator(mode="after")
     def _shapes(self) -> SeasonalFeature:
