@@ -196,6 +196,8 @@ class ReferenceMonitor:
         )
         self.active: dict[tuple[str, str], bool] = {}
         self.scores: dict[str, dict[str, float]] = {}
+        #: per feature and window test, the cut-off of its latest window (what its score is decided against)
+        self.cut_offs: dict[str, dict[str, float]] = {}
         self.last_missing: dict[str, float] = {}
         self._reset_window()
         self.bucket: float | None = None  # event-time window id (window_seconds)
@@ -411,6 +413,7 @@ class ReferenceMonitor:
         windows: dict[str, WindowSummary] = {}
         for (name, test), (value, threshold, over, _) in results.items():
             self.scores.setdefault(name, {})[test] = value
+            self.cut_offs.setdefault(name, {})[test] = threshold
             was = self.active.get((name, test), False)
             status: Status
             if over and significant[(name, test)] and not was:
