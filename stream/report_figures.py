@@ -25,6 +25,7 @@ import numpy as np
 from driftsentinel.stream.report_recorder import ReplayRecorder
 from driftsentinel.stream.report_views import (
     MODEL_ERROR,
+    MODEL_LEVEL,
     FeatureView,
     Histogram,
     build_views,
@@ -36,7 +37,7 @@ from driftsentinel.stream.report_views import (
 #: Features drawn in ``--plot``'s PNG; the HTML report shows every one.
 MAX_PLOTS = 12
 REFERENCE_COLOR, LIVE_COLOR, RESOLVED_COLOR = "#8c8c8c", "#1f77b4", "#2ca02c"
-#: Each detector its own colour and marker (tab10 without the live blue and the grey).
+#: Each detector its own colour and marker (tab10, then tab20b/c, without the live blue and the greys).
 STYLES: dict[str, tuple[str, str]] = {
     "adwin": ("#d62728", "v"),
     "page_hinkley": ("#9467bd", "^"),
@@ -51,6 +52,13 @@ STYLES: dict[str, tuple[str, str]] = {
     "type_error": ("#843c39", "<"),
     "constant_changed": ("#e7969c", ">"),
     "concept_drift": ("#3182bd", "d"),
+    "cusum_mean": ("#e6550d", "8"),
+    "cusum_scale": ("#756bb1", "H"),
+    "cusum_shape": ("#bd9e39", "o"),
+    "cusum_missing": ("#6baed6", "s"),
+    "cusum_categories": ("#a55194", "D"),
+    "cusum_unseen": ("#8c6d31", "*"),
+    "multivariate": ("#ce6dbd", "P"),
 }
 _FALLBACK = ("#555555", "o")
 CONSTANT_STAT = "constant_shift"
@@ -122,9 +130,10 @@ def draw_feature(fig: Any, rec: ReplayRecorder, view: FeatureView, height: float
     lines = title.count("\n") + 1
     fig.text(0.08 / FIG_WIDTH, 1 - 0.1 / height, title, fontsize=10, ha="left", va="top")
     margins = {"left": 0.75 / FIG_WIDTH, "right": 1 - 0.3 / FIG_WIDTH, "top": 1 - (0.42 + TITLE_LINE * lines) / height}
-    if view.kind == MODEL_ERROR:  # its alerts are all there is: their times
+    if view.kind in MODEL_LEVEL:  # its alerts are all there is: their times
         grid = fig.add_gridspec(1, 2, width_ratios=[2.3, LEGEND_WIDTH], bottom=0.62 / height, **margins)
-        draw_model_error(fig.add_subplot(grid[0, 0]), rec, view)
+        draw = draw_model_error if view.kind == MODEL_ERROR else draw_joint
+        draw(fig.add_subplot(grid[0, 0]), rec, view)
         return
     numeric = view.kind == "numeric"
     bottom = 0.62 + (0.3 if _rotated(view) else 0.0)
@@ -257,6 +266,23 @@ def draw_model_error(ax: Any, rec: ReplayRecorder, view: FeatureView) -> None:
     ax.set_xlim(0, max(rec.last_offset, 1))
     ax.set_ylim(bottom=0)
     ax.set_ylabel("error rate")
+    _time_axis(ax, rec)
+    draw_detections(ax, view)
+
+
+def draw_joint(ax: Any, rec: ReplayRecorder, view: FeatureView) -> None:
+    """The multivariate test: its effect (nats per row) at each decision against ``min_kl``."""
+    ax.set_title("multivariate test: effect at each decision (window of the window tests)", fontsize=9, loc="left")
+    for a in view.alerts:
+        if a.statistic is not None:
+            ax.plot([a.source.offset], [a.statistic], "o", color=LIVE_COLOR, markersize=4)
+    ax.plot([], [], "o", color=LIVE_COLOR, label="effect (KL beyond the noise)")
+    limit = next((t.threshold for t in view.tests if t.threshold is not None), None)
+    if limit is not None:
+        ax.axhline(limit, color="#4d4d4d", linestyle="--", linewidth=0.9, label=f"min_kl ({limit:.3g})")
+    ax.set_xlim(0, max(rec.last_offset, 1))
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("nats per row")
     _time_axis(ax, rec)
     draw_detections(ax, view)
 

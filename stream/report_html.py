@@ -31,7 +31,9 @@ from driftsentinel.stream.report_recorder import ReplayRecorder
 from driftsentinel.stream.report_segments import segments_section
 from driftsentinel.stream.report_svg import sparkline
 from driftsentinel.stream.report_views import (
+    JOINT_KIND,
     MODEL_ERROR,
+    MODEL_LEVEL,
     FeatureView,
     TestReading,
     build_views,
@@ -163,7 +165,7 @@ def _row(r: Report, v: FeatureView, several: bool) -> str:
         f'<td class="n">{shift_cell(v)}</td>',
         f'<td class="n">{missing_cell(v)}</td>',
         f'<td class="l">{readings_cell(v)}</td>',
-        f"<td>{sparkline(v.histogram)}</td>",
+        f"<td>{joint_cell(v) if v.kind == JOINT_KIND else sparkline(v.histogram)}</td>",
     ]
     return f'<tr class="{e(v.status.replace(" ", "-"))}">{"".join(cells)}</tr>'
 
@@ -212,8 +214,13 @@ def notes(r: Report) -> str:
         f"<footer><p><small>Reference ({e(where)}): {reference_text(r)}. Shift now: numeric, the bank's live mean "
         "over its latest window(s) minus the reference mean, in reference standard deviations; categorical, the "
         "largest change of a category's share over the replay. Tests now: each test's value in its latest window "
-        "(Page-Hinkley: its cumulative sum now; ADWIN: the mean shift, it has no threshold); red: over the "
-        "threshold now; bold: in a drift episode. At detection: the statistic in the DriftEvent.</small></p></footer>"
+        "(Page-Hinkley: its cumulative sum now; ADWIN: the mean shift, it has no threshold), against what it "
+        "is decided against now: a distribution test's effect (bias-corrected) against its latest window's "
+        "cut-off (<code>decision_ratio</code> x its minimum meaningful change, raised on small windows; a "
+        "window is flagged when it is also significant), a <code>cusum_*</code> test's statistic against its "
+        "threshold h, the multivariate test (row <code>@multivariate</code>) against <code>min_kl</code>; red: "
+        "over the threshold now; bold: in a drift episode. At detection: the statistic in the DriftEvent."
+        "</small></p></footer>"
     )
 
 
@@ -244,8 +251,17 @@ def first_drift(v: FeatureView) -> str:
     return f"event {a.source.offset:,}: {e(detector_name(a.detector))} {stat}{limit} ({e(a.severity or '')}){more}"
 
 
+def joint_cell(v: FeatureView) -> str:
+    """The multivariate row's distribution cell: the features whose dependence it watches."""
+    if not v.joint_features:
+        return DASH
+    return f"<small>dependence of {len(v.joint_features)} features: {e(', '.join(v.joint_features))}</small>"
+
+
 def reference_cell(v: FeatureView) -> str:
     ref = v.reference
+    if v.kind == JOINT_KIND:  # the profile's correlation section
+        return DASH if ref is None else f"correlation matrix<br><small>n={ref.count:,} rows</small>"
     if v.kind == MODEL_ERROR:  # the error rate before the change, from the alert
         return (
             DASH if ref is None or ref.mean is None else f"error rate {fmt(ref.mean)}<br><small>n={ref.count:,}</small>"
@@ -265,6 +281,8 @@ def live_cell(v: FeatureView) -> str:
     h = v.histogram
     if v.kind == MODEL_ERROR:
         return DASH if v.live_mean is None else f"error rate {fmt(v.live_mean)}<br><small>at the last detection</small>"
+    if v.kind == JOINT_KIND:
+        return "correlation per window<br><small>of the window tests</small>"
     if v.kind == "categorical":
         if h is None or not h.live_count:
             return "no values"
@@ -276,7 +294,7 @@ def live_cell(v: FeatureView) -> str:
 
 
 def shift_cell(v: FeatureView) -> str:
-    if v.kind == MODEL_ERROR:
+    if v.kind in MODEL_LEVEL:
         return "n/a"
     if v.kind == "numeric":
         return DASH if v.mean_shift_now is None else f"{v.mean_shift_now:+.2f} sd"
@@ -291,6 +309,8 @@ def shift_cell(v: FeatureView) -> str:
 def missing_cell(v: FeatureView) -> str:
     if v.kind == MODEL_ERROR:
         return "n/a (events with a label)"
+    if v.kind == JOINT_KIND:
+        return "n/a (rows with every feature)"
     return f"{pct(v.missing_reference)} &rarr; {pct(v.missing_live)}"
 
 

@@ -40,6 +40,8 @@ import numpy as np
 
 from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.categories import BOOLEAN, canonical
+from driftsentinel.detectors.multivariate import DETECTOR as MULTIVARIATE
+from driftsentinel.detectors.multivariate import FEATURE as MULTIVARIATE_FEATURE
 from driftsentinel.detectors.performance_window import WindowRecord
 from driftsentinel.detectors.profile import numeric_profile
 from driftsentinel.detectors.window_tests import NumericGrid
@@ -155,13 +157,49 @@ class CategoryDist:
 
 @dataclass
 class ModelReadouts:
-    """What ``on_finish`` reads from one model's bank."""
+    """What ``on_finish`` reads from one model's bank.
+
+    ``values`` and ``thresholds``: per feature, per detector, its statistic now and what it
+    is decided against now, where the bank's status does not say it: the sequential tests'
+    CUSUM statistics and thresholds (per feature, calibrated or configured), the window
+    tests' cut-offs of their latest window, the multivariate test's ``min_kl``.
+    """
 
     status: dict[str, FeatureStatus]
     references: dict[str, Any]  # feature -> WindowSummary (numeric, from the bank)
     config: Any  # BankConfig
     profile: ReferenceProfile | None
     features: list[str]
+    values: dict[str, dict[str, float]] = field(default_factory=dict)
+    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def detector_readouts(bank: DetectorBank) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Per feature and detector, (its statistic now, its threshold now), read from ``bank``."""
+    values: dict[str, dict[str, float]] = {}
+    limits: dict[str, dict[str, float]] = {}
+    seq = bank.sequential
+    if seq is not None:
+        stats = seq.statistics()
+        for j, name in enumerate(bank.features):
+            h = seq.thresholds(j)
+            for test in bank.config.sequential.tests:
+                if test in stats:
+                    values.setdefault(name, {})[test] = float(stats[test][j])
+                    limits.setdefault(name, {})[test] = h[test]
+    monitor = bank.monitor
+    if monitor is not None:
+        for name, cuts in monitor.cut_offs.items():
+            limits.setdefault(name, {}).update(cuts)
+        watch = monitor.sequential
+        if watch is not None:
+            for j, name in enumerate(watch.names):
+                h = watch.tests.thresholds(j)
+                limits.setdefault(name, {}).update({t: h[t] for t in bank.config.sequential.tests if t in h})
+    mv = bank.multivariate
+    if mv is not None:
+        limits[MULTIVARIATE_FEATURE] = {MULTIVARIATE: float(mv.config.min_kl)}
+    return values, limits
 
 
 class ReplayRecorder:
@@ -275,12 +313,15 @@ class ReplayRecorder:
     def on_finish(self, banks: dict[str, DetectorBank]) -> None:
         for model, bank in banks.items():
             status = {st.feature: st for st in bank.status()}
+            values, thresholds = detector_readouts(bank)
             self.models[model] = ModelReadouts(
                 status=status,
                 references={f: bank.reference_of(f) for f in bank.features},
                 config=bank.config,
                 profile=bank.profile,
                 features=list(bank.features),
+                values=values,
+                thresholds=thresholds,
             )
 
     # --------------------------------------------------------------- read-outs

@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from driftsentinel.detectors.multivariate import DETECTOR as MV_DETECTOR
+from driftsentinel.detectors.multivariate import FEATURE as MV_FEATURE
+from driftsentinel.detectors.multivariate import STATISTIC as MV_STATISTIC
+from driftsentinel.detectors.sequential import CATEGORICAL_TESTS, NUMERIC_TESTS
 from driftsentinel.schemas import DriftEvent, WindowSummary
 from driftsentinel.schemas.profile import CategoricalProfile
 
@@ -36,6 +40,20 @@ NAMES = {
 WINDOW_TESTS = ("ks", "psi", "js", "wasserstein", "chi2", "new_category", "missing_rate", "out_of_range", "type_error")
 #: The pseudo-feature of concept drift (the model's error) and its kind in the report.
 ERROR_FEATURE, CONCEPT, MODEL_ERROR = "@error", "concept_drift", "model error"
+#: The multivariate test's pseudo-feature, detector, statistic, and its kind in the report.
+JOINT_FEATURE, JOINT, JOINT_STAT, JOINT_KIND = MV_FEATURE, MV_DETECTOR, MV_STATISTIC, "joint distribution"
+#: Kinds of a model-level row (no values of their own: no distribution, no missing share).
+MODEL_LEVEL = (MODEL_ERROR, JOINT_KIND)
+#: What each kind of reading is, for the chip's tooltip.
+NOTES = {
+    "window": "the latest window's bias-corrected effect against its cut-off (decision_ratio x the minimum "
+    "meaningful change, raised on small windows); a window is flagged when it is also significant",
+    "quality": "the latest window's share against its threshold",
+    "cusum": "CUSUM statistic against the reference now; an alarm when it passes its threshold h",
+    JOINT: "the latest window's Gaussian-copula KL beyond the noise (nats per row) against min_kl; "
+    "flagged when also significant",
+}
+QUALITY_TESTS = ("new_category", "missing_rate", "out_of_range", "type_error")
 NUMERIC_BINS = 20  # equal-mass bins of the reference in the distribution plots
 DISCRETE_POINTS = 20  # a reference with at most this many distinct values is drawn as bars per value
 CATEGORY_BARS = 10  # categories drawn (the rest as "other")
@@ -105,6 +123,7 @@ class FeatureView:
     missing_reference: float | None = None
     missing_live: float | None = None
     reason: str = ""  # why a feature is not tested
+    joint_features: list[str] = field(default_factory=list)  # the multivariate test's features
     rank: float = 0.0  # largest statistic at detection / threshold; without drift, largest value now / threshold
 
     @property
@@ -211,20 +230,40 @@ def categorical_histogram(dist: CategoryDist | None, prof: CategoricalProfile | 
 
 
 # --------------------------------------------------------------------------- tests
-def readings_of(feature: str, st: Any, alerts: list[DriftEvent], cfg: Any) -> list[TestReading]:
-    """Every test that watches ``feature``: scores from the bank's read-out, thresholds from its config."""
+def readings_of(
+    feature: str,
+    st: Any,
+    alerts: list[DriftEvent],
+    cfg: Any,
+    values: dict[str, float] | None = None,
+    limits: dict[str, float] | None = None,
+) -> list[TestReading]:
+    """Every detector that watches ``feature``, each with its value now against what it is
+    decided against now: the scores of the bank's read-out (``st``), the sequential tests'
+    statistics (``values``), the thresholds in force (``limits``: the sequential tests' h,
+    the window tests' cut-offs of their latest window, ``min_kl``), else the configuration."""
     scores: dict[str, float] = dict(st.scores) if st is not None else {}
     drift: dict[str, bool] = dict(st.drift) if st is not None else {}
-    detectors = list(dict.fromkeys([*drift, *(t for t in WINDOW_TESTS if t in scores), *(a.detector for a in alerts)]))
+    values, limits = values or {}, limits or {}
+    detectors = list(
+        dict.fromkeys([*drift, *limits, *(t for t in WINDOW_TESTS if t in scores), *(a.detector for a in alerts)])
+    )
     out = []
     for det in detectors:
         mine = [a for a in alerts if a.detector == det and a.status == "drift"]
         first = min(mine, key=lambda a: a.source.offset, default=None)
-        threshold: float | None = None
-        value: float | None = None
+        threshold: float | None = limits.get(det)
+        value: float | None = values.get(det, scores.get(det))
         note = ""
-        if det in WINDOW_TESTS and cfg is not None:
-            threshold, value = float(getattr(cfg.window_tests, det)), scores.get(det)
+        if det in NUMERIC_TESTS or det in CATEGORICAL_TESTS:
+            note = NOTES["cusum"]
+        elif det == JOINT:
+            value, note = scores.get(JOINT_STAT), NOTES[JOINT]
+        elif det in WINDOW_TESTS:
+            quality = det in QUALITY_TESTS
+            note = NOTES["quality" if quality else "window"]
+            if threshold is None and quality and cfg is not None:  # no window yet: the configured share
+                threshold = float(getattr(cfg.window_tests, det))
         elif det == "page_hinkley" and cfg is not None:
             own = cfg.per_feature.get(feature)
             threshold = own.page_hinkley_threshold if own is not None and own.page_hinkley_threshold else None
@@ -235,7 +274,7 @@ def readings_of(feature: str, st: Any, alerts: list[DriftEvent], cfg: Any) -> li
         elif det == "adwin":
             value = scores.get("mean_shift_sigma")
             note = "mean shift (sd) now; ADWIN decides by its delta, no threshold"
-        elif first is not None:
+        if threshold is None and first is not None:
             threshold = first.threshold
         out.append(
             TestReading(
@@ -291,11 +330,47 @@ def _model_error_view(model: str, alerts: list[DriftEvent]) -> FeatureView:
     )
 
 
+def _joint_view(model: str, alerts: list[DriftEvent], readouts: ModelReadouts | None) -> FeatureView:
+    """The multivariate test (``@multivariate``): one row for the model's joint distribution,
+    its effect now against ``min_kl``; the reference is the profile's correlation section."""
+    st = readouts.status.get(JOINT_FEATURE) if readouts is not None else None
+    tests = readings_of(
+        JOINT_FEATURE,
+        st,
+        alerts,
+        readouts.config if readouts is not None else None,
+        None,
+        readouts.thresholds.get(JOINT_FEATURE) if readouts is not None else None,
+    )
+    section = readouts.profile.multivariate if readouts is not None and readouts.profile is not None else None
+    reference = None
+    if section is not None:
+        reference = WindowSummary(count=section.n_rows, mean=None, std=None, quantiles={}, missing_ratio=None)
+    drifts = [a for a in alerts if a.status == "drift"]
+    open_ = any(t.in_drift for t in tests)
+    closeness = [t.value_now / t.threshold for t in tests if t.threshold and t.value_now is not None]
+    return FeatureView(
+        model=model,
+        feature=JOINT_FEATURE,
+        kind=JOINT_KIND,
+        status="drift" if open_ else ("resolved" if drifts else "ok"),
+        source="profile" if section is not None else None,
+        reference=reference,
+        histogram=None,
+        tests=tests,
+        alerts=alerts,
+        joint_features=list(section.features) if section is not None else [],
+        rank=max((_ratio(a) for a in drifts), default=max(closeness, default=0.0)),
+    )
+
+
 def _view(rec: ReplayRecorder, key: tuple[str, str], alerts: list[DriftEvent]) -> FeatureView:
     model, feature = key
     if feature == ERROR_FEATURE:
         return _model_error_view(model, alerts)
     readouts: ModelReadouts | None = rec.models.get(model)
+    if feature == JOINT_FEATURE:
+        return _joint_view(model, alerts, readouts)
     st = readouts.status.get(feature) if readouts is not None else None
     profile = readouts.profile if readouts is not None else rec.profile
     prof = profile.features.get(feature) if profile is not None else None
@@ -315,7 +390,14 @@ def _view(rec: ReplayRecorder, key: tuple[str, str], alerts: list[DriftEvent]) -
         source="profile" if prof is not None else ("warm-up" if reference is not None else None),
         reference=reference,
         histogram=None,
-        tests=readings_of(feature, st, alerts, readouts.config if readouts is not None else None),
+        tests=readings_of(
+            feature,
+            st,
+            alerts,
+            readouts.config if readouts is not None else None,
+            readouts.values.get(feature) if readouts is not None else None,
+            readouts.thresholds.get(feature) if readouts is not None else None,
+        ),
         alerts=alerts,
         missing_reference=reference.missing_ratio if reference is not None else None,
         missing_live=_missing_live(rec, model, rec.present.get(key) if categorical else series),

@@ -27,7 +27,7 @@ from driftsentinel.stream.cli import main  # noqa: E402
 from driftsentinel.stream.demo import demo_values  # noqa: E402
 from driftsentinel.stream.report import MAX_FIGURES, ReplayRecorder, render_html, render_png  # noqa: E402
 from driftsentinel.stream.report_figures import STYLES, draw_feature, new_figure, row_height  # noqa: E402
-from driftsentinel.stream.report_views import FeatureView, build_views  # noqa: E402
+from driftsentinel.stream.report_views import FeatureView, build_views, detector_name  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -171,8 +171,15 @@ def test_html_is_self_contained_with_the_feature_table_and_embedded_plots(replay
     assert text.startswith("<!DOCTYPE html>")
     rows = table_rows(text)
     assert set(rows) == {"f0", "f1", "f2", "f3"}
-    for f in ("f0", "f2"):
-        assert rows[f][1] == "drift" and "ADWIN" in rows[f][2]
+    alerts = [json.loads(line) for line in replayed["alerts"].read_text().splitlines()]
+    for f in ("f0", "f2"):  # the first-drift cell names the earliest detection, where and by whom
+        first = min(
+            (a for a in alerts if a["feature"] == f and a["status"] == "drift"), key=lambda a: a["source"]["offset"]
+        )
+        assert rows[f][1] == "drift", rows[f]
+        assert rows[f][2].startswith(f"event {first['source']['offset']:,}: {detector_name(first['detector'])} "), rows[
+            f
+        ]
     for f in ("f1", "f3"):
         assert rows[f][1] == "ok"
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
@@ -216,6 +223,13 @@ def test_every_feature_has_its_reference_live_shift_and_missing_cells(mixed: dic
                 assert cell and cell != "\u2013" and "&ndash;" not in cell, (name, feature, rows[feature])
             assert status in ("drift", "resolved", "ok")
         assert re.search(r"[-+]\d+\.\d\d sd", rows["age"][5]), "mean shift now of a stable feature"
+        for feature in ("amount", "age", "income"):  # every sequential test, its statistic against its h
+            for test in ("cusum_mean", "cusum_scale", "cusum_shape", "cusum_missing"):
+                assert re.search(rf"{test} [\d.e+-]+ / [\d.]+", rows[feature][7]), (name, feature, test)
+    rows = table_rows(str(mixed["html_profile"]))
+    for feature in ("country", "device"):
+        for test in ("cusum_categories", "cusum_unseen"):
+            assert re.search(rf"{test} [\d.e+-]+ / [\d.]+", rows[feature][7]), (feature, test)
 
 
 def test_footer_names_the_reference_actually_used(mixed: dict[str, object]) -> None:
@@ -251,23 +265,99 @@ def test_distributions_show_the_drift_and_agree_where_stable(profiled: ReplayRec
 
 
 def test_tests_are_read_out_against_their_thresholds(profiled: ReplayRecorder) -> None:
+    """Each test against what it is decided against now: a distribution test's effect against
+    its latest window's cut-off (not its minimum), a CUSUM's statistic against its h."""
+    from driftsentinel.detectors.window_tests import NumericGrid, cut_off
+
     config, rec = profiled.config, profiled
     views = by_feature(build_views(rec))
-    wt = config.detectors.window_tests
+    wt, seq = config.detectors.window_tests, config.detectors.sequential
     status = rec.models["fraud"].status
-    for feature in ("amount", "age"):
+    profile = rec.models["fraud"].profile
+    assert profile is not None
+    for feature in ("amount", "age"):  # no value missing: the last window has window_events values
+        prof = profile.features[feature]
+        assert isinstance(prof, NumericProfile)
+        grid = NumericGrid(np.asarray(prof.quantiles), prof.count, prof.std)
+        bins = grid.decile_probs(np.zeros(grid.n_bins, dtype=np.int64))[0].size
         readings = {t.detector: t for t in views[feature].tests}
-        for test in ("ks", "psi", "js", "wasserstein", "missing_rate", "out_of_range"):
+        for test, k in (("ks", 0), ("wasserstein", 0), ("psi", bins), ("js", bins)):
+            spread = grid.wasserstein_spread if test == "wasserstein" else 0.0
+            cut = cut_off(test, getattr(wt, test), wt.decision_ratio, wt.window_events, prof.count, k, spread)
+            assert readings[test].threshold == pytest.approx(cut, rel=1e-12), (feature, test)
+            assert readings[test].threshold < getattr(wt, test)  # 5,000 values: the cut-off is under the minimum
+            assert readings[test].value_now == status[feature].scores[test]
+        for test in ("missing_rate", "out_of_range", "type_error"):
             assert readings[test].threshold == getattr(wt, test)
             assert readings[test].value_now == status[feature].scores[test]
         assert readings["page_hinkley"].threshold == config.detectors.page_hinkley.threshold
+        for test in ("cusum_mean", "cusum_scale", "cusum_shape", "cusum_missing"):
+            assert readings[test].threshold == getattr(seq, test.replace("cusum_", "") + "_threshold")
+            now = readings[test].value_now
+            assert now is not None and now >= 0.0
     amount = {t.detector: t for t in views["amount"].tests}
+    first_ks = min((a for a in views["amount"].drifts if a.detector == "ks"), key=lambda a: a.source.offset)
     assert amount["ks"].detections == 1 and amount["ks"].at_detection is not None
-    assert amount["ks"].at_detection > wt.ks
+    assert first_ks.threshold is not None and amount["ks"].at_detection > first_ks.threshold
+    assert amount["cusum_mean"].value_now and amount["cusum_mean"].value_now > 0  # x1.6: the CUSUM is running
     income = {t.detector: t for t in views["income"].tests}
     assert income["missing_rate"].over and income["missing_rate"].in_drift
-    assert {t.detector for t in views["country"].tests} >= {"chi2", "js", "new_category"}
+    country = {t.detector: t for t in views["country"].tests}
+    assert set(country) >= {"chi2", "js", "new_category", "cusum_categories", "cusum_unseen"}
+    assert country["cusum_categories"].threshold == seq.categories_threshold
+    assert country["cusum_categories"].value_now == status["country"].scores["cusum_categories"]
     assert views["country"].status == "drift" and views["age"].status == "ok"
+
+
+def test_an_effect_between_the_cut_off_and_the_minimum_reads_as_over() -> None:
+    """A window test flags a window whose effect passes the cut-off (decision_ratio x the
+    minimum), below the minimum itself: the report shows it over its threshold, as decided."""
+    rng = np.random.default_rng(11)
+    profile = ReferenceProfile(source="train", n_rows=50_000, features={"x": numeric_profile(rng.normal(size=50_000))})
+    config = SidecarConfig()
+    bank = DetectorBank(BankConfig(), profile)
+    rec = ReplayRecorder(config, profile)
+    live = rng.normal(size=(10_000, 1)) + 0.22  # KS about 0.087: over 0.75 x 0.1, under 0.1
+    for start in range(0, 10_000, 2_500):
+        batch = FeatureBatch(
+            ["x"], live[start : start + 2_500], np.arange(start, start + 2_500), np.full(2_500, np.nan)
+        )
+        rec.on_batch("m", batch)
+        for sig in bank.update(batch):
+            rec.on_alert(_event(sig, "m", int(batch.offsets[sig.row])))
+    rec.on_finish({"m": bank})
+    ks = {t.detector: t for t in by_feature(build_views(rec))["x"].tests}["ks"]
+    wt = config.detectors.window_tests
+    assert ks.threshold is not None and ks.value_now is not None
+    assert ks.threshold < ks.value_now < wt.ks, (ks.threshold, ks.value_now)  # the case this test is about
+    assert ks.over and ks.in_drift and ks.detections == 1
+
+
+def test_the_multivariate_test_is_a_model_level_row(tmp_path: Path) -> None:
+    """``@multivariate``: one row for the model, its effect now against ``min_kl``, the
+    features it watches, a figure of its decisions; a change of correlation opens it."""
+    rng = np.random.default_rng(5)
+    train = rng.normal(size=(10_000, 3))
+    csv = tmp_path / "train.csv"
+    csv.write_text("a,b,c\n" + "\n".join(",".join(f"{v:.5f}" for v in row) for row in train) + "\n")
+    assert main(["baseline", "--input", str(csv), "--out", str(tmp_path / "p.json")]) == 0
+    live = rng.normal(size=(15_000, 3))
+    live[5_000:, 1] = 0.8 * live[5_000:, 0] + 0.6 * live[5_000:, 1]  # correlation 0 -> 0.8, marginals unchanged
+    src = tmp_path / "live.jsonl"
+    with src.open("w") as fh:
+        for i, row in enumerate(live):
+            fh.write(json.dumps({"ts": 1.7e9 + i, "features": dict(zip("abc", map(float, row), strict=True))}) + "\n")
+    html = tmp_path / "r.html"
+    args = ["replay", "--input", str(src), "--output", str(tmp_path / "a.jsonl"), "--html", str(html)]
+    assert main([*args, "--reference", str(tmp_path / "p.json")]) == 0
+    text = html.read_text()
+    row = table_rows(text)["@multivariate"]
+    assert row[0].endswith("joint distribution") and row[1] == "drift", row
+    assert row[2].startswith("event ") and "multivariate" in row[2]
+    assert row[3].startswith("correlation matrix") and row[6].startswith("n/a")
+    assert re.fullmatch(r"multivariate [\d.]+ / 0\.02", row[7]), row[7]
+    assert "dependence of 3 features: a, b, c" in row[8]
+    assert re.search(r'<a href="#fig-\d+">@multivariate</a>', text)  # its figure: the decisions over time
 
 
 def test_the_warm_up_reference_is_the_first_values_of_the_configured_warm_up() -> None:
