@@ -11,13 +11,48 @@ Part of the engine (:mod:`driftsentinel.detectors.engine`): nothing else decides
 >>> ev = policy.to_event(sig, model="m", topic="t", partition=0, offset=5, event_time=None, now=0.0)
 >>> ev.severity, ev.source.offset
 ('critical', 5)
+
+A sequential test alarms as soon as its statistic passes its threshold, so its ratio says
+nothing of the change's size; the evidence does. A ``cusum_mean`` alarm (ratio 1.05) on
+values 10 reference stds above the reference mean is critical:
+
+>>> ref = WindowSummary(count=5000, mean=0.0, std=1.0, quantiles={}, missing_ratio=0.0)
+>>> since = WindowSummary(count=3, mean=10.0, std=0.5, quantiles={}, missing_ratio=0.0)
+>>> cusum = DriftSignal(row=0, feature="f0", detector="cusum_mean", status="drift", statistic=23.1,
+...                     statistic_name="cusum_statistic", threshold=22.0, window=since, reference=ref)
+>>> policy.severity(23.1, 22.0, "cusum_statistic"), evidence_sigma(since, ref), policy.grade(cusum)
+('warning', 10.0, 'critical')
 """
 
 from __future__ import annotations
 
-from driftsentinel.schemas import AlertPolicyConfig, DriftEvent, SourcePosition
+import math
+
+from driftsentinel.schemas import AlertPolicyConfig, DriftEvent, SourcePosition, WindowSummary
 from driftsentinel.schemas.alerts import Severity, make_event_id
 from driftsentinel.schemas.signals import DriftSignal
+
+_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
+
+
+def evidence_sigma(window: WindowSummary | None, reference: WindowSummary | None) -> float | None:
+    """The mean shift a decision's evidence shows, in reference stds:
+    ``|window.mean - reference.mean| / reference.std``; None unless both means and a
+    positive, finite reference std are known (categorical features, missing shares,
+    model-level detectors, a constant reference).
+
+    >>> w = WindowSummary(count=10, mean=12.0, std=None, quantiles={}, missing_ratio=None)
+    >>> r = WindowSummary(count=10, mean=10.0, std=4.0, quantiles={}, missing_ratio=None)
+    >>> evidence_sigma(w, r), evidence_sigma(w, r.model_copy(update={"std": None}))
+    (0.5, None)
+    """
+    if window is None or reference is None or window.mean is None or reference.mean is None:
+        return None
+    std = reference.std
+    if std is None or not (math.isfinite(std) and std > 0.0):
+        return None
+    shift = abs(window.mean - reference.mean) / std
+    return shift if math.isfinite(shift) else None
 
 
 class AlertPolicy:
@@ -46,6 +81,22 @@ class AlertPolicy:
         if size >= self.config.warning_sigma:
             return "warning"
         return "info"
+
+    def grade(self, signal: DriftSignal) -> Severity:
+        """A drift decision's severity: the higher of :meth:`severity` of its statistic and
+        :meth:`severity` of the mean shift its evidence shows (:func:`evidence_sigma`).
+
+        The statistic's rule alone grades a sequential test (which alarms as its statistic
+        just passes its threshold) ``warning`` whatever the size of the change, and a feature
+        episode is published under whichever detector decided first; the evidence makes a
+        10-sd level shift ``critical`` whoever opened it.
+        """
+        by_statistic = self.severity(signal.statistic, signal.threshold, signal.statistic_name)
+        shift = evidence_sigma(signal.window, signal.reference)
+        if shift is None:
+            return by_statistic
+        by_evidence = self.severity(shift)
+        return by_evidence if _RANK[by_evidence] > _RANK[by_statistic] else by_statistic
 
     def admit(
         self, signal: DriftSignal, model: str, topic: str, partition: int, offset: int, *, episode: bool = False
@@ -119,11 +170,7 @@ class AlertPolicy:
             detector=name,
             detectors=detectors or [name],
             status=signal.status,
-            severity=(
-                self.severity(signal.statistic, signal.threshold, signal.statistic_name)
-                if signal.status == "drift"
-                else "info"
-            ),
+            severity=self.grade(signal) if signal.status == "drift" else "info",
             statistic=signal.statistic,
             statistic_name=signal.statistic_name,
             threshold=signal.threshold,
