@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from driftsentinel.detectors.bank import DetectorBank
+from driftsentinel.detectors.category_sequential import RECENT
 from driftsentinel.detectors.segments import check_segments_state
 from driftsentinel.schemas import SidecarConfig
 from driftsentinel.schemas.profile import ReferenceProfile
@@ -236,6 +237,40 @@ def _check_sequential(state: Any, template: Mapping[str, Any], n: int, path: str
     width = int(np.asarray(template["edges"]).shape[1])
     if np.any((edges < 1) | (edges > width)):
         raise _shape_error(f"{path}.n_edges", f"edge counts must be in [1, {width}]")
+    # a run's seed bin indexes the run's counts in the kernel (no bounds check there)
+    _seed_bins(st["b_sh"], int(np.asarray(template["cnt_sh"]).shape[1]), f"{path}.b_sh")
+    _seed_bins(st["b_mi"], int(np.asarray(template["cnt_mi"]).shape[1]), f"{path}.b_mi")
+
+
+def _seed_bins(bins: Any, limit: Any, path: str) -> None:
+    """A sequential test's seed bins: -1 (none) or a bin below ``limit`` (per feature, or one for all)."""
+    b = np.asarray(bins)
+    if b.size and (np.any(b < -1) or np.any(b >= limit)):
+        raise _shape_error(path, "seed bins must be -1 or a bin of the feature's counts")
+
+
+def _check_category_sequential(state: Any, template: Mapping[str, Any], path: str) -> None:
+    """The reference monitor's categorical sequential tests (``cusum_categories``,
+    ``cusum_unseen``): the profile's categorical features, this profile's category widths,
+    category counts and seed bins the kernel can index with, the evidence rings bounded."""
+    st = _dict(state, path)
+    recent = _dict(st.get("recent"), f"{path}.recent")
+    names = list(template["recent"])
+    if set(recent) != set(names):
+        raise _shape_error(f"{path}.recent", "categorical features differ from the profile's")
+    for name, ring in recent.items():
+        values = _array(ring, f"{path}.recent.{name}", np.zeros(0, dtype=np.int64), None)
+        if values.size > RECENT:
+            raise StateRejected("size", f"{path}.recent.{name}: {values.size} values > {RECENT}")
+    tests_template = template["tests"]
+    check_kind_state(st.get("tests"), tests_template, len(names), f"{path}.tests")
+    tests = _dict(st["tests"], f"{path}.tests")
+    width = int(np.asarray(tests_template["p0"]).shape[1])
+    n_cats = tests["n_cats"]
+    if n_cats.size and (np.any(n_cats < 1) or np.any(n_cats > width)):
+        raise _shape_error(f"{path}.tests.n_cats", f"category counts must be in [1, {width}]")
+    _seed_bins(tests["b_c"], n_cats, f"{path}.tests.b_c")
+    _seed_bins(tests["b_u"], 2, f"{path}.tests.b_u")
 
 
 def _check_bank_arrays(st: Mapping[str, Any], template: Mapping[str, Any], n: int, path: str) -> None:
@@ -311,6 +346,9 @@ def _check_monitor(state: Any, template: Mapping[str, Any], path: str) -> None:
             _number(v, f"{path}.scores.{name}.{k}")
     for name, v in _dict(st.get("last_missing"), f"{path}.last_missing").items():
         _number(v, f"{path}.last_missing.{name}")
+    # a state without them, or for a monitor without them (disabled), leaves them fresh: not read
+    if st.get("sequential") is not None and template.get("sequential") is not None:
+        _check_category_sequential(st["sequential"], template["sequential"], f"{path}.sequential")
 
 
 def _check_multivariate(state: Any, template: Mapping[str, Any] | None, path: str) -> None:

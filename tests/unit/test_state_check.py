@@ -245,3 +245,53 @@ def test_a_rejected_state_record_shows_on_readyz_past_the_next_commit() -> None:
     ok, reason = health.ready()
     assert not ok and "checkpoint of in[3] rejected (shape)" in reason
     assert b'driftsentinel_checkpoints_rejected_total{reason="shape"} 1.0' in metrics.render()
+
+
+@pytest.fixture(scope="module")
+def profiled() -> tuple[dict[str, Any], SidecarConfig, ReferenceProfile]:
+    """A genuine state against a profile with a categorical feature: the reference monitor
+    carries its categorical sequential tests' state (``cusum_categories``, ``cusum_unseen``)."""
+    config, profile = SidecarConfig(), _profile()
+    state = _state(config, profile)
+    assert state["banks"]["m"]["monitor"]["sequential"] is not None
+    return state, config, profile
+
+
+def _tests_of(state: dict[str, Any]) -> dict[str, Any]:
+    tests: dict[str, Any] = state["banks"]["m"]["monitor"]["sequential"]["tests"]
+    return tests
+
+
+def test_the_monitors_sequential_state_is_checked(
+    profiled: tuple[dict[str, Any], SidecarConfig, ReferenceProfile],
+) -> None:
+    genuine, config, profile = profiled
+    check_engine_state(genuine, config, profile)
+    ring = genuine["banks"]["m"]["monitor"]["sequential"]["recent"]["c"]
+    cases = [
+        # seed bins index the run's counts inside the numba kernel, which does not check bounds
+        ("tests.b_c", lambda s: _tests_of(s)["b_c"].__setitem__(slice(None), 10**9)),
+        ("tests.b_c", lambda s: _tests_of(s)["b_c"].__setitem__(slice(None), -5)),
+        ("tests.b_u", lambda s: _tests_of(s)["b_u"].__setitem__(slice(None), 2)),
+        ("tests.n_cats", lambda s: _tests_of(s)["n_cats"].__setitem__(slice(None), 10**6)),
+        ("tests.n_features", lambda s: _tests_of(s).update(n_features=200_000_000)),
+        ("tests.cnt_c", lambda s: _tests_of(s).update(cnt_c=np.zeros((1, 10**5)))),
+        ("tests", lambda s: _tests_of(s).update(kind="adwin")),
+        ("recent", lambda s: s["banks"]["m"]["monitor"]["sequential"].update(recent={"other": ring})),
+        ("recent.c", lambda s: s["banks"]["m"]["monitor"]["sequential"]["recent"].update(c=np.zeros(10**5, np.int64))),
+        ("recent.c", lambda s: s["banks"]["m"]["monitor"]["sequential"]["recent"].update(c=[1, 2])),
+        # the numeric sequential tests' seed bins likewise
+        ("sequential.b_sh", lambda s: s["banks"]["m"]["sequential"]["b_sh"].__setitem__(slice(None), 10**9)),
+        ("sequential.b_mi", lambda s: s["banks"]["m"]["sequential"]["b_mi"].__setitem__(slice(None), 2)),
+    ]
+    for where, mutate in cases:
+        state = copy.deepcopy(genuine)
+        mutate(state)
+        with pytest.raises(StateRejected) as info:
+            check_engine_state(state, config, profile)
+        assert info.value.reason in ("shape", "size") and where in str(info.value), (where, str(info.value))
+    # a state without the monitor's sequential tests (written before them) still passes and restores
+    older = copy.deepcopy(genuine)
+    older["banks"]["m"]["monitor"]["sequential"] = None
+    check_engine_state(older, config, profile)
+    Engine(config, T, None, profile).restore(T, 0, older)
