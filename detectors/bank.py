@@ -577,16 +577,16 @@ class DetectorBank:
         # standardised once: unclipped for the evidence ring, clipped (standardize's bounds) for the detectors
         u = standardize(x, self._ref_mean, self._ref_std)
         z = np.clip(u, self._clip_lo, self._clip_hi)
-        not_yet = np.arange(n)[:, None] < first_row[None, :]
-        if not_yet.any():
-            z[not_yet] = np.nan
+        if first_row.any():  # features still warming up in this batch (the common case: none)
+            z[np.arange(n)[:, None] < first_row[None, :]] = np.nan
         constant = self._const & self._ready
         if constant.any():
             z[:, constant] = np.nan  # "how many stds" means nothing without a spread
         # the values the detectors see, unclipped, as the evidence ring keeps them
         with np.errstate(over="ignore"):
             zu = u.astype(np.float32)
-        zu[np.isnan(z)] = np.nan
+        unseen = np.isnan(z)  # one mask for the ring's NaNs and its values (zu is NaN exactly here)
+        zu[unseen] = np.nan
         hits = {name: det.update(z) for name, det in self._detectors.items()}
         # both backends locate their changes (LocatesChanges): the values since, per hit
         since = {name: cast("LocatesChanges", det).post_change_count for name, det in self._detectors.items()}
@@ -640,24 +640,34 @@ class DetectorBank:
             )
         if done < n:
             self._live.update(x[done:])
-        self._keep_tail(zu)
+        self._keep_tail(zu, ~unseen)
         self.n_rows += n
         if extra:
             signals = sorted(signals + extra, key=_signal_order)
         return signals
 
-    def _keep_tail(self, zu: np.ndarray) -> None:
+    def _keep_tail(self, zu: np.ndarray, ok: np.ndarray) -> None:
         """The batch's values into the evidence ring, the last ``EVIDENCE_EVENTS`` of each
-        feature (call before ``n_rows`` moves on). A sparse feature keeps its last values
-        however many events they span."""
-        ok = ~np.isnan(zu)
+        feature (call before ``n_rows`` moves on); ``ok`` marks the values (``~isnan(zu)``).
+        A sparse feature keeps its last values however many events they span.
+
+        Only the batch's last ``EVIDENCE_EVENTS`` rows are numbered when they hold every
+        value to keep (a dense batch): numbering all rows (a cumulative sum down the
+        columns) cost 13 ns per value at 4,096 x 20."""
         counts = ok.sum(axis=0)
         if not counts.any():
             return
-        pos = np.cumsum(ok, axis=0) - 1  # the value's number among the feature's values in the batch
-        keep = ok & (pos >= (counts - EVIDENCE_EVENTS)[None, :])
+        start = max(zu.shape[0] - EVIDENCE_EVENTS, 0)
+        tail = ok[start:]
+        before = counts - tail.sum(axis=0)  # values of each feature above the tail rows
+        if start and (counts - before < np.minimum(counts, EVIDENCE_EVENTS)).any():
+            start, tail, before = 0, ok, np.zeros_like(counts)  # a sparse feature: its values reach further up
+        # the value's number among the feature's values in the batch
+        pos = before[None, :] + np.cumsum(tail, axis=0) - 1
+        keep = tail & (pos >= (counts - EVIDENCE_EVENTS)[None, :])
         rows, cols = np.nonzero(keep)
         slots = (self._ring_n[cols] + pos[rows, cols]) % EVIDENCE_EVENTS
+        rows += start
         self._ring_z[slots, cols] = zu[rows, cols]
         self._ring_row[slots, cols] = self.n_rows + rows
         self._ring_n += counts
