@@ -149,7 +149,11 @@ def test_rivers_adwin_cannot_change_a_window_it_already_holds() -> None:
 
 
 def test_every_per_feature_field_reaches_a_detector() -> None:
-    assert set(PER_FEATURE_PARAMS) == set(FeatureParams.model_fields)
+    from driftsentinel.detectors.bank import PER_FEATURE_THRESHOLDS
+    from driftsentinel.detectors.sequential import CATEGORICAL_TESTS
+
+    categorical = {f"{test}_threshold" for test in CATEGORICAL_TESTS}  # read by the monitor's categorical watch
+    assert set(FeatureParams.model_fields) - categorical == set(PER_FEATURE_PARAMS) | set(PER_FEATURE_THRESHOLDS)
 
 
 def _bank_signals(bank: DetectorBank, x: np.ndarray, names: list[str]) -> list[tuple]:
