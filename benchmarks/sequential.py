@@ -27,7 +27,7 @@ import numpy as np
 
 from benchmarks.quality import STATIONARY, draw
 from driftsentinel.detectors.profile import numeric_profile
-from driftsentinel.detectors.sequential import NUMERIC_TESTS, NumericSequential, grid_midpoints
+from driftsentinel.detectors.sequential import CATEGORICAL_TESTS, NUMERIC_TESTS, NumericSequential, grid_midpoints
 from driftsentinel.detectors.standardize import (
     clip_bounds,
     mean_std,
@@ -180,6 +180,66 @@ def bank_cost(features: int, values: int, repeats: int) -> dict[str, Any]:
     }
 
 
+#: the quality benchmark's categorical shares before and after its frequency shift (KL 0.041)
+CAT_BEFORE = np.array([0.40, 0.30, 0.15, 0.10, 0.05])
+CAT_AFTER = np.array([0.30, 0.30, 0.20, 0.10, 0.10])
+#: a change under a third of the default ``min_category_kl`` (KL 0.0029)
+CAT_SMALL = np.array([0.37, 0.30, 0.16, 0.11, 0.06])
+CAT_LADDER = (6.0, 8.0, 10.0, 12.0, 14.0, 16.0)
+
+
+def categorical(values: int, features: int, profile_size: int, seed: int) -> dict[str, Any]:
+    """The categorical tests at their defaults: alarms per million values at each rung of
+    ``CAT_LADDER`` (``features`` per rung) on stationary values (the reference shares
+    estimated from ``profile_size`` values, as a profile does), under a change below the
+    minimum (``CAT_SMALL``) and with never-seen values at 0.3 % and 0.4 % (``cusum_unseen``'s
+    null is 0.4 %); the median delays of the benchmark's shift and of 2 % never-seen
+    values (200 series each)."""
+    from driftsentinel.detectors.sequential import CategoricalSequential
+
+    config = SequentialConfig()
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {"values_per_feature": values, "features_per_rung": features, "thresholds": CAT_LADDER}
+    cases = {"stationary": (CAT_BEFORE, 0.0), "below_minimum": (CAT_SMALL, 0.0)}
+    cases |= {"unseen_0.3%": (CAT_BEFORE, 0.003), "unseen_0.4%": (CAT_BEFORE, 0.004)}
+    for name, (shares, unseen) in cases.items():
+        seq = CategoricalSequential(config, resolve_min_count=1)
+        for h in CAT_LADDER:
+            for _ in range(features):
+                p0 = rng.multinomial(profile_size, CAT_BEFORE) / profile_size
+                j = seq.add_feature(np.r_[p0, 0.0], profile_size)
+                seq.set_thresholds(j, cusum_categories=h, cusum_unseen=h)
+        F = len(CAT_LADDER) * features
+        for a in range(0, values, 65_536):
+            codes = rng.choice(5, size=(min(65_536, values - a), F), p=shares)
+            codes[rng.random(codes.shape) < unseen] = -2
+            seq.update(codes)
+        out[name] = {
+            t: [
+                round(float(c) / (values * features) * 1e6, 3)
+                for c in seq.n_alarms[t].reshape(len(CAT_LADDER), -1).sum(1)
+            ]
+            for t in CATEGORICAL_TESTS
+        }
+    delays: dict[str, float] = {}
+    for test, cp, n in (("cusum_categories", 2000, 8000), ("cusum_unseen", 1000, 5000)):
+        seq = CategoricalSequential(config, resolve_min_count=2000)
+        for _ in range(200):
+            seq.add_feature(np.r_[rng.multinomial(profile_size, CAT_BEFORE) / profile_size, 0.0], profile_size)
+        if test == "cusum_categories":
+            codes = np.r_[rng.choice(5, (cp, 200), p=CAT_BEFORE), rng.choice(5, (n - cp, 200), p=CAT_AFTER)]
+        else:
+            codes = rng.choice(5, (n, 200), p=CAT_BEFORE)
+            codes[cp:][rng.random((n - cp, 200)) < 0.02] = -2
+        first = np.full(200, n)
+        for hit in seq.update(codes):
+            if hit.test == test and hit.status == "drift" and hit.row >= cp:
+                first[hit.feature] = min(first[hit.feature], hit.row)
+        delays[test] = float(np.median(first - cp))
+    out["median_delay"] = {"shift_kl_0.041": delays["cusum_categories"], "unseen_2%": delays["cusum_unseen"]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer values (a smoke run)")
@@ -190,7 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dists", default=",".join(STATIONARY), help="comma-separated distributions")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cost", action="store_true", help="only the bank's cost with the tests on and off")
+    ap.add_argument("--categorical", action="store_true", help="only the categorical tests (categorical())")
     args = ap.parse_args(argv)
+    if args.categorical:
+        n = args.values or (100_000 if args.quick else 1_000_000)
+        print(json.dumps(categorical(n, 16, args.profile_size, args.seed)))
+        return 0
     if args.cost:
         print(json.dumps(bank_cost(20, 200_000, 3)))
         return 0

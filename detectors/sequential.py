@@ -80,8 +80,11 @@ __all__ = [
     "NumericSequential",
     "SequentialHit",
     "bernoulli_kl",
+    "check_rings",
     "grid_midpoints",
     "shape_reference",
+    "unseen_p0",
+    "unseen_null",
 ]
 
 NUMERIC_TESTS = ("cusum_mean", "cusum_scale", "cusum_shape", "cusum_missing")
@@ -98,6 +101,10 @@ STATISTIC_NAME = "cusum_statistic"
 SHAPE_PRIOR = 4.0
 #: Pseudo-events of the Beta prior of the adaptive Bernoulli CUSUMs (missing, unseen).
 MISSING_PRIOR = 2.0
+#: ``cusum_unseen``'s null: a share of never-seen values up to this fraction of
+#: ``min_unseen_share`` is no change (measured: at 0.4 of it, 0.4 %, 3 alarms in 1.6 million
+#: values at h 6; at 0.3 %, none; a fifth of it, as the mean test's below-minimum case, none).
+UNSEEN_NULL = 0.4
 _DRIFT, _RESOLVED = 0, 1
 _CONFIG_THRESHOLD = {
     "cusum_mean": "mean_threshold",
@@ -140,6 +147,23 @@ def missing_p0(missing: float, events: float) -> float:
     """The reference missing share with half a pseudo-event each way (never 0 or 1):
     ``(missing + 0.5) / (events + 1)``."""
     return (missing + 0.5) / (events + 1.0)
+
+
+def unseen_p0(n_ref: int) -> float:
+    """The reference rate of values never seen in training: ``1 / (n_ref + 1)``."""
+    return 1.0 / (max(int(n_ref), 1) + 1.0)
+
+
+def unseen_null(n_ref: int, share: float) -> tuple[float, float]:
+    """``cusum_unseen``'s null share ``b`` and the least share ``s`` its estimate may take:
+    ``b = max(UNSEEN_NULL * share, 1 / (n_ref + 1))`` (any share up to ``b`` is no change),
+    ``s = max(share, b)`` (the alternative: at least ``min_unseen_share``).
+
+    >>> unseen_null(50_000, 0.01)
+    (0.004, 0.01)
+    """
+    b = min(max(UNSEEN_NULL * share, unseen_p0(n_ref)), 0.5)
+    return b, max(share, b)
 
 
 def change_penalty(p0: float, change: float) -> float:
@@ -451,7 +475,7 @@ def _categorical_kernel(
     on,
     h,
     cat_pen,
-    unseen_pen,
+    unseen_min,
     n_cats,
     logp0,
     p0,
@@ -459,15 +483,14 @@ def _categorical_kernel(
     u0,
     n_val,
     w_c,
-    cnt_c,
-    m_c,
     z_c,
-    b_c,
     w_u,
-    cnt_u,
-    m_u,
     z_u,
-    b_u,
+    ring,
+    pos,
+    fill,
+    cnt_c,
+    cnt_u,
     active,
     quiet,
     last_run,
@@ -476,20 +499,20 @@ def _categorical_kernel(
     hits,
     stats,
 ):  # pragma: no cover - numba
-    F, rows = C.shape  # feature-major
+    # C: [F, rows] (feature-major). The post-change estimate of both tests is the Dirichlet
+    # posterior predictive of the last ``ring.shape[1]`` non-missing values (codes; -2
+    # never seen in training): past values only, and it does not restart with the statistic.
+    F, rows = C.shape
+    W = ring.shape[1]
     k = 0
-    ls_c, lo_c = np.empty(p0.shape[1]), np.empty(p0.shape[1])
-    ls_u, lo_u = np.empty(2), np.empty(2)
     for j in range(F):
         K = n_cats[j]
-        lp, pp, cc = logp0[j], p0[j], cnt_c[j]
-        lu, pu, cu = logu0[j], u0[j], cnt_u[j]
-        h0, h1, upen = h[j, 0], h[j, 1], unseen_pen[j]
-        nv = n_val[j]
-        wc, mc, zc, bc = w_c[j], m_c[j], z_c[j], b_c[j]
-        wu, mu, zu, bu = w_u[j], m_u[j], z_u[j], b_u[j]
-        _seed_logs(pp, K, SHAPE_PRIOR, ls_c, lo_c)
-        _seed_logs(pu, 2, MISSING_PRIOR, ls_u, lo_u)
+        lp, pp, cc, rg = logp0[j], p0[j], cnt_c[j], ring[j]
+        lu0, lu1, pu1 = logu0[j, 0], logu0[j, 1], u0[j, 1]
+        cu0, cu1 = cnt_u[j, 0], cnt_u[j, 1]
+        h0, h1, umin = h[j, 0], h[j, 1], unseen_min[j]
+        nv, ps, fl = n_val[j], pos[j], fill[j]
+        wc, zc, wu, zu = w_c[j], z_c[j], w_u[j], z_u[j]
         a0, a1, u0_, u1, r0, r1 = active[j, 0], active[j, 1], quiet[j, 0], quiet[j, 1], last_run[j, 0], last_run[j, 1]
         n0, n1 = n_alarm[j, 0], n_alarm[j, 1]
         for i in range(rows):
@@ -497,44 +520,58 @@ def _categorical_kernel(
             if c == -1 or c >= K or c < -2:
                 continue  # missing (or not a code of this feature)
             nv += 1
-            if on[1]:  # ---- unseen
-                b = 1 if c == -2 else 0
-                wu, mu, zu, bu, grow = _adaptive(
-                    b, wu, mu, zu, bu, nv, cu[b], pu[b], lu[b], ls_u[b], lo_u[b], MISSING_PRIOR, upen
-                )
-                if grow != -2:
-                    if grow >= 0:
-                        _seed(cu, grow)
-                    cu[b] += 1.0
+            if on[1]:  # ---- unseen: every non-missing value
+                q1 = max((cu1 + MISSING_PRIOR * pu1) / (cu0 + cu1 + MISSING_PRIOR), umin)
+                if c == -2:
+                    lr = math.log(q1) - lu1
+                else:
+                    lr = math.log(1.0 - q1) - lu0
+                wu = wu + lr
+                if wu <= 0.0:
+                    wu, zu = 0.0, nv
                 alarm = wu > h1
                 since_val = nv - zu
                 stat = wu
                 if alarm:
                     n1 += 1
-                    wu, mu, zu, bu = 0.0, 1.0, nv, b
+                    wu, zu = 0.0, nv
                 code, a1, u1, r1 = _episode(alarm, since_val, a1, u1, r1, resolve_min)
                 if code:
                     k = _push(hits, stats, k, i, j, 1, code - 1, since_val, stat, h1)
-            if on[0] and c >= 0:  # ---- categories
-                wc, mc, zc, bc, grow = _adaptive(
-                    c, wc, mc, zc, bc, nv, cc[c], pp[c], lp[c], ls_c[c], lo_c[c], SHAPE_PRIOR, cat_pen
-                )
-                if grow != -2:
-                    if grow >= 0:
-                        _seed(cc, grow)
-                    cc[c] += 1.0
+            if on[0] and c >= 0:  # ---- categories: the values seen in training
+                lr = math.log((cc[c] + SHAPE_PRIOR * pp[c]) / (cu0 + SHAPE_PRIOR)) - lp[c]
+                wc = wc + lr - cat_pen
+                if wc <= 0.0:
+                    wc, zc = 0.0, nv
                 alarm = wc > h0
                 since_val = nv - zc
                 stat = wc
                 if alarm:
                     n0 += 1
-                    wc, mc, zc, bc = 0.0, 1.0, nv, c
+                    wc, zc = 0.0, nv
                 code, a0, u0_, r0 = _episode(alarm, since_val, a0, u0_, r0, resolve_min)
                 if code:
                     k = _push(hits, stats, k, i, j, 0, code - 1, since_val, stat, h0)
-        n_val[j] = nv
-        w_c[j], m_c[j], z_c[j], b_c[j] = wc, mc, zc, bc
-        w_u[j], m_u[j], z_u[j], b_u[j] = wu, mu, zu, bu
+            # ---- the value into the estimate's ring (the oldest out when full)
+            if fl == W:
+                old = rg[ps]
+                if old == -2:
+                    cu1 -= 1.0
+                else:
+                    cu0 -= 1.0
+                    cc[old] -= 1.0
+            else:
+                fl += 1
+            rg[ps] = c
+            ps = ps + 1 if ps + 1 < W else 0
+            if c == -2:
+                cu1 += 1.0
+            else:
+                cu0 += 1.0
+                cc[c] += 1.0
+        n_val[j], pos[j], fill[j] = nv, ps, fl
+        w_c[j], z_c[j], w_u[j], z_u[j] = wc, zc, wu, zu
+        cnt_u[j, 0], cnt_u[j, 1] = cu0, cu1
         active[j, 0], active[j, 1], quiet[j, 0], quiet[j, 1], last_run[j, 0], last_run[j, 1] = a0, a1, u0_, u1, r0, r1
         n_alarm[j, 0], n_alarm[j, 1] = n0, n1
     return k
@@ -837,14 +874,15 @@ class NumericSequential(_Tests):
 
 class CategoricalSequential(_Tests):
     """``cusum_categories`` and ``cusum_unseen`` of categorical features, each added with
-    its reference shares."""
+    its reference shares. Both estimate the post-change distribution from the feature's
+    last ``category_window`` non-missing values (a ring, checkpointed)."""
 
     _names = CATEGORICAL_TESTS
     _kind = "sequential_categorical"
     _fields = (
-        "_h", "_n_cats", "_logp0", "_p0", "_logu0", "_u0", "_unseen_pen", "_n_val",
-        "_w_c", "_cnt_c", "_m_c", "_z_c", "_w_u", "_cnt_u", "_m_u", "_z_u", "_active", "_quiet", "_last_run",
-        "_n_alarm", "_b_c", "_b_u",
+        "_h", "_n_cats", "_logp0", "_p0", "_logu0", "_u0", "_unseen_min", "_n_val",
+        "_w_c", "_z_c", "_w_u", "_z_u", "_ring", "_pos", "_fill", "_cnt_c", "_cnt_u",
+        "_active", "_quiet", "_last_run", "_n_alarm",
     )  # fmt: skip
 
     def __init__(self, config: SequentialConfig, resolve_min_count: int) -> None:
@@ -853,21 +891,12 @@ class CategoricalSequential(_Tests):
         self._h = np.zeros((0, 2), f)
         self._n_cats = np.zeros(0, i)
         self._logp0, self._p0 = np.zeros((0, 1), f), np.ones((0, 1), f)
-        self._logu0, self._u0, self._unseen_pen = np.zeros((0, 2), f), np.zeros((0, 2), f), np.zeros(0, f)
+        self._logu0, self._u0, self._unseen_min = np.zeros((0, 2), f), np.zeros((0, 2), f), np.zeros(0, f)
         self._n_val = np.zeros(0, i)
-        self._w_c, self._cnt_c, self._m_c, self._z_c = (
-            np.zeros(0, f),
-            np.zeros((0, 1), f),
-            np.zeros(0, f),
-            np.zeros(0, i),
-        )
-        self._b_c, self._b_u = np.full(0, -1, i), np.full(0, -1, i)
-        self._w_u, self._cnt_u, self._m_u, self._z_u = (
-            np.zeros(0, f),
-            np.zeros((0, 2), f),
-            np.zeros(0, f),
-            np.zeros(0, i),
-        )
+        self._w_c, self._z_c, self._w_u, self._z_u = np.zeros(0, f), np.zeros(0, i), np.zeros(0, f), np.zeros(0, i)
+        self._ring = np.zeros((0, config.category_window), i)
+        self._pos, self._fill = np.zeros(0, i), np.zeros(0, i)
+        self._cnt_c, self._cnt_u = np.zeros((0, 1), f), np.zeros((0, 2), f)
         self._active, self._quiet, self._last_run = (np.zeros((0, 2), b), np.zeros((0, 2), i), np.zeros((0, 2), i))
         self._n_alarm = np.zeros((0, 2), i)
 
@@ -888,16 +917,15 @@ class CategoricalSequential(_Tests):
             self._logp0 = np.pad(self._logp0, ((0, 0), (0, pad)))
             self._cnt_c = np.pad(self._cnt_c, ((0, 0), (0, pad)))
         j = self.n_features
-        self._grow(1, {}, {"_p0": 1.0, "_b_c": -1, "_b_u": -1})
+        self._grow(1, {}, {"_p0": 1.0})
         self._h[j] = self._default_h
         self._n_cats[j] = K
         self._p0[j, :K] = p
         self._logp0[j] = np.log(self._p0[j])
-        u = 1.0 / (max(int(n_ref), 1) + 1.0)
-        self._u0[j] = (1.0 - u, u)
+        b, s = unseen_null(n_ref, self.config.min_unseen_share)
+        self._u0[j] = (1.0 - b, b)
         self._logu0[j] = np.log(self._u0[j])
-        s = self.config.min_unseen_share
-        self._unseen_pen[j] = bernoulli_kl(min(s if s > u else u + s, 1.0), u)
+        self._unseen_min[j] = s
         return j
 
     def update(self, codes: np.ndarray) -> list[SequentialHit]:
@@ -910,11 +938,10 @@ class CategoricalSequential(_Tests):
             return []
         hits, stats = _buffers(self.n_features, len(self._names), C.shape[0], self.resolve_min_count)
         k = _categorical_kernel(
-            np.ascontiguousarray(C.T), self._on, self._h, self.config.min_category_kl, self._unseen_pen,
-            self._n_cats, self._logp0, self._p0, self._logu0, self._u0, self._n_val, self._w_c, self._cnt_c,
-            self._m_c, self._z_c, self._b_c, self._w_u, self._cnt_u, self._m_u, self._z_u, self._b_u, self._active,
-            self._quiet,
-            self._last_run, self._n_alarm, self.resolve_min_count, hits, stats,
+            np.ascontiguousarray(C.T), self._on, self._h, self.config.min_category_kl, self._unseen_min,
+            self._n_cats, self._logp0, self._p0, self._logu0, self._u0, self._n_val, self._w_c, self._z_c,
+            self._w_u, self._z_u, self._ring, self._pos, self._fill, self._cnt_c, self._cnt_u, self._active,
+            self._quiet, self._last_run, self._n_alarm, self.resolve_min_count, hits, stats,
         )  # fmt: skip
         return _to_hits(hits[:k], stats[:k], self._names)
 
@@ -942,6 +969,33 @@ class CategoricalSequential(_Tests):
         for name in ("_logu0", "_u0", "_cnt_u"):
             if loaded[name].shape[1] != 2:
                 raise ValueError(f"sequential state field {name.lstrip('_')!r}: width != 2")
+        W = self.config.category_window
+        if loaded["_ring"].shape[1] != W:
+            raise ValueError(
+                f"sequential state field 'ring': width {loaded['_ring'].shape[1]} != {W} "
+                "(written with another category_window?)"
+            )
         k = loaded["_n_cats"]
         if np.any((k < 1) | (k > width)):
             raise ValueError("sequential state: n_cats out of range")
+        check_rings(loaded["_ring"], loaded["_pos"], loaded["_fill"], k, loaded["_cnt_c"], loaded["_cnt_u"])
+
+
+def check_rings(
+    ring: np.ndarray, pos: np.ndarray, fill: np.ndarray, n_cats: np.ndarray, cnt_c: np.ndarray, cnt_u: np.ndarray
+) -> None:
+    """Raise ``ValueError`` unless the categorical tests' rings can drive the kernel: codes
+    in ``[-2, n_cats)`` (not -1) in the filled part, positions and fills inside the ring,
+    and the counts those of the ring (a checkpoint is untrusted input: a code indexes the
+    counts in the kernel)."""
+    ring, pos, fill = np.asarray(ring), np.asarray(pos), np.asarray(fill)
+    F, W = ring.shape
+    if np.any((fill < 0) | (fill > W)) or np.any((pos < 0) | (pos >= max(W, 1))):
+        raise ValueError("sequential state: ring position or fill out of range")
+    for j in range(F):
+        r = ring[j, : int(fill[j])]
+        if np.any((r < -2) | (r == -1) | (r >= n_cats[j])):
+            raise ValueError("sequential state: ring codes out of range")
+        counts = np.bincount(r[r >= 0], minlength=cnt_c.shape[1])
+        if not (np.array_equal(counts, cnt_c[j]) and cnt_u[j, 0] == np.sum(r >= 0) and cnt_u[j, 1] == np.sum(r == -2)):
+            raise ValueError("sequential state: ring counts do not match the ring")

@@ -38,6 +38,7 @@ import numpy as np
 from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.category_sequential import RECENT
 from driftsentinel.detectors.segments import check_segments_state
+from driftsentinel.detectors.sequential import check_rings
 from driftsentinel.schemas import SidecarConfig
 from driftsentinel.schemas.profile import ReferenceProfile
 
@@ -252,7 +253,7 @@ def _seed_bins(bins: Any, limit: Any, path: str) -> None:
 def _check_category_sequential(state: Any, template: Mapping[str, Any], path: str) -> None:
     """The reference monitor's categorical sequential tests (``cusum_categories``,
     ``cusum_unseen``): the profile's categorical features, this profile's category widths,
-    category counts and seed bins the kernel can index with, the evidence rings bounded."""
+    category counts and estimate rings the kernel can index with, the evidence rings bounded."""
     st = _dict(state, path)
     recent = _dict(st.get("recent"), f"{path}.recent")
     names = list(template["recent"])
@@ -269,8 +270,10 @@ def _check_category_sequential(state: Any, template: Mapping[str, Any], path: st
     n_cats = tests["n_cats"]
     if n_cats.size and (np.any(n_cats < 1) or np.any(n_cats > width)):
         raise _shape_error(f"{path}.tests.n_cats", f"category counts must be in [1, {width}]")
-    _seed_bins(tests["b_c"], n_cats, f"{path}.tests.b_c")
-    _seed_bins(tests["b_u"], 2, f"{path}.tests.b_u")
+    try:  # a ring's codes index the counts in the kernel
+        check_rings(tests["ring"], tests["pos"], tests["fill"], n_cats, tests["cnt_c"], tests["cnt_u"])
+    except ValueError as exc:
+        raise _shape_error(f"{path}.tests.ring", str(exc)) from None
 
 
 def _check_bank_arrays(st: Mapping[str, Any], template: Mapping[str, Any], n: int, path: str) -> None:

@@ -326,10 +326,17 @@ class SequentialConfig(_Section):
         "(0.02: 1 % -> 3 %); its KL divergence (nats per event) is the per-event penalty.",
     )
     min_category_kl: float = Field(
-        default=0.02,
+        default=0.01,
         gt=0,
         description="cusum_categories: smallest change of the category shares worth an alert, as a "
         "Kullback-Leibler divergence KL(new || reference) in nats per value (the per-value penalty).",
+    )
+    category_window: int = Field(
+        default=256,
+        ge=16,
+        le=65_536,
+        description="cusum_categories, cusum_unseen: the last this many non-missing values of a categorical "
+        "feature estimate its current distribution (a ring per feature, in the checkpoint).",
     )
     min_unseen_share: float = Field(
         default=0.01,
@@ -348,8 +355,8 @@ class SequentialConfig(_Section):
     )
     shape_threshold: float = Field(default=16.0, gt=0, description="cusum_shape: threshold h, in nats.")
     missing_threshold: float = Field(default=12.0, gt=0, description="cusum_missing: threshold h, in nats.")
-    categories_threshold: float = Field(default=16.0, gt=0, description="cusum_categories: threshold h, in nats.")
-    unseen_threshold: float = Field(default=12.0, gt=0, description="cusum_unseen: threshold h, in nats.")
+    categories_threshold: float = Field(default=12.0, gt=0, description="cusum_categories: threshold h, in nats.")
+    unseen_threshold: float = Field(default=6.0, gt=0, description="cusum_unseen: threshold h, in nats.")
 
 
 class ConceptDriftConfig(_Section):

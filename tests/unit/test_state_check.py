@@ -269,10 +269,11 @@ def test_the_monitors_sequential_state_is_checked(
     check_engine_state(genuine, config, profile)
     ring = genuine["banks"]["m"]["monitor"]["sequential"]["recent"]["c"]
     cases = [
-        # seed bins index the run's counts inside the numba kernel, which does not check bounds
-        ("tests.b_c", lambda s: _tests_of(s)["b_c"].__setitem__(slice(None), 10**9)),
-        ("tests.b_c", lambda s: _tests_of(s)["b_c"].__setitem__(slice(None), -5)),
-        ("tests.b_u", lambda s: _tests_of(s)["b_u"].__setitem__(slice(None), 2)),
+        # the estimate ring's codes index the counts inside the numba kernel, which does not check bounds
+        ("tests.ring", lambda s: _tests_of(s)["ring"].__setitem__((slice(None), 0), 10**9)),
+        ("tests.ring", lambda s: _tests_of(s)["ring"].__setitem__((slice(None), 0), -5)),
+        ("tests.ring", lambda s: _tests_of(s)["pos"].__setitem__(slice(None), 10**6)),
+        ("tests.ring", lambda s: _tests_of(s)["cnt_u"].__setitem__((slice(None), 1), 7.0)),
         ("tests.n_cats", lambda s: _tests_of(s)["n_cats"].__setitem__(slice(None), 10**6)),
         ("tests.n_features", lambda s: _tests_of(s).update(n_features=200_000_000)),
         ("tests.cnt_c", lambda s: _tests_of(s).update(cnt_c=np.zeros((1, 10**5)))),
