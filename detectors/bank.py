@@ -587,10 +587,11 @@ class DetectorBank:
             zu = u.astype(np.float32)
         unseen = np.isnan(z)  # one mask for the ring's NaNs and its values (zu is NaN exactly here)
         zu[unseen] = np.nan
+        seen = ~unseen
         hits = {name: det.update(z) for name, det in self._detectors.items()}
         # both backends locate their changes (LocatesChanges): the values since, per hit
         since = {name: cast("LocatesChanges", det).post_change_count for name, det in self._detectors.items()}
-        decisions = self._decide(z, hits, since)
+        decisions = self._decide(z, seen, hits, since)
         if constant.any():
             decisions += self._constant_changes(x, first_row, np.flatnonzero(constant))
             decisions.sort(key=lambda r: (r[0], r[1], _ORDER[r[2]], r[3]))
@@ -640,7 +641,7 @@ class DetectorBank:
             )
         if done < n:
             self._live.update(x[done:])
-        self._keep_tail(zu, ~unseen)
+        self._keep_tail(zu, seen)
         self.n_rows += n
         if extra:
             signals = sorted(signals + extra, key=_signal_order)
@@ -748,9 +749,12 @@ class DetectorBank:
         change_point = ChangePoint(values_since=count, events_since=events if exact else None)
         return window, stat, change_point
 
-    def _decide(self, z: np.ndarray, hits: dict[str, np.ndarray], since: dict[str, np.ndarray]) -> list[_Decision]:
+    def _decide(
+        self, z: np.ndarray, seen: np.ndarray, hits: dict[str, np.ndarray], since: dict[str, np.ndarray]
+    ) -> list[_Decision]:
         """Turn detector hits into episode decisions, row by row: (row, feature, detector,
-        status, stat, values since the change point). A drift's stat is left to the evidence."""
+        status, stat, values since the change point). A drift's stat is left to the evidence.
+        ``seen`` is ``~isnan(z)``."""
         fired: dict[int, list[tuple[int, str, int]]] = {}
         for name, h in hits.items():
             for (row, j), count in zip(h, since[name], strict=True):
@@ -762,8 +766,8 @@ class DetectorBank:
         busy[list(fired)] = True
         quiet = ~busy
         if quiet.any():  # the common case: nothing happens, just keep the since-stats going
-            zq = z[:, quiet]
-            ok = ~np.isnan(zq)
+            # every feature quiet (most batches): the batch itself, not a copy of it
+            zq, ok = (z, seen) if quiet.all() else (z[:, quiet], seen[:, quiet])
             self._since_n[quiet] += ok.sum(axis=0)
             self._since_sum[quiet] += np.where(ok, zq, 0.0).sum(axis=0)
         out: list[_Decision] = []
