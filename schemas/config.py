@@ -299,7 +299,7 @@ class SequentialConfig(_Section):
         "(the CUSUM's allowance k).",
     )
     min_scale_change: float = Field(
-        default=0.2,
+        default=0.075,
         gt=0,
         lt=1,
         description="cusum_scale: smallest relative change of the standard deviation worth an alert "
@@ -349,7 +349,7 @@ class SequentialConfig(_Section):
         default=22.0, gt=0, description="cusum_mean: threshold h, in reference standard deviations."
     )
     scale_threshold: float = Field(
-        default=30.0,
+        default=60.0,
         gt=0,
         description="cusum_scale: threshold h, in reference standard deviations (of the absolute deviation).",
     )
