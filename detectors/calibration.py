@@ -119,6 +119,20 @@ a column of one :class:`~driftsentinel.detectors.sequential.NumericSequential`:
 A constant reference has no sequential tests in the bank (the constant watch instead) and
 gets no sequential thresholds.
 
+Categorical features
+--------------------
+A categorical feature of the profile gets thresholds for ``cusum_categories`` and
+``cusum_unseen`` (the reference monitor reads them from ``per_feature``). Its values are
+drawn from the profile's shares (the top categories and "another category seen in
+training"), in ``SEQ_SEGMENTS`` stretches each from shares drawn from the Dirichlet
+posterior of the profile's counts (its sampling error, as for a numeric feature), with
+values never seen in training at the reference rate ``1 / (count + 1)``. The enabled
+categorical tests share the per-feature budget equally (no change detector runs on a
+categorical feature); each threshold is found as a numeric test's, over
+``CATEGORICAL_VALUES`` times as many values (the kernel is cheap), and never goes above
+Ville's ``log(1 / share)``. ``cusum_unseen`` never fires on such a stream (its null is a
+share of ``0.4 x min_unseen_share``), so it keeps its configured threshold, capped.
+
 >>> import numpy as np
 >>> from driftsentinel.detectors.profile import build_profile
 >>> prof = build_profile({"x": np.random.default_rng(0).exponential(size=20_000).tolist()}, source="t")
@@ -144,7 +158,13 @@ import numpy as np
 from driftsentinel.detectors.backends import change_detector
 from driftsentinel.detectors.seasonal import block_order, dependent_uniforms
 from driftsentinel.detectors.seasonal_profile import dependence, seasonal_view, simulate_view, transformed_features
-from driftsentinel.detectors.sequential import NUMERIC_TESTS, NumericSequential, grid_midpoints
+from driftsentinel.detectors.sequential import (
+    CATEGORICAL_TESTS,
+    NUMERIC_TESTS,
+    CategoricalSequential,
+    NumericSequential,
+    grid_midpoints,
+)
 from driftsentinel.detectors.standardize import (
     is_constant,
     profile_clip_bounds,
@@ -153,7 +173,7 @@ from driftsentinel.detectors.standardize import (
     standardize,
 )
 from driftsentinel.schemas import RIVER_ADWIN, BankConfig
-from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile, SeasonalFeature
+from driftsentinel.schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile, SeasonalFeature
 
 PH_THRESHOLDS = (4.0, 6.0, 8.0, 11.0, 14.0, 18.0)
 ADWIN_DELTAS = (0.2, 0.05, 0.01)
@@ -430,7 +450,7 @@ SEQ_BATCH = 65_536
 #: Distributions the simulated stream is drawn from, each a Bayesian bootstrap of the profile
 SEQ_SEGMENTS = 10
 #: The likelihood-ratio CUSUMs, whose false-alarm rate per event is at most ``exp(-h)``.
-ADAPTIVE_TESTS = ("cusum_shape", "cusum_missing")
+ADAPTIVE_TESTS = ("cusum_shape", "cusum_missing", "cusum_categories", "cusum_unseen")
 
 
 def sequential_reference(prof: NumericProfile, config: BankConfig) -> dict[str, Any]:
@@ -626,6 +646,119 @@ def _calibrate_one(
     return params
 
 
+# ---------------------------------------------------------------------------- categorical features
+#: A categorical feature is simulated over this many times ``values``: its tests' rate bends
+#: (the log rate falls by about 1.4 per nat between h 3 and 6, 0.7 beyond), so a line
+#: through the settings 300,000 values can count put the threshold at 6.3 where 1.5 false
+#: alarms per million were measured (benchmarks.sequential --categorical); ten times the
+#: values count settings near the target, at about 30 ns per value and setting.
+CATEGORICAL_VALUES = 30
+#: Main runs at most: while the tightest setting still fires more than ``3 SEQ_MIN_ALARMS``
+#: times, the settings move out along a line through the last run's counts (the pilot's
+#: 20,000 values see only the steep start of the tail).
+CATEGORICAL_ROUNDS = 4
+
+
+def categorical_tests(config: BankConfig) -> list[str]:
+    """The categorical sequential tests ``config`` runs (none when the sequential tests are off)."""
+    seq = config.sequential
+    return [t for t in CATEGORICAL_TESTS if seq.enabled and t in seq.tests]
+
+
+def category_reference(prof: CategoricalProfile) -> np.ndarray | None:
+    """The reference shares the reference monitor gives ``cusum_categories`` (the top
+    categories, then "another category seen in training"); ``None`` without any."""
+    p0 = np.array([*prof.frequencies.values(), prof.other_share], dtype=np.float64)
+    return p0 if p0.sum() > 0 else None
+
+
+def sample_categories(prof: CategoricalProfile, values: int, rng: np.random.Generator) -> np.ndarray:
+    """``values`` reference codes drawn like the profile's values: ``SEQ_SEGMENTS`` stretches,
+    each from shares drawn from the Dirichlet posterior of the profile's counts (its own
+    sampling error, as :func:`sample_like_reference` does for a numeric feature), and values
+    never seen in training (code -2) at the reference rate ``1 / (count + 1)``."""
+    p0 = category_reference(prof)
+    assert p0 is not None
+    counts = p0 / p0.sum() * max(int(prof.count), 1)
+    out = np.empty(values, dtype=np.int64)
+    for part in np.array_split(np.arange(values), SEQ_SEGMENTS):
+        out[part] = rng.choice(p0.size, size=part.size, p=rng.dirichlet(counts + 0.5))
+    out[rng.random(values) < 1.0 / (max(int(prof.count), 1) + 1.0)] = -2
+    return out
+
+
+def count_categorical_alarms(
+    config: BankConfig, prof: CategoricalProfile, grids: dict[str, np.ndarray], codes: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Drift alarms of each categorical test at each of its thresholds over ``codes``: every
+    setting a column of one :class:`CategoricalSequential` with the profile's shares;
+    episodes resolve as soon as the kernel allows."""
+    tests = list(grids)
+    k = max(len(g) for g in grids.values())
+    seq = CategoricalSequential(config.sequential.model_copy(update={"enabled": True, "tests": tests}), 1)
+    p0 = category_reference(prof)
+    assert p0 is not None
+    for j in range(k):
+        seq.add_feature(p0, max(int(prof.count), 1))
+        seq.set_thresholds(j, **{t: float(g[min(j, len(g) - 1)]) for t, g in grids.items()})
+    counts = {t: np.zeros(k, dtype=np.int64) for t in tests}
+    for i in range(0, codes.size, SEQ_BATCH):
+        block = np.repeat(codes[i : i + SEQ_BATCH, None], k, axis=1)
+        for hit in seq.update(block):
+            if hit.status == "drift":
+                counts[hit.test][hit.feature] += 1
+    return {t: counts[t][: len(grids[t])] for t in tests}
+
+
+def _calibrate_categorical(
+    prof: CategoricalProfile, config: BankConfig, budget: float, values: int, rng: np.random.Generator
+) -> dict[str, float]:
+    """``cusum_<test>_threshold`` of a categorical feature: its enabled categorical tests
+    share the budget equally (per value), each threshold found like a numeric test's (a
+    pilot, a main run, the Poisson tail fit one standard error on the safe side, never
+    above Ville's ``log(1 / share)``; a test that never fires keeps its configured one)."""
+    tests = categorical_tests(config)
+    if not tests or category_reference(prof) is None:
+        return {}
+    target = budget / len(tests)
+    values *= CATEGORICAL_VALUES
+    codes = sample_categories(prof, values, rng)
+    pilot_n = min(SEQ_PILOT_EVENTS, values)
+    pilot = np.array(SEQ_PILOT)
+    counts = count_categorical_alarms(config, prof, {t: pilot for t in tests}, codes[:pilot_n])
+    out: dict[str, float] = {}
+    grids: dict[str, np.ndarray] = {}
+    for test in tests:
+        grid = _main_grid(pilot, counts[test], pilot_n, values)
+        if grid is None:
+            out[test] = _solve_threshold(None, target, config, test)
+        else:
+            grids[test] = grid
+    for _ in range(CATEGORICAL_ROUNDS):
+        if not grids:
+            break
+        main = count_categorical_alarms(config, prof, grids, codes)
+        for test, grid in list(grids.items()):
+            regrid = _main_grid(grid, main[test], values, values)
+            if main[test][-1] <= 3 * SEQ_MIN_ALARMS or regrid is None or regrid[-1] <= grid[-1]:
+                out[test] = _solve_threshold(_end_fit(grid, main[test], values), target, config, test)
+                del grids[test]
+            else:  # the tail bends: the tightest setting still fires often, go further out
+                grids[test] = regrid
+    for test, grid in grids.items():
+        out[test] = _solve_threshold(_end_fit(grid, main[test], values), target, config, test)
+    return {f"{t}_threshold": out[t] for t in tests}
+
+
+def _end_fit(grid: np.ndarray, counts: np.ndarray, events: int) -> LogRateFit | None:
+    """:func:`fit_log_rate` through the three tightest settings that fired (the end of a
+    bending tail: a line through all of them is steeper and lands too low)."""
+    fired = np.flatnonzero(counts > 0)[-3:]
+    if fired.size < 2:
+        return tail_fit(grid, counts, events)
+    return fit_log_rate(grid[fired], counts[fired], events)
+
+
 def calibrate(
     profile: ReferenceProfile,
     config: BankConfig | None = None,
@@ -635,7 +768,9 @@ def calibrate(
     workers: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """Per numeric feature, for the target rate: ``page_hinkley_threshold``, ``adwin_delta``
-    and ``cusum_<test>_threshold`` for each enabled numeric sequential test.
+    and ``cusum_<test>_threshold`` for each enabled numeric sequential test; per categorical
+    feature with reference shares, ``cusum_categories_threshold`` and
+    ``cusum_unseen_threshold`` (those enabled: :func:`_calibrate_categorical`).
 
     ``values`` is the number of values drawn per feature (Page-Hinkley runs over them once,
     ADWIN over them and random permutations of them: 2 to 8 passes; the sequential tests
@@ -648,11 +783,13 @@ def calibrate(
     section = profile.seasonal
     seasonal = {n: section.features[n] for n in transformed_features(profile)} if section is not None else {}
     profile = seasonal_view(profile)  # a transformed feature: in the units its detectors see
-    numeric = [(n, p) for n, p in profile.features.items() if isinstance(p, NumericProfile)]
+    numeric = [(n, p) for n, p in profile.features.items() if isinstance(p, (NumericProfile, CategoricalProfile))]
 
-    def one(item: tuple[str, NumericProfile]) -> dict[str, float]:
+    def one(item: tuple[str, NumericProfile | CategoricalProfile]) -> dict[str, float]:
         name, prof = item
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        if isinstance(prof, CategoricalProfile):
+            return _calibrate_categorical(prof, config, budget, values, rng)
         return _calibrate_one(prof, config, budget, values, rng, phis[name], seasonal.get(name))
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(numeric)))
@@ -661,4 +798,8 @@ def calibrate(
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(one, numeric))
-    return {name: params for (name, _), params in zip(numeric, results, strict=True)}
+    return {
+        name: params
+        for (name, prof), params in zip(numeric, results, strict=True)
+        if params or isinstance(prof, NumericProfile)
+    }

@@ -519,6 +519,12 @@ class FeatureParams(_Section):
     )
     cusum_shape_threshold: float | None = Field(default=None, gt=0, description="cusum_shape's threshold h (nats).")
     cusum_missing_threshold: float | None = Field(default=None, gt=0, description="cusum_missing's threshold h (nats).")
+    cusum_categories_threshold: float | None = Field(
+        default=None, gt=0, description="cusum_categories' threshold h (nats; a categorical feature)."
+    )
+    cusum_unseen_threshold: float | None = Field(
+        default=None, gt=0, description="cusum_unseen's threshold h (nats; a categorical feature)."
+    )
 
 
 class BankConfig(_Section):

@@ -112,7 +112,9 @@ def test_calibrate_command_writes_a_config_that_runs(tmp_path) -> None:
     )
     cfg = load_config(tmp_path / "c.yaml")
     assert cfg.reference == str(tmp_path / "p.json")
-    assert set(cfg.detectors.per_feature) == {"a"}
+    assert set(cfg.detectors.per_feature) == {"a", "c"}  # a categorical feature: its sequential tests' thresholds
+    assert cfg.detectors.per_feature["c"].cusum_categories_threshold is not None
+    assert cfg.detectors.per_feature["c"].page_hinkley_threshold is None
     assert 10 <= cfg.detectors.per_feature["a"].page_hinkley_threshold <= 500  # type: ignore[operator]
     written = yaml.safe_load((tmp_path / "c.yaml").read_text())["detectors"]["per_feature"]["a"]
     assert written["adwin_delta"] <= 0.002  # never looser than river's default
@@ -322,3 +324,55 @@ def test_calibrated_sequential_tests_hold_their_share_on_fresh_data(dist: str) -
     share = budget * 1e-6 * events * budget_split(cfg)["cusum_mean"]  # 30 per test
     assert all(c <= share + 3 * math.sqrt(share) for c in counts.values()), counts  # within the share
     assert sum(counts.values()) >= 0.2 * 3 * share, counts  # mean, scale, shape: within a factor 5, not absurdly strict
+
+
+# ---------------------------------------------------------------- categorical features
+CATS = np.array(["a", "b", "c", "d", "e"], dtype=object)
+SHARES = np.array([0.40, 0.30, 0.15, 0.10, 0.05])  # the quality benchmark's categorical reference
+
+
+def test_categorical_features_get_calibrated_thresholds_the_monitor_uses() -> None:
+    """calibrate sets cusum_categories_threshold and cusum_unseen_threshold of a categorical
+    feature (under Ville's log(1 / share) of its half of the budget; cusum_unseen never
+    fires on the reference's values and keeps its configured threshold), the reference
+    monitor reads them from per_feature, and the calibrated feature stays within its budget
+    on 600,000 stationary values while the benchmark's shift is still found."""
+    rng = np.random.default_rng(30)
+    prof = build_profile(
+        {"c": CATS[rng.choice(5, 50_000, p=SHARES)].tolist(), "x": rng.normal(size=50_000).tolist()}, source="t"
+    )
+    params = calibrate(prof, false_alarms_per_million=1.0, values=300_000, seed=4)
+    c = params["c"]
+    assert set(c) == {"cusum_categories_threshold", "cusum_unseen_threshold"}
+    assert 4.0 < c["cusum_categories_threshold"] < math.log(2e6)  # Ville's cap for 0.5 per million
+    assert c["cusum_unseen_threshold"] == SequentialConfig().unseen_threshold
+    assert "cusum_mean_threshold" in params["x"]
+    # only the enabled tests, none without the sequential tests
+    only = BankConfig(sequential=SequentialConfig(tests=["cusum_categories"]))
+    assert set(calibrate(prof, only, values=100_000, seed=4)["c"]) == {"cusum_categories_threshold"}
+    assert "c" not in calibrate(prof, NO_SEQUENTIAL, values=100_000, seed=4)
+    cfg = BankConfig(
+        per_feature={f: FeatureParams(**p) for f, p in params.items()}, window_tests=WindowTestConfig(enabled=False)
+    )
+    bank = DetectorBank(cfg, prof)
+    assert bank.monitor is not None and bank.monitor.sequential is not None
+    assert bank.monitor.sequential.tests.thresholds(0) == {
+        "cusum_categories": c["cusum_categories_threshold"],
+        "cusum_unseen": c["cusum_unseen_threshold"],
+    }
+    names = ["c"]
+    drifts = 0
+    for i in range(0, 600_000, 50_000):
+        codes = CATS[rng.choice(5, (50_000, 1), p=SHARES)]
+        rows = np.arange(i, i + 50_000)
+        batch = FeatureBatch(
+            [], np.empty((50_000, 0)), rows, np.full(50_000, np.nan), cat_names=names, cat_values=codes
+        )
+        drifts += sum(s.status == "drift" for s in bank.update(batch))
+    assert drifts <= 1
+    shifted = CATS[rng.choice(5, (5_000, 1), p=[0.3, 0.3, 0.2, 0.1, 0.1])]
+    rows = np.arange(600_000, 605_000)
+    sigs = bank.update(
+        FeatureBatch([], np.empty((5_000, 0)), rows, np.full(5_000, np.nan), cat_names=names, cat_values=shifted)
+    )
+    assert any(s.detector == "cusum_categories" and s.status == "drift" for s in sigs)
