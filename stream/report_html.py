@@ -29,8 +29,9 @@ from driftsentinel.stream.report_figures import feature_png, style
 from driftsentinel.stream.report_performance import performance_section
 from driftsentinel.stream.report_recorder import ReplayRecorder
 from driftsentinel.stream.report_segments import segments_section
-from driftsentinel.stream.report_svg import sparkline
+from driftsentinel.stream.report_svg import band_svg, sparkline
 from driftsentinel.stream.report_views import (
+    BAND_LEVELS,
     JOINT_KIND,
     MODEL_ERROR,
     MODEL_LEVEL,
@@ -38,10 +39,13 @@ from driftsentinel.stream.report_views import (
     TestReading,
     build_views,
     detector_name,
+    seasonal_bands,
 )
 
 #: Feature figures embedded in the HTML report (the rest are summarised in the table).
 MAX_FIGURES = 30
+#: Cyclic features whose reference band per phase is drawn (the rest are named).
+MAX_BANDS = 30
 #: Up to this many features, one open table; beyond, those without a detection are collapsed.
 OPEN_ROWS = 50
 #: A feature without drift gets a figure when a test is at least this share of its threshold.
@@ -224,6 +228,34 @@ def notes(r: Report) -> str:
     )
 
 
+def seasonal(r: Report) -> str:
+    """The cyclic features' reference band per phase of the event time against the live
+    means (profiles with a ``seasonal`` section): why a cycle is normal. At most
+    :data:`MAX_BANDS` drawn, drifting first; the others named."""
+    bands = seasonal_bands(r.rec, r.views)
+    if not bands:
+        return ""
+    lo, hi = (f"p{level * 100:02.0f}" for level in BAND_LEVELS)
+    out = [
+        "<h2>Seasonal reference</h2>",
+        f"<p>Features the profile conditions on the phase of the event time: per phase, grey the {lo}&ndash;{hi} "
+        "of the training values in that phase, the dark line their mean; a dot the mean of the live values in that "
+        "phase (blue inside the band, red outside). The detectors compare each value with its own phase "
+        "(standardised by the phase's mean and std, and whitened when the feature is autocorrelated), so a live "
+        "cycle that follows the band is normal; these features' reference and shift in the table above are in "
+        "those standardised units.</p>",
+    ]
+    for b in bands[:MAX_BANDS]:
+        out.append(
+            f'<section class="seasonal"><h3>{e(b.model)} / {e(b.feature)}</h3><p><small>{e(b.describe())}</small></p>'
+            f"{band_svg(b)}</section>"
+        )
+    if len(bands) > MAX_BANDS:
+        rest = ", ".join(f"{b.model}/{b.feature}" for b in bands[MAX_BANDS:])
+        out.append(f"<p><small>{len(bands) - MAX_BANDS:,} more cyclic features not drawn: {e(rest)}</small></p>")
+    return "\n".join(out)
+
+
 #: The report, top to bottom. Append a section (a ``Report -> str`` function) to extend it.
 def performance(r: Report) -> str:
     """Estimated vs realized performance per window, with the band (models with a performance reference)."""
@@ -235,7 +267,7 @@ def segments(r: Report) -> str:
     return segments_section(r.rec.segment_alerts, r.views)
 
 
-SECTIONS: list[Section] = [summary, features_table, segments, performance, details, notes]
+SECTIONS: list[Section] = [summary, features_table, seasonal, segments, performance, details, notes]
 
 
 # --------------------------------------------------------------------------- cells
@@ -355,7 +387,7 @@ span.t { display: inline-block; white-space: nowrap; margin: 1px 2px; padding: 0
 span.t.over { background: #f8d7da; } span.t.open { font-weight: bold; }
 td.n { white-space: nowrap; } td.first { min-width: 13em; }
 span.ref { color: #8c8c8c; font-weight: bold; } span.live { color: #1f77b4; font-weight: bold; }
-svg.spark text { fill: #555; font-family: inherit; }
+svg.spark text, svg.band text { fill: #555; font-family: inherit; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
 dt { font-weight: bold; } dd { margin: 0; }
 img { max-width: 100%; border: 1px solid #ddd; }

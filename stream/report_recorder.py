@@ -13,7 +13,12 @@
   reference is the profile's feature when there is one, else the feature's first
   ``warmup`` values, as for the change detectors: those are kept until there are
   ``warmup`` of them, profiled (:func:`~driftsentinel.detectors.profile.numeric_profile`),
-  and every later value is live.
+  and every later value is live;
+* **by phase of the event time** (features with a seasonal reference, the profile's
+  ``seasonal`` section with more than one phase): the count, sum and sum of squares of
+  the live values per phase of their event time (``phases`` numbers each, at most 1,024;
+  values without an event time are only counted), against which the report draws the
+  reference's band per phase.
 
 ``on_finish`` reads the banks' read-outs (status, scores, references, thresholds) and
 :meth:`ReplayRecorder.views` turns everything into one :class:`FeatureView` per feature
@@ -44,6 +49,8 @@ from driftsentinel.detectors.multivariate import DETECTOR as MULTIVARIATE
 from driftsentinel.detectors.multivariate import FEATURE as MULTIVARIATE_FEATURE
 from driftsentinel.detectors.performance_window import WindowRecord
 from driftsentinel.detectors.profile import numeric_profile
+from driftsentinel.detectors.seasonal import Period
+from driftsentinel.detectors.seasonal_profile import cyclic_features, period_of
 from driftsentinel.detectors.window_tests import NumericGrid
 from driftsentinel.schemas import DriftEvent, FeatureBatch, SidecarConfig
 from driftsentinel.schemas.profile import CategoricalProfile, NumericProfile, ReferenceProfile, load_profile
@@ -93,6 +100,36 @@ class Binned:
         with np.errstate(invalid="ignore", divide="ignore"):
             var = (self.squares - self.total**2 / self.count) / np.maximum(self.count - 1, 1)
         return np.sqrt(np.maximum(var, 0.0))
+
+
+@dataclass
+class PhaseLive:
+    """A cyclic feature's live values per phase of their event time: count, sum, sum of squares."""
+
+    phases: int
+    count: np.ndarray = field(init=False)
+    total: np.ndarray = field(init=False)
+    squares: np.ndarray = field(init=False)
+    untimed: int = 0  # live values without an event time (no phase)
+
+    def __post_init__(self) -> None:
+        self.count = np.zeros(self.phases)
+        self.total = np.zeros(self.phases)
+        self.squares = np.zeros(self.phases)
+
+    def add(self, values: np.ndarray, phase: np.ndarray) -> None:
+        """``values`` (finite) with the ``phase`` of each (-1: no event time)."""
+        timed = phase >= 0
+        self.untimed += int((~timed).sum())
+        v, p = values[timed], phase[timed]
+        self.count += np.bincount(p, minlength=self.phases)
+        self.total += np.bincount(p, weights=v, minlength=self.phases)
+        self.squares += np.bincount(p, weights=v * v, minlength=self.phases)
+
+    def mean(self) -> np.ndarray:
+        """The live mean per phase (NaN where a phase has no live value)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.total / self.count
 
 
 @dataclass
@@ -230,6 +267,9 @@ class ReplayRecorder:
         self.present: dict[tuple[str, str], Binned] = {}  # categorical values present per bin
         self.events: dict[str, Binned] = {}  # events per bin, per model
         self.numeric: dict[tuple[str, str], NumericDist] = {}
+        self.by_phase: dict[tuple[str, str], PhaseLive] = {}  # cyclic features' live values per phase
+        self._cyclic: frozenset[str] | None = None  # the profile's cyclic features (read once)
+        self._period: Period | None = None
         self.categories: dict[tuple[str, str], CategoryDist] = {}
         self.alerts: list[DriftEvent] = []
         self.segment_alerts: list[DriftEvent] = []  # alerts of the segments' detectors (detectors.segments)
@@ -258,15 +298,31 @@ class ReplayRecorder:
         n_bins = int(bins.max()) + 1
         self.events.setdefault(model, Binned()).add(bins, None, n_bins)
         values = np.asarray(batch.values, dtype=np.float64)
+        phase = self._phases(batch)
         for j, name in enumerate(batch.names):
             if name not in _SKIP:
-                self._numeric_column(model, name, values[:, j], bins, n_bins)
+                self._numeric_column(model, name, values[:, j], bins, n_bins, phase)
         if batch.cat_values is not None:
             for k, name in enumerate(batch.cat_names):
                 if name not in _SKIP:
                     self._categorical_column(model, name, batch.cat_values[:, k], bins, n_bins)
 
-    def _numeric_column(self, model: str, name: str, col: np.ndarray, bins: np.ndarray, n_bins: int) -> None:
+    def _phases(self, batch: FeatureBatch) -> np.ndarray | None:
+        """The phase of each row's event time (-1: none) when the profile has cyclic features
+        among the batch's columns; else None."""
+        if self._cyclic is None:
+            section = self.profile.seasonal if self.profile is not None else None
+            self._cyclic = frozenset(cyclic_features(self.profile)) if self.profile is not None else frozenset()
+            self._period = period_of(section) if section is not None and self._cyclic else None
+        if self._period is None or self._cyclic.isdisjoint(batch.names):
+            return None
+        t = np.asarray(batch.event_times, dtype=np.float64)
+        known = np.isfinite(t)
+        return np.where(known, self._period.phase(np.where(known, t, 0.0)), -1)
+
+    def _numeric_column(
+        self, model: str, name: str, col: np.ndarray, bins: np.ndarray, n_bins: int, phase: np.ndarray | None = None
+    ) -> None:
         key = (model, name)
         ok = ~np.isnan(col)
         if not ok.any():
@@ -274,6 +330,9 @@ class ReplayRecorder:
         series = self.series.get(key) or self.series.setdefault(key, Binned())
         fin = ok & np.isfinite(col)
         series.add(bins[fin], col[fin], n_bins)
+        if phase is not None and self._period is not None and self._cyclic is not None and name in self._cyclic:
+            live = self.by_phase.get(key) or self.by_phase.setdefault(key, PhaseLive(self._period.phases))
+            live.add(col[fin], phase[fin])
         prof = self.profile.features.get(name) if self.profile is not None else None
         if isinstance(prof, CategoricalProfile):  # numbers for a categorical feature: categories spelled as numbers
             numbers = col[ok].astype(object)  # Python floats, one array op

@@ -441,3 +441,130 @@ def build_views(rec: ReplayRecorder) -> list[FeatureView]:
         by_key.setdefault((a.model, a.feature), []).append(a)
     views = [_view(rec, key, by_key.get(key, [])) for key in rec.feature_keys()]
     return sorted(views, key=lambda v: (_ORDER[v.status], -v.rank, v.model, v.feature))
+
+
+# --------------------------------------------------------------------------- seasonal reference
+#: The reference band per phase: the phase's own quantiles at these levels (p05 - p95).
+BAND_LEVELS = (0.05, 0.95)
+
+
+@dataclass(frozen=True)
+class SeasonalBand:
+    """A cyclic feature's reference per phase of the event time against its live values.
+
+    Per phase (``phases`` entries): the reference's mean and its ``BAND_LEVELS`` quantiles
+    (``low``, ``high``: where 90 % of the phase's training values lie), its own value count
+    and how many phases its summary pools; the live values' count and mean (NaN: none).
+    ``acf1`` is the lag-1 autocorrelation of the reference's phase-standardised values;
+    ``whiten``/``theta`` the ARMA(1,1) coefficients its detectors' values are whitened
+    with (0: not whitened).
+    """
+
+    model: str
+    feature: str
+    period: str
+    seconds: float
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    reference_counts: np.ndarray
+    pooled: np.ndarray
+    live_counts: np.ndarray
+    live_mean: np.ndarray
+    untimed: int
+    acf1: float
+    whiten: float
+    theta: float
+    cycles: float
+
+    @property
+    def phases(self) -> int:
+        return int(self.mean.size)
+
+    @property
+    def inside(self) -> np.ndarray:
+        """Per phase: is its live mean inside the reference band (False where no live value)?"""
+        with np.errstate(invalid="ignore"):
+            return (self.live_mean >= self.low) & (self.live_mean <= self.high)
+
+    @property
+    def whitened(self) -> bool:
+        return self.whiten != 0.0
+
+    def describe(self) -> str:
+        """One line: the period, the reference's cycles, the serial dependence and whether
+        the detectors see whitened values."""
+        shown = int((self.live_counts > 0).sum())
+        timed = int(self.live_counts.sum())
+        out = int((~self.inside & (self.live_counts > 0)).sum())
+        dep = (
+            f"whitened (autocorrelated: lag-1 autocorrelation {self.acf1:.2f} after phase standardisation; "
+            f"the detectors see ARMA(1,1) innovations, phi {self.whiten:.2f}, theta {self.theta:.2f})"
+            if self.whitened
+            else f"not whitened (lag-1 autocorrelation {self.acf1:.2f} after phase standardisation)"
+        )
+        untimed = f", {self.untimed:,} without an event time" if self.untimed else ""
+        return (
+            f"{self.period}: {self.phases} phases of {duration(self.seconds / self.phases)}, "
+            f"{self.cycles:.1f} cycles in the reference; {dep}; live: {timed:,} values{untimed} in {shown} phases, "
+            f"the mean of {out} outside the band"
+        )
+
+
+def duration(seconds: float) -> str:
+    """A phase's length, in the largest unit that divides it.
+
+    >>> duration(3600.0), duration(900.0), duration(86_400.0), duration(7.5)
+    ('1 h', '15 min', '24 h', '7.5 s')
+    """
+    for unit, name in ((3600.0, "h"), (60.0, "min")):
+        if seconds >= unit and float(seconds / unit).is_integer():
+            return f"{seconds / unit:.0f} {name}"
+    return f"{seconds:.3g} s"
+
+
+def _at(quantiles: np.ndarray, level: float) -> np.ndarray:
+    """Per phase (rows of ``quantiles`` at evenly spaced levels 0..1), the quantile at ``level``."""
+    q = np.asarray(quantiles, dtype=np.float64)
+    pos = level * (q.shape[1] - 1)
+    i = min(int(math.floor(pos)), q.shape[1] - 2)
+    frac = pos - i
+    return q[:, i] * (1.0 - frac) + q[:, i + 1] * frac
+
+
+def seasonal_bands(rec: ReplayRecorder, views: list[FeatureView] | None = None) -> list[SeasonalBand]:
+    """The cyclic features' reference bands and live means per phase, in the order of
+    ``views`` (drifting first; default :func:`build_views`), then by model and feature."""
+    profile = rec.profile
+    if profile is None or profile.seasonal is None:
+        return []
+    section = profile.seasonal
+    order = {(v.model, v.feature): i for i, v in enumerate(views if views is not None else build_views(rec))}
+    keys = sorted(rec.by_phase, key=lambda k: (order.get(k, len(order)), k))
+    out = []
+    for key in keys:
+        feat = section.features.get(key[1])
+        live = rec.by_phase[key]
+        if feat is None or len(feat.mean) != live.phases:
+            continue
+        out.append(
+            SeasonalBand(
+                model=key[0],
+                feature=key[1],
+                period=section.period,
+                seconds=section.seconds,
+                mean=np.asarray(feat.mean, dtype=np.float64),
+                low=_at(np.asarray(feat.quantiles), BAND_LEVELS[0]),
+                high=_at(np.asarray(feat.quantiles), BAND_LEVELS[1]),
+                reference_counts=np.asarray(feat.counts, dtype=np.int64),
+                pooled=np.asarray(feat.pooled, dtype=np.int64),
+                live_counts=live.count.copy(),
+                live_mean=live.mean(),
+                untimed=live.untimed,
+                acf1=feat.acf1,
+                whiten=feat.whiten,
+                theta=feat.whiten_theta,
+                cycles=feat.reference_cycles,
+            )
+        )
+    return out

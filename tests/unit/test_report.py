@@ -555,3 +555,101 @@ def test_numbers_for_a_categorical_feature_count_as_present() -> None:
     rec.on_batch("m", FeatureBatch(["zip"], zips, np.arange(4), np.full(4, np.nan)))
     assert rec.present[("m", "zip")].count.sum() == 3
     assert dict(rec.categories[("m", "zip")].counts) == {"1": 1, "2": 2}
+
+
+# --------------------------------------------------------------------------- seasonal reference
+def _cyclic(rng: np.random.Generator, t: np.ndarray, ar: float) -> np.ndarray:
+    """A daily sine of amplitude 1 on AR(1) noise of unit variance (coefficient ``ar``)."""
+    e = rng.standard_normal(t.size) * np.sqrt(1 - ar * ar)
+    noise = np.empty(t.size)
+    noise[0] = rng.standard_normal()
+    for i in range(1, t.size):
+        noise[i] = ar * noise[i - 1] + e[i]
+    return 10.0 + np.sin(2 * np.pi * t / 86_400) + noise
+
+
+def _band_geometry(svg: str) -> tuple[dict[int, tuple[float, float]], dict[int, tuple[float, str]]]:
+    bands = {
+        int(p): (float(y), float(y) + float(h))
+        for p, y, h in re.findall(
+            r'class="ref-band" data-phase="(\d+)" x="[\d.]+" y="([\d.]+)" width="[\d.]+" '
+            r'height="([\d.]+)"',
+            svg,
+        )  # fmt: skip
+    }
+    dots = {
+        int(p): (float(cy), color)
+        for p, cy, color in re.findall(
+            r'class="live" data-phase="(\d+)" cx="[\d.]+" cy="([\d.]+)" r="[\d.]+" '
+            r'fill="(#[0-9a-f]+)"',
+            svg,
+        )  # fmt: skip
+    }
+    return bands, dots
+
+
+def test_a_seasonal_profile_draws_the_reference_band_per_phase_against_the_live_means(tmp_path: Path) -> None:
+    """A profile built with ``--period hour_of_day`` on a daily cycle: the report has a
+    Seasonal reference section, one band of 24 phases per cyclic feature, a line naming the
+    period and whether it is whitened; a stationary live cycle's phase means are drawn
+    inside their band, a feature raised by 4 sd in hours 0-5 outside it there."""
+    rng = np.random.default_rng(11)
+    t_train = 1.7e9 + np.arange(0, 7 * 86_400, 120.0)  # 7 days, one event every 2 min
+    t_live = t_train[-1] + 120.0 + np.arange(0, 3 * 86_400, 120.0)
+    cols = {"ar": 0.9, "iid": 0.0, "raised": 0.0}
+    train = {n: _cyclic(rng, t_train, a) for n, a in cols.items()}
+    live = {n: _cyclic(rng, t_live, a) for n, a in cols.items()}
+    hour = (t_live % 86_400) // 3600
+    live["raised"] = np.where(hour < 6, live["raised"] + 4.0, live["raised"])
+    csv = tmp_path / "train.csv"
+    rows = zip(t_train, *train.values(), strict=True)
+    csv.write_text("ts," + ",".join(cols) + "\n" + "\n".join(",".join(f"{v:.4f}" for v in r) for r in rows) + "\n")
+    profile = tmp_path / "p.json"
+    assert main(["baseline", "--input", str(csv), "--out", str(profile), "--period", "hour_of_day"]) == 0
+    src = tmp_path / "live.jsonl"
+    with src.open("w") as fh:
+        for i, ts in enumerate(t_live):
+            fh.write(json.dumps({"ts": float(ts), "features": {n: float(v[i]) for n, v in live.items()}}) + "\n")
+    html = tmp_path / "r.html"
+    args = ["replay", "--input", str(src), "--output", str(tmp_path / "a.jsonl"), "--html", str(html)]
+    assert main([*args, "--reference", str(profile)]) == 0
+    text = html.read_text()
+    assert "<h2>Seasonal reference</h2>" in text
+    sections = dict(re.findall(r'<section class="seasonal"><h3>[^<]* / (\w+)</h3>(.*?)</section>', text, re.S))
+    assert set(sections) == set(cols)
+    assert "hour_of_day: 24 phases of 1 h" in sections["ar"]
+    assert "; whitened (autocorrelated" in sections["ar"] and "not whitened" in sections["iid"]
+    for name, body in sections.items():
+        bands, dots = _band_geometry(body)
+        assert sorted(bands) == list(range(24)) and sorted(dots) == list(range(24)), name
+        inside = {p: top <= dots[p][0] <= bottom for p, (top, bottom) in bands.items()}
+        assert all(dots[p][1] == ("#1f77b4" if inside[p] else "#d62728") for p in dots), name
+        if name == "raised":
+            assert [p for p in range(24) if not inside[p]] == list(range(6))
+            assert "the mean of 6 outside the band" in body
+        else:
+            assert all(inside.values()), name
+            assert "the mean of 0 outside the band" in body
+
+
+def test_the_phase_counts_stay_bounded_by_the_phases() -> None:
+    """The recorder keeps, per cyclic feature, one count, sum and sum of squares per phase,
+    however long the replay; rows without an event time are only counted."""
+    rng = np.random.default_rng(4)
+    t = np.arange(0, 14 * 86_400, 60.0)
+    from driftsentinel.detectors.seasonal_profile import seasonal_profile
+
+    section, _ = seasonal_profile(t, {"x": np.sin(2 * np.pi * t / 86_400) + rng.normal(size=t.size)}, "hour_of_day",
+                                  "ts", rng)  # fmt: skip
+    x = rng.normal(size=t.size)
+    profile = ReferenceProfile(source="t", n_rows=t.size, features={"x": numeric_profile(x)}, seasonal=section)
+    rec = ReplayRecorder(profile=profile)
+    times = np.where(np.arange(t.size) % 10 == 0, np.nan, t)
+    for start in range(0, t.size, 5_000):
+        sl = slice(start, start + 5_000)
+        rec.on_batch("m", FeatureBatch(["x"], x[sl, None], np.arange(t.size)[sl], times[sl]))
+    live = rec.by_phase[("m", "x")]
+    assert live.count.shape == (24,) and live.count.sum() + live.untimed == t.size
+    assert live.untimed == t.size // 10
+    hours = (t[np.isfinite(times)] // 3600 % 24).astype(int)
+    assert np.allclose(live.mean(), np.bincount(hours, x[np.isfinite(times)], 24) / np.bincount(hours, minlength=24))
