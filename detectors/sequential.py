@@ -16,8 +16,9 @@ change detectors see, and the raw value ``x``):
   (reference sds); the statistic is ``max(S+, S-)``;
 * ``cusum_scale``: two one-sided CUSUMs of the absolute deviation
   ``a = min(|z - mu0|, HUBER)`` against its reference mean ``a0``: up ``a - a0 (1 + m)``,
-  down ``a0 (1 - m) - a``, ``m = min_scale_change`` (the mean absolute deviation is as
-  efficient as the variance for normal data and far less heavy-tailed);
+  down ``a0 (1 - m) - a``, ``m = min_scale_change``, or ``SCALE_REF_SE`` standard errors of
+  ``a0`` when the reference is small (:func:`scale_allowance`; the mean absolute deviation
+  is as efficient as the variance for normal data and far less heavy-tailed);
 * ``cusum_shape``: an adaptive multinomial CUSUM (Lorden & Pollak, 2008) over the
   reference's quantile bins (``shape_bins`` of them between its minimum and maximum) and
   two tail bins beyond them, each of reference probability ``1 / (n_ref + 1)`` (the
@@ -34,11 +35,18 @@ change detectors see, and the raw value ``x``):
   the Kullback-Leibler divergence of a change of ``min_missing_change`` (the smaller of
   up and down).
 
-Categorical features (:class:`CategoricalSequential`): ``cusum_categories``, the
-adaptive multinomial CUSUM over the reference's category codes (penalty
-``min_category_kl``), and ``cusum_unseen``, the adaptive Bernoulli CUSUM of values never
-seen in training among the non-missing values (``p0 = 1 / (n_ref + 1)``, the penalty the
-divergence of a share ``min_unseen_share``).
+Categorical features (:class:`CategoricalSequential`): both tests estimate the current
+distribution from the feature's last ``category_window`` non-missing values (a ring; the
+Dirichlet posterior predictive with the prior centred on the reference), an estimate of
+past values only that, unlike a run's, survives the statistic's restarts, so evidence
+keeps accumulating under a small change. ``cusum_categories``: ``W = max(0, W +
+log(q(c) / p0(c)) - min_category_kl)`` over the reference's category codes; Ville's bound
+holds as for the adaptive CUSUMs. ``cusum_unseen``: ``W = max(0, W + log(q(x) / b(x)))``
+of the never-seen indicator, ``q`` the estimate's share clipped at ``min_unseen_share``
+and ``b`` the null share ``UNSEEN_NULL x min_unseen_share`` (at least ``1 / (n_ref + 1)``):
+under any share up to ``b`` each term has expectation at most 1 (a supermartingale), so a
+run reaches ``h`` with probability at most ``exp(-h)``; values the reference itself yields
+almost never alarm.
 
 Decisions per feature and test are episodes: an alarm opens one (a ``drift``
 :class:`SequentialHit` whose ``values_since`` counts the values since the alarming run
@@ -57,7 +65,7 @@ cut into batches, and :meth:`NumericSequential.state_dict` /
 >>> seq.set_reference(0, ref, np.sort(ref), ref.size, 0.0, -4.0, 4.0)
 >>> x = np.r_[rng.normal(size=500), rng.normal(size=500) * 2.0].reshape(-1, 1)
 >>> hits = seq.update(x, np.clip(x, -4.0, 4.0), np.zeros(1, dtype=np.int64))
->>> [(h.test, h.status, 500 <= h.row < 800) for h in hits]
+>>> sorted((h.test, h.status, 500 <= h.row < 800) for h in hits)
 [('cusum_scale', 'drift', True), ('cusum_shape', 'drift', True)]
 """
 
@@ -706,6 +714,8 @@ class _Tests:
         loaded = {}
         for name in self._fields:
             arr = getattr(self, name)
+            if name.lstrip("_") not in state:
+                raise ValueError(f"sequential state: no field {name.lstrip('_')!r} (written by another version)")
             value = np.array(state[name.lstrip("_")], dtype=arr.dtype)
             if F == 0 and value.size == 0:
                 value = value.reshape(0, *arr.shape[1:])

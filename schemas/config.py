@@ -303,7 +303,8 @@ class SequentialConfig(_Section):
         gt=0,
         lt=1,
         description="cusum_scale: smallest relative change of the standard deviation worth an alert "
-        "(0.2: sd x1.2 or x0.8).",
+        "(0.075: sd x1.075 or x0.925); at least 4 standard errors of the reference's mean absolute deviation "
+        "(about 0.096 for a 1,000-value warm-up).",
     )
     shape_bins: int = Field(
         default=10,
@@ -342,8 +343,8 @@ class SequentialConfig(_Section):
         default=0.01,
         gt=0,
         lt=1,
-        description="cusum_unseen: smallest share of values never seen in training worth an alert; its "
-        "KL divergence from the reference's rate (nats per value) is the per-value penalty.",
+        description="cusum_unseen: smallest share of values never seen in training worth an alert (the "
+        "alternative); a share up to 0.4 x this one is no change (the null).",
     )
     mean_threshold: float = Field(
         default=22.0, gt=0, description="cusum_mean: threshold h, in reference standard deviations."

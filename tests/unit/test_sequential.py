@@ -544,6 +544,11 @@ def test_state_round_trip_mid_stream_gives_identical_decisions():
     assert c.update(codes[1600:]) == d.update(codes[1600:])
     with pytest.raises(ValueError, match="shape_bins"):
         NumericSequential(SequentialConfig(shape_bins=5), 10).load_state(a.state_dict())
+    older = {k: v for k, v in c.state_dict().items() if k != "ring"}  # before the categorical rings
+    with pytest.raises(ValueError, match="no field 'ring'"):
+        CategoricalSequential(SequentialConfig(), 100).load_state(older)
+    with pytest.raises(ValueError, match="category_window"):
+        CategoricalSequential(SequentialConfig(category_window=64), 100).load_state(c.state_dict())
 
 
 def test_thresholds_and_inputs_are_checked():
