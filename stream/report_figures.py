@@ -5,7 +5,9 @@ same bins: equal-mass bins of the reference as a density histogram, a bar per va
 a few distinct values, a bar per category), its **values over time** (the rolling mean
 +-1 std of the live values against the reference band, numeric features only) and its
 **missing share over time** against the reference's share and the ``missing_rate``
-threshold. Every detection is a vertical line at the input line where it was decided,
+threshold; a feature with a seasonal reference gets a row **by phase of the event time**
+(the reference's p05-p95 band and mean per phase against the live mean per phase).
+Every detection is a vertical line at the input line where it was decided,
 with a marker in the detector's own colour and shape along the top, one row per detector
 so simultaneous window tests stay apart; a dotted green line marks a resolution.
 
@@ -31,6 +33,7 @@ from driftsentinel.stream.report_views import (
     build_views,
     compact,
     detector_name,
+    duration,
     view_range,
 )
 
@@ -66,6 +69,7 @@ FIG_WIDTH, ROW_HEIGHT, DPI = 13.0, 3.3, 90
 RANGE_NOTE = 0.0005  # live shares outside the reference's range worth a line in the legend
 SLANT_OVER = 5  # bars beyond which their names are slanted
 TITLE_LINE = 0.18  # inches per line of a feature's headline
+PHASE_ROW = 2.4  # inches of the panel by phase of the event time (cyclic features)
 LEGEND_WIDTH = 0.45  # the legend column right of the panel over time, relative to a panel
 
 
@@ -89,7 +93,8 @@ def new_figure(height: float) -> Any:
 def row_height(view: FeatureView) -> float:
     """Inches one feature's row takes: the panels, its headline's lines, category labels."""
     lines = headline(view).count("\n") + 1
-    return ROW_HEIGHT + TITLE_LINE * (lines - 1) + (0.3 if _rotated(view) else 0.0)
+    phase_row = PHASE_ROW if view.seasonal is not None else 0.0
+    return ROW_HEIGHT + TITLE_LINE * (lines - 1) + (0.3 if _rotated(view) else 0.0) + phase_row
 
 
 def _rotated(view: FeatureView) -> bool:
@@ -137,6 +142,13 @@ def draw_feature(fig: Any, rec: ReplayRecorder, view: FeatureView, height: float
         return
     numeric = view.kind == "numeric"
     bottom = 0.62 + (0.3 if _rotated(view) else 0.0)
+    if numeric and view.seasonal is not None:
+        below = fig.add_gridspec(
+            1, 2, width_ratios=[2.3, LEGEND_WIDTH + 1.0], bottom=0.55 / height, top=(PHASE_ROW - 0.3) / height,
+            left=margins["left"], right=margins["right"], wspace=0.32,
+        )  # fmt: skip
+        draw_phases(fig.add_subplot(below[0, 0]), view)
+        bottom += PHASE_ROW
     grid = fig.add_gridspec(
         1,
         4 if numeric else 3,
@@ -251,6 +263,37 @@ def draw_values(ax: Any, rec: ReplayRecorder, view: FeatureView) -> None:
     ax.set_ylabel(f"{view.feature} (raw units)")
     ax.yaxis.set_major_formatter(compact_formatter())
     draw_detections(ax, view)
+
+
+def draw_phases(ax: Any, view: FeatureView) -> None:
+    """The reference band per phase of the event time (p05-p95 and mean of the training
+    values in the phase) against the live mean per phase (red where outside the band)."""
+    b = view.seasonal
+    assert b is not None
+    ax.set_title(f"by phase of the event time ({b.period}): why the cycle is normal", fontsize=9, loc="left")
+    x = np.arange(b.phases + 1)
+    ax.stairs(b.high, x, baseline=b.low, fill=True, color=REFERENCE_COLOR, alpha=0.35,
+              label="reference p05-p95 per phase")  # fmt: skip
+    ax.stairs(b.mean, x, color="#4d4d4d", linewidth=1.0, label="reference mean per phase")
+    live = b.live_counts > 0
+    centre = x[:-1] + 0.5
+    inside = b.inside & live
+    ax.plot(centre[inside], b.live_mean[inside], "o", color=LIVE_COLOR, markersize=3.5, label="live mean per phase")
+    out = ~b.inside & live
+    if out.any():
+        ax.plot(centre[out], b.live_mean[out], "o", color=style("adwin")[0], markersize=3.5,
+                label="live mean outside the band")  # fmt: skip
+    shown = np.concatenate([b.low, b.high, b.live_mean[live]])
+    lo, hi = float(shown.min()), float(shown.max())
+    pad = (hi - lo) * 0.08 or max(abs(lo), 1.0) * 0.05
+    ax.set_xlim(0, b.phases)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlabel(f"phase ({duration(b.seconds / b.phases)} each); " + ("whitened" if b.whitened else "not whitened")
+                  + f", lag-1 autocorrelation {b.acf1:.2f}")  # fmt: skip
+    ax.set_ylabel(f"{view.feature} (raw units)")
+    ax.yaxis.set_major_formatter(compact_formatter())
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, framealpha=0.9)
 
 
 def draw_model_error(ax: Any, rec: ReplayRecorder, view: FeatureView) -> None:

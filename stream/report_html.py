@@ -39,7 +39,6 @@ from driftsentinel.stream.report_views import (
     TestReading,
     build_views,
     detector_name,
-    seasonal_bands,
 )
 
 #: Feature figures embedded in the HTML report (the rest are summarised in the table).
@@ -232,7 +231,7 @@ def seasonal(r: Report) -> str:
     """The cyclic features' reference band per phase of the event time against the live
     means (profiles with a ``seasonal`` section): why a cycle is normal. At most
     :data:`MAX_BANDS` drawn, drifting first; the others named."""
-    bands = seasonal_bands(r.rec, r.views)
+    bands = [v.seasonal for v in r.views if v.seasonal is not None]
     if not bands:
         return ""
     lo, hi = (f"p{level * 100:02.0f}" for level in BAND_LEVELS)
@@ -242,8 +241,8 @@ def seasonal(r: Report) -> str:
         "of the training values in that phase, the dark line their mean; a dot the mean of the live values in that "
         "phase (blue inside the band, red outside). The detectors compare each value with its own phase "
         "(standardised by the phase's mean and std, and whitened when the feature is autocorrelated), so a live "
-        "cycle that follows the band is normal; these features' reference and shift in the table above are in "
-        "those standardised units.</p>",
+        "cycle that follows the band is normal. In the table above, these features' shift now is in those "
+        "standardised units; their reference is the training values' over every phase.</p>",
     ]
     for b in bands[:MAX_BANDS]:
         out.append(

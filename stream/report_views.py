@@ -18,9 +18,10 @@ import numpy as np
 from driftsentinel.detectors.multivariate import DETECTOR as MV_DETECTOR
 from driftsentinel.detectors.multivariate import FEATURE as MV_FEATURE
 from driftsentinel.detectors.multivariate import STATISTIC as MV_STATISTIC
+from driftsentinel.detectors.seasonal_profile import transformed_features
 from driftsentinel.detectors.sequential import CATEGORICAL_TESTS, NUMERIC_TESTS
 from driftsentinel.schemas import DriftEvent, WindowSummary
-from driftsentinel.schemas.profile import CategoricalProfile
+from driftsentinel.schemas.profile import CategoricalProfile, ReferenceProfile
 
 if TYPE_CHECKING:
     from driftsentinel.stream.report_recorder import CategoryDist, ModelReadouts, NumericDist, ReplayRecorder
@@ -125,6 +126,7 @@ class FeatureView:
     reason: str = ""  # why a feature is not tested
     joint_features: list[str] = field(default_factory=list)  # the multivariate test's features
     rank: float = 0.0  # largest statistic at detection / threshold; without drift, largest value now / threshold
+    seasonal: SeasonalBand | None = None  # a cyclic feature's reference band per phase and live means
 
     @property
     def drifts(self) -> list[DriftEvent]:
@@ -377,6 +379,11 @@ def _view(rec: ReplayRecorder, key: tuple[str, str], alerts: list[DriftEvent]) -
     num, cat = rec.numeric.get(key), rec.categories.get(key)
     categorical = isinstance(prof, CategoricalProfile) or (prof is None and num is None and cat is not None)
     reference: WindowSummary | None = readouts.references.get(feature) if readouts is not None else None
+    if _transformed(rec.profile, feature) and rec.profile is not None:
+        # the bank's profile of a cyclic or whitened feature is in the standardised units its
+        # detectors see (seasonal_view): the report shows the raw values' reference
+        prof = rec.profile.features.get(feature)
+        reference = None
     if reference is None and prof is not None:
         from driftsentinel.detectors.reference_monitor import reference_summary
 
@@ -423,6 +430,11 @@ def _view(rec: ReplayRecorder, key: tuple[str, str], alerts: list[DriftEvent]) -
     return view
 
 
+def _transformed(profile: ReferenceProfile | None, feature: str) -> bool:
+    """Does the bank see ``feature`` transformed (phase-standardised or whitened)?"""
+    return profile is not None and profile.seasonal is not None and feature in transformed_features(profile)
+
+
 def _why_not_tested(view: FeatureView, readouts: ModelReadouts | None) -> str:
     if view.kind == "categorical" and (readouts is None or readouts.profile is None):
         return "categorical features are tested only against a profile (replay --reference profile.json)"
@@ -440,7 +452,11 @@ def build_views(rec: ReplayRecorder) -> list[FeatureView]:
     for a in rec.alerts:
         by_key.setdefault((a.model, a.feature), []).append(a)
     views = [_view(rec, key, by_key.get(key, [])) for key in rec.feature_keys()]
-    return sorted(views, key=lambda v: (_ORDER[v.status], -v.rank, v.model, v.feature))
+    views = sorted(views, key=lambda v: (_ORDER[v.status], -v.rank, v.model, v.feature))
+    bands = {(b.model, b.feature): b for b in seasonal_bands(rec, views)}
+    for v in views:
+        v.seasonal = bands.get((v.model, v.feature))
+    return views
 
 
 # --------------------------------------------------------------------------- seasonal reference

@@ -408,21 +408,25 @@ def test_no_text_is_cut_or_over_another_panel(mixed: dict[str, object], referenc
     config = SidecarConfig(reference=str(mixed["profile"]) if reference else None)
     rec = recorder_for(Path(str(mixed["live"])), config)
     for view in build_views(rec)[:4]:  # amount's headline lists six detections
-        fig = _drawn(rec, view)
-        renderer = fig.canvas.get_renderer()
-        inside = fig.bbox.padded(1)
-        headline = fig.texts[0].get_window_extent(renderer)
-        boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]  # ticks, labels, title, legend as drawn
-        for box in [headline, *boxes]:
-            assert inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1), (view.feature, box, inside)
-        for i, box in enumerate(boxes):
-            assert not headline.overlaps(box), view.feature
-            for other in boxes[i + 1 :]:  # a legend or label reaching into the next panel
-                assert not box.overlaps(other), (view.feature, box, other)
-        for ax in fig.axes:  # a scale printed over a panel would sit on its title
-            offset = ax.yaxis.offsetText
-            if offset.get_text():
-                assert not offset.get_window_extent(renderer).overlaps(ax.title.get_window_extent(renderer))
+        _assert_laid_out(_drawn(rec, view), view.feature)
+
+
+def _assert_laid_out(fig: Any, feature: str) -> None:
+    """Every text of ``fig`` inside it; no panel (with its ticks, labels, legend) over another or the headline."""
+    renderer = fig.canvas.get_renderer()
+    inside = fig.bbox.padded(1)
+    headline = fig.texts[0].get_window_extent(renderer)
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]  # ticks, labels, title, legend as drawn
+    for box in [headline, *boxes]:
+        assert inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1), (feature, box, inside)
+    for i, box in enumerate(boxes):
+        assert not headline.overlaps(box), feature
+        for other in boxes[i + 1 :]:  # a legend or label reaching into the next panel
+            assert not box.overlaps(other), (feature, box, other)
+    for ax in fig.axes:  # a scale printed over a panel would sit on its title
+        offset = ax.yaxis.offsetText
+        if offset.get_text():
+            assert not offset.get_window_extent(renderer).overlaps(ax.title.get_window_extent(renderer))
 
 
 def test_recorder_bins_stay_bounded_and_keep_the_mean() -> None:
@@ -610,9 +614,9 @@ def test_a_seasonal_profile_draws_the_reference_band_per_phase_against_the_live_
     with src.open("w") as fh:
         for i, ts in enumerate(t_live):
             fh.write(json.dumps({"ts": float(ts), "features": {n: float(v[i]) for n, v in live.items()}}) + "\n")
+    rec = recorder_for(src, SidecarConfig(reference=str(profile)))
     html = tmp_path / "r.html"
-    args = ["replay", "--input", str(src), "--output", str(tmp_path / "a.jsonl"), "--html", str(html)]
-    assert main([*args, "--reference", str(profile)]) == 0
+    render_html(rec, html, {"events": t_live.size})
     text = html.read_text()
     assert "<h2>Seasonal reference</h2>" in text
     sections = dict(re.findall(r'<section class="seasonal"><h3>[^<]* / (\w+)</h3>(.*?)</section>', text, re.S))
@@ -630,6 +634,21 @@ def test_a_seasonal_profile_draws_the_reference_band_per_phase_against_the_live_
         else:
             assert all(inside.values()), name
             assert "the mean of 0 outside the band" in body
+    views = by_feature(build_views(rec))
+    for name in cols:  # the raw values' reference (mean 10), not the standardised units the detectors see
+        ref = views[name].reference
+        assert ref is not None and ref.mean is not None and abs(ref.mean - 10.0) < 0.5, (name, ref)
+    for name in cols:  # the figures: a panel by phase under the others, nothing cut or overlapping
+        fig = _drawn(rec, views[name])
+        _assert_laid_out(fig, name)
+        (phase_ax,) = [
+            ax for ax in fig.axes if ax.get_title(loc="left").startswith("by phase of the event time (hour_of_day)")
+        ]
+        outside = [ln for ln in phase_ax.get_lines() if ln.get_label() == "live mean outside the band"]
+        assert [int(x) for x in outside[0].get_xdata()] == list(range(6)) if name == "raised" else not outside
+    buf = io.BytesIO()
+    assert render_png(rec, buf) >= 1  # --plot: the drifting features, with their panel by phase
+    png_size(buf.getvalue())
 
 
 def test_the_phase_counts_stay_bounded_by_the_phases() -> None:
