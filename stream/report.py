@@ -3,7 +3,7 @@
 * :mod:`~driftsentinel.stream.report_recorder`: :class:`ReplayRecorder`, fed by
   ``stream.replay.replay_file`` (every column batch, every alert, the banks at the end);
   bounded memory: values per bin of input lines, live distributions on the reference's
-  bins, category counts;
+  bins, category counts, cyclic features' live values per phase of the event time;
 * :mod:`~driftsentinel.stream.report_views`: one :class:`FeatureView` per feature (reference
   and live distributions, missing shares, every test's value against its threshold);
 * :mod:`~driftsentinel.stream.report_figures`: the figures (``--plot``: the drifting features);
