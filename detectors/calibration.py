@@ -131,7 +131,7 @@ categorical tests share the per-feature budget equally (no change detector runs 
 categorical feature); each threshold is found as a numeric test's, over
 ``CATEGORICAL_VALUES`` times as many values (the kernel is cheap), and never goes above
 Ville's ``log(1 / share)``. ``cusum_unseen`` never fires on such a stream (its null is a
-share of ``0.4 x min_unseen_share``), so it keeps its configured threshold, capped.
+share of ``0.7 x min_unseen_share``), so it keeps its configured threshold, capped.
 
 >>> import numpy as np
 >>> from driftsentinel.detectors.profile import build_profile

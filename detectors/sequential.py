@@ -42,7 +42,7 @@ past values only that, unlike a run's, survives the statistic's restarts, so evi
 keeps accumulating under a small change. ``cusum_categories``: ``W = max(0, W +
 log(q(c) / p0(c)) - min_category_kl)`` over the reference's category codes; Ville's bound
 holds as for the adaptive CUSUMs. ``cusum_unseen``: ``W = max(0, W + log(q(x) / b(x)))``
-of the never-seen indicator, ``q`` the estimate's share clipped at ``min_unseen_share``
+of the never-seen indicator, ``q`` the estimate's share clipped at ``UNSEEN_ALT x min_unseen_share``
 and ``b`` the null share ``UNSEEN_NULL x min_unseen_share`` (at least ``1 / (n_ref + 1)``):
 under any share up to ``b`` each term has expectation at most 1 (a supermartingale), so a
 run reaches ``h`` with probability at most ``exp(-h)``; values the reference itself yields
@@ -116,10 +116,12 @@ STATISTIC_NAME = "cusum_statistic"
 SHAPE_PRIOR = 4.0
 #: Pseudo-events of the Beta prior of the adaptive Bernoulli CUSUMs (missing, unseen).
 MISSING_PRIOR = 2.0
-#: ``cusum_unseen``'s null: a share of never-seen values up to this fraction of
-#: ``min_unseen_share`` is no change (measured: at 0.4 of it, 0.4 %, 3 alarms in 1.6 million
-#: values at h 6; at 0.3 %, none; a fifth of it, as the mean test's below-minimum case, none).
-UNSEEN_NULL = 0.4
+#: ``cusum_unseen``'s null and least alternative, as fractions of ``min_unseen_share``: a run's
+#: expected step is negative for any share below ``(ALT - NULL) m / ln(ALT / NULL)`` = 1.01 m,
+#: so a share of never-seen values under the minimum meaningful change stays quiet however
+#: long the stream (with 0.4 and 1.0, shares from 0.65 m up alarmed: 0.9 % at m = 1 %).
+UNSEEN_NULL = 0.7
+UNSEEN_ALT = 1.4
 _DRIFT, _RESOLVED = 0, 1
 _CONFIG_THRESHOLD = {
     "cusum_mean": "mean_threshold",
@@ -172,13 +174,14 @@ def unseen_p0(n_ref: int) -> float:
 def unseen_null(n_ref: int, share: float) -> tuple[float, float]:
     """``cusum_unseen``'s null share ``b`` and the least share ``s`` its estimate may take:
     ``b = max(UNSEEN_NULL * share, 1 / (n_ref + 1))`` (any share up to ``b`` is no change),
-    ``s = max(share, b)`` (the alternative: at least ``min_unseen_share``).
+    ``s = UNSEEN_ALT / UNSEEN_NULL * b`` (the alternative: at least twice the null, so the
+    break-even share, ``(s - b) / ln(s / b)``, is the minimum meaningful change).
 
-    >>> unseen_null(50_000, 0.01)
-    (0.004, 0.01)
+    >>> [round(v, 6) for v in unseen_null(50_000, 0.01)]
+    [0.007, 0.014]
     """
     b = min(max(UNSEEN_NULL * share, unseen_p0(n_ref)), 0.5)
-    return b, max(share, b)
+    return b, min(UNSEEN_ALT / UNSEEN_NULL * b, 0.999)
 
 
 def change_penalty(p0: float, change: float) -> float:

@@ -75,7 +75,9 @@ def test_never_seen_values_found_fast_by_cusum_unseen(profile: ReferenceProfile)
         row = first(out, "cusum_unseen")
         assert row is not None and row >= cp, (seed, row)
         delays.append(row - cp)
-    assert float(np.median(delays)) <= 500, sorted(delays)
+    # twice min_unseen_share: found in ~800 values (the break-even share is the minimum itself,
+    # so 0.9 % stays quiet: tests/unit/test_window_decision.py)
+    assert float(np.median(delays)) <= 1000, sorted(delays)
 
 
 def test_never_seen_values_do_not_move_the_category_shares(profile: ReferenceProfile) -> None:
