@@ -463,6 +463,11 @@ def _ndtr(e: float) -> float:  # pragma: no cover - compiled
     return 0.5 * math.erfc(-e / math.sqrt(2.0))
 
 
+def normal_cdf(x: np.ndarray) -> np.ndarray:
+    """The standard normal distribution function of each value (compiled ``erfc``)."""
+    return np.asarray(_ndtr(np.asarray(x, dtype=np.float64)))
+
+
 def _ar1_uniforms(
     phi: float, eps: np.ndarray, start: float, noise: np.ndarray | None = None, weight: float = 1.0
 ) -> np.ndarray:

@@ -35,10 +35,13 @@ from driftsentinel.detectors.seasonal import (
     arma_coefficients,
     choose_period,
     detect_period,
+    gaussian_ar1,
     lag1_autocorrelation,
     latent_dependence,
+    normal_cdf,
     parse_period,
     phase_summaries,
+    quantile_function,
     simulate_dependent,
     whiten,
 )
@@ -103,6 +106,8 @@ def _feature(t: np.ndarray, x: np.ndarray, period: Period, min_count: int, rng: 
             "innovation_std": _spread(eta),
         }
     ar1, weight = latent_dependence(z, rq, rng)
+    if 0.0 < weight < 1.0 and acf1 > 0.0 and period.phases > 1:
+        extra["ar1_weight_phase"] = phase_weights(z, ph, period.phases, acf1, weight).tolist()
     return SeasonalFeature(
         counts=s.counts.tolist(),
         pooled=s.pooled.tolist(),
@@ -118,6 +123,22 @@ def _feature(t: np.ndarray, x: np.ndarray, period: Period, min_count: int, rng: 
         reference_cycles=float(t[-1] - t[0]) / period.seconds if t.size else 0.0,
         **extra,
     )
+
+
+def phase_weights(z: np.ndarray, phase: np.ndarray, phases: int, acf1: float, weight: float) -> np.ndarray:
+    """The simulator's latent AR(1) share per phase: ``weight`` times the phase's own lag-1
+    autocorrelation of ``z`` (pairs of consecutive values inside the phase) over the
+    overall ``acf1``, clipped to (0, 1]. An AR(1) level seen through noise whose share
+    of the variance follows the cycle (a Poisson count of a cyclic rate: the noise is
+    relatively smaller where the rate is high) has a stronger dependence in some phases;
+    simulating one share everywhere leaves the whitened values' phase-dependent
+    autocorrelation out. A phase with fewer than 30 pairs keeps ``weight``."""
+    w = np.full(phases, weight)
+    pairs = np.bincount(phase[1:][phase[1:] == phase[:-1]], minlength=phases)
+    for p in np.flatnonzero(pairs >= 30).tolist():
+        rho = lag1_autocorrelation(np.where(phase == p, z, np.nan))  # only consecutive values inside the phase pair
+        w[p] = weight * rho / acf1
+    return np.clip(w, 1e-6, 1.0)
 
 
 def _spread(values: np.ndarray) -> float:
@@ -276,15 +297,20 @@ def simulate_view(feat: SeasonalFeature, n: int, rng: np.random.Generator) -> np
     factor, ``phi`` the dependence's decay: the whitening's, else ``ar1``), held for runs of
     the reference's values per phase and cycle.
     """
-    r = simulate_dependent(np.asarray(feat.residual_quantiles), feat.ar1, n, rng, feat.ar1_weight)
     k = len(feat.mean)
     counts = np.asarray(feat.counts, dtype=np.float64)
+    run = max(1, round(counts.sum() / max(feat.reference_cycles, 1.0) / k)) if k > 1 else n
+    phase = (np.arange(n) // run) % k
+    if feat.ar1_weight_phase is None:
+        r = simulate_dependent(np.asarray(feat.residual_quantiles), feat.ar1, n, rng, feat.ar1_weight)
+    else:  # the latent share of each phase, held for its runs like the phase offsets below
+        w = np.asarray(feat.ar1_weight_phase)[phase]
+        latent = np.sqrt(w) * gaussian_ar1(feat.ar1, n, rng) + np.sqrt(1.0 - w) * rng.standard_normal(n)
+        r = quantile_function(np.asarray(feat.residual_quantiles), normal_cdf(latent))
     pooled = np.maximum(counts * np.asarray(feat.pooled), 1.0)
     decay = feat.whiten if feat.whiten != 0.0 else feat.ar1
     lrv = max(1.0, 1.0 + 2.0 * feat.acf1 / max(1.0 - decay, 1e-3))
     se = np.sqrt(lrv / pooled)
-    run = max(1, round(counts.sum() / max(feat.reference_cycles, 1.0) / k)) if k > 1 else n
-    phase = (np.arange(n) // run) % k
     bounds = np.linspace(0, n, REFERENCE_DRAWS + 1).astype(np.int64)
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         r[a:b] += rng.normal(0.0, se)[phase[a:b]]

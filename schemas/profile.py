@@ -468,6 +468,13 @@ class SeasonalFeature(BaseModel):
         le=1,
         description="Share of the simulator's latent variance that is AR(1) (the rest independent noise).",
     )
+    ar1_weight_phase: list[float] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=MAX_SEASONAL_PHASES,
+        description="Per phase, the simulator's latent AR(1) share there (an AR(1) level seen through noise whose "
+        "share of the variance follows the cycle: Poisson counts of a cyclic rate); None: ar1_weight in every phase.",
+    )
     innovation_quantiles: list[float] | None = Field(
         default=None, min_length=3, max_length=1001, description="Quantiles of the reference's innovations."
     )
@@ -491,6 +498,9 @@ class SeasonalFeature(BaseModel):
             raise ValueError(
                 f"seasonal feature: every phase needs the same number of quantiles (3 to {MAX_PHASE_QUANTILES})"
             )
+        w = self.ar1_weight_phase
+        if w is not None and (len(w) != k or any(not (math.isfinite(v) and 0 < v <= 1) for v in w)):
+            raise ValueError("seasonal feature: ar1_weight_phase needs one weight in (0, 1] per phase")
         if (self.whiten != 0.0) != (self.innovation_quantiles is not None):
             raise ValueError("seasonal feature: a whitened feature needs innovation_quantiles, and only it")
         lists = [*self.quantiles, self.residual_quantiles]

@@ -415,3 +415,36 @@ def test_view_keeps_the_multivariate_section_of_untransformed_features_only() ->
     view = seasonal_view(profile.model_copy(update={"seasonal": section}))
     assert view.multivariate is not None and view.multivariate.features == ["c", "d"]
     assert view.seasonal is None and seasonal_view(view) == view
+
+
+def test_the_simulator_keeps_a_dependence_that_follows_the_cycle() -> None:
+    """Poisson counts of a cyclic AR(1) rate: the noise is relatively smaller where the rate
+    is high, so the phase-standardised values are more autocorrelated in those hours and,
+    whitened with one ARMA(1,1) for every phase, stay positively autocorrelated there and
+    negatively in the low hours. The profile measures the latent share per phase and the
+    simulator reproduces that split (with one share everywhere it does not)."""
+    from driftsentinel.detectors.seasonal_profile import simulate_view
+
+    rng = np.random.default_rng(21)
+    n = 140_000  # 7 days
+    t = 1_700_006_400 + np.arange(n) * (7 * DAY / n)  # midnight UTC
+    y = np.sin(2 * np.pi * t / DAY) + ar1(0.9, n, rng)
+    x = rng.poisson(4.0 * np.exp(0.35 * y)).astype(np.float64)
+    section, _ = seasonal_profile(t, {"x": x}, "hour_of_day", "ts", rng)
+    feat = section.features["x"]
+    assert feat.whiten != 0.0 and feat.ar1_weight_phase is not None and len(feat.ar1_weight_phase) == 24
+    w = np.asarray(feat.ar1_weight_phase)
+    assert w[:12].mean() > 1.15 * w[12:].mean()  # the rate is high in hours 0-11 (sine > 0)
+
+    def split(f: object) -> float:
+        """Lag-1 autocorrelation of the simulated innovations, hours 0-11 minus hours 12-23."""
+        m = 480_000
+        run = round(n / feat.reference_cycles / 24)
+        high = (np.arange(m) // run) % 24 < 12
+        a = simulate_view(f, m, np.random.default_rng(5))  # type: ignore[arg-type]
+        return lag1_autocorrelation(np.where(high, a, np.nan)) - lag1_autocorrelation(np.where(high, np.nan, a))
+
+    assert split(feat) > 0.025
+    assert abs(split(feat.model_copy(update={"ar1_weight_phase": None}))) < 0.015
+    with pytest.raises(ValueError, match="ar1_weight_phase"):
+        feat.model_validate({**feat.model_dump(), "ar1_weight_phase": [0.5] * 23})
