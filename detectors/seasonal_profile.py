@@ -52,6 +52,9 @@ from driftsentinel.schemas.profile import NumericProfile, ReferenceProfile, Seas
 #: 1,000 so the simulated tails, linear between quantiles, follow the reference's to 1 in 1,000).
 RESIDUAL_QUANTILES = 1000
 NONE = Period("none", 1.0, 1)
+#: A latent AR(1) share up to this gets a share per phase (:func:`phase_weights`): at least 5 %
+#: of the latent variance is noise. Above, a plain AR(1) (``theta`` near 0) keeps one share.
+PHASE_WEIGHT_MAX = 0.95
 
 
 def event_seconds(values: Sequence[Any]) -> np.ndarray:
@@ -106,7 +109,7 @@ def _feature(t: np.ndarray, x: np.ndarray, period: Period, min_count: int, rng: 
             "innovation_std": _spread(eta),
         }
     ar1, weight = latent_dependence(z, rq, rng)
-    if 0.0 < weight < 1.0 and acf1 > 0.0 and period.phases > 1:
+    if weight <= PHASE_WEIGHT_MAX and acf1 > 0.0 and period.phases > 1:
         extra["ar1_weight_phase"] = phase_weights(z, ph, period.phases, acf1, weight).tolist()
     return SeasonalFeature(
         counts=s.counts.tolist(),

@@ -446,5 +446,7 @@ def test_the_simulator_keeps_a_dependence_that_follows_the_cycle() -> None:
 
     assert split(feat) > 0.025
     assert abs(split(feat.model_copy(update={"ar1_weight_phase": None}))) < 0.015
+    plain_ar1, _ = seasonal_profile(t, {"y": y}, "hour_of_day", "ts", rng)  # the rate itself: one share
+    assert plain_ar1.features["y"].ar1_weight > 0.95 and plain_ar1.features["y"].ar1_weight_phase is None
     with pytest.raises(ValueError, match="ar1_weight_phase"):
         feat.model_validate({**feat.model_dump(), "ar1_weight_phase": [0.5] * 23})
