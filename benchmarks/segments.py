@@ -9,9 +9,12 @@ Scenarios (the core, :mod:`driftsentinel.detectors.segments`, default configurat
 * ``mix_shift``: three segments 50/30/20 -> 30/30/40 half way, every segment's
   distribution unchanged (its own level): mix alerts and per-segment feature alerts.
 * ``stationary``: 20 features x 50 segments, no change: drift episodes per million events
-  per feature of the overall bank and of the segment family (default configuration, and a
-  sensitive one, ADWIN delta 0.05 and Page-Hinkley threshold 10, where there are false
-  alarms to count), and of the family without the shared budget.
+  per feature of the overall bank without segments, and with segments of the overall bank
+  (half the budget), the segment family (the other half) and both together (default
+  configuration, and a sensitive one, ADWIN delta 0.05 and Page-Hinkley threshold 14, where
+  there are false alarms to count), and of a family of banks configured as the overall one.
+* ``overall_delay``: the cost of the overall bank's half budget: its delay on a step shift
+  of f0 in the whole stream, without and with segments configured.
 * ``throughput``: events/s of the overall bank alone and with the 50 segment banks (20
   features, 4,096-event batches), per segment count.
 * ``memory``: bytes of a segment bank per feature (its checkpointed state, and Python heap
@@ -30,7 +33,7 @@ import numpy as np
 
 from driftsentinel.detectors import segments as seg_mod
 from driftsentinel.detectors.bank import DetectorBank
-from driftsentinel.detectors.segments import SegmentedBanks
+from driftsentinel.detectors.segments import SegmentedBanks, overall_bank_config
 from driftsentinel.schemas import BankConfig, FeatureBatch
 
 BATCH = 4096
@@ -120,34 +123,81 @@ def _no_budget(config: BankConfig, n_segments: int, fields: Any = ()) -> BankCon
 
 
 def stationary(n: int, features: int = 20, segments: int = 50) -> dict[str, Any]:
+    """False alarms per million events per feature: the overall bank without segments, and with
+    segments the overall bank (half the budget) and the segment family (the other half), their
+    total; and the family with every segment bank configured as the overall bank (no sharing)."""
     rng = np.random.default_rng(42)
     x = rng.normal(size=(n, features))
     seg = np.array([f"s{i}" for i in range(segments)], dtype=object)[rng.integers(0, segments, size=n)]
     per_m = 1e6 / n / features
     out: dict[str, Any] = {"events": n, "features": features, "segments": segments}
-    sensitive = {"adwin": {"delta": 0.05}, "page_hinkley": {"threshold": 10.0}}
-    for name, extra, shared in (
-        ("default", {}, True),
-        ("sensitive", sensitive, True),
-        ("sensitive_no_budget", sensitive, False),
-    ):
+    sensitive = {"adwin": {"delta": 0.05}, "page_hinkley": {"threshold": 14.0}}
+    for name, extra in (("default", {}), ("sensitive", sensitive)):
+        plain = BankConfig.model_validate(extra)
         cfg = BankConfig.model_validate({"segments": {"keys": ["country"], "max_segments": segments}, **extra})
         original = seg_mod.segment_bank_config
-        if not shared:
-            seg_mod.segment_bank_config = _no_budget
+        seg_mod.segment_bank_config = _no_budget
         try:
-            banks, overall = SegmentedBanks(("country",), cfg), DetectorBank(cfg)
+            unshared = SegmentedBanks(("country",), cfg)
         finally:
             seg_mod.segment_bank_config = original
-        a_over = a_seg = 0
+        without, overall, banks = (
+            DetectorBank(plain),
+            DetectorBank(overall_bank_config(cfg)),
+            SegmentedBanks(("country",), cfg),
+        )
+        counts = {"without": 0, "overall": 0, "segments": 0, "unshared": 0}
+        by_detector: dict[str, dict[str, int]] = {k: {} for k in counts}
+
+        def count(kind: str, sigs: Any, counts: dict[str, int] = counts, by: dict[str, Any] = by_detector) -> None:
+            for sig in sigs:
+                if sig.status == "drift":
+                    counts[kind] += 1
+                    by[kind][sig.detector] = by[kind].get(sig.detector, 0) + 1
+
         for _, batch in _batches(x, seg):
-            a_over += sum(s.status == "drift" for s in overall.update(batch))
-            a_seg += sum(s.signal.status == "drift" for s in banks.update(batch))
+            count("without", without.update(batch))
+            count("overall", overall.update(batch))
+            count("segments", (s.signal for s in banks.update(batch) if s.value is not None))
+            count("unshared", (s.signal for s in unshared.update(batch) if s.value is not None))
         out[name] = {
-            "overall_per_million_per_feature": a_over * per_m,
-            "segments_per_million_per_feature": a_seg * per_m,
-            "overall_alarms": a_over,
-            "segment_alarms": a_seg,
+            "without_segments_per_million_per_feature": counts["without"] * per_m,
+            "with_segments_overall_per_million_per_feature": counts["overall"] * per_m,
+            "with_segments_family_per_million_per_feature": counts["segments"] * per_m,
+            "with_segments_total_per_million_per_feature": (counts["overall"] + counts["segments"]) * per_m,
+            "family_unshared_per_million_per_feature": counts["unshared"] * per_m,
+            "alarms": counts,
+            "alarms_by_detector": by_detector,
+        }
+    return out
+
+
+def overall_delay(seeds: int, n: int, shifts: tuple[float, ...] = (0.25, 0.5, 1.0)) -> dict[str, Any]:
+    """The cost of the overall bank's half budget: the delay (events after the change) of its first
+    drift on f0 after a shift of f0 in the whole stream half way, default configuration, without
+    segments (the whole budget) and with them (:func:`overall_bank_config`: half)."""
+    out: dict[str, Any] = {"events": n, "seeds": seeds}
+    full = BankConfig()
+    half = overall_bank_config(BankConfig.model_validate({"segments": ["country"]}))
+    for shift in shifts:
+        delays: dict[str, list[float]] = {"without_segments": [], "with_segments": []}
+        for seed in range(seeds):
+            rng = np.random.default_rng(500 + seed)
+            x = rng.normal(size=(n, 5))
+            x[n // 2 :, 0] += shift
+            seg = np.full(n, "a", dtype=object)
+            for name, cfg in (("without_segments", full), ("with_segments", half)):
+                bank, first = DetectorBank(cfg), None
+                for a, batch in _batches(x, seg):
+                    for sig in bank.update(batch):
+                        if first is None and sig.status == "drift" and sig.feature == "f0" and a + sig.row >= n // 2:
+                            first = a + sig.row - n // 2
+                    if first is not None:
+                        break
+                delays[name].append(float("inf") if first is None else float(first))
+        out[f"shift_{shift}_sd"] = {
+            name: {"median_delay_events": float(np.median(d)), "detected": int(np.isfinite(d).sum())}
+            for name, d in delays.items()
         }
     return out
 
@@ -206,18 +256,24 @@ def memory(features: int = 20, segments: int = 50, n: int = 200_000) -> dict[str
     }
 
 
+SCENARIOS = ("opposite_shifts", "mix_shift", "stationary", "overall_delay", "throughput", "memory")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="run only this scenario (repeatable)")
     args = p.parse_args(argv)
     q = args.quick
-    out = {
-        "opposite_shifts": opposite_shifts(2 if q else 10, 60_000 if q else 200_000),
-        "mix_shift": mix_shift(2 if q else 5, 60_000 if q else 200_000),
-        "stationary": stationary(50_000 if q else 1_000_000),
-        "throughput": throughput(50_000 if q else 400_000),
-        "memory": memory(n=50_000 if q else 200_000),
+    sizes: dict[str, Any] = {
+        "opposite_shifts": lambda: opposite_shifts(2 if q else 10, 60_000 if q else 200_000),
+        "mix_shift": lambda: mix_shift(2 if q else 5, 60_000 if q else 200_000),
+        "stationary": lambda: stationary(50_000 if q else 1_000_000),
+        "overall_delay": lambda: overall_delay(3 if q else 10, 40_000 if q else 100_000),
+        "throughput": lambda: throughput(50_000 if q else 400_000),
+        "memory": lambda: memory(n=50_000 if q else 200_000),
     }
+    out = {name: run() for name, run in sizes.items() if not args.scenario or name in args.scenario}
     print(json.dumps(out, indent=1))
 
 

@@ -58,7 +58,7 @@ from driftsentinel.detectors.labels import JoinedLabel, LabelJoin
 from driftsentinel.detectors.performance_monitor import PerformanceDecision, PerformanceMonitor
 from driftsentinel.detectors.performance_window import WindowRecord
 from driftsentinel.detectors.policy import AlertPolicy
-from driftsentinel.detectors.segments import SegmentedBanks, SegmentSignal, key_name
+from driftsentinel.detectors.segments import SegmentedBanks, SegmentSignal, key_name, overall_bank_config
 from driftsentinel.schemas import DriftEvent, FeatureBatch, SidecarConfig, WindowSummary
 from driftsentinel.schemas.alerts import Segment
 from driftsentinel.schemas.columnar import ColumnBatch
@@ -218,7 +218,7 @@ class Engine:
             # a checkpoint written before feature episodes has none: each later resolved is its own event
             part.episodes = FeatureEpisodes.from_state(state.get("episodes", []), self.config.alerts.merge_events)
             part.banks = {
-                model: DetectorBank.from_state(st, self.config.detectors, self.profile)
+                model: DetectorBank.from_state(st, overall_bank_config(self.config.detectors), self.profile)
                 for model, st in state["banks"].items()
             }
             policy = list(state.get("policy", []))
@@ -449,7 +449,8 @@ class Engine:
     def _bank(self, part: _Partition, model: str) -> DetectorBank:
         bank = part.banks.get(model)
         if bank is None:
-            bank = part.banks[model] = DetectorBank(self.config.detectors, self.profile)
+            # with segments, half the false-alarm budget (the segment banks share the other half)
+            bank = part.banks[model] = DetectorBank(overall_bank_config(self.config.detectors), self.profile)
         return bank
 
     def _batches(

@@ -17,10 +17,11 @@ fields), a model's stream is routed by the key's value:
   decisions do not depend on how the stream is cut), against the segment's own reference
   (the profile's ``segments[key]``, else its own warm-up); and the mix monitor
   (:mod:`~driftsentinel.detectors.segment_mix`).
-* The false-alarm budget is shared across the segments (:func:`segment_bank_config`): a
-  bank of a family of ``S`` segments gets ``1/S`` of the overall bank's false-alarm rate per
-  value, so the segment family together adds about ``1/S`` of the overall bank's false
-  alarms instead of multiplying them.
+* The false-alarm budget is shared: with segments, the overall bank keeps half of the
+  rate per value it has without (:func:`overall_bank_config`) and each bank of a family of
+  ``S`` segments of one of ``K`` keys gets ``1 / (2 K S)`` of it (:func:`segment_bank_config`),
+  so the overall bank and all segment banks together raise no more false alarms than the
+  overall bank alone without segments.
 * :func:`segments_profile`: a key's per-segment profiles from training columns
   (``driftsentinel baseline --segment KEY``).
 
@@ -175,26 +176,34 @@ def _lundberg_scale(m: float) -> float:
     return min(t_up, t_down)
 
 
-def segment_bank_config(config: BankConfig, n_segments: int, fields: Sequence[str] = ()) -> BankConfig:
-    """The configuration of each bank of a family of ``n_segments`` segments: the overall
-    bank's false-alarm rate per value divided by ``n_segments`` (``S``).
+def scale_budget(config: BankConfig, divisor: float) -> BankConfig:
+    """``config`` with its false-alarm rate per value divided by ``divisor`` (``D``), test by test:
 
-    * ADWIN: ``delta / S`` (its cut test's bound on a false cut is linear in delta);
-    * Page-Hinkley: threshold ``+ ln(S) / (2 delta)``: a random walk of unit variance and
+    * ADWIN: ``delta / D`` (its cut test's bound on a false cut is linear in delta);
+    * Page-Hinkley: threshold ``+ ln(D) / (2 delta)``: a random walk of unit variance and
       drift ``-delta`` passes ``h`` at a rate falling as ``exp(-2 delta h)`` (Lundberg), so
-      this divides the rate by S (delta 0 is treated as 0.05);
-    * the CUSUMs: the nats thresholds (Ville: rate ``<= exp(-h)``) ``+ ln(S)``, the mean
-      CUSUM's ``+ ln(S) / (2 k)``, the scale CUSUM's ``+ ln(S) / theta`` (its Lundberg exponent);
-    * window tests' and the multivariate test's ``alpha / S``;
-    * ``per_feature`` parameters the same way.
+      this divides the rate by D (delta 0 is treated as 0.05);
+    * the CUSUMs: the nats thresholds (Ville: rate ``<= exp(-h)``) ``+ ln(D)``, the mean
+      CUSUM's ``+ ln(D) / (2 k)``, the scale CUSUM's ``+ ln(D) / theta`` (its Lundberg exponent);
+    * window tests' and the multivariate test's ``alpha / D``;
+    * ``per_feature`` parameters the same way, each with its own Page-Hinkley delta (a
+      feature with its own delta but the global threshold gets that threshold raised by its
+      own slope).
 
-    A segment bank does not watch its key's fields (constant within a segment), has no
-    concept-drift monitor (the model's error is the overall bank's) and no segments.
+    >>> c, d = scale_budget(BankConfig(), 2.0), BankConfig()
+    >>> (c.adwin.delta / d.adwin.delta, round(c.sequential.shape_threshold - d.sequential.shape_threshold, 4))
+    (0.5, 0.6931)
     """
-    s = max(int(n_segments), 1)
-    ln = math.log(s)
+    if divisor < 1:
+        raise ValueError(f"a budget divisor must be at least 1, got {divisor}")
+    if divisor == 1:
+        return config
+    ln = math.log(divisor)
     ph = config.page_hinkley
-    ph_slope = 1.0 / (2.0 * (ph.delta if ph.delta > 0 else 0.05))
+
+    def ph_slope(delta: float | None) -> float:
+        return 1.0 / (2.0 * (delta if delta is not None and delta > 0 else 0.05))
+
     seq = config.sequential
     mean_slope = 1.0 / (2.0 * seq.min_mean_shift)
     scale_slope = 1.0 / _lundberg_scale(seq.min_scale_change)
@@ -202,22 +211,30 @@ def segment_bank_config(config: BankConfig, n_segments: int, fields: Sequence[st
     def feature(p: FeatureParams) -> FeatureParams:
         up: dict[str, float] = {}
         if p.adwin_delta is not None:
-            up["adwin_delta"] = p.adwin_delta / s
+            up["adwin_delta"] = p.adwin_delta / divisor
         if p.page_hinkley_threshold is not None:
-            up["page_hinkley_threshold"] = p.page_hinkley_threshold + ln * ph_slope
+            delta = p.page_hinkley_delta if p.page_hinkley_delta is not None else ph.delta
+            up["page_hinkley_threshold"] = p.page_hinkley_threshold + ln * ph_slope(delta)
+        elif p.page_hinkley_delta is not None:  # the global threshold, raised by this feature's own slope
+            up["page_hinkley_threshold"] = ph.threshold + ln * ph_slope(p.page_hinkley_delta)
         if p.cusum_mean_threshold is not None:
             up["cusum_mean_threshold"] = p.cusum_mean_threshold + ln * mean_slope
         if p.cusum_scale_threshold is not None:
             up["cusum_scale_threshold"] = p.cusum_scale_threshold + ln * scale_slope
-        for name in ("cusum_shape_threshold", "cusum_missing_threshold"):
+        for name in (
+            "cusum_shape_threshold",
+            "cusum_missing_threshold",
+            "cusum_categories_threshold",
+            "cusum_unseen_threshold",
+        ):
             if getattr(p, name) is not None:
                 up[name] = getattr(p, name) + ln
         return p.model_copy(update=up)
 
     return config.model_copy(
         update={
-            "adwin": config.adwin.model_copy(update={"delta": config.adwin.delta / s}),
-            "page_hinkley": ph.model_copy(update={"threshold": ph.threshold + ln * ph_slope}),
+            "adwin": config.adwin.model_copy(update={"delta": config.adwin.delta / divisor}),
+            "page_hinkley": ph.model_copy(update={"threshold": ph.threshold + ln * ph_slope(ph.delta)}),
             "sequential": seq.model_copy(
                 update={
                     "mean_threshold": seq.mean_threshold + ln * mean_slope,
@@ -228,9 +245,50 @@ def segment_bank_config(config: BankConfig, n_segments: int, fields: Sequence[st
                     "unseen_threshold": seq.unseen_threshold + ln,
                 }
             ),
-            "window_tests": config.window_tests.model_copy(update={"alpha": config.window_tests.alpha / s}),
-            "multivariate": config.multivariate.model_copy(update={"alpha": config.multivariate.alpha / s}),
+            "window_tests": config.window_tests.model_copy(update={"alpha": config.window_tests.alpha / divisor}),
+            "multivariate": config.multivariate.model_copy(update={"alpha": config.multivariate.alpha / divisor}),
             "per_feature": {name: feature(p) for name, p in config.per_feature.items()},
+        }
+    )
+
+
+#: The share of a model's false-alarm budget kept by the overall bank when segments are configured;
+#: the rest is shared equally by the keys' segment families.
+OVERALL_SHARE = 0.5
+
+
+def overall_bank_config(config: BankConfig) -> BankConfig:
+    """The overall bank's configuration: ``config`` itself without segments; with
+    ``detectors.segments``, ``OVERALL_SHARE`` (half) of its false-alarm rate per value
+    (:func:`scale_budget` by 2: ADWIN ``delta / 2``, CUSUM thresholds ``+ ln 2``, ...), so the
+    overall bank and the segment families together stay within the budget of the overall
+    bank without segments.
+
+    >>> overall_bank_config(BankConfig()).adwin.delta == BankConfig().adwin.delta
+    True
+    >>> overall_bank_config(BankConfig.model_validate({"segments": ["country"]})).adwin.delta / BankConfig().adwin.delta
+    0.5
+    """
+    if not config.segments.keys:
+        return config
+    return scale_budget(config, 1.0 / OVERALL_SHARE)
+
+
+def segment_bank_config(config: BankConfig, n_segments: int, fields: Sequence[str] = ()) -> BankConfig:
+    """The configuration of each bank of a family of ``n_segments`` segments (``S``) of one of
+    the ``K`` keys of ``detectors.segments``: the overall bank's false-alarm rate per value
+    (without segments) times ``(1 - OVERALL_SHARE) / (K S)``, i.e. :func:`scale_budget` by
+    ``2 K S``. Every event is in exactly one segment of each key, so each family sees as many
+    values as the overall bank and adds ``1 / (2 K)`` of its budget; with the overall bank's
+    half (:func:`overall_bank_config`) the total is the budget of the overall bank alone.
+
+    A segment bank does not watch its key's fields (constant within a segment), has no
+    concept-drift monitor (the model's error is the overall bank's) and no segments.
+    """
+    n_keys = max(len(config.segments.keys), 1)
+    divisor = max(int(n_segments), 1) * n_keys / (1.0 - OVERALL_SHARE)
+    return scale_budget(config, divisor).model_copy(
+        update={
             "exclude": [*config.exclude, *fields],
             "concept_drift": config.concept_drift.model_copy(update={"enabled": False}),
             "segments": config.segments.model_copy(update={"keys": []}),
@@ -239,8 +297,9 @@ def segment_bank_config(config: BankConfig, n_segments: int, fields: Sequence[st
 
 
 # ---------------------------------------------------------------------------------------------- banks
-def take_rows(batch: FeatureBatch, rows: np.ndarray) -> FeatureBatch:
-    """The batch's rows ``rows`` (in that order) as a batch of their own."""
+def take_rows(batch: FeatureBatch, rows: np.ndarray | slice) -> FeatureBatch:
+    """The batch's rows ``rows`` (in that order) as a batch of their own; a ``slice`` gives views
+    of the batch's arrays (no copy)."""
     return FeatureBatch(
         names=batch.names,
         values=batch.values[rows],
@@ -250,6 +309,20 @@ def take_rows(batch: FeatureBatch, rows: np.ndarray) -> FeatureBatch:
         cat_values=None if batch.cat_values is None else batch.cat_values[rows],
         rows_in_message=None if batch.rows_in_message is None else batch.rows_in_message[rows],
     )
+
+
+def by_segment(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows ordered by segment (stream order within each: a stable sort), the segments present
+    and where each one's rows start in that order (its rows end where the next one's start).
+
+    >>> order, present, starts = by_segment(np.array([2, -1, 2, 0, -1]))
+    >>> order.tolist(), present.tolist(), starts.tolist()
+    ([1, 4, 3, 0, 2], [-1, 0, 2], [0, 2, 3])
+    """
+    order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if codes.size else np.zeros(0, dtype=np.int64)
+    return order, ordered[starts], starts
 
 
 class SegmentedBanks:
@@ -313,14 +386,14 @@ class SegmentedBanks:
                 SegmentSignal(s, self.key, None) for s in self.mix.update(mix_codes, batch.event_times, self.names())
             ]
         if codes.size:
-            order = np.argsort(codes, kind="stable")  # rows by segment, stream order within each
-            present, starts = np.unique(codes[order], return_index=True)
+            # one gather of the batch by segment, then each segment's rows are a view of it
+            order, present, starts = by_segment(codes)
+            ordered = take_rows(batch, order)
             ends = [*starts[1:].tolist(), codes.size]
             for code, a, b in zip(present.tolist(), starts.tolist(), ends, strict=True):
-                rows = order[a:b]
                 value = OTHER if code < 0 else self.router.values[code]
-                for sig in self._bank(value).update(take_rows(batch, rows)):
-                    out.append(SegmentSignal(replace(sig, row=int(rows[sig.row])), self.key, value))
+                for sig in self._bank(value).update(take_rows(ordered, slice(a, b))):
+                    out.append(SegmentSignal(replace(sig, row=int(order[a + sig.row])), self.key, value))
         out.sort(key=_order)
         return out
 
