@@ -20,6 +20,11 @@ Prints ONE JSON object. In one run it
    per feature of DetectorBank state (by part), and peak RSS at 10,000 features with the
    default configuration (goal: under 1 GiB; docs/performance.md).
 
+``--segments 0,10,50`` runs only the segments scenario (:func:`measure_segments`): the
+sidecar on events with one more, categorical, feature ``seg`` of N values, with
+``detectors.segments: {keys: [seg], max_segments: N}`` per N (0: without segments, the same
+events): events/s and CPU seconds per N, the extra CPU per event and per segment bank.
+
 The broker: ``KAFKA_BOOTSTRAP_SERVERS`` if set, else a private one on a free port.
 """
 
@@ -150,6 +155,9 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
         overrides["reference"] = a.reference
     if a.performance:
         overrides["detectors.performance.enabled"] = a.performance == "on"
+    n_segments = _segment_counts(a.segments)[0] if a.segments else 0
+    if n_segments:  # the segments scenario: one key, the events' categorical feature SEGMENT_FIELD
+        overrides["detectors.segments"] = {"keys": [SEGMENT_FIELD], "max_segments": n_segments}
     config = load_config(None, overrides)
     rss_before = _rss_now()
     alerts = 0
@@ -172,6 +180,7 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
     sidecar.install_signal_handlers()
     times: dict[str, float] = {}
     banks: dict[str, Any] = {}
+    segmented: dict[tuple[str, str], Any] = {}
     batches = 0
     inner = sidecar._process_batch
 
@@ -189,6 +198,8 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
             print("READY", file=sys.stderr, flush=True)
         for part in sidecar.partitions.values():
             banks.update(part.banks)
+        for part in getattr(sidecar.engine, "_parts", {}).values():  # the engine's own partitions: their segments
+            segmented.update({(m, k): v for m, by_key in part.segments.items() for k, v in by_key.items()})
 
     sidecar._process_batch = timed_batch  # type: ignore[method-assign]
     gc_time = _gc_clock()
@@ -226,6 +237,7 @@ def worker_sidecar(a: argparse.Namespace) -> dict[str, Any]:
             )
         ),
         "features": n_features,
+        "segment_banks": sum(len(v.banks) for v in segmented.values()),
         "peak_rss_bytes": peak_rss,
         "rss_before_run_bytes": rss_before,
         "bank_array_bytes": mem,
@@ -495,6 +507,102 @@ def summarise_profile(path: str, top: int = 15) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- main
+# ---------------------------------------------------------------------- segments
+#: The categorical feature the segments scenario keys its segments on.
+SEGMENT_FIELD = "seg"
+
+
+def _segment_counts(text: str) -> list[int]:
+    """``--segments 0,10,50`` as counts; ``ValueError`` naming the problem."""
+    try:
+        counts = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--segments {text!r}: give segment counts separated by commas, e.g. 0,10,50") from None
+    if not counts or any(c < 0 or c > 10_000 for c in counts):
+        raise ValueError(f"--segments {text!r}: counts from 0 to 10,000 (detectors.segments.max_segments)")
+    return counts
+
+
+def preload_segmented(bootstrap: str, topic: str, events: int, features: int, values: int) -> dict[str, Any]:
+    """``events`` FeatureEvents as :func:`_kafka.preload` makes them (+1 sd on f0..f2 half way) with
+    one more, categorical, feature ``SEGMENT_FIELD``: one of ``values`` segments (``s0`` ..),
+    uniformly at random."""
+    pay = _kafka.Payloads(features)
+    rng = np.random.default_rng(11)
+    shift = np.zeros(features)
+    shift[:3] = 1.0
+    tags = [b'{"%s":"s%d",' % (SEGMENT_FIELD.encode(), i) for i in range(max(values, 1))]
+
+    def produce() -> Any:
+        chunk = 50_000
+        for a in range(0, events, chunk):
+            n = min(chunk, events - a)
+            k = min(max(events // 2 - a, 0), n)
+            blobs = pay.feature_blobs(k) + pay.feature_blobs(n - k, shift)
+            which = rng.integers(0, len(tags), size=n).tolist()
+            for i, (blob, w) in enumerate(zip(blobs, which, strict=True), start=a):
+                yield pay.message(i, tags[w] + blob[1:], time.time())
+
+    _, nbytes, secs = _kafka._send_all(bootstrap, topic, produce(), "preload")
+    return {
+        "events": events,
+        "segment_values": values,
+        "seconds": round(secs, 2),
+        "mean_message_bytes": nbytes // events,
+    }
+
+
+def measure_segments(
+    bootstrap: str, counts: list[int], events: int, features: int, batch_size: int = 4096
+) -> dict[str, Any]:
+    """The sidecar (default configuration, a fresh process each) on ``events`` events whose feature
+    ``SEGMENT_FIELD`` takes N values, with ``detectors.segments: {keys: [seg], max_segments: N}``
+    per N of ``counts`` (N = 0: no segments, on the topic of the largest N, so the events are the
+    same), ``batch_size`` events per batch. Events/s (wall, first fetch to last commit), steady
+    events/s, CPU seconds; the extra CPU per event over N = 0, and per segment bank."""
+    top = max(counts)
+    topics: dict[int, str] = {}
+    out: dict[str, Any] = {
+        "events": events,
+        "features": features,
+        "batch_size": batch_size,
+        "field": SEGMENT_FIELD,
+        "runs": {},
+    }
+    for n in sorted(set(counts), reverse=True):
+        values = n or top
+        if values not in topics:
+            topics[values] = _kafka.new_topic(bootstrap, f"bench-seg{values}")
+            out.setdefault("preload", {})[str(values)] = preload_segmented(
+                bootstrap, topics[values], events, features, values
+            )
+        r = run_worker(
+            "sidecar", bootstrap, topics[values], events, segments=str(n) if n else None, batch_size=batch_size
+        )
+        out["runs"][str(n)] = {
+            "segment_values": values,
+            "events_per_s": r["events_per_s"],
+            "steady_events_per_s": r["steady_events_per_s"],
+            "cpu_seconds": r["cpu_seconds"],
+            "events_per_cpu_s": round(r["events"] / r["cpu_seconds"]) if r["cpu_seconds"] else None,
+            "cpu_us_per_event": round(1e6 * r["cpu_seconds"] / r["events"], 2) if r["events"] else None,
+            "batches": r["batches"],
+            "segment_banks": r["segment_banks"],
+            "alerts": r["alerts"],
+            "peak_rss_bytes": r["peak_rss_bytes"],
+        }
+    base = out["runs"].get("0")
+    if base and base["cpu_us_per_event"]:
+        for n, run in out["runs"].items():
+            if n != "0" and run["cpu_us_per_event"] and run["segment_banks"]:
+                extra = run["cpu_us_per_event"] - base["cpu_us_per_event"]
+                run["extra_cpu_us_per_event"] = round(extra, 2)
+                # the segment banks' cost per event, per bank (constant if only their own work grows with N)
+                run["extra_cpu_us_per_event_per_segment_bank"] = round(extra / run["segment_banks"], 3)
+    out["topics"] = list(topics.values())
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.pipeline", description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=1_000_000)
@@ -533,7 +641,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2, help="--estimation-ab: runs of each")
     p.add_argument("--reference", help="worker: reference profile")
     p.add_argument("--performance", choices=["on", "off"], help="worker: detectors.performance.enabled")
+    p.add_argument(
+        "--segments",
+        help="only: the sidecar with detectors.segments of each of these segment counts, e.g. 0,10,50 "
+        f"(events with a categorical feature {SEGMENT_FIELD!r} of that many values; 0: no segments)",
+    )
     a = p.parse_args(argv)
+    if a.segments is not None:
+        try:
+            _segment_counts(a.segments)
+        except ValueError as e:  # one line, not argparse's usage block
+            print(f"{p.prog}: error: {e}", file=sys.stderr)
+            return 2
     if a.worker:
         print(json.dumps(WORKERS[a.worker](a)), flush=True)
         return 0
@@ -568,6 +687,13 @@ def main(argv: list[str] | None = None) -> int:
             ab = estimation_ab.run(bootstrap, run_worker, a.events, a.features, a.repeats)
             out["estimation_ab"] = ab
             _kafka.delete_topics(bootstrap, [ab.pop("topic"), *CREATED])
+            out["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+            print(json.dumps(out), flush=True)
+            return 0
+        if a.segments is not None:
+            seg = measure_segments(bootstrap, _segment_counts(a.segments), a.events, a.features, a.batch_size)
+            _kafka.delete_topics(bootstrap, [*seg.pop("topics"), *CREATED])
+            out["segments"] = seg
             out["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
             print(json.dumps(out), flush=True)
             return 0

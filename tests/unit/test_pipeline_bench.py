@@ -83,3 +83,39 @@ def test_pipeline_benchmark_tiny_run_prints_one_json_object(kafka_bootstrap: str
     assert set(out["scale"]) == {"50"} and out["scale"]["50"]["feature_values_per_s"] > 0
     assert out["columnar"]["events"] == 3000 and out["columnar"]["messages"] == 3  # 1,000 rows per message
     assert set(out["goals"]) == {"events_per_s", "ratio_vs_naive", "share_of_ceiling", "latency_p99_s"}
+
+
+def test_pipeline_benchmark_segments_scenario_runs_the_sidecar_with_segment_banks(kafka_bootstrap: str) -> None:
+    """`--segments 0,3`: the sidecar on events with a 3-valued feature `seg`, without segments and
+    with `detectors.segments: {keys: [seg], max_segments: 3}` (3 segment banks), each timed."""
+    cmd = [sys.executable, "-m", "benchmarks.pipeline", "--events", "3000", "--segments", "0,3"]
+    res = subprocess.run(
+        cmd,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stdout[-3000:]
+    runs = json.loads(lines[0])["segments"]["runs"]
+    assert set(runs) == {"0", "3"}
+    assert runs["0"]["segment_banks"] == 0 and runs["3"]["segment_banks"] == 3
+    assert runs["3"]["segment_values"] == runs["0"]["segment_values"] == 3  # the same events
+    for run in runs.values():
+        assert run["events_per_s"] > 0 and run["cpu_seconds"] > 0 and run["cpu_us_per_event"] > 0
+    assert "extra_cpu_us_per_event_per_segment_bank" in runs["3"]
+
+
+@pytest.mark.parametrize("given", ["ten", "-1", ""])
+def test_pipeline_benchmark_names_a_wrong_segments_value(given: str) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "benchmarks.pipeline", "--segments", given],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "--segments" in res.stderr
