@@ -701,11 +701,12 @@ class DetectorBank:
         count = int(np.sum(rows > at - events))
         if count == 0:  # every event since the change point is missing
             window = WindowSummary(count=0, mean=None, std=None, quantiles={}, missing_ratio=1.0)
-            return window, None, ChangePoint(values_since=events, events_since=events)
+            return window, None, ChangePoint(values_since=events, events_since=events)  # the indicators it saw
         window, stat, _ = self._post_change(zu, j, row, count, False)
         exact = count < rows.size or rows.size < EVIDENCE_EVENTS
         window = window.model_copy(update={"missing_ratio": float((events - count) / events)}) if exact else window
-        return window, stat, ChangePoint(values_since=events, events_since=events if exact else None)
+        # values_since: the values among those events (the ring's newest when it holds fewer)
+        return window, stat, ChangePoint(values_since=count, events_since=events if exact else None)
 
     def _post_change(
         self, zu: np.ndarray, j: int, row: int, count: int, split: bool

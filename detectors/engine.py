@@ -26,10 +26,10 @@ then row), whatever the models: their order does not depend on how the stream is
 >>> x = np.r_[rng.normal(0, 1, 3000), rng.normal(3, 1, 3000)]
 >>> items = [(i, EventView(model="m", features={"x": float(v)}), 0.0) for i, v in enumerate(x)]
 >>> out = engine.process("features", 0, items, now=0.0)
->>> [(e.feature, e.detector, e.status, e.detectors) for e in out.events]  # ADWIN agreed later: it joined
-[('x', 'page_hinkley', 'drift', ['page_hinkley'])]
->>> engine.state("features", 0)["episodes"]
-[['m', 'x', 'page_hinkley', ['page_hinkley', 'adwin'], ['page_hinkley', 'adwin'], [], 1, -1]]
+>>> [(e.feature, e.detector, e.status, e.detectors) for e in out.events]  # the others agreed later: they joined
+[('x', 'cusum_shape', 'drift', ['cusum_shape'])]
+>>> engine.state("features", 0)["episodes"][0][3]
+['cusum_shape', 'cusum_mean', 'page_hinkley', 'cusum_scale', 'adwin']
 >>> min(e.source.offset for e in out.events) >= 3000
 True
 >>> out.events_per_model

@@ -87,8 +87,14 @@ class Publication:
     detectors: list[str]
 
 
-def _since(sig: DriftSignal) -> int:
-    return sig.change_point.values_since if sig.change_point is not None else 0
+def _since(sig: DriftSignal) -> tuple[int, int]:
+    """How far back a signal puts its change point, comparable across detectors: events
+    first (``cusum_missing`` counts events, the others values of the feature, which on a
+    sparse feature are fewer than its events), then values."""
+    cp = sig.change_point
+    if cp is None:
+        return (0, 0)
+    return (cp.events_since if cp.events_since is not None else cp.values_since, cp.values_since)
 
 
 class FeatureEpisodes:

@@ -378,16 +378,7 @@ def _view(rec: ReplayRecorder, key: tuple[str, str], alerts: list[DriftEvent]) -
     prof = profile.features.get(feature) if profile is not None else None
     num, cat = rec.numeric.get(key), rec.categories.get(key)
     categorical = isinstance(prof, CategoricalProfile) or (prof is None and num is None and cat is not None)
-    reference: WindowSummary | None = readouts.references.get(feature) if readouts is not None else None
-    if _transformed(rec.profile, feature) and rec.profile is not None:
-        # the bank's profile of a cyclic or whitened feature is in the standardised units its
-        # detectors see (seasonal_view): the report shows the raw values' reference
-        prof = rec.profile.features.get(feature)
-        reference = None
-    if reference is None and prof is not None:
-        from driftsentinel.detectors.reference_monitor import reference_summary
-
-        reference = reference_summary(prof)
+    prof, reference = _reference(rec, readouts, feature, prof)
     series = rec.series.get(key)
     view = FeatureView(
         model=model,
@@ -428,6 +419,23 @@ def _view(rec: ReplayRecorder, key: tuple[str, str], alerts: list[DriftEvent]) -
     closeness = [t.value_now / t.threshold for t in view.tests if t.threshold and t.value_now is not None]
     view.rank = max((_ratio(a) for a in view.drifts), default=max(closeness, default=0.0))
     return view
+
+
+def _reference(
+    rec: ReplayRecorder, readouts: ModelReadouts | None, feature: str, prof: Any
+) -> tuple[Any, WindowSummary | None]:
+    """The profile entry and reference summary a feature's view shows. The bank's profile of
+    a cyclic or whitened feature is in the standardised units its detectors see
+    (seasonal_view): the report shows the raw values' reference instead."""
+    reference: WindowSummary | None = readouts.references.get(feature) if readouts is not None else None
+    if _transformed(rec.profile, feature) and rec.profile is not None:
+        prof = rec.profile.features.get(feature)
+        reference = None
+    if reference is None and prof is not None:
+        from driftsentinel.detectors.reference_monitor import reference_summary
+
+        reference = reference_summary(prof)
+    return prof, reference
 
 
 def _transformed(profile: ReferenceProfile | None, feature: str) -> bool:
