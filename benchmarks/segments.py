@@ -62,7 +62,7 @@ def opposite_shifts(seeds: int, n: int) -> dict[str, Any]:
         late = np.arange(n) >= n // 2
         x[late & (seg == "NL"), 0] += 1.0
         x[late & (seg == "PL"), 0] -= 1.0
-        banks, overall = SegmentedBanks(("country",), cfg), DetectorBank(cfg)
+        banks, overall = SegmentedBanks(("country",), cfg), DetectorBank(overall_bank_config(cfg))
         first: dict[str, int] = {}
         overall_f0 = False
         for a, batch in _batches(x, seg):
