@@ -146,7 +146,9 @@ def kill_stream(kafka_bootstrap: str, tmp_path_factory) -> tuple[str, list[tuple
     finally:
         ref.kill()
     expected = alert_keys(kafka_bootstrap, ref.alerts_topic)
-    assert len(expected) >= 9, expected
+    # enough alerts, on more than one partition, for the kills to land between them (one episode
+    # per change: each drifting feature opens one, the other detectors join it)
+    assert len(expected) >= 5 and len({a[4] for a in expected}) >= 2, expected
     assert {a[3] for a in expected} == {"drift", "resolved"}
     # The uninterrupted run says what the engine says offline.
     assert sorted(expected) == sorted(offline_expected(values, ref.group, topic))
