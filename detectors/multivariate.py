@@ -220,15 +220,6 @@ def reference_cdf(x: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     return np.array([_cdf(float(v), q) for v in np.asarray(x, dtype=np.float64)])
 
 
-def ndtri(p: np.ndarray) -> np.ndarray:
-    """``Phi^-1(p)`` for ``p`` in (0, 1), elementwise.
-
-    >>> [round(float(v), 6) for v in ndtri(np.array([0.5, 0.975, 0.001]))]
-    [0.0, 1.959964, -3.090232]
-    """
-    return np.array([_ndtri(float(v)) for v in np.asarray(p, dtype=np.float64)])
-
-
 def normal_scores(x: np.ndarray, quantiles: list[np.ndarray]) -> np.ndarray:
     """``[rows, d]`` values -> their normal scores through each column's reference quantiles
     (clipped, see :data:`SCORE_CLIP_LO`); NaN stays NaN. One compiled pass."""
