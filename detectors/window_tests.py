@@ -254,6 +254,10 @@ class NumericGrid:
         f = self.ref_cdf[:-1][self.trim]
         cov = np.minimum.outer(f, f) - np.outer(f, f)
         self.wasserstein_spread = float(math.sqrt(max(float(g @ cov @ g), 0.0)) / self.ref_std)
+        self._gaps = g
+        # E|live CDF error| = sqrt(2/pi) sqrt(F (1 - F) inv): its trimmed integral per sqrt(inv)
+        unit = np.sqrt(np.clip(f * (1.0 - f), 0.0, None))
+        self._null_unit = float(math.sqrt(2.0 / math.pi) * np.sum(unit * g) / self.ref_std)
 
     @property
     def n_bins(self) -> int:
@@ -278,9 +282,8 @@ class NumericGrid:
         sample's maximum can be 100 stds out), so a sliver of CDF noise there would weigh
         more than the whole bulk; they are left out (the trimmed, robust W1).
         """
-        gaps = np.diff(self.points)[self.trim]
         diff = np.abs(self.live_cdf(counts) - self.ref_cdf)[:-1][self.trim]
-        return float(np.sum(diff * gaps) / self.ref_std)
+        return float(np.sum(diff * self._gaps) / self.ref_std)
 
     def wasserstein_null_mean(self, inv: float) -> float:
         """Mean of :meth:`wasserstein` for a window drawn from the reference itself.
@@ -289,10 +292,7 @@ class NumericGrid:
         F (1 - F) ``inv`` (``inv = 1/n + 1/m``), so E|error| = sqrt(2/pi) sd, summed over the
         same trimmed intervals.
         """
-        gaps = np.diff(self.points)[self.trim]
-        f = self.ref_cdf[:-1][self.trim]
-        sd = np.sqrt(np.clip(f * (1.0 - f), 0.0, None) * inv)
-        return float(math.sqrt(2.0 / math.pi) * np.sum(sd * gaps) / self.ref_std)
+        return self._null_unit * math.sqrt(inv)
 
     def decile_probs(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(live, reference) probabilities of the decile bins."""
