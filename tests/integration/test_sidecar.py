@@ -37,8 +37,13 @@ def test_demo_stream_drift_alerts_and_gauges(kafka_bootstrap: str, new_topic, tm
     sidecar = SidecarProcess(kafka_bootstrap, topic, "--idle-exit", "8", tmp=tmp_path)
     try:
         # While the run is live: every event consumed, drift gauge up for f0, down for f5.
+        # The drift gauges of features without an alert refresh once a second, so the
+        # snapshot waits for f5's series as well as for the last event.
         snap = sidecar.wait_until(
-            lambda s: sample(s, "driftsentinel_events_total", model="demo") == N_EVENTS, timeout=120
+            lambda s: sample(s, "driftsentinel_events_total", model="demo") == N_EVENTS
+            and sample(s, "driftsentinel_feature_drift_detected", model="demo", feature="f5", detector="adwin")
+            is not None,
+            timeout=120,
         )
         assert sample(snap, "driftsentinel_feature_drift_detected", model="demo", feature="f0", detector="adwin") == 1
         assert sample(snap, "driftsentinel_feature_drift_detected", model="demo", feature="f5", detector="adwin") == 0
