@@ -39,7 +39,7 @@ from driftsentinel.schemas.config import SequentialConfig
 
 #: threshold rungs per test (the last one is at or above the default)
 LADDERS = {
-    "cusum_mean": (8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0),
+    "cusum_mean": (6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0),
     "cusum_scale": (20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 100.0),
     "cusum_shape": (3.0, 5.0, 7.0, 9.0, 11.0, 13.0, 15.0, 17.0),
     "cusum_missing": (3.0, 5.0, 7.0, 9.0, 11.0, 13.0, 15.0, 17.0),

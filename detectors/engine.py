@@ -27,9 +27,9 @@ then row), whatever the models: their order does not depend on how the stream is
 >>> items = [(i, EventView(model="m", features={"x": float(v)}), 0.0) for i, v in enumerate(x)]
 >>> out = engine.process("features", 0, items, now=0.0)
 >>> [(e.feature, e.detector, e.status, e.detectors) for e in out.events]  # the others agreed later: they joined
-[('x', 'cusum_shape', 'drift', ['cusum_shape'])]
+[('x', 'cusum_mean', 'drift', ['cusum_mean'])]
 >>> engine.state("features", 0)["episodes"][0][3]
-['cusum_shape', 'cusum_mean', 'page_hinkley', 'cusum_scale', 'adwin']
+['cusum_mean', 'cusum_shape', 'page_hinkley', 'cusum_scale', 'adwin']
 >>> min(e.source.offset for e in out.events) >= 3000
 True
 >>> out.events_per_model

@@ -90,6 +90,8 @@ __all__ = [
     "bernoulli_kl",
     "check_rings",
     "grid_midpoints",
+    "lundberg_exponent",
+    "mean_tail_factor",
     "scale_allowance",
     "shape_reference",
     "unseen_p0",
@@ -102,6 +104,9 @@ CATEGORICAL_TESTS = ("cusum_categories", "cusum_unseen")
 #: scale CUSUMs (Huber, 1964): measured on the quality benchmark's distributions, a skewed
 #: feature's (lognormal, exponential) rare large values otherwise dominate the false alarms.
 HUBER = 3.0
+#: ``cusum_mean``'s threshold grows at most this many times for a feature with heavier tails
+#: than normal data's (:func:`mean_tail_factor`).
+MEAN_TAIL_MAX = 4.0
 #: ``cusum_scale``'s allowance covers this many standard errors of the reference's mean
 #: absolute deviation (:func:`scale_allowance`): measured on the quality benchmark's
 #: distributions with 1,000-value warm-up references, an allowance of 0.05 gave 5-20 false
@@ -254,6 +259,65 @@ def scale_allowance(min_scale_change: float, a_ref: np.ndarray, n_ref: int) -> f
     return float(min(max(min_scale_change, SCALE_REF_SE * rel_se), 0.9))
 
 
+def lundberg_exponent(steps: np.ndarray) -> float:
+    """The adjustment coefficient of a random walk with these (equally likely) steps: the
+    ``theta > 0`` with ``mean(exp(theta * steps)) = 1`` (``inf`` when no step is positive:
+    the walk cannot rise). A CUSUM of such steps reaches ``h`` from 0 with probability at
+    most ``exp(-theta h)`` (Lundberg's inequality); for ``N(-k, 1)`` steps ``theta = 2 k``.
+    The steps' mean must be negative.
+
+    >>> round(lundberg_exponent(np.random.default_rng(0).normal(-0.5, 1.0, 200_000)), 2)
+    1.0
+    >>> lundberg_exponent(np.array([-1.0, -0.5]))
+    inf
+    """
+    x = np.asarray(steps, dtype=np.float64)
+    top = float(x.max())
+    if top <= 0.0:
+        return math.inf
+
+    def log_mgf(theta: float) -> float:  # log mean exp(theta x), computed without overflow
+        return theta * top + math.log(float(np.mean(np.exp(theta * (x - top)))))
+
+    lo, hi = 0.0, 1.0
+    while log_mgf(hi) < 0.0 and hi < 1e6:
+        lo, hi = hi, hi * 2.0
+    for _ in range(60):  # bisection: log_mgf is convex, negative on (0, theta), positive beyond
+        mid = 0.5 * (lo + hi)
+        if log_mgf(mid) < 0.0:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def mean_tail_factor(d_ref: np.ndarray, k: float) -> float:
+    """What ``cusum_mean``'s threshold is multiplied by for a feature whose limited
+    deviations ``d_ref`` (centred, reference values) are those of the reference: ``2 k /
+    theta``, ``theta`` the smaller Lundberg exponent of the two one-sided CUSUMs' steps
+    ``d - k`` and ``-d - k`` (:func:`lundberg_exponent`), between 1 and ``MEAN_TAIL_MAX``.
+    For normal data ``theta = 2 k``: the configured threshold (a profile's quantile grid
+    gives 1.06-1.09: the midpoints of its outermost slices lean on its minimum and maximum,
+    which reads the tails a little heavy, the safe side). A skewed, heavy-tailed or
+    discrete feature's walk rises further in its rare large steps (a smaller ``theta``), so
+    its threshold grows until its false-alarm rate is a normal feature's at the
+    configured threshold.
+
+    >>> rng = np.random.default_rng(0)
+    >>> round(mean_tail_factor(rng.normal(size=100_000), 0.5), 1)  # normal: 1 up to sampling noise
+    1.0
+    >>> ind = np.where(rng.random(100_000) < 0.1, 3.0, -1 / 3)  # a 0/1 indicator, p = 0.1
+    >>> round(mean_tail_factor(ind - ind.mean(), 0.5), 2)
+    1.64
+    """
+    d = np.asarray(d_ref, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return 1.0
+    theta = min(lundberg_exponent(d - k), lundberg_exponent(-d - k))
+    return float(min(max(2.0 * k / theta, 1.0), MEAN_TAIL_MAX))
+
+
 def grid_midpoints(x_quantiles: np.ndarray) -> np.ndarray:
     """The reference's values as a quantile grid gives them: the quantile function at the
     middle of each of its ``q`` slices (each holding ``1/q`` of the mass), so the mean and
@@ -339,6 +403,7 @@ def _numeric_kernel(
     ready,
     h,
     k_mean,
+    tail_mean,
     m_scale,
     shape_pen,
     miss_pen,
@@ -392,7 +457,7 @@ def _numeric_kernel(
         e = edges[j]
         lp, pp, cs = logp0[j], p0[j], cnt_sh[j]
         lm, pm, cm = logm0[j], m0[j], cnt_mi[j]
-        h0, h1, h2, h3 = h[j, 0], h[j, 1], h[j, 2], h[j, 3]
+        h0, h1, h2, h3 = h[j, 0] * tail_mean[j], h[j, 1], h[j, 2], h[j, 3]
         mu, muh, mpen = mu0[j], mu_h[j], miss_pen[j]
         au, ad = a_ref[j] * (1.0 + m_scale[j]), a_ref[j] * (1.0 - m_scale[j])
         nv, nev = n_val[j], n_evt[j]
@@ -741,8 +806,8 @@ class NumericSequential(_Tests):
     _names = NUMERIC_TESTS
     _kind = "sequential_numeric"
     _fields = (
-        "_ready", "_h", "_mu0", "_mu_h", "_a0", "_m_scale", "_edges", "_n_edges", "_logp0", "_p0", "_logm0", "_m0",
-        "_miss_pen",
+        "_ready", "_h", "_tail_mean", "_mu0", "_mu_h", "_a0", "_m_scale", "_edges", "_n_edges", "_logp0", "_p0",
+        "_logm0", "_m0", "_miss_pen",
         "_n_val", "_n_evt", "_s_up", "_s_dn", "_zm_up", "_zm_dn", "_q_up", "_q_dn", "_zq_up", "_zq_dn",
         "_w_sh", "_cnt_sh", "_m_sh", "_z_sh", "_b_sh", "_w_mi", "_cnt_mi", "_m_mi", "_z_mi", "_b_mi",
         "_active", "_quiet", "_last_run", "_n_alarm",
@@ -762,6 +827,7 @@ class NumericSequential(_Tests):
         f, i, b = np.float64, np.int64, np.bool_
         self._ready = np.zeros(0, b)
         self._h = np.zeros((0, 4), f)
+        self._tail_mean = np.ones(0, f)
         self._mu0, self._mu_h, self._a0 = np.zeros(0, f), np.zeros(0, f), np.ones(0, f)
         self._m_scale = np.full(0, config.min_scale_change, f)
         self._edges, self._n_edges = np.zeros((0, config.shape_bins + 1), f), np.zeros(0, i)
@@ -799,7 +865,8 @@ class NumericSequential(_Tests):
     def add_features(self, n: int) -> None:
         """Append ``n`` inert features (the configured default thresholds)."""
         F = self.n_features + int(n)
-        self._grow(int(n), {}, {"_a0": 1.0, "_m_scale": self.config.min_scale_change, "_b_sh": -1, "_b_mi": -1})
+        fills = {"_tail_mean": 1.0, "_a0": 1.0, "_m_scale": self.config.min_scale_change, "_b_sh": -1, "_b_mi": -1}
+        self._grow(int(n), {}, fills)
         self._h[F - int(n) :] = self._default_h
 
     def set_reference(
@@ -833,7 +900,9 @@ class NumericSequential(_Tests):
         floor = 0.5 / (max(int(n_ref), 1) + 1.0)
         m = min(max(float(missing_p0), floor), 1.0 - floor)
         self._mu0[j] = float(z.mean())
-        self._mu_h[j] = float(np.mean(np.clip(z - self._mu0[j], -HUBER, HUBER)))
+        d = np.clip(z - self._mu0[j], -HUBER, HUBER)
+        self._mu_h[j] = float(np.mean(d))
+        self._tail_mean[j] = mean_tail_factor(d - self._mu_h[j], self.config.min_mean_shift)
         a = np.minimum(np.abs(z - self._mu0[j]), HUBER)
         self._a0[j] = float(np.mean(a))
         self._m_scale[j] = scale_allowance(self.config.min_scale_change, a, n_ref)
@@ -867,7 +936,7 @@ class NumericSequential(_Tests):
         hits, stats = _buffers(F, len(self._names), x.shape[0], self.resolve_min_count)
         k = _numeric_kernel(
             np.ascontiguousarray(x.T), np.ascontiguousarray(z.T), fr, self._on, self._ready, self._h,
-            self.config.min_mean_shift, self._m_scale, self.config.min_shape_kl, self._miss_pen,
+            self.config.min_mean_shift, self._tail_mean, self._m_scale, self.config.min_shape_kl, self._miss_pen,
             self._mu0, self._mu_h, self._a0, self._edges, self._n_edges, self._logp0, self._p0, self._logm0, self._m0,
             self._n_val, self._n_evt, self._s_up, self._s_dn, self._zm_up, self._zm_dn,
             self._q_up, self._q_dn, self._zq_up, self._zq_dn, self._w_sh, self._cnt_sh, self._m_sh, self._z_sh,
@@ -907,6 +976,9 @@ class NumericSequential(_Tests):
                     f"sequential state field {name.lstrip('_')!r}: width {loaded[name].shape[1]} "
                     f"!= {width} (written with another shape_bins?)"
                 )
+        tail = loaded["_tail_mean"]
+        if not np.all((tail >= 1.0) & (tail <= MEAN_TAIL_MAX)):
+            raise ValueError(f"sequential state: tail_mean outside [1, {MEAN_TAIL_MAX}]")
         ready = loaded["_ready"]
         ne = loaded["_n_edges"][ready]
         if np.any((ne < 1) | (ne > B + 1)):

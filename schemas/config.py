@@ -347,7 +347,11 @@ class SequentialConfig(_Section):
         "alternative); a share up to 0.4 x this one is no change (the null).",
     )
     mean_threshold: float = Field(
-        default=22.0, gt=0, description="cusum_mean: threshold h, in reference standard deviations."
+        default=18.0,
+        gt=0,
+        description="cusum_mean: threshold h, in reference standard deviations, for a feature with normal "
+        "tails; a skewed, heavy-tailed or discrete feature's is raised by 2k / theta (theta the Lundberg "
+        "exponent of its reference's limited deviations, at most x4) to the same false-alarm rate.",
     )
     scale_threshold: float = Field(
         default=60.0,

@@ -40,9 +40,11 @@ def test_demo_stream_drift_alerts_and_gauges(kafka_bootstrap: str, new_topic, tm
         # The drift gauges of features without an alert refresh once a second, so the
         # snapshot waits for f5's series as well as for the last event.
         snap = sidecar.wait_until(
-            lambda s: sample(s, "driftsentinel_events_total", model="demo") == N_EVENTS
-            and sample(s, "driftsentinel_feature_drift_detected", model="demo", feature="f5", detector="adwin")
-            is not None,
+            lambda s: (
+                sample(s, "driftsentinel_events_total", model="demo") == N_EVENTS
+                and sample(s, "driftsentinel_feature_drift_detected", model="demo", feature="f5", detector="adwin")
+                is not None
+            ),
             timeout=120,
         )
         assert sample(snap, "driftsentinel_feature_drift_detected", model="demo", feature="f0", detector="adwin") == 1

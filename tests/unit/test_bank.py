@@ -191,7 +191,10 @@ def test_with_a_profile_a_stream_off_from_its_first_event_is_found_and_evidence_
     mean = [s for _, s in sigs if s.detector == "cusum_mean"]
     assert len(mean) == 1 and mean[0].status == "drift" and mean[0].row < 150
     s = mean[0]
-    assert s.statistic_name == "cusum_statistic" and s.threshold == 22.0
+    # the configured 18 sds times the tail factor: a profile's quantile grid reads normal tails a little
+    # heavy (its outermost slices' midpoints lean on the minimum and maximum), 1.06 here
+    assert s.statistic_name == "cusum_statistic" and s.threshold is not None
+    assert 18.0 <= s.threshold < 18.0 * 1.1
     assert s.statistic is not None and s.statistic > s.threshold
     assert s.change_point is not None and s.change_point.values_since >= s.row - 20
     assert s.window.mean is not None and 0.4 < s.window.mean < 1.2

@@ -11,6 +11,7 @@ import yaml
 from driftsentinel.detectors.adwin import ADWIN
 from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.calibration import (
+    FIT_MARGIN,
     RIVER_ADWIN_DELTA,
     LogRateFit,
     adwin_decision,
@@ -220,7 +221,8 @@ def test_adwin_decision_is_a_one_sided_test_against_rivers_delta() -> None:
     assert adwin_decision(fit_at(0.45e-6, 0.4), share, cap) == ("cap", cap)  # within the share
     assert adwin_decision(fit_at(0.9e-6, 0.4), share, cap)[0] == "more"  # z = 1.5: not shown
     verdict, delta = adwin_decision(fit_at(1.2e-6, 0.4), share, cap)  # z = 2.2: too loose
-    assert verdict == "solve" and delta == pytest.approx(cap * (0.5 / 1.2) ** (1 / 1.2))
+    # solved for FIT_MARGIN of the share along the line: rate(delta) = rate(cap) (delta / cap)^1.2
+    assert verdict == "solve" and delta == pytest.approx(cap * (FIT_MARGIN * 0.5 / 1.2) ** (1 / 1.2))
 
 
 # ---------------------------------------------------------------------------- calibrated ADWIN

@@ -25,6 +25,7 @@ from driftsentinel.detectors.sequential import (
     SequentialHit,
     bernoulli_kl,
     change_penalty,
+    lundberg_exponent,
     shape_reference,
 )
 from driftsentinel.detectors.standardize import clip_bounds, mean_std, profile_percentiles, reference_std
@@ -97,6 +98,7 @@ class RefNumeric:
         ne = int(seq._n_edges[j])
         self.edges = [float(e) for e in seq._edges[j, :ne]]
         self.h = [float(v) for v in seq._h[j]]
+        self.h[0] *= float(seq._tail_mean[j])  # cusum_mean's threshold for the reference's tails
         self.shape = _Adaptive([float(p) for p in seq._p0[j, : ne + 2]], SHAPE_PRIOR, c.min_shape_kl)
         self.miss = _Adaptive([float(p) for p in seq._m0[j]], MISSING_PRIOR, float(seq._miss_pen[j]))
         self.s = [0.0, 0.0, 0.0, 0.0]  # mean up/down, scale up/down
@@ -338,6 +340,56 @@ def test_gaussian_cusum_average_run_length_matches_siegmund():
     assert abs(arl / expected - 1) < 0.07, (arl, expected)
 
 
+def test_lundberg_exponent_closed_forms():
+    """theta solves E exp(theta X) = 1: 2 mu / sigma^2 for normal steps N(-mu, sigma^2);
+    for two-point steps the root of p e^(a theta) + (1 - p) e^(-b theta) = 1."""
+    rng = np.random.default_rng(5)
+    assert lundberg_exponent(rng.normal(-0.3, 2.0, 400_000)) == pytest.approx(2 * 0.3 / 4.0, rel=0.03)
+    steps = np.where(np.arange(10_000) < 1_000, 2.5, -5 / 6)  # p = 0.1: +2.5, else -5/6
+    theta = lundberg_exponent(steps)
+    assert 0.1 * math.exp(2.5 * theta) + 0.9 * math.exp(-5 / 6 * theta) == pytest.approx(1.0, abs=1e-9)
+    assert lundberg_exponent(-np.ones(5)) == math.inf
+
+
+def test_mean_tail_factor_evens_out_the_false_alarm_rate_of_skewed_features():
+    """A 0/1 indicator with p = 0.1 rises in steps of +2.5 sds: at the same threshold its
+    cusum_mean fires far more often than a normal feature's. Its threshold raised by
+    2k / theta (Lundberg) brings its rate to at most a normal feature's; each stays under
+    Lundberg's bound 2 exp(-theta h) per value (two sides)."""
+    h, F, n = 5.0, 8, 150_000
+    rng = np.random.default_rng(17)
+
+    def rate(kind: str, tail: bool) -> tuple[float, float]:
+        cfg = SequentialConfig(tests=["cusum_mean"], mean_threshold=h)
+        seq = NumericSequential(cfg, resolve_min_count=1)
+        seq.add_features(F)
+        p = 0.1
+
+        def draw(size: int | tuple[int, int]) -> np.ndarray:
+            return rng.normal(size=size) if kind == "normal" else (rng.random(size) < p) * 1.0
+
+        ref = draw(50_000)
+        mean, sd = (0.0, 1.0) if kind == "normal" else (p, math.sqrt(p * (1 - p)))
+        z_ref = (ref - mean) / sd
+        for j in range(F):
+            seq.set_reference(j, z_ref, np.quantile(ref, np.linspace(0, 1, 11)), ref.size, 0.0, -1e9, 1e9)
+            if not tail:
+                seq._tail_mean[j] = 1.0
+        factor = float(seq._tail_mean[0])
+        x = draw((n, F))
+        seq.update(x, (x - mean) / sd, np.zeros(F, dtype=np.int64))
+        return seq.n_alarms["cusum_mean"].sum() / (F * n), factor
+
+    normal, f_normal = rate("normal", True)
+    raw, _ = rate("indicator", False)
+    evened, f_ind = rate("indicator", True)
+    assert f_normal < 1.05 and f_ind == pytest.approx(1.64, abs=0.03)
+    assert raw > 5 * normal  # the skewed feature's problem
+    assert evened < 1.5 * normal  # solved
+    theta = 2 * 0.5 / f_ind
+    assert evened <= 2 * math.exp(-theta * h * f_ind)
+
+
 def test_adaptive_cusum_false_alarm_per_run_is_at_most_exp_minus_h():
     """With no penalty, each run of an adaptive CUSUM is a likelihood-ratio martingale
     under the reference: it reaches h with probability <= exp(-h) (Ville), for a
@@ -544,6 +596,9 @@ def test_state_round_trip_mid_stream_gives_identical_decisions():
     assert c.update(codes[1600:]) == d.update(codes[1600:])
     with pytest.raises(ValueError, match="shape_bins"):
         NumericSequential(SequentialConfig(shape_bins=5), 10).load_state(a.state_dict())
+    bad = {**a.state_dict(), "tail_mean": np.full(3, np.nan)}  # a NaN would silence cusum_mean
+    with pytest.raises(ValueError, match="tail_mean"):
+        NumericSequential(SequentialConfig(), 500).load_state(bad)
     older = {k: v for k, v in c.state_dict().items() if k != "ring"}  # before the categorical rings
     with pytest.raises(ValueError, match="no field 'ring'"):
         CategoricalSequential(SequentialConfig(), 100).load_state(older)
