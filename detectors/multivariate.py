@@ -56,6 +56,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
+from driftsentinel.detectors._distributions import grid_cdf, ndtri_acklam
 from driftsentinel.detectors.reference_monitor import window_cuts
 from driftsentinel.detectors.window_tests import chi2_sf
 from driftsentinel.schemas.alerts import Status, WindowSummary
@@ -87,79 +88,6 @@ STATISTIC = "multivariate_kl"
 
 
 # ---------------------------------------------------------------------------------- normal scores
-# Acklam's rational approximation of Phi^-1 (relative error under 1.2e-9)
-_A0, _A1, _A2, _A3, _A4, _A5 = (
-    -3.969683028665376e01,
-    2.209460984245205e02,
-    -2.759285104469687e02,
-    1.383577518672690e02,
-    -3.066479806614716e01,
-    2.506628277459239e00,
-)
-_B0, _B1, _B2, _B3, _B4 = (
-    -5.447609879822406e01,
-    1.615858368580409e02,
-    -1.556989798598866e02,
-    6.680131188771972e01,
-    -1.328068155288572e01,
-)
-_C0, _C1, _C2, _C3, _C4, _C5 = (
-    -7.784894002430293e-03,
-    -3.223964580411365e-01,
-    -2.400758277161838e00,
-    -2.549732539343734e00,
-    4.374664141464968e00,
-    2.938163982698783e00,
-)
-_D0, _D1, _D2, _D3 = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
-
-
-@nb.njit(cache=True, error_model="numpy", nogil=True)
-def _ndtri(p: float) -> float:  # pragma: no cover - compiled
-    if p < 0.02425 or p > 1.0 - 0.02425:
-        t = math.sqrt(-2.0 * math.log(p if p < 0.5 else 1.0 - p))
-        v = (((((_C0 * t + _C1) * t + _C2) * t + _C3) * t + _C4) * t + _C5) / (
-            (((_D0 * t + _D1) * t + _D2) * t + _D3) * t + 1.0
-        )
-        return v if p < 0.5 else -v
-    q = p - 0.5
-    r = q * q
-    return (
-        (((((_A0 * r + _A1) * r + _A2) * r + _A3) * r + _A4) * r + _A5)
-        * q
-        / (((((_B0 * r + _B1) * r + _B2) * r + _B3) * r + _B4) * r + 1.0)
-    )
-
-
-@nb.njit(cache=True, error_model="numpy", nogil=True)
-def _cdf(v: float, q: np.ndarray) -> float:  # pragma: no cover - compiled
-    """The reference CDF at ``v`` from quantiles ``q`` at 0, 1/K, ..., 1 (see :func:`reference_cdf`)."""
-    k = q.size - 1
-    lo, hi = 0, q.size  # left: the number of quantiles < v
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if q[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    left = lo
-    hi = q.size  # right: the number of quantiles <= v
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if q[mid] <= v:
-            lo = mid + 1
-        else:
-            hi = mid
-    right = lo
-    if right > left:  # v is a run of equal quantiles q[left..right-1]: their middle level
-        return (left + right - 1) / (2.0 * k)
-    if left == 0:
-        return 0.0
-    if left > k:
-        return 1.0
-    return (left - 1 + (v - q[left - 1]) / (q[left] - q[left - 1])) / k
-
-
 @nb.njit(cache=True, error_model="numpy", nogil=True)
 def _scores_kernel(
     x: np.ndarray, quantiles: np.ndarray, lengths: np.ndarray, clip: float
@@ -172,8 +100,8 @@ def _scores_kernel(
             if math.isnan(v):
                 z[i, j] = np.nan
             else:
-                u = min(max(_cdf(v, quantiles[j, : lengths[j]]), clip), 1.0 - clip)
-                z[i, j] = _ndtri(u)
+                u = min(max(grid_cdf(quantiles[j, : lengths[j]], v, True), clip), 1.0 - clip)
+                z[i, j] = ndtri_acklam(u)
     return z
 
 
@@ -217,7 +145,7 @@ def reference_cdf(x: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     array([0.   , 0.   , 0.125, 0.375, 0.625, 1.   ])
     """
     q = np.asarray(quantiles, dtype=np.float64)
-    return np.array([_cdf(float(v), q) for v in np.asarray(x, dtype=np.float64)])
+    return np.array([grid_cdf(q, float(v), True) for v in np.asarray(x, dtype=np.float64)])
 
 
 def normal_scores(x: np.ndarray, quantiles: list[np.ndarray]) -> np.ndarray:

@@ -86,11 +86,13 @@ simulated and makes the false-alarm rate higher than calibrated.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numba as nb
 import numpy as np
 
+from driftsentinel.detectors._distributions import normal_cdf, normal_quantile
 from driftsentinel.detectors.standardize import reference_std
 from driftsentinel.detectors.window_tests import chi2_sf
 
@@ -406,6 +408,18 @@ def lag1_autocorrelation(z: np.ndarray, lag: int = 1) -> float:
     return float(np.clip(np.nansum(pairs) * scale / den, -1.0, 1.0))
 
 
+def _bisect(f: Callable[[float], float], target: float, lo: float, hi: float, steps: int) -> float:
+    """Where the increasing ``f`` crosses ``target`` in ``[lo, hi]``: the middle of the interval
+    left after ``steps`` halvings (each keeps the half where ``f`` reaches ``target``)."""
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        if f(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
 def arma_coefficients(rho1: float, rho2: float) -> tuple[float, float]:
     """The ARMA(1,1) ``(phi, theta)`` with these lag-1 and lag-2 autocorrelations, for the
     dependence of an AR(1) level seen through independent noise (``0 <= theta < phi``):
@@ -425,14 +439,7 @@ def arma_coefficients(rho1: float, rho2: float) -> tuple[float, float]:
     def r1(theta: float) -> float:
         return (1 - phi * theta) * (phi - theta) / (1 + theta * theta - 2 * phi * theta)
 
-    lo, hi = 0.0, phi  # r1 falls from phi to 0
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if r1(mid) > rho1:
-            lo = mid
-        else:
-            hi = mid
-    return phi, 0.5 * (lo + hi)
+    return phi, _bisect(lambda theta: -r1(theta), -rho1, 0.0, phi, 60)  # r1 falls from phi to 0
 
 
 def quantile_function(quantiles: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -458,16 +465,6 @@ def _ar1(phi: float, eps: np.ndarray, start: float) -> np.ndarray:  # pragma: no
     return out
 
 
-@nb.vectorize(["float64(float64)"], cache=True)
-def _ndtr(e: float) -> float:  # pragma: no cover - compiled
-    return 0.5 * math.erfc(-e / math.sqrt(2.0))
-
-
-def normal_cdf(x: np.ndarray) -> np.ndarray:
-    """The standard normal distribution function of each value (compiled ``erfc``)."""
-    return np.asarray(_ndtr(np.asarray(x, dtype=np.float64)))
-
-
 def _ar1_uniforms(
     phi: float, eps: np.ndarray, start: float, noise: np.ndarray | None = None, weight: float = 1.0
 ) -> np.ndarray:
@@ -475,7 +472,7 @@ def _ar1_uniforms(
     g = _ar1(phi, eps, start)
     if noise is not None and weight < 1.0:
         g = math.sqrt(weight) * g + math.sqrt(1.0 - weight) * noise
-    return np.asarray(_ndtr(g))
+    return normal_cdf(g)
 
 
 def gaussian_ar1(phi: float, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -526,7 +523,7 @@ def normal_scores(z: np.ndarray) -> np.ndarray | None:
     ranks = np.empty(v.size)
     ranks[np.argsort(v, kind="stable")] = np.arange(1, v.size + 1)
     scores = np.full(z.size, np.nan)
-    scores[ok] = _ndtri(ranks / (v.size + 1))
+    scores[ok] = normal_quantile(ranks / (v.size + 1))
     return scores
 
 
@@ -561,63 +558,9 @@ def latent_weight(
     def acf(w: float) -> float:
         return lag1_autocorrelation(quantile_function(q, _ar1_uniforms(phi, eps, start, noise, w)))
 
-    lo, hi = 1e-6, 1.0
-    if acf(hi) <= rho1:
+    if acf(1.0) <= rho1:
         return 1.0
-    for _ in range(steps):
-        mid = 0.5 * (lo + hi)
-        if acf(mid) < rho1:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
-
-
-@nb.vectorize(["float64(float64)"], cache=True)
-def _ndtri(p: float) -> float:  # pragma: no cover - compiled
-    """``Phi^-1(p)`` (Acklam's rational approximation, then one Newton step on erfc)."""
-    if p <= 0.0:
-        return -math.inf
-    if p >= 1.0:
-        return math.inf
-    a = (
-        -39.69683028665376,
-        220.9460984245205,
-        -275.9285104469687,
-        138.3577518672690,
-        -30.66479806614716,
-        2.506628277459239,
-    )
-    b = (-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572)
-    c = (
-        -0.007784894002430293,
-        -0.3223964580411365,
-        -2.400758277161838,
-        -2.549732539343734,
-        4.374664141464968,
-        2.938163982698783,
-    )
-    d = (0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416)
-    if p < 0.02425:
-        q = math.sqrt(-2.0 * math.log(p))
-        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
-            (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0
-        )
-    elif p > 1.0 - 0.02425:
-        q = math.sqrt(-2.0 * math.log(1.0 - p))
-        x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
-            (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0
-        )
-    else:
-        q = p - 0.5
-        r = q * q
-        x = (
-            (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
-            * q
-            / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0)
-        )
-    e = 0.5 * math.erfc(-x / math.sqrt(2.0)) - p
-    return x - e * math.sqrt(2.0 * math.pi) * math.exp(x * x / 2.0)
+    return _bisect(acf, rho1, 1e-6, 1.0, steps)
 
 
 def latent_ar1(
@@ -635,15 +578,8 @@ def latent_ar1(
     def acf(phi: float) -> float:
         return lag1_autocorrelation(quantile_function(q, _ar1_uniforms(phi, eps, start)))
 
-    lo, hi = -MAX_PHI, MAX_PHI
-    target = float(np.clip(acf1, acf(lo), acf(hi)))
-    for _ in range(steps):
-        mid = 0.5 * (lo + hi)
-        if acf(mid) < target:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+    target = float(np.clip(acf1, acf(-MAX_PHI), acf(MAX_PHI)))
+    return _bisect(acf, target, -MAX_PHI, MAX_PHI, steps)
 
 
 def block_length(phi: float) -> int:

@@ -78,6 +78,7 @@ from typing import Any, Literal
 import numba as nb
 import numpy as np
 
+from driftsentinel.detectors._distributions import grid_cdf
 from driftsentinel.detectors._state import STATE_VERSION, as_array, check_kind
 from driftsentinel.schemas.config import SequentialConfig
 
@@ -203,14 +204,7 @@ def change_penalty(p0: float, change: float) -> float:
 
 def _cdf_below(grid: np.ndarray, e: float) -> float:
     """``P(X < e)`` for the piecewise-linear quantile function through ``grid`` (at 0, 1/q, ..., 1)."""
-    q = grid.size - 1
-    i = int(np.searchsorted(grid, e, side="left"))
-    if i == 0:
-        return 0.0
-    if i > q:
-        return 1.0
-    lo, hi = grid[i - 1], grid[i]
-    return float((i - 1 + (e - lo) / (hi - lo)) / q)
+    return float(grid_cdf(grid, e, False))
 
 
 def shape_reference(x_quantiles: np.ndarray, bins: int, n_ref: int) -> tuple[np.ndarray, np.ndarray]:
