@@ -20,8 +20,11 @@ false drift decisions per million events per feature of:
 * ``seasonal_iid``: the seasonal reference (``baseline --period auto``: the bank sees values
   standardised by their phase and whitened), thresholds calibrated as if those values were
   independent;
-* ``seasonal_dependent``: the seasonal reference and dependence-aware calibration (the
-  profile's measured dependence simulated, then standardised and whitened as in the bank);
+* ``seasonal_model``: the seasonal reference and dependence-aware calibration from the
+  profile alone (its latent Gaussian model of the dependence simulated, then standardised
+  and whitened as in the bank);
+* ``seasonal_dependent``: the same with the reference's own values (``calibrate --data``:
+  a block bootstrap of its phase-standardised values, then the same);
 * ``river_adwin``, ``river_page_hinkley``: river's defaults on the raw values (the numba
   kernels, identical to river's detections).
 
@@ -106,7 +109,7 @@ def reference(variant: str, features: int, seed: int, amplitude: float, calib_va
     """Profiles and calibrations of each condition from :data:`REFERENCE_DAYS` of reference."""
     from driftsentinel.detectors.calibration import calibrate
     from driftsentinel.detectors.profile import build_profile
-    from driftsentinel.detectors.seasonal_profile import seasonal_profile, seasonal_view
+    from driftsentinel.detectors.seasonal_profile import reference_residuals, seasonal_profile, seasonal_view
     from driftsentinel.schemas import BankConfig
     from driftsentinel.schemas.config import FeatureParams
 
@@ -118,9 +121,9 @@ def reference(variant: str, features: int, seed: int, amplitude: float, calib_va
     seasonal = plain.model_copy(update={"seasonal": section})
     view = seasonal_view(seasonal)
 
-    def calibrated(profile: Any) -> tuple[Any, float]:
+    def calibrated(profile: Any, residuals: dict[str, np.ndarray] | None = None) -> tuple[Any, float]:
         t0 = time.perf_counter()
-        params = calibrate(profile, BankConfig(), 1.0, values=calib_values, seed=seed + 1)
+        params = calibrate(profile, BankConfig(), 1.0, values=calib_values, seed=seed + 1, residuals=residuals)
         cfg = BankConfig(per_feature={f: FeatureParams(**p) for f, p in params.items()})
         return cfg, time.perf_counter() - t0
 
@@ -130,6 +133,9 @@ def reference(variant: str, features: int, seed: int, amplitude: float, calib_va
     cfg, s = calibrated(view)  # the transformed values' profile, drawn independently
     out["seasonal_iid"] = Condition("seasonal_iid", seasonal, cfg, s)
     cfg, s = calibrated(seasonal)
+    out["seasonal_model"] = Condition("seasonal_model", seasonal, cfg, s)
+    own = {n: reference_residuals(section, n, t, x[:, j]) for j, n in enumerate(names)}
+    cfg, s = calibrated(seasonal, own)
     out["seasonal_dependent"] = Condition("seasonal_dependent", seasonal, cfg, s)
     return out
 

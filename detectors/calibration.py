@@ -150,6 +150,7 @@ from __future__ import annotations
 import math
 import os
 import zlib
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -158,7 +159,13 @@ import numpy as np
 
 from driftsentinel.detectors.backends import change_detector
 from driftsentinel.detectors.seasonal import block_order, dependent_uniforms
-from driftsentinel.detectors.seasonal_profile import dependence, seasonal_view, simulate_view, transformed_features
+from driftsentinel.detectors.seasonal_profile import (
+    bootstrap_view,
+    dependence,
+    seasonal_view,
+    simulate_view,
+    transformed_features,
+)
 from driftsentinel.detectors.sequential import (
     CATEGORICAL_TESTS,
     NUMERIC_TESTS,
@@ -200,6 +207,18 @@ RIVER_ADWIN_DELTA = RIVER_ADWIN.delta  # calibration never goes looser than rive
 #: (:func:`adwin_decision`); then its line too is solved for this fraction (lognormal
 #: features fired 0.58 per million with the full share, 60 million values).
 FIT_MARGIN = 0.5
+#: A dependent feature (a profile's seasonal section with a dependence) is simulated over
+#: this many times ``values``, at tighter settings, and every line is fitted through the
+#: tightest settings that fired (:func:`_end_fit`): its alarms come in clusters and its
+#: rate's tail bends flatter than an independent feature's (Page-Hinkley on the
+#: ``counts`` streams of ``benchmarks.seasonal``: log rate falling 0.33 per unit of
+#: threshold between 8 and 16, 0.16-0.27 between 24 and 32), so a line through loose
+#: settings lands far too low.
+DEPENDENT_VALUES = 8
+DEPENDENT_PH_THRESHOLDS = (16.0, 20.0, 24.0, 28.0, 32.0, 36.0)
+DEPENDENT_ADWIN_DELTAS = (0.05, 0.01, 0.002)
+#: Rows per kernel call when a detector runs one column per setting (bounded memory).
+CHUNK_ROWS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -343,15 +362,24 @@ def sample_like_reference(
     return out
 
 
-def _ph_threshold(z: np.ndarray, config: BankConfig, target: float) -> float:
+def _columns(det: Any, z: np.ndarray, k: int, offset: int = 0) -> np.ndarray:
+    """``det``'s hits ``[row, setting]`` over ``z`` repeated in its ``k`` columns, in chunks."""
+    out = [np.empty((0, 2), dtype=np.int64)]
+    for a in range(0, z.size, CHUNK_ROWS):
+        hits = np.asarray(det.update(np.repeat(z[a : a + CHUNK_ROWS, None], k, axis=1))).reshape(-1, 2)
+        out.append(hits + np.array([offset + a, 0]))
+    return np.concatenate(out)
+
+
+def _ph_threshold(z: np.ndarray, config: BankConfig, target: float, dependent: bool = False) -> float:
     ph_cfg = config.page_hinkley
-    k = len(PH_THRESHOLDS)
+    grid = np.array(DEPENDENT_PH_THRESHOLDS if dependent else PH_THRESHOLDS)
+    k = grid.size
     det = change_detector("page_hinkley", "kernel", k, ph_cfg)  # one feature per threshold
-    for j, threshold in enumerate(PH_THRESHOLDS):
+    for j, threshold in enumerate(grid.tolist()):
         det.set_params([j], threshold=threshold)
-    hits = det.update(np.repeat(z[:, None], k, axis=1))
-    counts = np.bincount(hits[:, 1], minlength=k)
-    fit = fit_log_rate(np.array(PH_THRESHOLDS), counts, z.size)
+    counts = np.bincount(_columns(det, z, k)[:, 1], minlength=k)
+    fit = _end_fit(grid, counts, z.size) if dependent else fit_log_rate(grid, counts, z.size)
     if fit is None or fit.slope >= 0:
         return ph_cfg.threshold  # too few alarms to extrapolate: keep the configured value
     h = fit.solve(math.log(target * FIT_MARGIN))
@@ -383,13 +411,24 @@ def adwin_decision(fit: LogRateFit | None, target: float, cap: float) -> tuple[s
     return "more", None
 
 
-def _adwin_delta(z: np.ndarray, config: BankConfig, target: float, rng: np.random.Generator, phi: float = 0.0) -> float:
+def _adwin_delta(
+    z: np.ndarray,
+    config: BankConfig,
+    target: float,
+    rng: np.random.Generator,
+    phi: float = 0.0,
+    dependent: bool = False,
+) -> float:
+    """ADWIN's ``delta`` for ``target`` (module docstring); a ``dependent`` feature's from
+    tighter deltas, the line through the two tightest."""
     a = config.adwin
-    k = len(ADWIN_DELTAS)
+    deltas = DEPENDENT_ADWIN_DELTAS if dependent else ADWIN_DELTAS
+    k = len(deltas)
     det = change_detector("adwin", "kernel", k, a)  # one feature per delta
-    for j, delta_j in enumerate(ADWIN_DELTAS):
+    for j, delta_j in enumerate(deltas):
         det.set_params([j], delta=delta_j)
-    xs = np.log(1.0 / np.array(ADWIN_DELTAS))
+    xs = np.log(1.0 / np.array(deltas))
+    use = slice(k - 2, k) if dependent else slice(0, k)
     cap = max(a.delta, RIVER_ADWIN_DELTA)
     hits: list[np.ndarray] = []
     done = 0
@@ -397,11 +436,11 @@ def _adwin_delta(z: np.ndarray, config: BankConfig, target: float, rng: np.rando
     for passes in ADWIN_PASSES:
         for p in range(done, passes):  # one detector: the passes are one long stationary stream
             stream = z if p == 0 else z[block_order(z.size, phi, rng)]  # dependent: blocks kept together
-            hits.append(det.update(np.repeat(stream[:, None], k, axis=1)) + np.array([p * z.size, 0]))
+            hits.append(_columns(det, stream, k, p * z.size))
         done = passes
         rows = passes * z.size
-        blocks = _block_counts(np.concatenate(hits), k, rows, BLOCK_VALUES)
-        fit = fit_log_rate(xs, blocks.sum(axis=0), rows, blocks)
+        blocks = _block_counts(np.concatenate(hits), k, rows, BLOCK_VALUES)[:, use]
+        fit = fit_log_rate(xs[use], blocks.sum(axis=0), rows, blocks)
         _verdict, delta = adwin_decision(fit, target, cap)
         if delta is not None:
             return delta
@@ -589,7 +628,7 @@ def _sequential_thresholds(
     if grids:
         main = count_sequential_alarms(config, reference, grids, x, z, 1, rng)
         for test, grid in grids.items():
-            fit = tail_fit(grid, main[test], x.size)
+            fit = tail_fit(grid, main[test], x.size) if independent else _end_fit(grid, main[test], x.size)
             out[test] = _solve_threshold(fit, targets[test], config, test, independent)
     return {t: out[t] for t in targets}
 
@@ -629,9 +668,19 @@ def _calibrate_one(
     rng: np.random.Generator,
     phi: float = 0.0,
     seasonal: SeasonalFeature | None = None,
+    residuals: np.ndarray | None = None,
 ) -> dict[str, float]:
-    # a transformed feature (cyclic, whitened): drawn as the bank's detectors see it
-    x = simulate_view(seasonal, values, rng) if seasonal is not None else sample_like(prof, values, rng, phi)
+    independent = phi == 0.0 and (seasonal is None or seasonal.ar1 == 0.0)
+    if not independent:
+        values *= DEPENDENT_VALUES
+
+    def draw() -> np.ndarray:  # a transformed feature (cyclic, whitened): as the bank's detectors see it
+        assert seasonal is not None
+        if residuals is not None:
+            return bootstrap_view(seasonal, residuals, values, rng)
+        return simulate_view(seasonal, values, rng)
+
+    x = draw() if seasonal is not None else sample_like(prof, values, rng, phi)
     std = reference_std(prof.mean, prof.std, *profile_percentiles(prof.quantiles))
     # exactly what the bank does with the values of a profiled feature
     lo, hi = profile_clip_bounds(prof.quantiles, prof.mean, std) if config.winsorize else (-np.inf, np.inf)
@@ -639,22 +688,21 @@ def _calibrate_one(
     share = budget_split(config)
     params: dict[str, float] = {}
     if "page_hinkley" in share:
-        params["page_hinkley_threshold"] = _ph_threshold(z, config, budget * share["page_hinkley"])
+        params["page_hinkley_threshold"] = _ph_threshold(z, config, budget * share["page_hinkley"], not independent)
     if "adwin" in share:
-        params["adwin_delta"] = _adwin_delta(z, config, budget * share["adwin"], rng, phi)
+        params["adwin_delta"] = _adwin_delta(z, config, budget * share["adwin"], rng, phi, not independent)
     targets = {t: budget * share[t] for t in sequential_tests(config)}
     if targets and not is_constant(prof.std, prof.mean, *profile_percentiles(prof.quantiles)):
         # (a constant reference has no sequential tests in the bank: the constant watch instead)
         # the events as the bank sees them: missing at the profile's rate (NaN in x and z)
         if seasonal is not None:
-            xs = simulate_view(seasonal, values, rng)
+            xs = draw()
         else:
             xs = sample_like_reference(prof, values, rng, SEQ_SEGMENTS, phi)
         zs = standardize(xs, prof.mean, std, lo, hi)
         missing = rng.random(values) < prof.missing_ratio
         xm = np.where(missing, np.nan, xs)
         zm = np.where(missing, np.nan, zs)
-        independent = phi == 0.0 and (seasonal is None or seasonal.ar1 == 0.0)
         for test, h in _sequential_thresholds(prof, config, targets, xm, zm, rng, independent).items():
             params[f"{test}_threshold"] = h
     return params
@@ -780,6 +828,7 @@ def calibrate(
     values: int = 1_000_000,
     seed: int = 0,
     workers: int | None = None,
+    residuals: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Per numeric feature, for the target rate: ``page_hinkley_threshold``, ``adwin_delta``
     and ``cusum_<test>_threshold`` for each enabled numeric sequential test; per categorical
@@ -788,8 +837,15 @@ def calibrate(
 
     ``values`` is the number of values drawn per feature (Page-Hinkley runs over them once,
     ADWIN over them and random permutations of them: 2 to 8 passes; the sequential tests
-    over as many events of their own, after a pilot over the first 20,000). ``workers`` threads
-    (default: the CPUs) calibrate features in parallel; results do not depend on it.
+    over as many events of their own, after a pilot over the first 20,000); a dependent
+    feature's ``DEPENDENT_VALUES`` times as many. ``workers`` threads (default: the CPUs)
+    calibrate features in parallel; results do not depend on it. ``residuals``: per
+    transformed feature of the profile's seasonal section, the reference's own
+    phase-standardised values
+    (:func:`~driftsentinel.detectors.seasonal_profile.reference_residuals`): that feature
+    is then drawn from them by a block bootstrap
+    (:func:`~driftsentinel.detectors.seasonal_profile.bootstrap_view`) instead of from the
+    profile's latent Gaussian model.
     """
     config = config or BankConfig()
     budget = false_alarms_per_million / 1e6
@@ -804,7 +860,9 @@ def calibrate(
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
         if isinstance(prof, CategoricalProfile):
             return _calibrate_categorical(prof, config, budget, values, rng)
-        return _calibrate_one(prof, config, budget, values, rng, phis[name], seasonal.get(name))
+        feat = seasonal.get(name)
+        own = residuals.get(name) if residuals is not None and feat is not None else None
+        return _calibrate_one(prof, config, budget, values, rng, phis[name], feat, own)
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(numeric)))
     if workers == 1:

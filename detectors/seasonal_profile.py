@@ -290,7 +290,72 @@ REFERENCE_DRAWS = 8
 def simulate_view(feat: SeasonalFeature, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` stationary values in the units the detectors see (what ``calibrate`` draws):
     residuals with the measured dependence (:func:`~.seasonal.simulate_dependent`), whitened
-    as live values are when the feature is.
+    as live values are when the feature is (:func:`live_view`)."""
+    phase = _phase_runs(feat, n)
+    if feat.ar1_weight_phase is None:
+        r = simulate_dependent(np.asarray(feat.residual_quantiles), feat.ar1, n, rng, feat.ar1_weight)
+    else:  # the latent share of each phase, held for its runs like the phase offsets
+        w = np.asarray(feat.ar1_weight_phase)[phase]
+        latent = np.sqrt(w) * gaussian_ar1(feat.ar1, n, rng) + np.sqrt(1.0 - w) * rng.standard_normal(n)
+        r = quantile_function(np.asarray(feat.residual_quantiles), normal_cdf(latent))
+    return live_view(feat, r, phase, rng)
+
+
+#: Values per block of :func:`bootstrap_view`: long against the dependence (a correlation
+#: time of 10 values at AR 0.9), so a block's joins are rare.
+BOOTSTRAP_BLOCK = 2048
+#: Fewest reference residuals :func:`bootstrap_view` draws from (4 blocks).
+BOOTSTRAP_MIN = 4 * BOOTSTRAP_BLOCK
+
+
+def reference_residuals(section: SeasonalProfile, name: str, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The reference's own phase-standardised values ``(x - mean_p) / std_p`` of feature
+    ``name``, in event-time order, rows without a time or a value dropped: what
+    :func:`bootstrap_view` resamples (``calibrate --data``)."""
+    t = np.asarray(t, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(t) & np.isfinite(x)
+    order = np.argsort(t[ok], kind="stable")
+    t, x = t[ok][order], x[ok][order]
+    feat = section.features[name]
+    ph = period_of(section).phase(t) if len(feat.mean) > 1 else np.zeros(t.size, dtype=np.int64)
+    return (x - np.asarray(feat.mean)[ph]) / np.asarray(feat.std)[ph]
+
+
+def bootstrap_view(feat: SeasonalFeature, residuals: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` stationary values in the units the detectors see, drawn from the reference's
+    own residuals (:func:`reference_residuals`) by a moving-block bootstrap (Kunsch, 1989):
+    blocks of :data:`BOOTSTRAP_BLOCK` consecutive values from random starts, then phase
+    offsets and whitening as for live values (:func:`live_view`).
+
+    What the latent Gaussian model of :func:`simulate_view` cannot hold, the blocks keep:
+    for Poisson counts of an AR(1) rate (``benchmarks.seasonal``'s ``counts``), bursts of
+    10-60 values whose whitened innovations average 1-3 sds, a convex rate's excursions.
+    Measured with the same thresholds: 8.15 live false alarms per million values against
+    0.75 on the latent model's draws, 3.25 against 3.5 on the blocks' (20 and 4 million
+    values). Fewer than :data:`BOOTSTRAP_MIN` residuals: :func:`simulate_view`.
+    """
+    r0 = np.asarray(residuals, dtype=np.float64)
+    r0 = r0[np.isfinite(r0)]
+    if r0.size < BOOTSTRAP_MIN:
+        return simulate_view(feat, n, rng)
+    blocks = -(-n // BOOTSTRAP_BLOCK)
+    starts = rng.integers(0, r0.size - BOOTSTRAP_BLOCK + 1, size=blocks)
+    r = r0[(starts[:, None] + np.arange(BOOTSTRAP_BLOCK)[None, :]).ravel()[:n]]
+    return live_view(feat, r, _phase_runs(feat, n), rng)
+
+
+def _phase_runs(feat: SeasonalFeature, n: int) -> np.ndarray:
+    """Phase indices of ``n`` simulated values: runs as long as the reference's values per
+    phase and cycle, cycling through the phases."""
+    k = len(feat.mean)
+    counts = np.asarray(feat.counts, dtype=np.float64)
+    run = max(1, round(counts.sum() / max(feat.reference_cycles, 1.0) / k)) if k > 1 else n
+    return (np.arange(n) // run) % k
+
+
+def live_view(feat: SeasonalFeature, r: np.ndarray, phase: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Reference-like residuals ``r`` as the detectors see live ones.
 
     Live values are standardised by phase means estimated from the reference, whose errors
     are offsets that persist for a whole phase, every cycle — a CUSUM accumulates them.
@@ -298,18 +363,12 @@ def simulate_view(feat: SeasonalFeature, n: int, rng: np.random.Generator) -> np
     an offset drawn from its mean's sampling error (``sqrt(lrv / n_p)``, ``n_p`` the
     values its summary pooled and ``lrv = 1 + 2 acf1 / (1 - phi)`` the long-run variance
     factor, ``phi`` the dependence's decay: the whitening's, else ``ar1``), held for runs of
-    the reference's values per phase and cycle.
+    the reference's values per phase and cycle (``phase``). Then whitened as live values are
+    when the feature is.
     """
-    k = len(feat.mean)
+    n = r.size
+    r = r.copy()
     counts = np.asarray(feat.counts, dtype=np.float64)
-    run = max(1, round(counts.sum() / max(feat.reference_cycles, 1.0) / k)) if k > 1 else n
-    phase = (np.arange(n) // run) % k
-    if feat.ar1_weight_phase is None:
-        r = simulate_dependent(np.asarray(feat.residual_quantiles), feat.ar1, n, rng, feat.ar1_weight)
-    else:  # the latent share of each phase, held for its runs like the phase offsets below
-        w = np.asarray(feat.ar1_weight_phase)[phase]
-        latent = np.sqrt(w) * gaussian_ar1(feat.ar1, n, rng) + np.sqrt(1.0 - w) * rng.standard_normal(n)
-        r = quantile_function(np.asarray(feat.residual_quantiles), normal_cdf(latent))
     pooled = np.maximum(counts * np.asarray(feat.pooled), 1.0)
     decay = feat.whiten if feat.whiten != 0.0 else feat.ar1
     lrv = max(1.0, 1.0 + 2.0 * feat.acf1 / max(1.0 - decay, 1e-3))

@@ -26,7 +26,12 @@ from confluent_kafka import Consumer, TopicPartition
 
 from driftsentinel.detectors.batching import event_features
 from driftsentinel.detectors.profile import build_profile
-from driftsentinel.detectors.seasonal_profile import event_seconds, seasonal_profile
+from driftsentinel.detectors.seasonal_profile import (
+    event_seconds,
+    reference_residuals,
+    seasonal_profile,
+    transformed_features,
+)
 from driftsentinel.detectors.segments import key_name, segments_profile
 from driftsentinel.detectors.skew import number_or_text
 from driftsentinel.schemas import InvalidEvent
@@ -351,3 +356,39 @@ def add_seasonal(
     except ValueError as exc:
         raise InputFileError(f"--time-column {time_column!r}: {exc}") from None
     return profile.model_copy(update={"seasonal": section})
+
+
+def residuals_from_file(
+    path: Path, profile: ReferenceProfile, types: dict[str, Any] | None = None
+) -> dict[str, np.ndarray]:
+    """The reference's own phase-standardised values of each transformed feature of
+    ``profile``'s seasonal section, read from the training file the profile was built from
+    (``calibrate --data``; :func:`~driftsentinel.detectors.seasonal_profile.reference_residuals`).
+    :class:`InputFileError` naming a missing column or a bad event time."""
+    section = profile.seasonal
+    names = transformed_features(profile)
+    if section is None or not names:
+        return {}
+    columns = to_columns(read_rows(path, types))
+    time_column = section.time_column
+    times = take_event_times(columns, "given", time_column)
+    assert times is not None
+    try:
+        t = event_seconds(times)
+    except ValueError as exc:
+        raise InputFileError(f"{path.name}: time column {time_column!r}: {exc}") from None
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name not in columns:
+            raise InputFileError(
+                f"{path.name}: no column {name!r} (a seasonal feature of the profile): "
+                "give the training file the profile was built from"
+            )
+        try:
+            x = np.array([np.nan if v is None else float(v) for v in columns[name]], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputFileError(
+                f"{path.name}: column {name!r} holds non-numbers (a numeric feature of the profile)"
+            ) from None
+        out[name] = reference_residuals(section, name, t, x)
+    return out

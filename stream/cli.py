@@ -305,6 +305,11 @@ def _add_baseline_and_calibrate(sub: argparse._SubParsersAction[CliParser]) -> N
     cal.add_argument("--out", required=True, help="config file to write (YAML); its paths are relative to its folder")
     cal.add_argument("--values", type=_COUNT, default=1_000_000, help="simulated values per feature (at least 100,000)")
     cal.add_argument("--seed", type=_NON_NEGATIVE, default=0, help="random seed (same seed, same thresholds)")
+    cal.add_argument(
+        "--data",
+        help="the training file the profile was built from (baseline --input): its seasonal features are then "
+        "simulated from their own values (a block bootstrap) rather than from the profile's model (default: none)",
+    )
     cal.set_defaults(func=cmd_calibrate)
 
 
@@ -579,7 +584,24 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     profile = load_profile(args.reference)
     out = _output_file(args.out, "--out", (args.reference,))
-    params = calibrate(profile, config.detectors, args.false_alarms_per_million, values=args.values, seed=args.seed)
+    residuals = None
+    if args.data:
+        from driftsentinel.stream.baseline import residuals_from_file
+
+        if profile.seasonal is None:
+            raise UsageError(
+                "--data: the profile has no seasonal section (baseline --period): only seasonal features are drawn "
+                "from the data; leave --data out"
+            )
+        residuals = residuals_from_file(_input_file(Path(args.data), "--data"), profile, config.detectors.types)
+    params = calibrate(
+        profile,
+        config.detectors,
+        args.false_alarms_per_million,
+        values=args.values,
+        seed=args.seed,
+        residuals=residuals,
+    )
     data = (yaml.safe_load(read_utf8(args.config, ConfigError)) if args.config else None) or {}
     # the written file's relative paths are relative to its own folder, like every config file's
     resolve_paths(SidecarConfig, data, Path(args.config).parent if args.config else Path(), rebase=out.parent)

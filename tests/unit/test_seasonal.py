@@ -450,3 +450,105 @@ def test_the_simulator_keeps_a_dependence_that_follows_the_cycle() -> None:
     assert plain_ar1.features["y"].ar1_weight > 0.95 and plain_ar1.features["y"].ar1_weight_phase is None
     with pytest.raises(ValueError, match="ar1_weight_phase"):
         feat.model_validate({**feat.model_dump(), "ar1_weight_phase": [0.5] * 23})
+
+
+# ---------------------------------------------------------------------------------------- calibrate --data
+def _poisson_of_ar_rate(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of a cyclic rate driven by an AR(1) level: Poisson(4 exp(0.35 y)), y a daily
+    sine plus AR(1) 0.9 noise (benchmarks.seasonal's ``counts``), one event a minute."""
+    t = 1_700_000_000 + np.arange(n) * 60.0
+    y = np.sin(2 * np.pi * t / DAY) + ar1(0.9, n, rng)
+    return t, rng.poisson(4.0 * np.exp(0.35 * y)).astype(np.float64)
+
+
+def test_reference_residuals_are_the_profiles_phase_standardised_values() -> None:
+    from driftsentinel.detectors.seasonal_profile import reference_residuals
+
+    rng = np.random.default_rng(21)
+    t, x = _poisson_of_ar_rate(30_000, rng)
+    shuffled = rng.permutation(x.size)  # any row order: residuals come in event-time order
+    section, _ = seasonal_profile(t[shuffled], {"x": x[shuffled]}, "hour_of_day", "ts", rng)
+    feat = section.features["x"]
+    r = reference_residuals(section, "x", t[shuffled], x[shuffled])
+    assert r.size == x.size and r.mean() == pytest.approx(feat.residual_mean, abs=1e-12)
+    assert lag1_autocorrelation(r) == pytest.approx(feat.acf1, abs=1e-12)
+    assert np.quantile(r, 0.5) == pytest.approx(feat.residual_quantiles[len(feat.residual_quantiles) // 2])
+
+
+def test_bootstrap_view_keeps_the_reference_values_and_their_dependence() -> None:
+    """Blocks of the reference's own residuals: every drawn value (before the phase offsets
+    and the whitening, here off) is one of them, and the dependence inside the blocks is the
+    reference's; too few residuals fall back to the latent model, draw for draw."""
+    from driftsentinel.detectors.seasonal_profile import (
+        BOOTSTRAP_MIN,
+        bootstrap_view,
+        reference_residuals,
+        simulate_view,
+    )
+
+    rng = np.random.default_rng(22)
+    t, x = _poisson_of_ar_rate(40_000, rng)
+    section, _ = seasonal_profile(t, {"x": x}, "hour_of_day", "ts", rng)
+    r = reference_residuals(section, "x", t, x)
+    raw = section.features["x"].model_copy(update={"whiten": 0.0, "innovation_quantiles": None, "acf1": 0.0})
+    raw = raw.model_copy(update={"counts": [10**9] * len(raw.counts)})  # phase offsets ~0: the draws themselves
+    drawn = bootstrap_view(raw, r, 200_000, np.random.default_rng(1))
+    ref = np.sort(r)
+    i = np.searchsorted(ref, drawn)
+    nearest = np.minimum(
+        np.abs(ref[np.clip(i, 0, r.size - 1)] - drawn), np.abs(ref[np.clip(i - 1, 0, r.size - 1)] - drawn)
+    )
+    assert np.quantile(nearest, 0.99) < 1e-3
+    assert lag1_autocorrelation(drawn) == pytest.approx(lag1_autocorrelation(r), abs=0.02)
+    few = r[: BOOTSTRAP_MIN - 1]
+    a = bootstrap_view(section.features["x"], few, 5_000, np.random.default_rng(2))
+    b = simulate_view(section.features["x"], 5_000, np.random.default_rng(2))
+    assert np.array_equal(a, b)
+
+
+def test_calibrate_from_the_reference_values_raises_what_the_latent_model_misses() -> None:
+    """Poisson counts of an AR(1) rate burst in runs the latent Gaussian model does not hold
+    (a convex rate's excursions): drawn from the reference's own values, Page-Hinkley's and
+    cusum_mean's thresholds come out higher than from the profile's model."""
+    from driftsentinel.detectors.calibration import calibrate
+    from driftsentinel.detectors.seasonal_profile import reference_residuals
+
+    rng = np.random.default_rng(23)
+    t, x = _poisson_of_ar_rate(120_000, rng)
+    profile = build_profile({"x": x.tolist()}, source="t")
+    section, _ = seasonal_profile(t, {"x": x}, "hour_of_day", "ts", rng)
+    seasonal = profile.model_copy(update={"seasonal": section})
+    own = {"x": reference_residuals(section, "x", t, x)}
+    model = calibrate(seasonal, values=100_000, seed=4, workers=1)["x"]
+    data = calibrate(seasonal, values=100_000, seed=4, workers=1, residuals=own)["x"]
+    assert data["page_hinkley_threshold"] > model["page_hinkley_threshold"]
+    assert data["cusum_mean_threshold"] > model["cusum_mean_threshold"]
+
+
+def test_calibrate_data_cli_and_its_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    flat, _ = _write_training(tmp_path)
+    prof, plain = tmp_path / "p.json", tmp_path / "plain.json"
+    assert main(["baseline", "--input", str(flat), "--out", str(prof), "--period", "auto"]) == 0
+    assert main(["baseline", "--input", str(flat), "--out", str(plain)]) == 0
+    out = tmp_path / "c.yaml"
+    args = ["calibrate", "--reference", str(prof), "--out", str(out), "--values", "100000"]
+    assert main([*args, "--data", str(flat)]) == 0
+    with_data = yaml.safe_load(out.read_text())["detectors"]["per_feature"]
+    assert main(args) == 0
+    without = yaml.safe_load(out.read_text())["detectors"]["per_feature"]
+    assert with_data["w"] == without["w"]  # not seasonal: the data change nothing
+    assert with_data["x"] != without["x"]
+    capsys.readouterr()
+    (tmp_path / "short.csv").write_text("ts,w\n1700000000,1.0\n1700000060,2.0\n")
+    for extra, says in (
+        (["--data", str(tmp_path / "short.csv")], "no column 'x' (a seasonal feature of the profile)"),
+        (["--data", str(tmp_path / "nope.csv")], "nope.csv"),
+    ):
+        assert main([*args, *extra]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    code = main(["calibrate", "--reference", str(plain), "--out", str(out), "--data", str(flat)])
+    err = capsys.readouterr().err
+    assert code == 2 and "the profile has no seasonal section" in err
