@@ -165,6 +165,25 @@ class _Partition:
 _Where = tuple[str, int, _Partition, str, FeatureBatch, NDArray[np.float64], int, float]
 
 
+def _published_before(hit: JoinedLabel, part: _Partition) -> bool:
+    """Was the alert of this pair published before the restart (or is it not ours)?
+
+    It went out in the transaction that processed the pair's second message, whichever
+    topic that came from; an earlier message is never in a later transaction, so the alert
+    was committed exactly when both messages are below their partitions' committed offsets
+    (``replay_until``, ``labels_replay_until``), however the re-read interleaves them. The
+    side an alert points at (:attr:`JoinedLabel.at_prediction`, by message time) says
+    nothing about that: labels produced after their predictions but read ahead of them are
+    committed long before the pairs they complete, and a restart between the two lost the
+    alert when only the label's offset was compared.
+    """
+    if part.labels_replay_until is None:
+        return True  # the labels partition is not here: its alerts are not ours
+    label_done = hit.offset < part.labels_replay_until
+    prediction_done = hit.prediction_offset is None or hit.prediction_offset < part.replay_until
+    return label_done and prediction_done
+
+
 class Engine:
     """Detector banks, alert policy and late-label join per input partition.
 
@@ -613,12 +632,12 @@ class Engine:
         out: Output,
         evidence: dict[str, Any] | None = None,
     ) -> None:
-        topic, offset, row, until = self.labels_topic or "", hit.offset, None, part.labels_replay_until
+        topic, offset, row = self.labels_topic or "", hit.offset, None
         if hit.at_prediction and hit.prediction_offset is not None:
-            topic, offset, row, until = self.input_topic, hit.prediction_offset, hit.prediction_row, part.replay_until
+            topic, offset, row = self.input_topic, hit.prediction_offset, hit.prediction_row
         if not self.policy.admit(sig, model, topic, partition, offset):
             return
-        if until is None or offset < until:
+        if _published_before(hit, part):
             return  # committed before the restart (or the labels partition is not ours)
         event = self.policy.to_event(
             sig, model=model, topic=topic, partition=partition, offset=offset, event_time=hit.ts, now=now, row=row

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from driftsentinel.detectors.engine import Engine, Item, LabelItem
-from driftsentinel.schemas import SidecarConfig
+from driftsentinel.schemas import DriftEvent, SidecarConfig
 from driftsentinel.schemas.columnar import decode_columns, encode_columns
 from driftsentinel.schemas.fastdecode import EventView
 from driftsentinel.schemas.labels import LabelEvent
@@ -79,6 +79,46 @@ def test_late_labels_join_in_the_engine_and_count_what_never_matched() -> None:
     assert engine.finish(T, 0).labels_unmatched == {"label": 1}
     orphan = engine.process_labels("labels", 5, [(0, LabelEvent(id="r9", label="ok"), 1.0)], 0.0)
     assert orphan.orphan_labels == 1
+
+
+def test_a_concept_alert_of_labels_read_ahead_is_not_lost_across_a_restart() -> None:
+    """Labels produced after their predictions but read ahead of them: every label is
+    consumed (and its offset committed) long before the pair it completes, and the concept
+    drift alert points at the label (later message time). A crash after the labels' offsets
+    were committed but before the prediction that completed the pair: the alert was never
+    published, so the restarted engine must publish it, exactly once."""
+    rng = np.random.default_rng(3)
+    n, change = 6000, 3000
+    events = [(i, EventView(model="m", id=f"r{i}", features={"x": 0.0}, prediction="ok"), 100.0 + i) for i in range(n)]
+    wrong = [rng.random() < (0.05 if i < change else 0.4) for i in range(n)]
+    labels: list[LabelItem] = [
+        (i, LabelEvent(id=f"r{i}", label="fraud" if w else "ok"), 100_000.0 + i) for i, w in enumerate(wrong)
+    ]
+
+    def run(engine: Engine, start: int, until: int) -> list[DriftEvent]:
+        out: list[DriftEvent] = []
+        for a in range(start, until, 500):
+            out += engine.process(T, 0, events[a : min(a + 500, until)], now=0.0).events
+        return out
+
+    whole = Engine(SidecarConfig(), input_topic=T, labels_topic="labels")
+    whole.restore(T, 0, None)
+    whole.process_labels("labels", 0, labels, now=0.0)  # every label first (read ahead)
+    alerts = [e for e in run(whole, 0, n) if e.detector == "concept_drift"]
+    assert len(alerts) == 1 and alerts[0].source.topic == "labels"
+    at = alerts[0].source.offset  # the pair's prediction has the same number here
+
+    # the first run: labels all read and committed, a checkpoint at `at - 700`, the
+    # input committed up to `at - 200`, then a crash before the pair completed
+    first = Engine(SidecarConfig(), input_topic=T, labels_topic="labels")
+    first.restore(T, 0, None)
+    first.process_labels("labels", 0, labels, now=0.0)
+    assert not [e for e in run(first, 0, at - 700) if e.detector == "concept_drift"]
+    blob = Checkpoint("g", T, 0, at - 700, first.state(T, 0), labels_next_offset=n).encode()
+    second = Engine(SidecarConfig(), input_topic=T, labels_topic="labels")
+    second.restore(T, 0, Checkpoint.decode(blob).engine, replay_until=at - 200, labels_replay_until=n)
+    again = [e for e in run(second, at - 700, n) if e.detector == "concept_drift"]
+    assert [e.event_id for e in again] == [alerts[0].event_id]
 
 
 # ---------------------------------------------------------------------- detectors.max_models
