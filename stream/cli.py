@@ -614,6 +614,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         + yaml.safe_dump(data, sort_keys=False),
     )
     print(f"calibrated {len(params)} features -> {args.out}", file=sys.stderr)
+    if profile.seasonal is not None and residuals is None:
+        print(
+            "seasonal features calibrated from the profile's model of their dependence: give --data (the training "
+            "file) to draw them from their own values too (needed for counts, whose noise grows with the level)",
+            file=sys.stderr,
+        )
     return 0
 
 

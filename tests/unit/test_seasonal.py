@@ -536,7 +536,9 @@ def test_calibrate_data_cli_and_its_mistakes(tmp_path: Path, capsys: pytest.Capt
     args = ["calibrate", "--reference", str(prof), "--out", str(out), "--values", "100000"]
     assert main([*args, "--data", str(flat)]) == 0
     with_data = yaml.safe_load(out.read_text())["detectors"]["per_feature"]
+    capsys.readouterr()
     assert main(args) == 0
+    assert "give --data (the training file)" in capsys.readouterr().err
     without = yaml.safe_load(out.read_text())["detectors"]["per_feature"]
     assert with_data["w"] == without["w"]  # not seasonal: the data change nothing
     assert with_data["x"] != without["x"]
