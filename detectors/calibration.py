@@ -453,6 +453,8 @@ def _adwin_delta(
         if delta is not None:
             return delta
     if fit is None or fit.slope >= 0:
+        if dependent and hits and not (np.concatenate(hits)[:, 1] == k - 1).any():
+            return float(cap)  # river's delta (the tightest) fired in no pass: it is within the share
         return a.delta  # too few alarms to extrapolate: keep the configured value
     return float(cap)  # no evidence, after all stages, that river's delta fires too often
 

@@ -915,6 +915,13 @@ class NumericSequential(_Tests):
             getattr(self, name)[j] = -1
         self._ready[j] = True
 
+    def decision_thresholds(self, j: int) -> dict[str, float]:
+        """Feature ``j``'s thresholds as its statistics are compared with them: ``cusum_mean``'s
+        times the feature's tail factor (:func:`mean_tail_factor`), the others as set."""
+        h = self.thresholds(j)
+        h["cusum_mean"] *= float(self._tail_mean[int(j)])
+        return h
+
     def update(self, x: np.ndarray, z: np.ndarray, first_row: np.ndarray) -> list[SequentialHit]:
         """One batch: ``x`` raw ``[rows, F]`` (NaN = missing), ``z`` the clipped
         standardised values (NaN where the change detectors see nothing), ``first_row[j]``

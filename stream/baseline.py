@@ -371,6 +371,11 @@ def residuals_from_file(
         return {}
     columns = to_columns(read_rows(path, types))
     time_column = section.time_column
+    if time_column not in columns and not (time_column == "ts" and EVENT_TIME in columns):
+        raise InputFileError(
+            f"{path.name}: no time column {time_column!r} (the profile's seasonal section reads event times "
+            "from it): give the training file the profile was built from"
+        )
     times = take_event_times(columns, "given", time_column)
     assert times is not None
     try:

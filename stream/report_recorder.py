@@ -219,7 +219,7 @@ def detector_readouts(bank: DetectorBank) -> tuple[dict[str, dict[str, float]], 
     if seq is not None:
         stats = seq.statistics()
         for j, name in enumerate(bank.features):
-            h = seq.thresholds(j)
+            h = seq.decision_thresholds(j)
             for test in bank.config.sequential.tests:
                 if test in stats:
                     values.setdefault(name, {})[test] = float(stats[test][j])

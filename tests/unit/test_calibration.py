@@ -378,3 +378,15 @@ def test_categorical_features_get_calibrated_thresholds_the_monitor_uses() -> No
         FeatureBatch([], np.empty((5_000, 0)), rows, np.full(5_000, np.nan), cat_names=names, cat_values=shifted)
     )
     assert any(s.detector == "cusum_categories" and s.status == "drift" for s in sigs)
+
+
+def test_a_dependent_feature_whose_rivers_delta_never_fires_keeps_it() -> None:
+    """ADWIN on a dependent feature fits the two tightest deltas; when river's delta (the
+    tightest) fires in no pass there is no line, and river's delta is within the share: it
+    is kept rather than the configured zero-config delta (slower for no reason)."""
+    from driftsentinel.detectors.calibration import _adwin_delta
+
+    z = np.zeros(50_000)  # ADWIN never cuts a constant stream
+    config = BankConfig()
+    assert _adwin_delta(z, config, 1e-6, np.random.default_rng(0), 0.9, dependent=True) == RIVER_ADWIN_DELTA
+    assert _adwin_delta(z, config, 1e-6, np.random.default_rng(0), 0.0, dependent=False) == config.adwin.delta

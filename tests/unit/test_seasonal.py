@@ -544,8 +544,10 @@ def test_calibrate_data_cli_and_its_mistakes(tmp_path: Path, capsys: pytest.Capt
     assert with_data["x"] != without["x"]
     capsys.readouterr()
     (tmp_path / "short.csv").write_text("ts,w\n1700000000,1.0\n1700000060,2.0\n")
+    (tmp_path / "untimed.csv").write_text("x,w\n1.0,1.0\n2.0,2.0\n")
     for extra, says in (
         (["--data", str(tmp_path / "short.csv")], "no column 'x' (a seasonal feature of the profile)"),
+        (["--data", str(tmp_path / "untimed.csv")], "no time column 'ts'"),
         (["--data", str(tmp_path / "nope.csv")], "nope.csv"),
     ):
         assert main([*args, *extra]) == 2

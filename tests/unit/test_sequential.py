@@ -384,6 +384,13 @@ def test_mean_tail_factor_evens_out_the_false_alarm_rate_of_skewed_features():
     raw, _ = rate("indicator", False)
     evened, f_ind = rate("indicator", True)
     assert f_normal < 1.05 and f_ind == pytest.approx(1.64, abs=0.03)
+    probe = NumericSequential(SequentialConfig(tests=["cusum_mean"], mean_threshold=h), resolve_min_count=1)
+    probe.add_features(1)
+    ind = (np.random.default_rng(2).random(50_000) < 0.1) * 1.0
+    probe.set_reference(0, (ind - 0.1) / 0.3, np.quantile(ind, np.linspace(0, 1, 11)), ind.size, 0.0, -1e9, 1e9)
+    # what the report shows is what the statistic is compared with
+    assert probe.decision_thresholds(0)["cusum_mean"] == pytest.approx(h * float(probe._tail_mean[0]))
+    assert probe.thresholds(0)["cusum_mean"] == h
     assert raw > 5 * normal  # the skewed feature's problem
     assert evened < 1.5 * normal  # solved
     theta = 2 * 0.5 / f_ind
