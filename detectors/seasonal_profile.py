@@ -317,9 +317,7 @@ def reference_residuals(section: SeasonalProfile, name: str, t: np.ndarray, x: n
     ok = np.isfinite(t) & np.isfinite(x)
     order = np.argsort(t[ok], kind="stable")
     t, x = t[ok][order], x[ok][order]
-    feat = section.features[name]
-    ph = period_of(section).phase(t) if len(feat.mean) > 1 else np.zeros(t.size, dtype=np.int64)
-    return (x - np.asarray(feat.mean)[ph]) / np.asarray(feat.std)[ph]
+    return seasonal_reference(section, [name]).z(x[:, None], t)[:, 0]
 
 
 def bootstrap_view(feat: SeasonalFeature, residuals: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -330,6 +330,11 @@ def take_event_times(columns: dict[str, list[Any]], period: str | None, time_col
     )
 
 
+def _floats(values: list[Any]) -> np.ndarray:
+    """A numeric column as float64, missing (None) as NaN."""
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
 def add_seasonal(
     profile: ReferenceProfile,
     columns: dict[str, list[Any]],
@@ -347,7 +352,7 @@ def add_seasonal(
     except ValueError as exc:
         raise InputFileError(f"--time-column {time_column!r}: {exc}") from None
     numeric = {
-        name: np.array([np.nan if v is None else float(v) for v in columns[name]], dtype=np.float64)
+        name: _floats(columns[name])
         for name, prof in profile.features.items()
         if isinstance(prof, NumericProfile) and name in columns
     }
@@ -390,7 +395,7 @@ def residuals_from_file(
                 "give the training file the profile was built from"
             )
         try:
-            x = np.array([np.nan if v is None else float(v) for v in columns[name]], dtype=np.float64)
+            x = _floats(columns[name])
         except (TypeError, ValueError):
             raise InputFileError(
                 f"{path.name}: column {name!r} holds non-numbers (a numeric feature of the profile)"
