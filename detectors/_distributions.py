@@ -30,11 +30,12 @@ the lower tail (``p`` from 1e-300 to 0.1), and in the upper tail (``p`` from 0.9
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numba as nb
 import numpy as np
 
-__all__ = ["grid_cdf", "ndtr", "ndtri", "ndtri_acklam", "normal_cdf", "normal_quantile"]
+__all__ = ["bisect", "grid_cdf", "ndtr", "ndtri", "ndtri_acklam", "normal_cdf", "normal_quantile"]
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
@@ -151,3 +152,15 @@ def grid_cdf(q: np.ndarray, v: float, mid_ties: bool) -> float:  # pragma: no co
     if left > k:
         return 1.0
     return (left - 1 + (v - q[left - 1]) / (q[left] - q[left - 1])) / k
+
+
+def bisect(f: Callable[[float], float], target: float, lo: float, hi: float, steps: int) -> float:
+    """Where the increasing ``f`` crosses ``target`` in ``[lo, hi]``: the middle of the interval
+    left after ``steps`` halvings (each keeps the half where ``f`` reaches ``target``)."""
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        if f(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)

@@ -86,13 +86,12 @@ simulated and makes the false-alarm rate higher than calibrated.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numba as nb
 import numpy as np
 
-from driftsentinel.detectors._distributions import normal_cdf, normal_quantile
+from driftsentinel.detectors._distributions import bisect, normal_cdf, normal_quantile
 from driftsentinel.detectors.standardize import reference_std
 from driftsentinel.detectors.window_tests import chi2_sf
 
@@ -408,18 +407,6 @@ def lag1_autocorrelation(z: np.ndarray, lag: int = 1) -> float:
     return float(np.clip(np.nansum(pairs) * scale / den, -1.0, 1.0))
 
 
-def _bisect(f: Callable[[float], float], target: float, lo: float, hi: float, steps: int) -> float:
-    """Where the increasing ``f`` crosses ``target`` in ``[lo, hi]``: the middle of the interval
-    left after ``steps`` halvings (each keeps the half where ``f`` reaches ``target``)."""
-    for _ in range(steps):
-        mid = 0.5 * (lo + hi)
-        if f(mid) < target:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
-
-
 def arma_coefficients(rho1: float, rho2: float) -> tuple[float, float]:
     """The ARMA(1,1) ``(phi, theta)`` with these lag-1 and lag-2 autocorrelations, for the
     dependence of an AR(1) level seen through independent noise (``0 <= theta < phi``):
@@ -439,7 +426,7 @@ def arma_coefficients(rho1: float, rho2: float) -> tuple[float, float]:
     def r1(theta: float) -> float:
         return (1 - phi * theta) * (phi - theta) / (1 + theta * theta - 2 * phi * theta)
 
-    return phi, _bisect(lambda theta: -r1(theta), -rho1, 0.0, phi, 60)  # r1 falls from phi to 0
+    return phi, bisect(lambda theta: -r1(theta), -rho1, 0.0, phi, 60)  # r1 falls from phi to 0
 
 
 def quantile_function(quantiles: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -560,7 +547,7 @@ def latent_weight(
 
     if acf(1.0) <= rho1:
         return 1.0
-    return _bisect(acf, rho1, 1e-6, 1.0, steps)
+    return bisect(acf, rho1, 1e-6, 1.0, steps)
 
 
 def latent_ar1(
@@ -579,7 +566,7 @@ def latent_ar1(
         return lag1_autocorrelation(quantile_function(q, _ar1_uniforms(phi, eps, start)))
 
     target = float(np.clip(acf1, acf(-MAX_PHI), acf(MAX_PHI)))
-    return _bisect(acf, target, -MAX_PHI, MAX_PHI, steps)
+    return bisect(acf, target, -MAX_PHI, MAX_PHI, steps)
 
 
 def block_length(phi: float) -> int:

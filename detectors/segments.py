@@ -51,6 +51,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from driftsentinel.detectors._distributions import bisect
 from driftsentinel.detectors.bank import DetectorBank
 from driftsentinel.detectors.categories import canonical
 from driftsentinel.detectors.profile import TOP_K, build_profile, infer_type
@@ -161,18 +162,11 @@ class SegmentRouter:
 def _lundberg_scale(m: float) -> float:
     """The smaller Lundberg exponent of the two scale CUSUMs on ``z^2`` (z ~ N(0, 1)), increments
     ``z^2 - (1+m)^2`` and ``(1-m)^2 - z^2``: their false-alarm rate falls as ``exp(-theta h)``."""
-
-    def root(f: Any, lo: float, hi: float) -> float:
-        for _ in range(80):  # bisection, bounded
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if f(mid) < 0 else (lo, mid)
-        return 0.5 * (lo + hi)
-
     up, down = (1 + m) ** 2, max(1 - m, 1e-6) ** 2
     # up: E exp(t (z^2 - c)) = 1  <=>  -ln(1 - 2t)/2 = t c  (0 < t < 1/2)
-    t_up = root(lambda t: t * up + 0.5 * math.log(1 - 2 * t), 1e-9, 0.5 - 1e-12)
+    t_up = bisect(lambda t: t * up + 0.5 * math.log(1 - 2 * t), 0.0, 1e-9, 0.5 - 1e-12, 80)
     # down: E exp(t (c - z^2)) = 1  <=>  ln(1 + 2t)/2 = t c
-    t_down = root(lambda t: 0.5 * math.log(1 + 2 * t) - t * down, 1e-9, 50.0)
+    t_down = bisect(lambda t: 0.5 * math.log(1 + 2 * t) - t * down, 0.0, 1e-9, 50.0, 80)
     return min(t_up, t_down)
 
 

@@ -78,7 +78,7 @@ from typing import Any, Literal
 import numba as nb
 import numpy as np
 
-from driftsentinel.detectors._distributions import grid_cdf
+from driftsentinel.detectors._distributions import bisect, grid_cdf
 from driftsentinel.detectors._state import STATE_VERSION, as_array, check_kind
 from driftsentinel.schemas.config import SequentialConfig
 
@@ -276,13 +276,7 @@ def lundberg_exponent(steps: np.ndarray) -> float:
     lo, hi = 0.0, 1.0
     while log_mgf(hi) < 0.0 and hi < 1e6:
         lo, hi = hi, hi * 2.0
-    for _ in range(60):  # bisection: log_mgf is convex, negative on (0, theta), positive beyond
-        mid = 0.5 * (lo + hi)
-        if log_mgf(mid) < 0.0:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+    return bisect(log_mgf, 0.0, lo, hi, 60)  # log_mgf is convex: negative on (0, theta), positive beyond
 
 
 def mean_tail_factor(d_ref: np.ndarray, k: float) -> float:
