@@ -441,6 +441,7 @@ def _adwin_delta(
     hits: list[np.ndarray] = []
     done = 0
     fit = None
+    tightest = 0  # alarms at the tightest delta so far
     for passes in ADWIN_PASSES:
         for p in range(done, passes):  # one detector: the passes are one long stationary stream
             stream = z if p == 0 else z[block_order(z.size, phi, rng)]  # dependent: blocks kept together
@@ -448,12 +449,13 @@ def _adwin_delta(
         done = passes
         rows = passes * z.size
         blocks = _block_counts(np.concatenate(hits), k, rows, BLOCK_VALUES)[:, use]
+        tightest = int(blocks[:, -1].sum())
         fit = fit_log_rate(xs[use], blocks.sum(axis=0), rows, blocks)
         _verdict, delta = adwin_decision(fit, target, cap)
         if delta is not None:
             return delta
     if fit is None or fit.slope >= 0:
-        if dependent and hits and not (np.concatenate(hits)[:, 1] == k - 1).any():
+        if dependent and tightest == 0:
             return float(cap)  # river's delta (the tightest) fired in no pass: it is within the share
         return a.delta  # too few alarms to extrapolate: keep the configured value
     return float(cap)  # no evidence, after all stages, that river's delta fires too often
