@@ -61,18 +61,7 @@ def test_pipeline_benchmark_tiny_run_prints_one_json_object(kafka_bootstrap: str
         "250000",
         "--no-what-if",
     ]
-    res = subprocess.run(
-        cmd,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
-    assert len(lines) == 1, res.stdout[-3000:]
-    out = json.loads(lines[0])
+    out = _one_json_object(cmd, kafka_bootstrap, timeout=600)
     assert KEYS <= out.keys(), sorted(KEYS - out.keys())
     assert out["sidecar"]["events"] == 3000 and out["sidecar"]["exit_code"] == 0
     assert out["naive_events"] == 300
@@ -85,22 +74,27 @@ def test_pipeline_benchmark_tiny_run_prints_one_json_object(kafka_bootstrap: str
     assert set(out["goals"]) == {"events_per_s", "ratio_vs_naive", "share_of_ceiling", "latency_p99_s"}
 
 
-def test_pipeline_benchmark_segments_scenario_runs_the_sidecar_with_segment_banks(kafka_bootstrap: str) -> None:
-    """`--segments 0,3`: the sidecar on events with a 3-valued feature `seg`, without segments and
-    with `detectors.segments: {keys: [seg], max_segments: 3}` (3 segment banks), each timed."""
-    cmd = [sys.executable, "-m", "benchmarks.pipeline", "--events", "3000", "--segments", "0,3"]
+def _one_json_object(cmd: list[str], kafka_bootstrap: str, timeout: float) -> dict:
+    """Run the benchmark against the broker; it must exit 0 and print exactly one JSON object."""
     res = subprocess.run(
         cmd,
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
     )
     assert res.returncode == 0, res.stderr[-3000:]
     lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
     assert len(lines) == 1, res.stdout[-3000:]
-    runs = json.loads(lines[0])["segments"]["runs"]
+    return json.loads(lines[0])
+
+
+def test_pipeline_benchmark_segments_scenario_runs_the_sidecar_with_segment_banks(kafka_bootstrap: str) -> None:
+    """`--segments 0,3`: the sidecar on events with a 3-valued feature `seg`, without segments and
+    with `detectors.segments: {keys: [seg], max_segments: 3}` (3 segment banks), each timed."""
+    cmd = [sys.executable, "-m", "benchmarks.pipeline", "--events", "3000", "--segments", "0,3"]
+    runs = _one_json_object(cmd, kafka_bootstrap, timeout=300)["segments"]["runs"]
     assert set(runs) == {"0", "3"}
     assert runs["0"]["segment_banks"] == 0 and runs["3"]["segment_banks"] == 3
     assert runs["3"]["segment_values"] == runs["0"]["segment_values"] == 3  # the same events
